@@ -1,0 +1,41 @@
+# The two commands: `make dev` runs Scale Mesh on embedded defaults, `make test` runs the suite.
+# Both create .venv and install into it first; nothing else needs to be on the machine but
+# Python >= 3.11 and make.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: dev test lint format migrate clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Scale Mesh needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/scalemesh migrate
+	$(BIN)/scalemesh dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check app builder proxy tests
+	$(BIN)/ruff format --check app builder proxy tests
+	$(BIN)/mypy --strict app builder proxy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix app builder proxy tests
+	$(BIN)/ruff format app builder proxy tests
+
+migrate: $(STAMP)
+	$(BIN)/scalemesh migrate
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

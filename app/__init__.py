@@ -1,0 +1,1 @@
+"""Scale Mesh: the API, the GitHub App and the web dashboard."""

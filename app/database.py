@@ -1,0 +1,124 @@
+"""Open the configured database, point every table at it, migrate it, and check it is alive.
+
+Piccolo finds its engine through a config module; `bind` builds the engine from our settings
+and installs it there and on every table, so queries and migrations use the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from piccolo.apps.migrations.commands.forwards import run_forwards
+from piccolo.apps.migrations.tables import Migration
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from app import piccolo_conf
+from app.settings import DatabaseKind, DatabaseSettings
+from app.tables import TABLES
+
+log = logging.getLogger(__name__)
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 10
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+class MigrationError(RuntimeError):
+    """Migrations could not be applied; the message says which and why."""
+
+
+def make_engine(database: DatabaseSettings) -> Engine:
+    if database.kind is DatabaseKind.SQLITE:
+        assert database.path is not None
+        database.path.parent.mkdir(parents=True, exist_ok=True)
+        return SQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
+    return PostgresEngine(config={"dsn": database.url.reveal()}, log_queries=False)
+
+
+def bind(engine: Engine) -> None:
+    """Make `engine` the one every table, and Piccolo's migration runner, uses."""
+    # Piccolo's migration runner locates its config only through this variable.
+    os.environ["PICCOLO_CONF"] = "app.piccolo_conf"
+    piccolo_conf.DB = engine
+    for table in (*TABLES, Migration):
+        table._meta.db = engine
+
+
+async def migrate(engine: Engine) -> list[str]:
+    """Apply every migration not yet applied; return the ids applied now."""
+    bind(engine)
+    before = set(await _applied(engine))
+    # Piccolo prints progress with emoji; keep it out of our output and logs.
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        result = await run_forwards("scalemesh")
+    if not result.success:
+        raise MigrationError(f"{result.message}\n{printed.getvalue()}")
+    applied = [name for name in await _applied(engine) if name not in before]
+    for name in applied:
+        log.info("migration applied", extra={"migration": name})
+    return applied
+
+
+async def pending_migrations(engine: Engine) -> list[str]:
+    """Migration ids present in the code but not applied to the database."""
+    from piccolo.apps.migrations.commands.base import BaseMigrationManager
+
+    bind(engine)
+    manager = BaseMigrationManager()
+    modules = manager.get_migration_modules(piccolo_conf.APP_CONFIG.resolved_migrations_folder_path)
+    known = manager.get_migration_ids(modules)
+    applied = set(await _applied(engine))
+    return [name for name in known if name not in applied]
+
+
+async def _applied(engine: Engine) -> list[str]:
+    if not await Migration.table_exists():
+        return []
+    rows = await Migration.select(Migration.name).where(Migration.app_name == "scalemesh")
+    return sorted(str(row["name"]) for row in rows)
+
+
+async def ping(engine: Engine) -> None:
+    """Raise if the database cannot answer a trivial query."""
+    await engine.run_ddl("SELECT 1")
+
+
+@contextlib.asynccontextmanager
+async def connection_pool(engine: Engine) -> AsyncIterator[None]:
+    """Hold a PostgreSQL connection pool open for the app's lifetime (SQLite has none)."""
+    if not isinstance(engine, PostgresEngine):
+        yield
+        return
+    await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
+    try:
+        yield
+    finally:
+        await engine.close_connection_pool()
+
+
+def write_transaction(engine: Engine) -> Any:
+    """A transaction that takes SQLite's write lock up front.
+
+    SQLite's default deferred transactions fail with "database is locked" when two of them read
+    and then write at once; IMMEDIATE makes the second wait instead.
+    """
+    if isinstance(engine, SQLiteEngine):
+        return engine.transaction(transaction_type=TransactionType.immediate)
+    return engine.transaction()
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether a database error is a unique-constraint clash, on either engine."""
+    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)

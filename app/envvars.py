@@ -1,0 +1,131 @@
+"""A project's build environment variables: checked, sealed at rest, and never shown again.
+
+Each value is sealed with AES-256-GCM under a key derived from `SCALEMESH_SECRET_KEY`, with
+`<project id>:<name>` as associated data, so a sealed value copied to another project or
+another name fails to open instead of leaking into the wrong build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from app.errors import InvalidRequest
+from app.settings import Secret
+from app.tables import EnvVar
+
+SEAL_VERSION = b"\x01"
+NONCE_BYTES = 12
+MAX_NAME = 255
+MAX_VALUE = 64 * 1024
+MAX_VARIABLES = 200
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The builder sets these itself or strips them; a project may not smuggle them in.
+_RESERVED_PREFIXES = ("SCALEMESH_", "AWS_")
+_RESERVED_NAMES = frozenset({"CI", "HOME", "PATH"})
+
+
+class SealError(RuntimeError):
+    """A sealed value does not open: wrong key, or moved to another project or name."""
+
+
+class Sealer:
+    """Seals and opens env var values with a key derived from the platform's secret key."""
+
+    def __init__(self, secret_key: Secret) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=b"scalemesh env vars v1",
+        ).derive(secret_key.reveal().encode())
+        self._aead = AESGCM(key)
+
+    def seal(self, project_id: int, name: str, value: str) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, value.encode(), _aad(project_id, name))
+        return SEAL_VERSION + nonce + sealed
+
+    def open(self, project_id: int, name: str, blob: bytes) -> str:
+        if blob[:1] != SEAL_VERSION:
+            raise SealError(f"env var {name} has an unknown seal version")
+        nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, sealed, _aad(project_id, name)).decode()
+        except InvalidTag:
+            raise SealError(f"env var {name} does not open with this key") from None
+
+
+def _aad(project_id: int, name: str) -> bytes:
+    return f"{project_id}:{name}".encode()
+
+
+def check_changes(changes: Mapping[str, str | None]) -> None:
+    """Refuse bad names and values before anything is written."""
+    for name, value in changes.items():
+        if not _NAME.match(name) or len(name) > MAX_NAME:
+            raise InvalidRequest(
+                f"env var name {name!r} is not valid: use letters, digits and _, "
+                "not starting with a digit"
+            )
+        if name in _RESERVED_NAMES or name.startswith(_RESERVED_PREFIXES):
+            raise InvalidRequest(f"env var name {name!r} is reserved by Scale Mesh; pick another")
+        if value is not None and len(value.encode()) > MAX_VALUE:
+            raise InvalidRequest(f"env var {name} is larger than {MAX_VALUE // 1024} KiB")
+        if value is not None and "\x00" in value:
+            raise InvalidRequest(f"env var {name} contains a NUL character")
+
+
+async def apply_changes(
+    sealer: Sealer, project_id: int, changes: Mapping[str, str | None]
+) -> None:
+    """Set each name to its value; a value of None deletes the name. Run inside a transaction."""
+    check_changes(changes)
+    now = datetime.now(UTC)
+    for name, value in changes.items():
+        await EnvVar.delete().where((EnvVar.project == project_id) & (EnvVar.name == name))
+        if value is not None:
+            await EnvVar.insert(
+                EnvVar(
+                    project=project_id,
+                    name=name,
+                    value_sealed=sealer.seal(project_id, name, value),
+                    updated_at=now,
+                )
+            )
+    count = await EnvVar.count().where(EnvVar.project == project_id)
+    if count > MAX_VARIABLES:
+        raise InvalidRequest(f"a project may have at most {MAX_VARIABLES} env vars")
+
+
+async def names(project_ids: list[int]) -> dict[int, list[str]]:
+    """Env var names per project, sorted; values are never read here."""
+    found: dict[int, list[str]] = {project_id: [] for project_id in project_ids}
+    if not project_ids:
+        return found
+    rows = await (
+        EnvVar.select(EnvVar.project, EnvVar.name)
+        .where(EnvVar.project.is_in(project_ids))
+        .order_by(EnvVar.name)
+    )
+    for row in rows:
+        found[int(row["project"])].append(str(row["name"]))
+    return found
+
+
+async def load(sealer: Sealer, project_id: int) -> dict[str, str]:
+    """Open every env var of a project, for handing to its build."""
+    rows = await EnvVar.select(EnvVar.name, EnvVar.value_sealed).where(
+        EnvVar.project == project_id
+    )
+    return {
+        str(row["name"]): sealer.open(project_id, str(row["name"]), bytes(row["value_sealed"]))
+        for row in rows
+    }

@@ -1,0 +1,156 @@
+"""Every error the API can answer with, and the one place they become HTTP responses.
+
+Each 4xx body is `{"error": "<code>", "detail": "<what to do>"}`. Anything unexpected is logged
+with its traceback and answered with a generic 500 that never shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the caller can act on: a status, a stable code and a sentence saying what to do."""
+
+    status_code = 400
+    code = "invalid_request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(ApiError):
+    status_code = 400
+    code = "invalid_request"
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+class TooManyRequests(ApiError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    code = "unavailable"
+
+
+def error_response(
+    status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response[dict[str, str]]:
+    return Response(
+        {"error": code, "detail": detail},
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, str]]:
+    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+
+
+def _validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, str]]:
+    return error_response(400, "invalid_request", _explain_validation(exc))
+
+
+def _explain_validation(exc: ValidationException) -> str:
+    """Turn Litestar's list of problems into one sentence naming each field."""
+    problems: list[str] = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        message = str(item.get("message", "")).strip() if isinstance(item, dict) else ""
+        if not message:
+            continue
+        if message == "'data'":  # Litestar's KeyError text when there is no body at all
+            problems.append("The request body is empty; send a JSON object.")
+            continue
+        key = str(item.get("key") or "")
+        source = item.get("source")
+        if source in ("query", "path", "header", "cookie"):
+            problems.append(f"{source} parameter {key!r}: {message}")
+        elif key and key != "data":
+            problems.append(f"{key.removeprefix('data.')}: {message}")
+        else:
+            problems.append(message)
+    if problems:
+        return "; ".join(problems)
+    detail = str(exc.detail)
+    if "JSON" in detail or "malformed" in detail.lower():
+        return f"The request body is not valid JSON ({detail}); send a JSON object."
+    return detail or "The request is not valid."
+
+
+def _http_exception(
+    request: Request[Any, Any, Any], exc: HTTPException
+) -> Response[dict[str, str]]:
+    headers = dict(exc.headers or {})
+    if isinstance(exc, RequestEntityTooLarge):
+        return error_response(
+            413, "too_large", "The request body is too large; the limit is 1 MiB.", headers
+        )
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(401, "unauthorized", "Sign in first (POST /user/login).", headers)
+    if isinstance(exc, PermissionDeniedException):
+        return error_response(403, "forbidden", "You may not do that.", headers)
+    if isinstance(exc, NotFoundException):
+        return error_response(404, "not_found", f"Nothing at {request.url.path}.", headers)
+    if isinstance(exc, MethodNotAllowedException):
+        return error_response(
+            405, "method_not_allowed", f"{request.method} is not allowed here.", headers
+        )
+    if exc.status_code >= 500:
+        log.error("http exception", extra={"path": request.url.path, "status": exc.status_code})
+        return error_response(exc.status_code, "internal", "Something went wrong on our side.")
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Bad request."
+    return error_response(exc.status_code, "invalid_request", detail, headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal",
+        "Something went wrong on our side; it has been logged. Try again later.",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ApiError: _api_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

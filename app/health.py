@@ -1,0 +1,60 @@
+"""`GET /health`: is each configured component answering?"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+import anyio
+import msgspec
+from litestar import Response, get
+from litestar.di import NamedDependency
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 3.0
+
+HealthCheck = Callable[[], Awaitable[None]]
+HealthChecks = Mapping[str, HealthCheck]
+
+
+class HealthOut(msgspec.Struct):
+    status: str
+    """`ok`, or `degraded` when any component is down."""
+    components: dict[str, str]
+    """Each component's state: `ok`, or `down: <reason>`."""
+
+
+async def run_checks(checks: HealthChecks) -> HealthOut:
+    components: dict[str, str] = {}
+
+    async def run(name: str, check: HealthCheck) -> None:
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT_S):
+                await check()
+        except TimeoutError:
+            components[name] = f"down: no answer within {CHECK_TIMEOUT_S:g} s"
+        except Exception as exc:
+            components[name] = f"down: {type(exc).__name__}: {exc}".strip()[:200]
+        else:
+            components[name] = "ok"
+
+    async with anyio.create_task_group() as group:
+        for name, check in checks.items():
+            group.start_soon(run, name, check)
+    down = sorted(name for name, state in components.items() if state != "ok")
+    if down:
+        log.warning("health check failed", extra={"components": down})
+    return HealthOut(
+        status="degraded" if down else "ok",
+        components={name: components[name] for name in checks},
+    )
+
+
+@get("/health", summary="Whether the database, storage and log bus answer", cache=False)
+async def health(health_checks: NamedDependency[HealthChecks]) -> Response[HealthOut]:
+    result = await run_checks(health_checks)
+    return Response(result, status_code=200 if result.status == "ok" else 503)
+
+
+ROUTES = [health]

@@ -1,0 +1,185 @@
+"""The database schema (DESIGN §3) as Piccolo tables, and the vocabulary stored in them.
+
+Composite unique constraints are created by raw `CREATE UNIQUE INDEX` in the migrations, not
+with Piccolo's `Unique([...])`, which emits `ALTER TABLE .. ADD CONSTRAINT` that SQLite refuses.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import (
+    UUID,
+    BigInt,
+    Boolean,
+    Bytea,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class DeploymentState(StrEnum):
+    """Internal build states; `app.deployments` maps them to what GitHub is told."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATES = frozenset({DeploymentState.READY, DeploymentState.FAILED, DeploymentState.CANCELLED})
+
+
+class Target(StrEnum):
+    PRODUCTION = "production"
+    PREVIEW = "preview"
+
+
+class User(Table, tablename="scalemesh_user"):
+    email = Varchar(length=254, unique=True)
+    """Stored case-folded, so one address is one account whatever its spelling."""
+    password_hash = Varchar(length=255)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Session(Table, tablename="scalemesh_session"):
+    """A sign-in: the cookie and the bearer token are the same secret; only its hash is kept."""
+
+    user = ForeignKey(references=User, null=False, on_delete=OnDelete.cascade, index=True)
+    token_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    last_seen_at = Timestamptz(default=TimestamptzNow())
+
+
+class ApiToken(Table, tablename="scalemesh_api_token"):
+    user = ForeignKey(references=User, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100)
+    token_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+
+
+class LoginFailure(Table, tablename="scalemesh_login_failure"):
+    """One row per failed password check, counted per email to slow down guessing."""
+
+    email = Varchar(length=254, index=True)
+    failed_at = Timestamptz(default=TimestamptzNow(), index=True)
+
+
+class Installation(Table, tablename="scalemesh_installation"):
+    installation_id = BigInt(unique=True)
+    account_login = Varchar(length=100)
+    account_type = Varchar(length=20, default="User")
+    suspended = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Repository(Table, tablename="scalemesh_repository"):
+    github_id = BigInt(unique=True)
+    full_name = Varchar(length=140, index=True)
+    clone_url = Varchar(length=500)
+    private = Boolean(default=False)
+    installation = ForeignKey(
+        references=Installation, null=False, on_delete=OnDelete.cascade, index=True
+    )
+
+
+class Project(Table, tablename="scalemesh_project"):
+    slug = Varchar(length=63, unique=True)
+    name = Varchar(length=100)
+    owner = ForeignKey(references=User, null=False, on_delete=OnDelete.cascade, index=True)
+    github_repository = Varchar(length=140, null=True, default=None, index=True)
+    """`owner/name` when the project builds a GitHub repository, else None."""
+    git_url = Varchar(length=500)
+    """What the builder clones: the GitHub https URL, or the URL the user gave."""
+    production_branch = Varchar(length=255, default="main")
+    root_directory = Varchar(length=255, null=True, default=None)
+    install_command = Varchar(length=1000, null=True, default=None)
+    build_command = Varchar(length=1000, null=True, default=None)
+    output_directory = Varchar(length=255, null=True, default=None)
+    allow_fork_builds = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class EnvVar(Table, tablename="scalemesh_env_var"):
+    """A project's build variable; the value is AES-GCM sealed to (project id, name)."""
+
+    project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=255)
+    value_sealed = Bytea()
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Deployment(Table, tablename="scalemesh_deployment"):
+    id = UUID(primary_key=True)
+    project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
+    sha = Varchar(length=40, default="")
+    ref = Varchar(length=255, default="")
+    branch = Varchar(length=255, null=True, default=None)
+    pr_number = Integer(null=True, default=None)
+    commit_message = Text(default="")
+    target = Varchar(length=20, choices=Target, default=Target.PREVIEW)
+    state = Varchar(length=20, choices=DeploymentState, default=DeploymentState.QUEUED, index=True)
+    created_at = Timestamptz(default=TimestamptzNow(), index=True)
+    started_at = Timestamptz(null=True, default=None)
+    ready_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+    runner_handle = Varchar(length=500, null=True, default=None)
+    error = Text(null=True, default=None)
+    github_deployment_id = BigInt(null=True, default=None)
+
+
+class Alias(Table, tablename="scalemesh_alias"):
+    """A hostname label (or a full custom hostname) that points at one deployment."""
+
+    hostname = Varchar(length=253, unique=True)
+    project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
+    deployment = ForeignKey(
+        references=Deployment, null=False, on_delete=OnDelete.cascade, index=True
+    )
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class WebhookDelivery(Table, tablename="scalemesh_webhook_delivery"):
+    delivery_id = Varchar(length=64, unique=True)
+    event = Varchar(length=64)
+    action = Varchar(length=64, null=True, default=None)
+    payload = Text(default="")
+    received_at = Timestamptz(default=TimestamptzNow())
+    processed_at = Timestamptz(null=True, default=None, index=True)
+    outcome = Varchar(length=255, null=True, default=None)
+
+
+class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
+    repository = Varchar(length=140)
+    """`owner/name`; with `pr_number` unique (raw index in the migration)."""
+    pr_number = Integer()
+    comment_id = BigInt()
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+TABLES: tuple[type[Table], ...] = (
+    User,
+    Session,
+    ApiToken,
+    LoginFailure,
+    Installation,
+    Repository,
+    Project,
+    EnvVar,
+    Deployment,
+    Alias,
+    WebhookDelivery,
+    PullRequestComment,
+)
+"""Every table, parents before children (the order they are created in)."""

@@ -1,0 +1,1 @@
+"""The Scale Mesh builder: clone, install, build and upload one commit."""

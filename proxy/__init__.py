@@ -1,0 +1,1 @@
+"""The Scale Mesh proxy: serve every deployment at its own hostname."""
