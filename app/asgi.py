@@ -8,15 +8,14 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
-from piccolo.engine.base import Engine
 from redis.asyncio import Redis
 
 from app import database, health, projects, users
+from app.database import AnyEngine
 from app.envvars import Sealer
 from app.errors import EXCEPTION_HANDLERS
 from app.health import HealthChecks
+from app.openapi import StrictStructSchemaPlugin, openapi_config
 from app.settings import Settings
 from app.storage import Storage, storage_from_settings
 
@@ -76,15 +75,11 @@ def create_app(settings: Settings) -> Litestar:
             "storage": Provide(lambda: storage, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
-        signature_types=[Settings, Engine, Sealer, Storage],
+        signature_types=[Settings, AnyEngine, Sealer, Storage],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
-        openapi_config=OpenAPIConfig(
-            title="Scale Mesh",
-            version=VERSION,
-            path="/schema",
-            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
-        ),
+        openapi_config=openapi_config(VERSION),
+        plugins=[StrictStructSchemaPlugin()],
         logging_config=None,
         debug=False,
     )

@@ -114,13 +114,13 @@ def presented_token(request: Request[Any, Any, Any]) -> str | None:
 async def user_for_token(settings: Settings, token: str) -> CurrentUser | None:
     digest = token_hash(settings, token)
     row = (
-        await Session.select(Session.user.id, Session.user.email)
+        await Session.select(Session.user, Session.user.email)
         .where((Session.token_hash == digest) & (Session.expires_at > datetime.now(UTC)))
         .first()
     )
     if row is None:
         return None
-    return CurrentUser(id=int(row["user.id"]), email=str(row["user.email"]), token_hash=digest)
+    return CurrentUser(id=int(row["user"]), email=str(row["user.email"]), token_hash=digest)
 
 
 async def provide_user(
@@ -135,7 +135,11 @@ async def provide_user(
 
 
 async def find_user(email: str) -> tuple[int, str] | None:
-    row = await User.select(User.id, User.password_hash).where(User.email == email).first()
+    row = (
+        await User.select(User._meta.primary_key, User.password_hash)
+        .where(User.email == email)
+        .first()
+    )
     if row is None:
         return None
     return int(row["id"]), str(row["password_hash"])

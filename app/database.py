@@ -15,15 +15,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.apps.migrations.tables import Migration
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.table import Table
 
 from app import piccolo_conf
-from app.settings import DatabaseKind, DatabaseSettings
+from app.settings import DatabaseSettings
 from app.tables import TABLES
 
 log = logging.getLogger(__name__)
@@ -33,28 +33,31 @@ POOL_MAX_SIZE = 10
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
+AnyEngine = Engine[Any]
+
+
 class MigrationError(RuntimeError):
     """Migrations could not be applied; the message says which and why."""
 
 
-def make_engine(database: DatabaseSettings) -> Engine:
-    if database.kind is DatabaseKind.SQLITE:
-        assert database.path is not None
+def make_engine(database: DatabaseSettings) -> AnyEngine:
+    if database.path is not None:
         database.path.parent.mkdir(parents=True, exist_ok=True)
         return SQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
     return PostgresEngine(config={"dsn": database.url.reveal()}, log_queries=False)
 
 
-def bind(engine: Engine) -> None:
+def bind(engine: AnyEngine) -> None:
     """Make `engine` the one every table, and Piccolo's migration runner, uses."""
     # Piccolo's migration runner locates its config only through this variable.
     os.environ["PICCOLO_CONF"] = "app.piccolo_conf"
     piccolo_conf.DB = engine
-    for table in (*TABLES, Migration):
+    tables: tuple[type[Table], ...] = (*TABLES, Migration)
+    for table in tables:
         table._meta.db = engine
 
 
-async def migrate(engine: Engine) -> list[str]:
+async def migrate(engine: AnyEngine) -> list[str]:
     """Apply every migration not yet applied; return the ids applied now."""
     bind(engine)
     before = set(await _applied(engine))
@@ -69,7 +72,7 @@ async def migrate(engine: Engine) -> list[str]:
     return applied
 
 
-async def pending_migrations(engine: Engine) -> list[str]:
+async def pending_migrations(engine: AnyEngine) -> list[str]:
     """Migration ids present in the code but not applied to the database."""
     from piccolo.apps.migrations.commands.base import BaseMigrationManager
 
@@ -81,20 +84,28 @@ async def pending_migrations(engine: Engine) -> list[str]:
     return [name for name in known if name not in applied]
 
 
-async def _applied(engine: Engine) -> list[str]:
-    if not await Migration.table_exists():
+async def _applied(engine: AnyEngine) -> list[str]:
+    if not await _migration_table_exists(engine):
         return []
     rows = await Migration.select(Migration.name).where(Migration.app_name == "scalemesh")
     return sorted(str(row["name"]) for row in rows)
 
 
-async def ping(engine: Engine) -> None:
+async def _migration_table_exists(engine: AnyEngine) -> bool:
+    if isinstance(engine, PostgresEngine):
+        # Piccolo's table_exists() looks in every schema; to_regclass honours search_path.
+        rows = await engine.run_ddl("SELECT to_regclass('migration') IS NOT NULL AS found")
+        return bool(rows[0]["found"])
+    return bool(await Migration.table_exists())
+
+
+async def ping(engine: AnyEngine) -> None:
     """Raise if the database cannot answer a trivial query."""
     await engine.run_ddl("SELECT 1")
 
 
 @contextlib.asynccontextmanager
-async def connection_pool(engine: Engine) -> AsyncIterator[None]:
+async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
     """Hold a PostgreSQL connection pool open for the app's lifetime (SQLite has none)."""
     if not isinstance(engine, PostgresEngine):
         yield
@@ -106,7 +117,7 @@ async def connection_pool(engine: Engine) -> AsyncIterator[None]:
         await engine.close_connection_pool()
 
 
-def write_transaction(engine: Engine) -> Any:
+def write_transaction(engine: AnyEngine) -> Any:
     """A transaction that takes SQLite's write lock up front.
 
     SQLite's default deferred transactions fail with "database is locked" when two of them read

@@ -83,9 +83,7 @@ def check_changes(changes: Mapping[str, str | None]) -> None:
             raise InvalidRequest(f"env var {name} contains a NUL character")
 
 
-async def apply_changes(
-    sealer: Sealer, project_id: int, changes: Mapping[str, str | None]
-) -> None:
+async def apply_changes(sealer: Sealer, project_id: int, changes: Mapping[str, str | None]) -> None:
     """Set each name to its value; a value of None deletes the name. Run inside a transaction."""
     check_changes(changes)
     now = datetime.now(UTC)
@@ -122,9 +120,7 @@ async def names(project_ids: list[int]) -> dict[int, list[str]]:
 
 async def load(sealer: Sealer, project_id: int) -> dict[str, str]:
     """Open every env var of a project, for handing to its build."""
-    rows = await EnvVar.select(EnvVar.name, EnvVar.value_sealed).where(
-        EnvVar.project == project_id
-    )
+    rows = await EnvVar.select(EnvVar.name, EnvVar.value_sealed).where(EnvVar.project == project_id)
     return {
         str(row["name"]): sealer.open(project_id, str(row["name"]), bytes(row["value_sealed"]))
         for row in rows

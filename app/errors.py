@@ -21,6 +21,7 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,8 @@ def _http_exception(
         log.error("http exception", extra={"path": request.url.path, "status": exc.status_code})
         return error_response(exc.status_code, "internal", "Something went wrong on our side.")
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Bad request."
+    if detail.startswith("JSON is malformed"):
+        detail = f"The request body is not valid JSON ({detail})."
     return error_response(exc.status_code, "invalid_request", detail, headers)
 
 
@@ -148,7 +151,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     )
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: _api_error,
     ValidationException: _validation_error,
     HTTPException: _http_exception,

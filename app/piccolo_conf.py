@@ -7,13 +7,14 @@ start-up, before any migration or query runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from piccolo.conf.apps import AppConfig, AppRegistry
 from piccolo.engine.base import Engine
 
 from app.tables import TABLES
 
-DB: Engine | None = None
+DB: Engine[Any] | None = None
 
 APP_CONFIG = AppConfig(
     app_name="scalemesh",

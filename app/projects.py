@@ -11,18 +11,17 @@ import shlex
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
 from litestar import delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
-from piccolo.engine.base import Engine
 
 from app import envvars
-from app.database import is_unique_violation, write_transaction
 from app.auth import CurrentUser, provide_user
+from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.settings import Runner, Settings
@@ -36,16 +35,42 @@ _REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _BAD_REF = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|//|@\{|\.lock$|^[-/.]|[/.]$")
 
 
+# Patterns are documented in the OpenAPI schema only; the checks below explain a mismatch better.
+Name = Annotated[
+    str,
+    msgspec.Meta(max_length=100, extra_json_schema={"extra": {"pattern": "[A-Za-z0-9]"}}),
+]
+Repo = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=500,
+        description="owner/name of a GitHub repository, or an https:// or file:// git URL",
+        extra_json_schema={
+            "extra": {
+                "pattern": r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
+                r"|^https://[^/@\s]+/\S+$|^file:///\S+$"
+            }
+        },
+    ),
+]
+Branch = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Directory = Annotated[str, msgspec.Meta(max_length=255)]
+Command = Annotated[str, msgspec.Meta(max_length=1000)]
+EnvName = Annotated[str, msgspec.Meta(max_length=255)]
+EnvValue = Annotated[str, msgspec.Meta(max_length=envvars.MAX_VALUE)]
+
+
 class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    repo: str
-    production_branch: str = "main"
-    root_directory: str | None = None
-    install_command: str | None = None
-    build_command: str | None = None
-    output_directory: str | None = None
+    name: Name
+    repo: Repo
+    production_branch: Branch = "main"
+    root_directory: Directory | None = None
+    install_command: Command | None = None
+    build_command: Command | None = None
+    output_directory: Directory | None = None
     allow_fork_builds: bool = False
-    env: dict[str, str] = {}
+    env: dict[EnvName, EnvValue] = {}
 
 
 class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,15 +79,15 @@ class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     `env` merges: each name given is set, a name given as null is deleted, others are kept.
     """
 
-    name: str | msgspec.UnsetType = msgspec.UNSET
-    repo: str | msgspec.UnsetType = msgspec.UNSET
-    production_branch: str | msgspec.UnsetType = msgspec.UNSET
-    root_directory: str | None | msgspec.UnsetType = msgspec.UNSET
-    install_command: str | None | msgspec.UnsetType = msgspec.UNSET
-    build_command: str | None | msgspec.UnsetType = msgspec.UNSET
-    output_directory: str | None | msgspec.UnsetType = msgspec.UNSET
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    repo: Repo | msgspec.UnsetType = msgspec.UNSET
+    production_branch: Branch | msgspec.UnsetType = msgspec.UNSET
+    root_directory: Directory | msgspec.UnsetType | None = msgspec.UNSET
+    install_command: Command | msgspec.UnsetType | None = msgspec.UNSET
+    build_command: Command | msgspec.UnsetType | None = msgspec.UNSET
+    output_directory: Directory | msgspec.UnsetType | None = msgspec.UNSET
     allow_fork_builds: bool | msgspec.UnsetType = msgspec.UNSET
-    env: dict[str, str | None] | msgspec.UnsetType = msgspec.UNSET
+    env: dict[EnvName, EnvValue | None] | msgspec.UnsetType = msgspec.UNSET
 
 
 class ProjectOut(msgspec.Struct):
@@ -124,16 +149,23 @@ def parse_repo(raw: str, settings: Settings) -> RepoSource:
         raise InvalidRequest("repo is required: owner/name for GitHub, or a git URL.")
     if re.match(r"^[\w.-]+@[\w.-]+:", value) or value.startswith("ssh://"):
         raise InvalidRequest(
-            "SSH URLs are not supported: use the https:// URL, or owner/name for a GitHub repository."
+            "SSH URLs are not supported: use the https:// URL, "
+            "or owner/name for a GitHub repository."
         )
     if "://" not in value:
         return _github_repo(value, settings)
-    parts = urlsplit(value)
+    if any(ord(c) < 0x20 or c.isspace() for c in value):
+        raise InvalidRequest("the repo URL must not contain spaces or control characters.")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise InvalidRequest(f"repo {value!r} is not a valid URL.") from None
     if parts.scheme == "file":
         return _file_repo(parts.path, parts.netloc, settings)
     if parts.scheme == "http":
         raise InvalidRequest("plain http:// git URLs are not supported: use https://.")
-    if parts.scheme != "https" or not parts.hostname:
+    if parts.scheme != "https" or not host:
         raise InvalidRequest(
             f"repo {value!r} is not owner/name or a git URL (https:// or file://)."
         )
@@ -146,7 +178,7 @@ def parse_repo(raw: str, settings: Settings) -> RepoSource:
         raise InvalidRequest("the repo URL must not have a ?query or #fragment.")
     github_host = urlsplit(github_web_url(settings)).hostname
     path = parts.path.strip("/").removesuffix(".git")
-    if parts.hostname == github_host and path.count("/") == 1:
+    if host == github_host and path.count("/") == 1:
         return _github_repo(path, settings)
     if not path:
         raise InvalidRequest(f"repo URL {value!r} has no repository path.")
@@ -173,7 +205,11 @@ def _file_repo(path: str, host: str, settings: Settings) -> RepoSource:
         )
     if host not in ("", "localhost") or not path.startswith("/"):
         raise InvalidRequest("a file:// URL needs an absolute path: file:///path/to/repo.")
-    if not Path(path).exists():
+    try:
+        found = Path(path).exists()
+    except OSError:  # e.g. a name longer than the filesystem allows
+        found = False
+    if not found:
         raise InvalidRequest(f"there is no git repository at {path}.")
     return RepoSource(git_url=f"file://{path}", github_repository=None)
 
@@ -269,11 +305,11 @@ async def _row(owner_id: int, slug: str) -> dict[str, Any]:
 
 
 async def create_project(
-    engine: Engine, sealer: Sealer, settings: Settings, owner_id: int, data: ProjectIn
+    engine: AnyEngine, sealer: Sealer, settings: Settings, owner_id: int, data: ProjectIn
 ) -> ProjectOut:
     name, slug = check_name(data.name)
     source = parse_repo(data.repo, settings)
-    values = {
+    values: dict[str, Any] = {
         "name": name,
         "slug": slug,
         "owner": owner_id,
@@ -288,9 +324,7 @@ async def create_project(
     }
     envvars.check_changes(data.env)
     if await slug_taken(slug):
-        raise Conflict(
-            f"The URL name {slug!r} is taken; try the name {await free_slug(slug)!r}."
-        )
+        raise Conflict(f"The URL name {slug!r} is taken; try the name {await free_slug(slug)!r}.")
     try:
         async with write_transaction(engine):
             rows = await Project.insert(Project(**values))
@@ -316,7 +350,7 @@ async def get_project(owner_id: int, slug: str, settings: Settings) -> ProjectOu
 
 
 async def update_project(
-    engine: Engine,
+    engine: AnyEngine,
     sealer: Sealer,
     settings: Settings,
     owner_id: int,
@@ -348,14 +382,14 @@ async def update_project(
     envvars.check_changes(env_changes)
     values[Project.updated_at] = datetime.now(UTC)
     async with write_transaction(engine):
-        await Project.update(values).where(Project.id == row["id"])
+        await Project.update(values).where(Project._meta.primary_key == row["id"])
         await envvars.apply_changes(sealer, int(row["id"]), env_changes)
     return await get_project(owner_id, slug, settings)
 
 
 async def delete_project(owner_id: int, slug: str) -> None:
     row = await _row(owner_id, slug)
-    await Project.delete().where(Project.id == row["id"])
+    await Project.delete().where(Project._meta.primary_key == row["id"])
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -367,7 +401,7 @@ _user = {"user": Provide(provide_user)}
 async def create(
     data: JSONBody[ProjectIn],
     user: NamedDependency[CurrentUser],
-    engine: NamedDependency[Engine],
+    engine: NamedDependency[AnyEngine],
     sealer: NamedDependency[Sealer],
     settings: NamedDependency[Settings],
 ) -> ProjectOut:
@@ -393,7 +427,7 @@ async def change(
     slug: FromPath[str],
     data: JSONBody[ProjectPatch],
     user: NamedDependency[CurrentUser],
-    engine: NamedDependency[Engine],
+    engine: NamedDependency[AnyEngine],
     sealer: NamedDependency[Sealer],
     settings: NamedDependency[Settings],
 ) -> ProjectOut:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-SECRET_KEY_FILE = "secret_key"
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - the name of the file, not a secret
 
 VARIABLES: tuple[str, ...] = (
     "SCALEMESH_DATA_DIR",
@@ -233,9 +233,7 @@ class Settings:
 
         log_level = env.get("SCALEMESH_LOG_LEVEL", "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(
-                "SCALEMESH_LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR"
-            )
+            raise SettingsError("SCALEMESH_LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR")
 
         secret_key = env.get("SCALEMESH_SECRET_KEY", "")
         if not secret_key:
@@ -324,7 +322,8 @@ def _database(url: str) -> DatabaseSettings:
     if parts.scheme in ("postgresql", "postgres"):
         if not parts.hostname and "host=" not in parts.query:
             raise SettingsError(
-                "SCALEMESH_DATABASE_URL", "a postgresql:// URL needs a host, e.g. @db:5432/scalemesh"
+                "SCALEMESH_DATABASE_URL",
+                "a postgresql:// URL needs a host, e.g. @db:5432/scalemesh",
             )
         return DatabaseSettings(DatabaseKind.POSTGRES, Secret(url))
     raise SettingsError(
@@ -344,9 +343,7 @@ def _storage(url: str, endpoint_url: str | None) -> StorageSettings:
         if endpoint_url:
             _require_http_url("AWS_ENDPOINT_URL", endpoint_url)
         return StorageSettings(url, endpoint_url)
-    raise SettingsError(
-        "SCALEMESH_STORAGE_URL", f"must start with file:// or s3://, not {url!r}"
-    )
+    raise SettingsError("SCALEMESH_STORAGE_URL", f"must start with file:// or s3://, not {url!r}")
 
 
 def _ecs(env: _Reader) -> EcsSettings:
@@ -383,8 +380,10 @@ def _github(env: _Reader) -> GitHubSettings | None:
         return None
     for name, value in values.items():
         if not value:
-            others = ", ".join(n for n in names if n != name)
-            raise SettingsError(name, f"is required when {others} are set")
+            given = ", ".join(n for n, v in values.items() if v)
+            raise SettingsError(
+                name, f"is required too: the GitHub App needs all three, and {given} is set"
+            )
     raw_id = values["SCALEMESH_GITHUB_APP_ID"]
     if not raw_id.isdigit():
         raise SettingsError("SCALEMESH_GITHUB_APP_ID", f"must be a number, not {raw_id!r}")

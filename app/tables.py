@@ -124,7 +124,8 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     id = UUID(primary_key=True)
     project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
     sha = Varchar(length=40, default="")
-    ref = Varchar(length=255, default="")
+    git_ref = Varchar(length=255, default="")
+    """What was asked for: a branch, tag or sha (`ref` would shadow Table.ref())."""
     branch = Varchar(length=255, null=True, default=None)
     pr_number = Integer(null=True, default=None)
     commit_message = Text(default="")

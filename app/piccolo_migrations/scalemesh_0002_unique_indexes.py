@@ -7,7 +7,7 @@ migration's raw steps run before its tables are created, so these live in their 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
-ID = "2026-11-27T21:40:00:000000"
+ID = "2026-11-27T21:25:47:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "composite unique indexes"
 
@@ -28,7 +28,9 @@ async def forwards() -> MigrationManager:
         assert engine is not None
         for name, (table, columns) in INDEXES.items():
             quoted = ", ".join(f'"{column}"' for column in columns)
-            await engine.run_ddl(f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}" ON "{table}" ({quoted})')
+            await engine.run_ddl(
+                f'CREATE UNIQUE INDEX IF NOT EXISTS "{name}" ON "{table}" ({quoted})'
+            )
 
     async def drop() -> None:
         engine = engine_finder()

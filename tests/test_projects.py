@@ -1,0 +1,480 @@
+"""Projects through the HTTP API: create, list, show, change, delete, and whose they are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.envvars import Sealer, SealError
+from app.errors import InvalidRequest
+from app.projects import check_branch, check_command, check_relative_dir, parse_repo, slugify
+from app.settings import Settings
+from app.tables import Alias, Deployment, EnvVar, Project
+from tests.conftest import TEST_SECRET_KEY, Client, bearer, sign_up
+
+
+@pytest.fixture
+def token(client: Client) -> str:
+    return sign_up(client)
+
+
+def create(client: Client, token: str, **body: Any) -> Any:
+    body.setdefault("repo", "octocat/hello-world")
+    return client.post("/project", json=body, headers=bearer(token))
+
+
+def test_create_derives_the_slug_and_the_production_url(client: Client, token: str) -> None:
+    response = create(client, token, name="My Site!")
+
+    assert response.status_code == 201
+    project = response.json()
+    assert project["slug"] == "my-site"
+    assert project["name"] == "My Site!"
+    assert project["repo"] == "octocat/hello-world"
+    assert project["github_repository"] == "octocat/hello-world"
+    assert project["git_url"] == "https://github.com/octocat/hello-world.git"
+    assert project["production_branch"] == "main"
+    assert project["production_url"] == "http://my-site.localhost:8080"
+    for auto_detected in ("root_directory", "install_command", "build_command", "output_directory"):
+        assert project[auto_detected] is None
+    stored = client.run(lambda: Project.select(Project.slug, Project.owner.email))
+    assert stored == [{"slug": "my-site", "owner.email": "ada@example.com"}]
+
+
+def test_create_keeps_build_settings(client: Client, token: str) -> None:
+    response = create(
+        client,
+        token,
+        name="docs",
+        repo="https://gitlab.example.com/team/docs.git",
+        production_branch="refs/heads/release/v2",
+        root_directory="./apps/docs/",
+        install_command="pnpm install --frozen-lockfile",
+        build_command="pnpm run build -- --mode 'production'",
+        output_directory="dist",
+        allow_fork_builds=True,
+    )
+
+    assert response.status_code == 201
+    project = response.json()
+    assert project["repo"] == "https://gitlab.example.com/team/docs.git"
+    assert project["github_repository"] is None
+    assert project["production_branch"] == "release/v2"
+    assert project["root_directory"] == "apps/docs"
+    assert project["install_command"] == "pnpm install --frozen-lockfile"
+    assert project["build_command"] == "pnpm run build -- --mode 'production'"
+    assert project["output_directory"] == "dist"
+    assert project["allow_fork_builds"] is True
+
+
+def test_env_values_are_sealed_to_their_project_and_name(client: Client, token: str) -> None:
+    response = create(client, token, name="web", env={"API_KEY": "s3cr3t-value", "MODE": "prod"})
+
+    assert response.json()["env"] == ["API_KEY", "MODE"]
+    assert "s3cr3t-value" not in response.text
+    rows = client.run(
+        lambda: EnvVar.select(EnvVar.project, EnvVar.name, EnvVar.value_sealed).order_by(
+            EnvVar.name
+        )
+    )
+    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    project_id = response.json()["id"]
+    api_key = bytes(rows[0]["value_sealed"])
+    assert b"s3cr3t-value" not in api_key
+    assert sealer.open(project_id, "API_KEY", api_key) == "s3cr3t-value"
+    with pytest.raises(SealError):
+        sealer.open(project_id + 1, "API_KEY", api_key)
+    with pytest.raises(SealError):
+        sealer.open(project_id, "MODE", api_key)
+
+
+def test_a_taken_slug_is_a_409_suggesting_a_free_one(client: Client, token: str) -> None:
+    create(client, token, name="Web")
+    create(client, token, name="web-2")
+
+    response = create(client, token, name="WEB")
+
+    assert response.status_code == 409
+    assert response.json()["error"] == "conflict"
+    assert "'web-3'" in response.json()["detail"]
+    assert client.run(lambda: Project.count()) == 2
+
+
+def test_another_users_slug_is_taken_too(client: Client, token: str) -> None:
+    create(client, token, name="web")
+    other = sign_up(client, "bob@example.com")
+
+    response = create(client, other, name="web")
+
+    assert response.status_code == 409
+    assert "'web-2'" in response.json()["detail"]
+
+
+def test_reserved_slugs_are_refused(client: Client, token: str) -> None:
+    response = create(client, token, name="API")
+
+    assert response.status_code == 409
+    assert "'api-2'" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"name": "!!!"}, "needs at least one letter or digit"),
+        ({"name": ""}, "1 to 100 characters"),
+        ({"name": "web", "repo": "git@github.com:o/r.git"}, "SSH URLs are not supported"),
+        ({"name": "web", "repo": "not a repo"}, "is not owner/name or a git URL"),
+        ({"name": "web", "production_branch": "feature..x"}, "not a valid git branch"),
+        ({"name": "web", "root_directory": "../etc"}, "a path inside the repository"),
+        ({"name": "web", "output_directory": "/var/www"}, "a path inside the repository"),
+        ({"name": "web", "build_command": "npm run 'build"}, "cannot be split"),
+        ({"name": "web", "env": {"1BAD": "x"}}, "is not valid"),
+        ({"name": "web", "env": {"AWS_SECRET_ACCESS_KEY": "x"}}, "reserved"),
+        ({"name": "web", "env": {"A": 1}}, "env[...]: Expected `str`"),
+        ({"name": "web", "owner": 2}, "unknown field `owner`"),
+        ({"repo": "o/r"}, "missing required field `name`"),
+    ],
+)
+def test_create_explains_bad_input_and_stores_nothing(
+    client: Client, token: str, body: dict[str, Any], fragment: str
+) -> None:
+    response = create(client, token, **body)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert fragment in response.json()["detail"]
+    assert client.run(lambda: Project.count()) == 0
+    assert client.run(lambda: EnvVar.count()) == 0
+
+
+def test_projects_need_a_signed_in_user(client: Client) -> None:
+    for method, path in [
+        ("POST", "/project"),
+        ("GET", "/projects"),
+        ("GET", "/projects/web"),
+        ("PATCH", "/projects/web"),
+        ("DELETE", "/projects/web"),
+    ]:
+        response = client.request(method, path, json={"name": "web", "repo": "o/r"})
+        assert response.status_code == 401, (method, path)
+        assert response.json()["error"] == "unauthorized"
+
+
+def test_list_shows_only_the_callers_projects(client: Client, token: str) -> None:
+    create(client, token, name="b-site")
+    create(client, token, name="a-site", env={"TOKEN": "v"})
+    other = sign_up(client, "bob@example.com")
+    create(client, other, name="bobs")
+
+    mine = client.get("/projects", headers=bearer(token))
+    theirs = client.get("/projects", headers=bearer(other))
+
+    assert [p["slug"] for p in mine.json()] == ["a-site", "b-site"]
+    assert mine.json()[0]["env"] == ["TOKEN"]
+    assert [p["slug"] for p in theirs.json()] == ["bobs"]
+
+
+def test_show_returns_the_project(client: Client, token: str) -> None:
+    created = create(client, token, name="web", env={"K": "v"}).json()
+
+    response = client.get("/projects/web", headers=bearer(token))
+
+    assert response.status_code == 200
+    assert response.json() == created
+
+
+def test_someone_elses_project_is_not_found(client: Client, token: str) -> None:
+    create(client, token, name="web", env={"K": "v"})
+    other = sign_up(client, "bob@example.com")
+
+    for method in ("GET", "PATCH", "DELETE"):
+        response = client.request(
+            method, "/projects/web", json={"name": "x"}, headers=bearer(other)
+        )
+        assert response.status_code == 404, method
+        assert response.json()["error"] == "not_found"
+    stored = client.run(lambda: Project.select(Project.name))
+    assert stored == [{"name": "web"}]
+
+
+def test_patch_changes_only_what_is_given(client: Client, token: str) -> None:
+    create(client, token, name="web", build_command="make site", output_directory="public")
+
+    response = client.patch(
+        "/projects/web",
+        json={"name": "Web Site", "production_branch": "trunk", "build_command": None},
+        headers=bearer(token),
+    )
+
+    assert response.status_code == 200
+    project = response.json()
+    assert project["name"] == "Web Site"
+    assert project["slug"] == "web"  # URLs stay put when a project is renamed
+    assert project["production_branch"] == "trunk"
+    assert project["build_command"] is None
+    assert project["output_directory"] == "public"
+    assert project["updated_at"] > project["created_at"]
+
+
+def test_patch_merges_env_vars(client: Client, token: str) -> None:
+    create(client, token, name="web", env={"KEEP": "1", "REPLACE": "old", "DROP": "x"})
+
+    response = client.patch(
+        "/projects/web",
+        json={"env": {"REPLACE": "new", "DROP": None, "ADD": "2"}},
+        headers=bearer(token),
+    )
+
+    assert response.status_code == 200
+    assert response.json()["env"] == ["ADD", "KEEP", "REPLACE"]
+    project_id = response.json()["id"]
+    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    rows = client.run(lambda: EnvVar.select(EnvVar.name, EnvVar.value_sealed))
+    values = {r["name"]: sealer.open(project_id, r["name"], bytes(r["value_sealed"])) for r in rows}
+    assert values == {"KEEP": "1", "REPLACE": "new", "ADD": "2"}
+
+
+def test_patch_changes_the_repository(client: Client, token: str) -> None:
+    create(client, token, name="web")
+
+    response = client.patch(
+        "/projects/web", json={"repo": "https://github.com/acme/web"}, headers=bearer(token)
+    )
+
+    assert response.json()["github_repository"] == "acme/web"
+    assert response.json()["git_url"] == "https://github.com/acme/web.git"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"name": "   "}, "1 to 100 characters"),
+        ({"repo": "ssh://git@host/r.git"}, "SSH URLs"),
+        ({"env": {"CI": "false"}}, "reserved"),
+        ({"allow_fork_builds": "yes"}, "Expected `bool"),
+        ({"slug": "new"}, "unknown field `slug`"),
+    ],
+)
+def test_patch_explains_bad_input_and_changes_nothing(
+    client: Client, token: str, body: dict[str, Any], fragment: str
+) -> None:
+    before = create(client, token, name="web", env={"A": "1"}).json()
+
+    response = client.patch("/projects/web", json=body, headers=bearer(token))
+
+    assert response.status_code == 400
+    assert fragment in response.json()["detail"]
+    assert client.get("/projects/web", headers=bearer(token)).json() == before
+
+
+def test_too_many_env_vars_are_refused_as_a_whole(client: Client, token: str) -> None:
+    create(client, token, name="web", env={"FIRST": "1"})
+
+    response = client.patch(
+        "/projects/web",
+        json={"env": {f"VAR_{n}": "x" for n in range(200)}},
+        headers=bearer(token),
+    )
+
+    assert response.status_code == 400
+    assert "at most 200" in response.json()["detail"]
+    assert client.get("/projects/web", headers=bearer(token)).json()["env"] == ["FIRST"]
+
+
+def test_delete_removes_the_project_and_everything_under_it(client: Client, token: str) -> None:
+    project_id = create(client, token, name="web", env={"A": "1"}).json()["id"]
+
+    async def add_deployment() -> None:
+        rows = await Deployment.insert(Deployment(project=project_id, sha="a" * 40))
+        await Alias.insert(Alias(hostname="web", project=project_id, deployment=rows[0]["id"]))
+
+    client.run(add_deployment)
+
+    response = client.delete("/projects/web", headers=bearer(token))
+
+    assert response.status_code == 204
+    assert client.get("/projects/web", headers=bearer(token)).status_code == 404
+    for table in (Project, EnvVar, Deployment, Alias):
+        assert client.run(lambda table=table: table.count()) == 0  # type: ignore[misc]
+
+
+def test_an_alias_name_is_not_available_as_a_slug(client: Client, token: str) -> None:
+    project_id = create(client, token, name="web").json()["id"]
+
+    async def add_branch_alias() -> None:
+        rows = await Deployment.insert(Deployment(project=project_id, sha="a" * 40))
+        await Alias.insert(
+            Alias(hostname="web-git-main", project=project_id, deployment=rows[0]["id"])
+        )
+
+    client.run(add_branch_alias)
+
+    response = create(client, token, name="web git main")
+
+    assert response.status_code == 409
+
+
+def test_file_urls_work_with_the_local_runner(client: Client, token: str, tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+
+    response = create(client, token, name="local", repo=f"file://{tmp_path / 'repo'}")
+    missing = create(client, token, name="gone", repo=f"file://{tmp_path / 'gone'}")
+
+    assert response.status_code == 201
+    assert response.json()["repo"] == f"file://{tmp_path / 'repo'}"
+    assert missing.status_code == 400
+    assert "no git repository at" in missing.json()["detail"]
+
+
+# --- the rules, as pure functions -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("My Site", "my-site"),
+        ("  Crème Brûlée  ", "creme-brulee"),
+        ("a__b--c", "a-b-c"),
+        ("UPPER123", "upper123"),
+        ("x" * 80, "x" * 48),
+        ("a" * 47 + "-b", "a" * 47),
+        ("日本", ""),
+    ],
+)
+def test_slugify(name: str, slug: str) -> None:
+    assert slugify(name) == slug
+
+
+@pytest.fixture
+def local(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.mark.parametrize(
+    ("repo", "git_url", "github"),
+    [
+        (
+            "octocat/Hello-World",
+            "https://github.com/octocat/Hello-World.git",
+            "octocat/Hello-World",
+        ),
+        ("octocat/site.git", "https://github.com/octocat/site.git", "octocat/site"),
+        ("https://github.com/o/r", "https://github.com/o/r.git", "o/r"),
+        ("https://github.com/o/r.git/", "https://github.com/o/r.git", "o/r"),
+        ("https://gitlab.com/g/sub/r.git", "https://gitlab.com/g/sub/r.git", None),
+        ("https://codeberg.org/o/r", "https://codeberg.org/o/r", None),
+    ],
+)
+def test_parse_repo_accepts(repo: str, git_url: str, github: str | None, local: Settings) -> None:
+    source = parse_repo(repo, local)
+
+    assert (source.git_url, source.github_repository) == (git_url, github)
+
+
+def test_parse_repo_knows_github_enterprise(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(SCALEMESH_GITHUB_API_URL="https://ghe.example.com/api/v3")
+
+    source = parse_repo("https://ghe.example.com/team/site", settings)
+
+    assert source.github_repository == "team/site"
+    assert source.git_url == "https://ghe.example.com/team/site.git"
+
+
+@pytest.mark.parametrize(
+    ("repo", "fragment"),
+    [
+        ("", "repo is required"),
+        ("git@github.com:o/r.git", "SSH URLs"),
+        ("ssh://git@github.com/o/r.git", "SSH URLs"),
+        ("http://example.com/r.git", "use https://"),
+        ("ftp://example.com/r.git", "not owner/name or a git URL"),
+        ("https://user:pw@example.com/r.git", "credentials"),
+        ("https://example.com/r.git?ref=x", "?query"),
+        ("https://example.com/", "no repository path"),
+        ("o/r/x", "not owner/name"),
+        ("-o/r", "not owner/name"),
+        ("o/..", "not owner/name"),
+        ("file://relative/path", "absolute path"),
+        ("https://[broken/r.git", "not a valid URL"),
+        ("https://example.com/a b", "spaces or control characters"),
+        ("file:///a\x00b", "spaces or control characters"),
+        ("file:///" + "a" * 5000, "no git repository at"),
+    ],
+)
+def test_parse_repo_refuses(repo: str, fragment: str, local: Settings) -> None:
+    with pytest.raises(InvalidRequest, match=None) as caught:
+        parse_repo(repo, local)
+
+    assert fragment in caught.value.detail
+
+
+def test_file_urls_are_refused_with_the_ecs_runner(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        SCALEMESH_RUNNER="ecs",
+        SCALEMESH_ECS_CLUSTER="builds",
+        SCALEMESH_ECS_TASK_DEFINITION="builder",
+        SCALEMESH_ECS_SUBNETS="subnet-1",
+        SCALEMESH_ECS_SECURITY_GROUPS="sg-1",
+    )
+
+    with pytest.raises(InvalidRequest) as caught:
+        parse_repo(f"file://{tmp_path}", settings)
+
+    assert "only work with the local runner" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("branch", "ok"),
+    [
+        ("main", True),
+        ("release/v1.2", True),
+        ("refs/heads/dev", True),
+        ("", False),
+        ("a b", False),
+        ("-x", False),
+        ("x.lock", False),
+        ("a..b", False),
+        ("a~1", False),
+        ("end/", False),
+        ("x" * 256, False),
+    ],
+)
+def test_check_branch(branch: str, ok: bool) -> None:
+    if ok:
+        assert check_branch(branch) == branch.removeprefix("refs/heads/")
+    else:
+        with pytest.raises(InvalidRequest):
+            check_branch(branch)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, None), ("", None), (".", None), ("site", "site"), ("a/./b/", "a/b")],
+)
+def test_check_relative_dir_accepts(raw: str | None, expected: str | None) -> None:
+    assert check_relative_dir("root_directory", raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["/abs", "../up", "a/../../b", "a\\b", "a\x00b", "x" * 256])
+def test_check_relative_dir_refuses(raw: str) -> None:
+    with pytest.raises(InvalidRequest, match="root_directory"):
+        check_relative_dir("root_directory", raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, None), ("  ", None), (" npm run build ", "npm run build")],
+)
+def test_check_command_accepts(raw: str | None, expected: str | None) -> None:
+    assert check_command("build_command", raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["a\nb", "x" * 1001, "echo 'open", "a\x00"])
+def test_check_command_refuses(raw: str) -> None:
+    with pytest.raises(InvalidRequest, match="build_command"):
+        check_command("build_command", raw)

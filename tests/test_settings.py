@@ -1,0 +1,300 @@
+"""Settings: defaults, every variable, masked secrets, and errors that name the variable."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from app.settings import (
+    SECRET_KEY_FILE,
+    VARIABLES,
+    DatabaseKind,
+    Runner,
+    Secret,
+    Settings,
+    SettingsError,
+)
+
+KEY = "k" * 40
+
+
+def rsa_pem() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def test_defaults_need_no_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    settings = Settings.from_env({})
+
+    assert settings.data_dir == Path(".scalemesh")
+    assert settings.database.kind is DatabaseKind.SQLITE
+    assert settings.database.path == Path(".scalemesh/scalemesh.sqlite3")
+    assert settings.storage.url == f"file://{tmp_path}/.scalemesh/storage"
+    assert settings.storage.local_root == tmp_path / ".scalemesh" / "storage"
+    assert settings.redis_url is None
+    assert settings.runner is Runner.LOCAL
+    assert settings.ecs is None
+    assert settings.public_url == "http://localhost:8000"
+    assert settings.root_domain == "localhost"
+    assert settings.deployment_url("web") == "http://web.localhost:8080"
+    assert settings.github is None
+    assert settings.github_api_url == "https://api.github.com"
+    assert settings.build_timeout == 900
+    assert settings.proxy_cache_mb == 256
+    assert settings.secure_cookies is False
+
+
+def test_secret_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    environ = {"SCALEMESH_DATA_DIR": str(tmp_path / "data")}
+
+    first = Settings.from_env(environ)
+    second = Settings.from_env(environ)
+
+    path = tmp_path / "data" / SECRET_KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first.secret_key.reveal() == path.read_text().strip()
+    assert second.secret_key == first.secret_key
+    assert len(first.secret_key.reveal()) >= 32
+
+
+def test_a_damaged_generated_key_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / SECRET_KEY_FILE).write_text("short")
+
+    with pytest.raises(SettingsError, match=r"SCALEMESH_SECRET_KEY.*delete the file"):
+        Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
+
+
+def test_every_variable_is_read(tmp_path: Path) -> None:
+    pem = rsa_pem()
+    environ = {
+        "SCALEMESH_DATA_DIR": str(tmp_path),
+        "SCALEMESH_DATABASE_URL": "postgresql://scalemesh:pw@db:5432/scalemesh",
+        "SCALEMESH_REDIS_URL": "redis://redis:6379/0",
+        "SCALEMESH_STORAGE_URL": "s3://deployments/prod",
+        "SCALEMESH_RUNNER": "ecs",
+        "SCALEMESH_ECS_CLUSTER": "builds",
+        "SCALEMESH_ECS_TASK_DEFINITION": "scalemesh-builder:3",
+        "SCALEMESH_ECS_CONTAINER": "build",
+        "SCALEMESH_ECS_SUBNETS": "subnet-a, subnet-b",
+        "SCALEMESH_ECS_SECURITY_GROUPS": "sg-1",
+        "SCALEMESH_ECS_ASSIGN_PUBLIC_IP": "true",
+        "SCALEMESH_PUBLIC_URL": "https://deploy.example.com/",
+        "SCALEMESH_ROOT_DOMAIN": "Example.app.",
+        "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": "https://{host}",
+        "SCALEMESH_SECRET_KEY": KEY,
+        "SCALEMESH_GITHUB_APP_ID": "1234",
+        "SCALEMESH_GITHUB_PRIVATE_KEY": pem.replace("\n", "\\n"),
+        "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
+        "SCALEMESH_GITHUB_API_URL": "https://ghe.example.com/api/v3",
+        "SCALEMESH_BUILD_TIMEOUT": "600",
+        "SCALEMESH_PROXY_CACHE_MB": "64",
+        "SCALEMESH_LOG_LEVEL": "debug",
+        "AWS_ENDPOINT_URL": "http://minio:9000",
+    }
+    assert set(environ) == set(VARIABLES)
+
+    settings = Settings.from_env(environ)
+
+    assert settings.database.kind is DatabaseKind.POSTGRES
+    assert settings.redis_url == Secret("redis://redis:6379/0")
+    assert (settings.storage.bucket, settings.storage.prefix) == ("deployments", "prod/")
+    assert settings.storage.endpoint_url == "http://minio:9000"
+    assert settings.runner is Runner.ECS
+    assert settings.ecs is not None
+    assert settings.ecs.subnets == ("subnet-a", "subnet-b")
+    assert settings.ecs.security_groups == ("sg-1",)
+    assert settings.ecs.container == "build"
+    assert settings.ecs.assign_public_ip is True
+    assert settings.public_url == "https://deploy.example.com"
+    assert settings.secure_cookies is True
+    assert settings.root_domain == "example.app"
+    assert settings.deployment_url("web") == "https://web.example.app"
+    assert settings.github is not None
+    assert settings.github.app_id == 1234
+    assert settings.github.private_key.reveal() == pem
+    assert settings.github.webhook_secret.reveal() == "hook-secret"
+    assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert settings.build_timeout == 600
+    assert settings.proxy_cache_mb == 64
+    assert settings.log_level == "DEBUG"
+
+
+def test_secrets_never_show(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "SCALEMESH_DATA_DIR": str(tmp_path),
+            "SCALEMESH_SECRET_KEY": KEY,
+            "SCALEMESH_DATABASE_URL": "postgresql://u:db-password@db/x",
+            "SCALEMESH_REDIS_URL": "redis://:redis-password@r:6379",
+            "SCALEMESH_GITHUB_APP_ID": "1",
+            "SCALEMESH_GITHUB_PRIVATE_KEY": rsa_pem(),
+            "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
+        }
+    )
+
+    shown = repr(settings) + str(settings.describe())
+
+    for secret in (KEY, "db-password", "redis-password", "hook-secret", "PRIVATE KEY"):
+        assert secret not in shown
+    assert settings.describe()["SCALEMESH_SECRET_KEY"] == "***"
+    assert settings.describe()["SCALEMESH_ROOT_DOMAIN"] == "localhost"
+    assert str(settings.secret_key) == "***"
+    assert hash(settings.secret_key) == hash(Secret(KEY))
+    assert settings.secret_key != KEY
+
+
+def test_the_private_key_may_be_a_path(tmp_path: Path) -> None:
+    pem = rsa_pem()
+    (tmp_path / "app.pem").write_text(pem)
+
+    settings = Settings.from_env(
+        {
+            "SCALEMESH_DATA_DIR": str(tmp_path),
+            "SCALEMESH_GITHUB_APP_ID": "1",
+            "SCALEMESH_GITHUB_PRIVATE_KEY": str(tmp_path / "app.pem"),
+            "SCALEMESH_GITHUB_WEBHOOK_SECRET": "s",
+        }
+    )
+
+    assert settings.github is not None
+    assert settings.github.private_key.reveal() == pem
+
+
+def ec_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+GITHUB = {
+    "SCALEMESH_GITHUB_APP_ID": "1",
+    "SCALEMESH_GITHUB_WEBHOOK_SECRET": "s",
+}
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable", "fragment"),
+    [
+        ({"SCALEMESH_DATABASE_URL": "mysql://x"}, "SCALEMESH_DATABASE_URL", "sqlite:///"),
+        ({"SCALEMESH_DATABASE_URL": "sqlite://"}, "SCALEMESH_DATABASE_URL", "file path"),
+        ({"SCALEMESH_DATABASE_URL": "postgresql:///x"}, "SCALEMESH_DATABASE_URL", "needs a host"),
+        ({"SCALEMESH_REDIS_URL": "http://r"}, "SCALEMESH_REDIS_URL", "redis://"),
+        ({"SCALEMESH_STORAGE_URL": "gs://b"}, "SCALEMESH_STORAGE_URL", "file:// or s3://"),
+        ({"SCALEMESH_STORAGE_URL": "s3://"}, "SCALEMESH_STORAGE_URL", "needs a bucket"),
+        ({"SCALEMESH_STORAGE_URL": "file://"}, "SCALEMESH_STORAGE_URL", "directory path"),
+        (
+            {"SCALEMESH_STORAGE_URL": "s3://b", "AWS_ENDPOINT_URL": "minio:9000"},
+            "AWS_ENDPOINT_URL",
+            "http://",
+        ),
+        ({"SCALEMESH_RUNNER": "kubernetes"}, "SCALEMESH_RUNNER", "'local' or 'ecs'"),
+        ({"SCALEMESH_RUNNER": "ecs"}, "SCALEMESH_ECS_CLUSTER", "required when"),
+        ({"SCALEMESH_PUBLIC_URL": "localhost:8000"}, "SCALEMESH_PUBLIC_URL", "http://"),
+        ({"SCALEMESH_ROOT_DOMAIN": "bad_domain"}, "SCALEMESH_ROOT_DOMAIN", "domain name"),
+        (
+            {"SCALEMESH_DEPLOYMENT_URL_TEMPLATE": "https://x"},
+            "SCALEMESH_DEPLOYMENT_URL_TEMPLATE",
+            "{host}",
+        ),
+        (
+            {"SCALEMESH_DEPLOYMENT_URL_TEMPLATE": "{host}:8080"},
+            "SCALEMESH_DEPLOYMENT_URL_TEMPLATE",
+            "http://",
+        ),
+        ({"SCALEMESH_GITHUB_API_URL": "api.github.com"}, "SCALEMESH_GITHUB_API_URL", "http"),
+        ({"SCALEMESH_LOG_LEVEL": "loud"}, "SCALEMESH_LOG_LEVEL", "one of"),
+        ({"SCALEMESH_SECRET_KEY": "short"}, "SCALEMESH_SECRET_KEY", "at least 32"),
+        ({"SCALEMESH_BUILD_TIMEOUT": "abc"}, "SCALEMESH_BUILD_TIMEOUT", "whole number"),
+        ({"SCALEMESH_BUILD_TIMEOUT": "0"}, "SCALEMESH_BUILD_TIMEOUT", "greater than 0"),
+        ({"SCALEMESH_PROXY_CACHE_MB": "-1"}, "SCALEMESH_PROXY_CACHE_MB", "greater than 0"),
+        (
+            {"SCALEMESH_GITHUB_APP_ID": "1"},
+            "SCALEMESH_GITHUB_PRIVATE_KEY",
+            "needs all three, and SCALEMESH_GITHUB_APP_ID is set",
+        ),
+        (
+            {**GITHUB, "SCALEMESH_GITHUB_APP_ID": "my-app", "SCALEMESH_GITHUB_PRIVATE_KEY": "x"},
+            "SCALEMESH_GITHUB_APP_ID",
+            "a number",
+        ),
+        (
+            {**GITHUB, "SCALEMESH_GITHUB_PRIVATE_KEY": "/no/such/key.pem"},
+            "SCALEMESH_GITHUB_PRIVATE_KEY",
+            "neither PEM text nor a readable file",
+        ),
+        (
+            {**GITHUB, "SCALEMESH_GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nxx"},
+            "SCALEMESH_GITHUB_PRIVATE_KEY",
+            "not an unencrypted PEM",
+        ),
+        (
+            {**GITHUB, "SCALEMESH_GITHUB_PRIVATE_KEY": ec_pem()},
+            "SCALEMESH_GITHUB_PRIVATE_KEY",
+            "RSA private key",
+        ),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    tmp_path: Path, environ: dict[str, str], variable: str, fragment: str
+) -> None:
+    environ = {"SCALEMESH_DATA_DIR": str(tmp_path), **environ}
+
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert fragment in str(caught.value)
+
+
+def test_ecs_public_ip_must_be_a_boolean(tmp_path: Path) -> None:
+    environ = {
+        "SCALEMESH_DATA_DIR": str(tmp_path),
+        "SCALEMESH_RUNNER": "ecs",
+        "SCALEMESH_ECS_CLUSTER": "c",
+        "SCALEMESH_ECS_TASK_DEFINITION": "t",
+        "SCALEMESH_ECS_SUBNETS": "s",
+        "SCALEMESH_ECS_SECURITY_GROUPS": "g",
+        "SCALEMESH_ECS_ASSIGN_PUBLIC_IP": "maybe",
+    }
+
+    with pytest.raises(SettingsError, match="SCALEMESH_ECS_ASSIGN_PUBLIC_IP"):
+        Settings.from_env(environ)
+
+    environ["SCALEMESH_ECS_ASSIGN_PUBLIC_IP"] = "disabled"
+    settings = Settings.from_env(environ)
+    assert settings.ecs is not None
+    assert settings.ecs.assign_public_ip is False
+    assert settings.ecs.container == "builder"
+
+
+def test_sqlite_urls_take_relative_and_absolute_paths(tmp_path: Path) -> None:
+    relative = Settings.from_env(
+        {"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_DATABASE_URL": "sqlite:///db/x.sqlite3"}
+    )
+    absolute = Settings.from_env(
+        {"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_DATABASE_URL": f"sqlite:///{tmp_path}/y"}
+    )
+
+    assert relative.database.path == Path("db/x.sqlite3")
+    assert absolute.database.path == tmp_path / "y"
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
+
+    with pytest.raises(AttributeError):
+        settings.build_timeout = 1  # type: ignore[misc]
