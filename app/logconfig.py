@@ -1,15 +1,17 @@
-"""Structured logs: one JSON object per line, with the fields passed in `extra`."""
+"""Structured logs: one JSON object per line on stderr, with the fields passed in `extra`."""
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
+import logging.config
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds a copy of the message with ANSI colours; JSON readers want the plain one.
+_DROPPED = frozenset({"color_message"})
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,18 +23,35 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            if key not in _STANDARD and key not in _DROPPED and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
+def dict_config(level: str) -> dict[str, Any]:
+    """The logging set-up as a `dictConfig` mapping, so uvicorn's worker processes can use it."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            # The access log repeats what the load balancer in front already logs.
+            "uvicorn.access": {"level": "WARNING"},
+            # Piccolo announces the SQLite version at INFO on every start.
+            "piccolo": {"level": "WARNING"},
+        },
+    }
+
+
 def configure(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # uvicorn's access log repeats what the proxy in front already logs.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.config.dictConfig(dict_config(level))
