@@ -107,12 +107,7 @@ def _explain_validation(exc: ValidationException) -> str:
             problems.append(f"{key.removeprefix('data.')}: {message}")
         else:
             problems.append(message)
-    if problems:
-        return "; ".join(problems)
-    detail = str(exc.detail)
-    if "JSON" in detail or "malformed" in detail.lower():
-        return f"The request body is not valid JSON ({detail}); send a JSON object."
-    return detail or "The request is not valid."
+    return "; ".join(problems) or str(exc.detail) or "The request is not valid."
 
 
 def _http_exception(
@@ -136,7 +131,7 @@ def _http_exception(
     if exc.status_code >= 500:
         log.error("http exception", extra={"path": request.url.path, "status": exc.status_code})
         return error_response(exc.status_code, "internal", "Something went wrong on our side.")
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else "Bad request."
+    detail = str(exc.detail)  # Litestar fills in the status phrase when none was given
     if detail.startswith("JSON is malformed"):
         detail = f"The request body is not valid JSON ({detail})."
     return error_response(exc.status_code, "invalid_request", detail, headers)

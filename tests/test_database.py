@@ -105,3 +105,19 @@ def test_the_postgres_pool_lives_as_long_as_the_app(
 
 def test_unique_violation_is_recognised_only_for_clashes() -> None:
     assert not database.is_unique_violation(ValueError("UNIQUE"))
+
+
+def test_a_failed_migration_is_an_error_naming_it(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from piccolo.apps.migrations.commands.base import MigrationResult
+
+    async def refuse(app_name: str) -> MigrationResult:
+        print("  - 2026-11-27T21:25:46 [forwards]... failed")
+        return MigrationResult(success=False, message="migration 2026-11-27T21:25:46 failed")
+
+    monkeypatch.setattr(database, "run_forwards", refuse)
+    settings = make_settings(SCALEMESH_DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
+
+    with pytest.raises(database.MigrationError, match="2026-11-27T21:25:46 failed"):
+        asyncio.run(database.migrate(database.make_engine(settings.database)))

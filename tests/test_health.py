@@ -15,7 +15,14 @@ from app import health
 from app.asgi import create_app
 from app.health import run_checks
 from app.settings import Settings
-from app.storage import LocalStorage, S3Storage, Storage, StorageError, s3_client
+from app.storage import (
+    LocalStorage,
+    S3Storage,
+    Storage,
+    StorageError,
+    s3_client,
+    storage_from_settings,
+)
 from tests.conftest import Client, redis_url
 
 
@@ -141,3 +148,12 @@ def test_s3_endpoint_errors_become_storage_errors() -> None:
 
     with pytest.raises(StorageError, match="bucket bucket"):
         asyncio.run(storage.check())
+
+
+def test_storage_is_chosen_by_settings(make_settings: Callable[..., Settings]) -> None:
+    s3 = storage_from_settings(make_settings(SCALEMESH_STORAGE_URL="s3://deployments/p").storage)
+    local = storage_from_settings(make_settings().storage)
+
+    assert isinstance(s3, S3Storage)
+    assert (s3.bucket, s3.prefix) == ("deployments", "p/")
+    assert isinstance(local, LocalStorage)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app import envvars, projects
 from app.envvars import Sealer, SealError
 from app.errors import InvalidRequest
 from app.projects import check_branch, check_command, check_relative_dir, parse_repo, slugify
@@ -478,3 +479,92 @@ def test_check_command_accepts(raw: str | None, expected: str | None) -> None:
 def test_check_command_refuses(raw: str) -> None:
     with pytest.raises(InvalidRequest, match="build_command"):
         check_command("build_command", raw)
+
+
+# --- races and atomicity --------------------------------------------------------------------
+
+
+def test_a_slug_taken_between_check_and_insert_is_a_409(
+    client: Client, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(client, token, name="web")
+    real_slug_taken = projects.slug_taken
+    calls = 0
+
+    async def stale_first_answer(slug: str) -> bool:
+        # The first check runs before the other request's insert lands.
+        nonlocal calls
+        calls += 1
+        return False if calls == 1 else await real_slug_taken(slug)
+
+    monkeypatch.setattr(projects, "slug_taken", stale_first_answer)
+
+    response = create(client, token, name="web")
+
+    assert response.status_code == 409
+    assert "was just taken; try the name 'web-2'" in response.json()["detail"]
+    assert client.run(lambda: Project.count()) == 1
+
+
+def test_a_failure_half_way_stores_nothing(
+    client: Client, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(projects.envvars, "apply_changes", broken)
+
+    response = create(client, token, name="web", env={"A": "1"})
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal"
+    assert "disk full" not in response.text
+    assert client.run(lambda: Project.count()) == 0
+
+
+def test_patch_sets_fork_builds(client: Client, token: str) -> None:
+    create(client, token, name="web")
+
+    response = client.patch(
+        "/projects/web", json={"allow_fork_builds": True}, headers=bearer(token)
+    )
+
+    assert response.json()["allow_fork_builds"] is True
+
+
+def test_env_values_are_limited_in_bytes(client: Client, token: str) -> None:
+    # 40,000 characters, 120,000 bytes of UTF-8: under the character limit, over the byte one.
+    response = create(client, token, name="web", env={"BIG": "€" * 40_000})
+
+    assert response.status_code == 400
+    assert "larger than 64 KiB" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"A" * 256: "x"}, "is not valid"),
+        ({"NUL": "a\x00b"}, "NUL character"),
+        ({"HOME": "/root"}, "reserved"),
+    ],
+)
+def test_env_rules(changes: dict[str, str], fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        envvars.check_changes(changes)
+
+    assert fragment in caught.value.detail
+
+
+def test_sealer_refuses_an_unknown_version() -> None:
+    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    sealed = sealer.seal(1, "A", "value")
+
+    with pytest.raises(SealError, match="unknown seal version"):
+        sealer.open(1, "A", b"\x02" + sealed[1:])
+
+
+def test_a_projects_env_opens_for_its_build(client: Client, token: str) -> None:
+    project_id = create(client, token, name="web", env={"A": "1", "B": "two"}).json()["id"]
+    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+
+    assert client.run(lambda: envvars.load(sealer, project_id)) == {"A": "1", "B": "two"}

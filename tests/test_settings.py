@@ -298,3 +298,35 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
     with pytest.raises(AttributeError):
         settings.build_timeout = 1  # type: ignore[misc]
+
+
+def test_a_key_written_by_another_process_at_the_same_moment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / SECRET_KEY_FILE
+    real_read_text = Path.read_text
+    first = True
+
+    def racing_read_text(self: Path, *args: object, **kwargs: object) -> str:
+        # The first look finds no file; meanwhile another process writes one.
+        nonlocal first
+        if self == path and first:
+            first = False
+            path.write_text("w" * 64)
+            raise FileNotFoundError(path)
+        return real_read_text(self)
+
+    monkeypatch.setattr(Path, "read_text", racing_read_text)
+
+    settings = Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
+
+    assert settings.secret_key.reveal() == "w" * 64
+
+
+def test_s3_storage_without_a_custom_endpoint(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_STORAGE_URL": "s3://bucket"}
+    )
+
+    assert settings.storage.endpoint_url is None
+    assert settings.storage.prefix == ""

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from app.auth import SESSION_COOKIE
+from app.errors import InvalidRequest
 from app.settings import Settings
 from app.tables import LoginFailure, Session, User
-from app.users import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS
+from app.users import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS, check_password
 from tests.conftest import PASSWORD, Client, bearer, sign_up
 
 
@@ -242,3 +243,12 @@ def test_an_expired_session_does_not_work(client: Client) -> None:
     )
 
     assert client.get("/projects", headers=bearer(token)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("password", "fragment"), [("short", "at least 8"), ("x" * 1025, "at most 1024")]
+)
+def test_password_rules_hold_outside_http_too(password: str, fragment: str) -> None:
+    # `scalemesh user create` calls these without the HTTP layer's checks.
+    with pytest.raises(InvalidRequest, match=fragment):
+        check_password(password)

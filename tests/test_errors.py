@@ -1,0 +1,149 @@
+"""Every error reaches the caller as `{"error", "detail"}`; nothing unexpected leaks a trace."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from litestar import Litestar, get
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.testing import TestClient
+
+from app.errors import EXCEPTION_HANDLERS, TooManyRequests
+from app.logconfig import JsonFormatter
+from app.tables import User
+from tests.conftest import Client
+
+
+def raising(exc: Exception) -> Any:
+    @get("/boom", sync_to_thread=False)
+    def boom() -> None:
+        raise exc
+
+    return Litestar([boom], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code", "detail"),
+    [
+        (NotAuthorizedException(), 401, "unauthorized", "Sign in first"),
+        (PermissionDeniedException(), 403, "forbidden", "You may not do that."),
+        (ClientException("Query is wrong."), 400, "invalid_request", "Query is wrong."),
+        (ClientException(), 400, "invalid_request", "Bad Request"),
+        (HTTPException(status_code=503), 503, "internal", "went wrong on our side"),
+        (
+            ValidationException(
+                "Validation failed",
+                extra=[
+                    {"message": "Expected `int`", "key": "page", "source": "query"},
+                    {"message": ""},
+                    "junk",
+                ],
+            ),
+            400,
+            "invalid_request",
+            "query parameter 'page': Expected `int`",
+        ),
+        (ValidationException("Validation failed"), 400, "invalid_request", "Validation failed"),
+        (
+            TooManyRequests("Slow down.", headers={"Retry-After": "5"}),
+            429,
+            "too_many_requests",
+            "Slow down.",
+        ),
+    ],
+)
+def test_exceptions_become_error_bodies(
+    exc: Exception, status: int, code: str, detail: str
+) -> None:
+    with TestClient(raising(exc)) as client:
+        response = client.get("/boom")
+
+    assert response.status_code == status
+    assert response.json()["error"] == code
+    assert detail in response.json()["detail"]
+    if isinstance(exc, TooManyRequests):
+        assert response.headers["retry-after"] == "5"
+
+
+def test_an_unexpected_error_is_logged_and_answered_without_a_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR), TestClient(raising(KeyError("secret-ish"))) as client:
+        response = client.get("/boom")
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal",
+        "detail": "Something went wrong on our side; it has been logged. Try again later.",
+    }
+    assert "Traceback" not in response.text
+    assert "secret-ish" not in response.text
+    assert any(record.exc_info for record in caplog.records)
+
+
+def test_json_logs_carry_extra_fields_and_tracebacks() -> None:
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        record = logging.getLogger("t").makeRecord(
+            "t",
+            logging.ERROR,
+            __file__,
+            1,
+            "deployment failed",
+            (),
+            None,
+            extra={"deployment_id": "d1", "color_message": "\x1b[31mx"},
+        )
+        import sys
+
+        record.exc_info = sys.exc_info()
+
+    entry = json.loads(JsonFormatter().format(record))
+
+    assert entry["msg"] == "deployment failed"
+    assert entry["level"] == "error"
+    assert entry["deployment_id"] == "d1"
+    assert "color_message" not in entry
+    assert "ValueError: broken" in entry["exc"]
+
+
+def test_an_oversize_body_is_a_413_and_stores_nothing(client: Client) -> None:
+    big = b'{"email": "a@example.com", "password": "' + b"x" * (1024 * 1024) + b'"}'
+
+    response = client.post(
+        "/user/signup", content=big, headers={"Content-Type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": "too_large",
+        "detail": "The request body is too large; the limit is 1 MiB.",
+    }
+    assert client.run(lambda: User.count()) == 0
+
+
+def test_an_unknown_path_is_a_404_body(client: Client) -> None:
+    response = client.get("/no/such/page")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "detail": "Nothing at /no/such/page."}
+
+
+def test_a_wrong_method_is_a_405_body(client: Client) -> None:
+    response = client.delete("/health")
+
+    assert response.status_code == 405
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "detail": "DELETE is not allowed here.",
+    }
