@@ -40,6 +40,8 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_GITHUB_WEBHOOK_SECRET",
     "SCALEMESH_GITHUB_API_URL",
     "SCALEMESH_BUILD_TIMEOUT",
+    "SCALEMESH_MAX_CONCURRENT_BUILDS",
+    "SCALEMESH_RECONCILE_INTERVAL",
     "SCALEMESH_PROXY_CACHE_MB",
     "SCALEMESH_LOG_LEVEL",
     "AWS_ENDPOINT_URL",
@@ -165,8 +167,14 @@ class Settings:
     github: GitHubSettings | None = None
     github_api_url: str = "https://api.github.com"
     build_timeout: int = 900
+    max_concurrent_builds: int = 2
+    reconcile_interval: float = 1.0
+    """Seconds between two passes of the reconcile loop."""
     proxy_cache_mb: int = 256
     log_level: str = "INFO"
+    runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """What a local build process inherits from ours: PATH, locale, AWS credentials for its
+    upload (never passed on to the project's own commands)."""
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The raw values each setting came from, for `describe()`; secrets are masked there."""
 
@@ -256,6 +264,9 @@ class Settings:
             github=_github(env),
             github_api_url=github_api_url,
             build_timeout=env.positive_int("SCALEMESH_BUILD_TIMEOUT", 900),
+            max_concurrent_builds=env.positive_int("SCALEMESH_MAX_CONCURRENT_BUILDS", 2),
+            reconcile_interval=env.positive_float("SCALEMESH_RECONCILE_INTERVAL", 1.0),
+            runner_env=_runner_env(env.environ),
             proxy_cache_mb=env.positive_int("SCALEMESH_PROXY_CACHE_MB", 256),
             log_level=log_level,
             sources=dict(env.seen),
@@ -274,6 +285,20 @@ class _Reader:
         self.seen[name] = value
         return value
 
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._environ
+
+    def positive_float(self, name: str, default: float) -> float:
+        raw = self.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a number, not {raw!r}") from None
+        if not value > 0:
+            raise SettingsError(name, f"must be greater than 0, not {raw}")
+        return value
+
     def positive_int(self, name: str, default: int) -> int:
         raw = self.get(name, str(default))
         try:
@@ -283,6 +308,17 @@ class _Reader:
         if value <= 0:
             raise SettingsError(name, f"must be greater than 0, not {value}")
         return value
+
+
+_RUNNER_ENV_NAMES = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+
+
+def _runner_env(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _RUNNER_ENV_NAMES or (name.startswith("AWS_") and name != "AWS_PROFILE")
+    }
 
 
 def load_or_create_secret_key(data_dir: Path) -> str:

@@ -97,6 +97,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
         "SCALEMESH_GITHUB_API_URL": "https://ghe.example.com/api/v3",
         "SCALEMESH_BUILD_TIMEOUT": "600",
+        "SCALEMESH_MAX_CONCURRENT_BUILDS": "8",
+        "SCALEMESH_RECONCILE_INTERVAL": "0.25",
         "SCALEMESH_PROXY_CACHE_MB": "64",
         "SCALEMESH_LOG_LEVEL": "debug",
         "AWS_ENDPOINT_URL": "http://minio:9000",
@@ -125,6 +127,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.github.webhook_secret.reveal() == "hook-secret"
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
     assert settings.build_timeout == 600
+    assert settings.max_concurrent_builds == 8
+    assert settings.reconcile_interval == 0.25
     assert settings.proxy_cache_mb == 64
     assert settings.log_level == "DEBUG"
 
@@ -220,6 +224,8 @@ GITHUB = {
         ({"SCALEMESH_BUILD_TIMEOUT": "abc"}, "SCALEMESH_BUILD_TIMEOUT", "whole number"),
         ({"SCALEMESH_BUILD_TIMEOUT": "0"}, "SCALEMESH_BUILD_TIMEOUT", "greater than 0"),
         ({"SCALEMESH_PROXY_CACHE_MB": "-1"}, "SCALEMESH_PROXY_CACHE_MB", "greater than 0"),
+        ({"SCALEMESH_RECONCILE_INTERVAL": "soon"}, "SCALEMESH_RECONCILE_INTERVAL", "a number"),
+        ({"SCALEMESH_RECONCILE_INTERVAL": "0"}, "SCALEMESH_RECONCILE_INTERVAL", "greater than 0"),
         (
             {"SCALEMESH_GITHUB_APP_ID": "1"},
             "SCALEMESH_GITHUB_PRIVATE_KEY",
@@ -330,3 +336,19 @@ def test_s3_storage_without_a_custom_endpoint(tmp_path: Path) -> None:
 
     assert settings.storage.endpoint_url is None
     assert settings.storage.prefix == ""
+
+
+def test_a_local_build_inherits_only_path_locale_and_aws(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "SCALEMESH_DATA_DIR": str(tmp_path),
+            "PATH": "/usr/bin",
+            "LANG": "C.UTF-8",
+            "AWS_REGION": "eu-west-1",
+            "AWS_PROFILE": "dev",
+            "GITHUB_TOKEN": "ghp_x",
+            "SCALEMESH_SECRET_KEY": KEY,
+        }
+    )
+
+    assert settings.runner_env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "AWS_REGION": "eu-west-1"}

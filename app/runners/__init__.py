@@ -1,0 +1,45 @@
+"""Build runners: start `python -m builder` somewhere, watch it, and stop it.
+
+`LocalRunner` runs it as a subprocess on this machine; `EcsRunner` as an AWS ECS task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from builder.spec import BuildSpec
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    GONE = "gone"
+    """The runner has no such build any more (e.g. its process died with a restart)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    status: RunStatus
+    exit_code: int | None = None
+    reason: str | None = None
+    """Why it failed or is gone, in one line a user can read."""
+
+
+class RunnerError(RuntimeError):
+    """The runner could not start or reach a build (capacity, permissions, service down)."""
+
+
+class BuildRunner(Protocol):
+    async def start(self, spec: BuildSpec) -> str:
+        """Start the build; return a handle to store with the deployment."""
+
+    async def poll(self, handle: str) -> RunState: ...
+
+    async def cancel(self, handle: str) -> None:
+        """Stop the build if it still runs; a no-op for one that has ended."""
+
+    async def aclose(self) -> None:
+        """Release what the runner holds (tasks, subprocess pipes) at shutdown."""
