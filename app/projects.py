@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from litestar import delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from app import envvars
+from app import envvars, hostnames
 from app.auth import CurrentUser, provide_user
 from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
@@ -121,9 +120,7 @@ class RepoSource(msgspec.Struct, frozen=True):
 
 def slugify(name: str) -> str:
     """A DNS-label-safe slug: lowercase ASCII letters, digits and single hyphens."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
-    return slug[:MAX_SLUG].rstrip("-")
+    return hostnames.slugify(name, limit=MAX_SLUG)
 
 
 def check_name(raw: str) -> tuple[str, str]:

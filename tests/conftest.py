@@ -21,7 +21,6 @@ import pytest
 from litestar.testing import TestClient
 
 from app import database
-from app.asgi import create_app
 from app.settings import Settings
 from app.tables import TABLES
 
@@ -170,6 +169,8 @@ class Client(TestClient[Any]):
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
+    from app.asgi import create_app
+
     with Client(create_app(settings)) as test_client:
         yield test_client
 

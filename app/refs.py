@@ -1,0 +1,100 @@
+"""Resolve what a user asked to deploy (a branch, a tag or a sha) to one commit.
+
+Resolution happens when the deployment is queued, so the build is of the commit the branch
+pointed at then, whatever is pushed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from dataclasses import dataclass
+from typing import Protocol
+
+LS_REMOTE_TIMEOUT_S = 30.0
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+
+
+class RefError(ValueError):
+    """The ref does not exist, or the repository cannot be reached; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRef:
+    sha: str
+    branch: str | None
+    """The branch name when the ref was a branch; None for a tag or a bare sha."""
+    ref: str
+    """What was asked for, as given."""
+
+
+class RefResolver(Protocol):
+    async def resolve(self, git_url: str, ref: str) -> ResolvedRef: ...
+
+
+class GitRefResolver:
+    """Asks the repository itself with `git ls-remote`."""
+
+    def __init__(self, timeout: float = LS_REMOTE_TIMEOUT_S) -> None:
+        self.timeout = timeout
+
+    async def resolve(self, git_url: str, ref: str) -> ResolvedRef:
+        wanted = ref.strip()
+        if _SHA.match(wanted.lower()):
+            return ResolvedRef(sha=wanted.lower(), branch=None, ref=wanted)
+        if _SHORT_SHA.match(wanted) and not wanted.isdigit():
+            raise RefError(f"{wanted!r} looks like a short sha: give all 40 characters.")
+        name = wanted.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        heads, tags = await self._ls_remote(git_url, name)
+        if name in heads:
+            return ResolvedRef(sha=heads[name], branch=name, ref=wanted)
+        if name in tags:
+            return ResolvedRef(sha=tags[name], branch=None, ref=wanted)
+        raise RefError(f"there is no branch or tag {name!r} in {git_url}.")
+
+    async def _ls_remote(self, git_url: str, name: str) -> tuple[dict[str, str], dict[str, str]]:
+        process = await asyncio.create_subprocess_exec(
+            "git",
+            "ls-remote",
+            "--heads",
+            "--tags",
+            git_url,
+            f"refs/heads/{name}",
+            f"refs/tags/{name}",
+            f"refs/tags/{name}^{{}}",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
+            # Its own process group: git hands https to a helper process that must die too.
+            start_new_session=True,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
+        except TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.communicate()
+            raise RefError(f"{git_url} did not answer within {self.timeout:g} s.") from None
+        if process.returncode != 0:
+            reason = _last_line(err.decode(errors="replace")) or f"git exited {process.returncode}"
+            raise RefError(f"could not read {git_url}: {reason}")
+        heads: dict[str, str] = {}
+        tags: dict[str, str] = {}
+        for line in out.decode().splitlines():
+            sha, _, full = line.partition("\t")
+            if full.startswith("refs/heads/"):
+                heads[full.removeprefix("refs/heads/")] = sha
+            elif full.endswith("^{}"):
+                # An annotated tag: the peeled line names the commit itself.
+                tags[full.removeprefix("refs/tags/").removesuffix("^{}")] = sha
+            elif full.startswith("refs/tags/"):
+                tags.setdefault(full.removeprefix("refs/tags/"), sha)
+        return heads, tags
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1].removeprefix("fatal: ") if lines else ""
