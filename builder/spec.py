@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 PREFIX = "SCALEMESH_BUILD_"
 OUTPUTS_ROOT = "__outputs"
 LOGS_ROOT = "__logs"
-MANIFEST = "manifest.json"
+RESERVED_DIR = ".scalemesh/"
+"""Inside a deployment's prefix, ours: a site's own files there are not uploaded."""
+MANIFEST = RESERVED_DIR + "manifest.json"
+"""Kept apart from the site's own paths: a site may well ship its own `/manifest.json`."""
 LOG_STREAM_PREFIX = "scalemesh:logs:"
 STDOUT_SINK = "stdout"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -142,22 +145,29 @@ class BuildSpec:
 
 # --- log events ---------------------------------------------------------------------------
 # One JSON object per event. The bus that stores an event gives it its `seq`.
-#   {"type": "line", "ts": 1.0, "stream": "stdout"|"stderr"|"system", "text": "...", "step": "build"}
+#   {"type": "line", "ts": 1.0, "stream": "stdout"|"stderr"|"system", "text": "...",
+#    "step": "build"}
 #   {"type": "step", "ts": 1.0, "step": "install", "status": "start"}
 #   {"type": "step", "ts": 1.0, "step": "install", "status": "end", "ok": true, "duration_ms": 1234}
+#   {"type": "end", "ts": 1.0, "ok": true}
+#   {"type": "end", "ts": 1.0, "ok": false, "error": "install failed: npm ci exited with code 1"}
 #   {"type": "result", "ts": 1.0, "state": "ready"|"failed"|"cancelled", "error": "..."|null}
-# The builder writes lines and steps; the app writes the result when the deployment ends.
+# The builder writes lines, steps and, last, one `end` (its `error` is one line naming the step);
+# the app writes the result when the deployment ends. Secrets are masked in `text` and `error`.
+# A `text` holds at most 8192 characters: a longer line arrives as several events.
 
 STEPS = ("clone", "detect", "install", "build", "upload")
 
 # --- the manifest -------------------------------------------------------------------------
-# Written last, at `<output prefix>manifest.json`; a deployment is ready only when it exists.
+# Written last, at `<output prefix>.scalemesh/manifest.json`; a deployment is ready only when it
+# exists.
 # {
 #   "version": 1, "deployment_id": "...", "project_id": 1, "sha": "...",
 #   "framework": "vite" | "astro" | "create-react-app" | "docusaurus" | "sveltekit" | "next"
 #                | "eleventy" | "static" | "custom",
 #   "output_directory": "dist",
-#   "files": {"index.html": {"size": 1234, "sha256": "...", "content_type": "text/html; charset=utf-8",
+#   "files": {"index.html": {"size": 1234, "sha256": "...",
+#                            "content_type": "text/html; charset=utf-8",
 #                            "cache_control": "public, max-age=0, must-revalidate",
 #                            "encodings": ["br", "gzip"]}, ...},
 #   "steps": {"clone": 812, "detect": 3, "install": 10234, "build": 5012, "upload": 901},  # ms

@@ -1,0 +1,327 @@
+"""The build: clone, detect, install, build and upload, each step logged and timed in turn."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from builder import shell
+from builder.detect import Plan, detect
+from builder.errors import BuildError, Stopped
+from builder.logsink import LogSink, LogSinkError, basic_auth
+from builder.spec import MANIFEST, MANIFEST_VERSION, RESERVED_DIR, STDOUT_SINK, BuildSpec
+from builder.upload import (
+    Storage,
+    StorageError,
+    UploadedFile,
+    collect,
+    missing_output,
+    upload_output,
+    write_manifest,
+)
+
+CLONE_TIMEOUT = 600
+"""Seconds the clone may take; it does not count against the project's build timeout."""
+_FORBIDDEN_PREFIXES = ("SCALEMESH_", "AWS_")
+_OUTPUT_HINTS = {
+    "next": "; Next.js writes out/ only with output: 'export' in next.config.js",
+}
+
+
+class Log:
+    """Turns what the build does into log events for the sink."""
+
+    def __init__(self, sink: LogSink, clock: Callable[[], float] = time.time) -> None:
+        self._sink = sink
+        self._clock = clock
+        self.step: str | None = None
+
+    def line(self, text: str, stream: str = "system") -> None:
+        self._emit({"type": "line", "stream": stream, "text": text, "step": self.step})
+
+    def output(self, stream: str, text: str) -> None:
+        """A line a command printed (the shape `shell.run` calls back with)."""
+        self.line(text, stream)
+
+    @contextlib.contextmanager
+    def running(self, step: str, durations: dict[str, int]) -> Iterator[None]:
+        """Wrap one step in start/end events and record its duration in ms."""
+        self.step = step
+        started = time.monotonic()
+        self._emit({"type": "step", "step": step, "status": "start"})
+        ok = False
+        try:
+            yield
+            ok = True
+        except (BuildError, StorageError) as exc:
+            self.line(f"Error: {exc}")
+            raise
+        finally:
+            durations[step] = round((time.monotonic() - started) * 1000)
+            self._emit(
+                {
+                    "type": "step",
+                    "step": step,
+                    "status": "end",
+                    "ok": ok,
+                    "duration_ms": durations[step],
+                }
+            )
+
+    def end(self, error: str | None = None) -> None:
+        """The build's last event: ok, or not with a one-line reason."""
+        event: dict[str, Any] = {"type": "end", "ok": error is None}
+        if error is not None:
+            event["error"] = " ".join(error.split())
+        self._emit(event)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self._sink.emit({**event, "ts": self._clock()})
+
+
+def run(spec: BuildSpec, sink: LogSink, storage: Storage, *, path: str) -> bool:
+    """Build `spec` and upload its output to `storage`; True when it is deployed.
+
+    `path` is the PATH commands run with (it is all they get of the builder's environment).
+    Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
+    """
+    log = Log(sink)
+    durations: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="scalemesh-build-", ignore_cleanup_errors=True) as tmp:
+        build = Build(spec, log, storage, path=path, workdir=Path(tmp))
+        try:
+            with log.running("clone", durations):
+                build.clone()
+            with log.running("detect", durations):
+                plan = build.detect()
+            with log.running("install", durations):
+                build.install(plan)
+            with log.running("build", durations):
+                build.build(plan)
+            with log.running("upload", durations):
+                build.upload(plan, durations)
+        except (BuildError, StorageError) as exc:
+            log.end(f"{log.step} failed: {exc}")
+            return False
+        except Stopped:
+            log.end(f"{log.step} stopped: the build was cancelled")
+            return False
+        except LogSinkError:
+            raise
+        except Exception as exc:  # a bug or a broken machine: still end the log with a reason
+            traceback.print_exc(file=sys.stderr)
+            log.end(f"{log.step} failed: internal error ({type(exc).__name__}: {exc})")
+            return False
+    log.end()
+    return True
+
+
+class Build:
+    """One build's state as it moves through the steps."""
+
+    def __init__(
+        self, spec: BuildSpec, log: Log, storage: Storage, *, path: str, workdir: Path
+    ) -> None:
+        self.spec = spec
+        self.log = log
+        self.storage = storage
+        self.path = path
+        self.checkout = workdir / "repo"
+        self.home = workdir / "home"
+        self.scratch = workdir / "scratch"
+        for directory in (self.checkout, self.home, self.scratch):
+            directory.mkdir()
+        self.deadline = 0.0
+
+    # --- clone ---------------------------------------------------------------------------
+
+    def clone(self) -> None:
+        spec = self.spec
+        ref = f" ({spec.git_ref})" if spec.git_ref else ""
+        self.log.line(f"Cloning {spec.git_url} at {spec.sha[:7]}{ref}")
+        deadline = time.monotonic() + CLONE_TIMEOUT
+        self._git(["init", "-q"], deadline)
+        self._git(["remote", "add", "origin", spec.git_url], deadline)
+        shallow = ["fetch", "--depth", "1", "--no-tags", "origin", spec.sha]
+        if self._git(shallow, deadline, allow_failure=True):
+            # Servers that do not allow fetching an unadvertised commit: take everything.
+            self.log.line("The server would not send the commit alone; fetching all branches")
+            if self._git(["fetch", "--tags", "origin"], deadline, allow_failure=True):
+                raise BuildError(f"could not fetch {spec.git_url} (commit {spec.sha})")
+        checkout = ["-c", "advice.detachedHead=false", "checkout", "-q", "--detach", spec.sha]
+        if self._git(checkout, deadline, allow_failure=True):
+            raise BuildError(f"commit {spec.sha} was not found in {spec.git_url}")
+
+    def _git(self, args: Sequence[str], deadline: float, *, allow_failure: bool = False) -> int:
+        """Run git in the checkout; a non-zero exit code fails the step unless allowed."""
+        try:
+            code = shell.run(
+                ["git", *args],
+                cwd=self.checkout,
+                env=self.git_env(),
+                on_line=self.log.output,
+                deadline=deadline,
+            )
+        except shell.TimedOut:
+            raise BuildError(
+                f"cloning {self.spec.git_url} timed out after {CLONE_TIMEOUT} s"
+            ) from None
+        except shell.ShellError as exc:
+            raise BuildError(str(exc)) from None
+        if code and not allow_failure:
+            raise BuildError(f"git {args[0]} exited with code {code} for {self.spec.git_url}")
+        return code
+
+    def git_env(self) -> dict[str, str]:
+        env = {
+            "PATH": self.path,
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
+        if self.spec.token:
+            # Only through the environment, scoped to the repository's host: never in argv
+            # (visible in `ps`), the remote URL, .git/config or an error message.
+            url = urlsplit(self.spec.git_url)
+            env |= {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"http.{url.scheme}://{url.netloc}/.extraHeader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic_auth(self.spec.token)}",
+            }
+        return env
+
+    # --- detect --------------------------------------------------------------------------
+
+    def detect(self) -> Plan:
+        spec = self.spec
+        plan = detect(
+            self.checkout,
+            root_directory=spec.root_directory,
+            install_command=spec.install_command,
+            build_command=spec.build_command,
+            output_directory=spec.output_directory,
+        )
+        manager = f" ({plan.package_manager})" if plan.package_manager else ""
+        self.log.line(f"Detected {plan.framework}{manager}")
+        if spec.root_directory:
+            self.log.line(f"Root directory: {spec.root_directory}")
+        self.log.line(f"Output directory: {plan.output_directory}")
+        return plan
+
+    # --- install and build ---------------------------------------------------------------
+
+    def install(self, plan: Plan) -> None:
+        # Install and build share one budget, spec.timeout, counted from here.
+        self.deadline = time.monotonic() + self.spec.timeout
+        if plan.install is None:
+            self.log.line("No install step: there is no package.json")
+            return
+        self._command(plan.install, plan.install_dir)
+
+    def build(self, plan: Plan) -> None:
+        if plan.build is None:
+            why = "package.json has no build script" if plan.package_manager else "static site"
+            self.log.line(f"No build step: {why}")
+            return
+        self._command(plan.build, plan.root)
+
+    def _command(self, argv: Sequence[str], cwd: Path) -> None:
+        command = shlex.join(argv)
+        self.log.line(f"Running {command}")
+        try:
+            code = shell.run(
+                argv, cwd=cwd, env=self.build_env(), on_line=self.log.output, deadline=self.deadline
+            )
+        except shell.TimedOut:
+            raise BuildError(
+                f"{command} timed out after {self.spec.timeout} s (install and build together)"
+            ) from None
+        except shell.ShellError as exc:
+            raise BuildError(str(exc)) from None
+        if code < 0:
+            raise BuildError(f"{command} was killed by {_signal_name(-code)}")
+        if code:
+            raise BuildError(f"{command} exited with code {code}")
+
+    def build_env(self) -> dict[str, str]:
+        """The whole environment of install and build: nothing of the builder's own leaks in."""
+        env = {"LANG": "C.UTF-8", **self.spec.env}
+        env |= {
+            "PATH": self.path,
+            "HOME": str(self.home),
+            "CI": "1",
+            "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
+        }
+        secrets = [self.spec.token] if self.spec.token else []
+        if self.spec.log_sink != STDOUT_SINK:
+            secrets.append(self.spec.log_sink)
+        return {
+            name: value
+            for name, value in env.items()
+            if not name.startswith(_FORBIDDEN_PREFIXES)
+            and not any(secret in value for secret in secrets)
+        }
+
+    # --- upload --------------------------------------------------------------------------
+
+    def upload(self, plan: Plan, durations: dict[str, int]) -> None:
+        started = time.monotonic()
+        output = plan.root / plan.output_directory
+        label = f"{plan.output_directory.rstrip('/')}/"
+        hint = _OUTPUT_HINTS.get(plan.framework, "")
+        if not output.is_dir():
+            raise BuildError(f"{missing_output(label, empty=False)}{hint}")
+        if not output.resolve().is_relative_to(self.checkout.resolve()):
+            raise BuildError(f"output directory {label} points outside the repository")
+        files = collect(output, self.log.line)
+        if any(path.startswith(RESERVED_DIR) for path, _ in files):
+            self.log.line(f"Skipped {RESERVED_DIR}: Scale Mesh keeps its own files there")
+            files = [(path, source) for path, source in files if not path.startswith(RESERVED_DIR)]
+        if not files:
+            raise missing_output(label, empty=True)
+        self.log.line(f"Uploading {len(files)} files from {label}")
+        uploaded = upload_output(files, self.storage, self.spec.output_prefix, self.scratch)
+        steps = {**durations, "upload": round((time.monotonic() - started) * 1000)}
+        manifest = self.manifest(plan, uploaded.files, steps)
+        write_manifest(self.storage, self.spec.output_prefix + MANIFEST, manifest, self.scratch)
+        self.log.line(
+            f"Uploaded {len(uploaded.files)} files ({_size(uploaded.bytes)}) and "
+            f"{uploaded.siblings} compressed copies"
+        )
+
+    def manifest(
+        self, plan: Plan, files: Mapping[str, UploadedFile], steps: Mapping[str, int]
+    ) -> dict[str, Any]:
+        return {
+            "version": MANIFEST_VERSION,
+            "deployment_id": self.spec.deployment_id,
+            "project_id": self.spec.project_id,
+            "sha": self.spec.sha,
+            "framework": plan.framework,
+            "output_directory": plan.output_directory,
+            "files": {path: record.to_json() for path, record in files.items()},
+            "steps": dict(steps),
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # real-time signals have numbers, not names
+        return f"signal {number}"
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"

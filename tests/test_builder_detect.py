@@ -1,0 +1,395 @@
+"""Detection turns a checkout (plus the project's overrides) into a build plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder.detect import Plan, detect
+from builder.errors import BuildError
+
+NPM_LOCK = json.dumps({"lockfileVersion": 3, "packages": {}})
+
+
+def package(
+    *,
+    build: bool = True,
+    deps: dict[str, str] | None = None,
+    dev: dict[str, str] | None = None,
+    manager: str | None = None,
+) -> str:
+    data: dict[str, Any] = {"name": "site", "scripts": {"build": "x"} if build else {}}
+    if deps:
+        data["dependencies"] = deps
+    if dev:
+        data["devDependencies"] = dev
+    if manager:
+        data["packageManager"] = manager
+    return json.dumps(data)
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def summary(plan: Plan, repo: Path) -> dict[str, Any]:
+    return {
+        "framework": plan.framework,
+        "manager": plan.package_manager,
+        "install": " ".join(plan.install) if plan.install else None,
+        "build": " ".join(plan.build) if plan.build else None,
+        "output": plan.output_directory,
+        "install_dir": plan.install_dir.relative_to(repo.resolve()).as_posix(),
+        "root": plan.root.relative_to(repo.resolve()).as_posix(),
+    }
+
+
+CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
+    # (id, files, overrides, expected subset of the summary)
+    (
+        "npm with package-lock",
+        {"package.json": package(deps={"vite": "5"}), "package-lock.json": NPM_LOCK},
+        {},
+        {
+            "framework": "vite",
+            "manager": "npm",
+            "install": "npm ci",
+            "build": "npm run build",
+            "output": "dist",
+            "install_dir": ".",
+        },
+    ),
+    (
+        "npm with shrinkwrap",
+        {"package.json": package(dev={"astro": "4"}), "npm-shrinkwrap.json": NPM_LOCK},
+        {},
+        {"framework": "astro", "install": "npm ci", "output": "dist"},
+    ),
+    (
+        "no lockfile",
+        {"package.json": package(deps={"react-scripts": "5"})},
+        {},
+        {"framework": "create-react-app", "install": "npm install", "output": "build"},
+    ),
+    (
+        "pnpm",
+        {"package.json": package(deps={"@docusaurus/core": "3"}), "pnpm-lock.yaml": ""},
+        {},
+        {
+            "framework": "docusaurus",
+            "manager": "pnpm",
+            "install": "corepack pnpm install --frozen-lockfile",
+            "build": "corepack pnpm run build",
+            "output": "build",
+        },
+    ),
+    (
+        "yarn classic",
+        {"package.json": package(dev={"@sveltejs/kit": "2", "vite": "5"}), "yarn.lock": ""},
+        {},
+        {
+            "framework": "sveltekit",
+            "manager": "yarn",
+            "install": "corepack yarn install --frozen-lockfile",
+            "build": "corepack yarn run build",
+            "output": "build",
+        },
+    ),
+    (
+        "yarn berry by .yarnrc.yml",
+        {"package.json": package(deps={"next": "14"}), "yarn.lock": "", ".yarnrc.yml": ""},
+        {},
+        {"framework": "next", "install": "corepack yarn install --immutable", "output": "out"},
+    ),
+    (
+        "yarn berry by packageManager",
+        {"package.json": package(manager="yarn@4.1.0+sha256.abc"), "yarn.lock": ""},
+        {},
+        {"install": "corepack yarn install --immutable"},
+    ),
+    (
+        "yarn classic by packageManager",
+        {"package.json": package(manager="yarn@1.22.19"), "yarn.lock": ""},
+        {},
+        {"install": "corepack yarn install --frozen-lockfile"},
+    ),
+    (
+        "packageManager without lockfile",
+        {"package.json": package(manager="pnpm@9.1.0")},
+        {},
+        {"manager": "pnpm", "install": "corepack pnpm install", "build": "corepack pnpm run build"},
+    ),
+    (
+        "packageManager chooses between lockfiles",
+        {
+            "package.json": package(manager="pnpm@9"),
+            "package-lock.json": NPM_LOCK,
+            "pnpm-lock.yaml": "",
+        },
+        {},
+        {"manager": "pnpm"},
+    ),
+    (
+        "npm wins a tie without packageManager",
+        {"package.json": package(), "package-lock.json": NPM_LOCK, "yarn.lock": ""},
+        {},
+        {"manager": "npm"},
+    ),
+    (
+        "a bun lockfile beside a supported one",
+        {"package.json": package(), "bun.lockb": "", "package-lock.json": NPM_LOCK},
+        {},
+        {"manager": "npm"},
+    ),
+    (
+        "a packageManager without a version",
+        {"package.json": package(manager="yarn@"), "yarn.lock": ""},
+        {},
+        {"install": "corepack yarn install --frozen-lockfile"},
+    ),
+    (
+        "a malformed packageManager is ignored",
+        {"package.json": package(manager="!!"), "yarn.lock": ""},
+        {},
+        {"install": "corepack yarn install --frozen-lockfile"},
+    ),
+    (
+        "eleventy",
+        {"package.json": package(dev={"@11ty/eleventy": "2"}), "package-lock.json": NPM_LOCK},
+        {},
+        {"framework": "eleventy", "output": "_site"},
+    ),
+    (
+        "vue on vite",
+        {"package.json": package(deps={"vue": "3"}, dev={"@vitejs/plugin-vue": "5", "vite": "5"})},
+        {},
+        {"framework": "vite", "output": "dist"},
+    ),
+    (
+        "no build script",
+        {"package.json": package(build=False, deps={"vite": "5"})},
+        {},
+        {"framework": "vite", "build": None, "install": "npm install"},
+    ),
+    (
+        "unknown framework",
+        {"package.json": package(deps={"lodash": "4"})},
+        {},
+        {"framework": "custom", "output": "dist", "build": "npm run build"},
+    ),
+    (
+        "odd dependency sections are ignored",
+        {"package.json": json.dumps({"dependencies": ["vite"], "scripts": "build"})},
+        {},
+        {"framework": "custom", "build": None},
+    ),
+    (
+        "package.json beside index.html with nothing to build",
+        {"package.json": package(build=False), "index.html": "<p>hi"},
+        {},
+        {"framework": "static", "output": ".", "install": "npm install", "build": None},
+    ),
+    (
+        "static site",
+        {"index.html": "<p>hi", "style.css": ""},
+        {},
+        {"framework": "static", "manager": None, "install": None, "build": None, "output": "."},
+    ),
+    (
+        "static site with a build command",
+        {"Makefile": ""},
+        {"build_command": "make site", "output_directory": "public/"},
+        {"framework": "custom", "install": None, "build": "make site", "output": "public"},
+    ),
+    (
+        "overrides",
+        {"package.json": package(deps={"vite": "5"}), "package-lock.json": NPM_LOCK},
+        {
+            "install_command": "npm ci --ignore-scripts",
+            "build_command": "npx vite build --mode 'staging env'",
+            "output_directory": "./site/",
+        },
+        {
+            "framework": "vite",
+            "install": "npm ci --ignore-scripts",
+            "build": "npx vite build --mode staging env",
+            "output": "site",
+        },
+    ),
+    (
+        "sh -c is how to ask for a shell",
+        {"package.json": package()},
+        {"build_command": "sh -c 'npm run a && npm run b'"},
+        {"build": "sh -c npm run a && npm run b"},
+    ),
+    (
+        "monorepo: lockfile at the workspace root",
+        {
+            "package.json": json.dumps({"private": True, "packageManager": "pnpm@9"}),
+            "pnpm-lock.yaml": "",
+            "apps/web/package.json": package(deps={"astro": "4"}),
+        },
+        {"root_directory": "apps/web"},
+        {
+            "framework": "astro",
+            "manager": "pnpm",
+            "install": "corepack pnpm install --frozen-lockfile",
+            "install_dir": ".",
+            "root": "apps/web",
+            "output": "dist",
+        },
+    ),
+    (
+        "monorepo: workspace root without package.json",
+        {"yarn.lock": "", "apps/web/package.json": package(manager="yarn@3")},
+        {"root_directory": "apps/web/"},
+        {"install": "corepack yarn install --immutable", "install_dir": "."},
+    ),
+    (
+        "monorepo: custom install runs in the root directory",
+        {"pnpm-lock.yaml": "", "apps/web/package.json": package()},
+        {"root_directory": "apps/web", "install_command": "pnpm install"},
+        {"install": "pnpm install", "install_dir": "apps/web"},
+    ),
+    (
+        "monorepo: output outside the root but inside the repository",
+        {"package-lock.json": NPM_LOCK, "apps/web/package.json": package()},
+        {"root_directory": "apps/web", "output_directory": "../../dist/apps/web"},
+        {"output": "../../dist/apps/web"},
+    ),
+    (
+        "a lockfile above the repository is not ours",
+        {"inner/package.json": package()},
+        {"root_directory": "inner"},
+        {"install": "npm install", "install_dir": "inner"},
+    ),
+    (
+        "an unsupported manager with a custom install command",
+        {"package.json": package(), "bun.lockb": ""},
+        {"install_command": "bun install"},
+        {"manager": None, "install": "bun install", "build": "npm run build"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "overrides", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_detect(
+    tmp_path: Path, files: dict[str, str], overrides: dict[str, str], expected: dict[str, Any]
+) -> None:
+    # A lockfile just outside the repository must never be picked up.
+    write(tmp_path, {"package-lock.json": NPM_LOCK})
+    repo = write(tmp_path / "repo", files)
+
+    plan = detect(repo, **overrides)
+
+    got = summary(plan, repo)
+    assert {name: got[name] for name in expected} == expected
+
+
+FAILURES: list[tuple[str, dict[str, str], dict[str, str], str]] = [
+    (
+        "bun lockfile",
+        {"package.json": package(), "bun.lockb": ""},
+        {},
+        "bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
+    ),
+    (
+        "bun text lockfile",
+        {"package.json": package(), "bun.lock": ""},
+        {},
+        "bun is not supported yet (found bun.lock)",
+    ),
+    (
+        "unsupported packageManager",
+        {"package.json": package(manager="deno@2.0.0")},
+        {},
+        "deno is not supported yet (packageManager in package.json); use npm, pnpm or yarn",
+    ),
+    (
+        "root directory outside the repository",
+        {"index.html": ""},
+        {"root_directory": "../elsewhere"},
+        "root_directory must be a path inside the repository, not '../elsewhere'",
+    ),
+    (
+        "absolute root directory",
+        {"index.html": ""},
+        {"root_directory": "/etc"},
+        "root_directory must be a path inside the repository",
+    ),
+    (
+        "missing root directory",
+        {"index.html": ""},
+        {"root_directory": "apps/nope"},
+        "root directory apps/nope was not found in the repository",
+    ),
+    (
+        "output outside the repository",
+        {"index.html": ""},
+        {"output_directory": "../../tmp"},
+        "output_directory must be a path inside the repository",
+    ),
+    (
+        "nothing to build",
+        {"README.md": "hello"},
+        {},
+        "found neither package.json nor index.html in the repository root; set root_directory",
+    ),
+    (
+        "nothing to build in the root directory",
+        {"docs/README.md": "hello"},
+        {"root_directory": "docs"},
+        "found neither package.json nor index.html in docs/",
+    ),
+    ("bad package.json", {"package.json": "{"}, {}, "package.json is not valid JSON"),
+    ("package.json not an object", {"package.json": "[]"}, {}, "must hold a JSON object"),
+    (
+        "unbalanced quotes",
+        {"package.json": package()},
+        {"build_command": "npm run 'build"},
+        "build_command cannot be read: No closing quotation",
+    ),
+    ("empty command", {"package.json": package()}, {"install_command": "  "}, "is empty"),
+    (
+        "shell syntax",
+        {"package.json": package()},
+        {"build_command": "npm run a && npm run b"},
+        "build_command uses shell syntax (&&), but commands run without a shell",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "overrides", "message"),
+    [case[1:] for case in FAILURES],
+    ids=[case[0] for case in FAILURES],
+)
+def test_detect_refuses(
+    tmp_path: Path, files: dict[str, str], overrides: dict[str, str], message: str
+) -> None:
+    repo = write(tmp_path / "repo", files)
+
+    with pytest.raises(BuildError) as failure:
+        detect(repo, **overrides)
+
+    assert message in str(failure.value)
+
+
+def test_a_symlinked_root_directory_may_not_leave_the_repository(tmp_path: Path) -> None:
+    write(tmp_path / "outside", {"index.html": ""})
+    repo = write(tmp_path / "repo", {"index.html": ""})
+    (repo / "web").symlink_to(tmp_path / "outside")
+
+    with pytest.raises(BuildError, match="root_directory must be a path inside"):
+        detect(repo, root_directory="web")

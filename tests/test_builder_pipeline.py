@@ -1,0 +1,474 @@
+"""The pipeline in process: steps and their events, failures, the clone and its token."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import pipeline
+from builder.errors import Stopped
+from builder.logsink import LogSinkError, Masker, basic_auth
+from builder.pipeline import Build, Log
+from builder.spec import MANIFEST, STEPS, BuildSpec
+from builder.upload import Headers, LocalStorage, Pending, Storage
+from tests.test_builder_support import (
+    DEPLOYMENT_ID,
+    PROJECT_ID,
+    CapturingSink,
+    GitHttp,
+    git,
+    make_repo,
+    make_spec,
+)
+
+PATH = os.environ["PATH"]
+TOKEN = "ghs_S3cr3tT0kenValue0123456789abcdefABCD"
+MISSING_SHA = "0123456789abcdef" * 2 + "01234567"
+
+
+def run(spec: BuildSpec, storage: Storage | None = None) -> tuple[bool, CapturingSink]:
+    sink = CapturingSink(Masker.for_spec(spec))
+    storage = storage or LocalStorage(Path(spec.storage_url.removeprefix("file://")))
+    try:
+        ok = pipeline.run(spec, sink, storage, path=PATH)
+    finally:
+        storage.close()
+    return ok, sink
+
+
+def deployed(tmp_path: Path) -> Path:
+    return tmp_path / "storage" / "__outputs" / str(PROJECT_ID) / DEPLOYMENT_ID
+
+
+def steps(sink: CapturingSink) -> list[tuple[str, str, bool | None]]:
+    return [
+        (event["step"], event["status"], event.get("ok"))
+        for event in sink.events
+        if event["type"] == "step"
+    ]
+
+
+def failure(sink: CapturingSink) -> str:
+    end = sink.events[-1]
+    assert end["type"] == "end"
+    assert end["ok"] is False
+    error: str = end["error"]
+    return error
+
+
+def static_spec(
+    tmp_path: Path, files: dict[str, str | bytes] | None = None, **overrides: Any
+) -> BuildSpec:
+    repo, sha = make_repo(tmp_path / "repo", "static", files)
+    return make_spec(repo, sha, tmp_path / "storage", **overrides)
+
+
+def fake_git(tmp_path: Path, script: str) -> str:
+    """A PATH whose `git` runs `script` (with the real git as $REAL_GIT) before anything else."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    real = next(
+        Path(directory) / "git"
+        for directory in PATH.split(os.pathsep)
+        if (Path(directory) / "git").is_file()
+    )
+    wrapper = bin_dir / "git"
+    wrapper.write_text(f"#!/bin/sh\nREAL_GIT={real}\n{script}\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return f"{bin_dir}{os.pathsep}{PATH}"
+
+
+# --- success --------------------------------------------------------------------------------
+
+
+def test_a_static_site_goes_through_every_step(tmp_path: Path) -> None:
+    spec = static_spec(tmp_path, git_ref="main")
+
+    ok, sink = run(spec)
+
+    assert ok
+    assert steps(sink) == [
+        (step, status, ok) for step in STEPS for status, ok in (("start", None), ("end", True))
+    ]
+    events = sink.events
+    assert events[-1]["type"] == "end"
+    assert events[-1]["ok"] is True
+    assert "error" not in events[-1]
+    assert all(isinstance(event["ts"], float) for event in events)
+    assert all(
+        isinstance(event["duration_ms"], int) for event in events if event.get("status") == "end"
+    )
+    lines = sink.lines()
+    assert f"Cloning {spec.git_url} at {spec.sha[:7]} (main)" in lines
+    assert "Detected static" in lines
+    assert "No install step: there is no package.json" in lines
+    assert "No build step: static site" in lines
+    assert "Uploading 2 files from ./" in lines
+    assert "Uploaded 2 files (0.2 kB) and 0 compressed copies" in lines
+    manifest = json.loads((deployed(tmp_path) / MANIFEST).read_text())
+    assert manifest["framework"] == "static"
+    assert manifest["output_directory"] == "."
+    assert manifest["sha"] == spec.sha
+    assert manifest["deployment_id"] == DEPLOYMENT_ID
+    assert manifest["project_id"] == PROJECT_ID
+    assert manifest["version"] == 1
+    assert set(manifest["files"]) == {"index.html", "style.css"}  # and never .git
+    assert set(manifest["steps"]) == set(STEPS)
+    assert manifest["created_at"].endswith("Z")
+    assert not (deployed(tmp_path) / ".git").exists()
+
+
+def test_a_package_json_without_a_build_script_skips_the_build(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {"package.json": "{}", "big.txt": "x" * 2_000_000}
+
+    ok, sink = run(static_spec(tmp_path, files, install_command="true"))
+
+    assert ok
+    assert "No build step: package.json has no build script" in sink.lines("build")
+    assert "Uploaded 4 files (2.0 MB) and 2 compressed copies" in sink.lines("upload")
+
+
+def test_a_site_in_a_root_directory(tmp_path: Path) -> None:
+    repo, sha = make_repo(
+        tmp_path / "repo", files={"README.md": "monorepo", "apps/web/index.html": "<p>web"}
+    )
+    spec = make_spec(repo, sha, tmp_path / "storage", root_directory="apps/web")
+
+    ok, sink = run(spec)
+
+    assert ok
+    assert "Root directory: apps/web" in sink.lines("detect")
+    manifest = json.loads((deployed(tmp_path) / MANIFEST).read_text())
+    assert list(manifest["files"]) == ["index.html"]
+
+
+def test_the_sites_own_manifest_json_is_served_and_ours_kept_apart(tmp_path: Path) -> None:
+    spec = static_spec(
+        tmp_path, {"manifest.json": '{"name": "pwa"}', ".scalemesh/manifest.json": "forged"}
+    )
+
+    ok, sink = run(spec)
+
+    assert ok
+    assert "Skipped .scalemesh/: Scale Mesh keeps its own files there" in sink.lines("upload")
+    manifest = json.loads((deployed(tmp_path) / MANIFEST).read_text())
+    assert "manifest.json" in manifest["files"]
+    assert (deployed(tmp_path) / "manifest.json").read_text() == '{"name": "pwa"}'
+    assert ".scalemesh/manifest.json" not in manifest["files"]
+
+
+def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
+    redis_url = "redis://127.0.0.1:6379/0"
+    spec = static_spec(
+        tmp_path,
+        build_command="env",
+        output_directory=".",
+        token=TOKEN,
+        log_sink=redis_url,
+        env={
+            "API_URL": "https://api.example.com",
+            "LANG": "en_US.UTF-8",
+            "SCALEMESH_BUILD_TOKEN": "smuggled",
+            "AWS_SECRET_ACCESS_KEY": "smuggled",
+            "HAS_TOKEN": f"x{TOKEN}x",
+            "HAS_REDIS": redis_url,
+            "PATH": "/smuggled",
+            "HOME": "/smuggled",
+            "CI": "0",
+        },
+    )
+    sink = CapturingSink()  # unmasked: the test must see what the command saw
+    storage = LocalStorage(tmp_path / "storage")
+
+    assert pipeline.run(spec, sink, storage, path=PATH)
+    storage.close()
+
+    names = dict(line.split("=", 1) for line in sink.lines("build")[1:])
+    assert sorted(names) == [
+        "API_URL",
+        "CI",
+        "COREPACK_ENABLE_DOWNLOAD_PROMPT",
+        "HOME",
+        "LANG",
+        "PATH",
+    ]
+    assert names["PATH"] == PATH
+    assert names["CI"] == "1"
+    assert names["COREPACK_ENABLE_DOWNLOAD_PROMPT"] == "0"
+    assert names["LANG"] == "en_US.UTF-8"
+    assert names["HOME"] != "/smuggled"
+    assert "NODE_ENV" not in names
+
+
+# --- the clone and its token ----------------------------------------------------------------
+
+
+def test_the_token_goes_only_through_gits_environment(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    path = fake_git(
+        tmp_path,
+        f'printf "%s\\n" "$*" >> {calls}\nenv >> {calls}\nexec "$REAL_GIT" "$@"',
+    )
+    spec = static_spec(tmp_path, token=TOKEN)
+    sink = CapturingSink(Masker.for_spec(spec))
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    build = Build(spec, Log(sink), LocalStorage(tmp_path / "storage"), path=path, workdir=workdir)
+
+    build.clone()
+
+    recorded = calls.read_text()
+    argv_lines = [line for line in recorded.splitlines() if "=" not in line.split(" ", 1)[0]]
+    assert argv_lines  # git really ran
+    assert not any(TOKEN in line or basic_auth(TOKEN) in line for line in argv_lines)
+    assert f"GIT_CONFIG_VALUE_0=Authorization: Basic {basic_auth(TOKEN)}" in recorded
+    assert "GIT_TERMINAL_PROMPT=0" in recorded
+    assert "SCALEMESH_" not in recorded
+    config = (workdir / "repo" / ".git" / "config").read_text()
+    assert TOKEN not in config
+    assert basic_auth(TOKEN) not in config
+    assert git(workdir / "repo", "remote", "get-url", "origin") == spec.git_url
+    assert git(workdir / "repo", "rev-parse", "HEAD") == spec.sha
+    assert TOKEN not in sink.buffer.getvalue()
+    assert basic_auth(TOKEN) not in sink.buffer.getvalue()
+
+
+@pytest.mark.parametrize("protocol_v2", [True, False], ids=["fetch by sha", "full fetch fallback"])
+def test_clone_over_http_sends_the_token_as_basic_auth(tmp_path: Path, protocol_v2: bool) -> None:
+    repo, sha = make_repo(tmp_path / "served" / "site.git", "static")
+    # A newer commit on top, so the one we build is no branch's tip (not advertised).
+    (repo / "later.txt").write_text("later")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "later")
+    server = GitHttp(tmp_path / "served", TOKEN, protocol_v2=protocol_v2)
+    with server.serve():
+        spec = make_spec(
+            repo, sha, tmp_path / "storage", git_url=f"{server.url}/site.git", token=TOKEN
+        )
+        ok, sink = run(spec)
+
+    assert ok, sink.events[-1]
+    assert f"Basic {basic_auth(TOKEN)}" in server.authorizations
+    fallback = "The server would not send the commit alone; fetching all branches"
+    assert (fallback in sink.lines("clone")) is not protocol_v2
+    assert TOKEN not in sink.buffer.getvalue()
+    assert basic_auth(TOKEN) not in sink.buffer.getvalue()
+
+
+def test_a_clone_without_the_right_token_fails_naming_the_url_and_sha(tmp_path: Path) -> None:
+    repo, sha = make_repo(tmp_path / "served" / "site.git", "static")
+    server = GitHttp(tmp_path / "served", TOKEN)
+    with server.serve():
+        url = f"{server.url}/site.git"
+        ok, sink = run(make_spec(repo, sha, tmp_path / "storage", git_url=url, token="wrong-token"))
+
+    assert not ok
+    assert failure(sink) == f"clone failed: could not fetch {url} (commit {sha})"
+    assert steps(sink) == [("clone", "start", None), ("clone", "end", False)]
+    assert not (tmp_path / "storage").exists()
+
+
+def test_a_missing_commit_fails_the_clone(tmp_path: Path) -> None:
+    repo, _ = make_repo(tmp_path / "repo", "static")
+
+    ok, sink = run(make_spec(repo, MISSING_SHA, tmp_path / "storage"))
+
+    assert not ok
+    assert failure(sink) == f"clone failed: commit {MISSING_SHA} was not found in {repo.as_uri()}"
+    assert f"Error: commit {MISSING_SHA} was not found in {repo.as_uri()}" in sink.lines("clone")
+
+
+def test_a_broken_git_fails_the_clone(tmp_path: Path) -> None:
+    spec = static_spec(tmp_path)
+    sink = CapturingSink()
+    storage = LocalStorage(tmp_path / "storage")
+
+    assert not pipeline.run(spec, sink, storage, path=fake_git(tmp_path, "exit 5"))
+    assert failure(sink) == f"clone failed: git init exited with code 5 for {spec.git_url}"
+
+    sink = CapturingSink()
+    assert not pipeline.run(spec, sink, storage, path=str(tmp_path / "nothing-here"))
+    assert failure(sink) == "clone failed: cannot run git: No such file or directory"
+
+
+def test_a_hanging_clone_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "CLONE_TIMEOUT", 1)
+    spec = static_spec(tmp_path)
+    sink = CapturingSink()
+
+    assert not pipeline.run(
+        spec, sink, LocalStorage(tmp_path / "storage"), path=fake_git(tmp_path, "exec sleep 30")
+    )
+    assert failure(sink) == f"clone failed: cloning {spec.git_url} timed out after 1 s"
+
+
+# --- failing steps stop everything ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "overrides", "error", "last_step"),
+    [
+        (
+            {"package.json": "{}", "bun.lockb": ""},
+            {},
+            "detect failed: bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
+            "detect",
+        ),
+        (
+            {},
+            {"install_command": "false"},
+            "install failed: false exited with code 1",
+            "install",
+        ),
+        (
+            {},
+            {"install_command": "sh -c 'kill -9 $$'"},
+            "install failed: sh -c 'kill -9 $$' was killed by SIGKILL",
+            "install",
+        ),
+        (
+            {},
+            {"install_command": "sh -c 'kill -40 $$'"},
+            "install failed: sh -c 'kill -40 $$' was killed by signal 40",
+            "install",
+        ),
+        (
+            {},
+            {"install_command": "no-such-tool --flag"},
+            "install failed: cannot run no-such-tool: No such file or directory",
+            "install",
+        ),
+        (
+            {},
+            {"install_command": "sleep 30", "timeout": 1},
+            "install failed: sleep 30 timed out after 1 s (install and build together)",
+            "install",
+        ),
+        (
+            {},
+            # Install and build share the budget: 1.2 s spent leaves the build 0.8 s.
+            {"install_command": "sleep 1.2", "build_command": "sleep 1.5", "timeout": 2},
+            "build failed: sleep 1.5 timed out after 2 s (install and build together)",
+            "build",
+        ),
+        (
+            {},
+            {"output_directory": "public"},
+            "upload failed: output directory public/ was not found after the build "
+            "(set output_directory)",
+            "upload",
+        ),
+        (
+            {"package.json": '{"dependencies": {"next": "14"}}'},
+            {"install_command": "true", "build_command": "true"},
+            "upload failed: output directory out/ was not found after the build "
+            "(set output_directory); Next.js writes out/ only with output: 'export' in "
+            "next.config.js",
+            "upload",
+        ),
+        (
+            {},
+            {"build_command": "mkdir -p dist/empty/.git"},
+            "upload failed: output directory dist/ is empty after the build (set output_directory)",
+            "upload",
+        ),
+        (
+            {},
+            {"build_command": "ln -s /tmp dist"},
+            "upload failed: output directory dist/ points outside the repository",
+            "upload",
+        ),
+    ],
+    ids=[
+        "unsupported package manager",
+        "install exits non-zero",
+        "install killed",
+        "install killed by a real-time signal",
+        "install command missing",
+        "install times out",
+        "build times out on the shared budget",
+        "output directory missing",
+        "next without static export",
+        "output directory empty",
+        "output directory outside the checkout",
+    ],
+)
+def test_a_failing_step_stops_the_build_and_uploads_nothing(
+    tmp_path: Path,
+    files: dict[str, str | bytes],
+    overrides: dict[str, Any],
+    error: str,
+    last_step: str,
+) -> None:
+    ok, sink = run(static_spec(tmp_path, files, **overrides))
+
+    assert not ok
+    assert failure(sink) == error
+    assert steps(sink)[-2:] == [(last_step, "start", None), (last_step, "end", False)]
+    assert [event["type"] for event in sink.events].count("end") == 1
+    assert not deployed(tmp_path).exists()
+
+
+class BrokenStorage:
+    def put(self, key: str, source: Path, headers: Headers) -> Pending:
+        raise RuntimeError("disk on fire")
+
+    def close(self, *, cancel: bool = False) -> None:
+        pass
+
+
+def test_an_unexpected_error_still_ends_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok, sink = run(static_spec(tmp_path), BrokenStorage())
+
+    assert not ok
+    assert failure(sink) == "upload failed: internal error (RuntimeError: disk on fire)"
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_storage_failure_ends_the_log_and_writes_no_manifest(tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("a file, not a directory")
+    spec = static_spec(tmp_path)
+
+    ok, sink = run(spec, LocalStorage(tmp_path / "blocked"))
+
+    assert not ok
+    assert failure(sink).startswith("upload failed: writing __outputs/")
+    assert any(line.startswith("Error: writing __outputs/") for line in sink.lines("upload"))
+
+
+class StoppingSink(CapturingSink):
+    """Acts as if SIGTERM arrived when the install command is announced."""
+
+    def emit(self, event: dict[str, Any]) -> None:
+        super().emit(event)
+        if str(event.get("text", "")).startswith("Running"):
+            raise Stopped
+
+
+def test_a_stopped_build_says_so(tmp_path: Path) -> None:
+    sink = StoppingSink()
+    spec = static_spec(tmp_path, install_command="true")
+
+    assert not pipeline.run(spec, sink, LocalStorage(tmp_path / "storage"), path=PATH)
+    assert failure(sink) == "install stopped: the build was cancelled"
+    assert steps(sink)[-1] == ("install", "end", False)
+
+
+class DeadSink:
+    def emit(self, event: dict[str, Any]) -> None:
+        raise LogSinkError("redis is gone")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_dead_log_sink_fails_loudly(tmp_path: Path) -> None:
+    with pytest.raises(LogSinkError, match="redis is gone"):
+        pipeline.run(static_spec(tmp_path), DeadSink(), LocalStorage(tmp_path / "s"), path=PATH)
