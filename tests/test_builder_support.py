@@ -129,7 +129,7 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def gone(pid: int, within: float = 3.0) -> bool:
+def gone(pid: int, within: float = 10.0) -> bool:
     """Whether `pid` ends within `within` seconds (a sent SIGKILL lands asynchronously)."""
     give_up = time.monotonic() + within
     while alive(pid):

@@ -5,11 +5,19 @@
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from builder.spec import BuildSpec
+
+if TYPE_CHECKING:
+    from app.logs import LogBus
+    from app.runners.ecs import EcsClient
+    from app.settings import Settings
 
 
 class RunStatus(StrEnum):
@@ -43,3 +51,61 @@ class BuildRunner(Protocol):
 
     async def aclose(self) -> None:
         """Release what the runner holds (tasks, subprocess pipes) at shutdown."""
+
+
+CANCELLED_REASON = "cancelled by Scale Mesh"
+"""The reason a build stopped because Scale Mesh asked it to (also sent to ECS `StopTask`)."""
+
+MIN_MASKED_LENGTH = 4
+"""Shorter env values ("1", "dev") are left alone: masking them would garble the log."""
+_LINE_BREAKS = re.compile(r"[\r\n]+")
+
+
+def secret_values(spec: BuildSpec) -> tuple[str, ...]:
+    """What must never show in a log line or an error: the clone token (also as the basic-auth
+    credential git sends) and the project's env values, masked as the builder masks them."""
+    pieces: set[str] = set()
+    if spec.token:
+        credential = base64.b64encode(f"x-access-token:{spec.token}".encode()).decode("ascii")
+        pieces.update((spec.token, credential))
+    for value in spec.env.values():
+        # A multi-line value (a PEM key) reaches the log line by line: mask each line too.
+        for piece in [value, *_LINE_BREAKS.split(value)]:
+            if len(piece) >= MIN_MASKED_LENGTH:
+                pieces.add(piece)
+    # Longest first, so a secret containing another is masked whole.
+    return tuple(sorted(pieces, key=lambda piece: (-len(piece), piece)))
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def runner_from_settings(
+    settings: Settings, bus: LogBus, ecs_client: EcsClient | None = None
+) -> BuildRunner:
+    """The runner `SCALEMESH_RUNNER` names; a boto3 ECS client is made unless one is given."""
+    # Imported here: the implementations import this module for the shared types.
+    from app.runners.ecs import EcsRunner
+    from app.runners.local import LocalRunner
+    from app.settings import Runner
+
+    if settings.runner is Runner.LOCAL:
+        return LocalRunner(bus, settings.runner_env, settings.data_dir / "builds")
+    if settings.ecs is None:
+        raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")
+    if settings.redis_url is None:
+        raise RunnerError(
+            "SCALEMESH_RUNNER=ecs needs SCALEMESH_REDIS_URL: ECS builds write their log to Redis"
+        )
+    owns_client = ecs_client is None
+    if ecs_client is None:
+        import boto3
+        from botocore.config import Config
+
+        # Bounded timeouts: a hung ECS call must not hold a worker thread for ever.
+        config = Config(connect_timeout=10, read_timeout=30, retries={"mode": "standard"})
+        ecs_client = boto3.client("ecs", config=config)
+    return EcsRunner(ecs_client, settings.ecs, settings.redis_url.reveal(), owns_client=owns_client)

@@ -1,0 +1,348 @@
+"""Run each build as a child process of this app: the runner for one machine and `scalemesh dev`.
+
+The builder runs in its own process group and working directory, with only the environment it
+is given, and writes its log to stdout as JSON lines (DESIGN §8); a reader task per stream
+feeds those lines into the log bus. It is not a sandbox: project code runs as this user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from app.logs import LogBus, LogEvent
+from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus, mask, secret_values
+from builder.spec import STDOUT_SINK, BuildSpec
+
+log = logging.getLogger(__name__)
+
+HANDLE_KIND = "local"
+RESTARTED = "interrupted by a restart"
+MAX_LINE = 1024 * 1024
+"""Longer output lines are cut at this many bytes, so one runaway line cannot exhaust memory.
+Well above the longest JSON event the builder writes."""
+MAX_TEXT = 8192
+"""At most this many characters of `text` per line event, as `builder.spec` documents."""
+KEEP_FINISHED = 1000
+"""How many final states to remember, so a repeated poll of a finished build still answers."""
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(eq=False)
+class _Build:
+    deployment_id: str
+    process: asyncio.subprocess.Process
+    workdir: Path
+    secrets: tuple[str, ...] = field(repr=False)
+    readers: list[asyncio.Task[None]] = field(default_factory=list)
+    cancelled: bool = False
+    discard: bool = False
+    """Set once the build is finished: output that still arrives is read but not stored."""
+    killer: asyncio.Task[None] | None = None
+    finishing: asyncio.Task[RunState] | None = None
+
+
+class LocalRunner:
+    """Runs `python -m builder` as a subprocess; handles are `local:<runner id>:<pid>`.
+
+    The runner id is random per instance, so after a restart the handles of the builds the old
+    process ran are recognisably foreign and reported GONE.
+    """
+
+    def __init__(
+        self,
+        bus: LogBus,
+        base_env: Mapping[str, str],
+        work_root: Path,
+        python: str = sys.executable,
+        command: Sequence[str] | None = None,
+        *,
+        cancel_grace: float = 5.0,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self._bus = bus
+        self._base_env = dict(base_env)
+        self._work_root = work_root
+        # -P: the working directory (where the project is cloned) must not shadow the
+        # builder's own imports.
+        self._command = list(command) if command is not None else [python, "-P", "-m", "builder"]
+        self._cancel_grace = cancel_grace
+        self._drain_timeout = drain_timeout
+        self._id = secrets.token_hex(6)
+        self._builds: dict[int, _Build] = {}
+        self._finished: dict[int, RunState] = {}
+        self._stragglers: set[asyncio.Task[None]] = set()
+        self._closed = False
+        log.warning(
+            "local builds are not sandboxed: project code runs as this user",
+            extra={"runner_id": self._id, "work_root": str(work_root)},
+        )
+
+    async def start(self, spec: BuildSpec) -> str:
+        if self._closed:
+            raise RunnerError("the local runner is shut down")
+        env = {
+            **self._base_env,
+            **replace(spec, log_sink=STDOUT_SINK).to_env(),
+            # A piped stdout is block-buffered: without this the live log arrives in bursts.
+            "PYTHONUNBUFFERED": "1",
+        }
+        workdir = await asyncio.to_thread(self._make_workdir, spec.deployment_id)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command,
+                cwd=workdir,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                # Its own process group, so cancel reaches whatever the build spawned.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
+            raise RunnerError(f"could not start the builder: {exc}") from exc
+        pid = process.pid
+        build = _Build(spec.deployment_id, process, workdir, secret_values(spec))
+        assert process.stdout is not None  # noqa: S101 - piped above
+        assert process.stderr is not None  # noqa: S101 - piped above
+        build.readers = [
+            asyncio.create_task(self._pump(build, process.stdout, _stdout_events)),
+            asyncio.create_task(self._pump(build, process.stderr, _stderr_events)),
+        ]
+        # A recycled pid must not answer with the state of the build that had it before.
+        self._finished.pop(pid, None)
+        self._builds[pid] = build
+        handle = f"{HANDLE_KIND}:{self._id}:{pid}"
+        log.info(
+            "build process started",
+            extra={"deployment_id": spec.deployment_id, "handle": handle, "pid": pid},
+        )
+        return handle
+
+    async def poll(self, handle: str) -> RunState:
+        pid = self._own_pid(handle)
+        if pid is None:
+            return RunState(RunStatus.GONE, reason=RESTARTED)
+        if (state := self._finished.get(pid)) is not None:
+            return state
+        build = self._builds.get(pid)
+        if build is None:
+            return RunState(RunStatus.GONE, reason="this runner has no record of the build")
+        if build.process.returncode is None:
+            return RunState(RunStatus.RUNNING)
+        return await self._finish_once(pid, build)
+
+    async def cancel(self, handle: str) -> None:
+        pid = self._own_pid(handle)
+        build = self._builds.get(pid) if pid is not None else None
+        if pid is None or build is None or build.process.returncode is not None or build.cancelled:
+            return
+        build.cancelled = True
+        _kill_group(pid, signal.SIGTERM)
+        build.killer = asyncio.create_task(self._kill_after_grace(pid, build))
+        log.info("build cancelled", extra={"deployment_id": build.deployment_id, "pid": pid})
+
+    async def aclose(self) -> None:
+        """Kill every build still running, so none outlives the app, and wait for its output."""
+        self._closed = True
+        running = list(self._builds.items())
+        for pid, build in running:
+            if build.process.returncode is None:
+                log.warning(
+                    "build killed at shutdown",
+                    extra={"deployment_id": build.deployment_id, "pid": pid},
+                )
+            _kill_group(pid, signal.SIGKILL)
+        for pid, build in running:
+            # Not `process.wait()`: it also waits for the pipes, which a build's escaped
+            # child may hold open, and asyncio has no public exit-only event to wait on.
+            # SIGKILL cannot be refused, so this ends.
+            while build.process.returncode is None:  # noqa: ASYNC110 - see above
+                await asyncio.sleep(0.02)
+            await self._finish_once(pid, build)
+        # Output still held open by a build's escaped child: give it the drain time, then drop it.
+        stragglers = set(self._stragglers)
+        if stragglers:
+            await asyncio.wait(stragglers, timeout=self._drain_timeout)
+            for task in stragglers:
+                task.cancel()
+            await asyncio.wait(stragglers)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _make_workdir(self, deployment_id: str) -> Path:
+        self._work_root.mkdir(parents=True, exist_ok=True)
+        prefix = _UNSAFE_NAME.sub("_", deployment_id)[:40] + "-"
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self._work_root))
+
+    def _own_pid(self, handle: str) -> int | None:
+        kind, _, rest = handle.partition(":")
+        runner_id, _, pid = rest.partition(":")
+        if kind != HANDLE_KIND or runner_id != self._id or not pid.isdigit():
+            return None
+        return int(pid)
+
+    async def _kill_after_grace(self, pid: int, build: _Build) -> None:
+        await asyncio.sleep(self._cancel_grace)
+        # Once the builder itself is gone, `_finish` clears up the rest of its group.
+        if build.process.returncode is None:
+            log.warning(
+                "build ignored SIGTERM; killing it",
+                extra={"deployment_id": build.deployment_id, "pid": pid},
+            )
+            _kill_group(pid, signal.SIGKILL)
+
+    async def _pump(
+        self,
+        build: _Build,
+        stream: asyncio.StreamReader,
+        to_events: Callable[[str, tuple[str, ...]], list[LogEvent]],
+    ) -> None:
+        warned = False
+        async for line in _lines(stream):
+            if build.discard:
+                continue
+            try:
+                for event in to_events(line, build.secrets):
+                    await self._bus.append(build.deployment_id, event)
+            except Exception as exc:
+                # Keep reading whatever happens: a full pipe would block the build for ever.
+                if not warned:
+                    log.warning(
+                        "build log line lost",
+                        extra={"deployment_id": build.deployment_id, "error": repr(exc)},
+                    )
+                    warned = True
+
+    async def _finish_once(self, pid: int, build: _Build) -> RunState:
+        if build.finishing is None:
+            build.finishing = asyncio.create_task(self._finish(pid, build))
+        # Shielded: a poller giving up must not leave the build half wrapped up.
+        return await asyncio.shield(build.finishing)
+
+    async def _finish(self, pid: int, build: _Build) -> RunState:
+        # The builder has exited; what it left running in its group dies with it.
+        _kill_group(pid, signal.SIGKILL)
+        if build.killer is not None:
+            build.killer.cancel()
+            await asyncio.wait([build.killer])
+        # Read the log to its end first: the reconciler finalises as soon as we answer.
+        _, pending = await asyncio.wait(build.readers, timeout=self._drain_timeout)
+        if pending:
+            log.warning(
+                "build left processes holding its output open",
+                extra={"deployment_id": build.deployment_id, "pid": pid},
+            )
+            build.discard = True
+            for task in pending:
+                self._stragglers.add(task)
+                task.add_done_callback(self._stragglers.discard)
+        await asyncio.to_thread(shutil.rmtree, build.workdir, ignore_errors=True)
+        returncode = build.process.returncode
+        assert returncode is not None  # noqa: S101 - only finished builds get here
+        state = _exit_state(returncode, cancelled=build.cancelled)
+        del self._builds[pid]
+        self._finished[pid] = state
+        while len(self._finished) > KEEP_FINISHED:
+            del self._finished[next(iter(self._finished))]
+        log.info(
+            "build process finished",
+            extra={
+                "deployment_id": build.deployment_id,
+                "pid": pid,
+                "exit_code": state.exit_code,
+                "status": str(state.status),
+            },
+        )
+        return state
+
+
+def _kill_group(pid: int, signum: signal.Signals) -> None:
+    # Only called for builds still in `_builds`. A group id stays reserved while the group has
+    # members; reusing it once the group is empty takes a pid wrap-around before the next poll.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def _exit_state(returncode: int, *, cancelled: bool) -> RunState:
+    # Negative return codes mean "killed by a signal"; report them the shell's way (128 + n),
+    # as a container runtime does.
+    exit_code = returncode if returncode >= 0 else 128 - returncode
+    if cancelled:
+        return RunState(RunStatus.FAILED, exit_code=exit_code, reason=CANCELLED_REASON)
+    if returncode == 0:
+        return RunState(RunStatus.SUCCEEDED, exit_code=0)
+    if returncode > 0:
+        reason = f"builder exited with code {returncode}"
+    else:
+        reason = f"builder killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+    return RunState(RunStatus.FAILED, exit_code=exit_code, reason=reason)
+
+
+async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
+    """The stream's lines without their line ends; a line whose end is not in sight is cut
+    once `MAX_LINE` bytes of it are buffered."""
+    pending = b""
+    # After a cut at exactly the end of a line, its newline must not make an empty line.
+    just_cut = False
+    while chunk := await stream.read(MAX_LINE):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for raw in complete:
+            if raw or not just_cut:
+                yield _decode(raw)
+            just_cut = False
+        while len(pending) >= MAX_LINE:
+            yield _decode(pending[:MAX_LINE])
+            pending = pending[MAX_LINE:]
+            just_cut = True
+    if pending:
+        yield _decode(pending)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.removesuffix(b"\r").decode("utf-8", errors="replace")
+
+
+def _stdout_events(line: str, secrets: tuple[str, ...]) -> list[LogEvent]:
+    """The builder's JSON event, or system lines for anything else it printed."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        return _lines_of("system", line, secrets)
+    # The builder masks these itself; doing it again costs little and survives its bugs.
+    for name in ("text", "error"):
+        if isinstance(event.get(name), str):
+            event[name] = mask(event[name], secrets)
+    return [event]
+
+
+def _stderr_events(line: str, secrets: tuple[str, ...]) -> list[LogEvent]:
+    # The builder's own tracebacks land here: they are how a crash gets explained.
+    return _lines_of("stderr", line, secrets)
+
+
+def _lines_of(stream: str, text: str, secrets: tuple[str, ...]) -> list[LogEvent]:
+    # Masked before it is cut, so no secret is split across two events unmasked.
+    text = mask(text, secrets)
+    now = time.time()
+    return [
+        {"type": "line", "ts": now, "stream": stream, "text": text[i : i + MAX_TEXT]}
+        for i in range(0, max(len(text), 1), MAX_TEXT)
+    ]
