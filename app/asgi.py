@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
 
 from litestar import Litestar
 from litestar.di import Provide
 from redis.asyncio import Redis
 
-from app import database, health, projects, users
+from app import database, deployments, health, projects, users
 from app.database import AnyEngine
+from app.deployments import Pipeline
 from app.envvars import Sealer
-from app.errors import EXCEPTION_HANDLERS
+from app.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.health import HealthChecks
+from app.logs import LogBus, log_bus_from_settings
 from app.openapi import StrictStructSchemaPlugin, openapi_config
+from app.reconcile import Reconciler
+from app.refs import GitRefResolver, RefResolver
+from app.runners import BuildRunner, runner_from_settings
 from app.settings import Settings
 from app.storage import Storage, storage_from_settings
 
@@ -27,15 +33,33 @@ class NotMigrated(RuntimeError):
     """The database schema is behind the code."""
 
 
-def create_app(settings: Settings) -> Litestar:
+@dataclass
+class Services:
+    """What the lifespan opens and closes; routes get them through dependencies."""
+
+    bus: LogBus | None = None
+    runner: BuildRunner | None = None
+    reconciler: Reconciler | None = None
+
+
+def create_app(
+    settings: Settings,
+    *,
+    runner: BuildRunner | None = None,
+    ref_resolver: RefResolver | None = None,
+    reconcile: bool = True,
+) -> Litestar:
+    """The API app. Tests may pass their own runner or resolver, or drive the reconcile loop
+    themselves (`reconcile=False`, then `app.state.services.reconciler.tick()`)."""
     engine = database.make_engine(settings.database)
     database.bind(engine)
     storage = storage_from_settings(settings.storage)
     sealer = Sealer(settings.secret_key)
-    clients: dict[str, Any] = {}
+    resolver = ref_resolver or GitRefResolver()
+    services = Services()
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(database.connection_pool(engine))
             pending = await database.pending_migrations(engine)
@@ -43,40 +67,47 @@ def create_app(settings: Settings) -> Litestar:
                 raise NotMigrated(
                     f"the database is missing {len(pending)} migration(s); run `scalemesh migrate`"
                 )
+            redis: Redis | None = None
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
-                clients["redis"] = redis
+            services.bus = bus = log_bus_from_settings(settings, redis)
+            stack.push_async_callback(bus.aclose)
+            services.runner = build_runner = runner or runner_from_settings(settings, bus)
+            stack.push_async_callback(build_runner.aclose)
+            services.reconciler = reconciler = Reconciler(
+                settings, engine, storage, bus, build_runner, sealer
+            )
+            app.state.services = services
+            if reconcile:
+                task = asyncio.create_task(reconciler.run(), name="reconcile")
+                stack.push_async_callback(_stop, task)
             yield
 
     def health_checks() -> HealthChecks:
-        checks: dict[str, health.HealthCheck] = {
+        assert services.bus is not None  # noqa: S101 - set before the app serves
+        return {
             "database": lambda: database.ping(engine),
             "storage": storage.check,
+            "log_bus": services.bus.ping,
         }
-        redis: Redis | None = clients.get("redis")
-        if redis is not None:
-
-            async def ping_redis() -> None:
-                await redis.ping()
-
-            checks["log_bus"] = ping_redis
-        else:
-            checks["log_bus"] = _in_memory_ok
-        return checks
 
     return Litestar(
-        route_handlers=[*health.ROUTES, *users.ROUTES, *projects.ROUTES],
+        route_handlers=[*health.ROUTES, *users.ROUTES, *projects.ROUTES, *deployments.ROUTES],
         lifespan=[lifespan],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "engine": Provide(lambda: engine, sync_to_thread=False),
             "sealer": Provide(lambda: sealer, sync_to_thread=False),
             "storage": Provide(lambda: storage, sync_to_thread=False),
+            "ref_resolver": Provide(lambda: resolver, sync_to_thread=False),
+            "log_bus": Provide(lambda: services.bus, sync_to_thread=False),
+            "pipeline": Provide(lambda: services.reconciler, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
-        signature_types=[Settings, AnyEngine, Sealer, Storage],
+        signature_types=[Settings, AnyEngine, Sealer, Storage, LogBus, RefResolver, Pipeline],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=refuse_nul_characters,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),
         plugins=[StrictStructSchemaPlugin()],
@@ -85,8 +116,10 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-async def _in_memory_ok() -> None:
-    """The in-process log bus lives and dies with this process: if we answer, it does."""
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def create_app_from_env() -> Litestar:

@@ -129,12 +129,27 @@ def _http_exception(
             405, "method_not_allowed", f"{request.method} is not allowed here.", headers
         )
     if exc.status_code >= 500:
-        log.error("http exception", extra={"path": request.url.path, "status": exc.status_code})
+        log.error(
+            "http exception",
+            extra={"path": request.url.path, "status": exc.status_code, "detail": exc.detail},
+        )
         return error_response(exc.status_code, "internal", "Something went wrong on our side.")
     detail = str(exc.detail)  # Litestar fills in the status phrase when none was given
     if detail.startswith("JSON is malformed"):
         detail = f"The request body is not valid JSON ({detail})."
     return error_response(exc.status_code, "invalid_request", detail, headers)
+
+
+async def refuse_nul_characters(request: Request[Any, Any, Any]) -> None:
+    """Refuse NUL characters anywhere in a request, before any handler sees them.
+
+    PostgreSQL cannot store NUL in text, and no name, email or path needs one; refusing them in
+    one place beats a check on every field.
+    """
+    if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
+        raise InvalidRequest("The URL contains a NUL character.")
+    if request.method in ("POST", "PUT", "PATCH") and b"\\u0000" in await request.body():
+        raise InvalidRequest("The request body contains a NUL character (\\u0000).")
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:

@@ -23,6 +23,7 @@ from app.auth import CurrentUser, provide_user
 from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.refs import is_ref_name
 from app.settings import Runner, Settings
 from app.tables import Alias, Project
 
@@ -31,7 +32,6 @@ MAX_SLUG = 48
 RESERVED_SLUGS = frozenset({"api", "app", "www", "admin", "dashboard", "static", "assets", "mail"})
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_BAD_REF = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|//|@\{|\.lock$|^[-/.]|[/.]$")
 
 
 # Patterns are documented in the OpenAPI schema only; the checks below explain a mismatch better.
@@ -213,7 +213,7 @@ def _file_repo(path: str, host: str, settings: Settings) -> RepoSource:
 
 def check_branch(raw: str) -> str:
     branch = raw.strip().removeprefix("refs/heads/")
-    if not branch or len(branch) > 255 or _BAD_REF.search(branch):
+    if not is_ref_name(branch):
         raise InvalidRequest(f"production_branch {raw!r} is not a valid git branch name.")
     return branch
 

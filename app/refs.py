@@ -11,10 +11,19 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 LS_REMOTE_TIMEOUT_S = 30.0
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# What git refuses in a ref name (git-check-ref-format), plus a leading "-" (an option to git).
+_BAD_REF = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|//|@\{|\.lock$|^[-/.]|[/.]$")
+
+
+def is_ref_name(name: str) -> bool:
+    """Whether `name` can be a git branch or tag name."""
+    return 0 < len(name) <= 255 and not _BAD_REF.search(name)
+
+
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
 
 
@@ -31,6 +40,7 @@ class ResolvedRef:
     """What was asked for, as given."""
 
 
+@runtime_checkable  # Litestar checks injected values against their type
 class RefResolver(Protocol):
     async def resolve(self, git_url: str, ref: str) -> ResolvedRef: ...
 
@@ -48,6 +58,8 @@ class GitRefResolver:
         if _SHORT_SHA.match(wanted) and not wanted.isdigit():
             raise RefError(f"{wanted!r} looks like a short sha: give all 40 characters.")
         name = wanted.removeprefix("refs/heads/").removeprefix("refs/tags/")
+        if not is_ref_name(name):
+            raise RefError(f"{wanted!r} is not a branch, a tag or a full sha.")
         heads, tags = await self._ls_remote(git_url, name)
         if name in heads:
             return ResolvedRef(sha=heads[name], branch=name, ref=wanted)
@@ -90,7 +102,7 @@ class GitRefResolver:
             elif full.endswith("^{}"):
                 # An annotated tag: the peeled line names the commit itself.
                 tags[full.removeprefix("refs/tags/").removesuffix("^{}")] = sha
-            elif full.startswith("refs/tags/"):
+            else:
                 tags.setdefault(full.removeprefix("refs/tags/"), sha)
         return heads, tags
 

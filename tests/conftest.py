@@ -169,10 +169,26 @@ class Client(TestClient[Any]):
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
+    """The API with no reconcile loop and no network: refs resolve to made-up commits."""
     from app.asgi import create_app
 
-    with Client(create_app(settings)) as test_client:
+    app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
+    with Client(app) as test_client:
         yield test_client
+
+
+class OfflineResolver:
+    """Resolves every well-formed branch name to a made-up commit, asking no server."""
+
+    async def resolve(self, git_url: str, ref: str) -> Any:
+        import hashlib
+
+        from app.refs import RefError, ResolvedRef, is_ref_name
+
+        if not is_ref_name(ref):
+            raise RefError(f"{ref!r} is not a branch, a tag or a full sha.")
+        sha = hashlib.sha1(f"{git_url}#{ref}".encode()).hexdigest()  # noqa: S324 - not security
+        return ResolvedRef(sha=sha, branch=ref, ref=ref)
 
 
 PASSWORD = "correct horse battery"

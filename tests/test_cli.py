@@ -53,7 +53,7 @@ def db_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str
 def run_cli(
     *args: str, env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own interpreter running our own module
+    return subprocess.run(
         [*CLI, *args],
         env=env,
         cwd=ROOT,
@@ -125,7 +125,7 @@ def running(
 ) -> Iterator[Running]:
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / "stdout").open("wb") as out, (logs / "stderr").open("wb") as err:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter running our own module
+        process = subprocess.Popen(
             [*CLI, *args],
             env=env,
             cwd=ROOT,

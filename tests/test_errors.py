@@ -147,3 +147,19 @@ def test_a_wrong_method_is_a_405_body(client: Client) -> None:
         "error": "method_not_allowed",
         "detail": "DELETE is not allowed here.",
     }
+
+
+def test_nul_characters_are_refused_at_the_door(client: Client) -> None:
+    body = client.post(
+        "/user/signup",
+        content=b'{"email": "a\\u0000@example.com", "password": "correct horse"}',
+        headers={"Content-Type": "application/json"},
+    )
+    path = client.get("/projects/we%00b")
+    query = client.get("/health?x=%00")
+
+    assert body.status_code == 400
+    assert "NUL character" in body.json()["detail"]
+    assert path.status_code == 400
+    assert query.status_code == 400
+    assert client.run(lambda: User.count()) == 0

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from app import health
 from app.asgi import create_app
 from app.health import run_checks
 from app.settings import Settings
-from app.storage import (
-    LocalStorage,
-    S3Storage,
-    Storage,
-    StorageError,
-    s3_client,
-    storage_from_settings,
-)
 from tests.conftest import Client, redis_url
 
 
@@ -104,56 +94,3 @@ def test_a_hanging_check_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.status == "degraded"
     assert result.components == {"database": "ok", "log_bus": "down: no answer within 0.05 s"}
-
-
-# --- the storage adapters' shared contract (for the health probe) ---------------------------
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
-
-
-@pytest.fixture(params=["local", "s3"])
-def working_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "local":
-        return LocalStorage(tmp_path / "storage")
-    request.getfixturevalue("aws")
-    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
-    return S3Storage(s3_client(), "deployments", "prod/")
-
-
-@pytest.fixture(params=["local", "s3"])
-def broken_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    if request.param == "local":
-        (tmp_path / "file").write_text("x")
-        return LocalStorage(tmp_path / "file" / "storage")
-    request.getfixturevalue("aws")
-    return S3Storage(s3_client(), "no-such-bucket")
-
-
-def test_storage_check_passes_when_reachable(working_storage: Storage) -> None:
-    asyncio.run(working_storage.check())
-
-
-def test_storage_check_raises_our_error_when_not(broken_storage: Storage) -> None:
-    with pytest.raises(StorageError):
-        asyncio.run(broken_storage.check())
-
-
-def test_s3_endpoint_errors_become_storage_errors() -> None:
-    client = s3_client(f"http://127.0.0.1:{closed_port()}")
-    storage = S3Storage(client, "bucket")
-
-    with pytest.raises(StorageError, match="bucket bucket"):
-        asyncio.run(storage.check())
-
-
-def test_storage_is_chosen_by_settings(make_settings: Callable[..., Settings]) -> None:
-    s3 = storage_from_settings(make_settings(SCALEMESH_STORAGE_URL="s3://deployments/p").storage)
-    local = storage_from_settings(make_settings().storage)
-
-    assert isinstance(s3, S3Storage)
-    assert (s3.bucket, s3.prefix) == ("deployments", "p/")
-    assert isinstance(local, LocalStorage)

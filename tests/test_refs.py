@@ -72,7 +72,12 @@ def test_a_full_sha_needs_no_lookup() -> None:
 
 @pytest.mark.parametrize(
     ("ref", "fragment"),
-    [("abc1234", "short sha"), ("nope", "no branch or tag 'nope'")],
+    [
+        ("abc1234", "short sha"),
+        ("nope", "no branch or tag 'nope'"),
+        ("-upload-pack=x", "not a branch, a tag or a full sha"),
+        ("a b", "not a branch, a tag or a full sha"),
+    ],
 )
 def test_bad_refs_are_explained(repo: tuple[str, dict[str, str]], ref: str, fragment: str) -> None:
     url, _ = repo

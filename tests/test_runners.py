@@ -340,6 +340,29 @@ async def test_handles_of_other_runners_are_gone(local: LocalRunner, bus: FakeBu
     await local.cancel(f"{own_prefix}:1")
 
 
+async def test_another_worker_sees_and_stops_a_build_it_did_not_start(
+    local: LocalRunner, bus: FakeBus, work_root: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
+    await until(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    builder, child = pids(pidfile)
+    other = LocalRunner(bus, {}, work_root)
+
+    # Alive under another worker of this machine: that worker reports its end, not us.
+    assert await other.poll(handle) == RunState(RunStatus.RUNNING)
+    await other.cancel(handle)
+
+    state = await finished(local, handle)
+    assert state.status is RunStatus.FAILED
+    await until(lambda: not alive(builder) and not alive(child))
+    assert await other.poll(handle) == RunState(RunStatus.GONE, reason="interrupted by a restart")
+    assert await other.poll("local:x:0") == RunState(
+        RunStatus.GONE, reason="interrupted by a restart"
+    )
+    await other.aclose()
+
+
 async def test_aclose_kills_running_builds(
     bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -136,6 +136,9 @@ class LocalRunner:
     async def poll(self, handle: str) -> RunState:
         pid = self._own_pid(handle)
         if pid is None:
+            # Another worker process on this machine may run it; its owner will report back.
+            if _foreign_builder_alive(handle):
+                return RunState(RunStatus.RUNNING)
             return RunState(RunStatus.GONE, reason=RESTARTED)
         if (state := self._finished.get(pid)) is not None:
             return state
@@ -148,6 +151,10 @@ class LocalRunner:
 
     async def cancel(self, handle: str) -> None:
         pid = self._own_pid(handle)
+        if pid is None and _foreign_builder_alive(handle):
+            # Run by another worker on this machine: stop it; that worker reports the end.
+            _kill_group(_handle_pid(handle), signal.SIGTERM)
+            return
         build = self._builds.get(pid) if pid is not None else None
         if pid is None or build is None or build.process.returncode is not None or build.cancelled:
             return
@@ -346,3 +353,24 @@ def _lines_of(stream: str, text: str, secrets: tuple[str, ...]) -> list[LogEvent
         {"type": "line", "ts": now, "stream": stream, "text": text[i : i + MAX_TEXT]}
         for i in range(0, max(len(text), 1), MAX_TEXT)
     ]
+
+
+def _handle_pid(handle: str) -> int:
+    pid = handle.rpartition(":")[2]
+    return int(pid) if pid.isdigit() else 0
+
+
+def _foreign_builder_alive(handle: str) -> bool:
+    """Whether a local handle's process still runs here and is a builder (not a reused pid)."""
+    if not handle.startswith(f"{HANDLE_KIND}:"):
+        return False
+    pid = _handle_pid(handle)
+    if pid <= 0:
+        return False
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        environ = (proc / "environ").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X") and b"SCALEMESH_BUILD_DEPLOYMENT_ID=" in environ
