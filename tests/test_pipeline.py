@@ -75,14 +75,38 @@ def make_site(
     return f"file://{path}"
 
 
+HANGING_BUILD = "node -e 'setTimeout(() => {}, 60000)'"
+
+
 @pytest.fixture
-def e2e_settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
-    return make_settings(
-        SCALEMESH_DATABASE_URL=database_url,
-        SCALEMESH_RECONCILE_INTERVAL="0.2",
-        SCALEMESH_BUILD_TIMEOUT="60",
-        PATH="/usr/local/bin:/usr/bin:/bin",
-    )
+def e2e(make_settings: Callable[..., Settings], database_url: str) -> Callable[..., Settings]:
+    """Settings for a real build: a fast reconcile loop, and a PATH with node and git."""
+
+    def make(**overrides: str) -> Settings:
+        return make_settings(
+            **{
+                "SCALEMESH_DATABASE_URL": database_url,
+                "SCALEMESH_RECONCILE_INTERVAL": "0.2",
+                "SCALEMESH_BUILD_TIMEOUT": "60",
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                **overrides,
+            }
+        )
+
+    return make
+
+
+@pytest.fixture
+def e2e_settings(e2e: Callable[..., Settings]) -> Settings:
+    return e2e()
+
+
+def start_build(client: Client, repo: str) -> tuple[str, str]:
+    """Sign up, create a project for `repo` and deploy it; the token and the deployment id."""
+    token = sign_up(client)
+    new_project(client, token, repo)
+    started = client.post("/deploy", json={"project": "site"}, headers=bearer(token)).json()
+    return token, str(started["id"])
 
 
 @pytest.fixture
@@ -204,42 +228,26 @@ def test_build_setup_problems_are_explained(
     assert fragment in deployment["error"]
 
 
-def test_a_build_past_the_timeout_is_killed(
-    make_settings: Callable[..., Settings], database_url: str, tmp_path: Path
-) -> None:
-    settings = make_settings(
-        SCALEMESH_DATABASE_URL=database_url,
-        SCALEMESH_RECONCILE_INTERVAL="0.2",
-        SCALEMESH_BUILD_TIMEOUT="3",
-        PATH="/usr/local/bin:/usr/bin:/bin",
-    )
-    repo = make_site(tmp_path / "site", build_script="node -e 'setTimeout(() => {}, 60000)'")
-    with Client(create_app(settings)) as client:
-        token = sign_up(client)
-        new_project(client, token, repo)
-        started = client.post("/deploy", json={"project": "site"}, headers=bearer(token)).json()
-        deployment = wait_until_done(client, token, started["id"])
+def test_a_build_past_the_timeout_is_killed(e2e: Callable[..., Settings], tmp_path: Path) -> None:
+    repo = make_site(tmp_path / "site", build_script=HANGING_BUILD)
+    with Client(create_app(e2e(SCALEMESH_BUILD_TIMEOUT="3"))) as client:
+        token, deployment_id = start_build(client, repo)
+        deployment = wait_until_done(client, token, deployment_id)
 
     assert deployment["state"] == "failed"
     assert "timed out after 3 s" in deployment["error"]
 
 
 def test_a_restart_mid_build_fails_the_build_instead_of_hanging(
-    make_settings: Callable[..., Settings], database_url: str, tmp_path: Path
+    e2e: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = make_settings(
-        SCALEMESH_DATABASE_URL=database_url,
-        SCALEMESH_RECONCILE_INTERVAL="0.2",
-        PATH="/usr/local/bin:/usr/bin:/bin",
-    )
-    repo = make_site(tmp_path / "site", build_script="node -e 'setTimeout(() => {}, 60000)'")
+    settings = e2e()
+    repo = make_site(tmp_path / "site", build_script=HANGING_BUILD)
     with Client(create_app(settings)) as client:
-        token = sign_up(client)
-        new_project(client, token, repo)
-        started = client.post("/deploy", json={"project": "site"}, headers=bearer(token)).json()
+        token, deployment_id = start_build(client, repo)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            events = log_events(client, token, started["id"])
+            events = log_events(client, token, deployment_id)
             if any(e.get("step") == "build" for e in events):
                 break
             time.sleep(0.2)
@@ -249,7 +257,7 @@ def test_a_restart_mid_build_fails_the_build_instead_of_hanging(
         token = client.post(
             "/user/login", json={"email": "ada@example.com", "password": "correct horse battery"}
         ).json()["token"]
-        deployment = wait_until_done(client, token, started["id"])
+        deployment = wait_until_done(client, token, deployment_id)
 
     assert deployment["state"] == "failed"
     assert deployment["error"] == "interrupted by a restart"
