@@ -11,7 +11,8 @@ from litestar import Litestar
 from litestar.di import Provide
 from redis.asyncio import Redis
 
-from app import database, deployments, health, projects, users
+from app import aliases, database, deployments, health, projects, users
+from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.deployments import Pipeline
 from app.envvars import Sealer
@@ -38,6 +39,7 @@ class Services:
     """What the lifespan opens and closes; routes get them through dependencies."""
 
     bus: LogBus | None = None
+    announce: AliasAnnouncer | None = None
     runner: BuildRunner | None = None
     reconciler: Reconciler | None = None
 
@@ -71,12 +73,13 @@ def create_app(
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
+            services.announce = aliases.announcer(redis)
             services.bus = bus = log_bus_from_settings(settings, redis)
             stack.push_async_callback(bus.aclose)
             services.runner = build_runner = runner or runner_from_settings(settings, bus)
             stack.push_async_callback(build_runner.aclose)
             services.reconciler = reconciler = Reconciler(
-                settings, engine, storage, bus, build_runner, sealer
+                settings, engine, storage, bus, build_runner, sealer, services.announce
             )
             app.state.services = services
             if reconcile:
@@ -103,6 +106,7 @@ def create_app(
             "ref_resolver": Provide(lambda: resolver, sync_to_thread=False),
             "log_bus": Provide(lambda: services.bus, sync_to_thread=False),
             "pipeline": Provide(lambda: services.reconciler, sync_to_thread=False),
+            "announce_aliases": Provide(lambda: services.announce, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[Settings, AnyEngine, Sealer, Storage, LogBus, RefResolver, Pipeline],

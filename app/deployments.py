@@ -19,6 +19,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app import hostnames
+from app.aliases import AliasAnnouncer
 from app.auth import CurrentUser, provide_user
 from app.database import AnyEngine, write_transaction
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -114,11 +115,13 @@ async def point_alias(hostname: str, project_id: int, deployment_id: str) -> Non
     )
 
 
-async def publish(engine: AnyEngine, deployment_id: str) -> None:
+async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnouncer) -> None:
     """Point the deployment's aliases at it, now that it is ready (atomic deploy).
 
     Its own label always; its branch's label; the production label when it is a production
-    deployment no older than the one production points at now.
+    deployment no older than the one production points at now. `announce` hears the moved
+    hostnames once the transaction has committed: told sooner, a proxy would re-read (and
+    cache) the old rows.
     """
     row = await (
         Deployment.select(
@@ -134,17 +137,18 @@ async def publish(engine: AnyEngine, deployment_id: str) -> None:
     if row is None:
         return
     project_id, slug = int(row["project"]), str(row["project.slug"])
+    moved = [hostnames.deployment_label(slug, deployment_id)]
     async with write_transaction(engine):
-        await point_alias(
-            hostnames.deployment_label(slug, deployment_id), project_id, deployment_id
-        )
+        await point_alias(moved[0], project_id, deployment_id)
         if row["branch"]:
-            label = hostnames.branch_label(slug, row["branch"])
-            await point_alias(label, project_id, deployment_id)
+            moved.append(hostnames.branch_label(slug, row["branch"]))
+            await point_alias(moved[-1], project_id, deployment_id)
         if row["target"] == Target.PRODUCTION and await _newer_than_production(
             slug, row["created_at"]
         ):
-            await point_alias(hostnames.production_label(slug), project_id, deployment_id)
+            moved.append(hostnames.production_label(slug))
+            await point_alias(moved[-1], project_id, deployment_id)
+    await announce(moved)
 
 
 async def _newer_than_production(slug: str, created_at: datetime) -> bool:
@@ -415,6 +419,7 @@ async def promote(
     deployment_id: FromPath[str],
     user: NamedDependency[CurrentUser],
     engine: NamedDependency[AnyEngine],
+    announce_aliases: NamedDependency[AliasAnnouncer],
     settings: NamedDependency[Settings],
 ) -> DeploymentOut:
     row = await owned_row(user.id, deployment_id)
@@ -424,6 +429,7 @@ async def promote(
         await point_alias(
             hostnames.production_label(row["project.slug"]), int(row["project"]), str(row["id"])
         )
+    await announce_aliases([hostnames.production_label(row["project.slug"])])
     log.info("deployment promoted", extra={"deployment_id": str(row["id"])})
     return await get_deployment(user.id, deployment_id, settings)
 

@@ -15,7 +15,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app import deployments, envvars, hostnames
+from app import aliases, deployments, envvars, hostnames
+from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.envvars import Sealer, SealError
 from app.logs import LogBus, LogEvent, archive
@@ -44,6 +45,7 @@ class Reconciler:
         bus: LogBus,
         runner: BuildRunner,
         sealer: Sealer,
+        announce: AliasAnnouncer | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -51,6 +53,7 @@ class Reconciler:
         self.bus = bus
         self.runner = runner
         self.sealer = sealer
+        self.announce = announce or aliases.announcer(None)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -215,7 +218,7 @@ class Reconciler:
 
     async def _ready(self, deployment_id: str) -> None:
         if await deployments.move(deployment_id, [S.BUILDING], S.READY, ready_at=datetime.now(UTC)):
-            await deployments.publish(self.engine, deployment_id)
+            await deployments.publish(self.engine, deployment_id, self.announce)
             log.info("deployment ready", extra={"deployment_id": deployment_id})
         await self.finish(deployment_id)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -13,14 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from app.cli import main
-from app.settings import SECRET_KEY_FILE, Settings
-from proxy.asgi import HEALTH_PATH, create_proxy
+from app.settings import SECRET_KEY_FILE
+from proxy.asgi import HEALTH_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "app.cli"]
@@ -461,83 +459,3 @@ def test_serve_api_refuses_an_unmigrated_database(env: dict[str, str], workers: 
     assert result.returncode == 1
     assert "run `scalemesh migrate` first" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-# The placeholder proxy those commands serve -------------------------------------------------
-
-
-def call_asgi(scope: dict[str, Any], incoming: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Run the proxy on one connection and return what it sent."""
-    app = create_proxy(Settings.from_env({"SCALEMESH_SECRET_KEY": "k" * 32}))
-    pending = list(incoming)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return pending.pop(0)
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    async def connection() -> None:
-        await app(scope, receive, send)
-
-    asyncio.run(connection())
-    return sent
-
-
-def http_scope(method: str, path: str, host: bytes | None = b"x.localhost:8080") -> dict[str, Any]:
-    headers = [(b"accept", b"*/*")] + ([(b"host", host)] if host is not None else [])
-    return {"type": "http", "method": method, "path": path, "headers": headers}
-
-
-def test_proxy_acknowledges_lifespan() -> None:
-    sent = call_asgi(
-        {"type": "lifespan"}, [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
-    )
-
-    assert [message["type"] for message in sent] == [
-        "lifespan.startup.complete",
-        "lifespan.shutdown.complete",
-    ]
-
-
-def test_proxy_head_health_has_headers_but_no_body() -> None:
-    start, body = call_asgi(http_scope("HEAD", HEALTH_PATH), [])
-
-    assert start["status"] == 200
-    headers = dict(start["headers"])
-    assert headers[b"content-type"] == b"application/json"
-    assert int(headers[b"content-length"]) > 0
-    assert body["body"] == b""
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "host", "shown"),
-    [
-        ("POST", HEALTH_PATH, b"x.localhost", "x.localhost"),
-        ("GET", "/", b"<script>.localhost:8080", "&lt;script&gt;.localhost"),
-        ("GET", "/about", b"[::1]", "[::1]"),
-        ("GET", "/", None, "this address"),
-    ],
-)
-def test_proxy_says_no_deployment_here_with_the_host_escaped(
-    method: str, path: str, host: bytes | None, shown: str
-) -> None:
-    start, body = call_asgi(http_scope(method, path, host), [])
-
-    assert start["status"] == 404
-    headers = dict(start["headers"])
-    assert headers[b"content-type"] == b"text/html; charset=utf-8"
-    assert headers[b"x-content-type-options"] == b"nosniff"
-    page = body["body"].decode()
-    assert int(headers[b"content-length"]) == len(body["body"])
-    assert f"<code>{shown}</code>" in page
-    assert "<script>" not in page
-
-
-def test_proxy_refuses_websockets() -> None:
-    sent = call_asgi(
-        {"type": "websocket", "path": "/", "headers": []}, [{"type": "websocket.connect"}]
-    )
-
-    assert sent == [{"type": "websocket.close", "code": 1008}]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from app.aliases import announcer
 from app.asgi import create_app
 from app.deployments import TRANSITIONS, move, publish, to_github_state
 from app.envvars import Sealer
@@ -852,7 +853,7 @@ def test_late_news_of_an_ended_deployment_changes_nothing(
 def test_publishing_an_unknown_deployment_does_nothing(client: Client) -> None:
     engine = client.app.state.services.reconciler.engine
 
-    client.run(lambda: publish(engine, "00000000-0000-0000-0000-000000000000"))
+    client.run(lambda: publish(engine, "00000000-0000-0000-0000-000000000000", announcer(None)))
 
     assert aliases(client) == {}
 

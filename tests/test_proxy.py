@@ -1,0 +1,328 @@
+"""The proxy end to end: a shipped deployment served by hostname, on both storages."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from moto import mock_aws
+
+from app import database
+from app.settings import Settings
+from app.storage import Storage, storage_from_settings
+from app.tables import Alias, Deployment, Project, User
+from builder.spec import MANIFEST, output_prefix
+from proxy.asgi import HEALTH_PATH, Proxy, create_proxy, running
+
+DEPLOYMENT = "0f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
+OTHER = "1f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
+INDEX = b"<!doctype html><h1>Hello</h1>"
+SCRIPT = b"console.log('hello');\n" * 100
+
+
+def file_entry(body: bytes, content_type: str, cache: str, *encodings: str) -> dict[str, Any]:
+    import hashlib
+
+    return {
+        "size": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "content_type": content_type,
+        "cache_control": cache,
+        "encodings": list(encodings),
+    }
+
+
+async def ship(storage: Storage, project_id: int, deployment_id: str, index: bytes) -> None:
+    """Write what the builder would: the files, a gzip sibling, then the manifest."""
+    prefix = output_prefix(project_id, deployment_id)
+    await storage.put(prefix + "index.html", index)
+    await storage.put(prefix + "assets/app-1a2b3c4d.js", SCRIPT)
+    await storage.put(prefix + "assets/app-1a2b3c4d.js.gz", gzip.compress(SCRIPT, mtime=0))
+    manifest = {
+        "version": 1,
+        "files": {
+            "index.html": file_entry(
+                index, "text/html; charset=utf-8", "public, max-age=0, must-revalidate"
+            ),
+            "assets/app-1a2b3c4d.js": file_entry(
+                SCRIPT,
+                "text/javascript; charset=utf-8",
+                "public, max-age=31536000, immutable",
+                "gzip",
+            ),
+        },
+    }
+    await storage.put(prefix + MANIFEST, json.dumps(manifest).encode())
+
+
+async def seed(settings: Settings, *, state: str = "ready") -> int:
+    """A user, a project `web` and one deployment behind the aliases `web` and `www.web.dev`."""
+    engine = database.make_engine(settings.database)
+    database.bind(engine)
+    user = await User.insert(User(email="a@example.com", password_hash="x"))
+    project = await Project.insert(
+        Project(slug="web", name="web", owner=user[0]["id"], git_url="https://x/y.git")
+    )
+    project_id = int(project[0]["id"])
+    for deployment_id in (DEPLOYMENT, OTHER):
+        await Deployment.insert(
+            Deployment(id=deployment_id, project=project_id, sha="a" * 40, state=state)
+        )
+    for hostname in ("web", "www.web.dev"):
+        await Alias.insert(Alias(hostname=hostname, project=project_id, deployment=DEPLOYMENT))
+    storage = storage_from_settings(settings.storage)
+    await ship(storage, project_id, DEPLOYMENT, INDEX)
+    await ship(storage, project_id, OTHER, b"<h1>Other</h1>")
+    return project_id
+
+
+@pytest.fixture(params=["local", "s3"])
+def proxy_settings(
+    request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
+) -> Iterator[Settings]:
+    if request.param == "local":
+        yield settings
+        return
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
+        yield make_settings(
+            SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
+            SCALEMESH_STORAGE_URL="s3://deployments/sites",
+        )
+
+
+class Served:
+    """A running proxy and an HTTP client that talks to it in-process."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await proxy.handle(scope, send)
+
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://web.localhost:8080"
+        )
+
+    async def get(self, path: str, host: str = "web.localhost:8080", **headers: str) -> Any:
+        return await self.http.get(path, headers={"host": host, **headers})
+
+
+@pytest.fixture
+async def served(proxy_settings: Settings) -> AsyncIterator[Served]:
+    await seed(proxy_settings)
+    async with running(proxy_settings) as proxy:
+        served = Served(proxy)
+        yield served
+        await served.http.aclose()
+
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_a_deployment_is_served_by_its_label(served: Served) -> None:
+    response = await served.get("/")
+
+    assert response.status_code == 200
+    assert response.content == INDEX
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["etag"]
+
+
+async def test_assets_come_compressed_when_asked(served: Served) -> None:
+    plain = await served.get("/assets/app-1a2b3c4d.js", **{"accept-encoding": "identity"})
+    zipped = await served.get("/assets/app-1a2b3c4d.js", **{"accept-encoding": "gzip"})
+
+    assert plain.content == SCRIPT
+    assert "immutable" in plain.headers["cache-control"]
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.content == SCRIPT  # httpx decodes it
+    assert "accept-encoding" in zipped.headers["vary"].lower()
+
+
+async def test_a_custom_domain_serves_the_same_deployment(served: Served) -> None:
+    response = await served.get("/", host="WWW.web.dev")
+
+    assert response.content == INDEX
+
+
+async def test_unknown_hosts_and_hostile_paths(served: Served) -> None:
+    unknown = await served.get("/", host="<b>nope</b>.localhost")
+    hostile = await served.get("/%2e%2e/%2e%2e/etc/passwd")
+    hidden = await served.get("/.scalemesh/manifest.json")
+
+    assert unknown.status_code == 404
+    assert "No deployment here" in unknown.text
+    assert "<b>" not in unknown.text
+    assert hostile.status_code == 400
+    assert hidden.status_code == 404
+
+
+async def test_a_moved_alias_is_served_within_a_second(
+    served: Served, proxy_settings: Settings
+) -> None:
+    assert (await served.get("/")).content == INDEX
+    async with running(proxy_settings) as second:
+        other = Served(second)
+        assert (await other.get("/")).content == INDEX
+
+        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+            Alias.hostname == "web"
+        )
+        await asyncio.sleep(1.0)
+
+        assert (await served.get("/")).content == b"<h1>Other</h1>"
+        assert (await other.get("/")).content == b"<h1>Other</h1>"
+        await other.http.aclose()
+
+
+async def test_the_health_check_answers_on_any_host(served: Served) -> None:
+    response = await served.get(HEALTH_PATH, host="anything.example")
+
+    assert response.json() == {"status": "ok"}
+
+
+async def test_missing_objects_are_a_502(served: Served, proxy_settings: Settings) -> None:
+    storage = storage_from_settings(proxy_settings.storage)
+    project_id = (await Project.select(Project._meta.primary_key).first() or {})["id"]
+    await storage.delete_prefix(output_prefix(int(project_id), DEPLOYMENT))
+
+    response = await served.get("/")
+
+    assert response.status_code == 502
+    assert "Storage unavailable" in response.text
+
+
+async def test_a_deployment_still_building_says_so(settings: Settings) -> None:
+    await seed(settings, state="building")
+    async with running(settings) as proxy:
+        served = Served(proxy)
+        response = await served.get("/")
+        await served.http.aclose()
+
+    assert response.status_code == 404
+    assert "still building" in response.text
+
+
+def test_the_asgi_app_runs_its_lifespan_and_refuses_websockets(settings: Settings) -> None:
+    app = create_proxy(settings)
+    sent: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+        async def receive() -> dict[str, Any]:
+            return next(incoming)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(dict(message))
+
+        await app({"type": "lifespan"}, receive, send)
+        await app({"type": "websocket", "path": "/", "headers": []}, receive_ws, send)
+
+    async def receive_ws() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    asyncio.run(scenario())
+
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+        "websocket.close",
+    ]
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+@pytest.mark.redis
+async def test_with_redis_an_announced_move_is_served_at_once(
+    settings: Settings, make_settings: Callable[..., Settings]
+) -> None:
+    from redis.asyncio import Redis
+
+    from app.aliases import announcer
+    from tests.conftest import redis_url
+
+    with_redis = make_settings(
+        SCALEMESH_DATABASE_URL=settings.database.url.reveal(), SCALEMESH_REDIS_URL=redis_url()
+    )
+    await seed(with_redis)
+    redis = Redis.from_url(redis_url())
+    async with running(with_redis) as proxy:
+        served = Served(proxy)
+        assert (await served.get("/")).content == INDEX
+        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+            Alias.hostname == "web"
+        )
+
+        await announcer(redis)(["web"])
+        await asyncio.sleep(0.3)
+
+        assert (await served.get("/")).content == b"<h1>Other</h1>"
+        await served.http.aclose()
+    await announcer(None)(["web"])  # without Redis there is nobody to tell
+    await redis.aclose()
+
+
+async def test_bad_site_rules_are_logged_and_skipped(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    project_id = await seed(settings)
+    storage = storage_from_settings(settings.storage)
+    prefix = output_prefix(project_id, DEPLOYMENT)
+    await storage.put(prefix + "_redirects", b"/old /new 999\n")
+    manifest = json.loads(await storage.get(prefix + MANIFEST))
+    manifest["files"]["_redirects"] = file_entry(b"/old /new 999\n", "text/plain", "no-cache")
+    await storage.put(prefix + MANIFEST, json.dumps(manifest).encode())
+    async with running(settings) as proxy:
+        served = Served(proxy)
+        response = await served.get("/")
+        await served.http.aclose()
+
+    assert response.content == INDEX
+    assert "site rules skipped" in caplog.messages
+
+
+async def test_parsed_sites_are_kept_within_a_bound(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import proxy.asgi
+
+    monkeypatch.setattr(proxy.asgi, "MAX_SITES", 1)
+    await served.get("/")
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+        Alias.hostname == "web"
+    )
+    served.proxy.lookup.invalidate()
+
+    assert (await served.get("/")).content == b"<h1>Other</h1>"
+    assert list(served.proxy._sites) == [OTHER]
+
+
+async def test_a_request_without_a_host_is_a_404(served: Served) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "headers": []}
+    await served.proxy.handle(scope, send)
+
+    assert sent[0]["status"] == 404
+    assert b"this address" in sent[1]["body"]
