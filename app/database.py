@@ -40,11 +40,28 @@ class MigrationError(RuntimeError):
     """Migrations could not be applied; the message says which and why."""
 
 
+_engines: dict[str, AnyEngine] = {}
+"""One engine per database per process: the API and the proxy of `scalemesh dev` share it.
+
+Piccolo binds tables to one engine process-wide, and a transaction belongs to its engine; with
+two engines on one SQLite file, a write inside one engine's transaction would run on the other
+and wait for its own lock.
+"""
+_pool_users: dict[int, int] = {}
+
+
 def make_engine(database: DatabaseSettings) -> AnyEngine:
+    url = database.url.reveal()
+    engine = _engines.get(url)
+    if engine is not None:
+        return engine
     if database.path is not None:
         database.path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
-    return PostgresEngine(config={"dsn": database.url.reveal()}, log_queries=False)
+        engine = SQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
+    else:
+        engine = PostgresEngine(config={"dsn": url}, log_queries=False)
+    _engines[url] = engine
+    return engine
 
 
 def bind(engine: AnyEngine) -> None:
@@ -106,15 +123,24 @@ async def ping(engine: AnyEngine) -> None:
 
 @contextlib.asynccontextmanager
 async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
-    """Hold a PostgreSQL connection pool open for the app's lifetime (SQLite has none)."""
+    """Hold a PostgreSQL connection pool open while anyone in this process needs it.
+
+    The API and the proxy may share one engine, so the pool opens with the first user and
+    closes with the last. SQLite has no pool.
+    """
     if not isinstance(engine, PostgresEngine):
         yield
         return
-    await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
+    users = _pool_users.get(id(engine), 0)
+    if users == 0:
+        await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
+    _pool_users[id(engine)] = users + 1
     try:
         yield
     finally:
-        await engine.close_connection_pool()
+        _pool_users[id(engine)] -= 1
+        if _pool_users[id(engine)] == 0:
+            await engine.close_connection_pool()
 
 
 def write_transaction(engine: AnyEngine) -> Any:

@@ -121,3 +121,28 @@ def test_a_failed_migration_is_an_error_naming_it(
 
     with pytest.raises(database.MigrationError, match="2026-11-27T21:25:46 failed"):
         asyncio.run(database.migrate(database.make_engine(settings.database)))
+
+
+@pytest.mark.postgres
+def test_the_pool_stays_open_until_its_last_user_leaves(
+    make_settings: Callable[..., Settings], postgres_migrated: str
+) -> None:
+    engine = database.make_engine(make_settings(SCALEMESH_DATABASE_URL=postgres_migrated).database)
+    assert isinstance(engine, PostgresEngine)
+
+    async def scenario() -> list[bool]:
+        seen = []
+        async with database.connection_pool(engine):
+            async with database.connection_pool(engine):
+                seen.append(engine.pool is not None)
+            seen.append(engine.pool is not None)
+        seen.append(engine.pool is not None)
+        return seen
+
+    assert asyncio.run(scenario()) == [True, True, False]
+
+
+def test_one_database_gets_one_engine(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+
+    assert database.make_engine(settings.database) is database.make_engine(settings.database)

@@ -326,3 +326,25 @@ async def test_a_request_without_a_host_is_a_404(served: Served) -> None:
 
     assert sent[0]["status"] == 404
     assert b"this address" in sent[1]["body"]
+
+
+def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> None:
+    """As in `scalemesh dev`: both in one process, and the API can still write."""
+    from app.asgi import create_app
+    from tests.conftest import Client, OfflineResolver, bearer, sign_up
+
+    app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
+    with Client(app) as client:
+
+        async def with_proxy_open() -> int:
+            async with running(settings):
+                token = await asyncio.to_thread(sign_up, client)
+                response = await asyncio.to_thread(
+                    client.post,
+                    "/project",
+                    json={"name": "web", "repo": "o/r"},
+                    headers=bearer(token),
+                )
+                return response.status_code
+
+        assert asyncio.run(with_proxy_open()) == 201
