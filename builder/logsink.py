@@ -2,26 +2,40 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import threading
-from collections.abc import Iterable
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import redis
 
-from builder.spec import STDOUT_SINK, BuildSpec, SpecError
+from builder.spec import (
+    MASK,
+    MAX_TEXT,
+    MIN_SECRET_LENGTH,
+    STDOUT_SINK,
+    BuildSpec,
+    Event,
+    Masker,
+    SpecError,
+    basic_auth,
+)
 
-Event = dict[str, Any]
-MASK = "***"
-MIN_SECRET_LENGTH = 4
-"""Shorter env var values ("1", "true", "dev") are too common to mask without wrecking the log."""
-MAX_TEXT = 8192
-"""Characters per `line` event; longer lines become several events, cut after masking."""
+__all__ = [
+    # Masking lives in `builder.spec`, shared with the app's runners; importable here too.
+    "MASK",
+    "MAX_TEXT",
+    "MIN_SECRET_LENGTH",
+    "Event",
+    "LogSink",
+    "LogSinkError",
+    "Masker",
+    "RedisSink",
+    "StdoutSink",
+    "basic_auth",
+    "open_sink",
+]
 STREAM_MAXLEN = 100_000
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-_LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
 class LogSinkError(RuntimeError):
@@ -34,46 +48,6 @@ class LogSink(Protocol):
 
     def close(self) -> None:
         """Deliver everything buffered and release the connection."""
-
-
-def basic_auth(token: str) -> str:
-    """The base64 credential git sends for a GitHub token (`x-access-token:<token>`)."""
-    return base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
-
-
-class Masker:
-    """Replaces every secret in a text with `***`."""
-
-    def __init__(self, secrets: Iterable[str], *, always: Iterable[str] = ()) -> None:
-        """`secrets` are masked from `MIN_SECRET_LENGTH` characters; `always` at any length."""
-        pieces = {secret for secret in always if secret}
-        for secret in secrets:
-            # A multi-line value (a PEM key) never shows whole in one log line: mask each line.
-            for piece in [secret, *_LINE_BREAKS.split(secret)]:
-                if len(piece) >= MIN_SECRET_LENGTH:
-                    pieces.add(piece)
-        # Longest first, so a secret containing another is masked whole.
-        ordered = sorted(pieces, key=lambda piece: (-len(piece), piece))
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
-
-    @classmethod
-    def for_spec(cls, spec: BuildSpec) -> Masker:
-        tokens = [spec.token, basic_auth(spec.token)] if spec.token else []
-        return cls(spec.env.values(), always=tokens)
-
-    def mask(self, text: str) -> str:
-        return self._pattern.sub(MASK, text) if self._pattern else text
-
-    def prepare(self, event: Event) -> list[Event]:
-        """The event masked, and a long `line` cut into events of at most `MAX_TEXT` chars."""
-        event = dict(event)
-        if isinstance(event.get("error"), str):
-            event["error"] = self.mask(event["error"])
-        if event.get("type") != "line":
-            return [event]
-        text = self.mask(str(event.get("text", "")))
-        pieces = [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)] or [""]
-        return [{**event, "text": piece} for piece in pieces]
 
 
 class StdoutSink:

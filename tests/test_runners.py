@@ -28,12 +28,11 @@ from app.runners import (
     RunState,
     RunStatus,
     runner_from_settings,
-    secret_values,
 )
 from app.runners.ecs import OVERRIDES_LIMIT, EcsRunner
-from app.runners.local import MAX_TEXT, LocalRunner, _lines
+from app.runners.local import LocalRunner, _lines
 from app.settings import EcsSettings, Runner, Settings
-from builder.spec import BuildSpec
+from builder.spec import MAX_TEXT, BuildSpec, Masker
 
 pytestmark = pytest.mark.anyio
 
@@ -136,14 +135,14 @@ def pids(path: Path) -> list[int]:
 
 def test_secret_values_cover_the_token_as_git_sends_it_and_skip_short_values() -> None:
     spec = make_spec(PEM="-----BEGIN KEY-----\nabcdef\n-----END KEY-----", SHORT="dev")
-    secrets = secret_values(spec)
+    secrets = Masker.for_spec(spec).secrets
 
     assert TOKEN in secrets
     assert base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode() in secrets
     assert {"abcdef", spec.env["PEM"]} <= set(secrets)
     assert "dev" not in secrets
     assert secrets[0] == spec.env["PEM"]  # longest first
-    assert secret_values(dataclasses.replace(spec, token="", env={})) == ()
+    assert Masker.for_spec(dataclasses.replace(spec, token="", env={})).secrets == ()
 
 
 # --- LocalRunner --------------------------------------------------------------------------

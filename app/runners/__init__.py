@@ -5,9 +5,6 @@
 
 from __future__ import annotations
 
-import base64
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -55,32 +52,6 @@ class BuildRunner(Protocol):
 
 CANCELLED_REASON = "cancelled by Scale Mesh"
 """The reason a build stopped because Scale Mesh asked it to (also sent to ECS `StopTask`)."""
-
-MIN_MASKED_LENGTH = 4
-"""Shorter env values ("1", "dev") are left alone: masking them would garble the log."""
-_LINE_BREAKS = re.compile(r"[\r\n]+")
-
-
-def secret_values(spec: BuildSpec) -> tuple[str, ...]:
-    """What must never show in a log line or an error: the clone token (also as the basic-auth
-    credential git sends) and the project's env values, masked as the builder masks them."""
-    pieces: set[str] = set()
-    if spec.token:
-        credential = base64.b64encode(f"x-access-token:{spec.token}".encode()).decode("ascii")
-        pieces.update((spec.token, credential))
-    for value in spec.env.values():
-        # A multi-line value (a PEM key) reaches the log line by line: mask each line too.
-        for piece in [value, *_LINE_BREAKS.split(value)]:
-            if len(piece) >= MIN_MASKED_LENGTH:
-                pieces.add(piece)
-    # Longest first, so a secret containing another is masked whole.
-    return tuple(sorted(pieces, key=lambda piece: (-len(piece), piece)))
-
-
-def mask(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
 
 
 def runner_from_settings(

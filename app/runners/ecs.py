@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus, mask, secret_values
+from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.settings import EcsSettings
-from builder.spec import BuildSpec
+from builder.spec import BuildSpec, Masker
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class EcsRunner:
         self._owns_client = owns_client
 
     async def start(self, spec: BuildSpec) -> str:
-        secrets = secret_values(spec)
+        masker = Masker.for_spec(spec)
         environment = [
             {"name": name, "value": value}
             for name, value in replace(spec, log_sink=self._log_sink).to_env().items()
@@ -133,14 +133,14 @@ class EcsRunner:
             try:
                 response = await self._call(self._client.run_task, **request)
             except ClientError as exc:
-                reason = mask(_client_error(exc), secrets)
+                reason = masker.mask(_client_error(exc))
                 if not _retryable(exc):
                     # `from None`: the request, env values included, may be echoed in the error.
                     raise RunnerError(f"ECS could not start the build: {reason}") from None
                 continue
             except BotoCoreError as exc:
                 raise RunnerError(
-                    f"ECS could not start the build: {mask(str(exc), secrets)}"
+                    f"ECS could not start the build: {masker.mask(str(exc))}"
                 ) from None
             tasks = response.get("tasks") or []
             if tasks:

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.logs import LogBus, LogEvent
-from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus, mask, secret_values
-from builder.spec import STDOUT_SINK, BuildSpec
+from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from builder.spec import STDOUT_SINK, BuildSpec, Masker
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ RESTARTED = "interrupted by a restart"
 MAX_LINE = 1024 * 1024
 """Longer output lines are cut at this many bytes, so one runaway line cannot exhaust memory.
 Well above the longest JSON event the builder writes."""
-MAX_TEXT = 8192
-"""At most this many characters of `text` per line event, as `builder.spec` documents."""
 KEEP_FINISHED = 1000
 """How many final states to remember, so a repeated poll of a finished build still answers."""
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -46,7 +44,7 @@ class _Build:
     deployment_id: str
     process: asyncio.subprocess.Process
     workdir: Path
-    secrets: tuple[str, ...] = field(repr=False)
+    masker: Masker = field(repr=False)
     readers: list[asyncio.Task[None]] = field(default_factory=list)
     cancelled: bool = False
     discard: bool = False
@@ -116,7 +114,7 @@ class LocalRunner:
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
             raise RunnerError(f"could not start the builder: {exc}") from exc
         pid = process.pid
-        build = _Build(spec.deployment_id, process, workdir, secret_values(spec))
+        build = _Build(spec.deployment_id, process, workdir, Masker.for_spec(spec))
         assert process.stdout is not None  # noqa: S101 - piped above
         assert process.stderr is not None  # noqa: S101 - piped above
         build.readers = [
@@ -217,14 +215,14 @@ class LocalRunner:
         self,
         build: _Build,
         stream: asyncio.StreamReader,
-        to_events: Callable[[str, tuple[str, ...]], list[LogEvent]],
+        to_events: Callable[[str, Masker], list[LogEvent]],
     ) -> None:
         warned = False
         async for line in _lines(stream):
             if build.discard:
                 continue
             try:
-                for event in to_events(line, build.secrets):
+                for event in to_events(line, build.masker):
                     await self._bus.append(build.deployment_id, event)
             except Exception as exc:
                 # Keep reading whatever happens: a full pipe would block the build for ever.
@@ -325,34 +323,25 @@ def _decode(raw: bytes) -> str:
     return raw.removesuffix(b"\r").decode("utf-8", errors="replace")
 
 
-def _stdout_events(line: str, secrets: tuple[str, ...]) -> list[LogEvent]:
+def _stdout_events(line: str, masker: Masker) -> list[LogEvent]:
     """The builder's JSON event, or system lines for anything else it printed."""
     try:
         event = json.loads(line)
     except ValueError:
         event = None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return _lines_of("system", line, secrets)
-    # The builder masks these itself; doing it again costs little and survives its bugs.
-    for name in ("text", "error"):
-        if isinstance(event.get(name), str):
-            event[name] = mask(event[name], secrets)
-    return [event]
+        return _lines_of("system", line, masker)
+    # The builder masks and cuts these itself; doing it again costs little and survives its bugs.
+    return masker.prepare(event)
 
 
-def _stderr_events(line: str, secrets: tuple[str, ...]) -> list[LogEvent]:
+def _stderr_events(line: str, masker: Masker) -> list[LogEvent]:
     # The builder's own tracebacks land here: they are how a crash gets explained.
-    return _lines_of("stderr", line, secrets)
+    return _lines_of("stderr", line, masker)
 
 
-def _lines_of(stream: str, text: str, secrets: tuple[str, ...]) -> list[LogEvent]:
-    # Masked before it is cut, so no secret is split across two events unmasked.
-    text = mask(text, secrets)
-    now = time.time()
-    return [
-        {"type": "line", "ts": now, "stream": stream, "text": text[i : i + MAX_TEXT]}
-        for i in range(0, max(len(text), 1), MAX_TEXT)
-    ]
+def _lines_of(stream: str, text: str, masker: Masker) -> list[LogEvent]:
+    return masker.prepare({"type": "line", "ts": time.time(), "stream": stream, "text": text})
 
 
 def _handle_pid(handle: str) -> int:
