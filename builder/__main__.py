@@ -22,11 +22,26 @@ from builder.upload import open_storage
 OK, FAILED, BAD_SPEC = 0, 1, 2
 
 
+RUN_AS = "SCALEMESH_BUILDER_RUN_AS"
+"""`uid:gid` the project's commands run as; set by the builder image, which starts as root."""
+
+
+def parse_run_as(raw: str) -> tuple[int, int] | None:
+    """The (uid, gid) of `RUN_AS`, or None when unset; root itself is refused."""
+    if not raw:
+        return None
+    uid, _, gid = raw.partition(":")
+    if not (uid.isdigit() and gid.isdigit()) or int(uid) == 0 or int(gid) == 0:
+        raise SpecError(f"{RUN_AS} must be uid:gid of an unprivileged user, not {raw!r}")
+    return int(uid), int(gid)
+
+
 def main(environ: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> int:
     environ = os.environ if environ is None else environ
     stdout = sys.stdout if stdout is None else stdout
     try:
         spec = BuildSpec.from_env(environ)
+        run_as = parse_run_as(environ.get(RUN_AS, ""))
         storage = open_storage(spec.storage_url, endpoint_url=spec.storage_endpoint_url)
     except SpecError as exc:
         return _refuse(exc, stdout)
@@ -41,7 +56,7 @@ def main(environ: Mapping[str, str] | None = None, stdout: TextIO | None = None)
     ok = False
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        ok = pipeline.run(spec, sink, storage, path=environ.get("PATH", os.defpath))
+        ok = pipeline.run(spec, sink, storage, path=environ.get("PATH", os.defpath), run_as=run_as)
         sink.close()
     except LogSinkError as exc:
         return _sink_failed(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -89,16 +90,25 @@ class Log:
         self._sink.emit({**event, "ts": self._clock()})
 
 
-def run(spec: BuildSpec, sink: LogSink, storage: Storage, *, path: str) -> bool:
+def run(
+    spec: BuildSpec,
+    sink: LogSink,
+    storage: Storage,
+    *,
+    path: str,
+    run_as: tuple[int, int] | None = None,
+) -> bool:
     """Build `spec` and upload its output to `storage`; True when it is deployed.
 
     `path` is the PATH commands run with (it is all they get of the builder's environment).
+    `run_as` (uid, gid) runs the project's commands as that unprivileged user, so they cannot
+    read the builder's own environment (its clone token, its log sink) or touch its files.
     Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
     """
     log = Log(sink)
     durations: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="scalemesh-build-", ignore_cleanup_errors=True) as tmp:
-        build = Build(spec, log, storage, path=path, workdir=Path(tmp))
+        build = Build(spec, log, storage, path=path, workdir=Path(tmp), run_as=run_as)
         try:
             with log.running("clone", durations):
                 build.clone()
@@ -130,9 +140,18 @@ class Build:
     """One build's state as it moves through the steps."""
 
     def __init__(
-        self, spec: BuildSpec, log: Log, storage: Storage, *, path: str, workdir: Path
+        self,
+        spec: BuildSpec,
+        log: Log,
+        storage: Storage,
+        *,
+        path: str,
+        workdir: Path,
+        run_as: tuple[int, int] | None = None,
     ) -> None:
         self.spec = spec
+        self.run_as = run_as
+        self.workdir = workdir
         self.log = log
         self.storage = storage
         self.path = path
@@ -221,9 +240,22 @@ class Build:
 
     # --- install and build ---------------------------------------------------------------
 
+    def hand_over(self) -> None:
+        """Give the checkout, home and scratch directories to the user the commands run as."""
+        if self.run_as is None:
+            return
+        uid, gid = self.run_as
+        os.chown(self.workdir, uid, gid)  # mkdtemp made it root's alone: they must get in
+        for top in (self.checkout, self.home, self.scratch):
+            os.chown(top, uid, gid)
+            for root, directories, files in os.walk(top):
+                for name in (*directories, *files):
+                    os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
     def install(self, plan: Plan) -> None:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
+        self.hand_over()
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
@@ -241,7 +273,12 @@ class Build:
         self.log.line(f"Running {command}")
         try:
             code = shell.run(
-                argv, cwd=cwd, env=self.build_env(), on_line=self.log.output, deadline=self.deadline
+                argv,
+                cwd=cwd,
+                env=self.build_env(),
+                on_line=self.log.output,
+                deadline=self.deadline,
+                run_as=self.run_as,
             )
         except shell.TimedOut:
             raise BuildError(

@@ -301,3 +301,40 @@ def test_main_exits_1_when_the_log_stream_refuses_writes(
 
     assert code == 1
     assert "WRONGTYPE" in capsys.readouterr().err
+
+
+def test_the_projects_commands_run_as_the_unprivileged_user(tmp_path: Path) -> None:
+    """The builder image starts as root and hands the project's commands to another user."""
+    tmp_path.chmod(0o755)
+    repo, sha = make_repo(tmp_path / "repo", files={"index.html": "<h1>hi</h1>"})
+    spec = make_spec(
+        repo,
+        sha,
+        tmp_path / "storage",
+        build_command="sh -c 'mkdir -p out && id -u > out/uid.txt && cp index.html out/'",
+        output_directory="out",
+    )
+    env = process_env(spec) | {entry.RUN_AS: "65534:65534"}
+    result = subprocess.run(
+        [sys.executable, "-m", "builder"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    if os.geteuid() != 0:
+        assert result.returncode == 1  # only root can hand commands to another user
+        return
+    assert result.returncode == 0, result.stderr
+    assert (deployed(tmp_path) / "uid.txt").read_text().strip() == "65534"
+
+
+@pytest.mark.parametrize("raw", ["0:0", "1000", "builder:builder", "1000:0", ":"])
+def test_a_bad_run_as_is_a_bad_spec(tmp_path: Path, raw: str) -> None:
+    repo, sha = make_repo(tmp_path / "repo", files={"index.html": "hi"})
+    spec = make_spec(repo, sha, tmp_path / "storage")
+    stdout = io.StringIO()
+    assert entry.main(spec.to_env() | {entry.RUN_AS: raw}, stdout) == entry.BAD_SPEC
+    assert entry.RUN_AS in stdout.getvalue()

@@ -176,3 +176,22 @@ def test_a_failing_callback_stops_the_command_and_propagates(tmp_path: Path) -> 
         shell.run(["sh", "-c", "sleep 60 & echo $!; wait"], cwd=tmp_path, env=ENV, on_line=on_line)
 
     assert gone(pids[0])
+
+
+def test_a_command_can_run_as_another_user(tmp_path: Path) -> None:
+    recorder = Recorder()
+    tmp_path.chmod(0o755)
+    if os.geteuid() != 0:
+        # Only root may switch users: say so rather than run the command as ourselves.
+        with pytest.raises(shell.ShellError):
+            shell.run(["id", "-u"], cwd=tmp_path, env=ENV, on_line=recorder, run_as=(65534, 65534))
+        return
+    code = shell.run(
+        ["sh", "-c", "id -u; id -g; id -G"],
+        cwd=tmp_path,
+        env=ENV,
+        on_line=recorder,
+        run_as=(65534, 65534),
+    )
+    assert code == 0
+    assert recorder.lines == [("stdout", "65534"), ("stdout", "65534"), ("stdout", "65534")]

@@ -117,9 +117,8 @@ def test_images_are_multi_stage_with_pinned_bases(path: Path) -> None:
         assert re.search(r"\d+\.\d+", tag), f"{stage.image}: pin a version, not a moving name"
 
 
-@pytest.mark.parametrize("path", DOCKERFILES, ids=["app", "builder"])
-def test_images_run_as_a_non_root_user(path: Path) -> None:
-    final = parse(path)[-1]
+def test_the_app_image_runs_as_a_non_root_user() -> None:
+    final = parse(DOCKERFILES[0])[-1]
     user = final.last("USER")
 
     assert user is not None, "the final stage must set USER"
@@ -129,6 +128,23 @@ def test_images_run_as_a_non_root_user(path: Path) -> None:
     # USER comes after the last RUN: nothing later runs as root by accident.
     keywords = [keyword for keyword, _ in final.instructions]
     assert keywords.index("USER") > max(i for i, kw in enumerate(keywords) if kw == "RUN")
+
+
+def test_the_builder_is_root_only_to_drop_user_commands_to_an_unprivileged_user() -> None:
+    final = parse(DOCKERFILES[1])[-1]
+    assert final.last("USER") == "0:0"
+    run_as = next(
+        args.split("=", 1)[1]
+        for keyword, args in final.instructions
+        if keyword == "ENV" and args.startswith("SCALEMESH_BUILDER_RUN_AS=")
+    )
+    uid, _, gid = run_as.partition(":")
+    assert int(uid) > 0
+    assert int(gid) > 0
+    assert any(
+        keyword == "RUN" and f"--uid {uid}" in args for keyword, args in final.instructions
+    ), "the image creates the user the commands run as"
+    assert final.last("ENTRYPOINT") == '["python", "-m", "builder"]'
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=["app", "builder"])
