@@ -11,12 +11,25 @@ from litestar import Litestar
 from litestar.di import Provide
 from redis.asyncio import Redis
 
-from app import aliases, database, deployments, health, projects, users
+from app import (
+    aliases,
+    database,
+    deployments,
+    handlers,
+    health,
+    logstream,
+    projects,
+    users,
+    web,
+    webhooks,
+)
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.deployments import Pipeline
 from app.envvars import Sealer
 from app.errors import EXCEPTION_HANDLERS, refuse_nul_characters
+from app.github.client import GitHubApi, github_from_settings
+from app.github.report import Reporter
 from app.health import HealthChecks
 from app.logs import LogBus, log_bus_from_settings
 from app.openapi import StrictStructSchemaPlugin, openapi_config
@@ -42,6 +55,9 @@ class Services:
     announce: AliasAnnouncer | None = None
     runner: BuildRunner | None = None
     reconciler: Reconciler | None = None
+    github: GitHubApi | None = None
+    reporter: Reporter | None = None
+    deliveries: webhooks.DeliveryWorker | None = None
 
 
 def create_app(
@@ -50,9 +66,11 @@ def create_app(
     runner: BuildRunner | None = None,
     ref_resolver: RefResolver | None = None,
     reconcile: bool = True,
+    github: GitHubApi | None = None,
 ) -> Litestar:
-    """The API app. Tests may pass their own runner or resolver, or drive the reconcile loop
-    themselves (`reconcile=False`, then `app.state.services.reconciler.tick()`)."""
+    """The API app. Tests may pass their own runner, resolver or GitHub client, or drive the
+    background loops themselves (`reconcile=False`, then `app.state.services.reconciler.tick()`,
+    `.reporter.tick()`, `.deliveries.process(id)`)."""
     engine = database.make_engine(settings.database)
     database.bind(engine)
     storage = storage_from_settings(settings.storage)
@@ -78,13 +96,31 @@ def create_app(
             stack.push_async_callback(bus.aclose)
             services.runner = build_runner = runner or runner_from_settings(settings, bus)
             stack.push_async_callback(build_runner.aclose)
+            services.github = github or github_from_settings(settings)
+            if services.github is not None:
+                stack.push_async_callback(services.github.aclose)
+                services.reporter = Reporter(settings, services.github)
             services.reconciler = reconciler = Reconciler(
-                settings, engine, storage, bus, build_runner, sealer, services.announce
+                settings,
+                engine,
+                storage,
+                bus,
+                build_runner,
+                sealer,
+                services.announce,
+                services.github,
+            )
+            services.deliveries = deliveries = webhooks.DeliveryWorker(
+                handlers.Context(settings, engine, reconciler, services.announce)
             )
             app.state.services = services
             if reconcile:
-                task = asyncio.create_task(reconciler.run(), name="reconcile")
-                stack.push_async_callback(_stop, task)
+                await deliveries.recover()
+                loops = [reconciler.run(), deliveries.run()]
+                if services.reporter is not None:
+                    loops.append(services.reporter.run())
+                for loop in loops:
+                    stack.push_async_callback(_stop, asyncio.create_task(loop))
             yield
 
     def health_checks() -> HealthChecks:
@@ -96,7 +132,16 @@ def create_app(
         }
 
     return Litestar(
-        route_handlers=[*health.ROUTES, *users.ROUTES, *projects.ROUTES, *deployments.ROUTES],
+        route_handlers=[
+            *health.ROUTES,
+            *users.ROUTES,
+            *projects.ROUTES,
+            *deployments.ROUTES,
+            *logstream.ROUTES,
+            *web.ROUTES,
+            *webhooks.ROUTES,
+        ],
+        middleware=[web.BrowserPages],
         lifespan=[lifespan],
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
@@ -107,9 +152,19 @@ def create_app(
             "log_bus": Provide(lambda: services.bus, sync_to_thread=False),
             "pipeline": Provide(lambda: services.reconciler, sync_to_thread=False),
             "announce_aliases": Provide(lambda: services.announce, sync_to_thread=False),
+            "deliveries": Provide(lambda: services.deliveries, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
-        signature_types=[Settings, AnyEngine, Sealer, Storage, LogBus, RefResolver, Pipeline],
+        signature_types=[
+            Settings,
+            AnyEngine,
+            Sealer,
+            Storage,
+            LogBus,
+            RefResolver,
+            Pipeline,
+            webhooks.DeliveryWorker,
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,
         request_max_body_size=MAX_BODY_BYTES,

@@ -19,6 +19,7 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 
@@ -103,7 +104,8 @@ def cleared_cookie(settings: Settings) -> Cookie:
     )
 
 
-def presented_token(request: Request[Any, Any, Any]) -> str | None:
+def presented_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The bearer token, else the session cookie (HTTP requests and websockets alike)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol, runtime_checkable
 
@@ -40,6 +40,7 @@ TRANSITIONS: dict[DeploymentState, frozenset[DeploymentState]] = {
     S.CANCELLED: frozenset(),
 }
 UNFINISHED = (S.QUEUED, S.BUILDING)
+MAX_MESSAGE = 2000
 
 
 @runtime_checkable  # Litestar checks injected values against their type
@@ -66,6 +67,26 @@ def to_github_state(state: DeploymentState, *, platform_fault: bool = False) -> 
     }[state]
 
 
+def to_github_deployment_state(
+    state: DeploymentState, *, platform_fault: bool = False, retired: bool = False
+) -> str:
+    """The GitHub Deployment status for a deployment state.
+
+    A retired deployment (its pull request closed, its branch deleted) and a cancelled one are
+    `inactive`: nothing failed, there is just nothing to visit.
+    """
+    if retired or state is S.CANCELLED:
+        return "inactive"
+    if platform_fault:
+        return "error"
+    return {
+        S.QUEUED: "queued",
+        S.BUILDING: "in_progress",
+        S.READY: "success",
+        S.FAILED: "failure",
+    }[state]
+
+
 async def move(
     deployment_id: str,
     sources: Iterable[DeploymentState],
@@ -82,6 +103,7 @@ async def move(
             raise ValueError(f"{source} → {target} is not a deployment transition")
     changes = {getattr(Deployment, name): value for name, value in values.items()}
     changes[Deployment.state] = target
+    changes[Deployment.github_reported] = None  # GitHub has not heard of this state yet
     rows = await (
         Deployment.update(changes)
         .where(
@@ -169,37 +191,61 @@ async def queue_deployment(
     project: dict[str, Any],
     ref: str | None,
 ) -> str:
-    """Resolve `ref` (default: the production branch) and queue a build of that commit.
-
-    Older unfinished deployments of the same branch are cancelled: they would be out of date
-    before they were done.
-    """
+    """Resolve `ref` (default: the production branch) and queue a build of that commit."""
     wanted = (ref or "").strip() or project["production_branch"]
     try:
         resolved = await resolver.resolve(project["git_url"], wanted)
     except RefError as exc:
         raise InvalidRequest(str(exc)) from None
-    target = (
-        Target.PRODUCTION if resolved.branch == project["production_branch"] else Target.PREVIEW
+    return await queue_commit(
+        engine, project, sha=resolved.sha, ref=resolved.ref, branch=resolved.branch
     )
+
+
+async def queue_commit(
+    engine: AnyEngine,
+    project: dict[str, Any],
+    *,
+    sha: str,
+    ref: str,
+    branch: str | None,
+    pr_number: int | None = None,
+    message: str = "",
+    from_fork: bool = False,
+    refused: str | None = None,
+) -> str:
+    """Queue a build of commit `sha` of the project; return the new deployment's id.
+
+    Production when `branch` is the production branch. Older unfinished deployments of the same
+    branch are cancelled: they would be out of date before they were done. `refused` records a
+    deployment that will never be built (a fork's pull request) as cancelled with that reason,
+    so the commit and the pull request still say why.
+    """
+    target = Target.PRODUCTION if branch == project["production_branch"] else Target.PREVIEW
+    if from_fork:
+        target = Target.PREVIEW  # a fork's branch name is theirs, whatever it is called
     deployment_id = str(uuid.uuid4())
     async with write_transaction(engine):
         await Deployment.insert(
             Deployment(
                 id=deployment_id,
                 project=project["id"],
-                sha=resolved.sha,
-                git_ref=resolved.ref,
-                branch=resolved.branch,
+                sha=sha,
+                git_ref=ref,
+                branch=branch,
+                pr_number=pr_number,
+                commit_message=message[:MAX_MESSAGE],
                 target=target,
-                state=S.QUEUED,
+                from_fork=from_fork,
+                state=S.QUEUED if refused is None else S.CANCELLED,
+                error=refused,
             )
         )
-        if resolved.branch is not None:
-            await supersede(int(project["id"]), resolved.branch, deployment_id)
+        if branch is not None and refused is None and not from_fork:
+            await supersede(int(project["id"]), branch, deployment_id)
     log.info(
-        "deployment queued",
-        extra={"deployment_id": deployment_id, "project": project["slug"], "sha": resolved.sha},
+        "deployment queued" if refused is None else "deployment refused",
+        extra={"deployment_id": deployment_id, "project": project["slug"], "sha": sha},
     )
     return deployment_id
 
@@ -238,7 +284,7 @@ class DeploymentOut(msgspec.Struct):
     error: str | None
 
 
-_COLUMNS = (
+COLUMNS = (
     Deployment._meta.primary_key,
     Deployment.project.slug,
     Deployment.state,
@@ -299,7 +345,7 @@ def _valid_id(deployment_id: str) -> str:
 
 async def owned_row(owner_id: int, deployment_id: str) -> dict[str, Any]:
     row = await (
-        Deployment.select(*_COLUMNS, Deployment.project)
+        Deployment.select(*COLUMNS, Deployment.project)
         .where(
             (Deployment._meta.primary_key == _valid_id(deployment_id))
             & (Deployment.project.owner == owner_id)
@@ -375,7 +421,7 @@ async def index(
     if project is None:
         raise NotFound(f"You have no project {slug!r}.")
     rows = await (
-        Deployment.select(*_COLUMNS)
+        Deployment.select(*COLUMNS)
         .where(Deployment.project == project["id"])
         .order_by(Deployment.created_at, ascending=False)
         .order_by(Deployment._meta.primary_key, ascending=False)
@@ -425,13 +471,17 @@ async def promote(
     row = await owned_row(user.id, deployment_id)
     if row["state"] != S.READY:
         raise Conflict(f"Only a ready deployment can be promoted; this one is {row['state']}.")
-    async with write_transaction(engine):
-        await point_alias(
-            hostnames.production_label(row["project.slug"]), int(row["project"]), str(row["id"])
-        )
-    await announce_aliases([hostnames.production_label(row["project.slug"])])
-    log.info("deployment promoted", extra={"deployment_id": str(row["id"])})
+    await promote_row(engine, announce_aliases, row)
     return await get_deployment(user.id, deployment_id, settings)
+
+
+async def promote_row(engine: AnyEngine, announce: AliasAnnouncer, row: Mapping[str, Any]) -> None:
+    """Point production at a ready deployment (a rollback when it is older)."""
+    label = hostnames.production_label(str(row["project.slug"]))
+    async with write_transaction(engine):
+        await point_alias(label, int(row["project"]), str(row["id"]))
+    await announce([label])
+    log.info("deployment promoted", extra={"deployment_id": str(row["id"])})
 
 
 @get(

@@ -116,7 +116,10 @@ def _http_exception(
     headers = dict(exc.headers or {})
     if isinstance(exc, RequestEntityTooLarge):
         return error_response(
-            413, "too_large", "The request body is too large; the limit is 1 MiB.", headers
+            413,
+            "too_large",
+            "The request body is too large (the limit is 1 MiB; 25 MiB for GitHub deliveries).",
+            headers,
         )
     if isinstance(exc, NotAuthorizedException):
         return error_response(401, "unauthorized", "Sign in first (POST /user/login).", headers)

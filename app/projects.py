@@ -18,11 +18,12 @@ from litestar import delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from app import envvars, hostnames
+from app import envvars, hostnames, installations
 from app.auth import CurrentUser, provide_user
 from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.installations import github_web_url
 from app.refs import is_ref_name
 from app.settings import Runner, Settings
 from app.tables import Alias, Project
@@ -108,6 +109,15 @@ class ProjectOut(msgspec.Struct):
     production_url: str
     created_at: datetime
     updated_at: datetime
+    github: GitHubStatus | None = None
+    """For a GitHub repository while the App is configured: is it installed there?"""
+
+
+class GitHubStatus(msgspec.Struct):
+    installed: bool
+    """An installation that is not suspended covers the repository: pushes deploy."""
+    install_url: str
+    """Where to install the App (or add this repository to it)."""
 
 
 class RepoSource(msgspec.Struct, frozen=True):
@@ -131,12 +141,6 @@ def check_name(raw: str) -> tuple[str, str]:
     if not slug:
         raise InvalidRequest(f"name {raw!r} needs at least one letter or digit to make a URL from.")
     return name, slug
-
-
-def github_web_url(settings: Settings) -> str:
-    if settings.github_api_url == "https://api.github.com":
-        return "https://github.com"
-    return settings.github_api_url.removesuffix("/api/v3")
 
 
 def parse_repo(raw: str, settings: Settings) -> RepoSource:
@@ -254,7 +258,15 @@ def check_command(field: str, raw: str | None) -> str | None:
 # --- storage ------------------------------------------------------------------------------
 
 
-def _out(row: dict[str, Any], env_names: list[str], settings: Settings) -> ProjectOut:
+async def _github_status(row: dict[str, Any], settings: Settings) -> GitHubStatus | None:
+    url = installations.install_url(settings)
+    if url is None or row["github_repository"] is None:
+        return None
+    covered = await installations.covered(row["github_repository"])
+    return GitHubStatus(installed=covered is not None, install_url=url)
+
+
+async def _out(row: dict[str, Any], env_names: list[str], settings: Settings) -> ProjectOut:
     github_repository = row["github_repository"]
     return ProjectOut(
         id=int(row["id"]),
@@ -273,6 +285,7 @@ def _out(row: dict[str, Any], env_names: list[str], settings: Settings) -> Proje
         production_url=settings.deployment_url(str(row["slug"])),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        github=await _github_status(row, settings),
     )
 
 
@@ -332,18 +345,18 @@ async def create_project(
                 f"The URL name {slug!r} was just taken; try the name {await free_slug(slug)!r}."
             ) from None
         raise
-    return _out(await _row(owner_id, slug), sorted(data.env), settings)
+    return await _out(await _row(owner_id, slug), sorted(data.env), settings)
 
 
 async def list_projects(owner_id: int, settings: Settings) -> list[ProjectOut]:
     rows = await Project.select().where(Project.owner == owner_id).order_by(Project.slug)
     env_names = await envvars.names([int(row["id"]) for row in rows])
-    return [_out(row, env_names[int(row["id"])], settings) for row in rows]
+    return [await _out(row, env_names[int(row["id"])], settings) for row in rows]
 
 
 async def get_project(owner_id: int, slug: str, settings: Settings) -> ProjectOut:
     row = await _row(owner_id, slug)
-    return _out(row, (await envvars.names([int(row["id"])]))[int(row["id"])], settings)
+    return await _out(row, (await envvars.names([int(row["id"])]))[int(row["id"])], settings)
 
 
 async def update_project(

@@ -15,10 +15,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from app import aliases, deployments, envvars, hostnames
+from app import aliases, deployments, envvars, hostnames, installations
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.envvars import Sealer, SealError
+from app.github.client import GitHubApi, GitHubError
 from app.logs import LogBus, LogEvent, archive
 from app.runners import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
@@ -36,6 +37,10 @@ START_GRACE = timedelta(seconds=60)
 MAX_ERROR = 500
 
 
+class CloneTokenUnavailable(RuntimeError):
+    """GitHub would not give a token for a private repository, so it cannot be cloned."""
+
+
 class Reconciler:
     def __init__(
         self,
@@ -46,6 +51,7 @@ class Reconciler:
         runner: BuildRunner,
         sealer: Sealer,
         announce: AliasAnnouncer | None = None,
+        github: GitHubApi | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -54,6 +60,7 @@ class Reconciler:
         self.runner = runner
         self.sealer = sealer
         self.announce = announce or aliases.announcer(None)
+        self.github = github
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -103,7 +110,11 @@ class Reconciler:
             await self._fail(
                 deployment_id,
                 "the project's env vars cannot be decrypted: was SCALEMESH_SECRET_KEY changed?",
+                platform=True,
             )
+            return
+        except CloneTokenUnavailable as exc:
+            await self._fail(deployment_id, str(exc), platform=True)
             return
         await self.bus.append(
             deployment_id,
@@ -112,7 +123,7 @@ class Reconciler:
         try:
             handle = await self.runner.start(spec)
         except RunnerError as exc:
-            await self._fail(deployment_id, f"the build could not start: {exc}")
+            await self._fail(deployment_id, f"the build could not start: {exc}", platform=True)
             return
         saved = await (
             Deployment.update({Deployment.runner_handle: handle})
@@ -133,7 +144,9 @@ class Reconciler:
                 Deployment.project,
                 Deployment.sha,
                 Deployment.git_ref,
+                Deployment.from_fork,
                 Deployment.project.git_url,
+                Deployment.project.github_repository,
                 Deployment.project.root_directory,
                 Deployment.project.install_command,
                 Deployment.project.build_command,
@@ -144,10 +157,12 @@ class Reconciler:
         )
         assert row is not None  # noqa: S101 - it was claimed a moment ago
         project_id = int(row["project"])
+        git_url, token = await self._source(deployment_id, row)
         return BuildSpec(
             deployment_id=deployment_id,
             project_id=project_id,
-            git_url=row["project.git_url"],
+            git_url=git_url,
+            token=token,
             sha=row["sha"],
             git_ref=row["git_ref"],
             storage_url=self.settings.storage.url,
@@ -156,9 +171,33 @@ class Reconciler:
             install_command=row["project.install_command"],
             build_command=row["project.build_command"],
             output_directory=row["project.output_directory"],
-            env=await envvars.load(self.sealer, project_id),
+            # A fork's code never sees the project's secrets (DESIGN §7).
+            env={} if row["from_fork"] else await envvars.load(self.sealer, project_id),
             timeout=self.settings.build_timeout,
         )
+
+    async def _source(self, deployment_id: str, row: dict[str, Any]) -> tuple[str, str]:
+        """Where to clone from, and the repo-scoped read-only token to clone with (or "")."""
+        repository = row["project.github_repository"]
+        covered = None if repository is None else await installations.covered(repository)
+        if covered is None:
+            return row["project.git_url"], ""
+        if self.github is None:
+            return covered.clone_url, ""
+        try:
+            token = await self.github.repo_token(covered.installation_id, covered.full_name)
+        except GitHubError as exc:
+            if covered.private:
+                raise CloneTokenUnavailable(
+                    f"GitHub gave no token to clone the private repository {covered.full_name}"
+                ) from exc
+            # A public repository clones without one.
+            log.warning(
+                "no clone token; cloning anonymously",
+                extra={"deployment_id": deployment_id, "error": str(exc)},
+            )
+            return covered.clone_url, ""
+        return covered.clone_url, token
 
     # --- watching -------------------------------------------------------------------------
 
@@ -178,7 +217,9 @@ class Reconciler:
         started_at: datetime = row["started_at"] or now
         if handle is None:
             if now - started_at > START_GRACE:
-                await self._fail(deployment_id, "interrupted by a restart before the build began")
+                await self._fail(
+                    deployment_id, "interrupted by a restart before the build began", platform=True
+                )
             return
         try:
             state = await self.runner.poll(handle)
@@ -196,12 +237,16 @@ class Reconciler:
             if await self.storage.exists(manifest):
                 await self._ready(deployment_id)
             else:
-                await self._fail(deployment_id, "the build finished without uploading its files")
+                await self._fail(
+                    deployment_id, "the build finished without uploading its files", platform=True
+                )
         elif state.status is RunStatus.FAILED:
             reason = await self._reason(deployment_id) or state.reason or "the build failed"
             await self._fail(deployment_id, reason)
         else:
-            await self._fail(deployment_id, state.reason or "interrupted by a restart")
+            await self._fail(
+                deployment_id, state.reason or "interrupted by a restart", platform=True
+            )
 
     async def _reason(self, deployment_id: str) -> str | None:
         """The builder's own one-line reason, else its last error output."""
@@ -222,9 +267,16 @@ class Reconciler:
             log.info("deployment ready", extra={"deployment_id": deployment_id})
         await self.finish(deployment_id)
 
-    async def _fail(self, deployment_id: str, reason: str) -> None:
+    async def _fail(self, deployment_id: str, reason: str, *, platform: bool = False) -> None:
+        """Fail the deployment; `platform` when the fault is ours, not the repository's."""
         one_line = " ".join(reason.split())[:MAX_ERROR]
-        if await deployments.move(deployment_id, [S.QUEUED, S.BUILDING], S.FAILED, error=one_line):
+        if await deployments.move(
+            deployment_id,
+            [S.QUEUED, S.BUILDING],
+            S.FAILED,
+            error=one_line,
+            platform_fault=platform,
+        ):
             log.info("deployment failed", extra={"deployment_id": deployment_id, "error": one_line})
         await self.finish(deployment_id)
 

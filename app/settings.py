@@ -39,6 +39,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_GITHUB_PRIVATE_KEY",
     "SCALEMESH_GITHUB_WEBHOOK_SECRET",
     "SCALEMESH_GITHUB_API_URL",
+    "SCALEMESH_GITHUB_APP_SLUG",
     "SCALEMESH_BUILD_TIMEOUT",
     "SCALEMESH_MAX_CONCURRENT_BUILDS",
     "SCALEMESH_RECONCILE_INTERVAL",
@@ -150,6 +151,8 @@ class GitHubSettings:
     """PEM text of the App's RSA key (loaded from a path when the variable names a file)."""
     webhook_secret: Secret
     """HMAC key for X-Hub-Signature-256."""
+    app_slug: str = "scale-mesh"
+    """The App's URL name on GitHub (`/apps/<slug>`), for install links."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,10 +426,16 @@ def _github(env: _Reader) -> GitHubSettings | None:
     raw_id = values["SCALEMESH_GITHUB_APP_ID"]
     if not raw_id.isdigit():
         raise SettingsError("SCALEMESH_GITHUB_APP_ID", f"must be a number, not {raw_id!r}")
+    slug = env.get("SCALEMESH_GITHUB_APP_SLUG", "scale-mesh").strip().lower()
+    if not _is_dns_label(slug):
+        raise SettingsError(
+            "SCALEMESH_GITHUB_APP_SLUG", f"must be the App's URL name like scale-mesh, not {slug!r}"
+        )
     return GitHubSettings(
         app_id=int(raw_id),
         private_key=Secret(_private_key(values["SCALEMESH_GITHUB_PRIVATE_KEY"])),
         webhook_secret=Secret(values["SCALEMESH_GITHUB_WEBHOOK_SECRET"]),
+        app_slug=slug,
     )
 
 

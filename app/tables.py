@@ -137,7 +137,15 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     finished_at = Timestamptz(null=True, default=None)
     runner_handle = Varchar(length=500, null=True, default=None)
     error = Text(null=True, default=None)
+    platform_fault = Boolean(default=False)
+    """The failure was ours (runner, storage, restart), not the code's: GitHub gets `error`."""
+    from_fork = Boolean(default=False)
+    """Built from a fork's pull request: never with the project's env vars."""
+    retired = Boolean(default=False)
+    """Its pull request closed or its branch was deleted: its GitHub deployment is `inactive`."""
     github_deployment_id = BigInt(null=True, default=None)
+    github_reported = Varchar(length=20, null=True, default=None)
+    """The phase GitHub was last told of (`app.github.report`); behind the state → report again."""
 
 
 class Alias(Table, tablename="scalemesh_alias"):

@@ -127,7 +127,9 @@ def test_an_oversize_body_is_a_413_and_stores_nothing(client: Client) -> None:
     assert response.status_code == 413
     assert response.json() == {
         "error": "too_large",
-        "detail": "The request body is too large; the limit is 1 MiB.",
+        "detail": (
+            "The request body is too large (the limit is 1 MiB; 25 MiB for GitHub deliveries)."
+        ),
     }
     assert client.run(lambda: User.count()) == 0
 

@@ -96,6 +96,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_GITHUB_PRIVATE_KEY": pem.replace("\n", "\\n"),
         "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
         "SCALEMESH_GITHUB_API_URL": "https://ghe.example.com/api/v3",
+        "SCALEMESH_GITHUB_APP_SLUG": "Our-Deploys",
         "SCALEMESH_BUILD_TIMEOUT": "600",
         "SCALEMESH_MAX_CONCURRENT_BUILDS": "8",
         "SCALEMESH_RECONCILE_INTERVAL": "0.25",
@@ -125,6 +126,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.github.app_id == 1234
     assert settings.github.private_key.reveal() == pem
     assert settings.github.webhook_secret.reveal() == "hook-secret"
+    assert settings.github.app_slug == "our-deploys"
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
     assert settings.build_timeout == 600
     assert settings.max_concurrent_builds == 8
@@ -230,6 +232,11 @@ GITHUB = {
             {"SCALEMESH_GITHUB_APP_ID": "1"},
             "SCALEMESH_GITHUB_PRIVATE_KEY",
             "needs all three, and SCALEMESH_GITHUB_APP_ID is set",
+        ),
+        (
+            {**GITHUB, "SCALEMESH_GITHUB_PRIVATE_KEY": "x", "SCALEMESH_GITHUB_APP_SLUG": "a b"},
+            "SCALEMESH_GITHUB_APP_SLUG",
+            "URL name",
         ),
         (
             {**GITHUB, "SCALEMESH_GITHUB_APP_ID": "my-app", "SCALEMESH_GITHUB_PRIVATE_KEY": "x"},

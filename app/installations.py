@@ -1,0 +1,217 @@
+"""Where the GitHub App is installed: installations and the repositories each one covers.
+
+Kept current by the `installation` and `installation_repositories` webhooks (and by every push,
+which carries the repository's clone URL). A project is linked to a repository by its
+`owner/name`; it builds from GitHub, and reports there, only while an installation that is not
+suspended covers that repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from piccolo.columns.combination import WhereRaw
+
+from app.database import AnyEngine, write_transaction
+from app.github import events
+from app.settings import Settings
+from app.tables import Installation, Repository
+
+
+@dataclass(frozen=True, slots=True)
+class Covered:
+    """A repository the app may build and report on now."""
+
+    installation_id: int
+    full_name: str
+    clone_url: str
+    private: bool
+
+
+def same_name(column: str, full_name: str) -> WhereRaw:
+    """`column` names the repository `owner/name`: GitHub names are case-insensitive."""
+    return WhereRaw(f"lower({column}) = {{}}", full_name.lower())
+
+
+def github_web_url(settings: Settings) -> str:
+    """github.com, or the GitHub Enterprise host the API URL belongs to."""
+    if settings.github_api_url == "https://api.github.com":
+        return "https://github.com"
+    return settings.github_api_url.removesuffix("/api/v3")
+
+
+def install_url(settings: Settings) -> str | None:
+    """Where a user installs the App on more repositories; None when GitHub is off."""
+    if settings.github is None:
+        return None
+    return f"{github_web_url(settings)}/apps/{settings.github.app_slug}/installations/new"
+
+
+async def _installation_row(engine: AnyEngine, installation: events.Installation) -> int:
+    """The row id of the installation, created (not suspended) when first heard of."""
+    row = await (
+        Installation.select(Installation._meta.primary_key)
+        .where(Installation.installation_id == installation.id)
+        .first()
+    )
+    if row is not None:
+        return int(row["id"])
+    await Installation.insert(
+        Installation(
+            installation_id=installation.id,
+            account_login=installation.account.login,
+            account_type=installation.account.type,
+        )
+    ).on_conflict(target=Installation.installation_id, action="DO NOTHING")
+    row = await (
+        Installation.select(Installation._meta.primary_key)
+        .where(Installation.installation_id == installation.id)
+        .first()
+    )
+    assert row is not None  # noqa: S101 - inserted (or raced in) just above
+    return int(row["id"])
+
+
+async def _upsert_repository(
+    installation_row: int, github_id: int, full_name: str, clone_url: str, private: bool
+) -> None:
+    await Repository.insert(
+        Repository(
+            github_id=github_id,
+            full_name=full_name,
+            clone_url=clone_url,
+            private=private,
+            installation=installation_row,
+        )
+    ).on_conflict(
+        target=Repository.github_id,
+        action="DO UPDATE",
+        values=[
+            Repository.full_name,
+            Repository.clone_url,
+            Repository.private,
+            Repository.installation,
+        ],
+    )
+
+
+async def record_installation(
+    engine: AnyEngine,
+    settings: Settings,
+    installation: events.Installation,
+    repositories: list[events.RepositoryRef],
+) -> None:
+    """The App was installed (or some repositories were added to it)."""
+    web = github_web_url(settings)
+    async with write_transaction(engine):
+        row = await _installation_row(engine, installation)
+        await Installation.update(
+            {Installation.suspended: False, Installation.updated_at: datetime.now(UTC)}
+        ).where(Installation._meta.primary_key == row)
+        for repository in repositories:
+            await _upsert_repository(
+                row,
+                repository.id,
+                repository.full_name,
+                f"{web}/{repository.full_name}.git",
+                repository.private,
+            )
+
+
+async def add_repositories(
+    engine: AnyEngine,
+    settings: Settings,
+    installation: events.Installation,
+    repositories: list[events.RepositoryRef],
+) -> None:
+    if not repositories:
+        return
+    web = github_web_url(settings)
+    async with write_transaction(engine):
+        row = await _installation_row(engine, installation)
+        for repository in repositories:
+            await _upsert_repository(
+                row,
+                repository.id,
+                repository.full_name,
+                f"{web}/{repository.full_name}.git",
+                repository.private,
+            )
+
+
+async def remove_repositories(engine: AnyEngine, github_ids: list[int]) -> None:
+    if github_ids:
+        async with write_transaction(engine):
+            await Repository.delete().where(Repository.github_id.is_in(github_ids))
+
+
+async def remove_installation(engine: AnyEngine, installation_id: int) -> None:
+    """The App was uninstalled: its repositories go with it (cascade)."""
+    async with write_transaction(engine):
+        await Installation.delete().where(Installation.installation_id == installation_id)
+
+
+async def set_suspended(
+    engine: AnyEngine, installation: events.Installation, *, suspended: bool
+) -> None:
+    async with write_transaction(engine):
+        row = await _installation_row(engine, installation)
+        await Installation.update(
+            {Installation.suspended: suspended, Installation.updated_at: datetime.now(UTC)}
+        ).where(Installation._meta.primary_key == row)
+
+
+async def saw_repository(
+    engine: AnyEngine, installation_id: int, account: str, repository: events.Repository
+) -> None:
+    """A push or pull request named this repository: remember its clone URL and privacy.
+
+    Read first: nearly every delivery repeats what is stored, and a read costs no write lock.
+    """
+    known = await (
+        Repository.select(
+            Repository.full_name,
+            Repository.clone_url,
+            Repository.private,
+            Repository.installation.installation_id,
+        )
+        .where(Repository.github_id == repository.id)
+        .first()
+    )
+    if known == {
+        "full_name": repository.full_name,
+        "clone_url": repository.clone_url,
+        "private": repository.private,
+        "installation.installation_id": installation_id,
+    }:
+        return
+    installation = events.Installation(id=installation_id, account=events.Account(login=account))
+    async with write_transaction(engine):
+        row = await _installation_row(engine, installation)
+        await _upsert_repository(
+            row, repository.id, repository.full_name, repository.clone_url, repository.private
+        )
+
+
+async def covered(full_name: str) -> Covered | None:
+    """The installation that covers `owner/name` now, unless none does or it is suspended."""
+    row = await (
+        Repository.select(
+            Repository.full_name,
+            Repository.clone_url,
+            Repository.private,
+            Repository.installation.installation_id,
+            Repository.installation.suspended,
+        )
+        .where(same_name("scalemesh_repository.full_name", full_name))
+        .first()
+    )
+    if row is None or row["installation.suspended"]:
+        return None
+    return Covered(
+        installation_id=int(row["installation.installation_id"]),
+        full_name=str(row["full_name"]),
+        clone_url=str(row["clone_url"]),
+        private=bool(row["private"]),
+    )

@@ -1,0 +1,168 @@
+"""What a push or a pull request on GitHub deploys, and what closing or deleting one retires.
+
+These take plain values (repository name, branch, sha), never webhook payloads, so the handlers
+in `app.handlers` stay glue and tests can call them directly. A commit is built once per
+project: the branch push and the pull request event for the same sha share one deployment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from app import deployments, hostnames
+from app.aliases import AliasAnnouncer
+from app.database import AnyEngine, write_transaction
+from app.installations import same_name
+from app.tables import Alias, Deployment, DeploymentState, Project
+
+log = logging.getLogger(__name__)
+
+S = DeploymentState
+SKIP_MARKERS = ("[skip ci]", "[ci skip]", "[scalemesh skip]")
+FORK_REFUSED = (
+    "Not built: pull requests from forks are not built, so they never see the project's "
+    "secrets. A project owner can allow fork builds in the project settings."
+)
+
+
+def skipped(message: str) -> bool:
+    """The commit message asks not to build it."""
+    lowered = message.lower()
+    return any(marker in lowered for marker in SKIP_MARKERS)
+
+
+async def linked_projects(repository: str) -> list[dict[str, Any]]:
+    """The projects that build `owner/name` (GitHub names are case-insensitive)."""
+    rows: list[dict[str, Any]] = await Project.select().where(
+        same_name("scalemesh_project.github_repository", repository)
+    )
+    return rows
+
+
+async def _existing(project_id: int, sha: str, branch: str | None = None) -> dict[str, Any] | None:
+    """A deployment of this commit (on `branch`, when given) that is or will be live."""
+    where = (
+        (Deployment.project == project_id)
+        & (Deployment.sha == sha)
+        & Deployment.state.is_in([S.QUEUED, S.BUILDING, S.READY])
+    )
+    if branch is not None:
+        where &= Deployment.branch == branch
+    return (
+        await Deployment.select(Deployment._meta.primary_key, Deployment.pr_number)
+        .where(where)
+        .first()
+    )
+
+
+async def deploy_branch(
+    engine: AnyEngine, repository: str, branch: str, sha: str, message: str
+) -> list[str]:
+    """Queue a build of `sha` for every project linked to the repository; return their ids.
+
+    Production for a project whose production branch this is, a preview otherwise.
+    """
+    queued = []
+    for project in await linked_projects(repository):
+        # GitHub sends the same push again under a new delivery id after a re-push.
+        if await _existing(int(project["id"]), sha, branch) is not None:
+            continue
+        queued.append(
+            await deployments.queue_commit(
+                engine, project, sha=sha, ref=branch, branch=branch, message=message
+            )
+        )
+    return queued
+
+
+async def deploy_pull_request(
+    engine: AnyEngine,
+    repository: str,
+    number: int,
+    branch: str,
+    sha: str,
+    title: str,
+    *,
+    from_fork: bool,
+) -> list[str]:
+    """Queue a preview of the pull request's head for every linked project; return their ids.
+
+    A commit already deployed by its branch push is not built again; that deployment is tied to
+    the pull request instead, so the pull request's comment shows it. A fork's pull request is
+    recorded as refused (with the reason) unless the project allows fork builds.
+    """
+    queued = []
+    for project in await linked_projects(repository):
+        existing = await _existing(int(project["id"]), sha)
+        if existing is not None:
+            if existing["pr_number"] is None:
+                await Deployment.update(
+                    {Deployment.pr_number: number, Deployment.github_reported: None}
+                ).where(Deployment._meta.primary_key == existing["id"])
+            continue
+        refused = None if not from_fork or project["allow_fork_builds"] else FORK_REFUSED
+        queued.append(
+            await deployments.queue_commit(
+                engine,
+                project,
+                sha=sha,
+                ref=f"pull/{number}/head" if from_fork else branch,
+                branch=None if from_fork else branch,
+                pr_number=number,
+                message=title,
+                from_fork=from_fork,
+                refused=refused,
+            )
+        )
+    return queued
+
+
+async def retire_branch(
+    engine: AnyEngine, repository: str, branch: str, announce: AliasAnnouncer
+) -> int:
+    """The branch was deleted: drop its aliases, stop its builds, and mark its deployments
+    retired (their GitHub deployments become `inactive`). Returns how many were retired.
+
+    Each deployment keeps its own URL: a link someone shared still works.
+    """
+    retired = 0
+    moved = []
+    for project in await linked_projects(repository):
+        label = hostnames.branch_label(project["slug"], branch)
+        where = (Deployment.project == project["id"]) & (Deployment.branch == branch)
+        async with write_transaction(engine):
+            await Alias.delete().where((Alias.hostname == label) & (Alias.project == project["id"]))
+            rows = await (
+                Deployment.update({Deployment.retired: True, Deployment.github_reported: None})
+                .where(where & (Deployment.retired == False))  # noqa: E712 - SQL, not Python
+                .returning(Deployment._meta.primary_key)
+            )
+        moved.append(label)
+        retired += len(rows)
+        for row in await Deployment.select(Deployment._meta.primary_key).where(
+            where & Deployment.state.is_in(list(deployments.UNFINISHED))
+        ):
+            await deployments.move(
+                str(row["id"]), deployments.UNFINISHED, S.CANCELLED, error="the branch was deleted"
+            )
+    await announce(moved)
+    return retired
+
+
+async def retire_pull_request(repository: str, number: int) -> int:
+    """The pull request was closed (merged or not): its previews' GitHub deployments become
+    `inactive`. Their URLs keep working; the merge itself deploys through the branch push."""
+    retired = 0
+    for project in await linked_projects(repository):
+        rows = await (
+            Deployment.update({Deployment.retired: True, Deployment.github_reported: None})
+            .where(
+                (Deployment.project == project["id"])
+                & (Deployment.pr_number == number)
+                & (Deployment.retired == False)  # noqa: E712 - SQL, not Python
+            )
+            .returning(Deployment._meta.primary_key)
+        )
+        retired += len(rows)
+    return retired

@@ -1,0 +1,249 @@
+"""The dashboard in a real browser: Debian's Chromium, headless, against `scalemesh dev`.
+
+Sign up, create a project from a local git repository, deploy it, watch the log arrive live,
+reload mid-build, see the result, and open the deployment through the proxy. Screenshots go to
+`tests/artifacts/` (git-ignored); `docs/dashboard.png` and `docs/log-viewer.png` are copies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+
+from tests.test_cli import free_port, running
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # the suite runs as root in a container
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LINES = 40
+BUILD_SH = f"""\
+printf '\\033[1;32mbuilding\\033[0m the <img src=x onerror=alert(1)> site\\n'
+for i in $(seq 1 {LINES}); do echo "line $i"; sleep 0.15; done
+echo "a warning" >&2
+mkdir -p dist
+echo '<!doctype html><h1>Hello from the browser test</h1>' > dist/index.html
+"""
+EMAIL = "ada@example.com"
+PASSWORD = "correct horse battery"
+WAIT_MS = 30_000
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def make_repo(path: Path) -> str:
+    path.mkdir()
+    (path / "build.sh").write_text(BUILD_SH)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-qm", "A slow build that prints forty lines")
+    return f"file://{path}"
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():  # .ci/run installs it; never download one
+        pytest.skip("/usr/bin/chromium is not installed")
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield launched
+        launched.close()
+
+
+def shown_lines(page: Page) -> list[str]:
+    return [
+        text
+        for text in page.locator("#log .line .text").all_text_contents()
+        if re.fullmatch(r"line \d+", text)
+    ]
+
+
+def fits_the_screen(page: Page) -> bool:
+    width: bool = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    return width
+
+
+def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    api_port, proxy_port = free_port(), free_port()
+    api = f"http://localhost:{api_port}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEMESH_")}
+    env.update(
+        {
+            "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
+            "SCALEMESH_PUBLIC_URL": api,
+            "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": f"http://{{host}}:{proxy_port}",
+            "SCALEMESH_RECONCILE_INTERVAL": "0.2",
+            "SCALEMESH_BUILD_TIMEOUT": "60",
+        }
+    )
+    args = ["dev", "--api-port", str(api_port), "--proxy-port", str(proxy_port)]
+    with running(*args, env=env, logs=tmp_path / "logs") as dev, httpx.Client() as client:
+        dev.wait_until_ok(client, f"{api}/health")
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        # Sign up, then create the project from the local repository.
+        page.goto(f"{api}/")
+        expect(page).to_have_url(f"{api}/login?next=/")
+        page.get_by_role("link", name="Create one").click()
+        page.get_by_label("Email").fill(EMAIL)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Create account").click()
+        expect(page).to_have_url(f"{api}/new")
+        page.get_by_label("Name").fill("Browser Site")
+        page.get_by_label("Repository").fill(repo)
+        page.get_by_label("Build command").fill("sh build.sh")
+        page.get_by_role("button", name="Create project").click()
+        expect(page).to_have_url(f"{api}/projects/browser-site")
+
+        # A second tab on the project page sees the state change without a reload.
+        watcher = context.new_page()
+        watcher.goto(f"{api}/projects/browser-site")
+
+        # The first log connection drops mid-build, as a network or a restart would drop it.
+        sockets: list[str] = []
+
+        def drop_the_first(socket: WebSocketRoute) -> None:
+            sockets.append(socket.url)
+            server = socket.connect_to_server()
+            if len(sockets) > 1:
+                return  # later ones are passed through untouched
+
+            def relay(message: str | bytes) -> None:
+                socket.send(message)
+                if '"line 2"' in str(message):
+                    socket.close(code=1001, reason="going away")
+
+            server.on_message(relay)
+
+        page.route_web_socket(re.compile(r"/logs/ws"), drop_the_first)
+        page.get_by_role("button", name="Deploy", exact=True).click()
+        expect(page).to_have_url(re.compile(rf"{api}/deployments/[0-9a-f-]{{36}}$"))
+        deployment_url = page.url
+
+        # Lines arrive while the build runs, across the dropped connection.
+        expect(page.locator("#log .line", has_text="line 3")).to_be_visible()
+        for _ in range(50):  # the reconnect waits half a second
+            if len(sockets) == 2:
+                break
+            page.wait_for_timeout(100)
+        assert len(sockets) == 2, sockets
+        assert sockets[0].endswith("?since=0")
+        resumed_from = int(sockets[1].rpartition("since=")[2])
+        assert resumed_from > 0
+        so_far = shown_lines(page)
+        assert 3 <= len(so_far) < LINES, so_far
+        expect(page.locator("#banner")).to_be_hidden()
+        expect(page.locator("#state")).to_have_text("building")
+
+        # Reload mid-build: the replay and the live tail show each line once, in order.
+        page.reload()
+        expect(page.locator("#log .line", has_text=f"line {LINES}")).to_be_visible()
+        banner = page.locator("#banner")
+        expect(banner).to_contain_text("Deployment ready: http://browser-site-")
+        assert len(so_far) < LINES  # the reload really happened mid-build
+        assert shown_lines(page) == [f"line {n}" for n in range(1, LINES + 1)]
+        expect(page.locator("#state")).to_have_text("ready")
+        expect(page.locator("#took")).to_have_text(re.compile(r"^\d+\.\d s$"))  # from the API
+
+        # ANSI colours render as styled text; markup in a log line stays text.
+        first = page.locator("#log .line .text", has_text="onerror")
+        expect(first).to_have_text("building the <img src=x onerror=alert(1)> site")
+        assert first.locator("span.fg-32.b").inner_text() == "building"
+        assert page.locator("#log img").count() == 0
+        expect(page.locator("#log .line.stderr .text", has_text="warning")).to_have_text(
+            "a warning"
+        )
+        steps = page.locator("#log details.step.ok summary").all_text_contents()
+        assert any(step.startswith("build") for step in steps), steps
+
+        # Filter, and the follow toggle pausing when the reader scrolls up.
+        page.get_by_label("Filter lines").fill("line 1")
+        expect(page.locator("#matches")).to_contain_text("11 of")
+        page.get_by_label("Filter lines").fill("")
+        page.locator("#log").evaluate("box => { box.scrollTop = 0; }")
+        expect(page.get_by_label("Follow")).not_to_be_checked()
+        page.locator("#log").evaluate("box => { box.scrollTop = box.scrollHeight; }")
+        expect(page.get_by_label("Follow")).to_be_checked()
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#log").evaluate("box => { box.scrollTop = 0; }")
+        page.get_by_label("Filter lines").blur()
+        page.screenshot(path=str(ARTIFACTS / "log-viewer.png"), full_page=True)
+
+        # The raw log is one click away.
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Download raw log").click()
+        raw = Path(download.value.path()).read_text()
+        assert f"line {LINES}" in raw
+        assert "── deployment ready:" in raw
+
+        # The project page in the other tab caught up by itself.
+        expect(watcher.locator("#deployments a.badge").first).to_have_text("ready")
+        expect(watcher.locator("#deployments")).to_contain_text("current production")
+        watcher.screenshot(path=str(ARTIFACTS / "project.png"), full_page=True)
+
+        # The deployment, through the proxy.
+        site = banner.get_by_role("link").get_attribute("href")
+        assert site is not None
+        assert site.startswith("http://browser-site-")
+        assert site.endswith(f".localhost:{proxy_port}")
+        page.goto(site)
+        expect(page.locator("h1")).to_have_text("Hello from the browser test")
+
+        page.goto(f"{api}/")
+        expect(page.locator(".card .badge")).to_have_text("ready")
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+
+        # A finished deployment's page replays its log the same way.
+        page.goto(deployment_url)
+        expect(page.locator("#banner")).to_contain_text("Deployment ready")
+        expect(page.locator("#live")).to_have_text("finished")
+        assert shown_lines(page) == [f"line {n}" for n in range(1, LINES + 1)]
+
+        # At phone width nothing needs sideways scrolling.
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
+        )
+        small = phone.new_page()
+        for path in ("/", "/projects/browser-site", deployment_url.removeprefix(api)):
+            small.goto(f"{api}{path}")
+            assert fits_the_screen(small), path
+            name = path.strip("/").split("/")[0] or "dashboard"
+            small.screenshot(path=str(ARTIFACTS / f"phone-{name}.png"), full_page=True)
+        # Keyboard: the first Tab reaches the skip link, which leads to the content.
+        small.keyboard.press("Tab")
+        expect(small.locator(":focus")).to_have_text("Skip to content")
+        phone.close()
+        context.close()
+        assert errors == []
+        assert dev.stop(signal.SIGINT) == 0, dev.stderr
