@@ -126,9 +126,12 @@ async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
     """Hold a PostgreSQL connection pool open while anyone in this process needs it.
 
     The API and the proxy may share one engine, so the pool opens with the first user and
-    closes with the last. SQLite has no pool.
+    closes with the last. SQLite has no pool; its file is switched to write-ahead logging
+    instead (a setting stored in the file), so readers never wait for a writer and a commit
+    costs one append rather than a rewritten journal.
     """
     if not isinstance(engine, PostgresEngine):
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
         yield
         return
     users = _pool_users.get(id(engine), 0)

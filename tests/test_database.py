@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,3 +147,21 @@ def test_one_database_gets_one_engine(make_settings: Callable[..., Settings]) ->
     settings = make_settings()
 
     assert database.make_engine(settings.database) is database.make_engine(settings.database)
+
+
+def test_the_sqlite_file_is_switched_to_write_ahead_logging(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "wal.sqlite3"
+    settings = make_settings(SCALEMESH_DATABASE_URL=f"sqlite:///{path}")
+    engine = database.make_engine(settings.database)
+
+    async def open_once() -> None:
+        async with database.connection_pool(engine):
+            pass
+
+    asyncio.run(open_once())
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
