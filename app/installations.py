@@ -102,21 +102,13 @@ async def record_installation(
     installation: events.Installation,
     repositories: list[events.RepositoryRef],
 ) -> None:
-    """The App was installed (or some repositories were added to it)."""
-    web = github_web_url(settings)
+    """The App was installed: it is active, on these repositories."""
     async with write_transaction(engine):
         row = await _installation_row(engine, installation)
         await Installation.update(
             {Installation.suspended: False, Installation.updated_at: datetime.now(UTC)}
         ).where(Installation._meta.primary_key == row)
-        for repository in repositories:
-            await _upsert_repository(
-                row,
-                repository.id,
-                repository.full_name,
-                f"{web}/{repository.full_name}.git",
-                repository.private,
-            )
+        await _add(settings, row, repositories)
 
 
 async def add_repositories(
@@ -125,19 +117,24 @@ async def add_repositories(
     installation: events.Installation,
     repositories: list[events.RepositoryRef],
 ) -> None:
-    if not repositories:
-        return
+    """Repositories were added to an installation."""
+    if repositories:
+        async with write_transaction(engine):
+            await _add(settings, await _installation_row(engine, installation), repositories)
+
+
+async def _add(
+    settings: Settings, installation_row: int, repositories: list[events.RepositoryRef]
+) -> None:
     web = github_web_url(settings)
-    async with write_transaction(engine):
-        row = await _installation_row(engine, installation)
-        for repository in repositories:
-            await _upsert_repository(
-                row,
-                repository.id,
-                repository.full_name,
-                f"{web}/{repository.full_name}.git",
-                repository.private,
-            )
+    for repository in repositories:
+        await _upsert_repository(
+            installation_row,
+            repository.id,
+            repository.full_name,
+            f"{web}/{repository.full_name}.git",
+            repository.private,
+        )
 
 
 async def remove_repositories(engine: AnyEngine, github_ids: list[int]) -> None:
