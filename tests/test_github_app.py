@@ -14,6 +14,7 @@ import copy
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 
 from app import handlers, installations
 from app.asgi import create_app
+from app.deployments import move
 from app.github.client import GitHubAppClient
 from app.github.report import MARKER, Reporter, shorten
 from app.hostnames import deployment_label
@@ -31,6 +33,7 @@ from app.settings import Settings
 from app.tables import (
     Alias,
     Deployment,
+    DeploymentState,
     Installation,
     PullRequestComment,
     Repository,
@@ -1066,3 +1069,57 @@ def test_the_install_link_follows_the_github_host(
     settings = make_settings(**{**github.environ(), "SCALEMESH_GITHUB_API_URL": api_url})
     assert installations.install_url(settings) == expected
     assert installations.install_url(make_settings()) is None
+
+
+def set_reported(app: App, value: str | None) -> None:
+    app.client.run(lambda: Deployment.update({Deployment.github_reported: value}, force=True))
+
+
+def test_a_deployment_another_replica_is_reporting_is_left_to_it(app: App, token: str) -> None:
+    app.deliver("push", payload("push.commits"))
+    set_reported(app, f"c:{int(time.time()):010d}beef")  # claimed a moment ago, elsewhere
+    assert app.report() == 0
+    assert app.github.calls_to("POST", f"/repos/{REPO}/deployments") == []
+
+    set_reported(app, f"c:{int(time.time()) - 600:010d}beef")  # that replica died mid-report
+    assert app.report() == 1
+    assert len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")) == 1
+    assert app.deployments()[0]["github_reported"] == "queued"
+
+
+def test_two_replicas_reporting_at_once_create_one_github_deployment(
+    app: App, token: str, settings: Settings
+) -> None:
+    app.deliver("push", payload("push.commits"))
+    first: Reporter = app.services.reporter
+    second = Reporter(settings, app.services.github)
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(first.tick(), second.tick()))
+
+    assert sorted(app.client.run(both)) == [0, 1]
+    assert len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")) == 1
+    assert len(app.statuses(PUSH_SHA)) == 1
+
+
+def test_a_change_while_reporting_is_reported_next(
+    app: App, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.deliver("push", payload("push.commits"))
+    reporter: Reporter = app.services.reporter
+    real = reporter.report
+    [row] = app.deployments()
+
+    async def report_then_start(report: Any, covered: Any) -> None:
+        await real(report, covered)
+        await move(str(row["id"]), [DeploymentState.QUEUED], DeploymentState.BUILDING)
+
+    monkeypatch.setattr(reporter, "report", report_then_start)
+    assert app.report() == 1
+    assert app.deployments()[0]["github_reported"] is None  # the change cleared the claim
+    monkeypatch.setattr(reporter, "report", real)
+    assert app.report() == 1
+    assert [s["description"] for s in app.statuses(PUSH_SHA)] == [
+        "Waiting for a builder…",
+        "Building…",
+    ]

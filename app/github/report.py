@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,10 @@ MAX_DESCRIPTION = 140
 UNREPORTED = "unreported"
 """Stored for a deployment no installation covers: there is no one on GitHub to tell."""
 BATCH = 50
+CLAIM = "c:"
+"""`github_reported` while one replica reports: `c:<unix seconds, 10 digits><4 hex>`."""
+CLAIM_TTL = 120.0
+"""A claim older than this was left by a replica that died mid-report."""
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 
@@ -42,6 +47,10 @@ _BADGES = {
     S.FAILED: "❌ Failed",
     S.CANCELLED: "⏹️ Cancelled",
 }
+
+
+def _claim(at: float) -> str:
+    return f"{CLAIM}{int(at):010d}"
 
 
 def shorten(text: str, limit: int = MAX_DESCRIPTION) -> str:
@@ -126,6 +135,7 @@ _COLUMNS = (
     Deployment.retired,
     Deployment.from_fork,
     Deployment.github_deployment_id,
+    Deployment.github_reported,
 )
 
 
@@ -149,29 +159,40 @@ class Reporter:
 
     async def tick(self) -> int:
         """One pass; returns how many deployments GitHub was told about."""
+        now = time.monotonic()
+        stale_claims = _claim(time.time() - CLAIM_TTL)
         rows = await (
             Deployment.select(*_COLUMNS)
             .where(
-                Deployment.github_reported.is_null()
+                (
+                    Deployment.github_reported.is_null()
+                    | (
+                        Deployment.github_reported.like(f"{CLAIM}%")
+                        & (Deployment.github_reported < stale_claims)
+                    )
+                )
                 & Deployment.project.github_repository.is_not_null()
             )
             .order_by(Deployment.created_at)
             .limit(BATCH)
         )
-        now = time.monotonic()
         told = 0
         for row in rows:
             report = Report.of(row)
             retry = self._retry.get(report.deployment_id)
             if retry is not None and retry[1] > now:
                 continue
+            claim = await self._claim(report, row["github_reported"])
+            if claim is None:
+                continue  # another replica is telling GitHub about it
             covered = await installations.covered(report.repository)
             if covered is None:
-                await self._mark(report, UNREPORTED)
+                await self._settle(report, claim, UNREPORTED)
                 continue
             try:
                 await self.report(report, covered)
             except GitHubError as exc:
+                await self._settle(report, claim, None)
                 delay = min(MAX_RETRY, retry[0] * 2 if retry else FIRST_RETRY)
                 self._retry[report.deployment_id] = (delay, now + delay)
                 log.warning(
@@ -185,17 +206,42 @@ class Reporter:
                 )
                 continue
             self._retry.pop(report.deployment_id, None)
-            await self._mark(report, report.phase)
+            await self._settle(report, claim, report.phase)
             told += 1
         return told
 
-    async def _mark(self, report: Report, phase: str) -> None:
-        # Only if nothing changed meanwhile: a newer state must be reported in its turn.
+    async def _claim(self, report: Report, seen: str | None) -> str | None:
+        """Take the deployment for this pass, so two API replicas never report it both at once
+        (they would create two GitHub Deployments). A claim older than `CLAIM_TTL` belonged to a
+        replica that died mid-report, and may be taken over."""
+        claim = f"{_claim(time.time())}{secrets.token_hex(2)}"
+        current = (
+            Deployment.github_reported.is_null()
+            if seen is None
+            else Deployment.github_reported == seen
+        )
+        taken = await (
+            Deployment.update({Deployment.github_reported: claim})
+            .where(
+                (Deployment._meta.primary_key == report.deployment_id)
+                & current
+                # As read: a change since would be reported with stale words.
+                & (Deployment.state == report.state)
+                & (Deployment.retired == report.retired)
+            )
+            .returning(Deployment._meta.primary_key)
+        )
+        return claim if taken else None
+
+    async def _settle(self, report: Report, claim: str, phase: str | None) -> None:
+        """Record what GitHub now knows (None: nothing, try again later).
+
+        Only if nothing changed meanwhile: every change clears the claim, and then the newer
+        state is reported in its turn.
+        """
         await Deployment.update({Deployment.github_reported: phase}).where(
             (Deployment._meta.primary_key == report.deployment_id)
-            & Deployment.github_reported.is_null()
-            & (Deployment.state == report.state)
-            & (Deployment.retired == report.retired)
+            & (Deployment.github_reported == claim)
         )
 
     def _urls(self, report: Report) -> tuple[str, str]:
