@@ -17,8 +17,11 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
 
-from app import database, logconfig
+from app import client, database, logconfig
 from app.asgi import NotMigrated, create_app
 from app.errors import ApiError
 from app.settings import VARIABLES, Settings, SettingsError
@@ -37,6 +40,11 @@ FACTORIES = {
     "proxy": "proxy.asgi:create_proxy_from_env",
 }
 DEFAULT_PORTS = {"api": API_PORT, "proxy": PROXY_PORT}
+PROXY_SERVER = "granian"
+"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's HTTP layer
+(Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and a lower
+p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
+which granian does not offer outside an experimental API, and speed does not matter there."""
 PART_NAMES = {"api": "API", "proxy": "proxy"}
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared to, not bound
 
@@ -103,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(commands, "settings", "Print every setting, secrets masked.").set_defaults(
         handler=_settings
     )
+    client.add_commands(commands, _command)
     return parser
 
 
@@ -144,7 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SettingsError as exc:
         return _fail(f"configuration error: {exc}", status=2)
-    except (CommandError, NotMigrated, database.MigrationError, ApiError) as exc:
+    except (
+        CommandError,
+        NotMigrated,
+        database.MigrationError,
+        ApiError,
+        client.ClientError,
+    ) as exc:
         return _fail(str(exc))
     except OSError as exc:
         # An unreachable database or an unwritable data directory: say so, not a traceback.
@@ -191,13 +206,13 @@ def _dev(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _start(settings)
-    part: str = args.part
+    if args.part == "proxy":
+        return _serve_proxy(settings, args)
     if args.workers > 1:
         # Refuse in the parent, once, rather than in every worker as it starts.
-        if part == "api":
-            _run(_require_migrated(settings))
+        _run(_require_migrated(settings))
         uvicorn.run(
-            FACTORIES[part],
+            FACTORIES["api"],
             factory=True,
             host=args.host,
             port=args.port,
@@ -208,16 +223,47 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=logconfig.dict_config(settings.log_level),
         )
         return 0
-    app = create_app(settings) if part == "api" else create_proxy(settings)
-    server = _server(PART_NAMES[part], app, args.host, args.port)
+    server = _server(PART_NAMES["api"], create_app(settings), args.host, args.port)
 
     async def run() -> int:
-        if part == "api":
-            await _require_migrated(settings)
+        await _require_migrated(settings)
         await _serve_together([server])
         return 0
 
     return _run(run(), server.config)  # see `_dev` on why nothing follows `_run`
+
+
+def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:
+    """The proxy under granian (see `PROXY_SERVER`): workers are processes, one per core helps.
+
+    Granian's main process binds the port, watches the workers and turns SIGINT/SIGTERM into
+    a graceful stop; each worker builds the app from the environment, as uvicorn's would.
+    """
+    server = Granian(
+        FACTORIES["proxy"],
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        # Deployments are static files; the app refuses a websocket anyway.
+        websockets=False,
+        # Ours replaces granian's handlers, so its own lines come out as JSON on stderr too.
+        log_dictconfig=logconfig.dict_config(settings.log_level),
+        log_level=LogLevels(settings.log_level.lower()),
+        workers_kill_timeout=GRACEFUL_SHUTDOWN_S,
+    )
+    try:
+        server.serve()
+    except RuntimeError as exc:
+        # Granian's Rust side reports a port in use (and other socket errors) this way, with a
+        # Rust backtrace after the first line.
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StartupFailed(
+            f"could not start the proxy on {args.host}:{args.port}: {reason}"
+        ) from None
+    return 0
 
 
 def _migrate(_: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from app import envvars, hostnames, installations
+from app.aliases import AliasAnnouncer
 from app.auth import CurrentUser, provide_user
 from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
@@ -397,9 +398,19 @@ async def update_project(
     return await get_project(owner_id, slug, settings)
 
 
-async def delete_project(owner_id: int, slug: str) -> None:
+async def delete_project(owner_id: int, slug: str, announce: AliasAnnouncer) -> None:
+    """Delete the project, its deployments and its aliases; tell the proxies once it is done.
+
+    Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
+    before the delete commits, they would read the rows again.
+    """
     row = await _row(owner_id, slug)
+    hostnames = [
+        alias["hostname"]
+        for alias in await Alias.select(Alias.hostname).where(Alias.project == row["id"])
+    ]
     await Project.delete().where(Project._meta.primary_key == row["id"])
+    await announce(hostnames)
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -445,8 +456,12 @@ async def change(
 
 
 @delete("/projects/{slug:str}", status_code=204, dependencies=_user, summary="Delete a project")
-async def remove(slug: FromPath[str], user: NamedDependency[CurrentUser]) -> None:
-    await delete_project(user.id, slug)
+async def remove(
+    slug: FromPath[str],
+    user: NamedDependency[CurrentUser],
+    announce_aliases: NamedDependency[AliasAnnouncer],
+) -> None:
+    await delete_project(user.id, slug, announce_aliases)
 
 
 ROUTES = [create, index, show, change, remove]

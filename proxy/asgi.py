@@ -13,7 +13,8 @@ import html
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -23,7 +24,7 @@ from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError, storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
-from proxy.lookup import AliasSubscriber, Lookup, Target
+from proxy.lookup import MISSING, AliasSubscriber, Lookup, Target
 from proxy.routing import BadPath, path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, Site, respond
 
@@ -40,6 +41,24 @@ HEALTH_PATH = "/_scalemesh/health"
 MAX_SITES = 512
 """Parsed manifests and rules kept per process (each is small; the files are in the cache)."""
 _READ_METHODS = frozenset({"GET", "HEAD"})
+MAX_REPLAYS = 8192
+"""Remembered answers per process (headers and a cache key each, no bodies of files)."""
+MAX_REPLAY_KEY = 1024
+"""Requests whose path, query and read headers are longer are answered but not remembered."""
+_MemoKey = tuple[str, str, bytes, bytes, bytes, bytes, bytes, bytes]
+"""deployment id, method, raw path, query, Accept-Encoding, If-None-Match, Range, If-Range."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    """The body itself when it is not a file (`source` is then `""`)."""
+    source: str
+    """Storage key of the file the body is, to be found in the object cache."""
+    span: tuple[int, int] | None
+
 
 _PAGE = """<!doctype html>
 <html lang="en">
@@ -76,19 +95,29 @@ class Proxy:
         self.lookup = lookup
         self.cache = ObjectCache.from_settings(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
+        self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
 
     async def handle(self, scope: Scope, send: Send) -> None:
         method = str(scope["method"])
-        host = _host(scope)
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await _send(send, method, _json(200, {"status": "ok"}))
             return
+        # Last one wins for a repeated header; one C-level pass instead of a loop in Python.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        peeked = self.lookup.peek(host)
+        memo_key: _MemoKey | None = None
+        if isinstance(peeked, Target) and peeked.ready:
+            memo_key = _memo_key(peeked.deployment_id, method, raw_path, scope, headers)
+            if memo_key is not None and await self._replay(send, memo_key):
+                return
         try:
-            key = path_to_key(scope.get("raw_path") or scope["path"].encode())
+            key = path_to_key(raw_path)
         except BadPath:
             await _send(send, method, _page(400, "Bad request", "That path is not allowed."))
             return
-        target = await self.lookup.resolve(host)
+        target = await self.lookup.resolve(host) if peeked is MISSING else peeked
         if target is None:
             message = f"Nothing is deployed at <code>{html.escape(host or 'this address')}</code>."
             await _send(send, method, _page(404, "No deployment here", message))
@@ -100,7 +129,7 @@ class Proxy:
             return
         try:
             site = await self._site(target)
-            response = await respond(_request(scope, method, key), site)
+            response = await respond(_request(scope, method, key, headers), site)
         except (ObjectNotFound, StorageError) as exc:
             log.error(
                 "storage read failed",
@@ -108,7 +137,50 @@ class Proxy:
             )
             await _send(send, method, _page(502, "Storage unavailable", "Try again shortly."))
             return
+        if memo_key is None:
+            memo_key = _memo_key(target.deployment_id, method, raw_path, scope, headers)
+        if memo_key is not None:
+            self._remember(memo_key, target.prefix, method, response)
         await _send(send, method, response)
+
+    # --- replaying answers ----------------------------------------------------------------
+    #
+    # A deployment never changes, so the answer to one request (method, path, query and the
+    # headers `respond` reads) is the same every time. The first answer is kept as its
+    # encoded headers plus where its body lives in the object cache; a repeat skips routing,
+    # the rules and header building. Only the alias lookup runs each time, so a moved alias
+    # is still honoured at once.
+
+    def _remember(
+        self, memo_key: _MemoKey, prefix: str, method: str, response: ProxyResponse
+    ) -> None:
+        if response.source and method != "HEAD":
+            source, body = prefix + response.source, b""
+        else:
+            # Not a file (a redirect, a 304, the branded 404) or HEAD: the body is small.
+            source, body = "", response.body if method != "HEAD" else b""
+        raw_headers = [(name.encode(), value.encode()) for name, value in response.headers]
+        self._memo[memo_key] = _Replay(response.status, raw_headers, body, source, response.span)
+        if len(self._memo) > MAX_REPLAYS:
+            self._memo.popitem(last=False)
+
+    async def _replay(self, send: Send, memo_key: _MemoKey) -> bool:
+        """Send the remembered answer; False when its body has left the object cache."""
+        replay = self._memo.get(memo_key)
+        if replay is None:
+            return False
+        body = replay.body
+        if replay.source:
+            data = self.cache.get(replay.source)
+            if data is None:
+                return False
+            body = data if replay.span is None else data[replay.span[0] : replay.span[1]]
+        self._memo.move_to_end(memo_key)
+        await send(
+            {"type": "http.response.start", "status": replay.status, "headers": replay.headers}
+        )
+        await send({"type": "http.response.body", "body": body})
+        return True
 
     async def _site(self, target: Target) -> Site:
         site = self._sites.get(target.deployment_id)
@@ -152,7 +224,7 @@ def create_proxy(settings: Settings) -> ASGIApp:
 
 
 def create_proxy_from_env() -> ASGIApp:
-    """Entry point for `uvicorn --factory`: read settings when the worker starts."""
+    """The factory the server runs (`--factory`): read settings when each worker starts."""
     return create_proxy(Settings.from_env())
 
 
@@ -183,25 +255,40 @@ async def _lifespan(
     await send({"type": "lifespan.shutdown.complete"})
 
 
-def _request(scope: Scope, method: str, key: str) -> ProxyRequest:
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+def _request(scope: Scope, method: str, key: str, headers: Mapping[bytes, bytes]) -> ProxyRequest:
+    # Latin-1 never fails to decode; escaping happens where a value is rendered.
     return ProxyRequest(
         method=method,
         key=key,
         query=bytes(scope.get("query_string", b"")).decode("latin-1"),
-        accept_encoding=headers.get("accept-encoding", ""),
-        if_none_match=headers.get("if-none-match", ""),
-        range=headers.get("range", ""),
-        if_range=headers.get("if-range", ""),
+        accept_encoding=headers.get(b"accept-encoding", b"").decode("latin-1"),
+        if_none_match=headers.get(b"if-none-match", b"").decode("latin-1"),
+        range=headers.get(b"range", b"").decode("latin-1"),
+        if_range=headers.get(b"if-range", b"").decode("latin-1"),
     )
 
 
-def _host(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            # Latin-1 never fails to decode; escaping happens where the host is rendered.
-            return bytes(value).decode("latin-1").strip().lower()
-    return ""
+def _memo_key(
+    deployment_id: str,
+    method: str,
+    raw_path: bytes,
+    scope: Scope,
+    headers: Mapping[bytes, bytes],
+) -> _MemoKey | None:
+    """Everything `respond` reads from a request, or None when it is too long to remember."""
+    key = (
+        deployment_id,
+        method,
+        raw_path,
+        bytes(scope.get("query_string", b"")),
+        headers.get(b"accept-encoding", b""),
+        headers.get(b"if-none-match", b""),
+        headers.get(b"range", b""),
+        headers.get(b"if-range", b""),
+    )
+    if sum(len(part) for part in key[2:]) > MAX_REPLAY_KEY:
+        return None
+    return key
 
 
 def _page(status: int, title: str, message_html: str) -> ProxyResponse:

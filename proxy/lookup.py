@@ -27,8 +27,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, Literal
 
 from piccolo.query.functions.aggregate import Count, Max
 from redis.asyncio import Redis
@@ -47,6 +48,13 @@ PENDING_TTL = 1.0
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_MAX_ENTRIES = 10_000
 
+
+class _Missing(Enum):
+    MISSING = "missing"
+
+
+MISSING: Final = _Missing.MISSING
+"""What `Lookup.peek` says when only `resolve` can answer."""
 _HOST = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*")
 _UNFINISHED = frozenset({DeploymentState.QUEUED, DeploymentState.BUILDING})
 
@@ -64,6 +72,9 @@ class Target:
     @property
     def ready(self) -> bool:
         return self.state is DeploymentState.READY
+
+
+Peeked = Target | None | Literal[_Missing.MISSING]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +109,8 @@ class Lookup:
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[str, tuple[Target | None, float]] = OrderedDict()
+        # `Host` header → alias name, so a busy host's header is parsed once, not per request.
+        self._names: dict[str, str | None] = {}
         self._loading: dict[str, asyncio.Task[Target | None]] = {}
         # Bumped by every invalidation: a query that started before it may have read the old
         # alias, so its answer is returned but not cached.
@@ -128,9 +141,42 @@ class Lookup:
             return name[: -len(suffix)]
         return name
 
+    def _name(self, host: str) -> str | None:
+        try:
+            return self._names[host]
+        except KeyError:
+            pass
+        if len(self._names) >= self.max_entries:
+            # Hosts are client input: bound the memo, and refill it from whatever is hot now.
+            self._names.clear()
+        name = self._names[host] = self.alias_name(host)
+        return name
+
+    def peek(self, host: str) -> Peeked:
+        """`resolve`'s answer when it is at hand without waiting, else `MISSING`.
+
+        The proxy's hot path: no coroutine, no lock. `MISSING` when the answer is not cached
+        or has expired, or when a version check is due (only `resolve` runs those).
+        """
+        if (
+            self.poll_interval is not None
+            and not self._push_active
+            and self._clock() >= self._next_poll
+        ):
+            return MISSING
+        name = self._name(host)
+        if name is None:
+            return None
+        entry = self._entries.get(name)
+        if entry is None or entry[1] <= self._clock():
+            return MISSING
+        self._entries.move_to_end(name)
+        self._hits += 1
+        return entry[0]
+
     async def resolve(self, host: str) -> Target | None:
         """The deployment `host` serves (in any state), or None when no alias has that name."""
-        name = self.alias_name(host)
+        name = self._name(host)
         if name is None:
             return None
         await self._check_version()

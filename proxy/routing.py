@@ -27,6 +27,8 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # of a segment (`%2e%2e`, `%2f`, `%5c`), or hide a second round of encoding (`%25`) for some
 # layer behind us to decode again.
 _ENCODED_REFUSED = frozenset(b"./\\%")
+# Raw bytes refused before any decoding; absent these and `%`, decoding is the identity.
+_RAW_REFUSED = re.compile(rb"[\x00-\x1f\x7f\\]")
 
 
 class HostKind(StrEnum):
@@ -134,6 +136,11 @@ def path_to_key(raw_path: str | bytes) -> str:
 
 
 def _percent_decode(raw: bytes) -> bytes:
+    if b"%" not in raw:
+        # Most paths: one scan in C instead of a Python loop over every byte.
+        if _RAW_REFUSED.search(raw):
+            raise BadPath("the path must not contain control characters or backslashes")
+        return raw
     out = bytearray()
     i = 0
     while i < len(raw):
@@ -156,6 +163,9 @@ def _percent_decode(raw: bytes) -> bytes:
 
 
 def _check_segment(segment: str) -> None:
+    if segment.isascii():
+        # Decoding already refused ASCII controls and backslashes, and NFKC leaves ASCII as is.
+        return
     if any(unicodedata.category(char) == "Cc" for char in segment):
         # C1 controls (U+0080-U+009F) arrive as valid UTF-8 and pass the byte check.
         raise BadPath("the path must not contain control characters")

@@ -49,6 +49,7 @@ _RULE_STATUSES = REDIRECT_STATUSES | {REWRITE, NOT_FOUND}
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
 """Preferred first: brotli is smaller, and every browser that sends `br` also takes gzip."""
+_SUFFIXES = dict(_ENCODINGS)
 
 # A `_headers` file may set caching and security headers, but not the ones that describe the
 # bytes on the wire: a wrong one would corrupt the response rather than just mislabel it.
@@ -357,6 +358,11 @@ class ProxyResponse:
     headers: Headers
     """Lower-case names; Content-Length is always set and matches the GET body."""
     body: bytes = b""
+    source: str = ""
+    """The key whose bytes the GET body is (`""` when the body is not a file), so the ASGI edge
+    can answer a repeat of this request from the object cache without deciding it again."""
+    span: tuple[int, int] | None = None
+    """For a 206, the slice `[start, stop)` of `source` that the body is."""
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -492,7 +498,9 @@ async def _serve(
         start, end = byte_range
         headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
         body = b"" if request.method == "HEAD" else (await site.read(key))[start : end + 1]
-        return _plain(206, body, headers, size=end - start + 1)
+        response = _plain(206, body, headers, size=end - start + 1)
+        response.source, response.span = key, (start, end + 1)
+        return response
     return await _whole(request, site, key, status, headers, encoding)
 
 
@@ -506,14 +514,21 @@ async def _whole(
 ) -> ProxyResponse:
     if encoding is None:
         body = b"" if request.method == "HEAD" else await site.read(key)
-        return _plain(status, body, headers, size=site.files[key].size)
+        response = _plain(status, body, headers, size=site.files[key].size)
+        response.source = key
+        return response
     # The manifest does not give the compressed size, so even HEAD reads the sibling.
-    body = await site.read(key + dict(_ENCODINGS)[encoding])
+    sibling = key + _SUFFIXES[encoding]
+    body = await site.read(sibling)
     headers.append(("content-encoding", encoding))
-    return _plain(status, body, headers)
+    response = _plain(status, body, headers)
+    response.source = sibling
+    return response
 
 
 def _pick_encoding(accept_encoding: str, info: FileInfo) -> str | None:
+    if not info.encodings or not accept_encoding:
+        return None
     accepted = _accepted_codings(accept_encoding)
     for encoding, _suffix in _ENCODINGS:
         if encoding in info.encodings and encoding in accepted:

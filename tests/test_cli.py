@@ -417,6 +417,21 @@ def test_dev_stops_everything_when_a_port_is_taken(env: dict[str, str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_serve_proxy_reports_a_port_in_use(env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        result = run_cli("serve", "proxy", "--host", "127.0.0.1", "--port", port, env=env)
+
+    assert result.returncode == 1
+    assert f"could not start the proxy on 127.0.0.1:{port}: " in result.stderr
+    assert "in use" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "backtrace" not in result.stderr
+
+
 def test_serve_proxy_answers_until_sigterm(env: dict[str, str], tmp_path: Path) -> None:
     port = free_port()
     args = ["serve", "proxy", "--host", "127.0.0.1", "--port", str(port)]
@@ -431,9 +446,15 @@ def test_serve_proxy_answers_until_sigterm(env: dict[str, str], tmp_path: Path) 
     assert "Traceback" not in proxy.stderr
 
 
-@pytest.mark.parametrize(("part", "health_path"), [("api", "/health"), ("proxy", HEALTH_PATH)])
+@pytest.mark.parametrize(
+    ("part", "health_path", "started"),
+    [
+        ("api", "/health", "Started server process"),  # uvicorn
+        ("proxy", HEALTH_PATH, "Started worker-"),  # granian
+    ],
+)
 def test_serve_with_workers_logs_json_and_stops_on_sigterm(
-    env: dict[str, str], tmp_path: Path, part: str, health_path: str
+    env: dict[str, str], tmp_path: Path, part: str, health_path: str, started: str
 ) -> None:
     assert run_cli("migrate", env=env).returncode == 0
     port = free_port()
@@ -447,7 +468,7 @@ def test_serve_with_workers_logs_json_and_stops_on_sigterm(
     assert health.json()["status"] == "ok"
     assert exit_code == 0, served.stderr
     records = [json.loads(line) for line in served.stderr.splitlines()]
-    workers = {record["msg"] for record in records if "Started server process" in record["msg"]}
+    workers = {record["msg"] for record in records if started in record["msg"]}
     assert len(workers) == 2, "each worker logs as JSON too"
 
 

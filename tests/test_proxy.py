@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -250,13 +251,13 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-@pytest.mark.redis
-async def test_with_redis_an_announced_move_is_served_at_once(
+@pytest.fixture
+async def redis_served(
     settings: Settings, make_settings: Callable[..., Settings]
-) -> None:
+) -> AsyncIterator[tuple[Served, Any]]:
+    """A proxy listening for alias announcements, and a Redis client to announce with."""
     from redis.asyncio import Redis
 
-    from app.aliases import announcer
     from tests.conftest import redis_url
 
     with_redis = make_settings(
@@ -266,18 +267,28 @@ async def test_with_redis_an_announced_move_is_served_at_once(
     redis = Redis.from_url(redis_url())
     async with running(with_redis) as proxy:
         served = Served(proxy)
-        assert (await served.get("/")).content == INDEX
-        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
-            Alias.hostname == "web"
-        )
-
-        await announcer(redis)(["web"])
-        await asyncio.sleep(0.3)
-
-        assert (await served.get("/")).content == b"<h1>Other</h1>"
+        yield served, redis
         await served.http.aclose()
-    await announcer(None)(["web"])  # without Redis there is nobody to tell
     await redis.aclose()
+
+
+@pytest.mark.redis
+async def test_with_redis_an_announced_move_is_served_at_once(
+    redis_served: tuple[Served, Any],
+) -> None:
+    from app.aliases import announcer
+
+    served, redis = redis_served
+    assert (await served.get("/")).content == INDEX
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+        Alias.hostname == "web"
+    )
+
+    await announcer(redis)(["web"])
+    await asyncio.sleep(0.3)
+
+    assert (await served.get("/")).content == b"<h1>Other</h1>"
+    await announcer(None)(["web"])  # without Redis there is nobody to tell
 
 
 async def test_bad_site_rules_are_logged_and_skipped(
@@ -348,3 +359,87 @@ def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> 
                 return response.status_code
 
         assert asyncio.run(with_proxy_open()) == 201
+
+
+async def test_a_deleted_project_is_no_longer_served_within_a_second(served: Served) -> None:
+    """Deleting a project cascades to its aliases; the version poll notices the count drop."""
+    from app.aliases import announcer
+    from app.projects import delete_project
+
+    assert (await served.get("/")).content == INDEX
+    assert (await served.get("/", host="www.web.dev")).content == INDEX
+    owner = await User.select(User._meta.primary_key).first()
+    assert owner is not None
+
+    await delete_project(int(owner["id"]), "web", announcer(None))
+    await asyncio.sleep(1.0)
+
+    for host in ("web.localhost:8080", "www.web.dev"):
+        response = await served.get("/", host=host)
+        assert response.status_code == 404
+        assert "No deployment here" in response.text
+    assert await Alias.count() == 0
+
+
+@pytest.mark.redis
+async def test_with_redis_a_deleted_project_is_dropped_once_announced(
+    redis_served: tuple[Served, Any],
+) -> None:
+    """While pushes arrive the proxy does not poll: the API must announce the deleted aliases."""
+    from app.aliases import announcer
+    from app.projects import delete_project
+
+    served, redis = redis_served
+    assert (await served.get("/")).content == INDEX
+    assert (await served.get("/", host="www.web.dev")).content == INDEX
+    owner = await User.select(User._meta.primary_key).first()
+    assert owner is not None
+
+    await delete_project(int(owner["id"]), "web", announcer(redis))
+    await asyncio.sleep(0.3)
+
+    assert (await served.get("/")).status_code == 404
+    assert (await served.get("/", host="www.web.dev")).status_code == 404
+
+
+def test_the_server_factory_reads_its_settings_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scalemesh serve proxy` hands granian this factory; each worker calls it on start."""
+    import os
+
+    from app.database import make_engine, migrate
+    from proxy.asgi import create_proxy_from_env
+
+    for name in [name for name in os.environ if name.startswith("SCALEMESH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SCALEMESH_DATA_DIR", str(tmp_path / "data"))
+    asyncio.run(migrate(make_engine(Settings.from_env().database)))
+    app = create_proxy_from_env()
+    sent: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        lifespan = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if started.is_set():
+                await stop.wait()
+            return next(lifespan)
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(dict(message))
+            if message["type"] == "lifespan.startup.complete":
+                started.set()
+
+        task = asyncio.create_task(app({"type": "lifespan"}, receive, send))
+        await started.wait()
+        scope = {"type": "http", "method": "GET", "path": HEALTH_PATH, "headers": []}
+        await app(scope, receive, send)
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+
+    assert [message.get("status") for message in sent if "status" in message] == [200]
+    assert sent[-1]["type"] == "lifespan.shutdown.complete"

@@ -24,7 +24,7 @@ from app.settings import Settings
 from app.tables import Deployment, DeploymentState, Project, Target, User
 from builder.spec import output_prefix
 from proxy import lookup as lookup_module
-from proxy.lookup import AliasSubscriber, Lookup, _hostnames
+from proxy.lookup import MISSING, AliasSubscriber, Lookup, _hostnames
 from tests.conftest import redis_url
 
 pytestmark = pytest.mark.anyio
@@ -155,6 +155,36 @@ async def test_answers_are_cached_for_the_ttl(world: World) -> None:
     assert len(world.queries) == before + 1
     stats = lookup.stats
     assert (stats.hits, stats.misses, stats.queries) == (2, 3, 3)
+
+
+async def test_peek_answers_only_from_the_cache(world: World) -> None:
+    deployment_id = await world.deployment()
+    await point_alias("shop", world.project_id, deployment_id)
+    clock = FakeClock()
+    lookup = Lookup(ROOT, ttl=30, poll_interval=0.5, clock=clock)
+
+    assert lookup.peek("shop.example.test") is MISSING  # the first version check is due
+    target = await lookup.resolve("shop.example.test")
+    assert target is not None
+    assert lookup.peek("shop.example.test") == target
+    assert lookup.peek("SHOP.example.test:443") == target  # the same alias
+    assert lookup.peek("other.example.test") is MISSING  # never resolved
+    assert lookup.peek("bad host") is None  # never an alias: no need to ask
+    queries = len(world.queries)
+    clock.now += 0.6
+    assert lookup.peek("shop.example.test") is MISSING  # a version check is due: resolve runs it
+    await lookup.resolve("shop.example.test")
+    clock.now += 30
+    assert lookup.peek("shop.example.test") is MISSING  # expired
+    assert len(world.queries) == queries + 1, "peeking never queries"
+
+
+async def test_parsed_host_names_are_bounded(world: World) -> None:
+    lookup = Lookup(ROOT, poll_interval=None, max_entries=2)
+    for host in ("a.example.test", "b.example.test", "c.example.test"):
+        await lookup.resolve(host)
+
+    assert list(lookup._names) == ["c.example.test"]
 
 
 async def test_the_version_check_is_rate_limited(world: World) -> None:

@@ -197,6 +197,8 @@ TRAVERSAL = [
     "/%20../",
     "/file:///etc/passwd",
     "/C:\\Windows",
+    "/%41\\..\\etc",  # a backslash after an escape: the byte-by-byte decoder refuses it
+    "/%41\x01",
     "/etc/passwd/..",
 ]
 
