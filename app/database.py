@@ -6,12 +6,15 @@ and installs it there and on every table, so queries and migrations use the same
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
 import os
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -146,15 +149,39 @@ async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
             await engine.close_connection_pool()
 
 
-def write_transaction(engine: AnyEngine) -> Any:
+_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+"""One write lock per event loop: SQLite lets one writer in at a time anyway."""
+_holding_write_lock: ContextVar[bool] = ContextVar("holding_write_lock", default=False)
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(engine: AnyEngine) -> AsyncIterator[None]:
     """A transaction that takes SQLite's write lock up front.
 
     SQLite's default deferred transactions fail with "database is locked" when two of them read
-    and then write at once; IMMEDIATE makes the second wait instead.
+    and then write at once; IMMEDIATE makes the second wait instead. Writers of this process
+    also queue on an asyncio lock first: SQLite's own wait is a sleep that backs off up to
+    100 ms between tries, so under load a writer could wait seconds while others slip past.
     """
-    if isinstance(engine, SQLiteEngine):
-        return engine.transaction(transaction_type=TransactionType.immediate)
-    return engine.transaction()
+    if not isinstance(engine, SQLiteEngine):
+        async with engine.transaction():
+            yield
+        return
+    if _holding_write_lock.get():  # a write transaction inside one: already serialised
+        async with engine.transaction(transaction_type=TransactionType.immediate):
+            yield
+        return
+    loop = asyncio.get_running_loop()
+    lock = _sqlite_writers.setdefault(loop, asyncio.Lock())
+    async with lock:
+        holding = _holding_write_lock.set(True)
+        try:
+            async with engine.transaction(transaction_type=TransactionType.immediate):
+                yield
+        finally:
+            _holding_write_lock.reset(holding)
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -138,7 +138,8 @@ async def deploy_pushed_branch(context: Context, payload: bytes) -> str:
     queued = await triggers.deploy_branch(
         context.engine, push.repository.full_name, push.branch, push.after, message
     )
-    context.pipeline.wake()
+    if queued:
+        context.pipeline.wake()
     return f"queued {len(queued)} deployments"
 
 
@@ -160,7 +161,8 @@ async def deploy_pull_request_preview(context: Context, payload: bytes) -> str:
         event.pull_request.title,
         from_fork=event.from_fork,
     )
-    context.pipeline.wake()
+    if queued:
+        context.pipeline.wake()
     return f"queued {len(queued)} deployments for #{event.number}"
 
 

@@ -20,6 +20,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
 from app import handlers
+from app.database import AnyEngine, write_transaction
 from app.errors import InvalidRequest, ServiceUnavailable, Unauthorized
 from app.settings import Settings
 from app.tables import WebhookDelivery
@@ -93,12 +94,13 @@ class DeliveryWorker:
                 "webhook handler failed", extra={"delivery_id": delivery_id, "event": row["event"]}
             )
             outcome = f"failed: {type(exc).__name__}"
-        await WebhookDelivery.update(
-            {
-                WebhookDelivery.processed_at: datetime.now(UTC),
-                WebhookDelivery.outcome: outcome[:MAX_OUTCOME],
-            }
-        ).where(WebhookDelivery.delivery_id == delivery_id)
+        async with write_transaction(self.context.engine):
+            await WebhookDelivery.update(
+                {
+                    WebhookDelivery.processed_at: datetime.now(UTC),
+                    WebhookDelivery.outcome: outcome[:MAX_OUTCOME],
+                }
+            ).where(WebhookDelivery.delivery_id == delivery_id)
         log.info(
             "delivery processed",
             extra={"delivery_id": delivery_id, "event": row["event"], "outcome": outcome},
@@ -138,6 +140,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 async def receive(
     request: Request[Any, Any, Any],
     settings: NamedDependency[Settings],
+    engine: NamedDependency[AnyEngine],
     deliveries: NamedDependency[DeliveryWorker],
 ) -> Response[dict[str, str]]:
     body = await request.body()
