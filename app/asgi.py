@@ -28,7 +28,7 @@ from app.database import AnyEngine
 from app.deployments import Pipeline
 from app.envvars import Sealer
 from app.errors import EXCEPTION_HANDLERS, refuse_nul_characters
-from app.github.client import GitHubApi, github_from_settings
+from app.github.api import GitHubApi, github_from_settings
 from app.github.report import Reporter
 from app.health import HealthChecks
 from app.logs import LogBus, log_bus_from_settings

@@ -19,7 +19,7 @@ from app import aliases, deployments, envvars, hostnames, installations
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.envvars import Sealer, SealError
-from app.github.client import GitHubApi, GitHubError
+from app.github.api import GitHubApi, GitHubError
 from app.logs import LogBus, LogEvent, archive
 from app.runners import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings

@@ -15,7 +15,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from githubkit.webhooks import verify
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
@@ -116,6 +115,10 @@ def _verified_body(settings: Settings, signature: str | None, body: bytes) -> No
     # Only the SHA-256 signature: githubkit's verify() would also accept a sha1= value.
     if not signature or not signature.startswith("sha256="):
         raise Unauthorized("The X-Hub-Signature-256 header is missing.")
+    # Imported here: githubkit takes most of a second to import, which every CLI command
+    # would pay; the first delivery pays it once instead.
+    from githubkit.webhooks import verify
+
     if not verify(settings.github.webhook_secret.reveal(), body, signature):
         raise Unauthorized("The X-Hub-Signature-256 signature does not match the body.")
 

@@ -165,3 +165,22 @@ def test_the_sqlite_file_is_switched_to_write_ahead_logging(
     asyncio.run(open_once())
     with contextlib.closing(sqlite3.connect(path)) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_write_transaction_inside_another_does_not_wait_for_itself(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(SCALEMESH_DATABASE_URL=f"sqlite:///{tmp_path / 'nest.sqlite3'}")
+    engine = database.make_engine(settings.database)
+
+    async def nested() -> list[dict[str, object]]:
+        await database.migrate(engine)
+        async with database.write_transaction(engine):
+            await User.insert(User(email="outer@example.com", password_hash="x"))
+            async with database.write_transaction(engine):
+                await User.insert(User(email="inner@example.com", password_hash="x"))
+        rows: list[dict[str, object]] = await User.select(User.email).order_by(User.email)
+        return rows
+
+    rows = asyncio.run(asyncio.wait_for(nested(), 10))
+    assert rows == [{"email": "inner@example.com"}, {"email": "outer@example.com"}]

@@ -1123,3 +1123,34 @@ def test_a_change_while_reporting_is_reported_next(
         "Waiting for a builder…",
         "Building…",
     ]
+
+
+def test_without_a_github_app_a_covered_repository_clones_from_its_url_without_a_token(
+    make_settings: Callable[..., Settings], database_url: str, runner: FakeRunner
+) -> None:
+    """The App was configured once (rows remain), then switched off: builds still clone."""
+    settings = make_settings(SCALEMESH_DATABASE_URL=database_url)
+    app = create_app(settings, runner=runner, ref_resolver=FakeResolver(), reconcile=False)
+    with Client(app) as client:
+        token = sign_up(client)
+        client.post("/project", json={"name": "web", "repo": REPO}, headers=bearer(token))
+
+        async def remembered() -> None:
+            rows = await Installation.insert(
+                Installation(installation_id=INSTALLATION, account_login="Codertocat")
+            ).returning(Installation._meta.primary_key)
+            await Repository.insert(
+                Repository(
+                    github_id=1,
+                    full_name=REPO,
+                    clone_url="https://github.example/Codertocat/Hello-World.git",
+                    installation=rows[0]["id"],
+                )
+            )
+
+        client.run(remembered)
+        deployment = client.post("/deploy", json={"project": "web"}, headers=bearer(token))
+        tick(client)
+        spec = runner.spec_of(deployment.json()["id"])
+    assert spec.git_url == "https://github.example/Codertocat/Hello-World.git"
+    assert spec.token == ""

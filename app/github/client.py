@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar, get_args, runtime_checkable
+from typing import Any, Literal, TypeVar, get_args
 
 import anyio
 import httpx
@@ -31,7 +31,8 @@ from githubkit.exception import (
 from githubkit.response import Response
 from githubkit.utils import UNSET
 
-from app.settings import GitHubSettings, Settings
+from app.github.api import CommentGone, GitHubError
+from app.settings import GitHubSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,91 +67,6 @@ _S = TypeVar("_S", bound=str)
 _OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
-
-
-class GitHubError(Exception):
-    """A GitHub API call failed (network, 5xx, rate limit, refusal).
-
-    `status` is the HTTP status, or None when no answer came (or the call was refused here).
-    """
-
-    status: int | None
-    retry_after: float | None
-    """Seconds GitHub asked us to wait (rate limits), when it said."""
-
-    def __init__(
-        self, message: str, status: int | None = None, *, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-class CommentGone(GitHubError):
-    """The comment to edit no longer exists (deleted on GitHub: 404/410)."""
-
-
-# Runtime-checkable: Litestar checks an injected dependency with isinstance() against its
-# annotated type, and a plain Protocol refuses isinstance().
-@runtime_checkable
-class GitHubApi(Protocol):
-    """What Scale Mesh asks of GitHub. `repository` is always "owner/name"."""
-
-    async def repo_token(self, installation_id: int, repository: str) -> str:
-        """A fresh installation token limited to `repository` ("owner/name"), permissions {"contents": "read"} only — handed to one build."""  # noqa: E501
-
-    async def set_commit_status(
-        self,
-        installation_id: int,
-        repository: str,
-        sha: str,
-        *,
-        state: str,
-        context: str,
-        description: str,
-        target_url: str,
-    ) -> None: ...
-
-    async def create_deployment(
-        self,
-        installation_id: int,
-        repository: str,
-        *,
-        sha: str,
-        environment: str,
-        description: str,
-        transient: bool,
-        production: bool,
-    ) -> int:
-        """POST a GitHub Deployment with ref=sha, required_contexts=[], auto_merge=False; return its id."""  # noqa: E501
-
-    async def set_deployment_status(
-        self,
-        installation_id: int,
-        repository: str,
-        deployment_id: int,
-        *,
-        state: str,
-        environment_url: str | None,
-        log_url: str,
-        description: str,
-    ) -> None: ...
-
-    async def create_comment(
-        self, installation_id: int, repository: str, number: int, body: str
-    ) -> int: ...
-
-    async def update_comment(
-        self, installation_id: int, repository: str, comment_id: int, body: str
-    ) -> None:
-        """Raises CommentGone when the comment was deleted."""
-
-    async def find_comment(
-        self, installation_id: int, repository: str, number: int, marker: str
-    ) -> int | None:
-        """The id of the first comment on issue/PR `number` whose body contains `marker` (all pages), else None."""  # noqa: E501
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,10 +449,3 @@ def _parse_token(response: Response[Any], action: str) -> _Token:
     if expiry.tzinfo is None:
         expiry = expiry.replace(tzinfo=UTC)
     return _Token(value, expiry)
-
-
-def github_from_settings(settings: Settings) -> GitHubApi | None:
-    """GitHubAppClient when settings.github is set, else None (GitHub features off)."""
-    if settings.github is None:
-        return None
-    return GitHubAppClient(settings.github, settings.github_api_url)

@@ -20,7 +20,7 @@ from typing import Any
 
 from app import hostnames, installations, triggers
 from app.deployments import to_github_deployment_state, to_github_state
-from app.github.client import CommentGone, GitHubApi, GitHubError
+from app.github.api import CommentGone, GitHubApi, GitHubError
 from app.installations import Covered
 from app.settings import Settings
 from app.tables import Deployment, DeploymentState, PullRequestComment, Target
