@@ -432,18 +432,22 @@ def test_serve_proxy_reports_a_port_in_use(env: dict[str, str]) -> None:
     assert "backtrace" not in result.stderr
 
 
-def test_serve_proxy_answers_until_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("part", "health_path"), [("proxy", HEALTH_PATH), ("api", "/health")])
+def test_serve_answers_until_sigterm(
+    env: dict[str, str], tmp_path: Path, part: str, health_path: str
+) -> None:
+    assert run_cli("migrate", env=env).returncode == 0
     port = free_port()
-    args = ["serve", "proxy", "--host", "127.0.0.1", "--port", str(port)]
+    args = ["serve", part, "--host", "127.0.0.1", "--port", str(port)]
 
-    with running(*args, env=env, logs=tmp_path / "logs") as proxy, http_client() as client:
-        health = proxy.wait_until_ok(client, f"http://127.0.0.1:{port}{HEALTH_PATH}")
+    with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
+        health = served.wait_until_ok(client, f"http://127.0.0.1:{port}{health_path}")
         client.close()
-        exit_code = proxy.stop(signal.SIGTERM)
+        exit_code = served.stop(signal.SIGTERM)
 
-    assert health.json() == {"status": "ok"}
-    assert exit_code == 0, proxy.stderr
-    assert "Traceback" not in proxy.stderr
+    assert health.json()["status"] == "ok"
+    assert exit_code == 0, served.stderr
+    assert "Traceback" not in served.stderr
 
 
 @pytest.mark.parametrize(
