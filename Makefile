@@ -28,7 +28,7 @@ COVERAGE_MIN ?= 0
 
 test: $(STAMP)
 	@rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n auto $(PYTEST_ARGS)
 	@$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$(COVERAGE_MIN)
 

@@ -113,11 +113,21 @@ async def update_installed_repositories(context: Context, payload: bytes) -> str
 async def _covered(
     context: Context, installation: events.InstallationRef | None, repository: events.Repository
 ) -> bool:
-    """Remember the repository, and say whether an active installation covers it."""
-    if installation is not None:
+    """Whether an active installation covers the repository; remembered first when the
+    delivery says something new of it (a first sight, a rename, a new clone URL)."""
+    covered = await installations.covered(repository.full_name)
+    if installation is None:
+        return covered is not None
+    known = covered is not None and (
+        covered.installation_id,
+        covered.clone_url,
+        covered.private,
+    ) == (installation.id, repository.clone_url, repository.private)
+    if not known:
         owner = repository.full_name.split("/", 1)[0]
         await installations.saw_repository(context.engine, installation.id, owner, repository)
-    return await installations.covered(repository.full_name) is not None
+        covered = await installations.covered(repository.full_name)
+    return covered is not None
 
 
 @on("push")

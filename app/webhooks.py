@@ -36,13 +36,14 @@ class DeliveryWorker:
 
     def __init__(self, context: handlers.Context) -> None:
         self.context = context
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, tuple[str, bytes] | None]] = asyncio.Queue()
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def submit(self, delivery_id: str) -> None:
+    def submit(self, delivery_id: str, delivery: tuple[str, bytes] | None = None) -> None:
+        """Queue a stored delivery; `delivery` (event, payload) saves reading it back."""
         self.idle.clear()
-        self._queue.put_nowait(delivery_id)
+        self._queue.put_nowait((delivery_id, delivery))
 
     async def recover(self) -> int:
         """Queue every delivery stored but not processed; return how many."""
@@ -58,14 +59,14 @@ class DeliveryWorker:
     async def drain(self) -> None:
         """Process everything queued now, in this task (tests, and a loop-less app)."""
         while not self._queue.empty():
-            await self.process(self._queue.get_nowait())
+            await self._take(*self._queue.get_nowait())
         self.idle.set()
 
     async def run(self) -> None:
         while True:
-            delivery_id = await self._queue.get()
+            delivery_id, delivery = await self._queue.get()
             try:
-                await self.process(delivery_id)
+                await self._take(delivery_id, delivery)
             except Exception:
                 # The database is away: the delivery stays unprocessed, and the next start
                 # picks it up. The worker itself must live on.
@@ -73,7 +74,14 @@ class DeliveryWorker:
             if self._queue.empty():
                 self.idle.set()
 
+    async def _take(self, delivery_id: str, delivery: tuple[str, bytes] | None) -> None:
+        if delivery is None:
+            await self.process(delivery_id)
+        else:
+            await self._handle(delivery_id, *delivery)
+
     async def process(self, delivery_id: str) -> None:
+        """Run the handler of a stored delivery, unless it was processed already."""
         row = await (
             WebhookDelivery.select(
                 WebhookDelivery.event, WebhookDelivery.payload, WebhookDelivery.processed_at
@@ -83,14 +91,15 @@ class DeliveryWorker:
         )
         if row is None or row["processed_at"] is not None:
             return
+        await self._handle(delivery_id, row["event"], row["payload"].encode("utf-8"))
+
+    async def _handle(self, delivery_id: str, event: str, payload: bytes) -> None:
         try:
-            outcome = await handlers.dispatch(
-                self.context, row["event"], row["payload"].encode("utf-8")
-            )
+            outcome = await handlers.dispatch(self.context, event, payload)
         except Exception as exc:
             # A payload our views cannot read, or a bug: record it rather than retry for ever.
             log.exception(
-                "webhook handler failed", extra={"delivery_id": delivery_id, "event": row["event"]}
+                "webhook handler failed", extra={"delivery_id": delivery_id, "event": event}
             )
             outcome = f"failed: {type(exc).__name__}"
         async with write_transaction(self.context.engine):
@@ -102,7 +111,7 @@ class DeliveryWorker:
             ).where(WebhookDelivery.delivery_id == delivery_id)
         log.info(
             "delivery processed",
-            extra={"delivery_id": delivery_id, "event": row["event"], "outcome": outcome},
+            extra={"delivery_id": delivery_id, "event": event, "outcome": outcome},
         )
 
 
@@ -182,7 +191,7 @@ async def receive(
     )
     if not handled:
         return Response({"status": "ignored"}, status_code=202)
-    deliveries.submit(delivery_id)
+    deliveries.submit(delivery_id, (event, body))
     return Response({"status": "accepted"}, status_code=202)
 
 
