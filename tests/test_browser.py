@@ -7,10 +7,10 @@ reload mid-build, see the result, and open the deployment through the proxy. Scr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
 
 from tests.test_cli import free_port, running
+from tests.test_pipeline import git
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -44,15 +45,6 @@ PASSWORD = "correct horse battery"
 WAIT_MS = 30_000
 
 
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
 def make_repo(path: Path) -> str:
     path.mkdir()
     (path / "build.sh").write_text(BUILD_SH)
@@ -64,15 +56,26 @@ def make_repo(path: Path) -> str:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():  # .ci/run installs it; never download one
-        pytest.skip("/usr/bin/chromium is not installed")
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+    with chromium(WAIT_MS) as launched:
         yield launched
-        launched.close()
+
+
+def chromium(wait_ms: int) -> contextlib.AbstractContextManager[Browser]:
+    """Debian's Chromium, headless, driven by Playwright; shared by the browser tests."""
+
+    @contextlib.contextmanager
+    def launch() -> Iterator[Browser]:
+        if not CHROMIUM.exists():  # .ci/run installs it; never download one
+            pytest.skip("/usr/bin/chromium is not installed")
+        expect.set_options(timeout=wait_ms)
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            yield launched
+            launched.close()
+
+    return launch()
 
 
 def shown_lines(page: Page) -> list[str]:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Response, expect
 
 from app import database
 from app.settings import Settings
@@ -26,7 +26,7 @@ from app.tables import Alias, Deployment, Project, User
 from builder import content
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import HEALTH_PATH
-from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser import ARTIFACTS, chromium
 from tests.test_cli import free_port, http_client, run_cli, running
 from tests.test_proxy import file_entry
 
@@ -64,15 +64,8 @@ def site_env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def browser(site_env: dict[str, str]) -> Iterator[Browser]:
-    if not CHROMIUM.exists():  # .ci/run installs it; never download one
-        pytest.skip("/usr/bin/chromium is not installed")
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
+    with chromium(WAIT_MS) as launched:
         yield launched
-        launched.close()
 
 
 async def deploy(settings: Settings) -> None:
