@@ -381,14 +381,32 @@ async def deploy(
     pipeline: NamedDependency[Pipeline],
     settings: NamedDependency[Settings],
 ) -> DeploymentOut:
+    deployment_id = await deploy_project(
+        engine, ref_resolver, pipeline, user.id, data.project, data.ref
+    )
+    return await get_deployment(user.id, deployment_id, settings)
+
+
+async def deploy_project(
+    engine: AnyEngine,
+    resolver: RefResolver,
+    pipeline: Pipeline,
+    owner_id: int,
+    slug: str,
+    ref: str | None,
+) -> str:
+    """Queue a build of the owner's project at `ref` and wake the loop; the deployment id.
+
+    `NotFound` for someone else's (or no) project, `InvalidRequest` for an unknown ref.
+    """
     project = await (
-        Project.select().where((Project.slug == data.project) & (Project.owner == user.id)).first()
+        Project.select().where((Project.slug == slug) & (Project.owner == owner_id)).first()
     )
     if project is None:
-        raise NotFound(f"You have no project {data.project!r}.")
-    deployment_id = await queue_deployment(engine, ref_resolver, project, data.ref)
+        raise NotFound(f"You have no project {slug!r}.")
+    deployment_id = await queue_deployment(engine, resolver, project, ref)
     pipeline.wake()
-    return await get_deployment(user.id, deployment_id, settings)
+    return deployment_id
 
 
 @get("/deployments/{deployment_id:str}", dependencies=_user, summary="One deployment")

@@ -53,10 +53,9 @@ from app.deployments import (
     Pipeline,
     move,
     owned_row,
-    queue_deployment,
 )
 from app.envvars import Sealer
-from app.errors import ApiError
+from app.errors import ApiError, NotFound
 from app.projects import (
     ProjectIn,
     ProjectOut,
@@ -691,18 +690,16 @@ async def deploy_submit(
     pipeline: NamedDependency[Pipeline],
 ) -> Response[str] | Redirect:
     user, form = await form_user(request, settings)
-    project = (
-        await Project.select().where((Project.slug == slug) & (Project.owner == user.id)).first()
-    )
-    if project is None:
-        return not_found(request, settings, user, f"You have no project {slug!r}.")
     try:
-        deployment_id = await queue_deployment(engine, ref_resolver, project, form.get("ref"))
+        deployment_id = await deployments.deploy_project(
+            engine, ref_resolver, pipeline, user.id, slug, form.get("ref")
+        )
+    except NotFound as exc:
+        return not_found(request, settings, user, exc.detail)
     except ApiError as exc:
         return await _project_page(
             request, settings, user, slug, status_code=exc.status_code, deploy_error=exc.detail
         )
-    pipeline.wake()
     return Redirect(f"/deployments/{deployment_id}", status_code=303)
 
 
