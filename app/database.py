@@ -12,9 +12,7 @@ import io
 import logging
 import os
 import sqlite3
-import weakref
 from collections.abc import AsyncIterator
-from contextvars import ContextVar
 from typing import Any
 
 import asyncpg
@@ -26,6 +24,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
 from app import piccolo_conf
+from app.sqlite_engine import PooledSQLiteEngine, exclusive_writer
 from app.settings import DatabaseSettings
 from app.tables import TABLES
 
@@ -60,7 +59,7 @@ def make_engine(database: DatabaseSettings) -> AnyEngine:
         return engine
     if database.path is not None:
         database.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = SQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
+        engine = PooledSQLiteEngine(path=str(database.path), timeout=SQLITE_BUSY_TIMEOUT_S)
     else:
         engine = PostgresEngine(config={"dsn": url}, log_queries=False)
     _engines[url] = engine
@@ -129,31 +128,31 @@ async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
     """Hold a PostgreSQL connection pool open while anyone in this process needs it.
 
     The API and the proxy may share one engine, so the pool opens with the first user and
-    closes with the last. SQLite has no pool; its file is switched to write-ahead logging
-    instead (a setting stored in the file), so readers never wait for a writer and a commit
-    costs one append rather than a rewritten journal.
+    closes with the last. For SQLite the file is also switched to write-ahead logging (a
+    setting stored in the file), so readers never wait for a writer and a commit costs one
+    append rather than a rewritten journal.
     """
-    if not isinstance(engine, PostgresEngine):
+    if isinstance(engine, SQLiteEngine):
         await engine.run_ddl("PRAGMA journal_mode=WAL")
+    if not isinstance(engine, PostgresEngine | PooledSQLiteEngine):
         yield
         return
     users = _pool_users.get(id(engine), 0)
     if users == 0:
-        await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
+        if isinstance(engine, PostgresEngine):
+            await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
+        else:
+            await engine.open_pool()
     _pool_users[id(engine)] = users + 1
     try:
         yield
     finally:
         _pool_users[id(engine)] -= 1
         if _pool_users[id(engine)] == 0:
-            await engine.close_connection_pool()
-
-
-_sqlite_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
-"""One write lock per event loop: SQLite lets one writer in at a time anyway."""
-_holding_write_lock: ContextVar[bool] = ContextVar("holding_write_lock", default=False)
+            if isinstance(engine, PostgresEngine):
+                await engine.close_connection_pool()
+            else:
+                await engine.close_pool()
 
 
 @contextlib.asynccontextmanager
@@ -162,26 +161,17 @@ async def write_transaction(engine: AnyEngine) -> AsyncIterator[None]:
 
     SQLite's default deferred transactions fail with "database is locked" when two of them read
     and then write at once; IMMEDIATE makes the second wait instead. Writers of this process
-    also queue on an asyncio lock first: SQLite's own wait is a sleep that backs off up to
-    100 ms between tries, so under load a writer could wait seconds while others slip past.
+    queue first (`exclusive_writer`), so the lock is free when they ask for it.
     """
     if not isinstance(engine, SQLiteEngine):
         async with engine.transaction():
             yield
         return
-    if _holding_write_lock.get():  # a write transaction inside one: already serialised
-        async with engine.transaction(transaction_type=TransactionType.immediate):
-            yield
-        return
-    loop = asyncio.get_running_loop()
-    lock = _sqlite_writers.setdefault(loop, asyncio.Lock())
-    async with lock:
-        holding = _holding_write_lock.set(True)
-        try:
-            async with engine.transaction(transaction_type=TransactionType.immediate):
-                yield
-        finally:
-            _holding_write_lock.reset(holding)
+    async with (
+        exclusive_writer(),
+        engine.transaction(transaction_type=TransactionType.immediate),
+    ):
+        yield
 
 
 def is_unique_violation(exc: BaseException) -> bool:
