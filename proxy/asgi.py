@@ -51,8 +51,8 @@ _MemoKey = tuple[str, str, bytes, bytes, bytes, bytes, bytes, bytes]
 
 @dataclass(frozen=True, slots=True)
 class _Replay:
-    status: int
-    headers: list[tuple[bytes, bytes]]
+    start: Message
+    """The `http.response.start` message, built once: ASGI servers read it, never change it."""
     body: bytes
     """The body itself when it is not a file (`source` is then `""`)."""
     source: str
@@ -98,7 +98,7 @@ class Proxy:
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
 
     async def handle(self, scope: Scope, send: Send) -> None:
-        method = str(scope["method"])
+        method: str = scope["method"]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await _send(send, method, _json(200, {"status": "ok"}))
             return
@@ -159,8 +159,12 @@ class Proxy:
         else:
             # Not a file (a redirect, a 304, the branded 404) or HEAD: the body is small.
             source, body = "", response.body if method != "HEAD" else b""
-        raw_headers = [(name.encode(), value.encode()) for name, value in response.headers]
-        self._memo[memo_key] = _Replay(response.status, raw_headers, body, source, response.span)
+        start = {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": [(name.encode(), value.encode()) for name, value in response.headers],
+        }
+        self._memo[memo_key] = _Replay(start, body, source, response.span)
         if len(self._memo) > MAX_REPLAYS:
             self._memo.popitem(last=False)
 
@@ -176,9 +180,7 @@ class Proxy:
                 return False
             body = data if replay.span is None else data[replay.span[0] : replay.span[1]]
         self._memo.move_to_end(memo_key)
-        await send(
-            {"type": "http.response.start", "status": replay.status, "headers": replay.headers}
-        )
+        await send(replay.start)
         await send({"type": "http.response.body", "body": body})
         return True
 
@@ -211,10 +213,11 @@ def create_proxy(settings: Settings) -> ASGIApp:
     state: dict[str, Proxy] = {}
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(settings, state, receive, send)
-        elif scope["type"] == "http":
+        kind = scope["type"]
+        if kind == "http":
             await state["proxy"].handle(scope, send)
+        elif kind == "lifespan":
+            await _lifespan(settings, state, receive, send)
         else:
             # Deployments are static files: refuse a websocket handshake.
             await receive()
@@ -276,19 +279,22 @@ def _memo_key(
     headers: Mapping[bytes, bytes],
 ) -> _MemoKey | None:
     """Everything `respond` reads from a request, or None when it is too long to remember."""
-    key = (
-        deployment_id,
-        method,
-        raw_path,
-        bytes(scope.get("query_string", b"")),
-        headers.get(b"accept-encoding", b""),
-        headers.get(b"if-none-match", b""),
-        headers.get(b"range", b""),
-        headers.get(b"if-range", b""),
+    query = bytes(scope.get("query_string", b""))
+    accept_encoding = headers.get(b"accept-encoding", b"")
+    if_none_match = headers.get(b"if-none-match", b"")
+    range_ = headers.get(b"range", b"")
+    if_range = headers.get(b"if-range", b"")
+    size = (
+        len(raw_path)
+        + len(query)
+        + len(accept_encoding)
+        + len(if_none_match)
+        + len(range_)
+        + len(if_range)
     )
-    if sum(len(part) for part in key[2:]) > MAX_REPLAY_KEY:
+    if size > MAX_REPLAY_KEY:
         return None
-    return key
+    return (deployment_id, method, raw_path, query, accept_encoding, if_none_match, range_, if_range)
 
 
 def _page(status: int, title: str, message_html: str) -> ProxyResponse:
