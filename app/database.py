@@ -6,7 +6,6 @@ and installs it there and on every table, so queries and migrations use the same
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -24,8 +23,8 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
 from app import piccolo_conf
-from app.sqlite_engine import PooledSQLiteEngine, exclusive_writer
 from app.settings import DatabaseSettings
+from app.sqlite_engine import PooledSQLiteEngine, exclusive_writer
 from app.tables import TABLES
 
 log = logging.getLogger(__name__)

@@ -294,7 +294,16 @@ def _memo_key(
     )
     if size > MAX_REPLAY_KEY:
         return None
-    return (deployment_id, method, raw_path, query, accept_encoding, if_none_match, range_, if_range)
+    return (
+        deployment_id,
+        method,
+        raw_path,
+        query,
+        accept_encoding,
+        if_none_match,
+        range_,
+        if_range,
+    )
 
 
 def _page(status: int, title: str, message_html: str) -> ProxyResponse:

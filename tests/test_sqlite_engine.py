@@ -88,11 +88,14 @@ def test_queries_share_a_few_open_connections(engine: PooledSQLiteEngine, tally:
 
 
 def test_a_failed_transaction_leaves_nothing_behind(engine: PooledSQLiteEngine) -> None:
+    async def fail_midway() -> None:
+        async with database.write_transaction(engine):
+            await add("lost@example.com")
+            raise RuntimeError("boom")
+
     async def scenario() -> list[str]:
         with pytest.raises(RuntimeError):
-            async with database.write_transaction(engine):
-                await add("lost@example.com")
-                raise RuntimeError("boom")
+            await fail_midway()
         await add("kept@example.com")
         async with database.write_transaction(engine):
             await add("committed@example.com")
