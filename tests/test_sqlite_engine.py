@@ -268,3 +268,17 @@ def test_a_write_waits_for_this_processs_writer_not_sqlites_busy_handler(tmp_pat
 
     assert order == ["first committed", "second stored"]
     assert stored == ["first@example.com", "second@example.com", "third@example.com"]
+
+
+def test_lent_connections_enforce_foreign_keys_and_sync_at_checkpoints(
+    engine: PooledSQLiteEngine,
+) -> None:
+    async def scenario() -> tuple[Any, Any]:
+        return await engine.run_ddl("PRAGMA foreign_keys"), await engine.run_ddl(
+            "PRAGMA synchronous"
+        )
+
+    foreign_keys, synchronous = run_pooled(engine, scenario)
+
+    assert foreign_keys == [{"foreign_keys": 1}]
+    assert synchronous == [{"synchronous": 1}]  # NORMAL: WAL is synced at checkpoints
