@@ -7,11 +7,12 @@ and installs it there and on every table, so queries and migrations use the same
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -131,27 +132,27 @@ async def connection_pool(engine: AnyEngine) -> AsyncIterator[None]:
     setting stored in the file), so readers never wait for a writer and a commit costs one
     append rather than a rewritten journal.
     """
-    if isinstance(engine, SQLiteEngine):
+    open_pool: Callable[[], Awaitable[None]]
+    close_pool: Callable[[], Awaitable[None]]
+    if isinstance(engine, PostgresEngine):
+        open_pool = functools.partial(
+            engine.start_connection_pool, min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
+        )
+        close_pool = engine.close_connection_pool
+    else:
+        assert isinstance(engine, PooledSQLiteEngine)  # noqa: S101 - make_engine makes only these
         await engine.run_ddl("PRAGMA journal_mode=WAL")
-    if not isinstance(engine, PostgresEngine | PooledSQLiteEngine):
-        yield
-        return
+        open_pool, close_pool = engine.open_pool, engine.close_pool
     users = _pool_users.get(id(engine), 0)
     if users == 0:
-        if isinstance(engine, PostgresEngine):
-            await engine.start_connection_pool(min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE)
-        else:
-            await engine.open_pool()
+        await open_pool()
     _pool_users[id(engine)] = users + 1
     try:
         yield
     finally:
         _pool_users[id(engine)] -= 1
         if _pool_users[id(engine)] == 0:
-            if isinstance(engine, PostgresEngine):
-                await engine.close_connection_pool()
-            else:
-                await engine.close_pool()
+            await close_pool()
 
 
 @contextlib.asynccontextmanager

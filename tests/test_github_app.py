@@ -17,6 +17,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from app import handlers, installations
 from app.asgi import create_app
 from app.deployments import move
 from app.github.client import GitHubAppClient
-from app.github.report import MARKER, Reporter, shorten
+from app.github.report import CLAIM_TTL, MARKER, WRITING, CommentBusy, Reporter, shorten
 from app.hostnames import deployment_label
 from app.settings import Settings
 from app.tables import (
@@ -1088,13 +1089,29 @@ def test_a_deployment_another_replica_is_reporting_is_left_to_it(app: App, token
 
 
 def test_two_replicas_reporting_at_once_create_one_github_deployment(
-    app: App, token: str, settings: Settings
+    app: App, token: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.deliver("push", payload("push.commits"))
     first: Reporter = app.services.reporter
     second = Reporter(settings, app.services.github)
+    first_claim, second_claim = first._claim, second._claim
 
     async def both() -> list[int]:
+        # Both passes read the row before either claims it; the second claims first.
+        claimed = asyncio.Event()
+
+        async def claim_after_the_other(report: Any, seen: str | None) -> str | None:
+            await claimed.wait()
+            return await first_claim(report, seen)
+
+        async def claim_and_tell(report: Any, seen: str | None) -> str | None:
+            try:
+                return await second_claim(report, seen)
+            finally:
+                claimed.set()
+
+        monkeypatch.setattr(first, "_claim", claim_after_the_other)
+        monkeypatch.setattr(second, "_claim", claim_and_tell)
         return list(await asyncio.gather(first.tick(), second.tick()))
 
     assert sorted(app.client.run(both)) == [0, 1]
@@ -1154,3 +1171,80 @@ def test_without_a_github_app_a_covered_repository_clones_from_its_url_without_a
         spec = runner.spec_of(deployment.json()["id"])
     assert spec.git_url == "https://github.example/Codertocat/Hello-World.git"
     assert spec.token == ""
+
+
+def test_two_replicas_writing_one_pull_requests_comment_create_one(
+    app: App, token: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.client.post("/project", json={"name": "docs", "repo": REPO}, headers=bearer(token))
+    app.deliver("pull_request", pr_event("opened"))  # a preview for `web` and one for `docs`
+    first: Reporter = app.services.reporter
+    second = Reporter(settings, app.services.github)
+    create = app.services.github.create_comment
+
+    async def slow_create(*args: Any) -> int:
+        await asyncio.sleep(0.05)  # long enough for the other replica to get there too
+        comment_id: int = await create(*args)
+        return comment_id
+
+    monkeypatch.setattr(app.services.github, "create_comment", slow_create)
+
+    async def both() -> list[object]:
+        writes = (reporter.refresh_comment(INSTALLATION, REPO, 2) for reporter in (first, second))
+        return list(await asyncio.gather(*writes, return_exceptions=True))
+
+    outcomes = app.client.run(both)
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], CommentBusy)  # told to come back on a later pass
+    # Had both read "no comment yet" before either took the row, the second still loses:
+    with pytest.raises(CommentBusy):
+        app.client.run(lambda: second._hold_comment(REPO, 2, None))
+    [comment] = app.github.comments_on(REPO, 2)
+    app.client.run(lambda: second.refresh_comment(INSTALLATION, REPO, 2))
+    assert [c.id for c in app.github.comments_on(REPO, 2)] == [comment.id]
+    body = app.github.comments[comment.id].body
+    assert "**web**" in body
+    assert "**docs**" in body
+
+
+def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, token: str) -> None:
+    app.deliver("pull_request", pr_event("opened"))
+    # Died after creating the comment, before remembering its id.
+    ours = app.github.add_comment(REPO, 2, f"{MARKER}\nhalf-written", login="scalemesh[bot]")
+
+    def hold(updated_at: datetime) -> None:
+        app.client.run(
+            lambda: PullRequestComment.insert(
+                PullRequestComment(
+                    repository=REPO, pr_number=2, comment_id=WRITING, updated_at=updated_at
+                )
+            )
+        )
+
+    hold(datetime.now(UTC))
+    assert app.report() == 0  # a fresh hold: another replica is at it
+    assert "half-written" in app.github.comments[ours.id].body
+
+    app.client.run(lambda: PullRequestComment.delete(force=True))
+    hold(datetime.now(UTC) - timedelta(seconds=CLAIM_TTL + 60))
+    reporter: Reporter = app.services.reporter
+    reporter._retry.clear()
+    assert app.report() == 1
+    assert [c.id for c in app.github.comments_on(REPO, 2)] == [ours.id]  # found, not doubled
+    assert "half-written" not in app.github.comments[ours.id].body
+    stored = app.client.run(lambda: PullRequestComment.select().first())
+    assert stored["comment_id"] == ours.id
+
+
+def test_a_failed_comment_write_lets_go_of_its_hold(app: App, token: str) -> None:
+    app.deliver("pull_request", pr_event("opened"))
+    app.github.fail("create_comment", status=502)
+    assert app.report() == 0
+    assert app.client.run(lambda: PullRequestComment.select()) == []  # no hold left behind
+    app.github.heal()
+    reporter: Reporter = app.services.reporter
+    reporter._retry.clear()
+    assert app.report() == 1
+    [comment] = app.github.comments_on(REPO, 2)
+    stored = app.client.run(lambda: PullRequestComment.select().first())
+    assert stored["comment_id"] == comment.id

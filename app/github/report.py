@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app import hostnames, installations, triggers
@@ -37,6 +37,8 @@ CLAIM = "c:"
 """`github_reported` while one replica reports: `c:<unix seconds, 10 digits><4 hex>`."""
 CLAIM_TTL = 120.0
 """A claim older than this was left by a replica that died mid-report."""
+WRITING = 0
+"""`PullRequestComment.comment_id` while one replica creates the comment (GitHub ids start at 1)."""
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 
@@ -47,6 +49,10 @@ _BADGES = {
     S.FAILED: "❌ Failed",
     S.CANCELLED: "⏹️ Cancelled",
 }
+
+
+class CommentBusy(Exception):
+    """Another replica is creating this pull request's comment; try again on a later pass."""
 
 
 def _claim(at: float) -> str:
@@ -191,7 +197,7 @@ class Reporter:
                 continue
             try:
                 await self.report(report, covered)
-            except GitHubError as exc:
+            except (GitHubError, CommentBusy) as exc:
                 await self._settle(report, claim, None)
                 delay = min(MAX_RETRY, retry[0] * 2 if retry else FIRST_RETRY)
                 self._retry[report.deployment_id] = (delay, now + delay)
@@ -353,26 +359,97 @@ class Reporter:
         return "\n".join(lines) + "\n"
 
     async def refresh_comment(self, installation: int, repository: str, number: int) -> None:
-        """Create the pull request's one comment, or edit it in place (recreated if deleted)."""
+        """Create the pull request's one comment, or edit it in place (recreated if deleted).
+
+        Two replicas reporting two projects of one pull request at once must not both create
+        a comment: whoever creates it first holds the pull request's row (`WRITING` as its
+        comment id); the other is told `CommentBusy` and edits the comment on a later pass.
+        """
         body = await self.comment_body(repository, number)
         known = await (
-            PullRequestComment.select(PullRequestComment.comment_id)
+            PullRequestComment.select(PullRequestComment.comment_id, PullRequestComment.updated_at)
             .where(
                 (PullRequestComment.repository == repository)
                 & (PullRequestComment.pr_number == number)
             )
             .first()
         )
-        comment_id = None if known is None else int(known["comment_id"])
-        if comment_id is None:
-            comment_id = await self.github.find_comment(installation, repository, number, MARKER)
-        if comment_id is not None:
+        if known is not None and known["comment_id"] != WRITING:
             with contextlib.suppress(CommentGone):
-                await self.github.update_comment(installation, repository, comment_id, body)
-                await self._remember(repository, number, comment_id)
+                remembered = int(known["comment_id"])
+                await self.github.update_comment(installation, repository, remembered, body)
+                await self._remember(repository, number, remembered)
                 return
-        comment_id = await self.github.create_comment(installation, repository, number, body)
-        await self._remember(repository, number, comment_id)
+        await self._hold_comment(repository, number, known)
+        try:
+            found = None
+            if known is None or known["comment_id"] == WRITING:
+                # Never written here, or by a replica that died meanwhile (perhaps after
+                # creating it), or an earlier install left one: look for our marker first.
+                found = await self.github.find_comment(installation, repository, number, MARKER)
+            if found is not None:
+                with contextlib.suppress(CommentGone):
+                    await self.github.update_comment(installation, repository, found, body)
+                    await self._remember(repository, number, found)
+                    return
+            created = await self.github.create_comment(installation, repository, number, body)
+            await self._remember(repository, number, created)
+        except BaseException:
+            await self._release_comment(repository, number)
+            raise
+
+    async def _hold_comment(
+        self, repository: str, number: int, known: dict[str, Any] | None
+    ) -> None:
+        """Take the pull request's row for writing its comment, or raise `CommentBusy`."""
+        now = datetime.now(UTC)
+        if known is None:
+            taken = await (
+                PullRequestComment.insert(
+                    PullRequestComment(
+                        repository=repository, pr_number=number, comment_id=WRITING, updated_at=now
+                    )
+                )
+                .on_conflict(
+                    target=(PullRequestComment.repository, PullRequestComment.pr_number),
+                    action="DO NOTHING",
+                )
+                .returning(PullRequestComment.comment_id)
+            )
+        else:
+            stale = now - timedelta(seconds=CLAIM_TTL)
+            if known["comment_id"] == WRITING:
+                if known["updated_at"] > stale:
+                    raise CommentBusy(
+                        f"another replica is writing the comment on {repository}#{number}"
+                    )
+                # Held by a replica that died mid-write; still stale when we take it over.
+                still = (PullRequestComment.comment_id == WRITING) & (
+                    PullRequestComment.updated_at < stale
+                )
+            else:  # the remembered comment was deleted on GitHub: replace it
+                still = PullRequestComment.comment_id == known["comment_id"]
+            taken = await (
+                PullRequestComment.update(
+                    {PullRequestComment.comment_id: WRITING, PullRequestComment.updated_at: now}
+                )
+                .where(
+                    (PullRequestComment.repository == repository)
+                    & (PullRequestComment.pr_number == number)
+                    & still
+                )
+                .returning(PullRequestComment.comment_id)
+            )
+        if not taken:
+            raise CommentBusy(f"another replica is writing the comment on {repository}#{number}")
+
+    async def _release_comment(self, repository: str, number: int) -> None:
+        """Give up a hold after a failure, so the next pass (of any replica) starts afresh."""
+        await PullRequestComment.delete().where(
+            (PullRequestComment.repository == repository)
+            & (PullRequestComment.pr_number == number)
+            & (PullRequestComment.comment_id == WRITING)
+        )
 
     async def _remember(self, repository: str, number: int, comment_id: int) -> None:
         await PullRequestComment.insert(
