@@ -6,6 +6,7 @@ slugs of other users' projects are not revealed.
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from datetime import UTC, datetime
@@ -25,9 +26,14 @@ from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.envvars import Sealer
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.installations import github_web_url
+from app.logs import archive_key
 from app.refs import is_ref_name
 from app.settings import Runner, Settings
-from app.tables import Alias, Project
+from app.storage import Storage, StorageError
+from app.tables import Alias, Deployment, Project
+from builder.spec import project_prefix
+
+log = logging.getLogger(__name__)
 
 MAX_SLUG = 48
 # Hostnames the platform itself may want under the root domain.
@@ -398,19 +404,39 @@ async def update_project(
     return await get_project(owner_id, slug, settings)
 
 
-async def delete_project(owner_id: int, slug: str, announce: AliasAnnouncer) -> None:
-    """Delete the project, its deployments and its aliases; tell the proxies once it is done.
+async def delete_project(
+    owner_id: int, slug: str, announce: AliasAnnouncer, storage: Storage
+) -> None:
+    """Delete the project, its deployments and its aliases; tell the proxies once it is done;
+    then delete its deployments' files and build logs from storage.
 
     Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
     before the delete commits, they would read the rows again.
     """
     row = await _row(owner_id, slug)
+    project_id = int(row["id"])
     hostnames = [
         alias["hostname"]
-        for alias in await Alias.select(Alias.hostname).where(Alias.project == row["id"])
+        for alias in await Alias.select(Alias.hostname).where(Alias.project == project_id)
     ]
-    await Project.delete().where(Project._meta.primary_key == row["id"])
+    deployments = [
+        str(deployment["id"])
+        for deployment in await Deployment.select(Deployment._meta.primary_key).where(
+            Deployment.project == project_id
+        )
+    ]
+    await Project.delete().where(Project._meta.primary_key == project_id)
     await announce(hostnames)
+    try:
+        await storage.delete_prefix(project_prefix(project_id))
+        for deployment_id in deployments:
+            await storage.delete(archive_key(deployment_id))
+    except StorageError as exc:
+        # The project is gone already; files left behind cost space, not correctness.
+        log.warning(
+            "project files not deleted",
+            extra={"project": slug, "project_id": project_id, "error": str(exc)},
+        )
 
 
 # --- routes -------------------------------------------------------------------------------
@@ -460,8 +486,9 @@ async def remove(
     slug: FromPath[str],
     user: NamedDependency[CurrentUser],
     announce_aliases: NamedDependency[AliasAnnouncer],
+    storage: NamedDependency[Storage],
 ) -> None:
-    await delete_project(user.id, slug, announce_aliases)
+    await delete_project(user.id, slug, announce_aliases, storage)
 
 
 ROUTES = [create, index, show, change, remove]

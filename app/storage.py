@@ -72,6 +72,9 @@ class Storage(Protocol):
     async def list(self, prefix: str) -> list[str]:
         """Every key starting with `prefix` (`""` for all), sorted."""
 
+    async def delete(self, key: str) -> None:
+        """Delete the object under `key`; no object there is not an error."""
+
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every key under `prefix` (which must end with `/`); return how many."""
 
@@ -212,6 +215,15 @@ class LocalStorage:
                     keys.append(key)
         return sorted(keys)
 
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+
+        def delete() -> None:
+            with _os_errors(f"cannot delete {key}"):
+                path.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(delete)
+
     async def delete_prefix(self, prefix: str) -> int:
         if not prefix.endswith("/"):
             raise ValueError(f"delete_prefix needs a prefix ending with '/', not {prefix!r}")
@@ -330,6 +342,13 @@ class S3Storage:
             Bucket=self.bucket, Prefix=full_prefix
         )
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    async def delete(self, key: str) -> None:
+        full_key = self.prefix + check_key(key)
+        # S3 answers 204 whether or not the key existed.
+        await self._call(
+            self._where(key), lambda: self.client.delete_object(Bucket=self.bucket, Key=full_key)
+        )
 
     async def delete_prefix(self, prefix: str) -> int:
         if not prefix.endswith("/"):

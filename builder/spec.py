@@ -29,9 +29,14 @@ class SpecError(ValueError):
     """The spec in the environment is missing a field or has a bad one."""
 
 
+def project_prefix(project_id: int) -> str:
+    """Where all of a project's deployments live in storage, ending with a slash."""
+    return f"{OUTPUTS_ROOT}/{project_id}/"
+
+
 def output_prefix(project_id: int, deployment_id: str) -> str:
     """Where a deployment's files live in storage, ending with a slash."""
-    return f"{OUTPUTS_ROOT}/{project_id}/{deployment_id}/"
+    return f"{project_prefix(project_id)}{deployment_id}/"
 
 
 def log_stream(deployment_id: str) -> str:

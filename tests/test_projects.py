@@ -11,9 +11,12 @@ import pytest
 from app import envvars, projects
 from app.envvars import Sealer, SealError
 from app.errors import InvalidRequest
+from app.logs import archive_key
 from app.projects import check_branch, check_command, check_relative_dir, parse_repo, slugify
 from app.settings import Settings
+from app.storage import LocalStorage, StorageError, storage_from_settings
 from app.tables import Alias, Deployment, EnvVar, Project
+from builder.spec import output_prefix
 from tests.conftest import TEST_SECRET_KEY, Client, bearer, sign_up
 
 
@@ -285,12 +288,21 @@ def test_too_many_env_vars_are_refused_as_a_whole(client: Client, token: str) ->
     assert client.get("/projects/web", headers=bearer(token)).json()["env"] == ["FIRST"]
 
 
-def test_delete_removes_the_project_and_everything_under_it(client: Client, token: str) -> None:
+def test_delete_removes_the_project_and_everything_under_it(
+    client: Client, token: str, settings: Settings
+) -> None:
     project_id = create(client, token, name="web", env={"A": "1"}).json()["id"]
+    storage = storage_from_settings(settings.storage)
+    someone_elses = output_prefix(project_id + 1, "other") + "index.html"
 
     async def add_deployment() -> None:
         rows = await Deployment.insert(Deployment(project=project_id, sha="a" * 40))
         await Alias.insert(Alias(hostname="web", project=project_id, deployment=rows[0]["id"]))
+        deployment_id = str(rows[0]["id"])
+        await storage.put(output_prefix(project_id, deployment_id) + "index.html", b"<h1>hi")
+        await storage.put(output_prefix(project_id, deployment_id) + "a/b.js", b"1")
+        await storage.put(archive_key(deployment_id), b"{}\n")
+        await storage.put(someone_elses, b"keep")
 
     client.run(add_deployment)
 
@@ -300,6 +312,29 @@ def test_delete_removes_the_project_and_everything_under_it(client: Client, toke
     assert client.get("/projects/web", headers=bearer(token)).status_code == 404
     for table in (Project, EnvVar, Deployment, Alias):
         assert client.run(lambda table=table: table.count()) == 0  # type: ignore[misc]
+    # Its files and build logs went with it; another project's stayed.
+    assert client.run(lambda: storage.list("")) == [someone_elses]
+
+
+def test_delete_succeeds_when_storage_cannot_delete_the_files(
+    client: Client,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    create(client, token, name="web")
+
+    async def refuse(self: LocalStorage, prefix: str) -> int:
+        raise StorageError(f"cannot delete under {prefix}: permission denied")
+
+    monkeypatch.setattr(LocalStorage, "delete_prefix", refuse)
+
+    response = client.delete("/projects/web", headers=bearer(token))
+
+    assert response.status_code == 204
+    assert client.get("/projects/web", headers=bearer(token)).status_code == 404
+    [warning] = [r for r in caplog.records if r.getMessage() == "project files not deleted"]
+    assert "permission denied" in warning.__dict__["error"]
 
 
 def test_an_alias_name_is_not_available_as_a_slug(client: Client, token: str) -> None:

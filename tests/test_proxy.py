@@ -371,7 +371,7 @@ async def test_a_deleted_project_is_no_longer_served_within_a_second(served: Ser
     owner = await User.select(User._meta.primary_key).first()
     assert owner is not None
 
-    await delete_project(int(owner["id"]), "web", announcer(None))
+    await delete_project(int(owner["id"]), "web", announcer(None), served.proxy.storage)
     await asyncio.sleep(1.0)
 
     for host in ("web.localhost:8080", "www.web.dev"):
@@ -395,7 +395,7 @@ async def test_with_redis_a_deleted_project_is_dropped_once_announced(
     owner = await User.select(User._meta.primary_key).first()
     assert owner is not None
 
-    await delete_project(int(owner["id"]), "web", announcer(redis))
+    await delete_project(int(owner["id"]), "web", announcer(redis), served.proxy.storage)
     await asyncio.sleep(0.3)
 
     assert (await served.get("/")).status_code == 404

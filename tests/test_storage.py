@@ -134,6 +134,19 @@ async def test_delete_prefix_deletes_only_under_it(storage: Storage) -> None:
     assert await storage.get("__outputs/1/abc/index.html") == b"again"
 
 
+async def test_delete_removes_one_key_and_tolerates_a_missing_one(storage: Storage) -> None:
+    for key in ("__logs/a.ndjson", "__logs/ab.ndjson"):
+        await storage.put(key, b"{}")
+
+    await storage.delete("__logs/a.ndjson")
+    await storage.delete("__logs/a.ndjson")  # already gone: no error
+    await storage.delete("__logs/never.ndjson")
+
+    assert await storage.list("") == ["__logs/ab.ndjson"]
+    with pytest.raises(ValueError, match="escape"):
+        await storage.delete("../escape")
+
+
 async def test_delete_prefix_past_one_batch(storage: Storage) -> None:
     # S3 lists 1000 keys a page and deletes 1000 a request: 1001 crosses both limits.
     for number in range(1001):
