@@ -99,13 +99,18 @@ class _Pool:
         connector = functools.partial(sqlite3.connect, **self.engine.connection_kwargs)
         connection = _PooledConnection(connector, _ITER_CHUNK_SIZE)
         await connection  # starts its thread and opens the file
-        # aiosqlite types `row_factory` as a class; sqlite3 takes any callable, as Piccolo does.
-        connection.row_factory = dict_factory  # type: ignore[assignment]
-        await connection.execute("PRAGMA foreign_keys = 1")
-        # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives the
-        # process crashing, and only a power cut can undo the last moments. FULL's fsync per
-        # commit halved the webhook edge's rate and tripled its p99 on this machine.
-        await connection.execute("PRAGMA synchronous = NORMAL")
+        try:
+            # aiosqlite types `row_factory` as a class; sqlite3 takes any callable, as Piccolo.
+            connection.row_factory = dict_factory  # type: ignore[assignment]
+            await connection.execute("PRAGMA foreign_keys = 1")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a commit survives
+            # the process crashing, and only a power cut can undo the last moments. FULL's
+            # fsync per commit halved the webhook edge's rate and tripled its p99 here.
+            await connection.execute("PRAGMA synchronous = NORMAL")
+        except BaseException:
+            # Its thread is not a daemon: left open, it would keep the process from exiting.
+            await connection.discard()
+            raise
         connection.pool = self
         return connection
 

@@ -205,6 +205,29 @@ def test_a_failed_open_frees_its_place(
     assert asyncio.run(asyncio.wait_for(scenario(), 10)) == []
 
 
+def test_a_connection_that_fails_its_setup_is_closed(
+    engine: PooledSQLiteEngine, monkeypatch: pytest.MonkeyPatch, tally: Tally
+) -> None:
+    execute = sqlite_engine._PooledConnection.execute
+    failures = ["PRAGMA synchronous = NORMAL"]
+
+    def refuse_once(self: sqlite_engine._PooledConnection, sql: str, *args: Any) -> Any:
+        if sql in failures:
+            failures.remove(sql)
+            raise sqlite3.OperationalError("disk I/O error")
+        return execute(self, sql, *args)
+
+    monkeypatch.setattr(sqlite_engine._PooledConnection, "execute", refuse_once)
+
+    async def scenario() -> list[str]:
+        with pytest.raises(sqlite3.OperationalError):
+            await emails()
+        return await emails()
+
+    assert run_pooled(engine, scenario) == []
+    assert tally.closed == tally.opened + 1  # the half-made one too, not just the pool's
+
+
 def test_another_event_loop_opens_its_own_connections(engine: PooledSQLiteEngine) -> None:
     seen: list[list[str]] = []
 
