@@ -10,7 +10,6 @@ GitHub's vocabulary comes from the one mapping in `app.deployments`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -53,6 +52,10 @@ _BADGES = {
 
 class CommentBusy(Exception):
     """Another replica is creating this pull request's comment; try again on a later pass."""
+
+
+def _busy(repository: str, number: int) -> str:
+    return f"another replica is writing the comment on {repository}#{number}"
 
 
 def _claim(at: float) -> str:
@@ -374,12 +377,10 @@ class Reporter:
             )
             .first()
         )
-        if known is not None and known["comment_id"] != WRITING:
-            with contextlib.suppress(CommentGone):
-                remembered = int(known["comment_id"])
-                await self.github.update_comment(installation, repository, remembered, body)
-                await self._remember(repository, number, remembered)
-                return
+        where = (installation, repository, number)
+        remembered = None if known is None else int(known["comment_id"])
+        if remembered not in (None, WRITING) and await self._edit(*where, remembered, body):
+            return
         await self._hold_comment(repository, number, known)
         try:
             found = None
@@ -387,16 +388,24 @@ class Reporter:
                 # Never written here, or by a replica that died meanwhile (perhaps after
                 # creating it), or an earlier install left one: look for our marker first.
                 found = await self.github.find_comment(installation, repository, number, MARKER)
-            if found is not None:
-                with contextlib.suppress(CommentGone):
-                    await self.github.update_comment(installation, repository, found, body)
-                    await self._remember(repository, number, found)
-                    return
+            if found is not None and await self._edit(*where, found, body):
+                return
             created = await self.github.create_comment(installation, repository, number, body)
             await self._remember(repository, number, created)
         except BaseException:
             await self._release_comment(repository, number)
             raise
+
+    async def _edit(
+        self, installation: int, repository: str, number: int, comment_id: int, body: str
+    ) -> bool:
+        """Edit the comment and remember its id; False when it was deleted on GitHub."""
+        try:
+            await self.github.update_comment(installation, repository, comment_id, body)
+        except CommentGone:
+            return False
+        await self._remember(repository, number, comment_id)
+        return True
 
     async def _hold_comment(
         self, repository: str, number: int, known: dict[str, Any] | None
@@ -420,9 +429,7 @@ class Reporter:
             stale = now - timedelta(seconds=CLAIM_TTL)
             if known["comment_id"] == WRITING:
                 if known["updated_at"] > stale:
-                    raise CommentBusy(
-                        f"another replica is writing the comment on {repository}#{number}"
-                    )
+                    raise CommentBusy(_busy(repository, number))
                 # Held by a replica that died mid-write; still stale when we take it over.
                 still = (PullRequestComment.comment_id == WRITING) & (
                     PullRequestComment.updated_at < stale
@@ -441,7 +448,7 @@ class Reporter:
                 .returning(PullRequestComment.comment_id)
             )
         if not taken:
-            raise CommentBusy(f"another replica is writing the comment on {repository}#{number}")
+            raise CommentBusy(_busy(repository, number))
 
     async def _release_comment(self, repository: str, number: int) -> None:
         """Give up a hold after a failure, so the next pass (of any replica) starts afresh."""
