@@ -429,8 +429,7 @@ async def delete_project(
     await announce(hostnames)
     try:
         await storage.delete_prefix(project_prefix(project_id))
-        for deployment_id in deployments:
-            await storage.delete(archive_key(deployment_id))
+        await storage.delete(*(archive_key(deployment_id) for deployment_id in deployments))
     except StorageError as exc:
         # The project is gone already; files left behind cost space, not correctness.
         log.warning(

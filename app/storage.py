@@ -72,8 +72,9 @@ class Storage(Protocol):
     async def list(self, prefix: str) -> list[str]:
         """Every key starting with `prefix` (`""` for all), sorted."""
 
-    async def delete(self, key: str) -> None:
-        """Delete the object under `key`; no object there is not an error."""
+    async def delete(self, *keys: str) -> None:
+        """Delete the objects under `keys` (in batches where the store allows); a key with no
+        object is not an error."""
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every key under `prefix` (which must end with `/`); return how many."""
@@ -215,12 +216,13 @@ class LocalStorage:
                     keys.append(key)
         return sorted(keys)
 
-    async def delete(self, key: str) -> None:
-        path = self._path(key)
+    async def delete(self, *keys: str) -> None:
+        paths = [(key, self._path(key)) for key in keys]
 
         def delete() -> None:
-            with _os_errors(f"cannot delete {key}"):
-                path.unlink(missing_ok=True)
+            for key, path in paths:
+                with _os_errors(f"cannot delete {key}"):
+                    path.unlink(missing_ok=True)
 
         await anyio.to_thread.run_sync(delete)
 
@@ -343,12 +345,11 @@ class S3Storage:
         )
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
-    async def delete(self, key: str) -> None:
-        full_key = self.prefix + check_key(key)
-        # S3 answers 204 whether or not the key existed.
-        await self._call(
-            self._where(key), lambda: self.client.delete_object(Bucket=self.bucket, Key=full_key)
-        )
+    async def delete(self, *keys: str) -> None:
+        full_keys = [self.prefix + check_key(key) for key in keys]
+        if full_keys:
+            where = self._where(keys[0]) + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+            await self._call(where, lambda: self._delete_objects(full_keys))
 
     async def delete_prefix(self, prefix: str) -> int:
         if not prefix.endswith("/"):
@@ -357,22 +358,26 @@ class S3Storage:
 
         def delete() -> int:
             keys = self._list(full_prefix)
-            for start in range(0, len(keys), DELETE_BATCH):
-                batch = keys[start : start + DELETE_BATCH]
-                response = self.client.delete_objects(
-                    Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-                )
-                # DeleteObjects answers 200 even when some keys failed; they are listed here.
-                if errors := response.get("Errors"):
-                    first = errors[0]
-                    raise StorageError(
-                        f"{len(errors)} object(s) not deleted, first {first.get('Key')}: "
-                        f"{first.get('Code', 'error')}"
-                    )
+            self._delete_objects(keys)
             return len(keys)
 
         return await self._call(self._where(prefix), delete)
+
+    def _delete_objects(self, full_keys: builtins.list[str]) -> None:
+        """DeleteObjects in batches; a key with no object counts as deleted, as S3 says."""
+        for start in range(0, len(full_keys), DELETE_BATCH):
+            batch = full_keys[start : start + DELETE_BATCH]
+            response = self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
+            )
+            # DeleteObjects answers 200 even when some keys failed; they are listed here.
+            if errors := response.get("Errors"):
+                first = errors[0]
+                raise StorageError(
+                    f"{len(errors)} object(s) not deleted, first {first.get('Key')}: "
+                    f"{first.get('Code', 'error')}"
+                )
 
 
 def s3_client(endpoint_url: str | None = None) -> Any:

@@ -134,13 +134,14 @@ async def test_delete_prefix_deletes_only_under_it(storage: Storage) -> None:
     assert await storage.get("__outputs/1/abc/index.html") == b"again"
 
 
-async def test_delete_removes_one_key_and_tolerates_a_missing_one(storage: Storage) -> None:
-    for key in ("__logs/a.ndjson", "__logs/ab.ndjson"):
+async def test_delete_removes_the_keys_given_and_tolerates_missing_ones(storage: Storage) -> None:
+    for key in ("__logs/a.ndjson", "__logs/ab.ndjson", "__logs/b.ndjson", "__logs/c.ndjson"):
         await storage.put(key, b"{}")
 
     await storage.delete("__logs/a.ndjson")
     await storage.delete("__logs/a.ndjson")  # already gone: no error
-    await storage.delete("__logs/never.ndjson")
+    await storage.delete("__logs/b.ndjson", "__logs/never.ndjson", "__logs/c.ndjson")
+    await storage.delete()  # nothing to delete
 
     assert await storage.list("") == ["__logs/ab.ndjson"]
     with pytest.raises(ValueError, match="escape"):
