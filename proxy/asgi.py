@@ -45,12 +45,16 @@ MAX_REPLAYS = 8192
 """Remembered answers per process (headers and a cache key each, no bodies of files)."""
 MAX_REPLAY_KEY = 1024
 """Requests whose path, query and read headers are longer are answered but not remembered."""
-_MemoKey = tuple[str, str, bytes, bytes, bytes, bytes, bytes, bytes]
-"""deployment id, method, raw path, query, Accept-Encoding, If-None-Match, Range, If-Range."""
+_MemoKey = tuple[bytes, str, bytes, bytes, bytes, bytes, bytes, bytes]
+"""Host, method, raw path, query, Accept-Encoding, If-None-Match, Range, If-Range."""
+_KEY_HEADERS = {b"host": 0, b"accept-encoding": 1, b"if-none-match": 2, b"range": 3, b"if-range": 4}
+"""Where each request header `_memo_key` reads goes in `found` (ASGI names are lower-case)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Replay:
+    target: Target
+    """What the host named when the answer was decided (`Lookup` keeps one object per alias)."""
     start: Message
     """The `http.response.start` message, built once: ASGI servers read it, never change it."""
     body: bytes
@@ -97,32 +101,48 @@ class Proxy:
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
 
+    def replay(self, scope: Scope) -> tuple[Message, Message] | None:
+        """The messages of a remembered answer to this request, or None: `handle` it then.
+
+        Not a coroutine, and the app sends what it returns: the hot path of a busy site
+        costs no coroutine of its own.
+        """
+        memo_key = _memo_key(scope)
+        replay = self._memo.get(memo_key)
+        # The alias lookup runs on every request, so a moved alias is honoured at once: a
+        # remembered answer is only good while the host still names the same `Target`.
+        # (Latin-1 never fails; `Lookup` strips, folds case and drops the port itself.)
+        if replay is None or self.lookup.peek(memo_key[0].decode("latin-1")) is not replay.target:
+            return None
+        body = replay.body if not replay.source else self.cache.get(replay.source)
+        if body is None:
+            return None
+        self._memo.move_to_end(memo_key)
+        if replay.span is not None:
+            body = body[replay.span[0] : replay.span[1]]
+        return replay.start, {"type": "http.response.body", "body": body}
+
     async def handle(self, scope: Scope, send: Send) -> None:
+        """Answer a request `replay` could not, and remember the answer for next time."""
+        # Last one wins for a repeated header, as in `_memo_key`.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         method: str = scope["method"]
+        memo_key = _memo_key(scope)
+        host = memo_key[0].decode("latin-1")
+        raw_path = memo_key[2]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await _send(send, method, _json(200, {"status": "ok"}))
             return
-        # Last one wins for a repeated header; one C-level pass instead of a loop in Python.
-        headers: dict[bytes, bytes] = dict(scope["headers"])
-        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
-        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        peeked = self.lookup.peek(host)
-        memo_key: _MemoKey | None = None
-        if isinstance(peeked, Target) and peeked.ready:
-            memo_key = _memo_key(peeked.deployment_id, method, raw_path, scope, headers)
-            replayed = None if memo_key is None else self._replay(memo_key)
-            if replayed is not None:
-                await send(replayed[0])
-                await send({"type": "http.response.body", "body": replayed[1]})
-                return
         try:
             key = path_to_key(raw_path)
         except BadPath:
             await _send(send, method, _page(400, "Bad request", "That path is not allowed."))
             return
+        peeked = self.lookup.peek(host)
         target = await self.lookup.resolve(host) if peeked is MISSING else peeked
         if target is None:
-            message = f"Nothing is deployed at <code>{html.escape(host or 'this address')}</code>."
+            shown = html.escape(host.strip().lower() or "this address")
+            message = f"Nothing is deployed at <code>{shown}</code>."
             await _send(send, method, _page(404, "No deployment here", message))
             return
         if not target.ready:
@@ -140,25 +160,23 @@ class Proxy:
             )
             await _send(send, method, _page(502, "Storage unavailable", "Try again shortly."))
             return
-        if memo_key is None:
-            memo_key = _memo_key(target.deployment_id, method, raw_path, scope, headers)
-        if memo_key is not None:
-            self._remember(memo_key, target.prefix, method, response)
+        if sum(map(len, memo_key)) <= MAX_REPLAY_KEY:  # the method counts in characters
+            self._remember(memo_key, target, method, response)
         await _send(send, method, response)
 
     # --- replaying answers ----------------------------------------------------------------
     #
-    # A deployment never changes, so the answer to one request (method, path, query and the
-    # headers `respond` reads) is the same every time. The first answer is kept as its
-    # encoded headers plus where its body lives in the object cache; a repeat skips routing,
-    # the rules and header building. Only the alias lookup runs each time, so a moved alias
-    # is still honoured at once.
+    # A deployment never changes, so the answer to one request (host, method, path, query and
+    # the headers `respond` reads) is the same for as long as the host names that deployment.
+    # The first answer is kept as its encoded headers plus where its body lives in the object
+    # cache; a repeat skips routing, the rules and header building. Only the alias lookup
+    # runs each time, so a moved alias is still honoured at once.
 
     def _remember(
-        self, memo_key: _MemoKey, prefix: str, method: str, response: ProxyResponse
+        self, memo_key: _MemoKey, target: Target, method: str, response: ProxyResponse
     ) -> None:
         if response.source and method != "HEAD":
-            source, body = prefix + response.source, b""
+            source, body = target.prefix + response.source, b""
         else:
             # Not a file (a redirect, a 304, the branded 404) or HEAD: the body is small.
             source, body = "", response.body if method != "HEAD" else b""
@@ -167,26 +185,9 @@ class Proxy:
             "status": response.status,
             "headers": [(name.encode(), value.encode()) for name, value in response.headers],
         }
-        self._memo[memo_key] = _Replay(start, body, source, response.span)
+        self._memo[memo_key] = _Replay(target, start, body, source, response.span)
         if len(self._memo) > MAX_REPLAYS:
             self._memo.popitem(last=False)
-
-    def _replay(self, memo_key: _MemoKey) -> tuple[Message, bytes] | None:
-        """The remembered start message and body; None when the body has left the object cache.
-
-        Not a coroutine: the caller sends, so a replay costs one coroutine frame fewer.
-        """
-        replay = self._memo.get(memo_key)
-        if replay is None:
-            return None
-        body = replay.body
-        if replay.source:
-            data = self.cache.get(replay.source)
-            if data is None:
-                return None
-            body = data if replay.span is None else data[replay.span[0] : replay.span[1]]
-        self._memo.move_to_end(memo_key)
-        return replay.start, body
 
     async def _site(self, target: Target) -> Site:
         site = self._sites.get(target.deployment_id)
@@ -212,22 +213,50 @@ class Proxy:
         return site
 
 
-def create_proxy(settings: Settings) -> ASGIApp:
-    """The proxy ASGI app; its lifespan opens the database, storage and Redis it reads."""
-    state: dict[str, Proxy] = {}
+class ProxyApp:
+    """The proxy as an ASGI app: its lifespan opens a `Proxy` (`running`), which serves HTTP.
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    A class rather than a closure so a test can hand it a `Proxy` it opened itself and still
+    go through the very code a server calls.
+    """
+
+    proxy: Proxy
+    """Set by the lifespan, or given; servers send no request before the startup completes."""
+
+    def __init__(self, settings: Settings, proxy: Proxy | None = None) -> None:
+        self.settings = settings
+        if proxy is not None:
+            self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await state["proxy"].handle(scope, send)
+            proxy = self.proxy
+            replayed = proxy.replay(scope)
+            if replayed is None:
+                await proxy.handle(scope, send)
+            else:
+                await send(replayed[0])
+                await send(replayed[1])
         elif kind == "lifespan":
-            await _lifespan(settings, state, receive, send)
+            await self._lifespan(receive, send)
         else:
             # Deployments are static files: refuse a websocket handshake.
             await receive()
             await send({"type": "websocket.close", "code": 1008})
 
-    return app
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()
+        async with running(self.settings) as proxy:
+            self.proxy = proxy
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def create_proxy(settings: Settings) -> ASGIApp:
+    """The proxy ASGI app; its lifespan opens the database, storage and Redis it reads."""
+    return ProxyApp(settings)
 
 
 def create_proxy_from_env() -> ASGIApp:
@@ -251,17 +280,6 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
         yield Proxy(settings, storage_from_settings(settings.storage), lookup)
 
 
-async def _lifespan(
-    settings: Settings, state: dict[str, Proxy], receive: Receive, send: Send
-) -> None:
-    await receive()
-    async with running(settings) as proxy:
-        state["proxy"] = proxy
-        await send({"type": "lifespan.startup.complete"})
-        await receive()
-    await send({"type": "lifespan.shutdown.complete"})
-
-
 def _request(scope: Scope, method: str, key: str, headers: Mapping[bytes, bytes]) -> ProxyRequest:
     # Latin-1 never fails to decode; escaping happens where a value is rendered.
     return ProxyRequest(
@@ -275,38 +293,25 @@ def _request(scope: Scope, method: str, key: str, headers: Mapping[bytes, bytes]
     )
 
 
-def _memo_key(
-    deployment_id: str,
-    method: str,
-    raw_path: bytes,
-    scope: Scope,
-    headers: Mapping[bytes, bytes],
-) -> _MemoKey | None:
-    """Everything `respond` reads from a request, or None when it is too long to remember."""
-    query = bytes(scope.get("query_string", b""))
-    accept_encoding = headers.get(b"accept-encoding", b"")
-    if_none_match = headers.get(b"if-none-match", b"")
-    range_ = headers.get(b"range", b"")
-    if_range = headers.get(b"if-range", b"")
-    size = (
-        len(raw_path)
-        + len(query)
-        + len(accept_encoding)
-        + len(if_none_match)
-        + len(range_)
-        + len(if_range)
-    )
-    if size > MAX_REPLAY_KEY:
-        return None
+def _memo_key(scope: Scope) -> _MemoKey:
+    """Everything that decides an answer: the host, and all that `respond` reads."""
+    found = [b"", b"", b"", b"", b""]
+    slot = _KEY_HEADERS.get
+    # One pass over the raw headers, the last of a repeated one winning: cheaper than
+    # building a dict of them all and then asking it five times.
+    for name, value in scope["headers"]:
+        index = slot(name)
+        if index is not None:
+            found[index] = value
     return (
-        deployment_id,
-        method,
-        raw_path,
-        query,
-        accept_encoding,
-        if_none_match,
-        range_,
-        if_range,
+        found[0],
+        scope["method"],
+        scope.get("raw_path") or scope["path"].encode(),
+        scope.get("query_string", b""),
+        found[1],
+        found[2],
+        found[3],
+        found[4],
     )
 
 

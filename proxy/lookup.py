@@ -158,17 +158,14 @@ class Lookup:
         The proxy's hot path: no coroutine, no lock. `MISSING` when the answer is not cached
         or has expired, or when a version check is due (only `resolve` runs those).
         """
-        if (
-            self.poll_interval is not None
-            and not self._push_active
-            and self._clock() >= self._next_poll
-        ):
+        now = self._clock()
+        if self.poll_interval is not None and not self._push_active and now >= self._next_poll:
             return MISSING
         name = self._name(host)
         if name is None:
             return None
         entry = self._entries.get(name)
-        if entry is None or entry[1] <= self._clock():
+        if entry is None or entry[1] <= now:
             return MISSING
         self._entries.move_to_end(name)
         self._hits += 1
@@ -203,6 +200,11 @@ class Lookup:
         finally:
             del self._loading[name]
         if generation == self._generation:
+            previous = self._entries.get(name)
+            if previous is not None and previous[0] == target:
+                # The same answer again (an expired entry refreshed): keep the object the
+                # proxy's remembered answers were tied to, so they stay good.
+                target = previous[0]
             ttl = (
                 self.pending_ttl if target is not None and target.state in _UNFINISHED else self.ttl
             )

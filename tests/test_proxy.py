@@ -19,7 +19,7 @@ from app.settings import Settings
 from app.storage import Storage, storage_from_settings
 from app.tables import Alias, Deployment, Project, User
 from builder.spec import MANIFEST, output_prefix
-from proxy.asgi import HEALTH_PATH, Proxy, create_proxy, running
+from proxy.asgi import HEALTH_PATH, Proxy, ProxyApp, create_proxy, running
 
 DEPLOYMENT = "0f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
 OTHER = "1f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
@@ -103,12 +103,9 @@ class Served:
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
-
-        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-            await proxy.handle(scope, send)
-
+        self.app = ProxyApp(proxy.settings, proxy)
         self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://web.localhost:8080"
+            transport=httpx.ASGITransport(app=self.app), base_url="http://web.localhost:8080"
         )
 
     async def get(self, path: str, host: str = "web.localhost:8080", **headers: str) -> Any:
@@ -332,8 +329,11 @@ async def test_a_request_without_a_host_is_a_404(served: Served) -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(dict(message))
 
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
     scope = {"type": "http", "method": "GET", "path": "/", "raw_path": b"/", "headers": []}
-    await served.proxy.handle(scope, send)
+    await served.app(scope, receive, send)
 
     assert sent[0]["status"] == 404
     assert b"this address" in sent[1]["body"]

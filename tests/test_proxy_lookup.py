@@ -179,6 +179,29 @@ async def test_peek_answers_only_from_the_cache(world: World) -> None:
     assert len(world.queries) == queries + 1, "peeking never queries"
 
 
+async def test_a_refreshed_entry_keeps_its_object_while_the_answer_is_the_same(
+    world: World,
+) -> None:
+    """The proxy ties remembered answers to the `Target` object: a refresh must not orphan them."""
+    first = await world.deployment()
+    await point_alias("shop", world.project_id, first)
+    clock = FakeClock()
+    lookup = Lookup(ROOT, ttl=30, poll_interval=None, clock=clock)
+    target = await lookup.resolve("shop.example.test")
+
+    clock.now += 31
+    refreshed = await lookup.resolve("shop.example.test")
+    second = await world.deployment()
+    await point_alias("shop", world.project_id, second)
+    clock.now += 31
+    moved = await lookup.resolve("shop.example.test")
+
+    assert refreshed is target
+    assert moved is not None
+    assert moved.deployment_id == second
+    assert lookup.peek("shop.example.test") is moved
+
+
 async def test_parsed_host_names_are_bounded(world: World) -> None:
     lookup = Lookup(ROOT, poll_interval=None, max_entries=2)
     for host in ("a.example.test", "b.example.test", "c.example.test"):

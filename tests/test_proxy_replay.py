@@ -174,3 +174,36 @@ async def test_the_replay_follows_a_moved_alias(rich: Served) -> None:
     rich.proxy.lookup.invalidate(["web"])
 
     assert (await send(rich, "GET", "/", {}))[2] == b"<h1>Other</h1>"
+
+
+async def test_remembered_answers_outlive_the_alias_cache_refresh(
+    rich: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = Counting(monkeypatch)
+    await send(rich, "GET", "/", {})
+    await send(rich, "GET", "/about", {})
+    lookup = rich.proxy.lookup
+    now = lookup._clock()
+    lookup._clock = lambda: now + lookup.ttl + 1  # every alias entry has expired
+
+    await send(rich, "GET", "/", {})  # expired: decided again, the alias looked up again
+    about = await send(rich, "GET", "/about", {})
+
+    assert counting.calls == 3, "/about was replayed after the refresh, not decided again"
+    assert about[2] == FILES["about.html"][0]
+
+
+async def test_a_replay_is_only_for_the_host_it_was_decided_for(rich: Served) -> None:
+    from app.tables import Alias
+    from tests.test_proxy import OTHER, _now
+
+    web = await Alias.select(Alias.project).where(Alias.hostname == "web").first()
+    assert web is not None
+    await Alias.insert(
+        Alias(hostname="other", project=web["project"], deployment=OTHER, updated_at=_now())
+    )
+    await send(rich, "GET", "/", {})
+
+    other = await rich.http.get("/", headers={"host": "other.localhost", "accept-encoding": ""})
+
+    assert other.content == b"<h1>Other</h1>"
