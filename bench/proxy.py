@@ -1,12 +1,12 @@
 """Benchmark the proxy against nginx on a directory and against a naive S3 pass-through.
 
-    .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--seed 1] [--rounds 3]
+    .venv/bin/python bench/proxy.py [--duration 6] [--connections 32] [--seed 1] [--rounds 5]
                                     [--servers uvicorn,granian]
 
 Needs `nginx` and `wrk` (Debian: `apt-get install -y nginx wrk`). Seeds one deployment, as the
 builder and the API would leave it (a user, a project, a ready deployment behind the alias
 `web`, its files and manifest in storage), with a 2 KB `index.html` and a 150 KB compressible
-`assets/app-<hash>.js`, then measures each file with `wrk -t2 -c32 -d10s --latency`, one
+`assets/app-<hash>.js`, then measures each file with `wrk -t2 -c32 -d6s --latency`, one
 server at a time, all on 127.0.0.1:
   (a) nginx, one worker, serving the deployment's directory (`try_files`);
   (b) the proxy on local storage (`file://`);
@@ -16,8 +16,11 @@ server at a time, all on 127.0.0.1:
 one worker each like nginx; the server `scalemesh serve proxy` uses is started through that
 command, the others directly with the same app factory. The targets are checked on the rows
 of the server `scalemesh serve proxy` uses; the others are there to compare.
-Every server is measured `--rounds` times, the rounds interleaved, and the medians of req/s
-and p99 are reported, so a burst of other work on the machine does not decide a comparison.
+All servers start first and stay up (idle but for their own turn); each of `--rounds` rounds
+measures a file on every server back to back, then the next file. The table shows each
+server's median req/s and p99; a ratio is the median of the rounds' own ratios, each from
+runs seconds apart, so a burst of other work on the machine does not decide a comparison.
+Each round's ratios are printed too, to show the spread.
 Requests carry `Host: web.localhost` and no Accept-Encoding, so identity bytes are compared.
 Prints req/s and p99 per server and file, the ratios b/a and c/d, and PASS/FAIL against the
 targets; exits 1 when a target fails, 2 when a tool is missing.
@@ -348,6 +351,8 @@ class Result:
     p99_ms: float
     errors: int
     """Socket errors plus non-2xx/3xx answers wrk saw."""
+    round: int = 0
+    """Which round measured it (0 in the table's medians)."""
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -379,34 +384,44 @@ def wrk(port: int, path: str, seconds: int, connections: int) -> tuple[float, fl
     return float(rate.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)], errors
 
 
-def measure(
+def url_path(path: str) -> str:
+    return "/" if path == INDEX else f"/{path}"
+
+
+def check_and_warm(
     server: str, port: int, files: Mapping[str, bytes], args: argparse.Namespace
-) -> list[Result]:
-    results = []
+) -> None:
+    """Refuse a server that does not answer each file's own bytes; then warm it up."""
     for path, body in files.items():
-        url_path = "/" if path == INDEX else f"/{path}"
-        status, headers, got = fetch(port, url_path)
+        status, headers, got = fetch(port, url_path(path))
         if (
             status != 200
             or got != body
             or headers.get("content-encoding", "identity") != "identity"
         ):
-            raise RuntimeError(f"{server} answered {status} for {url_path}, not the file's bytes")
+            raise RuntimeError(
+                f"{server} answered {status} for {url_path(path)}, not the file's bytes"
+            )
         for _ in range(WARM_REQUESTS):
-            fetch(port, url_path)
-        wrk(port, url_path, WARM_SECONDS, args.connections)
-        rate, p99, errors = wrk(port, url_path, args.duration, args.connections)
-        label = f"{path} ({len(body) // 1024} KB)"
-        results.append(Result(server, label, rate, p99, errors))
-        print(f"  {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
-    return results
+            fetch(port, url_path(path))
+        wrk(port, url_path(path), WARM_SECONDS, args.connections)
+
+
+def measure_once(
+    server: str, port: int, path: str, body: bytes, number: int, args: argparse.Namespace
+) -> Result:
+    rate, p99, errors = wrk(port, url_path(path), args.duration, args.connections)
+    label = f"{path} ({len(body) // 1024} KB)"
+    print(f"  {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
+    return Result(server, label, rate, p99, errors, number)
 
 
 # --- the table ------------------------------------------------------------------------------
 
 
-def print_table(results: list[Result], args: argparse.Namespace) -> bool:
+def print_table(rounds: list[Result], args: argparse.Namespace) -> bool:
     """Print the results, ratios and targets; True when every target passes."""
+    results = median_rounds(rounds)
     print(
         f"\nwrk -t2 -c{args.connections} -d{args.duration}s --latency, "
         f"{os.cpu_count()} CPUs, all on 127.0.0.1, median of {args.rounds} round(s)\n"
@@ -422,10 +437,20 @@ def print_table(results: list[Result], args: argparse.Namespace) -> bool:
 
     # Keyed by (a)…(d) plus the server name after the comma, e.g. ("(b)", "granian").
     by = {(row.server[:3], row.server.rpartition(", ")[2], row.file): row for row in results}
+    named = {(row.server[:3], row.server.rpartition(", ")[2]): row.server for row in results}
     nginx = results[0].server.rpartition(", ")[2]
     naive = results[-1].server.rpartition(", ")[2]
-    small, large = [row.file for row in results[:2]]
+    small, large = dict.fromkeys(row.file for row in results)
+    spreads: list[str] = []
     ok = True
+
+    def ratio(top: tuple[str, str], bottom: tuple[str, str], file: str) -> float:
+        """The median of the rounds' ratios: each pair measured back to back in one round."""
+        ratios = round_ratios(rounds, named[top], named[bottom], file)
+        spreads.append(
+            f"{top[0][1]}/{bottom[0][1]}, {top[1]}, {file}: " + " ".join(f"{r:.2f}" for r in ratios)
+        )
+        return statistics.median(ratios)
 
     def check(name: str, value: float, passed: bool, goal: str, *, counts: bool) -> None:
         nonlocal ok
@@ -444,13 +469,13 @@ def print_table(results: list[Result], args: argparse.Namespace) -> bool:
     for server in args.servers:
         counts = server == PROXY_SERVER
         for file, goal in ((small, LOCAL_VS_NGINX_SMALL), (large, LOCAL_VS_NGINX_LARGE)):
-            ratio = by["(b)", server, file].requests_per_s / by["(a)", nginx, file].requests_per_s
-            check(f"b/a req/s, {server}, {file}", ratio, ratio >= goal, f">= {goal}", counts=counts)
+            value = ratio(("(b)", server), ("(a)", nginx), file)
+            check(f"b/a req/s, {server}, {file}", value, value >= goal, f">= {goal}", counts=counts)
         for file in (small, large):
-            ratio = by["(c)", server, file].requests_per_s / by["(d)", naive, file].requests_per_s
+            value = ratio(("(c)", server), ("(d)", naive), file)
             goal_text = f">= {CACHED_VS_NAIVE:g}"
-            passed = ratio >= CACHED_VS_NAIVE
-            check(f"c/d req/s, {server}, {file}", ratio, passed, goal_text, counts=counts)
+            passed = value >= CACHED_VS_NAIVE
+            check(f"c/d req/s, {server}, {file}", value, passed, goal_text, counts=counts)
         for file in (small, large):
             p99 = by["(b)", server, file].p99_ms
             goal_text = f"< {P99_LIMIT_MS:g}"
@@ -461,6 +486,9 @@ def print_table(results: list[Result], args: argparse.Namespace) -> bool:
                 goal_text,
                 counts=counts,
             )
+    print("\nRatios are medians of the rounds' own ratios; each round's, in order:")
+    for line in spreads:
+        print(f"  {line}")
     print(f"\n`scalemesh serve proxy` runs {PROXY_SERVER}; its rows decide PASS/FAIL.")
     errors = sum(row.errors for row in results)
     if errors:
@@ -486,6 +514,13 @@ def _with_port(argv: list[str], port: int) -> list[str]:
         return argv  # nginx: the port is in its config
     at = argv.index("--port") + 1
     return [*argv[:at], str(port), *argv[at + 1 :]]
+
+
+def round_ratios(rounds: list[Result], top: str, bottom: str, file: str) -> list[float]:
+    """`top`'s req/s over `bottom`'s for `file`, one ratio per round, in round order."""
+    rate = {(row.server, row.file, row.round): row.requests_per_s for row in rounds}
+    numbers = sorted({row.round for row in rounds})
+    return [rate[top, file, number] / rate[bottom, file, number] for number in numbers]
 
 
 def median_rounds(rounds: list[Result]) -> list[Result]:
@@ -540,13 +575,13 @@ def find_tools() -> tuple[str, str] | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="measure every server this many times, interleaved, and report the median "
         "(%(default)s)",
     )
@@ -647,18 +682,24 @@ def main() -> int:
             ),
             ("(d) naive boto3 pass-through", naive_argv, naive_env, "/"),
         ]
+        # Every server runs for the whole benchmark (an idle one costs nothing), so a round
+        # measures one file on each server back to back, seconds apart: the ratios compare
+        # runs that met the same machine, which a busy neighbour would otherwise decide.
+        ports: dict[str, int] = {}
+        for name, argv, env, ready in plan:
+            port = nginx_port if argv is nginx_argv else free_port()
+            running.start(name, _with_port(argv, port), env)
+            running.wait_http(name, port, ready)
+            check_and_warm(name, port, files, args)
+            ports[name] = port
         rounds: list[Result] = []
         for number in range(1, args.rounds + 1):
-            print(f"round {number}/{args.rounds} (each server alone, one at a time):", flush=True)
-            for name, argv, env, ready in plan:
-                port = nginx_port if argv is nginx_argv else free_port()
-                running.start("server", _with_port(argv, port), env)
-                running.wait_http("server", port, ready)
-                rounds += measure(name, port, files, args)
-                running.stop("server")
-        results = median_rounds(rounds)
+            print(f"round {number}/{args.rounds} (one server at a time, the others idle):")
+            for path, body in files.items():
+                for name, port in ports.items():
+                    rounds.append(measure_once(name, port, path, body, number, args))
 
-    return 0 if print_table(results, args) else 1
+    return 0 if print_table(rounds, args) else 1
 
 
 if __name__ == "__main__":
