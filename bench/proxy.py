@@ -1,12 +1,12 @@
 """Benchmark the proxy against nginx on a directory and against a naive S3 pass-through.
 
-    .venv/bin/python bench/proxy.py [--duration 6] [--connections 32] [--seed 1] [--rounds 5]
+    .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--seed 1] [--rounds 5]
                                     [--servers uvicorn,granian]
 
 Needs `nginx` and `wrk` (Debian: `apt-get install -y nginx wrk`). Seeds one deployment, as the
 builder and the API would leave it (a user, a project, a ready deployment behind the alias
 `web`, its files and manifest in storage), with a 2 KB `index.html` and a 150 KB compressible
-`assets/app-<hash>.js`, then measures each file with `wrk -t2 -c32 -d6s --latency`, one
+`assets/app-<hash>.js`, then measures each file with `wrk -t2 -c32 -d10s --latency`, one
 server at a time, all on 127.0.0.1:
   (a) nginx, one worker, serving the deployment's directory (`try_files`);
   (b) the proxy on local storage (`file://`);
@@ -575,7 +575,7 @@ def find_tools() -> tuple[str, str] | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
