@@ -13,7 +13,7 @@ import html
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,10 +124,8 @@ class Proxy:
 
     async def handle(self, scope: Scope, send: Send) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
-        # Last one wins for a repeated header, as in `_memo_key`.
-        headers: dict[bytes, bytes] = dict(scope["headers"])
-        method: str = scope["method"]
         memo_key = _memo_key(scope)
+        method = memo_key[1]
         host = memo_key[0].decode("latin-1")
         raw_path = memo_key[2]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
@@ -152,7 +150,7 @@ class Proxy:
             return
         try:
             site = await self._site(target)
-            response = await respond(_request(scope, method, key, headers), site)
+            response = await respond(_request(key, memo_key), site)
         except (ObjectNotFound, StorageError) as exc:
             log.error(
                 "storage read failed",
@@ -280,16 +278,18 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
         yield Proxy(settings, storage_from_settings(settings.storage), lookup)
 
 
-def _request(scope: Scope, method: str, key: str, headers: Mapping[bytes, bytes]) -> ProxyRequest:
+def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
+    """What `respond` reads, from the very values the answer will be remembered under."""
+    _, method, _, query, accept_encoding, if_none_match, range_, if_range = memo_key
     # Latin-1 never fails to decode; escaping happens where a value is rendered.
     return ProxyRequest(
         method=method,
         key=key,
-        query=bytes(scope.get("query_string", b"")).decode("latin-1"),
-        accept_encoding=headers.get(b"accept-encoding", b"").decode("latin-1"),
-        if_none_match=headers.get(b"if-none-match", b"").decode("latin-1"),
-        range=headers.get(b"range", b"").decode("latin-1"),
-        if_range=headers.get(b"if-range", b"").decode("latin-1"),
+        query=query.decode("latin-1"),
+        accept_encoding=accept_encoding.decode("latin-1"),
+        if_none_match=if_none_match.decode("latin-1"),
+        range=range_.decode("latin-1"),
+        if_range=if_range.decode("latin-1"),
     )
 
 
