@@ -257,13 +257,6 @@ class Processes:
         lines = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
         return "\n".join(lines[-20:])
 
-    def stop(self, name: str) -> None:
-        for index, (started, process) in enumerate(self.running):
-            if started == name:
-                del self.running[index]
-                _stop(process)
-                return
-
     def stop_all(self) -> None:
         while self.running:
             _, process = self.running.pop()

@@ -48,7 +48,7 @@ MAX_REPLAY_KEY = 1024
 _MemoKey = tuple[bytes, str, bytes, bytes, bytes, bytes, bytes, bytes]
 """Host, method, raw path, query, Accept-Encoding, If-None-Match, Range, If-Range."""
 _KEY_HEADERS = {b"host": 0, b"accept-encoding": 1, b"if-none-match": 2, b"range": 3, b"if-range": 4}
-"""Where each request header `_memo_key` reads goes in `found` (ASGI names are lower-case)."""
+"""Where each request header `memo_key_of` reads goes in `found` (ASGI names are lower-case)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +101,12 @@ class Proxy:
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
 
-    def replay(self, scope: Scope) -> tuple[Message, Message] | None:
+    def replay(self, memo_key: _MemoKey) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
 
         Not a coroutine, and the app sends what it returns: the hot path of a busy site
         costs no coroutine of its own.
         """
-        memo_key = _memo_key(scope)
         replay = self._memo.get(memo_key)
         # The alias lookup runs on every request, so a moved alias is honoured at once: a
         # remembered answer is only good while the host still names the same `Target`.
@@ -122,9 +121,8 @@ class Proxy:
             body = body[replay.span[0] : replay.span[1]]
         return replay.start, {"type": "http.response.body", "body": body}
 
-    async def handle(self, scope: Scope, send: Send) -> None:
+    async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
-        memo_key = _memo_key(scope)
         method = memo_key[1]
         host = memo_key[0].decode("latin-1")
         raw_path = memo_key[2]
@@ -230,9 +228,10 @@ class ProxyApp:
         kind = scope["type"]
         if kind == "http":
             proxy = self.proxy
-            replayed = proxy.replay(scope)
+            memo_key = memo_key_of(scope)
+            replayed = proxy.replay(memo_key)
             if replayed is None:
-                await proxy.handle(scope, send)
+                await proxy.handle(scope, send, memo_key)
             else:
                 await send(replayed[0])
                 await send(replayed[1])
@@ -293,7 +292,7 @@ def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
     )
 
 
-def _memo_key(scope: Scope) -> _MemoKey:
+def memo_key_of(scope: Scope) -> _MemoKey:
     """Everything that decides an answer: the host, and all that `respond` reads."""
     found = [b"", b"", b"", b"", b""]
     slot = _KEY_HEADERS.get
