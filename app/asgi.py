@@ -1,4 +1,9 @@
-"""Build the API application from settings; its lifespan owns every client it uses."""
+"""The composition root: build the API from settings; its lifespan owns every client it uses.
+
+Here, and only here, the adapters are chosen from the settings (`runner_from_settings`,
+`github_from_settings`, `log_bus_from_settings`) and the services are built and handed to the
+routes through dependencies. The CLI builds the same services directly.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,45 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from litestar import Litestar
 from litestar.di import Provide
 from redis.asyncio import Redis
 
-from app import (
-    aliases,
-    database,
-    deployments,
-    handlers,
-    health,
-    logstream,
-    projects,
-    users,
-    web,
-    webhooks,
-)
+from app import aliases, database, health, logstream
 from app.aliases import AliasAnnouncer
-from app.database import AnyEngine
-from app.deployments import Pipeline
-from app.envvars import Sealer
-from app.errors import EXCEPTION_HANDLERS, refuse_nul_characters
-from app.github.api import GitHubApi, github_from_settings
-from app.github.report import Reporter
+from app.deployments import handlers as deployment_events
+from app.deployments.routes import DeploymentController
+from app.deployments.service import DeploymentService
+from app.deployments.views import DeploymentViews
+from app.github.api import GitHubApi
+from app.github.routing import Router
+from app.handler_context import HandlerContext
 from app.health import HealthChecks
-from app.logs import LogBus, log_bus_from_settings
-from app.openapi import StrictStructSchemaPlugin, openapi_config
+from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
+from app.http.openapi import StrictStructSchemaPlugin, openapi_config
+from app.installations import handlers as installation_events
+from app.logs.bus import LogBus, MemoryLogBus
+from app.logs.redis_bus import RedisLogBus
+from app.projects.envvars import Sealer
+from app.projects.routes import ProjectController
+from app.projects.service import ProjectService
 from app.reconcile import Reconciler
 from app.refs import GitRefResolver, RefResolver
-from app.runners import BuildRunner, runner_from_settings
-from app.settings import Settings
+from app.reporting.reporter import Reporter
+from app.runners.api import BuildRunner, RunnerError
+from app.settings import Runner, Settings
 from app.storage import Storage, storage_from_settings
+from app.users.routes import UserController
+from app.users.service import UserService
+from app.web import pages
+from app.web.routes import ROUTES as PAGES
+from app.webhooks import edge
+from app.webhooks.worker import DeliveryWorker
+
+if TYPE_CHECKING:
+    from app.runners.ecs import EcsClient
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "0.1.0"
@@ -45,6 +57,56 @@ VERSION = "0.1.0"
 
 class NotMigrated(RuntimeError):
     """The database schema is behind the code."""
+
+
+def webhook_router() -> Router[HandlerContext]:
+    """Every feature's webhook handlers, composed."""
+    return Router(installation_events.router, deployment_events.router)
+
+
+def runner_from_settings(
+    settings: Settings, bus: LogBus, ecs_client: EcsClient | None = None
+) -> BuildRunner:
+    """The runner `SCALEMESH_RUNNER` names; a boto3 ECS client is made unless one is given."""
+    from app.runners.ecs import EcsRunner
+    from app.runners.local import LocalRunner
+
+    if settings.runner is Runner.LOCAL:
+        return LocalRunner(bus, settings.runner_env, settings.data_dir / "builds")
+    if settings.ecs is None:
+        raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")
+    if settings.redis_url is None:
+        raise RunnerError(
+            "SCALEMESH_RUNNER=ecs needs SCALEMESH_REDIS_URL: ECS builds write their log to Redis"
+        )
+    owns_client = ecs_client is None
+    if ecs_client is None:
+        import boto3
+        from botocore.config import Config
+
+        # Bounded timeouts: a hung ECS call must not hold a worker thread for ever.
+        config = Config(connect_timeout=10, read_timeout=30, retries={"mode": "standard"})
+        ecs_client = boto3.client("ecs", config=config)
+    return EcsRunner(ecs_client, settings.ecs, settings.redis_url.reveal(), owns_client=owns_client)
+
+
+def github_from_settings(settings: Settings) -> GitHubApi | None:
+    """The githubkit client when settings.github is set, else None (GitHub features off)."""
+    if settings.github is None:
+        return None
+    # Imported here: githubkit takes most of a second to import, which every CLI command and
+    # every process without the App would pay.
+    from app.github.client import GitHubAppClient
+
+    return GitHubAppClient(settings.github, settings.github_api_url)
+
+
+def log_bus_from_settings(redis: Redis | None) -> LogBus:
+    """Redis streams when the app has a Redis client (`SCALEMESH_REDIS_URL`), else memory.
+
+    The lifespan owns and closes that client; the bus only borrows it.
+    """
+    return RedisLogBus(redis) if redis is not None else MemoryLogBus()
 
 
 @dataclass
@@ -57,7 +119,9 @@ class Services:
     reconciler: Reconciler | None = None
     github: GitHubApi | None = None
     reporter: Reporter | None = None
-    deliveries: webhooks.DeliveryWorker | None = None
+    deliveries: DeliveryWorker | None = None
+    deployments: DeploymentService | None = None
+    projects: ProjectService | None = None
 
 
 def create_app(
@@ -76,6 +140,8 @@ def create_app(
     storage = storage_from_settings(settings.storage)
     sealer = Sealer(settings.secret_key)
     resolver = ref_resolver or GitRefResolver()
+    users = UserService(settings)
+    views = DeploymentViews(settings)
     services = Services()
 
     @contextlib.asynccontextmanager
@@ -91,8 +157,8 @@ def create_app(
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
-            services.announce = aliases.announcer(redis)
-            services.bus = bus = log_bus_from_settings(settings, redis)
+            services.announce = announce = aliases.announcer(redis)
+            services.bus = bus = log_bus_from_settings(redis)
             stack.push_async_callback(bus.aclose)
             services.runner = build_runner = runner or runner_from_settings(settings, bus)
             stack.push_async_callback(build_runner.aclose)
@@ -101,17 +167,14 @@ def create_app(
                 stack.push_async_callback(services.github.aclose)
                 services.reporter = Reporter(settings, services.github)
             services.reconciler = reconciler = Reconciler(
-                settings,
-                engine,
-                storage,
-                bus,
-                build_runner,
-                sealer,
-                services.announce,
-                services.github,
+                settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
-            services.deliveries = deliveries = webhooks.DeliveryWorker(
-                handlers.Context(settings, engine, reconciler, services.announce)
+            services.projects = ProjectService(settings, engine, sealer, storage, announce)
+            services.deployments = DeploymentService(
+                engine, views, resolver, reconciler, announce, bus, storage
+            )
+            services.deliveries = deliveries = DeliveryWorker(
+                HandlerContext(settings, engine, reconciler, announce), webhook_router()
             )
             app.state.services = services
             if reconcile:
@@ -131,39 +194,39 @@ def create_app(
             "log_bus": services.bus.ping,
         }
 
+    def provide(value: object) -> Provide:
+        return Provide(lambda: value, sync_to_thread=False)
+
     return Litestar(
         route_handlers=[
             *health.ROUTES,
-            *users.ROUTES,
-            *projects.ROUTES,
-            *deployments.ROUTES,
+            UserController,
+            ProjectController,
+            DeploymentController,
             *logstream.ROUTES,
-            *web.ROUTES,
-            *webhooks.ROUTES,
+            *PAGES,
+            *edge.ROUTES,
         ],
-        middleware=[web.BrowserPages],
+        middleware=[pages.BrowserPages],
         lifespan=[lifespan],
         dependencies={
-            "settings": Provide(lambda: settings, sync_to_thread=False),
-            "engine": Provide(lambda: engine, sync_to_thread=False),
-            "sealer": Provide(lambda: sealer, sync_to_thread=False),
-            "storage": Provide(lambda: storage, sync_to_thread=False),
-            "ref_resolver": Provide(lambda: resolver, sync_to_thread=False),
+            "settings": provide(settings),
+            "storage": provide(storage),
+            "users": provide(users),
             "log_bus": Provide(lambda: services.bus, sync_to_thread=False),
-            "pipeline": Provide(lambda: services.reconciler, sync_to_thread=False),
-            "announce_aliases": Provide(lambda: services.announce, sync_to_thread=False),
+            "projects": Provide(lambda: services.projects, sync_to_thread=False),
+            "deployments": Provide(lambda: services.deployments, sync_to_thread=False),
             "deliveries": Provide(lambda: services.deliveries, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
             Settings,
-            AnyEngine,
-            Sealer,
             Storage,
             LogBus,
-            RefResolver,
-            Pipeline,
-            webhooks.DeliveryWorker,
+            UserService,
+            ProjectService,
+            DeploymentService,
+            DeliveryWorker,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,

@@ -23,9 +23,9 @@ from granian.log import LogLevels
 
 from app import client, database, logconfig
 from app.asgi import NotMigrated, create_app
-from app.errors import ApiError
+from app.errors import UserError
 from app.settings import VARIABLES, Settings, SettingsError
-from app.users import create_user, normalise_email
+from app.users.service import UserService, normalise_email
 from proxy.asgi import create_proxy
 
 API_PORT = 8000
@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         CommandError,
         NotMigrated,
         database.MigrationError,
-        ApiError,
+        UserError,
         client.ClientError,
     ) as exc:
         return _fail(str(exc))
@@ -284,7 +284,7 @@ def _user_create(args: argparse.Namespace) -> int:
     # Check the email before asking for a password the command would then throw away.
     email = normalise_email(args.email)
     password = _password_from_stdin() if args.password_stdin else _password_from_prompt()
-    user = _run(create_user(email, password))
+    user = _run(UserService(settings).create(email, password))
     print(f"created user {user.id} {user.email}")
     return 0
 

@@ -28,7 +28,8 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from app.logs import LogEvent, render_text
+from app.logs.text import render_text
+from builder.events import LogEvent
 from builder.spec import STEPS
 
 DEFAULT_API = "http://localhost:8000"

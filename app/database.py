@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.apps.migrations.tables import Migration
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -179,3 +180,8 @@ def is_unique_violation(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
         return True
     return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+def same_name(column: str, full_name: str) -> WhereRaw:
+    """`column` names the repository `owner/name`: GitHub names are case-insensitive."""
+    return WhereRaw(f"lower({column}) = {{}}", full_name.lower())

@@ -1,172 +1,153 @@
-"""Every error the API can answer with, and the one place they become HTTP responses.
+"""The stable error codes, the kind of each, and `UserError`: the domain's one way to refuse.
 
-Each 4xx body is `{"error": "<code>", "detail": "<what to do>"}`. Anything unexpected is logged
-with its traceback and answered with a generic 500 that never shows the traceback.
+Domain code raises `UserError(code, detail)`: a code that never changes and a sentence saying
+what to do. It knows nothing of HTTP or GitHub. `app.http.errors` turns a kind into an HTTP
+answer (`STATUS` below); `app.reporting.messages` turns a deployment's code into what GitHub
+shows. Codes of deployment outcomes are stored in `Deployment.error_code`, so they are never
+renamed (RTD's `BuildUserError` ids are the model).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from types import MappingProxyType
 
-from litestar import MediaType, Request, Response
-from litestar.exceptions import (
-    HTTPException,
-    MethodNotAllowedException,
-    NotAuthorizedException,
-    NotFoundException,
-    PermissionDeniedException,
-    ValidationException,
+
+class ErrorKind(StrEnum):
+    """Who must act, and how; for a request, the value is the API body's `error` field."""
+
+    INVALID = "invalid_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    TOO_MANY_REQUESTS = "too_many_requests"
+    UNAVAILABLE = "unavailable"
+    BUILD = "build"
+    """The repository's own build went wrong: its owner fixes the code or the settings."""
+    PLATFORM = "platform"
+    """Ours (a runner, storage, a restart): logged, and the user is told to retry."""
+    STOPPED = "stopped"
+    """Not built on purpose: cancelled, superseded, refused."""
+
+
+class ErrorCode(StrEnum):
+    """Every stable error code. Stored values: never rename one, only add."""
+
+    # Requests refused.
+    INVALID_REQUEST = "invalid_request"
+    INVALID_NAME = "invalid_name"
+    INVALID_REPO = "invalid_repo"
+    INVALID_BRANCH = "invalid_branch"
+    INVALID_PATH = "invalid_path"
+    INVALID_COMMAND = "invalid_command"
+    INVALID_ENV = "invalid_env"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_PASSWORD = "invalid_password"  # noqa: S105 - an error code, not a password
+    UNKNOWN_REF = "unknown_ref"
+    NUL_CHARACTER = "nul_character"
+    BAD_DELIVERY = "bad_delivery"
+    NOT_SIGNED_IN = "not_signed_in"
+    WRONG_CREDENTIALS = "wrong_credentials"
+    BAD_SIGNATURE = "bad_signature"
+    PROJECT_NOT_FOUND = "project_not_found"
+    DEPLOYMENT_NOT_FOUND = "deployment_not_found"
+    SLUG_TAKEN = "slug_taken"
+    EMAIL_TAKEN = "email_taken"
+    NOT_CANCELLABLE = "not_cancellable"
+    NOT_PROMOTABLE = "not_promotable"
+    TOO_MANY_SIGN_INS = "too_many_sign_ins"
+    GITHUB_NOT_CONFIGURED = "github_not_configured"
+    # Why a deployment did not go live (`Deployment.error_code`).
+    BUILD_FAILED = "build_failed"
+    TIMEOUT = "timeout"
+    NO_OUTPUT = "no_output"
+    START_FAILED = "start_failed"
+    ENV_UNOPENABLE = "env_unopenable"
+    CLONE_TOKEN_UNAVAILABLE = "clone_token_unavailable"  # noqa: S105 - an error code
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+    BRANCH_DELETED = "branch_deleted"
+    FORK_REFUSED = "fork_refused"
+
+
+_C, _K = ErrorCode, ErrorKind
+
+KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
+    {
+        _C.INVALID_REQUEST: _K.INVALID,
+        _C.INVALID_NAME: _K.INVALID,
+        _C.INVALID_REPO: _K.INVALID,
+        _C.INVALID_BRANCH: _K.INVALID,
+        _C.INVALID_PATH: _K.INVALID,
+        _C.INVALID_COMMAND: _K.INVALID,
+        _C.INVALID_ENV: _K.INVALID,
+        _C.INVALID_EMAIL: _K.INVALID,
+        _C.INVALID_PASSWORD: _K.INVALID,
+        _C.UNKNOWN_REF: _K.INVALID,
+        _C.NUL_CHARACTER: _K.INVALID,
+        _C.BAD_DELIVERY: _K.INVALID,
+        _C.NOT_SIGNED_IN: _K.UNAUTHORIZED,
+        _C.WRONG_CREDENTIALS: _K.UNAUTHORIZED,
+        _C.BAD_SIGNATURE: _K.UNAUTHORIZED,
+        _C.PROJECT_NOT_FOUND: _K.NOT_FOUND,
+        _C.DEPLOYMENT_NOT_FOUND: _K.NOT_FOUND,
+        _C.SLUG_TAKEN: _K.CONFLICT,
+        _C.EMAIL_TAKEN: _K.CONFLICT,
+        _C.NOT_CANCELLABLE: _K.CONFLICT,
+        _C.NOT_PROMOTABLE: _K.CONFLICT,
+        _C.TOO_MANY_SIGN_INS: _K.TOO_MANY_REQUESTS,
+        _C.GITHUB_NOT_CONFIGURED: _K.UNAVAILABLE,
+        _C.BUILD_FAILED: _K.BUILD,
+        _C.TIMEOUT: _K.BUILD,
+        _C.NO_OUTPUT: _K.PLATFORM,
+        _C.START_FAILED: _K.PLATFORM,
+        _C.ENV_UNOPENABLE: _K.PLATFORM,
+        _C.CLONE_TOKEN_UNAVAILABLE: _K.PLATFORM,
+        _C.INTERRUPTED: _K.PLATFORM,
+        _C.CANCELLED: _K.STOPPED,
+        _C.SUPERSEDED: _K.STOPPED,
+        _C.BRANCH_DELETED: _K.STOPPED,
+        _C.FORK_REFUSED: _K.STOPPED,
+    }
 )
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap
+"""The kind of every code."""
 
-log = logging.getLogger(__name__)
+STATUS: Mapping[ErrorKind, int] = MappingProxyType(
+    {
+        _K.INVALID: 400,
+        _K.UNAUTHORIZED: 401,
+        _K.FORBIDDEN: 403,
+        _K.NOT_FOUND: 404,
+        _K.CONFLICT: 409,
+        _K.TOO_MANY_REQUESTS: 429,
+        _K.UNAVAILABLE: 503,
+        # Deployment outcomes are not answers to a request; were one raised, these fit.
+        _K.BUILD: 422,
+        _K.PLATFORM: 503,
+        _K.STOPPED: 409,
+    }
+)
+"""The HTTP status of every kind: the one mapping from the domain to HTTP."""
+
+DEPLOYMENT_CODES = frozenset(
+    code for code, kind in KIND.items() if kind in {_K.BUILD, _K.PLATFORM, _K.STOPPED}
+)
+"""The codes a deployment can end with (`Deployment.error_code`)."""
 
 
-class ApiError(Exception):
-    """An error the caller can act on: a status, a stable code and a sentence saying what to do."""
+class UserError(Exception):
+    """A refusal the caller can act on: a stable code and a sentence saying what to do."""
 
-    status_code = 400
-    code = "invalid_request"
-
-    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(self, code: ErrorCode, detail: str, *, retry_after: int | None = None) -> None:
         super().__init__(detail)
+        self.code = code
         self.detail = detail
-        self.headers = dict(headers or {})
+        self.retry_after = retry_after
+        """Seconds until trying again can succeed, when that is known (throttling)."""
 
-
-class InvalidRequest(ApiError):
-    status_code = 400
-    code = "invalid_request"
-
-
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "unauthorized"
-
-
-class NotFound(ApiError):
-    status_code = 404
-    code = "not_found"
-
-
-class Conflict(ApiError):
-    status_code = 409
-    code = "conflict"
-
-
-class TooManyRequests(ApiError):
-    status_code = 429
-    code = "too_many_requests"
-
-
-class ServiceUnavailable(ApiError):
-    status_code = 503
-    code = "unavailable"
-
-
-def error_response(
-    status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None
-) -> Response[dict[str, str]]:
-    return Response(
-        {"error": code, "detail": detail},
-        status_code=status_code,
-        media_type=MediaType.JSON,
-        headers=dict(headers or {}),
-    )
-
-
-def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[dict[str, str]]:
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
-
-
-def _validation_error(
-    request: Request[Any, Any, Any], exc: ValidationException
-) -> Response[dict[str, str]]:
-    return error_response(400, "invalid_request", _explain_validation(exc))
-
-
-def _explain_validation(exc: ValidationException) -> str:
-    """Turn Litestar's list of problems into one sentence naming each field."""
-    problems: list[str] = []
-    for item in exc.extra if isinstance(exc.extra, list) else []:
-        message = str(item.get("message", "")).strip() if isinstance(item, dict) else ""
-        if not message:
-            continue
-        if message == "'data'":  # Litestar's KeyError text when there is no body at all
-            problems.append("The request body is empty; send a JSON object.")
-            continue
-        key = str(item.get("key") or "")
-        source = item.get("source")
-        if source in ("query", "path", "header", "cookie"):
-            problems.append(f"{source} parameter {key!r}: {message}")
-        elif key and key != "data":
-            problems.append(f"{key.removeprefix('data.')}: {message}")
-        else:
-            problems.append(message)
-    return "; ".join(problems) or str(exc.detail) or "The request is not valid."
-
-
-def _http_exception(
-    request: Request[Any, Any, Any], exc: HTTPException
-) -> Response[dict[str, str]]:
-    headers = dict(exc.headers or {})
-    if isinstance(exc, RequestEntityTooLarge):
-        return error_response(
-            413,
-            "too_large",
-            "The request body is too large (the limit is 1 MiB; 25 MiB for GitHub deliveries).",
-            headers,
-        )
-    if isinstance(exc, NotAuthorizedException):
-        return error_response(401, "unauthorized", "Sign in first (POST /user/login).", headers)
-    if isinstance(exc, PermissionDeniedException):
-        return error_response(403, "forbidden", "You may not do that.", headers)
-    if isinstance(exc, NotFoundException):
-        return error_response(404, "not_found", f"Nothing at {request.url.path}.", headers)
-    if isinstance(exc, MethodNotAllowedException):
-        return error_response(
-            405, "method_not_allowed", f"{request.method} is not allowed here.", headers
-        )
-    if exc.status_code >= 500:
-        log.error(
-            "http exception",
-            extra={"path": request.url.path, "status": exc.status_code, "detail": exc.detail},
-        )
-        return error_response(exc.status_code, "internal", "Something went wrong on our side.")
-    detail = str(exc.detail)  # Litestar fills in the status phrase when none was given
-    if detail.startswith("JSON is malformed"):
-        detail = f"The request body is not valid JSON ({detail})."
-    return error_response(exc.status_code, "invalid_request", detail, headers)
-
-
-async def refuse_nul_characters(request: Request[Any, Any, Any]) -> None:
-    """Refuse NUL characters anywhere in a request, before any handler sees them.
-
-    PostgreSQL cannot store NUL in text, and no name, email or path needs one; refusing them in
-    one place beats a check on every field.
-    """
-    if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
-        raise InvalidRequest("The URL contains a NUL character.")
-    if request.method in ("POST", "PUT", "PATCH") and b"\\u0000" in await request.body():
-        raise InvalidRequest("The request body contains a NUL character (\\u0000).")
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
-    log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
-    return error_response(
-        HTTP_500_INTERNAL_SERVER_ERROR,
-        "internal",
-        "Something went wrong on our side; it has been logged. Try again later.",
-    )
-
-
-EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ApiError: _api_error,
-    ValidationException: _validation_error,
-    HTTPException: _http_exception,
-    Exception: _unexpected,
-}
+    @property
+    def kind(self) -> ErrorKind:
+        return KIND[self.code]

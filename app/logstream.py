@@ -36,11 +36,15 @@ from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from app.auth import SESSION_COOKIE, presented_token, user_for_token
-from app.logs import LogBus, LogEvent, tail_log
+from app.http.auth import SESSION_COOKIE, presented_token
+from app.logs.archive import tail_log
+from app.logs.bus import LogBus
+from app.projects.access import visible_deployments
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
+from app.users.service import UserService
+from builder.events import LogEvent
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +191,7 @@ class _Stream:
                 return
 
 
-async def _send_events(socket: WebSocket[Any, Any, Any], *events: dict[str, Any]) -> None:
+async def _send_events(socket: WebSocket[Any, Any, Any], *events: LogEvent) -> None:
     await socket.send_data(_encode(list(events)))
 
 
@@ -209,7 +213,7 @@ def _from_this_site(socket: WebSocket[Any, Any, Any], settings: Settings) -> boo
 
 
 async def _check_access(
-    socket: WebSocket[Any, Any, Any], settings: Settings, deployment_id: str
+    socket: WebSocket[Any, Any, Any], settings: Settings, users: UserService, deployment_id: str
 ) -> tuple[str, int]:
     """The deployment's canonical id and `since`, or `_Refused`."""
     # `presented_token` reads only headers and cookies, which a websocket has too.
@@ -218,21 +222,17 @@ async def _check_access(
         # Browsers send the cookie along whoever's page opens the socket, and sites deployed
         # here are same-site with the dashboard: only the dashboard's own pages may use it.
         token = None
-    user = await user_for_token(settings, token) if token else None
+    user = await users.user_for_token(token) if token else None
     if user is None:
         raise _Refused(NOT_SIGNED_IN, "Sign in first: send the session cookie or a bearer token.")
     try:
         key = str(uuid.UUID(deployment_id))
     except ValueError:
         raise _Refused(NOT_FOUND, "There is no such deployment.") from None
-    row = await (
-        Deployment.select(Deployment.project.owner)
-        .where(Deployment._meta.primary_key == key)
-        .first()
-    )
-    if row is None:
+    this = Deployment._meta.primary_key == key
+    if not await Deployment.exists().where(this):
         raise _Refused(NOT_FOUND, "There is no such deployment.")
-    if int(row["project.owner"]) != user.id:
+    if not await Deployment.exists().where(this & visible_deployments(user.id)):
         raise _Refused(FORBIDDEN, "This deployment belongs to another account.")
     raw = socket.query_params.get("since", "0")
     if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_SINCE_DIGITS):
@@ -245,12 +245,13 @@ async def follow_log(
     socket: WebSocket[Any, Any, Any],
     deployment_id: FromPath[str],
     settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
     log_bus: NamedDependency[LogBus],
     storage: NamedDependency[Storage],
 ) -> None:
     """Every log event after `since`, then live ones, then the result; then close 1000."""
     try:
-        key, since = await _check_access(socket, settings, deployment_id)
+        key, since = await _check_access(socket, settings, users, deployment_id)
     except _Refused as refused:
         # Accepted only to be closed: a handshake refused outright reaches browsers as a bare
         # 1006, without the code that tells the viewer what to do.

@@ -13,18 +13,26 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from app import aliases, deployments, envvars, hostnames, installations
+from app import aliases, hostnames
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
-from app.envvars import Sealer, SealError
+from app.deployments.lifecycle import FINAL_STATES, DeploymentState
+from app.deployments.publish import publish
+from app.deployments.records import BuildSource, Ending, RunningBuild
+from app.deployments.transitions import move
+from app.errors import ErrorCode
 from app.github.api import GitHubApi, GitHubError
-from app.logs import LogBus, LogEvent, archive
-from app.runners import BuildRunner, RunnerError, RunStatus
+from app.installations.service import covered
+from app.logs.archive import archive
+from app.logs.bus import LogBus
+from app.projects import envvars
+from app.projects.envvars import Sealer, SealError
+from app.runners.api import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
 from app.storage import Storage, StorageError
-from app.tables import FINAL_STATES, Deployment, DeploymentState
+from app.tables import Deployment
+from builder.events import LogEvent
 from builder.spec import MANIFEST, BuildSpec, output_prefix
 
 log = logging.getLogger(__name__)
@@ -90,17 +98,16 @@ class Reconciler:
         slots = self.settings.max_concurrent_builds - building
         if slots <= 0:
             return
-        rows = await (
+        queued: list[object] = await (
             Deployment.select(Deployment._meta.primary_key)
             .where(Deployment.state == S.QUEUED)
             .order_by(Deployment.created_at)
             .limit(slots)
+            .output(as_list=True)
         )
-        for row in rows:
-            deployment_id = str(row["id"])
-            if await deployments.move(
-                deployment_id, [S.QUEUED], S.BUILDING, started_at=datetime.now(UTC)
-            ):
+        for key in queued:
+            deployment_id = str(key)
+            if await move(deployment_id, [S.QUEUED], S.BUILDING, started_at=datetime.now(UTC)):
                 await self._start(deployment_id)
 
     async def _start(self, deployment_id: str) -> None:
@@ -110,11 +117,11 @@ class Reconciler:
             await self._fail(
                 deployment_id,
                 "the project's env vars cannot be decrypted: was SCALEMESH_SECRET_KEY changed?",
-                platform=True,
+                ErrorCode.ENV_UNOPENABLE,
             )
             return
         except CloneTokenUnavailable as exc:
-            await self._fail(deployment_id, str(exc), platform=True)
+            await self._fail(deployment_id, str(exc), ErrorCode.CLONE_TOKEN_UNAVAILABLE)
             return
         await self.bus.append(
             deployment_id,
@@ -123,7 +130,9 @@ class Reconciler:
         try:
             handle = await self.runner.start(spec)
         except RunnerError as exc:
-            await self._fail(deployment_id, f"the build could not start: {exc}", platform=True)
+            await self._fail(
+                deployment_id, f"the build could not start: {exc}", ErrorCode.START_FAILED
+            )
             return
         saved = await (
             Deployment.update({Deployment.runner_handle: handle})
@@ -140,85 +149,71 @@ class Reconciler:
 
     async def _spec(self, deployment_id: str) -> BuildSpec:
         row = await (
-            Deployment.select(
-                Deployment.project,
-                Deployment.sha,
-                Deployment.git_ref,
-                Deployment.from_fork,
-                Deployment.project.git_url,
-                Deployment.project.github_repository,
-                Deployment.project.root_directory,
-                Deployment.project.install_command,
-                Deployment.project.build_command,
-                Deployment.project.output_directory,
-            )
+            Deployment.select(*BuildSource.COLUMNS)
             .where(Deployment._meta.primary_key == deployment_id)
             .first()
         )
         assert row is not None  # noqa: S101 - it was claimed a moment ago
-        project_id = int(row["project"])
-        git_url, token = await self._source(deployment_id, row)
+        source = BuildSource.of(row)
+        git_url, token = await self._clone_from(deployment_id, source)
         return BuildSpec(
             deployment_id=deployment_id,
-            project_id=project_id,
+            project_id=source.project_id,
             git_url=git_url,
             token=token,
-            sha=row["sha"],
-            git_ref=row["git_ref"],
+            sha=source.sha,
+            git_ref=source.git_ref,
             storage_url=self.settings.storage.url,
             storage_endpoint_url=self.settings.storage.endpoint_url,
-            root_directory=row["project.root_directory"],
-            install_command=row["project.install_command"],
-            build_command=row["project.build_command"],
-            output_directory=row["project.output_directory"],
+            root_directory=source.root_directory,
+            install_command=source.install_command,
+            build_command=source.build_command,
+            output_directory=source.output_directory,
             # A fork's code never sees the project's secrets (DESIGN §7).
-            env={} if row["from_fork"] else await envvars.load(self.sealer, project_id),
+            env={} if source.from_fork else await envvars.load(self.sealer, source.project_id),
             timeout=self.settings.build_timeout,
         )
 
-    async def _source(self, deployment_id: str, row: dict[str, Any]) -> tuple[str, str]:
+    async def _clone_from(self, deployment_id: str, source: BuildSource) -> tuple[str, str]:
         """Where to clone from, and the repo-scoped read-only token to clone with (or "")."""
-        repository = row["project.github_repository"]
-        covered = None if repository is None else await installations.covered(repository)
-        if covered is None:
-            return row["project.git_url"], ""
+        repository = source.github_repository
+        found = None if repository is None else await covered(repository)
+        if found is None:
+            return source.git_url, ""
         if self.github is None:
-            return covered.clone_url, ""
+            return found.clone_url, ""
         try:
-            token = await self.github.repo_token(covered.installation_id, covered.full_name)
+            token = await self.github.repo_token(found.installation_id, found.full_name)
         except GitHubError as exc:
-            if covered.private:
+            if found.private:
                 raise CloneTokenUnavailable(
-                    f"GitHub gave no token to clone the private repository {covered.full_name}"
+                    f"GitHub gave no token to clone the private repository {found.full_name}"
                 ) from exc
             # A public repository clones without one.
             log.warning(
                 "no clone token; cloning anonymously",
                 extra={"deployment_id": deployment_id, "error": str(exc)},
             )
-            return covered.clone_url, ""
-        return covered.clone_url, token
+            return found.clone_url, ""
+        return found.clone_url, token
 
     # --- watching -------------------------------------------------------------------------
 
     async def _poll_building(self) -> None:
-        rows = await Deployment.select(
-            Deployment._meta.primary_key,
-            Deployment.project,
-            Deployment.runner_handle,
-            Deployment.started_at,
-        ).where(Deployment.state == S.BUILDING)
+        rows = await Deployment.select(*RunningBuild.COLUMNS).where(Deployment.state == S.BUILDING)
         now = datetime.now(UTC)
         for row in rows:
-            await self._poll(row, now)
+            await self._poll(RunningBuild.of(row), now)
 
-    async def _poll(self, row: dict[str, Any], now: datetime) -> None:
-        deployment_id, handle = str(row["id"]), row["runner_handle"]
-        started_at: datetime = row["started_at"] or now
+    async def _poll(self, build: RunningBuild, now: datetime) -> None:
+        deployment_id, handle = build.id, build.runner_handle
+        started_at = build.started_at or now
         if handle is None:
             if now - started_at > START_GRACE:
                 await self._fail(
-                    deployment_id, "interrupted by a restart before the build began", platform=True
+                    deployment_id,
+                    "interrupted by a restart before the build began",
+                    ErrorCode.INTERRUPTED,
                 )
             return
         try:
@@ -231,21 +226,25 @@ class Reconciler:
             timeout = self.settings.build_timeout
             if now - started_at > timedelta(seconds=timeout) + TIMEOUT_GRACE:
                 await self._cancel_quietly(deployment_id, handle)
-                await self._fail(deployment_id, f"the build timed out after {timeout} s")
+                await self._fail(
+                    deployment_id, f"the build timed out after {timeout} s", ErrorCode.TIMEOUT
+                )
         elif state.status is RunStatus.SUCCEEDED:
-            manifest = output_prefix(int(row["project"]), deployment_id) + MANIFEST
+            manifest = output_prefix(build.project_id, deployment_id) + MANIFEST
             if await self.storage.exists(manifest):
                 await self._ready(deployment_id)
             else:
                 await self._fail(
-                    deployment_id, "the build finished without uploading its files", platform=True
+                    deployment_id,
+                    "the build finished without uploading its files",
+                    ErrorCode.NO_OUTPUT,
                 )
         elif state.status is RunStatus.FAILED:
             reason = await self._reason(deployment_id) or state.reason or "the build failed"
-            await self._fail(deployment_id, reason)
+            await self._fail(deployment_id, reason, ErrorCode.BUILD_FAILED)
         else:
             await self._fail(
-                deployment_id, state.reason or "interrupted by a restart", platform=True
+                deployment_id, state.reason or "interrupted by a restart", ErrorCode.INTERRUPTED
             )
 
     async def _reason(self, deployment_id: str) -> str | None:
@@ -262,30 +261,28 @@ class Reconciler:
     # --- ending ---------------------------------------------------------------------------
 
     async def _ready(self, deployment_id: str) -> None:
-        if await deployments.move(deployment_id, [S.BUILDING], S.READY, ready_at=datetime.now(UTC)):
-            await deployments.publish(self.engine, deployment_id, self.announce)
+        if await move(deployment_id, [S.BUILDING], S.READY, ready_at=datetime.now(UTC)):
+            await publish(self.engine, deployment_id, self.announce)
             log.info("deployment ready", extra={"deployment_id": deployment_id})
         await self.finish(deployment_id)
 
-    async def _fail(self, deployment_id: str, reason: str, *, platform: bool = False) -> None:
-        """Fail the deployment; `platform` when the fault is ours, not the repository's."""
+    async def _fail(self, deployment_id: str, reason: str, code: ErrorCode) -> None:
+        """Fail the deployment; the code's kind says whether the fault is ours or the build's."""
         one_line = " ".join(reason.split())[:MAX_ERROR]
-        if await deployments.move(
-            deployment_id,
-            [S.QUEUED, S.BUILDING],
-            S.FAILED,
-            error=one_line,
-            platform_fault=platform,
+        if await move(
+            deployment_id, [S.QUEUED, S.BUILDING], S.FAILED, error=one_line, error_code=code
         ):
             log.info("deployment failed", extra={"deployment_id": deployment_id, "error": one_line})
         await self.finish(deployment_id)
 
     async def _finish_pending(self) -> None:
-        rows = await Deployment.select(Deployment._meta.primary_key).where(
-            Deployment.state.is_in(list(FINAL_STATES)) & Deployment.finished_at.is_null()
+        pending: list[object] = await (
+            Deployment.select(Deployment._meta.primary_key)
+            .where(Deployment.state.is_in(list(FINAL_STATES)) & Deployment.finished_at.is_null())
+            .output(as_list=True)
         )
-        for row in rows:
-            await self.finish(str(row["id"]))
+        for deployment_id in pending:
+            await self.finish(str(deployment_id))
 
     async def finish(self, deployment_id: str) -> None:
         """Stop the build if it still runs, write the result event and archive the log.
@@ -304,28 +301,23 @@ class Reconciler:
         if not claimed:
             return
         row = await (
-            Deployment.select(
-                Deployment.state,
-                Deployment.runner_handle,
-                Deployment.error,
-                Deployment.project.slug,
-            )
+            Deployment.select(*Ending.COLUMNS)
             .where(Deployment._meta.primary_key == deployment_id)
             .first()
         )
         assert row is not None  # noqa: S101 - claimed by this very call
-        handle = row["runner_handle"]
-        ready = row["state"] == S.READY
-        if handle is not None and not ready:
-            await self._cancel_quietly(deployment_id, handle)
-        label = hostnames.deployment_label(row["project.slug"], deployment_id)
+        ending = Ending.of(row)
+        ready = ending.state is S.READY
+        if ending.runner_handle is not None and not ready:
+            await self._cancel_quietly(deployment_id, ending.runner_handle)
+        label = hostnames.deployment_label(ending.slug, deployment_id)
         await self.bus.append(
             deployment_id,
             {
                 "type": "result",
                 "ts": time.time(),
-                "state": str(row["state"]),
-                "error": None if ready else row["error"],
+                "state": ending.state.value,
+                "error": None if ready else ending.error,
                 "url": self.settings.deployment_url(label) if ready else None,
             },
         )

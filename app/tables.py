@@ -1,12 +1,14 @@
-"""The database schema (DESIGN §3) as Piccolo tables, and the vocabulary stored in them.
+"""The database schema (DESIGN §3) as Piccolo tables: columns only.
 
-Composite unique constraints are created by raw `CREATE UNIQUE INDEX` in the migrations, not
-with Piccolo's `Unique([...])`, which emits `ALTER TABLE .. ADD CONSTRAINT` that SQLite refuses.
+The vocabulary stored in them (deployment states, targets, reported phases, error codes) is
+defined by the code that owns it and checked when a row becomes a record, so this module
+imports nothing of the app and every layer can read it.
+
+Composite unique constraints are created by raw `CREATE UNIQUE INDEX` in the migrations, not with
+Piccolo's `Unique([...])`, which emits `ALTER TABLE .. ADD CONSTRAINT` that SQLite refuses.
 """
 
 from __future__ import annotations
-
-from enum import StrEnum
 
 from piccolo.columns import (
     UUID,
@@ -22,24 +24,6 @@ from piccolo.columns import (
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
-
-
-class DeploymentState(StrEnum):
-    """Internal build states; `app.deployments` maps them to what GitHub is told."""
-
-    QUEUED = "queued"
-    BUILDING = "building"
-    READY = "ready"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINAL_STATES = frozenset({DeploymentState.READY, DeploymentState.FAILED, DeploymentState.CANCELLED})
-
-
-class Target(StrEnum):
-    PRODUCTION = "production"
-    PREVIEW = "preview"
 
 
 class User(Table, tablename="scalemesh_user"):
@@ -129,14 +113,19 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     branch = Varchar(length=255, null=True, default=None)
     pr_number = Integer(null=True, default=None)
     commit_message = Text(default="")
-    target = Varchar(length=20, choices=Target, default=Target.PREVIEW)
-    state = Varchar(length=20, choices=DeploymentState, default=DeploymentState.QUEUED, index=True)
+    target = Varchar(length=20, default="preview")
+    """`app.deployments.lifecycle.Target`."""
+    state = Varchar(length=20, default="queued", index=True)
+    """`app.deployments.lifecycle.DeploymentState`."""
     created_at = Timestamptz(default=TimestamptzNow(), index=True)
     started_at = Timestamptz(null=True, default=None)
     ready_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
     runner_handle = Varchar(length=500, null=True, default=None)
     error = Text(null=True, default=None)
+    """What went wrong, in words; `error_code` says which kind of failure it was."""
+    error_code = Varchar(length=40, null=True, default=None)
+    """`app.errors.ErrorCode` of a failed or cancelled deployment."""
     platform_fault = Boolean(default=False)
     """The failure was ours (runner, storage, restart), not the code's: GitHub gets `error`."""
     from_fork = Boolean(default=False)
@@ -144,8 +133,14 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     retired = Boolean(default=False)
     """Its pull request closed or its branch was deleted: its GitHub deployment is `inactive`."""
     github_deployment_id = BigInt(null=True, default=None)
-    github_reported = Varchar(length=20, null=True, default=None)
-    """The phase GitHub was last told of (`app.github.report`); behind the state → report again."""
+    report_pending = Boolean(default=True)
+    """GitHub has not heard of the latest change (every change sets it; `app.reporting`)."""
+    reported_phase = Varchar(length=20, null=True, default=None)
+    """`app.reporting.phases.ReportedPhase`: what GitHub was last told, or `unreported`."""
+    report_claim = Varchar(length=32, null=True, default=None)
+    """The random token of the replica telling GitHub now; cleared by every change."""
+    report_claimed_until = Timestamptz(null=True, default=None)
+    """When that claim goes stale (its replica died mid-report) and may be taken over."""
 
 
 class Alias(Table, tablename="scalemesh_alias"):
@@ -173,7 +168,10 @@ class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
     repository = Varchar(length=140)
     """`owner/name`; with `pr_number` unique (raw index in the migration)."""
     pr_number = Integer()
-    comment_id = BigInt()
+    comment_id = BigInt(null=True, default=None)
+    """GitHub's id of the comment; None while one replica is creating it."""
+    state = Varchar(length=20, default="written")
+    """`app.reporting.comment.CommentState`: `writing` (held by one replica) or `written`."""
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from builder import pipeline
 from builder.errors import Stopped
+from builder.events import LogEvent
 from builder.logsink import LogSinkError, Masker, StdoutSink, open_sink
 from builder.spec import BuildSpec, SpecError
 from builder.upload import open_storage
@@ -69,7 +70,12 @@ def main(environ: Mapping[str, str] | None = None, stdout: TextIO | None = None)
 def _refuse(error: SpecError, stdout: TextIO) -> int:
     print(f"builder: bad build spec: {error}", file=sys.stderr)
     # The local runner reads stdout: give it the reason too. Nothing secret is known yet.
-    end = {"type": "end", "ok": False, "error": f"bad build spec: {error}", "ts": time.time()}
+    end: LogEvent = {
+        "type": "end",
+        "ok": False,
+        "error": f"bad build spec: {error}",
+        "ts": time.time(),
+    }
     StdoutSink(Masker(()), stdout).emit(end)
     return BAD_SPEC
 

@@ -8,13 +8,13 @@ from typing import Protocol, TextIO
 
 import redis
 
+from builder.events import LogEvent
 from builder.spec import (
     MASK,
     MAX_TEXT,
     MIN_SECRET_LENGTH,
     STDOUT_SINK,
     BuildSpec,
-    Event,
     Masker,
     SpecError,
     basic_auth,
@@ -25,7 +25,7 @@ __all__ = [
     "MASK",
     "MAX_TEXT",
     "MIN_SECRET_LENGTH",
-    "Event",
+    "LogEvent",
     "LogSink",
     "LogSinkError",
     "Masker",
@@ -43,7 +43,7 @@ class LogSinkError(RuntimeError):
 
 
 class LogSink(Protocol):
-    def emit(self, event: Event) -> None:
+    def emit(self, event: LogEvent) -> None:
         """Send one event (masked first); it may be buffered until `close`."""
 
     def close(self) -> None:
@@ -58,7 +58,7 @@ class StdoutSink:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: LogEvent) -> None:
         lines = "".join(json.dumps(piece) + "\n" for piece in self._masker.prepare(event))
         with self._lock:
             try:
@@ -110,7 +110,7 @@ class RedisSink:
         self._sender = threading.Thread(target=self._send_forever, name="log-sink", daemon=True)
         self._sender.start()
 
-    def emit(self, event: Event) -> None:
+    def emit(self, event: LogEvent) -> None:
         payloads = [json.dumps(piece) for piece in self._masker.prepare(event)]
         with self._ready:
             # Back-pressure: a stalled Redis holds the build up rather than filling memory.

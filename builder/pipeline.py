@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from builder import shell
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
+from builder.events import LogEvent
 from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.spec import MANIFEST, MANIFEST_VERSION, RESERVED_DIR, STDOUT_SINK, BuildSpec
 from builder.upload import (
@@ -81,13 +82,15 @@ class Log:
 
     def end(self, error: str | None = None) -> None:
         """The build's last event: ok, or not with a one-line reason."""
-        event: dict[str, Any] = {"type": "end", "ok": error is None}
+        event: LogEvent = {"type": "end", "ok": error is None}
         if error is not None:
             event["error"] = " ".join(error.split())
         self._emit(event)
 
-    def _emit(self, event: dict[str, Any]) -> None:
-        self._sink.emit({**event, "ts": self._clock()})
+    def _emit(self, event: LogEvent) -> None:
+        stamped = event.copy()
+        stamped["ts"] = self._clock()
+        self._sink.emit(stamped)
 
 
 def run(

@@ -11,7 +11,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from builder.events import LogEvent
 
 PREFIX = "SCALEMESH_BUILD_"
 OUTPUTS_ROOT = "__outputs"
@@ -150,25 +151,12 @@ class BuildSpec:
         )
 
 
-# --- log events ---------------------------------------------------------------------------
-# One JSON object per event. The bus that stores an event gives it its `seq`.
-#   {"type": "line", "ts": 1.0, "stream": "stdout"|"stderr"|"system", "text": "...",
-#    "step": "build"}
-#   {"type": "step", "ts": 1.0, "step": "install", "status": "start"}
-#   {"type": "step", "ts": 1.0, "step": "install", "status": "end", "ok": true, "duration_ms": 1234}
-#   {"type": "end", "ts": 1.0, "ok": true}
-#   {"type": "end", "ts": 1.0, "ok": false, "error": "install failed: npm ci exited with code 1"}
-#   {"type": "result", "ts": 1.0, "state": "ready"|"failed"|"cancelled", "error": "..."|null}
-# The builder writes lines, steps and, last, one `end` (its `error` is one line naming the step);
-# the app writes the result when the deployment ends. Secrets are masked in `text` and `error`.
-# A `text` holds at most 8192 characters: a longer line arrives as several events.
-
 STEPS = ("clone", "detect", "install", "build", "upload")
+"""The builder's steps, in order; each logs a `step` event at its start and end."""
 
 # --- masking --------------------------------------------------------------------------------
 # Shared by the builder's sinks and the app's runners, which mask again what they pass on.
 
-Event = dict[str, Any]
 MASK = "***"
 MIN_SECRET_LENGTH = 4
 """Shorter env var values ("1", "true", "dev") are too common to mask without wrecking the log."""
@@ -206,16 +194,23 @@ class Masker:
     def mask(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text
 
-    def prepare(self, event: Event) -> list[Event]:
+    def prepare(self, event: LogEvent) -> list[LogEvent]:
         """The event masked, and a long `line` cut into events of at most `MAX_TEXT` chars."""
-        event = dict(event)
-        if isinstance(event.get("error"), str):
-            event["error"] = self.mask(event["error"])
-        if event.get("type") != "line":
+        event = event.copy()
+        error = event.get("error")
+        if isinstance(error, str):
+            event["error"] = self.mask(error)
+        if event["type"] != "line":
             return [event]
         text = self.mask(str(event.get("text", "")))
         pieces = [text[i : i + MAX_TEXT] for i in range(0, len(text), MAX_TEXT)] or [""]
-        return [{**event, "text": piece} for piece in pieces]
+        return [_with_text(event, piece) for piece in pieces]
+
+
+def _with_text(event: LogEvent, text: str) -> LogEvent:
+    piece = event.copy()
+    piece["text"] = text
+    return piece
 
 
 # --- the manifest -------------------------------------------------------------------------

@@ -36,7 +36,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.aliases import ALIAS_CHANNEL, FLUSH_ALL
-from app.tables import Alias, DeploymentState
+from app.deployments.lifecycle import DeploymentState
+from app.tables import Alias
 from builder.spec import output_prefix
 
 log = logging.getLogger(__name__)

@@ -1,15 +1,12 @@
 """What Scale Mesh asks of GitHub, as an interface, and the errors it may raise.
 
-Importing this costs nothing: githubkit (slow to import) loads only when a GitHub App is
-configured, in `github_from_settings`, so the CLI's other commands start fast.
+Importing this costs nothing: githubkit (slow to import) is loaded by the composition root
+(`app.asgi`) only when a GitHub App is configured, so the CLI's other commands start fast.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from app.settings import Settings
+from typing import Protocol, runtime_checkable
 
 
 class GitHubError(Exception):
@@ -95,12 +92,3 @@ class GitHubApi(Protocol):
         """The id of the first comment on issue/PR `number` whose body contains `marker` (all pages), else None."""  # noqa: E501
 
     async def aclose(self) -> None: ...
-
-
-def github_from_settings(settings: Settings) -> GitHubApi | None:
-    """The githubkit client when settings.github is set, else None (GitHub features off)."""
-    if settings.github is None:
-        return None
-    from app.github.client import GitHubAppClient
-
-    return GitHubAppClient(settings.github, settings.github_api_url)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.settings import EcsSettings
 from builder.spec import BuildSpec, Masker
 

@@ -22,9 +22,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
-from app.logs import LogBus, LogEvent
-from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from app.logs.bus import LogBus
+from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from builder.events import LogEvent
 from builder.spec import STDOUT_SINK, BuildSpec, Masker
 
 log = logging.getLogger(__name__)
@@ -332,7 +334,7 @@ def _stdout_events(line: str, masker: Masker) -> list[LogEvent]:
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         return _lines_of("system", line, masker)
     # The builder masks and cuts these itself; doing it again costs little and survives its bugs.
-    return masker.prepare(event)
+    return masker.prepare(cast(LogEvent, event))  # the JSON edge: a dict with a `type`
 
 
 def _stderr_events(line: str, masker: Masker) -> list[LogEvent]:

@@ -1,28 +1,33 @@
 """What a push or a pull request on GitHub deploys, and what closing or deleting one retires.
 
 These take plain values (repository name, branch, sha), never webhook payloads, so the handlers
-in `app.handlers` stay glue and tests can call them directly. A commit is built once per
+in `app.deployments.handlers` stay glue and tests can call them directly. A commit is built once per
 project: the branch push and the pull request event for the same sha share one deployment.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from app import deployments, hostnames
+from app import hostnames
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine, write_transaction
-from app.installations import same_name
-from app.tables import Alias, Deployment, DeploymentState, Project
+from app.deployments.lifecycle import UNFINISHED, DeploymentState
+from app.deployments.queue import Refusal, queue_commit
+from app.deployments.records import Linked
+from app.deployments.transitions import move, report_again
+from app.errors import ErrorCode
+from app.projects.service import linked_projects
+from app.tables import Alias, Deployment
 
 log = logging.getLogger(__name__)
 
 S = DeploymentState
 SKIP_MARKERS = ("[skip ci]", "[ci skip]", "[scalemesh skip]")
-FORK_REFUSED = (
+FORK_REFUSAL = Refusal(
+    ErrorCode.FORK_REFUSED,
     "Not built: pull requests from forks are not built, so they never see the project's "
-    "secrets. A project owner can allow fork builds in the project settings."
+    "secrets. A project owner can allow fork builds in the project settings.",
 )
 
 
@@ -32,15 +37,7 @@ def skipped(message: str) -> bool:
     return any(marker in lowered for marker in SKIP_MARKERS)
 
 
-async def linked_projects(repository: str) -> list[dict[str, Any]]:
-    """The projects that build `owner/name` (GitHub names are case-insensitive)."""
-    rows: list[dict[str, Any]] = await Project.select().where(
-        same_name("scalemesh_project.github_repository", repository)
-    )
-    return rows
-
-
-async def _existing(project_id: int, sha: str, branch: str | None = None) -> dict[str, Any] | None:
+async def _existing(project_id: int, sha: str, branch: str | None = None) -> Linked | None:
     """A deployment of this commit (on `branch`, when given) that is or will be live."""
     where = (
         (Deployment.project == project_id)
@@ -49,11 +46,8 @@ async def _existing(project_id: int, sha: str, branch: str | None = None) -> dic
     )
     if branch is not None:
         where &= Deployment.branch == branch
-    return (
-        await Deployment.select(Deployment._meta.primary_key, Deployment.pr_number)
-        .where(where)
-        .first()
-    )
+    row = await Deployment.select(*Linked.COLUMNS).where(where).first()
+    return None if row is None else Linked.of(row)
 
 
 async def deploy_branch(
@@ -66,12 +60,10 @@ async def deploy_branch(
     queued = []
     for project in await linked_projects(repository):
         # GitHub sends the same push again under a new delivery id after a re-push.
-        if await _existing(int(project["id"]), sha, branch) is not None:
+        if await _existing(project.id, sha, branch) is not None:
             continue
         queued.append(
-            await deployments.queue_commit(
-                engine, project, sha=sha, ref=branch, branch=branch, message=message
-            )
+            await queue_commit(engine, project, sha=sha, ref=branch, branch=branch, message=message)
         )
     return queued
 
@@ -94,16 +86,16 @@ async def deploy_pull_request(
     """
     queued = []
     for project in await linked_projects(repository):
-        existing = await _existing(int(project["id"]), sha)
+        existing = await _existing(project.id, sha)
         if existing is not None:
-            if existing["pr_number"] is None:
-                await Deployment.update(
-                    {Deployment.pr_number: number, Deployment.github_reported: None}
-                ).where(Deployment._meta.primary_key == existing["id"])
+            if existing.pr_number is None:
+                await Deployment.update({Deployment.pr_number: number, **report_again()}).where(
+                    Deployment._meta.primary_key == existing.id
+                )
             continue
-        refused = None if not from_fork or project["allow_fork_builds"] else FORK_REFUSED
+        refused = None if not from_fork or project.allow_fork_builds else FORK_REFUSAL
         queued.append(
-            await deployments.queue_commit(
+            await queue_commit(
                 engine,
                 project,
                 sha=sha,
@@ -129,22 +121,29 @@ async def retire_branch(
     retired = 0
     moved = []
     for project in await linked_projects(repository):
-        label = hostnames.branch_label(project["slug"], branch)
-        where = (Deployment.project == project["id"]) & (Deployment.branch == branch)
+        label = hostnames.branch_label(project.slug, branch)
+        where = (Deployment.project == project.id) & (Deployment.branch == branch)
         async with write_transaction(engine):
-            await Alias.delete().where((Alias.hostname == label) & (Alias.project == project["id"]))
+            await Alias.delete().where((Alias.hostname == label) & (Alias.project == project.id))
             rows = await (
-                Deployment.update({Deployment.retired: True, Deployment.github_reported: None})
+                Deployment.update({Deployment.retired: True, **report_again()})
                 .where(where & (Deployment.retired == False))  # noqa: E712 - SQL, not Python
                 .returning(Deployment._meta.primary_key)
             )
         moved.append(label)
         retired += len(rows)
-        for row in await Deployment.select(Deployment._meta.primary_key).where(
-            where & Deployment.state.is_in(list(deployments.UNFINISHED))
-        ):
-            await deployments.move(
-                str(row["id"]), deployments.UNFINISHED, S.CANCELLED, error="the branch was deleted"
+        unfinished: list[object] = await (
+            Deployment.select(Deployment._meta.primary_key)
+            .where(where & Deployment.state.is_in(list(UNFINISHED)))
+            .output(as_list=True)
+        )
+        for deployment_id in unfinished:
+            await move(
+                str(deployment_id),
+                UNFINISHED,
+                S.CANCELLED,
+                error="the branch was deleted",
+                error_code=ErrorCode.BRANCH_DELETED,
             )
     await announce(moved)
     return retired
@@ -156,9 +155,9 @@ async def retire_pull_request(repository: str, number: int) -> int:
     retired = 0
     for project in await linked_projects(repository):
         rows = await (
-            Deployment.update({Deployment.retired: True, Deployment.github_reported: None})
+            Deployment.update({Deployment.retired: True, **report_again()})
             .where(
-                (Deployment.project == project["id"])
+                (Deployment.project == project.id)
                 & (Deployment.pr_number == number)
                 & (Deployment.retired == False)  # noqa: E712 - SQL, not Python
             )

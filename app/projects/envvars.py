@@ -10,14 +10,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from app.errors import InvalidRequest
+from app.errors import ErrorCode, UserError
 from app.settings import Secret
 from app.tables import EnvVar
 
@@ -30,6 +32,21 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The builder sets these itself or strips them; a project may not smuggle them in.
 _RESERVED_PREFIXES = ("SCALEMESH_", "AWS_")
 _RESERVED_NAMES = frozenset({"CI", "HOME", "PATH"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVar:
+    """An env var as stored: its value still sealed."""
+
+    project_id: int
+    name: str
+    sealed: bytes = field(repr=False)
+
+    COLUMNS = (EnvVar.project, EnvVar.name, EnvVar.value_sealed)
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> StoredVar:
+        return cls(int(row["project"]), str(row["name"]), bytes(row["value_sealed"]))
 
 
 class SealError(RuntimeError):
@@ -71,16 +88,22 @@ def check_changes(changes: Mapping[str, str | None]) -> None:
     """Refuse bad names and values before anything is written."""
     for name, value in changes.items():
         if not _NAME.match(name) or len(name) > MAX_NAME:
-            raise InvalidRequest(
+            raise UserError(
+                ErrorCode.INVALID_ENV,
                 f"env var name {name!r} is not valid: use letters, digits and _, "
-                "not starting with a digit"
+                "not starting with a digit",
             )
         if name in _RESERVED_NAMES or name.startswith(_RESERVED_PREFIXES):
-            raise InvalidRequest(f"env var name {name!r} is reserved by Scale Mesh; pick another")
+            raise UserError(
+                ErrorCode.INVALID_ENV,
+                f"env var name {name!r} is reserved by Scale Mesh; pick another",
+            )
         if value is not None and len(value.encode()) > MAX_VALUE:
-            raise InvalidRequest(f"env var {name} is larger than {MAX_VALUE // 1024} KiB")
+            raise UserError(
+                ErrorCode.INVALID_ENV, f"env var {name} is larger than {MAX_VALUE // 1024} KiB"
+            )
         if value is not None and "\x00" in value:
-            raise InvalidRequest(f"env var {name} contains a NUL character")
+            raise UserError(ErrorCode.INVALID_ENV, f"env var {name} contains a NUL character")
 
 
 async def apply_changes(sealer: Sealer, project_id: int, changes: Mapping[str, str | None]) -> None:
@@ -100,7 +123,9 @@ async def apply_changes(sealer: Sealer, project_id: int, changes: Mapping[str, s
             )
     count = await EnvVar.count().where(EnvVar.project == project_id)
     if count > MAX_VARIABLES:
-        raise InvalidRequest(f"a project may have at most {MAX_VARIABLES} env vars")
+        raise UserError(
+            ErrorCode.INVALID_ENV, f"a project may have at most {MAX_VARIABLES} env vars"
+        )
 
 
 async def names(project_ids: list[int]) -> dict[int, list[str]]:
@@ -109,19 +134,19 @@ async def names(project_ids: list[int]) -> dict[int, list[str]]:
     if not project_ids:
         return found
     rows = await (
-        EnvVar.select(EnvVar.project, EnvVar.name)
+        EnvVar.select(*StoredVar.COLUMNS)
         .where(EnvVar.project.is_in(project_ids))
         .order_by(EnvVar.name)
     )
-    for row in rows:
-        found[int(row["project"])].append(str(row["name"]))
+    for stored in map(StoredVar.of, rows):
+        found[stored.project_id].append(stored.name)
     return found
 
 
 async def load(sealer: Sealer, project_id: int) -> dict[str, str]:
     """Open every env var of a project, for handing to its build."""
-    rows = await EnvVar.select(EnvVar.name, EnvVar.value_sealed).where(EnvVar.project == project_id)
+    rows = await EnvVar.select(*StoredVar.COLUMNS).where(EnvVar.project == project_id)
     return {
-        str(row["name"]): sealer.open(project_id, str(row["name"]), bytes(row["value_sealed"]))
-        for row in rows
+        stored.name: sealer.open(project_id, stored.name, stored.sealed)
+        for stored in map(StoredVar.of, rows)
     }

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from piccolo.columns.combination import WhereRaw
-
-from app.database import AnyEngine, write_transaction
+from app.database import AnyEngine, same_name, write_transaction
 from app.github import events
 from app.settings import Settings
 from app.tables import Installation, Repository
@@ -28,10 +27,21 @@ class Covered:
     clone_url: str
     private: bool
 
+    COLUMNS = (
+        Repository.installation.installation_id,
+        Repository.full_name,
+        Repository.clone_url,
+        Repository.private,
+    )
 
-def same_name(column: str, full_name: str) -> WhereRaw:
-    """`column` names the repository `owner/name`: GitHub names are case-insensitive."""
-    return WhereRaw(f"lower({column}) = {{}}", full_name.lower())
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Covered:
+        return cls(
+            installation_id=int(row["installation.installation_id"]),
+            full_name=str(row["full_name"]),
+            clone_url=str(row["clone_url"]),
+            private=bool(row["private"]),
+        )
 
 
 def github_web_url(settings: Settings) -> str:
@@ -50,13 +60,9 @@ def install_url(settings: Settings) -> str | None:
 
 async def _installation_row(engine: AnyEngine, installation: events.Installation) -> int:
     """The row id of the installation, created (not suspended) when first heard of."""
-    row = await (
-        Installation.select(Installation._meta.primary_key)
-        .where(Installation.installation_id == installation.id)
-        .first()
-    )
-    if row is not None:
-        return int(row["id"])
+    found = await _installation_row_id(installation.id)
+    if found is not None:
+        return found
     await Installation.insert(
         Installation(
             installation_id=installation.id,
@@ -64,13 +70,18 @@ async def _installation_row(engine: AnyEngine, installation: events.Installation
             account_type=installation.account.type,
         )
     ).on_conflict(target=Installation.installation_id, action="DO NOTHING")
-    row = await (
+    inserted = await _installation_row_id(installation.id)
+    assert inserted is not None  # noqa: S101 - inserted (or raced in) just above
+    return inserted
+
+
+async def _installation_row_id(installation_id: int) -> int | None:
+    ids: list[int] = await (
         Installation.select(Installation._meta.primary_key)
-        .where(Installation.installation_id == installation.id)
-        .first()
+        .where(Installation.installation_id == installation_id)
+        .output(as_list=True)
     )
-    assert row is not None  # noqa: S101 - inserted (or raced in) just above
-    return int(row["id"])
+    return int(ids[0]) if ids else None
 
 
 async def _upsert_repository(
@@ -166,49 +177,51 @@ async def saw_repository(
 
     Read first: nearly every delivery repeats what is stored, and a read costs no write lock.
     """
-    known = await (
-        Repository.select(
-            Repository.full_name,
-            Repository.clone_url,
-            Repository.private,
-            Repository.installation.installation_id,
-        )
-        .where(Repository.github_id == repository.id)
-        .first()
+    row = await (
+        Repository.select(*Covered.COLUMNS).where(Repository.github_id == repository.id).first()
     )
-    if known == {
-        "full_name": repository.full_name,
-        "clone_url": repository.clone_url,
-        "private": repository.private,
-        "installation.installation_id": installation_id,
-    }:
+    seen = Covered(installation_id, repository.full_name, repository.clone_url, repository.private)
+    if row is not None and Covered.of(row) == seen:
         return
     installation = events.Installation(id=installation_id, account=events.Account(login=account))
     async with write_transaction(engine):
-        row = await _installation_row(engine, installation)
+        installation_row = await _installation_row(engine, installation)
         await _upsert_repository(
-            row, repository.id, repository.full_name, repository.clone_url, repository.private
+            installation_row,
+            repository.id,
+            repository.full_name,
+            repository.clone_url,
+            repository.private,
         )
 
 
 async def covered(full_name: str) -> Covered | None:
     """The installation that covers `owner/name` now, unless none does or it is suspended."""
     row = await (
-        Repository.select(
-            Repository.full_name,
-            Repository.clone_url,
-            Repository.private,
-            Repository.installation.installation_id,
-            Repository.installation.suspended,
+        Repository.select(*Covered.COLUMNS)
+        .where(
+            same_name("scalemesh_repository.full_name", full_name)
+            & (Repository.installation.suspended == False)  # noqa: E712 - SQL, not Python
         )
-        .where(same_name("scalemesh_repository.full_name", full_name))
         .first()
     )
-    if row is None or row["installation.suspended"]:
-        return None
-    return Covered(
-        installation_id=int(row["installation.installation_id"]),
-        full_name=str(row["full_name"]),
-        clone_url=str(row["clone_url"]),
-        private=bool(row["private"]),
-    )
+    return None if row is None else Covered.of(row)
+
+
+async def ensure_covered(
+    engine: AnyEngine,
+    settings: Settings,
+    installation: events.InstallationRef | None,
+    repository: events.Repository,
+) -> bool:
+    """Whether an active installation covers the repository; remembered first when the
+    delivery says something new of it (a first sight, a rename, a new clone URL)."""
+    found = await covered(repository.full_name)
+    if installation is None:
+        return found is not None
+    seen = Covered(installation.id, repository.full_name, repository.clone_url, repository.private)
+    if found != seen:
+        owner = repository.full_name.split("/", 1)[0]
+        await saw_repository(engine, installation.id, owner, repository)
+        found = await covered(repository.full_name)
+    return found is not None

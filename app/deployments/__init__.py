@@ -1,0 +1,1 @@
+"""Deployments: queueing commits, the build lifecycle, publishing aliases, and reading them."""

@@ -1,0 +1,71 @@
+"""Reactions to pushes and pull requests: deploy them, or retire what they deployed.
+
+Each handler is glue: a typed view in, one domain function of `app.deployments.triggers`
+called, a one-line outcome out (stored with the delivery).
+"""
+
+from __future__ import annotations
+
+from app.deployments import triggers
+from app.github import events
+from app.github.routing import Router
+from app.handler_context import HandlerContext
+from app.installations.service import ensure_covered
+
+router: Router[HandlerContext] = Router()
+
+NOT_INSTALLED = "ignored: the app is not installed (or suspended) there"
+
+
+@router.on("push", view=events.Push)
+async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> str:
+    """See https://docs.github.com/en/webhooks/webhook-events-and-payloads#push."""
+    if push.branch is None:
+        return f"ignored: {push.ref} is not a branch"
+    if not await ensure_covered(
+        context.engine, context.settings, push.installation, push.repository
+    ):
+        return NOT_INSTALLED
+    if push.deleted or push.after == events.ZERO_SHA:
+        count = await triggers.retire_branch(
+            context.engine, push.repository.full_name, push.branch, context.announce
+        )
+        return f"branch {push.branch} deleted: {count} deployments retired"
+    message = push.head_commit.message if push.head_commit else ""
+    if triggers.skipped(message):
+        return "skipped: the commit message asks not to build"
+    queued = await triggers.deploy_branch(
+        context.engine, push.repository.full_name, push.branch, push.after, message
+    )
+    if queued:
+        context.pipeline.wake()
+    return f"queued {len(queued)} deployments"
+
+
+@router.on("pull_request", "opened", "synchronize", "reopened", view=events.PullRequest)
+async def deploy_pull_request_preview(context: HandlerContext, event: events.PullRequest) -> str:
+    """See https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request."""
+    if not await ensure_covered(
+        context.engine, context.settings, event.installation, event.repository
+    ):
+        return NOT_INSTALLED
+    head = event.pull_request.head
+    queued = await triggers.deploy_pull_request(
+        context.engine,
+        event.repository.full_name,
+        event.number,
+        head.ref,
+        head.sha,
+        event.pull_request.title,
+        from_fork=event.from_fork,
+    )
+    if queued:
+        context.pipeline.wake()
+    return f"queued {len(queued)} deployments for #{event.number}"
+
+
+@router.on("pull_request", "closed", view=events.PullRequest)
+async def tear_down_preview(context: HandlerContext, event: events.PullRequest) -> str:
+    """A closed pull request (merged or not) retires its previews."""
+    count = await triggers.retire_pull_request(event.repository.full_name, event.number)
+    return f"#{event.number} closed: {count} deployments retired"

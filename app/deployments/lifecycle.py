@@ -1,0 +1,47 @@
+"""The deployment lifecycle: its states, which moves between them are allowed, and its targets.
+
+These are our internal states (RTD's "not to be confused with external representations of
+status"); `app.reporting.phases` maps them to what GitHub is told.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class DeploymentState(StrEnum):
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Target(StrEnum):
+    PRODUCTION = "production"
+    PREVIEW = "preview"
+
+
+S = DeploymentState
+FINAL_STATES = frozenset({S.READY, S.FAILED, S.CANCELLED})
+UNFINISHED = (S.QUEUED, S.BUILDING)
+
+TRANSITIONS: Mapping[DeploymentState, frozenset[DeploymentState]] = MappingProxyType(
+    {
+        S.QUEUED: frozenset({S.BUILDING, S.FAILED, S.CANCELLED}),
+        S.BUILDING: frozenset({S.READY, S.FAILED, S.CANCELLED}),
+        S.READY: frozenset(),
+        S.FAILED: frozenset(),
+        S.CANCELLED: frozenset(),
+    }
+)
+"""Every allowed move; final states go nowhere."""
+
+
+def check_transition(sources: Iterable[DeploymentState], target: DeploymentState) -> None:
+    """Refuse a move the lifecycle does not allow (a bug in the caller, not bad input)."""
+    for source in sources:
+        if target not in TRANSITIONS[source]:
+            raise ValueError(f"{source} → {target} is not a deployment transition")

@@ -1,0 +1,151 @@
+"""The `/deploy` and `/deployments` API: thin controllers over `DeploymentService`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from app.deployments.service import DeploymentService
+from app.deployments.views import DeploymentView
+from app.http.auth import provide_user
+from app.logs.text import render_text
+from app.users.records import CurrentUser
+
+
+class DeployIn(msgspec.Struct, forbid_unknown_fields=True):
+    project: Annotated[str, msgspec.Meta(max_length=63)]
+    ref: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    """A branch, a tag or a full sha; the project's production branch when left out."""
+
+
+class DeploymentOut(msgspec.Struct):
+    id: str
+    project: str
+    state: str
+    target: str
+    ref: str
+    sha: str
+    branch: str | None
+    url: str
+    """This deployment's own URL, which never changes."""
+    aliases: list[str]
+    """Every URL that points at it now (production, branch, custom domains)."""
+    log_url: str
+    created_at: datetime
+    started_at: datetime | None
+    ready_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    error_code: str | None = None
+    """A stable code for why it did not go live (`build_failed`, `timeout`, `cancelled`, …)."""
+
+    @classmethod
+    def of(cls, view: DeploymentView) -> DeploymentOut:
+        return cls(
+            id=view.id,
+            project=view.slug,
+            state=view.state.value,
+            target=view.target.value,
+            ref=view.ref,
+            sha=view.sha,
+            branch=view.branch,
+            url=view.url,
+            aliases=list(view.alias_urls),
+            log_url=view.log_url,
+            created_at=view.created_at,
+            started_at=view.started_at,
+            ready_at=view.ready_at,
+            finished_at=view.finished_at,
+            error=view.error,
+            error_code=None if view.error_code is None else view.error_code.value,
+        )
+
+
+class DeploymentController(Controller):
+    path = "/"
+    dependencies = {"user": Provide(provide_user)}  # noqa: RUF012 - Litestar's own class attribute
+
+    @post("/deploy", status_code=202, summary="Queue a deployment")
+    async def deploy(
+        self,
+        data: JSONBody[DeployIn],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> DeploymentOut:
+        return DeploymentOut.of(await deployments.deploy(user.id, data.project, data.ref))
+
+    @get("/deployments/{deployment_id:str}", summary="One deployment")
+    async def show(
+        self,
+        deployment_id: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> DeploymentOut:
+        return DeploymentOut.of(await deployments.get(user.id, deployment_id))
+
+    @get("/projects/{slug:str}/deployments", summary="A project's deployments, newest first")
+    async def index(
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
+    ) -> Response[list[DeploymentOut]]:
+        views = await deployments.list_for(user.id, slug, limit=limit + 1, offset=offset)
+        headers = {}
+        if len(views) > limit:
+            views = views[:limit]
+            next_page = f"{request.url.path}?limit={limit}&offset={offset + limit}"
+            headers["Link"] = f'<{next_page}>; rel="next"'
+        return Response([DeploymentOut.of(view) for view in views], headers=headers)
+
+    @post(
+        "/deployments/{deployment_id:str}/cancel",
+        status_code=200,
+        summary="Cancel an unfinished deployment",
+    )
+    async def cancel(
+        self,
+        deployment_id: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> DeploymentOut:
+        return DeploymentOut.of(await deployments.cancel(user.id, deployment_id))
+
+    @post(
+        "/deployments/{deployment_id:str}/promote",
+        status_code=200,
+        summary="Serve a ready deployment in production (also a rollback)",
+    )
+    async def promote(
+        self,
+        deployment_id: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> DeploymentOut:
+        return DeploymentOut.of(await deployments.promote(user.id, deployment_id))
+
+    @get(
+        "/deployments/{deployment_id:str}/logs",
+        summary="The build log so far: text, or NDJSON events with Accept: application/x-ndjson",
+    )
+    async def logs(
+        self,
+        request: Request[Any, Any, Any],
+        deployment_id: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+        since: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> Response[str]:
+        events = await deployments.logs(user.id, deployment_id, since)
+        if "application/x-ndjson" in request.headers.get("accept", ""):
+            body = "".join(msgspec.json.encode(event).decode() + "\n" for event in events)
+            return Response(body, headers={"Content-Type": "application/x-ndjson"})
+        return Response(render_text(events), headers={"Content-Type": "text/plain; charset=utf-8"})

@@ -1,0 +1,120 @@
+"""Deployments as their owner acts on them: deploy a ref, read them, cancel, promote, read logs.
+
+Every call is scoped to the user (`app.projects.access`); someone else's deployment answers as a
+missing one does. Inputs are typed values, answers `DeploymentView`s, refusals `UserError`s.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from app.aliases import AliasAnnouncer
+from app.database import AnyEngine
+from app.deployments import publish
+from app.deployments.lifecycle import UNFINISHED, DeploymentState
+from app.deployments.queue import queue_commit
+from app.deployments.transitions import move
+from app.deployments.views import DeploymentView, DeploymentViews
+from app.errors import ErrorCode, UserError
+from app.logs.archive import read_log
+from app.logs.bus import LogBus
+from app.pipeline import Pipeline
+from app.projects.access import project_for, visible_deployments
+from app.refs import RefError, RefResolver
+from app.storage import Storage
+from app.tables import Deployment
+from builder.events import LogEvent
+
+
+class DeploymentService:
+    def __init__(
+        self,
+        engine: AnyEngine,
+        views: DeploymentViews,
+        resolver: RefResolver,
+        pipeline: Pipeline,
+        announce: AliasAnnouncer,
+        bus: LogBus,
+        storage: Storage,
+    ) -> None:
+        self.engine = engine
+        self.views = views
+        self.resolver = resolver
+        self.pipeline = pipeline
+        self.announce = announce
+        self.bus = bus
+        self.storage = storage
+
+    async def deploy(self, user_id: int, slug: str, ref: str | None) -> DeploymentView:
+        """Queue a build of the user's project at `ref` (default: its production branch)."""
+        project = await project_for(user_id, slug)
+        wanted = (ref or "").strip() or project.production_branch
+        try:
+            resolved = await self.resolver.resolve(project.git_url, wanted)
+        except RefError as exc:
+            raise UserError(ErrorCode.UNKNOWN_REF, str(exc)) from None
+        deployment_id = await queue_commit(
+            self.engine, project, sha=resolved.sha, ref=resolved.ref, branch=resolved.branch
+        )
+        self.pipeline.wake()
+        return await self.get(user_id, deployment_id)
+
+    async def get(self, user_id: int, deployment_id: str) -> DeploymentView:
+        found = await self.views.one(
+            (Deployment._meta.primary_key == _valid_id(deployment_id))
+            & visible_deployments(user_id)
+        )
+        if found is None:
+            raise UserError(
+                ErrorCode.DEPLOYMENT_NOT_FOUND, f"You have no deployment {deployment_id!r}."
+            )
+        return found
+
+    async def list_for(
+        self, user_id: int, slug: str, *, limit: int, offset: int = 0
+    ) -> list[DeploymentView]:
+        """The project's deployments, newest first."""
+        project = await project_for(user_id, slug)
+        return await self.views.find(Deployment.project == project.id, limit=limit, offset=offset)
+
+    async def cancel(self, user_id: int, deployment_id: str) -> DeploymentView:
+        shown = await self.get(user_id, deployment_id)
+        if not await move(
+            shown.id,
+            UNFINISHED,
+            DeploymentState.CANCELLED,
+            error="cancelled",
+            error_code=ErrorCode.CANCELLED,
+        ):
+            current = await self.get(user_id, deployment_id)
+            raise UserError(
+                ErrorCode.NOT_CANCELLABLE,
+                f"The deployment is already {current.state}; there is nothing to cancel.",
+            )
+        await self.pipeline.finish(shown.id)
+        return await self.get(user_id, deployment_id)
+
+    async def promote(self, user_id: int, deployment_id: str) -> DeploymentView:
+        """Serve a ready deployment in production (a rollback when it is older)."""
+        shown = await self.get(user_id, deployment_id)
+        if shown.state is not DeploymentState.READY:
+            raise UserError(
+                ErrorCode.NOT_PROMOTABLE,
+                f"Only a ready deployment can be promoted; this one is {shown.state}.",
+            )
+        await publish.promote(self.engine, self.announce, shown.slug, shown.project_id, shown.id)
+        return await self.get(user_id, deployment_id)
+
+    async def logs(self, user_id: int, deployment_id: str, since: int = 0) -> list[LogEvent]:
+        """The build log so far: live from the bus, else from its archive."""
+        shown = await self.get(user_id, deployment_id)
+        return await read_log(self.bus, self.storage, shown.id, since)
+
+
+def _valid_id(deployment_id: str) -> str:
+    try:
+        return str(uuid.UUID(deployment_id))
+    except ValueError:
+        raise UserError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND, f"There is no deployment {deployment_id!r}."
+        ) from None

@@ -1,0 +1,59 @@
+"""Move a deployment between states with one conditional update, and flag it for reporting.
+
+The check and the change are one `UPDATE … WHERE state IN (…) RETURNING`, so of two replicas
+racing, exactly one wins. Every change also marks the deployment as news for GitHub
+(`report_again`), which drops any report in flight: the newer state is reported in its turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from app.deployments.lifecycle import DeploymentState, check_transition
+from app.errors import KIND, ErrorCode, ErrorKind
+from app.tables import Deployment
+
+
+def report_again() -> dict[Any, Any]:
+    """The column values that tell the reporter GitHub is behind this deployment."""
+    return {
+        Deployment.report_pending: True,
+        Deployment.report_claim: None,
+        Deployment.report_claimed_until: None,
+    }
+
+
+async def move(
+    deployment_id: str,
+    sources: Iterable[DeploymentState],
+    target: DeploymentState,
+    *,
+    error: str | None = None,
+    error_code: ErrorCode | None = None,
+    started_at: datetime | None = None,
+    ready_at: datetime | None = None,
+) -> bool:
+    """Move a deployment from any of `sources` to `target`; False when it was in none of them."""
+    sources = tuple(sources)
+    check_transition(sources, target)
+    changes: dict[Any, Any] = {Deployment.state: target, **report_again()}
+    if error is not None:
+        changes[Deployment.error] = error
+    if error_code is not None:
+        changes[Deployment.error_code] = error_code
+        # Ours or the repository's: GitHub gets `error` for ours, `failure` for theirs.
+        changes[Deployment.platform_fault] = KIND[error_code] is ErrorKind.PLATFORM
+    if started_at is not None:
+        changes[Deployment.started_at] = started_at
+    if ready_at is not None:
+        changes[Deployment.ready_at] = ready_at
+    rows = await (
+        Deployment.update(changes)
+        .where(
+            (Deployment._meta.primary_key == deployment_id) & Deployment.state.is_in(list(sources))
+        )
+        .returning(Deployment._meta.primary_key)
+    )
+    return bool(rows)

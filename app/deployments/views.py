@@ -1,0 +1,205 @@
+"""The one read model of a deployment (`DeploymentView`), for the API, the dashboard and GitHub.
+
+`DeploymentViews` reads deployments with their project, the hostnames pointing at them now, and
+whether production does, in three queries for any number of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from piccolo.custom_types import Combinable
+
+from app import hostnames
+from app.deployments.lifecycle import FINAL_STATES, DeploymentState, Target
+from app.errors import ErrorCode
+from app.settings import Settings
+from app.tables import Alias, Deployment
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    id: str
+    project_id: int
+    slug: str
+    repository: str | None
+    """The project's GitHub repository (`owner/name`), if it builds one."""
+    state: DeploymentState
+    target: Target
+    ref: str
+    sha: str
+    branch: str | None
+    pr_number: int | None
+    commit_message: str
+    created_at: datetime
+    started_at: datetime | None
+    ready_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    error_code: ErrorCode | None
+    platform_fault: bool
+    from_fork: bool
+    retired: bool
+    github_deployment_id: int | None
+    url: str
+    """This deployment's own URL, which never changes."""
+    log_url: str
+    """Its page on the dashboard, with the live log."""
+    alias_urls: tuple[str, ...]
+    """Every URL that points at it now (production, branch, custom domains)."""
+    production_url: str
+    branch_url: str | None
+    production: bool
+    """Production points at it now."""
+    older_than_production: bool
+    """Made before what production points at: pointing production here is a rollback."""
+
+    @property
+    def short_id(self) -> str:
+        return hostnames.short_id(self.id)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def environment_url(self) -> str:
+        """Where this deployment's environment is visited: production, its branch, or itself."""
+        if self.target is Target.PRODUCTION:
+            return self.production_url
+        return self.branch_url or self.url
+
+
+_COLUMNS = (
+    Deployment._meta.primary_key,
+    Deployment.project,
+    Deployment.project.slug,
+    Deployment.project.github_repository,
+    Deployment.state,
+    Deployment.target,
+    Deployment.git_ref,
+    Deployment.sha,
+    Deployment.branch,
+    Deployment.pr_number,
+    Deployment.commit_message,
+    Deployment.created_at,
+    Deployment.started_at,
+    Deployment.ready_at,
+    Deployment.finished_at,
+    Deployment.error,
+    Deployment.error_code,
+    Deployment.platform_fault,
+    Deployment.from_fork,
+    Deployment.retired,
+    Deployment.github_deployment_id,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Production:
+    deployment_id: str
+    created_at: datetime
+
+
+class DeploymentViews:
+    """Reads `DeploymentView`s; the settings give their URLs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def one(self, where: Combinable) -> DeploymentView | None:
+        found = await self.find(where, limit=1)
+        return found[0] if found else None
+
+    async def find(
+        self,
+        where: Combinable,
+        *,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DeploymentView]:
+        query = (
+            Deployment.select(*_COLUMNS)
+            .where(where)
+            .order_by(Deployment.created_at, ascending=not newest_first)
+            .order_by(Deployment._meta.primary_key, ascending=not newest_first)
+            .offset(offset)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        rows = await query
+        if not rows:
+            return []
+        ids = [str(row["id"]) for row in rows]
+        slugs = {str(row["project.slug"]) for row in rows}
+        aliases = await self._aliases(ids)
+        production = await self._production(slugs)
+        return [self._view(row, aliases, production) for row in rows]
+
+    async def _aliases(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {deployment_id: [] for deployment_id in ids}
+        rows = await (
+            Alias.select(Alias.hostname, Alias.deployment)
+            .where(Alias.deployment.is_in(list(ids)))
+            .order_by(Alias.hostname)
+        )
+        for row in rows:
+            found[str(row["deployment"])].append(self.settings.deployment_url(row["hostname"]))
+        return found
+
+    async def _production(self, slugs: set[str]) -> dict[str, _Production]:
+        labels = {hostnames.production_label(slug): slug for slug in slugs}
+        rows = await Alias.select(
+            Alias.hostname, Alias.deployment, Alias.deployment.created_at
+        ).where(Alias.hostname.is_in(list(labels)))
+        return {
+            labels[row["hostname"]]: _Production(
+                str(row["deployment"]), row["deployment.created_at"]
+            )
+            for row in rows
+        }
+
+    def _view(
+        self,
+        row: dict[str, Any],
+        aliases: dict[str, list[str]],
+        production: dict[str, _Production],
+    ) -> DeploymentView:
+        deployment_id, slug = str(row["id"]), str(row["project.slug"])
+        current = production.get(slug)
+        branch = row["branch"]
+        url = self.settings.deployment_url
+        return DeploymentView(
+            id=deployment_id,
+            project_id=int(row["project"]),
+            slug=slug,
+            repository=row["project.github_repository"],
+            state=DeploymentState(row["state"]),
+            target=Target(row["target"]),
+            ref=str(row["git_ref"]),
+            sha=str(row["sha"]),
+            branch=branch,
+            pr_number=row["pr_number"],
+            commit_message=str(row["commit_message"] or ""),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            ready_at=row["ready_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            error_code=None if row["error_code"] is None else ErrorCode(row["error_code"]),
+            platform_fault=bool(row["platform_fault"]),
+            from_fork=bool(row["from_fork"]),
+            retired=bool(row["retired"]),
+            github_deployment_id=row["github_deployment_id"],
+            url=url(hostnames.deployment_label(slug, deployment_id)),
+            log_url=f"{self.settings.public_url}/deployments/{deployment_id}",
+            alias_urls=tuple(aliases[deployment_id]),
+            production_url=url(hostnames.production_label(slug)),
+            branch_url=None if branch is None else url(hostnames.branch_label(slug, branch)),
+            production=current is not None and current.deployment_id == deployment_id,
+            older_than_production=current is not None and row["created_at"] < current.created_at,
+        )

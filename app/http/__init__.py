@@ -1,0 +1,1 @@
+"""The HTTP edge's shared plumbing: who is calling, and how errors become answers."""

@@ -1,0 +1,74 @@
+"""Who is calling over HTTP: the session cookie or bearer token, and the signed-in-user dependency.
+
+The cookie and the bearer token are the same secret (`app.users.service` keeps its hash).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
+
+from app.errors import ErrorCode, UserError
+from app.settings import Settings
+from app.users.records import CurrentUser
+from app.users.service import SESSION_LIFETIME, UserService
+
+SESSION_COOKIE = "scalemesh_session"
+
+
+def session_cookie(settings: Settings, token: str, expires_at: datetime) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path="/",
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def cleared_cookie(settings: Settings) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value="",
+        path="/",
+        max_age=0,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+    )
+
+
+def presented_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The bearer token, else the session cookie (HTTP requests and websockets alike)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+async def signed_in(
+    request: ASGIConnection[Any, Any, Any, Any], users: UserService
+) -> CurrentUser | None:
+    token = presented_token(request)
+    return await users.user_for_token(token) if token else None
+
+
+async def provide_user(
+    request: Request[Any, Any, Any], users: NamedDependency[UserService]
+) -> CurrentUser:
+    """The signed-in user, or a 401 for every route that depends on this."""
+    user = await signed_in(request, users)
+    if user is None:
+        raise UserError(
+            ErrorCode.NOT_SIGNED_IN,
+            "Sign in first: POST /user/login, then send the cookie or the token.",
+        )
+    return user

@@ -1,0 +1,1 @@
+"""Where the GitHub App is installed: installations, their repositories, and their events."""

@@ -1,0 +1,69 @@
+"""A project as a frozen record, read from its row in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.tables import Project
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    id: int
+    slug: str
+    name: str
+    owner_id: int
+    github_repository: str | None
+    """`owner/name` when the project builds a GitHub repository, else None."""
+    git_url: str
+    production_branch: str
+    root_directory: str | None
+    install_command: str | None
+    build_command: str | None
+    output_directory: str | None
+    allow_fork_builds: bool
+    created_at: datetime
+    updated_at: datetime
+
+    COLUMNS = (
+        Project._meta.primary_key,
+        Project.slug,
+        Project.name,
+        Project.owner,
+        Project.github_repository,
+        Project.git_url,
+        Project.production_branch,
+        Project.root_directory,
+        Project.install_command,
+        Project.build_command,
+        Project.output_directory,
+        Project.allow_fork_builds,
+        Project.created_at,
+        Project.updated_at,
+    )
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ProjectRecord:
+        return cls(
+            id=int(row["id"]),
+            slug=str(row["slug"]),
+            name=str(row["name"]),
+            owner_id=int(row["owner"]),
+            github_repository=row["github_repository"],
+            git_url=str(row["git_url"]),
+            production_branch=str(row["production_branch"]),
+            root_directory=row["root_directory"],
+            install_command=row["install_command"],
+            build_command=row["build_command"],
+            output_directory=row["output_directory"],
+            allow_fork_builds=bool(row["allow_fork_builds"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def repo(self) -> str:
+        """`owner/name` for a GitHub repository, else the git URL."""
+        return self.github_repository or self.git_url

@@ -1,0 +1,191 @@
+"""The projects API (`POST /project`, `GET /projects`, `GET/PATCH/DELETE /projects/{slug}`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
+
+from app.http.auth import provide_user
+from app.projects import envvars
+from app.projects.service import (
+    NewProject,
+    ProjectChanges,
+    ProjectDetails,
+    ProjectService,
+)
+from app.users.records import CurrentUser
+
+# Patterns are documented in the OpenAPI schema only; the service's checks explain a mismatch
+# better.
+Name = Annotated[
+    str,
+    msgspec.Meta(max_length=100, extra_json_schema={"extra": {"pattern": "[A-Za-z0-9]"}}),
+]
+Repo = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=500,
+        description="owner/name of a GitHub repository, or an https:// or file:// git URL",
+        extra_json_schema={
+            "extra": {
+                "pattern": r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"
+                r"|^https://[^/@\s]+/\S+$|^file:///\S+$"
+            }
+        },
+    ),
+]
+Branch = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Directory = Annotated[str, msgspec.Meta(max_length=255)]
+Command = Annotated[str, msgspec.Meta(max_length=1000)]
+EnvName = Annotated[str, msgspec.Meta(max_length=255)]
+EnvValue = Annotated[str, msgspec.Meta(max_length=envvars.MAX_VALUE)]
+
+
+class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: Name
+    repo: Repo
+    production_branch: Branch = "main"
+    root_directory: Directory | None = None
+    install_command: Command | None = None
+    build_command: Command | None = None
+    output_directory: Directory | None = None
+    allow_fork_builds: bool = False
+    env: dict[EnvName, EnvValue] = {}
+
+    def new_project(self) -> NewProject:
+        return NewProject(**msgspec.structs.asdict(self))
+
+
+class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Fields left out stay as they are; `null` resets a build setting to auto-detect.
+
+    `env` merges: each name given is set, a name given as null is deleted, others are kept.
+    """
+
+    name: Name | msgspec.UnsetType = msgspec.UNSET
+    repo: Repo | msgspec.UnsetType = msgspec.UNSET
+    production_branch: Branch | msgspec.UnsetType = msgspec.UNSET
+    root_directory: Directory | msgspec.UnsetType | None = msgspec.UNSET
+    install_command: Command | msgspec.UnsetType | None = msgspec.UNSET
+    build_command: Command | msgspec.UnsetType | None = msgspec.UNSET
+    output_directory: Directory | msgspec.UnsetType | None = msgspec.UNSET
+    allow_fork_builds: bool | msgspec.UnsetType = msgspec.UNSET
+    env: dict[EnvName, EnvValue | None] | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> ProjectChanges:
+        given = {
+            name: value
+            for name, value in msgspec.structs.asdict(self).items()
+            if value is not msgspec.UNSET
+        }
+        return ProjectChanges(**given)
+
+
+class GitHubStatus(msgspec.Struct):
+    installed: bool
+    """An installation that is not suspended covers the repository: pushes deploy."""
+    install_url: str
+    """Where to install the App (or add this repository to it)."""
+
+
+class ProjectOut(msgspec.Struct):
+    id: int
+    slug: str
+    name: str
+    repo: str
+    """`owner/name` for a GitHub repository, else the git URL."""
+    git_url: str
+    github_repository: str | None
+    production_branch: str
+    root_directory: str | None
+    install_command: str | None
+    build_command: str | None
+    output_directory: str | None
+    allow_fork_builds: bool
+    env: list[str]
+    """Names only: values are write-only."""
+    production_url: str
+    created_at: datetime
+    updated_at: datetime
+    github: GitHubStatus | None = None
+    """For a GitHub repository while the App is configured: is it installed there?"""
+
+    @classmethod
+    def of(cls, details: ProjectDetails) -> ProjectOut:
+        project = details.project
+        github = details.github
+        return cls(
+            id=project.id,
+            slug=project.slug,
+            name=project.name,
+            repo=project.repo,
+            git_url=project.git_url,
+            github_repository=project.github_repository,
+            production_branch=project.production_branch,
+            root_directory=project.root_directory,
+            install_command=project.install_command,
+            build_command=project.build_command,
+            output_directory=project.output_directory,
+            allow_fork_builds=project.allow_fork_builds,
+            env=list(details.env),
+            production_url=details.production_url,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+            github=None
+            if github is None
+            else GitHubStatus(installed=github.installed, install_url=github.install_url),
+        )
+
+
+class ProjectController(Controller):
+    path = "/"
+    dependencies = {"user": Provide(provide_user)}  # noqa: RUF012 - Litestar's own class attribute
+
+    @post("/project", status_code=201, summary="Create a project")
+    async def create(
+        self,
+        data: JSONBody[ProjectIn],
+        user: NamedDependency[CurrentUser],
+        projects: NamedDependency[ProjectService],
+    ) -> ProjectOut:
+        return ProjectOut.of(await projects.create(user.id, data.new_project()))
+
+    @get("/projects", summary="Your projects")
+    async def index(
+        self, user: NamedDependency[CurrentUser], projects: NamedDependency[ProjectService]
+    ) -> list[ProjectOut]:
+        return [ProjectOut.of(details) for details in await projects.list_for(user.id)]
+
+    @get("/projects/{slug:str}", summary="One of your projects")
+    async def show(
+        self,
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        projects: NamedDependency[ProjectService],
+    ) -> ProjectOut:
+        return ProjectOut.of(await projects.get(user.id, slug))
+
+    @patch("/projects/{slug:str}", summary="Change a project's settings or env")
+    async def change(
+        self,
+        slug: FromPath[str],
+        data: JSONBody[ProjectPatch],
+        user: NamedDependency[CurrentUser],
+        projects: NamedDependency[ProjectService],
+    ) -> ProjectOut:
+        return ProjectOut.of(await projects.update(user.id, slug, data.changes()))
+
+    @delete("/projects/{slug:str}", status_code=204, summary="Delete a project")
+    async def remove(
+        self,
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        projects: NamedDependency[ProjectService],
+    ) -> None:
+        await projects.delete(user.id, slug)

@@ -1,0 +1,265 @@
+"""Projects: create, read, change and delete a user's projects, with their env vars.
+
+Inputs are typed values (`NewProject`, `ProjectChanges`), checked by `app.projects.rules`;
+answers are frozen records (`ProjectDetails`). Nothing here knows of HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from app.aliases import AliasAnnouncer
+from app.database import AnyEngine, is_unique_violation, same_name, write_transaction
+from app.errors import ErrorCode, UserError
+from app.installations.service import covered, install_url
+from app.logs.archive import archive_key
+from app.projects import envvars
+from app.projects.access import project_for, visible_projects
+from app.projects.envvars import Sealer
+from app.projects.records import ProjectRecord
+from app.projects.rules import (
+    MAX_SLUG,
+    RESERVED_SLUGS,
+    check_branch,
+    check_command,
+    check_name,
+    check_relative_dir,
+    parse_repo,
+)
+from app.settings import Settings
+from app.storage import Storage, StorageError
+from app.tables import Alias, Deployment, Project
+from builder.spec import project_prefix
+
+log = logging.getLogger(__name__)
+
+
+class Keep(Enum):
+    """A field of `ProjectChanges` left out: it stays as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class NewProject:
+    name: str
+    repo: str
+    """owner/name of a GitHub repository, or an https:// or file:// git URL."""
+    production_branch: str = "main"
+    root_directory: str | None = None
+    install_command: str | None = None
+    build_command: str | None = None
+    output_directory: str | None = None
+    allow_fork_builds: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectChanges:
+    """What to change; `None` resets a build setting to auto-detect. `env` merges: a name
+    given a value is set, a name given None is deleted, others are kept."""
+
+    name: str | Keep = KEEP
+    repo: str | Keep = KEEP
+    production_branch: str | Keep = KEEP
+    root_directory: str | Keep | None = KEEP
+    install_command: str | Keep | None = KEEP
+    build_command: str | Keep | None = KEEP
+    output_directory: str | Keep | None = KEEP
+    allow_fork_builds: bool | Keep = KEEP
+    env: Mapping[str, str | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubStatus:
+    installed: bool
+    """An installation that is not suspended covers the repository: pushes deploy."""
+    install_url: str
+    """Where to install the App (or add this repository to it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectDetails:
+    """A project as its owner sees it."""
+
+    project: ProjectRecord
+    env: tuple[str, ...]
+    """Names only: values are write-only."""
+    production_url: str
+    github: GitHubStatus | None
+    """For a GitHub repository while the App is configured: is it installed there?"""
+
+
+async def linked_projects(repository: str) -> list[ProjectRecord]:
+    """The projects that build `owner/name` (GitHub names are case-insensitive)."""
+    rows = await Project.select(*ProjectRecord.COLUMNS).where(
+        same_name("scalemesh_project.github_repository", repository)
+    )
+    return [ProjectRecord.of(row) for row in rows]
+
+
+async def slug_taken(slug: str) -> bool:
+    return (
+        slug in RESERVED_SLUGS
+        or await Project.exists().where(Project.slug == slug)
+        or await Alias.exists().where(Alias.hostname == slug)
+    )
+
+
+async def free_slug(base: str) -> str:
+    """The first of `base-2`, `base-3`, ... that nobody has."""
+    for n in range(2, 10_000):
+        suffix = f"-{n}"
+        candidate = base[: MAX_SLUG - len(suffix)].rstrip("-") + suffix
+        if not await slug_taken(candidate):
+            return candidate
+    raise UserError(  # pragma: no cover - ten thousand projects of one name
+        ErrorCode.SLUG_TAKEN, f"slug {base!r} is taken; choose a more distinctive name."
+    )
+
+
+class ProjectService:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AnyEngine,
+        sealer: Sealer,
+        storage: Storage,
+        announce: AliasAnnouncer,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.sealer = sealer
+        self.storage = storage
+        self.announce = announce
+
+    async def create(self, owner_id: int, new: NewProject) -> ProjectDetails:
+        name, slug = check_name(new.name)
+        source = parse_repo(new.repo, self.settings)
+        values: dict[str, Any] = {
+            "name": name,
+            "slug": slug,
+            "owner": owner_id,
+            "git_url": source.git_url,
+            "github_repository": source.github_repository,
+            "production_branch": check_branch(new.production_branch),
+            "root_directory": check_relative_dir("root_directory", new.root_directory),
+            "install_command": check_command("install_command", new.install_command),
+            "build_command": check_command("build_command", new.build_command),
+            "output_directory": check_relative_dir("output_directory", new.output_directory),
+            "allow_fork_builds": new.allow_fork_builds,
+        }
+        envvars.check_changes(new.env)
+        if await slug_taken(slug):
+            raise UserError(
+                ErrorCode.SLUG_TAKEN,
+                f"The URL name {slug!r} is taken; try the name {await free_slug(slug)!r}.",
+            )
+        try:
+            async with write_transaction(self.engine):
+                rows = await Project.insert(Project(**values)).returning(*ProjectRecord.COLUMNS)
+                created = ProjectRecord.of(rows[0])
+                await envvars.apply_changes(self.sealer, created.id, new.env)
+        except Exception as exc:
+            if is_unique_violation(exc):
+                free = await free_slug(slug)
+                raise UserError(
+                    ErrorCode.SLUG_TAKEN,
+                    f"The URL name {slug!r} was just taken; try the name {free!r}.",
+                ) from None
+            raise
+        return await self._details(created, tuple(sorted(new.env)))
+
+    async def list_for(self, owner_id: int) -> list[ProjectDetails]:
+        rows = await (
+            Project.select(*ProjectRecord.COLUMNS)
+            .where(visible_projects(owner_id))
+            .order_by(Project.slug)
+        )
+        projects = [ProjectRecord.of(row) for row in rows]
+        env_names = await envvars.names([project.id for project in projects])
+        return [await self._details(project, tuple(env_names[project.id])) for project in projects]
+
+    async def get(self, owner_id: int, slug: str) -> ProjectDetails:
+        project = await project_for(owner_id, slug)
+        return await self._details(project, tuple((await envvars.names([project.id]))[project.id]))
+
+    async def update(self, owner_id: int, slug: str, changes: ProjectChanges) -> ProjectDetails:
+        project = await project_for(owner_id, slug)
+        values: dict[Any, Any] = {}
+        if not isinstance(changes.name, Keep):
+            values[Project.name] = check_name(changes.name)[0]
+        if not isinstance(changes.repo, Keep):
+            source = parse_repo(changes.repo, self.settings)
+            values[Project.git_url] = source.git_url
+            values[Project.github_repository] = source.github_repository
+        if not isinstance(changes.production_branch, Keep):
+            values[Project.production_branch] = check_branch(changes.production_branch)
+        for name, column, check in (
+            ("root_directory", Project.root_directory, check_relative_dir),
+            ("output_directory", Project.output_directory, check_relative_dir),
+            ("install_command", Project.install_command, check_command),
+            ("build_command", Project.build_command, check_command),
+        ):
+            value = getattr(changes, name)
+            if not isinstance(value, Keep):
+                values[column] = check(name, value)
+        if not isinstance(changes.allow_fork_builds, Keep):
+            values[Project.allow_fork_builds] = changes.allow_fork_builds
+        envvars.check_changes(changes.env)
+        values[Project.updated_at] = datetime.now(UTC)
+        async with write_transaction(self.engine):
+            await Project.update(values).where(Project._meta.primary_key == project.id)
+            await envvars.apply_changes(self.sealer, project.id, changes.env)
+        return await self.get(owner_id, slug)
+
+    async def delete(self, owner_id: int, slug: str) -> None:
+        """Delete the project, its deployments and its aliases; tell the proxies once it is done;
+        then delete its deployments' files and build logs from storage.
+
+        Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
+        before the delete commits, they would read the rows again.
+        """
+        project = await project_for(owner_id, slug)
+        hostnames: list[str] = await (
+            Alias.select(Alias.hostname).where(Alias.project == project.id).output(as_list=True)
+        )
+        deployments: list[Any] = await (
+            Deployment.select(Deployment._meta.primary_key)
+            .where(Deployment.project == project.id)
+            .output(as_list=True)
+        )
+        await Project.delete().where(Project._meta.primary_key == project.id)
+        await self.announce(hostnames)
+        try:
+            await self.storage.delete_prefix(project_prefix(project.id))
+            await self.storage.delete(*(archive_key(str(key)) for key in deployments))
+        except StorageError as exc:
+            # The project is gone already; files left behind cost space, not correctness.
+            log.warning(
+                "project files not deleted",
+                extra={"project": slug, "project_id": project.id, "error": str(exc)},
+            )
+
+    async def _details(self, project: ProjectRecord, env: tuple[str, ...]) -> ProjectDetails:
+        return ProjectDetails(
+            project=project,
+            env=env,
+            production_url=self.settings.deployment_url(project.slug),
+            github=await self._github_status(project),
+        )
+
+    async def _github_status(self, project: ProjectRecord) -> GitHubStatus | None:
+        url = install_url(self.settings)
+        if url is None or project.github_repository is None:
+            return None
+        found = await covered(project.github_repository)
+        return GitHubStatus(installed=found is not None, install_url=url)

@@ -1,0 +1,77 @@
+"""GitHub's words for our states: the one mapping from a deployment to what GitHub is told.
+
+Internal states (`app.deployments.lifecycle`) are kept apart from what GitHub shows: a commit
+status state, a GitHub Deployment status, and the phase recorded once GitHub has heard it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+
+from app.deployments.lifecycle import DeploymentState, Target
+from app.deployments.views import DeploymentView
+
+S = DeploymentState
+
+
+class ReportedPhase(StrEnum):
+    """What GitHub was last told of a deployment (`Deployment.reported_phase`)."""
+
+    QUEUED = "queued"
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INACTIVE = "inactive"
+    """Retired: its pull request closed or its branch was deleted."""
+    UNREPORTED = "unreported"
+    """No installation covers its repository: there was no one on GitHub to tell."""
+
+
+_COMMIT_STATES: Mapping[DeploymentState, str] = MappingProxyType(
+    {
+        S.QUEUED: "pending",
+        S.BUILDING: "pending",
+        S.READY: "success",
+        S.FAILED: "failure",
+        S.CANCELLED: "failure",
+    }
+)
+_DEPLOYMENT_STATES: Mapping[DeploymentState, str] = MappingProxyType(
+    {
+        S.QUEUED: "queued",
+        S.BUILDING: "in_progress",
+        S.READY: "success",
+        S.FAILED: "failure",
+        S.CANCELLED: "inactive",
+    }
+)
+
+
+def phase_of(view: DeploymentView) -> ReportedPhase:
+    return ReportedPhase.INACTIVE if view.retired else ReportedPhase(view.state.value)
+
+
+def to_github_state(state: DeploymentState, *, platform_fault: bool = False) -> str:
+    """The commit-status state GitHub is sent for a deployment state."""
+    return "error" if platform_fault else _COMMIT_STATES[state]
+
+
+def to_github_deployment_state(
+    state: DeploymentState, *, platform_fault: bool = False, retired: bool = False
+) -> str:
+    """The GitHub Deployment status for a deployment state.
+
+    A retired deployment (its pull request closed, its branch deleted) and a cancelled one are
+    `inactive`: nothing failed, there is just nothing to visit.
+    """
+    if retired or state is S.CANCELLED:
+        return "inactive"
+    return "error" if platform_fault else _DEPLOYMENT_STATES[state]
+
+
+def environment(slug: str, target: Target) -> str:
+    """The GitHub environment a deployment belongs to."""
+    return "Production" if target is Target.PRODUCTION else f"Preview \N{EN DASH} {slug}"

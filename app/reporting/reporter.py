@@ -1,0 +1,199 @@
+"""The reporting loop: tell GitHub each deployment's current phase, and retry until it has heard.
+
+Driven by state, not by events: every change to a deployment sets `report_pending`, and each pass
+tells GitHub about such deployments (GitHub Deployment, commit status, PR comment), then records
+the phase it told. A failed call is logged and retried on a later pass with a growing delay, so
+reporting never blocks or fails a build, and a GitHub outage heals by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from app.deployments.lifecycle import DeploymentState, Target
+from app.deployments.views import DeploymentView, DeploymentViews
+from app.github.api import GitHubApi, GitHubError
+from app.installations.service import Covered, covered
+from app.reporting.comment import CommentBusy, PullRequestComments
+from app.reporting.messages import description, shorten
+from app.reporting.phases import (
+    ReportedPhase,
+    environment,
+    phase_of,
+    to_github_deployment_state,
+    to_github_state,
+)
+from app.settings import Settings
+from app.tables import Deployment
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+CLAIM_TTL = 120.0
+"""A claim older than this was left by a replica that died mid-report, and may be taken over."""
+FIRST_RETRY = 2.0
+MAX_RETRY = 300.0
+
+
+class Reporter:
+    """Tells GitHub about deployments whose latest change it has not heard of."""
+
+    def __init__(self, settings: Settings, github: GitHubApi) -> None:
+        self.settings = settings
+        self.github = github
+        self.views = DeploymentViews(settings)
+        self.comments = PullRequestComments(github, self.views)
+        self._retry: dict[str, tuple[float, float]] = {}
+        """deployment id → (delay used last, monotonic time of the next attempt)."""
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:
+                # A database blip must not end reporting for the life of the process.
+                log.exception("github report pass failed")
+            await asyncio.sleep(self.settings.reconcile_interval)
+
+    async def tick(self) -> int:
+        """One pass; returns how many deployments GitHub was told about."""
+        now = time.monotonic()
+        due = await self.views.find(
+            (Deployment.report_pending == True)  # noqa: E712 - SQL, not Python
+            & (
+                Deployment.report_claim.is_null()
+                | (Deployment.report_claimed_until < datetime.now(UTC))
+            )
+            & Deployment.project.github_repository.is_not_null(),
+            newest_first=False,
+            limit=BATCH,
+        )
+        told = 0
+        for view in due:
+            retry = self._retry.get(view.id)
+            if retry is not None and retry[1] > now:
+                continue
+            claim = await self._claim(view)
+            if claim is None:
+                continue  # another replica is telling GitHub about it
+            assert view.repository is not None  # noqa: S101 - selected for having one
+            found = await covered(view.repository)
+            if found is None:
+                await self._settle(view, claim, ReportedPhase.UNREPORTED)
+                continue
+            try:
+                await self.report(view, found)
+            except (GitHubError, CommentBusy) as exc:
+                await self._settle(view, claim, None)
+                delay = min(MAX_RETRY, retry[0] * 2 if retry else FIRST_RETRY)
+                self._retry[view.id] = (delay, now + delay)
+                log.warning(
+                    "github report failed; will retry",
+                    extra={
+                        "deployment_id": view.id,
+                        "project": view.slug,
+                        "error": str(exc),
+                        "retry_in": delay,
+                    },
+                )
+                continue
+            self._retry.pop(view.id, None)
+            await self._settle(view, claim, phase_of(view))
+            told += 1
+        return told
+
+    async def _claim(self, view: DeploymentView) -> str | None:
+        """Take the deployment for this pass, so two API replicas never report it both at once
+        (they would create two GitHub Deployments). A claim past its time belonged to a replica
+        that died mid-report, and may be taken over."""
+        claim = secrets.token_hex(16)
+        now = datetime.now(UTC)
+        taken = await (
+            Deployment.update(
+                {
+                    Deployment.report_claim: claim,
+                    Deployment.report_claimed_until: now + timedelta(seconds=CLAIM_TTL),
+                }
+            )
+            .where(
+                (Deployment._meta.primary_key == view.id)
+                & (Deployment.report_pending == True)  # noqa: E712 - SQL, not Python
+                & (Deployment.report_claim.is_null() | (Deployment.report_claimed_until < now))
+                # As read: a change since would be reported with stale words.
+                & (Deployment.state == view.state)
+                & (Deployment.retired == view.retired)
+            )
+            .returning(Deployment._meta.primary_key)
+        )
+        return claim if taken else None
+
+    async def _settle(self, view: DeploymentView, claim: str, phase: ReportedPhase | None) -> None:
+        """Record what GitHub now knows (None: nothing, try again later).
+
+        Only if nothing changed meanwhile: every change clears the claim and sets
+        `report_pending` again, and then the newer state is reported in its turn.
+        """
+        changes: dict[Any, Any] = {
+            Deployment.report_claim: None,
+            Deployment.report_claimed_until: None,
+        }
+        if phase is not None:
+            changes |= {Deployment.report_pending: False, Deployment.reported_phase: phase}
+        await Deployment.update(changes).where(
+            (Deployment._meta.primary_key == view.id) & (Deployment.report_claim == claim)
+        )
+
+    async def report(self, view: DeploymentView, found: Covered) -> None:
+        """Bring GitHub up to date with one deployment."""
+        text = description(view)
+        installation, repository = found.installation_id, found.full_name
+        github_id = view.github_deployment_id
+        never_built = view.state is DeploymentState.CANCELLED or view.retired
+        if github_id is None and not never_built:
+            github_id = await self.github.create_deployment(
+                installation,
+                repository,
+                sha=view.sha,
+                environment=environment(view.slug, view.target),
+                description=shorten(f"{view.slug}: {view.target} deployment"),
+                transient=view.target is not Target.PRODUCTION,
+                production=view.target is Target.PRODUCTION,
+            )
+            # Saved at once: a retry must not create a second GitHub deployment.
+            await Deployment.update({Deployment.github_deployment_id: github_id}).where(
+                Deployment._meta.primary_key == view.id
+            )
+        if github_id is not None:
+            ready = view.state is DeploymentState.READY and not view.retired
+            await self.github.set_deployment_status(
+                installation,
+                repository,
+                github_id,
+                state=to_github_deployment_state(
+                    view.state, platform_fault=view.platform_fault, retired=view.retired
+                ),
+                environment_url=view.environment_url if ready else None,
+                log_url=view.log_url,
+                description=text,
+            )
+        if not view.retired:
+            await self.github.set_commit_status(
+                installation,
+                repository,
+                view.sha,
+                state=to_github_state(view.state, platform_fault=view.platform_fault),
+                context=f"scalemesh/{view.slug}",
+                description=text,
+                target_url=view.url if view.state is DeploymentState.READY else view.log_url,
+            )
+            if view.pr_number is not None:
+                await self.comments.refresh(installation, repository, view.pr_number)
+        log.info(
+            "github told",
+            extra={"deployment_id": view.id, "project": view.slug, "phase": phase_of(view)},
+        )

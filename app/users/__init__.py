@@ -1,0 +1,1 @@
+"""Accounts: sign-up, passwords, sessions and failed sign-in throttling."""

@@ -1,0 +1,112 @@
+"""The account pages: sign in, sign up and sign out in a browser."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.response import Redirect
+
+from app.errors import UserError
+from app.http.auth import cleared_cookie, session_cookie, signed_in
+from app.http.errors import status_of
+from app.settings import Settings
+from app.users.service import UserService
+from app.web.pages import checked_form, form_user, page, safe_next
+
+
+def account_page(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    mode: str,
+    *,
+    next: str = "/",
+    email: str = "",
+    error: UserError | None = None,
+) -> Response[str]:
+    """The sign-in (`login`) or sign-up (`signup`) form, with what went wrong."""
+    return page(
+        request,
+        settings,
+        None,
+        "auth.html",
+        status_code=status_of(error) if error else 200,
+        mode=mode,
+        next=next,
+        email=email,
+        error=error.detail if error else None,
+    )
+
+
+@get("/login")
+async def login_page(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    next: FromQuery[str] = "/",
+) -> Response[str] | Redirect:
+    if await signed_in(request, users):
+        return Redirect(safe_next(next), status_code=303)
+    return account_page(request, settings, "login", next=safe_next(next))
+
+
+@post("/login", status_code=200)
+async def login_submit(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+) -> Response[str] | Redirect:
+    form = await checked_form(request, settings, None)
+    target, email = safe_next(form.get("next")), form.get("email", "")
+    try:
+        user_id = await users.authenticate(email, form.get("password", ""))
+    except UserError as exc:
+        return account_page(request, settings, "login", next=target, email=email, error=exc)
+    return await _start(settings, users, user_id, target)
+
+
+@get("/signup")
+async def signup_page(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+) -> Response[str] | Redirect:
+    if await signed_in(request, users):
+        return Redirect("/", status_code=303)
+    return account_page(request, settings, "signup")
+
+
+@post("/signup", status_code=200)
+async def signup_submit(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+) -> Response[str] | Redirect:
+    form = await checked_form(request, settings, None)
+    email = form.get("email", "")
+    try:
+        created = await users.create(email, form.get("password", ""))
+    except UserError as exc:
+        return account_page(request, settings, "signup", email=email, error=exc)
+    return await _start(settings, users, created.id, "/new")
+
+
+async def _start(settings: Settings, users: UserService, user_id: int, target: str) -> Redirect:
+    token, expires_at = await users.start_session(user_id)
+    return Redirect(target, status_code=303, cookies=[session_cookie(settings, token, expires_at)])
+
+
+@post("/logout", status_code=200)
+async def logout_submit(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+) -> Response[str] | Redirect:
+    user, _ = await form_user(request, settings, users)
+    await users.end_session(user)
+    return Redirect("/login", status_code=303, cookies=[cleared_cookie(settings)])
+
+
+ROUTES = [login_page, login_submit, signup_page, signup_submit, logout_submit]

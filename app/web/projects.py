@@ -1,0 +1,278 @@
+"""The dashboard's project pages: the project list, a new project, one project and its forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect
+
+from app.deployments.service import DeploymentService
+from app.errors import ErrorKind, UserError
+from app.http.auth import signed_in
+from app.http.errors import status_of
+from app.projects.routes import ProjectIn, ProjectOut
+from app.projects.rules import (
+    check_branch,
+    check_command,
+    check_name,
+    check_relative_dir,
+    parse_repo,
+)
+from app.projects.service import ProjectChanges, ProjectService
+from app.settings import Settings
+from app.users.records import CurrentUser
+from app.users.service import UserService
+from app.web.pages import (
+    CSRF_FIELD,
+    PAGE_HEADERS,
+    UI,
+    form_user,
+    not_found,
+    page,
+    page_user,
+    templates,
+    viewer,
+)
+from app.web.rows import DEPLOYMENTS_SHOWN, DeploymentRow, ProjectCard
+
+NEW_PROJECT_FIELDS = (
+    "name",
+    "repo",
+    "production_branch",
+    "root_directory",
+    "install_command",
+    "build_command",
+    "output_directory",
+)
+
+
+async def rows_of(
+    deployments: DeploymentService, user: CurrentUser, slug: str, limit: int = DEPLOYMENTS_SHOWN
+) -> list[DeploymentRow]:
+    return [
+        DeploymentRow.of(view) for view in await deployments.list_for(user.id, slug, limit=limit)
+    ]
+
+
+@get("/")
+async def dashboard(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    projects: NamedDependency[ProjectService],
+    deployments: NamedDependency[DeploymentService],
+) -> Response[str] | Redirect:
+    user = await page_user(request, users)
+    cards = []
+    for details in await projects.list_for(user.id):
+        last = await rows_of(deployments, user, details.project.slug, 1)
+        cards.append(ProjectCard(ProjectOut.of(details), last[0] if last else None))
+    return page(request, settings, user, "dashboard.html", cards=cards)
+
+
+@get("/new")
+async def new_project_page(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+) -> Response[str] | Redirect:
+    user = await page_user(request, users)
+    values = dict.fromkeys(NEW_PROJECT_FIELDS, "")
+    values["production_branch"] = "main"
+    return page(request, settings, user, "new_project.html", values=values, errors={})
+
+
+def project_errors(form: Mapping[str, str], settings: Settings) -> dict[str, str]:
+    """Each field's own problem, so the form can show it next to the field."""
+    checks: dict[str, Callable[[str], object]] = {
+        "name": check_name,
+        "repo": lambda value: parse_repo(value, settings),
+        "production_branch": check_branch,
+        "root_directory": lambda value: check_relative_dir("root directory", value),
+        "output_directory": lambda value: check_relative_dir("output directory", value),
+        "install_command": lambda value: check_command("install command", value),
+        "build_command": lambda value: check_command("build command", value),
+    }
+    errors = {}
+    for field, check in checks.items():
+        try:
+            check(form.get(field, ""))
+        except UserError as exc:
+            errors[field] = exc.detail
+    return errors
+
+
+@post("/new", status_code=200)
+async def new_project_submit(
+    request: Request[Any, Any, Any],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    projects: NamedDependency[ProjectService],
+) -> Response[str] | Redirect:
+    user, form = await form_user(request, settings, users)
+    values = {field: form.get(field, "").strip() for field in NEW_PROJECT_FIELDS}
+    errors = project_errors(values, settings)
+    if not errors:
+        try:
+            data = msgspec.convert(
+                {name: value for name, value in values.items() if value}, ProjectIn
+            )
+            created = await projects.create(user.id, data.new_project())
+        except msgspec.ValidationError as exc:
+            # Only the length limits are left to msgspec: the checks above said the rest.
+            problem = str(exc)
+            field = next((name for name in NEW_PROJECT_FIELDS if f"$.{name}`" in problem), "repo")
+            errors[field] = f"{problem.split(' - ')[0]}."
+        except UserError as exc:
+            # A taken URL name; anything else the service refuses also concerns the name.
+            errors["name"] = exc.detail
+        else:
+            return Redirect(f"/projects/{created.project.slug}", status_code=303)
+    return page(
+        request, settings, user, "new_project.html", status_code=400, values=values, errors=errors
+    )
+
+
+async def project_page_for(
+    request: Request[Any, Any, Any],
+    settings: Settings,
+    projects: ProjectService,
+    deployments: DeploymentService,
+    user: CurrentUser,
+    slug: str,
+    *,
+    status_code: int = 200,
+    deploy_error: str | None = None,
+    env_error: str | None = None,
+    env_name: str = "",
+) -> Response[str]:
+    try:
+        details = await projects.get(user.id, slug)
+    except UserError as exc:
+        return not_found(request, settings, user, exc.detail)
+    shown = ProjectOut.of(details)
+    return page(
+        request,
+        settings,
+        user,
+        "project.html",
+        status_code=status_code,
+        project=shown,
+        deployments=await rows_of(deployments, user, slug),
+        github=shown.github,
+        deploy_error=deploy_error,
+        env_error=env_error,
+        env_name=env_name,
+    )
+
+
+@get(f"{UI}/projects/{{slug:str}}")
+async def project_page(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    projects: NamedDependency[ProjectService],
+    deployments: NamedDependency[DeploymentService],
+) -> Response[str] | Redirect:
+    user = await page_user(request, users)
+    return await project_page_for(request, settings, projects, deployments, user, slug)
+
+
+@get(f"{UI}/projects/{{slug:str}}/deployments")
+async def deployments_fragment(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    deployments: NamedDependency[DeploymentService],
+) -> Response[str]:
+    """The deployments table alone: the project page polls it to keep states live."""
+    user = await signed_in(request, users)
+    if user is None:
+        return Response("", status_code=404, headers=PAGE_HEADERS)
+    try:
+        rows = await rows_of(deployments, user, slug)
+    except UserError:
+        return Response("", status_code=404, headers=PAGE_HEADERS)
+    seen = viewer(request, settings, user)
+    html = (
+        templates()
+        .get_template("_deployments.html")
+        .render(deployments=rows, csrf=seen.csrf, csrf_field=CSRF_FIELD, slug=slug)
+    )
+    return Response(html, headers=PAGE_HEADERS)
+
+
+@post(f"{UI}/projects/{{slug:str}}/deploy", status_code=200)
+async def deploy_submit(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    projects: NamedDependency[ProjectService],
+    deployments: NamedDependency[DeploymentService],
+) -> Response[str] | Redirect:
+    user, form = await form_user(request, settings, users)
+    try:
+        queued = await deployments.deploy(user.id, slug, form.get("ref"))
+    except UserError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            return not_found(request, settings, user, exc.detail)
+        return await project_page_for(
+            request,
+            settings,
+            projects,
+            deployments,
+            user,
+            slug,
+            status_code=status_of(exc),
+            deploy_error=exc.detail,
+        )
+    return Redirect(f"/deployments/{queued.id}", status_code=303)
+
+
+@post(f"{UI}/projects/{{slug:str}}/env", status_code=200)
+async def env_submit(
+    request: Request[Any, Any, Any],
+    slug: FromPath[str],
+    settings: NamedDependency[Settings],
+    users: NamedDependency[UserService],
+    projects: NamedDependency[ProjectService],
+    deployments: NamedDependency[DeploymentService],
+) -> Response[str] | Redirect:
+    """Add or replace one env var, or delete it (`delete` set): values only ever go in."""
+    user, form = await form_user(request, settings, users)
+    name = form.get("name", "").strip()
+    change: dict[str, str | None] = {name: None if "delete" in form else form.get("value", "")}
+    try:
+        await projects.update(user.id, slug, ProjectChanges(env=change))
+    except UserError as exc:
+        return await project_page_for(
+            request,
+            settings,
+            projects,
+            deployments,
+            user,
+            slug,
+            status_code=status_of(exc),
+            env_error=exc.detail,
+            env_name=name,
+        )
+    return Redirect(f"/projects/{slug}#env", status_code=303)
+
+
+ROUTES = [
+    dashboard,
+    new_project_page,
+    new_project_submit,
+    project_page,
+    deployments_fragment,
+    deploy_submit,
+    env_submit,
+]

@@ -1,0 +1,21 @@
+"""Every dashboard route, behind one router that keeps pages out of the API's schema."""
+
+from __future__ import annotations
+
+from litestar import Router
+from litestar.static_files import create_static_files_router
+
+from app.web import accounts, deployments, projects
+from app.web.pages import APP_DIR, UI, Answered, answered
+
+ROUTES = [
+    Router(
+        path="/",
+        include_in_schema=False,
+        exception_handlers={Answered: answered},
+        route_handlers=[*accounts.ROUTES, *projects.ROUTES, *deployments.ROUTES],
+    ),
+    create_static_files_router(
+        path=f"{UI}/static", directories=[APP_DIR / "static"], include_in_schema=False
+    ),
+]

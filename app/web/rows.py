@@ -1,0 +1,77 @@
+"""Deployments as the dashboard's tables show them: durations, short ids, Promote or Rollback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.deployments.lifecycle import DeploymentState
+from app.deployments.views import DeploymentView
+from app.projects.routes import ProjectOut
+
+DEPLOYMENTS_SHOWN = 25
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = round(seconds)
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRow:
+    id: str
+    short_id: str
+    state: str
+    target: str
+    branch: str | None
+    ref: str
+    sha: str
+    commit_message: str
+    """Its first line."""
+    created_at: datetime
+    took: str
+    url: str
+    aliases: list[str]
+    error: str | None
+    production: bool
+    promote: str | None
+    """`Promote` or `Rollback` when it is ready and not in production, else None."""
+    finished: bool
+
+    @classmethod
+    def of(cls, view: DeploymentView, now: datetime | None = None) -> DeploymentRow:
+        end = view.ready_at or view.finished_at or (None if view.finished else now or _now())
+        took = (end - view.started_at).total_seconds() if view.started_at and end else None
+        promote = None
+        if view.state is DeploymentState.READY and not view.production:
+            promote = "Rollback" if view.older_than_production else "Promote"
+        return cls(
+            id=view.id,
+            short_id=view.short_id,
+            state=view.state.value,
+            target=view.target.value,
+            branch=view.branch,
+            ref=view.ref,
+            sha=view.sha,
+            commit_message=view.commit_message.split("\n", 1)[0],
+            created_at=view.created_at,
+            took=duration(took),
+            url=view.url,
+            aliases=list(view.alias_urls),
+            error=view.error,
+            production=view.production,
+            promote=promote,
+            finished=view.finished,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectCard:
+    project: ProjectOut
+    last: DeploymentRow | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
