@@ -47,7 +47,7 @@ import websockets  # noqa: E402
 if TYPE_CHECKING:
     from litestar import Litestar
 
-    from app.logs import LogBus
+    from app.logs.bus import LogBus
     from app.settings import Settings
 
 PYTHON = sys.executable
@@ -188,15 +188,15 @@ def summarise(raw: dict[str, Any], expected: int, *, replay: bool) -> dict[str, 
 
 async def seed(settings: Settings) -> tuple[int, str]:
     """A user with a session and a project; returns the project id and the bearer token."""
-    from app.auth import start_session
     from app.tables import Project, User
+    from app.users.service import UserService
 
     user = await User.insert(User(email="bench@example.com", password_hash="x"))  # noqa: S106
     user_id = int(user[0]["id"])
     project = await Project.insert(
         Project(slug="web", name="web", owner=user_id, git_url="https://x/y.git")
     )
-    token, _ = await start_session(settings, user_id)
+    token, _ = await UserService(settings).start_session(user_id)
     return int(project[0]["id"]), token
 
 

@@ -20,15 +20,19 @@ import pytest
 
 from app.aliases import announcer
 from app.asgi import create_app
-from app.deployments import TRANSITIONS, move, publish, to_github_state
-from app.envvars import Sealer
+from app.deployments.lifecycle import TRANSITIONS, DeploymentState
+from app.deployments.publish import publish
+from app.deployments.transitions import move
+from app.errors import ErrorCode
 from app.hostnames import short_id as short
+from app.projects.envvars import Sealer
 from app.reconcile import Reconciler
 from app.refs import RefError, ResolvedRef
-from app.runners import RunnerError, RunState, RunStatus
+from app.reporting.phases import to_github_state
+from app.runners.api import RunnerError, RunState, RunStatus
 from app.settings import Settings
 from app.storage import StorageError
-from app.tables import Alias, Deployment, DeploymentState
+from app.tables import Alias, Deployment
 from builder.spec import LOGS_ROOT, MANIFEST, BuildSpec
 from tests.conftest import Client, bearer, sign_up
 
@@ -321,6 +325,7 @@ def test_a_failed_build_keeps_the_site_as_it_was(
     result = fetch(client, token, broken["id"])
     assert result["state"] == "failed"
     assert result["error"] == "build: npm run build exited with code 1"
+    assert result["error_code"] == "build_failed"
     assert aliases(client)["web"] == live["id"]
     assert aliases(client)["web-git-main"] == live["id"]
     assert result["aliases"] == []
@@ -373,6 +378,7 @@ def test_success_without_a_manifest_is_a_failure(
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert "without uploading its files" in result["error"]
+    assert result["error_code"] == "no_output"
     assert aliases(client) == {}
 
 
@@ -393,6 +399,7 @@ def test_a_build_past_its_timeout_is_stopped(
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert result["error"] == f"the build timed out after {settings.build_timeout} s"
+    assert result["error_code"] == "timeout"
     assert runner.build_of(deployment["id"]).cancelled
 
 
@@ -407,6 +414,7 @@ def test_a_runner_that_cannot_start_fails_the_deployment(
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert result["error"] == "the build could not start: RESOURCE:MEMORY"
+    assert result["error_code"] == "start_failed"
 
 
 def test_an_unreachable_runner_is_asked_again_later(
@@ -451,6 +459,7 @@ def test_env_vars_that_no_longer_open_fail_the_build(
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert "SCALEMESH_SECRET_KEY" in result["error"]
+    assert result["error_code"] == "env_unopenable"
     assert runner.builds == {}
 
 
@@ -464,6 +473,7 @@ def test_cancel_a_queued_deployment(client: Client, token: str, runner: FakeRunn
 
     assert response.status_code == 200
     assert response.json()["state"] == "cancelled"
+    assert response.json()["error_code"] == "cancelled"
     tick(client)
     assert runner.builds == {}
 
@@ -507,6 +517,7 @@ def test_a_newer_push_supersedes_the_unfinished_one(
     old = fetch(client, token, older["id"])
     assert old["state"] == "cancelled"
     assert old["error"] == f"superseded by {newer['id']}"
+    assert old["error_code"] == "superseded"
     assert runner.build_of(older["id"]).cancelled
     assert fetch(client, token, newer["id"])["state"] == "building"
 
@@ -574,6 +585,7 @@ def test_a_restart_mid_build_fails_the_deployment(
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert result["error"] == "interrupted by a restart"
+    assert result["error_code"] == "interrupted"
 
 
 def test_a_claim_without_a_build_is_failed_after_a_while(client: Client, token: str) -> None:
@@ -590,6 +602,7 @@ def test_a_claim_without_a_build_is_failed_after_a_while(client: Client, token: 
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
     assert "before the build began" in result["error"]
+    assert result["error_code"] == "interrupted"
 
 
 def test_builds_wait_for_a_free_slot(
@@ -844,7 +857,7 @@ def test_late_news_of_an_ended_deployment_changes_nothing(
 
     # What a second replica polling the same build a moment too late would do.
     client.run(lambda: reconciler._ready(deployment["id"]))
-    client.run(lambda: reconciler._fail(deployment["id"], "late"))
+    client.run(lambda: reconciler._fail(deployment["id"], "late", ErrorCode.BUILD_FAILED))
 
     assert fetch(client, token, deployment["id"]) == before
     assert aliases(client) == {}

@@ -17,8 +17,10 @@ from litestar.exceptions import (
 )
 from litestar.testing import TestClient
 
-from app.errors import EXCEPTION_HANDLERS, TooManyRequests
+from app.errors import DEPLOYMENT_CODES, KIND, STATUS, ErrorCode, ErrorKind, UserError
+from app.http.errors import EXCEPTION_HANDLERS
 from app.logconfig import JsonFormatter
+from app.reporting.messages import GITHUB_TEXT
 from app.tables import User
 from tests.conftest import Client
 
@@ -54,7 +56,7 @@ def raising(exc: Exception) -> Any:
         ),
         (ValidationException("Validation failed"), 400, "invalid_request", "Validation failed"),
         (
-            TooManyRequests("Slow down.", headers={"Retry-After": "5"}),
+            UserError(ErrorCode.TOO_MANY_SIGN_INS, "Slow down.", retry_after=5),
             429,
             "too_many_requests",
             "Slow down.",
@@ -70,7 +72,7 @@ def test_exceptions_become_error_bodies(
     assert response.status_code == status
     assert response.json()["error"] == code
     assert detail in response.json()["detail"]
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, UserError):
         assert response.headers["retry-after"] == "5"
 
 
@@ -165,3 +167,38 @@ def test_nul_characters_are_refused_at_the_door(client: Client) -> None:
     assert path.status_code == 400
     assert query.status_code == 400
     assert client.run(lambda: User.count()) == 0
+
+
+def test_every_code_has_a_kind_with_a_status_and_codes_are_unique() -> None:
+    assert set(KIND) == set(ErrorCode)
+    assert set(STATUS) == set(ErrorKind)
+    # A StrEnum silently makes a repeated value an alias of the first member: refuse that.
+    assert len({code.value for code in ErrorCode}) == len(ErrorCode.__members__)
+
+
+def test_every_deployment_code_has_a_github_text_and_keeps_its_stored_name() -> None:
+    assert set(GITHUB_TEXT) == DEPLOYMENT_CODES
+    # Stored in Deployment.error_code: renaming one would orphan every row that has it.
+    assert {code.value for code in DEPLOYMENT_CODES} == {
+        "build_failed",
+        "timeout",
+        "no_output",
+        "start_failed",
+        "env_unopenable",
+        "clone_token_unavailable",
+        "interrupted",
+        "cancelled",
+        "superseded",
+        "branch_deleted",
+        "fork_refused",
+    }
+
+
+@pytest.mark.parametrize("code", [code for code in ErrorCode if code not in DEPLOYMENT_CODES])
+def test_a_user_error_answers_with_its_kind_and_status(code: ErrorCode) -> None:
+    with TestClient(raising(UserError(code, "What to do."))) as client:
+        response = client.get("/boom")
+
+    assert response.status_code == STATUS[KIND[code]]
+    assert response.json() == {"error": KIND[code].value, "detail": "What to do."}
+    assert "retry-after" not in response.headers

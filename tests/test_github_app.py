@@ -14,7 +14,6 @@ import copy
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,23 +23,25 @@ from typing import Any
 import pytest
 import yaml
 
-from app import handlers, installations
-from app.asgi import create_app
-from app.deployments import move
+from app.asgi import create_app, webhook_router
+from app.deployments.lifecycle import DeploymentState
+from app.deployments.transitions import move
+from app.deployments.triggers import FORK_REFUSAL
 from app.github.client import GitHubAppClient
-from app.github.report import CLAIM_TTL, MARKER, WRITING, CommentBusy, Reporter, shorten
 from app.hostnames import deployment_label
+from app.installations.service import install_url
+from app.reporting.comment import HOLD_TTL, MARKER, CommentBusy
+from app.reporting.messages import shorten
+from app.reporting.reporter import CLAIM_TTL, Reporter
 from app.settings import Settings
 from app.tables import (
     Alias,
     Deployment,
-    DeploymentState,
     Installation,
     PullRequestComment,
     Repository,
     WebhookDelivery,
 )
-from app.triggers import FORK_REFUSED
 from tests.conftest import Client, bearer, sign_up
 from tests.github_fake import WEBHOOK_SECRET, FakeGitHubApi
 from tests.test_deployments import FakeResolver, FakeRunner, fail, succeed, tick
@@ -185,7 +186,7 @@ def deployment_urls(app: App, deployment: dict[str, Any]) -> tuple[str, str]:
 
 def test_app_yml_subscribes_to_exactly_the_handled_events() -> None:
     manifest = yaml.safe_load((ROOT / "app.yml").read_text())
-    assert set(manifest["default_events"]) == handlers.handled_events()
+    assert set(manifest["default_events"]) == webhook_router().events()
     assert len(manifest["default_events"]) == len(set(manifest["default_events"]))
 
 
@@ -809,15 +810,16 @@ def test_a_fork_pull_request_is_not_built_and_the_comment_says_why(
     app.deliver("pull_request", payload("pull_request.opened.fork"))
     [deployment] = app.deployments()
     assert (deployment["state"], deployment["from_fork"]) == ("cancelled", True)
-    assert deployment["error"] == FORK_REFUSED
+    assert deployment["error"] == FORK_REFUSAL.reason
+    assert deployment["error_code"] == "fork_refused"
     app.settle()
     assert runner.builds == {}
     [comment] = app.github.comments_on(REPO, 7)
     assert "🔒 Not built (fork)" in comment.body
-    assert FORK_REFUSED in comment.body
+    assert FORK_REFUSAL.reason in comment.body
     [status] = app.statuses("9f" * 20)
     assert status["state"] == "failure"
-    assert status["description"] == shorten(FORK_REFUSED)
+    assert status["description"] == shorten(FORK_REFUSAL.reason)
     assert len(status["description"]) <= 140
     assert app.github.calls_to("POST", f"/repos/{REPO}/deployments") == []
 
@@ -903,7 +905,7 @@ def test_a_superseded_deployment_is_reported_cancelled(app: App, token: str) -> 
 
 
 def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch: Any) -> None:
-    import app.github.report as report_module
+    import app.reporting.reporter as report_module
 
     clock = [1000.0]
     monkeypatch.setattr(report_module.time, "monotonic", lambda: clock[0])
@@ -911,7 +913,8 @@ def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch:
     app.deliver("push", payload("push.commits"))
     assert app.report() == 0
     [deployment] = app.deployments()
-    assert deployment["github_reported"] is None
+    assert (deployment["report_pending"], deployment["reported_phase"]) == (True, None)
+    assert deployment["report_claim"] is None  # let go, for any replica to take up
     assert deployment["github_deployment_id"] is not None  # kept: never created twice
 
     app.github.heal()
@@ -920,13 +923,13 @@ def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch:
     assert app.report() == 1
     assert len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")) == 1
     assert app.statuses(PUSH_SHA)[-1]["state"] == "pending"
-    assert app.deployments()[0]["github_reported"] == "queued"
+    assert reported(app) == (False, "queued")
 
 
 def test_reporting_backs_off_more_after_each_failure(
     app: App, token: str, monkeypatch: Any
 ) -> None:
-    import app.github.report as report_module
+    import app.reporting.reporter as report_module
 
     clock = [0.0]
     monkeypatch.setattr(report_module.time, "monotonic", lambda: clock[0])
@@ -970,7 +973,7 @@ def test_a_project_without_an_installation_is_not_reported(app: App) -> None:
     assert response.status_code == 202
     app.report()
     assert app.github.calls == []
-    assert app.deployments()[0]["github_reported"] == "unreported"
+    assert reported(app) == (False, "unreported")
 
 
 def test_a_manual_deploy_of_an_installed_repository_is_reported(app: App, token: str) -> None:
@@ -1025,7 +1028,8 @@ def test_deleting_a_branch_of_a_repository_without_projects_moves_nothing(app: A
 
 def test_dispatch_ignores_an_event_without_a_handler(app: App) -> None:
     context = app.services.deliveries.context
-    outcome = app.client.run(lambda: handlers.dispatch(context, "star", b'{"action": "created"}'))
+    router = app.services.deliveries.router
+    outcome = app.client.run(lambda: router.dispatch(context, "star", b'{"action": "created"}'))
     assert outcome == "ignored: not handled"
 
 
@@ -1068,24 +1072,36 @@ def test_the_install_link_follows_the_github_host(
     make_settings: Callable[..., Settings], github: FakeGitHubApi, api_url: str, expected: str
 ) -> None:
     settings = make_settings(**{**github.environ(), "SCALEMESH_GITHUB_API_URL": api_url})
-    assert installations.install_url(settings) == expected
-    assert installations.install_url(make_settings()) is None
+    assert install_url(settings) == expected
+    assert install_url(make_settings()) is None
 
 
-def set_reported(app: App, value: str | None) -> None:
-    app.client.run(lambda: Deployment.update({Deployment.github_reported: value}, force=True))
+def reported(app: App) -> tuple[bool, str | None]:
+    """Whether GitHub is behind the first deployment, and the phase it was last told."""
+    row = app.deployments()[0]
+    return bool(row["report_pending"]), row["reported_phase"]
+
+
+def claim_elsewhere(app: App, until: datetime) -> None:
+    """What another replica's claim looks like, held until `until`."""
+    app.client.run(
+        lambda: Deployment.update(
+            {Deployment.report_claim: "beef" * 8, Deployment.report_claimed_until: until},
+            force=True,
+        )
+    )
 
 
 def test_a_deployment_another_replica_is_reporting_is_left_to_it(app: App, token: str) -> None:
     app.deliver("push", payload("push.commits"))
-    set_reported(app, f"c:{int(time.time()):010d}beef")  # claimed a moment ago, elsewhere
+    claim_elsewhere(app, datetime.now(UTC) + timedelta(seconds=CLAIM_TTL))  # a moment ago
     assert app.report() == 0
     assert app.github.calls_to("POST", f"/repos/{REPO}/deployments") == []
 
-    set_reported(app, f"c:{int(time.time()) - 600:010d}beef")  # that replica died mid-report
+    claim_elsewhere(app, datetime.now(UTC) - timedelta(seconds=1))  # it died mid-report
     assert app.report() == 1
     assert len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")) == 1
-    assert app.deployments()[0]["github_reported"] == "queued"
+    assert reported(app) == (False, "queued")
 
 
 def test_two_replicas_reporting_at_once_create_one_github_deployment(
@@ -1100,13 +1116,13 @@ def test_two_replicas_reporting_at_once_create_one_github_deployment(
         # Both passes read the row before either claims it; the second claims first.
         claimed = asyncio.Event()
 
-        async def claim_after_the_other(report: Any, seen: str | None) -> str | None:
+        async def claim_after_the_other(view: Any) -> str | None:
             await claimed.wait()
-            return await first_claim(report, seen)
+            return await first_claim(view)
 
-        async def claim_and_tell(report: Any, seen: str | None) -> str | None:
+        async def claim_and_tell(view: Any) -> str | None:
             try:
-                return await second_claim(report, seen)
+                return await second_claim(view)
             finally:
                 claimed.set()
 
@@ -1133,7 +1149,7 @@ def test_a_change_while_reporting_is_reported_next(
 
     monkeypatch.setattr(reporter, "report", report_then_start)
     assert app.report() == 1
-    assert app.deployments()[0]["github_reported"] is None  # the change cleared the claim
+    assert reported(app) == (True, None)  # the change dropped the claim: GitHub is behind
     monkeypatch.setattr(reporter, "report", real)
     assert app.report() == 1
     assert [s["description"] for s in app.statuses(PUSH_SHA)] == [
@@ -1190,7 +1206,7 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     monkeypatch.setattr(app.services.github, "create_comment", slow_create)
 
     async def both() -> list[object]:
-        writes = (reporter.refresh_comment(INSTALLATION, REPO, 2) for reporter in (first, second))
+        writes = (reporter.comments.refresh(INSTALLATION, REPO, 2) for reporter in (first, second))
         return list(await asyncio.gather(*writes, return_exceptions=True))
 
     outcomes = app.client.run(both)
@@ -1200,9 +1216,9 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     assert [type(outcome) for outcome in outcomes if outcome is not None] == [CommentBusy]
     # Had both read "no comment yet" before either took the row, the second still loses:
     with pytest.raises(CommentBusy):
-        app.client.run(lambda: second._hold_comment(REPO, 2, None))
+        app.client.run(lambda: second.comments._hold(REPO, 2, None))
     [comment] = app.github.comments_on(REPO, 2)
-    app.client.run(lambda: second.refresh_comment(INSTALLATION, REPO, 2))
+    app.client.run(lambda: second.comments.refresh(INSTALLATION, REPO, 2))
     assert [c.id for c in app.github.comments_on(REPO, 2)] == [comment.id]
     body = app.github.comments[comment.id].body
     assert "**web**" in body
@@ -1218,7 +1234,11 @@ def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, toke
         app.client.run(
             lambda: PullRequestComment.insert(
                 PullRequestComment(
-                    repository=REPO, pr_number=2, comment_id=WRITING, updated_at=updated_at
+                    repository=REPO,
+                    pr_number=2,
+                    comment_id=None,
+                    state="writing",
+                    updated_at=updated_at,
                 )
             )
         )
@@ -1228,7 +1248,7 @@ def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, toke
     assert "half-written" in app.github.comments[ours.id].body
 
     app.client.run(lambda: PullRequestComment.delete(force=True))
-    hold(datetime.now(UTC) - timedelta(seconds=CLAIM_TTL + 60))
+    hold(datetime.now(UTC) - timedelta(seconds=HOLD_TTL + 60))
     reporter: Reporter = app.services.reporter
     reporter._retry.clear()
     assert app.report() == 1
@@ -1236,6 +1256,7 @@ def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, toke
     assert "half-written" not in app.github.comments[ours.id].body
     stored = app.client.run(lambda: PullRequestComment.select().first())
     assert stored["comment_id"] == ours.id
+    assert stored["state"] == "written"
 
 
 def test_a_failed_comment_write_lets_go_of_its_hold(app: App, token: str) -> None:

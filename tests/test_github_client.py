@@ -23,8 +23,9 @@ from githubkit_schemas.latest.models import (
     Status,
 )
 
+from app.asgi import github_from_settings
 from app.github import client as client_module
-from app.github.api import CommentGone, GitHubApi, GitHubError, github_from_settings
+from app.github.api import CommentGone, GitHubApi, GitHubError
 from app.github.client import GitHubAppClient
 from app.settings import GitHubSettings, Secret, Settings
 from tests.github_fake import APP_ID, WEBHOOK_SECRET, Call, FakeGitHubApi, app_private_key

@@ -17,8 +17,8 @@ from typing import Any
 
 from app.asgi import create_app
 from app.github.client import GitHubAppClient
-from app.github.report import MARKER
 from app.hostnames import deployment_label
+from app.reporting.comment import MARKER
 from app.settings import Settings
 from app.tables import Deployment
 from tests.conftest import Client, bearer, sign_up

@@ -17,23 +17,20 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from app.logs import (
+from app.asgi import log_bus_from_settings
+from app.logs.archive import (
     ARCHIVE_CONTENT_TYPE,
-    LogBus,
-    LogBusError,
-    LogEvent,
-    MemoryLogBus,
-    RedisLogBus,
     archive,
     archive_key,
-    log_bus_from_settings,
     read_archive,
     read_log,
-    render_text,
     tail_log,
 )
-from app.settings import Settings
+from app.logs.bus import LogBus, LogBusError, MemoryLogBus
+from app.logs.redis_bus import RedisLogBus
+from app.logs.text import render_text
 from app.storage import LocalStorage, Storage
+from builder.events import LogEvent
 from builder.spec import log_stream
 from tests.conftest import redis_url
 
@@ -604,14 +601,11 @@ async def test_memory_tails_leave_nothing_behind() -> None:
 # --- choosing a bus -------------------------------------------------------------------------
 
 
-async def test_the_bus_is_chosen_by_the_redis_client(
-    make_settings: Callable[..., Settings],
-) -> None:
-    settings = make_settings()
+async def test_the_bus_is_chosen_by_the_redis_client() -> None:
     client = Redis.from_url("redis://127.0.0.1:1/0")
 
-    assert isinstance(log_bus_from_settings(settings, None), MemoryLogBus)
-    chosen = log_bus_from_settings(settings, client)
+    assert isinstance(log_bus_from_settings(None), MemoryLogBus)
+    chosen = log_bus_from_settings(client)
     assert isinstance(chosen, RedisLogBus)
 
     # The app's lifespan owns an injected client: closing the bus leaves it open.

@@ -32,8 +32,10 @@ from litestar.testing import WebSocketTestSession
 
 from app import logstream
 from app.asgi import create_app
-from app.logs import LogBusError, LogEvent, MemoryLogBus, archive_key
+from app.logs.archive import archive_key
+from app.logs.bus import LogBusError, MemoryLogBus
 from app.settings import Settings
+from builder.events import LogEvent
 from builder.logsink import RedisSink
 from builder.spec import Masker, log_stream
 from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, redis_url, sign_up

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from app import envvars, projects
-from app.envvars import Sealer, SealError
-from app.errors import InvalidRequest
-from app.logs import archive_key
-from app.projects import check_branch, check_command, check_relative_dir, parse_repo, slugify
+from app.errors import UserError
+from app.logs.archive import archive_key
+from app.projects import envvars
+from app.projects import service as projects
+from app.projects.envvars import Sealer, SealError
+from app.projects.rules import check_branch, check_command, check_relative_dir, parse_repo, slugify
 from app.settings import Settings
 from app.storage import LocalStorage, StorageError, storage_from_settings
 from app.tables import Alias, Deployment, EnvVar, Project
@@ -441,7 +442,7 @@ def test_parse_repo_knows_github_enterprise(make_settings: Callable[..., Setting
     ],
 )
 def test_parse_repo_refuses(repo: str, fragment: str, local: Settings) -> None:
-    with pytest.raises(InvalidRequest, match=None) as caught:
+    with pytest.raises(UserError, match=None) as caught:
         parse_repo(repo, local)
 
     assert fragment in caught.value.detail
@@ -458,7 +459,7 @@ def test_file_urls_are_refused_with_the_ecs_runner(
         SCALEMESH_ECS_SECURITY_GROUPS="sg-1",
     )
 
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(UserError) as caught:
         parse_repo(f"file://{tmp_path}", settings)
 
     assert "only work with the local runner" in caught.value.detail
@@ -484,7 +485,7 @@ def test_check_branch(branch: str, ok: bool) -> None:
     if ok:
         assert check_branch(branch) == branch.removeprefix("refs/heads/")
     else:
-        with pytest.raises(InvalidRequest):
+        with pytest.raises(UserError):
             check_branch(branch)
 
 
@@ -498,7 +499,7 @@ def test_check_relative_dir_accepts(raw: str | None, expected: str | None) -> No
 
 @pytest.mark.parametrize("raw", ["/abs", "../up", "a/../../b", "a\\b", "a\x00b", "x" * 256])
 def test_check_relative_dir_refuses(raw: str) -> None:
-    with pytest.raises(InvalidRequest, match="root_directory"):
+    with pytest.raises(UserError, match="root_directory"):
         check_relative_dir("root_directory", raw)
 
 
@@ -512,7 +513,7 @@ def test_check_command_accepts(raw: str | None, expected: str | None) -> None:
 
 @pytest.mark.parametrize("raw", ["a\nb", "x" * 1001, "echo 'open", "a\x00"])
 def test_check_command_refuses(raw: str) -> None:
-    with pytest.raises(InvalidRequest, match="build_command"):
+    with pytest.raises(UserError, match="build_command"):
         check_command("build_command", raw)
 
 
@@ -584,7 +585,7 @@ def test_env_values_are_limited_in_bytes(client: Client, token: str) -> None:
     ],
 )
 def test_env_rules(changes: dict[str, str], fragment: str) -> None:
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(UserError) as caught:
         envvars.check_changes(changes)
 
     assert fragment in caught.value.detail

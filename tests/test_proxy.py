@@ -361,17 +361,28 @@ def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> 
         assert asyncio.run(with_proxy_open()) == 201
 
 
+async def delete_web(served: Served, owner_id: int, redis: Any) -> None:
+    """Delete project `web` as the API does, announcing the aliases it drops on `redis`."""
+    from app.aliases import announcer
+    from app.projects.envvars import Sealer
+    from app.projects.service import ProjectService
+
+    settings = served.proxy.settings
+    engine = database.make_engine(settings.database)
+    projects = ProjectService(
+        settings, engine, Sealer(settings.secret_key), served.proxy.storage, announcer(redis)
+    )
+    await projects.delete(owner_id, "web")
+
+
 async def test_a_deleted_project_is_no_longer_served_within_a_second(served: Served) -> None:
     """Deleting a project cascades to its aliases; the version poll notices the count drop."""
-    from app.aliases import announcer
-    from app.projects import delete_project
-
     assert (await served.get("/")).content == INDEX
     assert (await served.get("/", host="www.web.dev")).content == INDEX
     owner = await User.select(User._meta.primary_key).first()
     assert owner is not None
 
-    await delete_project(int(owner["id"]), "web", announcer(None), served.proxy.storage)
+    await delete_web(served, int(owner["id"]), None)
     await asyncio.sleep(1.0)
 
     for host in ("web.localhost:8080", "www.web.dev"):
@@ -386,16 +397,13 @@ async def test_with_redis_a_deleted_project_is_dropped_once_announced(
     redis_served: tuple[Served, Any],
 ) -> None:
     """While pushes arrive the proxy does not poll: the API must announce the deleted aliases."""
-    from app.aliases import announcer
-    from app.projects import delete_project
-
     served, redis = redis_served
     assert (await served.get("/")).content == INDEX
     assert (await served.get("/", host="www.web.dev")).content == INDEX
     owner = await User.select(User._meta.primary_key).first()
     assert owner is not None
 
-    await delete_project(int(owner["id"]), "web", announcer(redis), served.proxy.storage)
+    await delete_web(served, int(owner["id"]), redis)
     await asyncio.sleep(0.3)
 
     assert (await served.get("/")).status_code == 404

@@ -18,10 +18,11 @@ from redis.asyncio import Redis
 
 from app import database
 from app.aliases import ALIAS_CHANNEL, publish_alias_change
-from app.deployments import point_alias, publish
+from app.deployments.lifecycle import DeploymentState, Target
+from app.deployments.publish import point_alias, publish
 from app.hostnames import branch_label, deployment_label
 from app.settings import Settings
-from app.tables import Deployment, DeploymentState, Project, Target, User
+from app.tables import Deployment, Project, User
 from builder.spec import output_prefix
 from proxy import lookup as lookup_module
 from proxy.lookup import MISSING, AliasSubscriber, Lookup, _hostnames

@@ -21,17 +21,12 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from app.logs import LogEvent
-from app.runners import (
-    CANCELLED_REASON,
-    RunnerError,
-    RunState,
-    RunStatus,
-    runner_from_settings,
-)
+from app.asgi import runner_from_settings
+from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.runners.ecs import OVERRIDES_LIMIT, EcsRunner
 from app.runners.local import LocalRunner, _lines
 from app.settings import EcsSettings, Runner, Settings
+from builder.events import LogEvent
 from builder.spec import MAX_TEXT, BuildSpec, Masker
 
 pytestmark = pytest.mark.anyio

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from app.auth import SESSION_COOKIE
-from app.errors import InvalidRequest
+from app.errors import UserError
+from app.http.auth import SESSION_COOKIE
 from app.settings import Settings
 from app.tables import LoginFailure, Session, User
-from app.users import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS, check_password
+from app.users.service import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS, check_password
 from tests.conftest import PASSWORD, Client, bearer, sign_up
 
 
@@ -250,5 +250,5 @@ def test_an_expired_session_does_not_work(client: Client) -> None:
 )
 def test_password_rules_hold_outside_http_too(password: str, fragment: str) -> None:
     # `scalemesh user create` calls these without the HTTP layer's checks.
-    with pytest.raises(InvalidRequest, match=fragment):
+    with pytest.raises(UserError, match=fragment):
         check_password(password)

@@ -14,10 +14,12 @@ from litestar.exceptions import WebSocketDisconnect
 
 from app import hostnames
 from app.asgi import create_app
-from app.deployments import point_alias
+from app.deployments.lifecycle import DeploymentState
+from app.deployments.publish import point_alias
 from app.settings import Settings
-from app.tables import Alias, Deployment, DeploymentState, EnvVar, Project, Session
-from app.web import CSRF_COOKIE, ago, duration, safe_next
+from app.tables import Alias, Deployment, EnvVar, Project, Session
+from app.web.pages import CSRF_COOKIE, ago, safe_next
+from app.web.rows import duration
 from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, sign_up
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
