@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check app builder proxy tests
 	$(BIN)/ruff format --check app builder proxy tests
 	$(BIN)/mypy --strict app builder proxy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix app builder proxy tests
@@ -45,4 +46,4 @@ migrate: $(STAMP)
 	$(BIN)/scalemesh migrate
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .coverage .coverage.*

@@ -107,8 +107,12 @@ async def pending_migrations(engine: AnyEngine) -> list[str]:
 async def _applied(engine: AnyEngine) -> list[str]:
     if not await _migration_table_exists(engine):
         return []
-    rows = await Migration.select(Migration.name).where(Migration.app_name == "scalemesh")
-    return sorted(str(row["name"]) for row in rows)
+    names: list[str] = await (
+        Migration.select(Migration.name)
+        .where(Migration.app_name == "scalemesh")
+        .output(as_list=True)
+    )
+    return sorted(map(str, names))
 
 
 async def _migration_table_exists(engine: AnyEngine) -> bool:

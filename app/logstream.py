@@ -36,13 +36,13 @@ from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
-from app.http.auth import SESSION_COOKIE, presented_token
 from app.logs.archive import tail_log
 from app.logs.bus import LogBus
 from app.projects.access import visible_deployments
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
+from app.users.http import SESSION_COOKIE, presented_token
 from app.users.service import UserService
 from builder.events import LogEvent
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from app.errors import UserError
-from app.http.auth import SESSION_COOKIE
 from app.settings import Settings
 from app.tables import LoginFailure, Session, User
+from app.users.http import SESSION_COOKIE
 from app.users.service import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS, check_password
 from tests.conftest import PASSWORD, Client, bearer, sign_up
 

@@ -323,6 +323,7 @@ def test_the_new_project_form_explains_a_taken_name_and_a_long_url(client: Clien
 def test_unknown_and_other_peoples_projects_are_not_found(client: Client) -> None:
     other = sign_up(client, "bob@example.com")
     client.post("/project", json={"name": "Bobs", "repo": "o/r"}, headers=bearer(other))
+    assert client.get("/ui/projects/bobs/deployments").status_code == 404  # signed out
     browser_signup(client)
     for path in ("/projects/bobs", "/projects/nothing-here"):
         response = client.get(path, headers=HTML)

@@ -12,8 +12,8 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentView
-from app.http.auth import provide_user
 from app.logs.text import render_text
+from app.users.http import provide_user
 from app.users.records import CurrentUser
 
 

@@ -118,20 +118,18 @@ class DeploymentViews:
         self,
         where: Combinable,
         *,
+        limit: int,
         newest_first: bool = True,
-        limit: int | None = None,
         offset: int = 0,
     ) -> list[DeploymentView]:
-        query = (
+        rows = await (
             Deployment.select(*_COLUMNS)
             .where(where)
             .order_by(Deployment.created_at, ascending=not newest_first)
             .order_by(Deployment._meta.primary_key, ascending=not newest_first)
+            .limit(limit)
             .offset(offset)
         )
-        if limit is not None:
-            query = query.limit(limit)
-        rows = await query
         if not rows:
             return []
         ids = [str(row["id"]) for row in rows]

@@ -1,1 +1,1 @@
-"""The HTTP edge's shared plumbing: who is calling, and how errors become answers."""
+"""The HTTP edge's shared plumbing: how errors become answers, and the OpenAPI document."""

@@ -10,7 +10,6 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from app.http.auth import provide_user
 from app.projects import envvars
 from app.projects.service import (
     NewProject,
@@ -18,6 +17,7 @@ from app.projects.service import (
     ProjectDetails,
     ProjectService,
 )
+from app.users.http import provide_user
 from app.users.records import CurrentUser
 
 # Patterns are documented in the OpenAPI schema only; the service's checks explain a mismatch

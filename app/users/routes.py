@@ -10,8 +10,8 @@ from litestar import Controller, Response, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
-from app.http.auth import cleared_cookie, provide_user, session_cookie
 from app.settings import Settings
+from app.users.http import cleared_cookie, provide_user, session_cookie
 from app.users.records import CurrentUser
 from app.users.service import EMAIL, MAX_PASSWORD, MIN_PASSWORD, UserService
 

@@ -1,6 +1,6 @@
 """Accounts: create one, check a password (slowing down guessing), start and end sessions.
 
-A session is one random token, presented as a cookie or as a bearer token (`app.http.auth`).
+A session is one random token, presented as a cookie or as a bearer token (`app.users.http`).
 Only a keyed hash of it is stored, so deleting the row revokes it at once and a copy of the
 database alone cannot be used to sign in.
 """

@@ -10,9 +10,9 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from app.errors import UserError
-from app.http.auth import cleared_cookie, session_cookie, signed_in
 from app.http.errors import status_of
 from app.settings import Settings
+from app.users.http import cleared_cookie, session_cookie, signed_in
 from app.users.service import UserService
 from app.web.pages import checked_form, form_user, page, safe_next
 

@@ -31,8 +31,8 @@ from litestar.enums import ScopeType
 from litestar.response import Redirect
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from app.http.auth import signed_in
 from app.settings import Settings
+from app.users.http import signed_in
 from app.users.records import CurrentUser
 from app.users.service import UserService
 
@@ -115,13 +115,6 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
 
 def clock(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    whole = round(seconds)
-    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60:02d} s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from litestar.response import Redirect
 
 from app.deployments.service import DeploymentService
 from app.errors import ErrorKind, UserError
-from app.http.auth import signed_in
 from app.http.errors import status_of
 from app.projects.routes import ProjectIn, ProjectOut
 from app.projects.rules import (
@@ -25,6 +24,7 @@ from app.projects.rules import (
 )
 from app.projects.service import ProjectChanges, ProjectService
 from app.settings import Settings
+from app.users.http import signed_in
 from app.users.records import CurrentUser
 from app.users.service import UserService
 from app.web.pages import (

@@ -1,4 +1,4 @@
-"""Who is calling over HTTP: the session cookie or bearer token, and the signed-in-user dependency.
+"""The session over HTTP: the cookie, the bearer token, and the signed-in-user dependency.
 
 The cookie and the bearer token are the same secret (`app.users.service` keeps its hash).
 """
