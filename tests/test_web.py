@@ -16,10 +16,11 @@ from app import hostnames
 from app.asgi import create_app
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import point_alias
+from app.errors import DEPLOYMENT_CODES
 from app.settings import Settings
 from app.tables import Alias, Deployment, EnvVar, Project, Session
 from app.web.pages import CSRF_COOKIE, ago, safe_next
-from app.web.rows import duration
+from app.web.rows import REASONS, duration
 from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, sign_up
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -423,6 +424,8 @@ def test_cancel_stops_an_unfinished_deployment(client: Client) -> None:
     page = client.get(f"/deployments/{deployment_id}", headers=HTML).text
     assert "Deployment cancelled: cancelled" in page
     assert 'action="/ui/deployments/' not in page  # no Cancel button once it has ended
+    table = client.get("/ui/projects/my-site/deployments").text
+    assert '<span class="why"><strong>Cancelled:</strong> cancelled</span>' in table
     # Cancelling again changes nothing.
     assert client.post(url, data={"csrf": csrf}, follow_redirects=False).status_code == 303
     assert client.post("/ui/deployments/nope/cancel", data={"csrf": csrf}).status_code == 404
@@ -541,3 +544,7 @@ def test_times_read_at_a_glance() -> None:
     assert duration(None) == "—"
     assert duration(12.4) == "12 s"
     assert duration(75) == "1 min 15 s"
+
+
+def test_the_dashboard_names_every_way_a_deployment_can_end() -> None:
+    assert set(REASONS) == DEPLOYMENT_CODES

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.views import DeploymentView
+from app.errors import ErrorCode
 from app.projects.routes import ProjectOut
 
 DEPLOYMENTS_SHOWN = 25
+
+REASONS: Mapping[ErrorCode, str] = MappingProxyType(
+    {
+        ErrorCode.BUILD_FAILED: "Build failed",
+        ErrorCode.TIMEOUT: "Timed out",
+        ErrorCode.NO_OUTPUT: "Uploaded nothing (our fault)",
+        ErrorCode.START_FAILED: "Could not start (our fault)",
+        ErrorCode.ENV_UNOPENABLE: "Env vars unreadable (our fault)",
+        ErrorCode.CLONE_TOKEN_UNAVAILABLE: "No clone token (our fault)",
+        ErrorCode.INTERRUPTED: "Interrupted (our fault)",
+        ErrorCode.CANCELLED: "Cancelled",
+        ErrorCode.SUPERSEDED: "Superseded",
+        ErrorCode.BRANCH_DELETED: "Branch deleted",
+        ErrorCode.FORK_REFUSED: "Not built (fork)",
+    }
+)
+"""What the dashboard calls each way a deployment can end, before its message."""
 
 
 def duration(seconds: float | None) -> str:
@@ -35,6 +55,8 @@ class DeploymentRow:
     url: str
     aliases: list[str]
     error: str | None
+    reason: str | None
+    """`REASONS` of its error code."""
     production: bool
     promote: str | None
     """`Promote` or `Rollback` when it is ready and not in production, else None."""
@@ -61,6 +83,7 @@ class DeploymentRow:
             url=view.url,
             aliases=list(view.alias_urls),
             error=view.error,
+            reason=None if view.error_code is None else REASONS[view.error_code],
             production=view.production,
             promote=promote,
             finished=view.finished,
