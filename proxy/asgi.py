@@ -26,7 +26,8 @@ from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup, Target
 from proxy.routing import BadPath, path_to_key
-from proxy.serve import ProxyRequest, ProxyResponse, Site, respond
+from proxy.serve import ProxyRequest, ProxyResponse, respond
+from proxy.site import Site
 
 # ASGI's own shapes; `Any` is allowed here because the scope is the raw edge of the protocol.
 Scope = MutableMapping[str, Any]

@@ -19,7 +19,8 @@ from app.settings import Settings
 from app.storage import storage_from_settings
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import running
-from proxy.serve import ProxyRequest, ProxyResponse, Site
+from proxy.serve import ProxyRequest, ProxyResponse
+from proxy.site import Site
 from tests.test_proxy import DEPLOYMENT, Served, file_entry, seed
 
 pytestmark = pytest.mark.anyio
