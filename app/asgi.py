@@ -37,7 +37,8 @@ from app.reconcile import Reconciler
 from app.refs import GitRefResolver, RefResolver
 from app.runners import BuildRunner, runner_from_settings
 from app.settings import Settings
-from app.storage import Storage, storage_from_settings
+from app.storage import Storage
+from app.storage.choice import storage_from_settings
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "0.1.0"

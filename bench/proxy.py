@@ -57,7 +57,9 @@ sys.path.insert(0, str(ROOT))
 from app import database  # noqa: E402 - after the path tweak that lets this run as a script
 from app.cli import FACTORIES, PROXY_SERVER  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.storage import Storage, s3_client, storage_from_settings  # noqa: E402
+from app.storage import Storage  # noqa: E402
+from app.storage.choice import storage_from_settings  # noqa: E402
+from app.storage.s3 import s3_client  # noqa: E402
 from app.tables import Alias, Deployment, Project, User  # noqa: E402
 from builder import content  # noqa: E402
 from builder.spec import MANIFEST, output_prefix  # noqa: E402
@@ -95,7 +97,7 @@ from botocore.exceptions import ClientError
 
 BUCKET = os.environ["BENCH_BUCKET"]
 PREFIX = os.environ["BENCH_PREFIX"]
-# The same client settings as `app.storage.s3_client`, so only the caching differs.
+# The same client settings as `app.storage.s3.s3_client`, so only the caching differs.
 CLIENT = boto3.client(
     "s3",
     endpoint_url=os.environ["AWS_ENDPOINT_URL"],

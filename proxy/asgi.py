@@ -21,7 +21,8 @@ from redis.asyncio import Redis
 
 from app import database
 from app.settings import Settings
-from app.storage import ObjectNotFound, Storage, StorageError, storage_from_settings
+from app.storage import ObjectNotFound, Storage, StorageError
+from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup, Target

@@ -33,7 +33,8 @@ from app.logs import (
     tail_log,
 )
 from app.settings import Settings
-from app.storage import LocalStorage, Storage
+from app.storage import Storage
+from app.storage.local import LocalStorage
 from builder.spec import log_stream
 from tests.conftest import redis_url
 

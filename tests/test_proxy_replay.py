@@ -16,7 +16,7 @@ import pytest
 
 import proxy.asgi
 from app.settings import Settings
-from app.storage import storage_from_settings
+from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import running
 from proxy.serve import ProxyRequest, ProxyResponse
