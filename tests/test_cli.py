@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.cli import main
-from app.settings import SECRET_KEY_FILE
+from app.secret_key import SECRET_KEY_FILE
 from proxy.asgi import HEALTH_PATH
 
 ROOT = Path(__file__).resolve().parent.parent

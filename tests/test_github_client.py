@@ -26,7 +26,8 @@ from githubkit_schemas.latest.models import (
 from app.github import client as client_module
 from app.github.api import CommentGone, GitHubApi, GitHubError, github_from_settings
 from app.github.client import GitHubAppClient
-from app.settings import GitHubSettings, Secret, Settings
+from app.settings import Secret, Settings
+from app.settings_parts import GitHubSettings
 from tests.github_fake import APP_ID, WEBHOOK_SECRET, Call, FakeGitHubApi, app_private_key
 
 pytestmark = pytest.mark.anyio

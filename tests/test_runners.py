@@ -31,7 +31,8 @@ from app.runners import (
 )
 from app.runners.ecs import OVERRIDES_LIMIT, EcsRunner
 from app.runners.local import LocalRunner, _lines
-from app.settings import EcsSettings, Runner, Settings
+from app.settings import Runner, Settings
+from app.settings_parts import EcsSettings
 from builder.spec import MAX_TEXT, BuildSpec, Masker
 
 pytestmark = pytest.mark.anyio

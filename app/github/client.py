@@ -32,7 +32,7 @@ from githubkit.response import Response
 from githubkit.utils import UNSET
 
 from app.github.api import CommentGone, GitHubError
-from app.settings import GitHubSettings
+from app.settings_parts import GitHubSettings
 
 log = logging.getLogger(__name__)
 

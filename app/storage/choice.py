@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.settings import StorageSettings
+from app.settings_parts import StorageSettings
 from app.storage import Storage
 from app.storage.local import LocalStorage
 from app.storage.s3 import S3Storage, s3_client
