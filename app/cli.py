@@ -21,8 +21,10 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
-from app import client, database, logconfig
+from app import database, logconfig
 from app.asgi import NotMigrated, create_app
+from app.client import ClientError
+from app.client.commands import add_commands
 from app.errors import ApiError
 from app.settings import VARIABLES, Settings, SettingsError
 from app.users import create_user, normalise_email
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(commands, "settings", "Print every setting, secrets masked.").set_defaults(
         handler=_settings
     )
-    client.add_commands(commands, _command)
+    add_commands(commands, _command)
     return parser
 
 
@@ -158,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         NotMigrated,
         database.MigrationError,
         ApiError,
-        client.ClientError,
+        ClientError,
     ) as exc:
         return _fail(str(exc))
     except OSError as exc:
