@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import database  # noqa: E402 - after the path tweak that lets this run as a script
-from app.cli import FACTORIES, PROXY_SERVER  # noqa: E402
+from app.serving import FACTORIES, PROXY_SERVER  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage import Storage  # noqa: E402
 from app.storage.choice import storage_from_settings  # noqa: E402
