@@ -1,32 +1,21 @@
-"""The GitHub App client's transport, threads, secrets in logs, and its wiring from settings."""
+"""The GitHub App client's lifecycle: one transport, other threads and hosts, secrets in logs."""
 
 from __future__ import annotations
 
 import http.server
 import logging
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import anyio
 import httpx
-import jwt
 import pytest
-from githubkit_schemas.latest.models import (
-    Deployment,
-    DeploymentStatus,
-    InstallationToken,
-    IssueComment,
-    Status,
-)
 
-from app.github.api import GitHubApi, GitHubError, github_from_settings
+from app.github.api import GitHubError
 from app.github.client import GitHubAppClient
-from app.settings import Settings
-from tests.github_fake import APP_ID, FakeGitHubApi, app_private_key
+from tests.github_fake import FakeGitHubApi
 from tests.support import github_client
-from tests.support.github_client import INSTALLATION, REPO, SHA, app_settings, mint_path, status
+from tests.support.github_client import INSTALLATION, REPO, SHA, app_settings, status
 
 pytestmark = pytest.mark.anyio
 
@@ -143,75 +132,3 @@ async def test_secrets_stay_out_of_logs_and_reprs(
     assert any("installation token minted" in line for line in rendered)
     for secret in secrets_:
         assert not any(secret in line for line in rendered)
-
-
-# --- wiring -----------------------------------------------------------------------------------
-
-
-async def test_github_from_settings(make_settings: Callable[..., Settings]) -> None:
-    assert github_from_settings(make_settings()) is None
-
-    github = FakeGitHubApi("https://ghe.example.com/api/v3")
-    client = github_from_settings(make_settings(**github.environ()))
-    assert isinstance(client, GitHubAppClient)
-    assert isinstance(client, GitHubApi)
-    assert "ghe.example.com/api/v3/" in repr(client)
-    await client.aclose()
-
-
-def test_fake_answers_satisfy_githubkit_models(github: FakeGitHubApi) -> None:
-    """Code reading githubkit's parsed models (not only our client) can use the fake."""
-    now = time.time()
-    assertion = jwt.encode(
-        {"iss": str(APP_ID), "iat": int(now) - 60, "exp": int(now) + 540},
-        app_private_key(),
-        algorithm="RS256",
-    )
-
-    def send(method: str, path: str, body: Any = None, auth: str = "") -> httpx.Response:
-        request = httpx.Request(
-            method, f"{github.base_url}{path}", json=body, headers={"Authorization": auth}
-        )
-        return github.handle(request)
-
-    minted = send("POST", mint_path(), None, f"Bearer {assertion}")
-    assert minted.status_code == 201
-    token = InstallationToken.model_validate(minted.json())
-    auth = f"token {token.token}"
-    Status.model_validate(
-        send("POST", f"/repos/{REPO}/statuses/{SHA}", {"state": "success"}, auth).json()
-    )
-    deployment = Deployment.model_validate(
-        send("POST", f"/repos/{REPO}/deployments", {"ref": SHA}, auth).json()
-    )
-    DeploymentStatus.model_validate(
-        send(
-            "POST", f"/repos/{REPO}/deployments/{deployment.id}/statuses", {"state": "queued"}, auth
-        ).json()
-    )
-    comment = IssueComment.model_validate(
-        send("POST", f"/repos/{REPO}/issues/5/comments", {"body": "b"}, auth).json()
-    )
-    IssueComment.model_validate(
-        send("PATCH", f"/repos/{REPO}/issues/comments/{comment.id}", {"body": "c"}, auth).json()
-    )
-    listed = send("GET", f"/repos/{REPO}/issues/5/comments", None, auth)
-    assert [IssueComment.model_validate(c).id for c in listed.json()] == [comment.id]
-
-
-def test_fake_refuses_what_github_refuses(github: FakeGitHubApi) -> None:
-    def send(method: str, path: str, auth: str | None, body: Any = None) -> int:
-        headers = {"Authorization": auth} if auth else {}
-        request = httpx.Request(method, f"{github.base_url}{path}", json=body, headers=headers)
-        return github.handle(request).status_code
-
-    wrong_key = jwt.encode({"iss": str(APP_ID)}, "k" * 32, algorithm="HS256")
-    assert send("POST", mint_path(), None) == 401
-    assert send("POST", mint_path(), f"Bearer {wrong_key}") == 401
-    other_app = jwt.encode({"iss": "1"}, app_private_key(), algorithm="RS256")
-    assert send("POST", mint_path(), f"Bearer {other_app}") == 401
-    assert send("POST", f"/repos/{REPO}/statuses/{SHA}", "token ghs_nope", {}) == 401
-    assert send("GET", "/rate_limit", None) == 404
-    assert send("DELETE", f"/repos/{REPO}/issues/comments/1", None) == 404
-    with pytest.raises(ValueError, match="unknown route"):
-        github.fail("delete_repo")
