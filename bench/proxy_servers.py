@@ -1,5 +1,6 @@
-"""How `bench/proxy.py` starts each server: nginx's config, the proxy's argv and environment,
-and the naive pass-through app it is compared with.
+"""How `bench/proxy.py` starts each server: argv, environment, nginx's config, the naive app.
+
+The naive app is the boto3 pass-through the cached proxy on S3 is compared with.
 """
 
 from __future__ import annotations

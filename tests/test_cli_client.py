@@ -1,5 +1,6 @@
-"""The `scalemesh` client commands against a live API: help, projects, env vars, deploy, logs
-and rollback, with real local builds.
+"""The client commands against a live API: help, projects, env vars, deploy, logs, rollback.
+
+The builds are real local builds; one API serves the module (each test signs up its own account).
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Following a build log: the stream's edge cases against a small fake websocket server that
-speaks the API's protocol (a dropped connection, `lagged`, a garbled frame).
+"""Following a build log: the stream's edge cases, against a small fake websocket server.
+
+The fake speaks the API's protocol and shows on demand what a real server cannot be made to
+(a dropped connection, `lagged`, a garbled frame).
 """
 
 from __future__ import annotations
