@@ -40,7 +40,8 @@ from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
 from app.settings import Runner, Settings
-from app.storage import Storage, storage_from_settings
+from app.storage import Storage
+from app.storage.choice import storage_from_settings
 from app.users.routes import UserController
 from app.users.service import UserService
 from app.web import pages

@@ -25,7 +25,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
 from app import piccolo_conf
-from app.settings import DatabaseSettings
+from app.settings_parts import DatabaseSettings
 from app.sqlite_engine import PooledSQLiteEngine, exclusive_writer
 from app.tables import TABLES
 

@@ -24,56 +24,41 @@ Each round's ratios are printed too, to show the spread.
 Requests carry `Host: web.localhost` and no Accept-Encoding, so identity bytes are compared.
 Prints req/s and p99 per server and file, the ratios b/a and c/d, and PASS/FAIL against the
 targets; exits 1 when a target fails, 2 when a tool is missing.
+
+The helpers are beside it: `proxy_site.py` (the deployment), `proxy_processes.py` (starting and
+stopping), `proxy_servers.py` (each server's argv and config), `proxy_measure.py` (one wrk run).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import http.client
 import json
 import os
-import pwd
-import random
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import database  # noqa: E402 - after the path tweak that lets this run as a script
-from app.cli import FACTORIES, PROXY_SERVER  # noqa: E402
+# After the path tweak that lets this run as a script.
+from app.serving import PROXY_SERVER  # noqa: E402
 from app.settings import Settings  # noqa: E402
-from app.storage import Storage, s3_client, storage_from_settings  # noqa: E402
-from app.tables import Alias, Deployment, Project, User  # noqa: E402
-from builder import content  # noqa: E402
-from builder.spec import MANIFEST, output_prefix  # noqa: E402
+from app.storage.choice import storage_from_settings  # noqa: E402
+from app.storage.s3 import s3_client  # noqa: E402
+from bench.proxy_measure import Result, check_and_warm, measure_once  # noqa: E402
+from bench.proxy_processes import free_port, processes  # noqa: E402
+from bench.proxy_servers import NAIVE_APP, PYTHON, nginx_config, proxy_argv, proxy_env  # noqa: E402
+from bench.proxy_site import make_files, manifest, seed, ship  # noqa: E402
+from builder.spec import output_prefix  # noqa: E402
 
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
 BUCKET = "bench"
-LABEL = "web"
-HOST = f"{LABEL}.localhost"
-INDEX = "index.html"
-INDEX_BYTES = 2 * 1024
-ASSET_BYTES = 150 * 1024
-SECRET_KEY = "bench-secret-key-" + "x" * 32
-START_TIMEOUT_S = 30
-STOP_TIMEOUT_S = 10
-WARM_REQUESTS = 20
-WARM_SECONDS = 2
 INSTALL_HINT = "apt-get install -y nginx wrk"
 SERVERS = ("uvicorn", "granian")
 
@@ -82,331 +67,6 @@ LOCAL_VS_NGINX_SMALL = 0.75
 LOCAL_VS_NGINX_LARGE = 0.5
 CACHED_VS_NAIVE = 10.0
 P99_LIMIT_MS = 10.0
-
-NAIVE_APP = '''
-"""One boto3 get_object per request, in a thread: what a first version of the proxy would do."""
-
-import os
-
-import anyio.to_thread
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
-BUCKET = os.environ["BENCH_BUCKET"]
-PREFIX = os.environ["BENCH_PREFIX"]
-# The same client settings as `app.storage.s3_client`, so only the caching differs.
-CLIENT = boto3.client(
-    "s3",
-    endpoint_url=os.environ["AWS_ENDPOINT_URL"],
-    config=Config(
-        max_pool_connections=64,
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    ),
-)
-
-
-async def app(scope, receive, send):
-    key = PREFIX + (scope["path"].lstrip("/") or "index.html")
-
-    def get():
-        return CLIENT.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-
-    try:
-        status, body = 200, await anyio.to_thread.run_sync(get)
-    except ClientError:
-        status, body = 404, b"not found"
-    headers = [(b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-'''
-
-
-# --- the site -------------------------------------------------------------------------------
-
-
-def make_files(seed: int) -> dict[str, bytes]:
-    """A 2 KB page and a 150 KB content-hashed script of compressible, random-ish text."""
-    rng = random.Random(seed)  # noqa: S311 - test data, reproducible by seed
-    words = [
-        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz_", k=rng.randint(2, 10)))
-        for _ in range(2000)
-    ]
-    punctuation = ["(", ")", "{", "}", ";", "=>", ".", ",", "=", "\n", "  "]
-    script = bytearray()
-    while len(script) < ASSET_BYTES:
-        token = rng.choice(words) if rng.random() < 0.8 else rng.choice(punctuation)
-        script += token.encode() + b" "
-    asset = bytes(script[:ASSET_BYTES])
-    asset_path = f"assets/app-{hashlib.sha256(asset).hexdigest()[:8]}.js"
-    page = (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<title>bench</title>\n<script type="module" src="/{asset_path}"></script>\n'
-        "</head>\n<body>\n<main>\n"
-    ).encode()
-    while len(page) < INDEX_BYTES - 40:
-        page += f"<p>{' '.join(rng.choices(words, k=8))}</p>\n".encode()
-    page = (page + b"</main>\n</body>\n</html>\n").ljust(INDEX_BYTES, b"\n")[:INDEX_BYTES]
-    return {INDEX: page, asset_path: asset}
-
-
-def manifest(files: Mapping[str, bytes], project_id: int, deployment_id: str) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "deployment_id": deployment_id,
-        "project_id": project_id,
-        "sha": "b" * 40,
-        "framework": "static",
-        "output_directory": ".",
-        "files": {
-            path: {
-                "size": len(body),
-                "sha256": hashlib.sha256(body).hexdigest(),
-                "content_type": content.content_type(path),
-                "cache_control": content.cache_control(path),
-                "encodings": [],
-            }
-            for path, body in files.items()
-        },
-    }
-
-
-async def ship(storage: Storage, prefix: str, files: Mapping[str, bytes], record: bytes) -> None:
-    """Write what the builder would: the files, then the manifest."""
-    for path, body in files.items():
-        await storage.put(
-            prefix + path,
-            body,
-            content_type=content.content_type(path),
-            cache_control=content.cache_control(path),
-        )
-    await storage.put(prefix + MANIFEST, record, content_type="application/json")
-
-
-async def seed(settings: Settings, deployment_id: str) -> int:
-    """A user, a project `web`, and its ready deployment behind the alias `web`."""
-    database.bind(database.make_engine(settings.database))
-    no_login = "x"  # not an argon2 hash: nobody logs in as this user
-    user = await User.insert(User(email="bench@example.com", password_hash=no_login))
-    project = await Project.insert(
-        Project(slug=LABEL, name=LABEL, owner=user[0]["id"], git_url="https://x/y.git")
-    )
-    project_id = int(project[0]["id"])
-    await Deployment.insert(
-        Deployment(id=deployment_id, project=project_id, sha="b" * 40, state="ready")
-    )
-    await Alias.insert(Alias(hostname=LABEL, project=project_id, deployment=deployment_id))
-    return project_id
-
-
-# --- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def fetch(port: int, path: str, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
-    """One GET with our Host header and no Accept-Encoding (http.client sends `identity`)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path, headers={"Host": HOST})
-        response = connection.getresponse()
-        headers = {name.lower(): value for name, value in response.getheaders()}
-        return response.status, headers, response.read()
-    finally:
-        connection.close()
-
-
-class Processes:
-    """Every subprocess this run starts, stopped in reverse order at the end."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, argv: list[str], env: Mapping[str, str] | None = None) -> Path:
-        log = self.logs / f"{name}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(  # noqa: S603 - fixed argv of our own tools
-                argv, env=dict(env) if env is not None else None, stdout=sink, stderr=sink
-            )
-        self.running.append((name, process))
-        return log
-
-    def wait_http(self, name: str, port: int, path: str) -> None:
-        """Until `path` answers 200 on `port`, or the process dies, or time runs out."""
-        process = dict(self.running)[name]
-        give_up = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.tail(name)}")
-            try:
-                if fetch(port, path, timeout=2)[0] == 200:
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > give_up:
-                raise RuntimeError(f"{name} did not answer on :{port}:\n{self.tail(name)}")
-            time.sleep(0.1)
-
-    def tail(self, name: str) -> str:
-        lines = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()
-        return "\n".join(lines[-20:])
-
-    def stop_all(self) -> None:
-        while self.running:
-            _, process = self.running.pop()
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_S)
-
-
-@contextmanager
-def processes(logs: Path) -> Iterator[Processes]:
-    running = Processes(logs)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-
-
-def nginx_config(work: Path, site: Path, port: int) -> Path:
-    # As root the worker would drop to `nobody`, who cannot enter our 0700 temp directory.
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    temp = work / "nginx-temp"
-    temp.mkdir()
-    config = work / "nginx.conf"
-    config.write_text(f"""
-user {user};
-worker_processes 1;
-error_log {work}/nginx-error.log warn;
-pid {work}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    types {{ text/html html; text/javascript js; application/json json; }}
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        server_name _;
-        root {site};
-        location / {{ try_files $uri $uri/index.html =404; }}
-    }}
-}}
-""")
-    return config
-
-
-def proxy_env(work: Path, storage_url: str, endpoint: str | None) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SCALEMESH_")}
-    env.update(
-        SCALEMESH_DATA_DIR=str(work / "data"),
-        SCALEMESH_DATABASE_URL=f"sqlite:///{work / 'data' / 'bench.sqlite3'}",
-        SCALEMESH_STORAGE_URL=storage_url,
-        SCALEMESH_ROOT_DOMAIN="localhost",
-        SCALEMESH_SECRET_KEY=SECRET_KEY,
-    )
-    env.pop("AWS_ENDPOINT_URL", None)
-    if endpoint is not None:
-        env["AWS_ENDPOINT_URL"] = endpoint
-    return env
-
-
-# --- measuring ------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    server: str
-    file: str
-    requests_per_s: float
-    p99_ms: float
-    errors: int
-    """Socket errors plus non-2xx/3xx answers wrk saw."""
-    round: int = 0
-    """Which round measured it (0 in the table's medians)."""
-
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
-def wrk(port: int, path: str, seconds: int, connections: int) -> tuple[float, float, int]:
-    """req/s, p99 in ms and error count of one wrk run."""
-    argv = [
-        shutil.which("wrk") or "wrk",
-        "-t2",
-        f"-c{connections}",
-        f"-d{seconds}s",
-        "--latency",
-        "-H",
-        f"Host: {HOST}",
-        f"http://127.0.0.1:{port}{path}",
-    ]
-    done = subprocess.run(  # noqa: S603 - fixed argv
-        argv, capture_output=True, text=True, timeout=seconds + 30, check=True
-    )
-    out = done.stdout
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.MULTILINE)
-    if rate is None or p99 is None:
-        raise RuntimeError(f"cannot read wrk's output:\n{out}\n{done.stderr}")
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors += int(non_2xx.group(1)) if non_2xx else 0
-    return float(rate.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)], errors
-
-
-def url_path(path: str) -> str:
-    return "/" if path == INDEX else f"/{path}"
-
-
-def check_and_warm(
-    server: str, port: int, files: Mapping[str, bytes], args: argparse.Namespace
-) -> None:
-    """Refuse a server that does not answer each file's own bytes; then warm it up."""
-    for path, body in files.items():
-        status, headers, got = fetch(port, url_path(path))
-        if (
-            status != 200
-            or got != body
-            or headers.get("content-encoding", "identity") != "identity"
-        ):
-            raise RuntimeError(
-                f"{server} answered {status} for {url_path(path)}, not the file's bytes"
-            )
-        for _ in range(WARM_REQUESTS):
-            fetch(port, url_path(path))
-        wrk(port, url_path(path), WARM_SECONDS, args.connections)
-
-
-def measure_once(
-    server: str, port: int, path: str, body: bytes, number: int, args: argparse.Namespace
-) -> Result:
-    rate, p99, errors = wrk(port, url_path(path), args.duration, args.connections)
-    label = f"{path} ({len(body) // 1024} KB)"
-    print(f"  {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
-    return Result(server, label, rate, p99, errors, number)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -535,29 +195,6 @@ def median_rounds(rounds: list[Result]) -> list[Result]:
         )
         for (server, file), rows in grouped.items()
     ]
-
-
-def proxy_argv(server: str, port: int) -> list[str]:
-    """How to start the proxy under `server`: our own command for the one it uses."""
-    if server == PROXY_SERVER:
-        return [
-            PYTHON,
-            "-m",
-            "app.cli",
-            "serve",
-            "proxy",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
-    where = ["--host", "127.0.0.1", "--port", str(port)]
-    quiet = ["--log-level", "warning"]
-    if server == "uvicorn":
-        options = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on"]
-        return [PYTHON, "-m", "uvicorn", "--factory", FACTORIES["proxy"], *where, *options, *quiet]
-    options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws"]
-    return [PYTHON, "-m", "granian", "--factory", *options, *where, *quiet, FACTORIES["proxy"]]
 
 
 def find_tools() -> tuple[str, str] | None:

@@ -21,12 +21,14 @@ from redis.asyncio import Redis
 
 from app import database
 from app.settings import Settings
-from app.storage import ObjectNotFound, Storage, StorageError, storage_from_settings
+from app.storage import ObjectNotFound, Storage, StorageError
+from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup, Target
 from proxy.routing import BadPath, path_to_key
-from proxy.serve import ProxyRequest, ProxyResponse, Site, respond
+from proxy.serve import ProxyRequest, ProxyResponse, respond
+from proxy.site import Site
 
 # ASGI's own shapes; `Any` is allowed here because the scope is the raw edge of the protocol.
 Scope = MutableMapping[str, Any]

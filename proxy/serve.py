@@ -5,10 +5,11 @@ the answer is a `ProxyResponse` for the ASGI edge to send.
 
 Public API:
 
-- `Rules.parse(redirects_text, headers_text) -> Rules`: a site's `_redirects` and `_headers`
-  (Netlify's formats); lines that cannot be used are skipped and listed in `Rules.errors`.
-- `await Site.load(manifest, read) -> Site`: a deployment's manifest plus its parsed rules.
-  Build it once per deployment and cache it; it never changes.
+- `Rules.parse(redirects_text, headers_text) -> Rules` (`proxy.rules`): a site's `_redirects`
+  and `_headers` (Netlify's formats); lines that cannot be used are skipped and listed in
+  `Rules.errors`.
+- `await Site.load(manifest, read) -> Site` (`proxy.site`): a deployment's manifest plus its
+  parsed rules. Build it once per deployment and cache it; it never changes.
 - `await respond(request: ProxyRequest, site: Site) -> ProxyResponse`: build the request with
   `key=routing.path_to_key(raw_path)` (its `BadPath` is the caller's 400). The response has
   lower-case header names, `Content-Length` included, and the body already read (empty for
@@ -21,54 +22,20 @@ fallback → a branded 404. `_headers` then applies to whatever was answered.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import quote
 
-from builder.content import REVALIDATE, is_compressible
-from builder.spec import RESERVED_DIR
+from builder.content import REVALIDATE
+from proxy.request_headers import SUFFIXES, etag_for, none_match, parse_range, pick_encoding
 from proxy.routing import BadPath, path_to_key
+from proxy.rules import NOT_FOUND, REWRITE, Headers
+from proxy.site import FileInfo, Site, is_hidden
 
-Reader = Callable[[str], Awaitable[bytes]]
-"""Reads a file by its deployment-relative key; raises `FileNotFoundError` when it is missing."""
-Headers = list[tuple[str, str]]
-
-REDIRECTS_FILE = "_redirects"
-HEADERS_FILE = "_headers"
 NOT_FOUND_FILE = "404.html"
 INDEX_FILE = "index.html"
-ETAG_LENGTH = 32
-"""Hex digits of the sha256 in an ETag: 128 bits, plenty to tell versions apart."""
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-REWRITE = 200
-NOT_FOUND = 404
-_RULE_STATUSES = REDIRECT_STATUSES | {REWRITE, NOT_FOUND}
 _READ_METHODS = frozenset({"GET", "HEAD"})
-_ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
-"""Preferred first: brotli is smaller, and every browser that sends `br` also takes gzip."""
-_SUFFIXES = dict(_ENCODINGS)
-
-# A `_headers` file may set caching and security headers, but not the ones that describe the
-# bytes on the wire: a wrong one would corrupt the response rather than just mislabel it.
-_FRAMING_HEADERS = frozenset(
-    {
-        "content-length",
-        "content-range",
-        "content-encoding",
-        "transfer-encoding",
-        "etag",
-        "location",
-        "connection",
-        "vary",
-        "accept-ranges",
-    }
-)
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
-_PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 
 _NOT_FOUND_PAGE = b"""<!doctype html>
 <html lang="en">
@@ -93,241 +60,6 @@ footer{margin-top:2rem;color:#7d859c;font-size:.85rem}
 </body>
 </html>
 """
-
-
-# --- rules ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RedirectRule:
-    source: str
-    target: str
-    status: int
-    force: bool
-    pattern: re.Pattern[str]
-
-    @property
-    def is_redirect(self) -> bool:
-        return self.status in REDIRECT_STATUSES
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderRule:
-    source: str
-    headers: tuple[tuple[str, str], ...]
-    pattern: re.Pattern[str]
-
-
-@dataclass(frozen=True, slots=True)
-class Rules:
-    redirects: tuple[RedirectRule, ...] = ()
-    headers: tuple[HeaderRule, ...] = ()
-    errors: tuple[str, ...] = ()
-    """One line per skipped rule (`_redirects:3: ...`), for the deployment's log."""
-
-    @classmethod
-    def parse(cls, redirects_text: str = "", headers_text: str = "") -> Rules:
-        errors: list[str] = []
-        redirects = tuple(_parse_redirects(redirects_text, errors))
-        headers = tuple(_parse_headers(headers_text, errors))
-        return cls(redirects, headers, tuple(errors))
-
-    def match_redirect(self, path: str, *, file_exists: bool) -> tuple[RedirectRule, str] | None:
-        """The first rule for `path` and its target with placeholders filled in.
-
-        Netlify's shadowing: when a file answers the path, only forced (`!`) rules count.
-        """
-        for rule in self.redirects:
-            if file_exists and not rule.force:
-                continue
-            found = rule.pattern.fullmatch(path)
-            if found is not None:
-                return rule, _fill(rule.target, found.groupdict(default=""))
-        return None
-
-    def headers_for(self, path: str) -> Headers:
-        """Every header of every block matching `path`; repeats of one name are comma-joined."""
-        combined: dict[str, tuple[str, list[str]]] = {}
-        for rule in self.headers:
-            if rule.pattern.fullmatch(path):
-                for name, value in rule.headers:
-                    combined.setdefault(name.lower(), (name, []))[1].append(value)
-        return [(name, ", ".join(values)) for name, values in combined.values()]
-
-
-def _parse_redirects(text: str, errors: list[str]) -> Iterable[RedirectRule]:
-    for number, line in enumerate(text.splitlines(), 1):
-        # Only whole lines are comments: `#` inside a target is a URL fragment.
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        fields = line.split()
-        where = f"{REDIRECTS_FILE}:{number}"
-        if len(fields) < 2 or len(fields) > 3:
-            # Netlify's query-parameter and country/language conditions are not supported.
-            errors.append(f"{where}: expected `from to [status][!]`")
-            continue
-        source, target = fields[0], fields[1]
-        status_text = fields[2] if len(fields) == 3 else "301"
-        force = status_text.endswith("!")
-        status_text = status_text.removesuffix("!") or "301"
-        if not status_text.isdigit() or int(status_text) not in _RULE_STATUSES:
-            errors.append(f"{where}: unsupported status {fields[2]!r}")
-            continue
-        status = int(status_text)
-        if not source.startswith("/"):
-            errors.append(f"{where}: the source must be a path starting with /")
-            continue
-        absolute = target.startswith(("https://", "http://"))
-        if not target.startswith("/") and not absolute:
-            errors.append(f"{where}: the target must be a path or an http(s) URL")
-            continue
-        if absolute and status not in REDIRECT_STATUSES:
-            # A 200 to another origin would make us a proxy for anyone's site.
-            errors.append(f"{where}: only redirects may point at another site")
-            continue
-        pattern = _compile(source, splat_anywhere=False)
-        if pattern is None:
-            errors.append(f"{where}: `*` may only end the source")
-            continue
-        yield RedirectRule(source, target, status, force, pattern)
-
-
-def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
-    source: str | None = None
-    pattern: re.Pattern[str] | None = None
-    block: list[tuple[str, str]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        where = f"{HEADERS_FILE}:{number}"
-        if stripped.startswith(("/", "http://", "https://")):
-            if source is not None and pattern is not None and block:
-                yield HeaderRule(source, tuple(block), pattern)
-            source, block = stripped, []
-            if stripped.startswith("/"):
-                pattern = _compile(stripped, splat_anywhere=True)
-            else:
-                # Netlify's per-host blocks: every deployment has several hosts, so such a
-                # block would apply inconsistently; drop it whole rather than on every host.
-                errors.append(f"{where}: per-host header rules are not supported")
-                pattern = None
-            continue
-        name, colon, value = stripped.partition(":")
-        name, value = name.strip(), value.strip()
-        if source is None:
-            errors.append(f"{where}: a header before any path")
-        elif not colon or not _TOKEN.fullmatch(name) or not _is_header_value(value):
-            errors.append(f"{where}: expected `Name: value`")
-        elif name.lower() in _FRAMING_HEADERS:
-            errors.append(f"{where}: {name} is set by the proxy")
-        else:
-            block.append((name, value))
-    if source is not None and pattern is not None and block:
-        yield HeaderRule(source, tuple(block), pattern)
-
-
-def _is_header_value(value: str) -> bool:
-    # Printable ASCII only: the ASGI edge sends bytes, and CR/LF would split the response.
-    return value.isascii() and value.isprintable()
-
-
-def _compile(source: str, *, splat_anywhere: bool) -> re.Pattern[str] | None:
-    """A regex for a Netlify path pattern: `:name` is one segment, `*` the rest (the splat).
-
-    Trailing slashes do not matter (`/about` and `/about/` are one page), and `/a/*` matches `/a`.
-    """
-    body = source.rstrip("/")
-    if body.endswith("/*"):
-        head, tail = body[:-2], r"(?:/(?P<splat>.*))?/?"
-    else:
-        head, tail = body, "/?"
-    if not splat_anywhere and "*" in head:
-        return None
-    parts: list[str] = []
-    seen: set[str] = set()
-    for index, piece in enumerate(re.split(r"(:[A-Za-z_][A-Za-z0-9_]*|\*)", head)):
-        if index % 2 == 0:
-            parts.append(re.escape(piece))
-        elif piece == "*":
-            # Only `_headers` gets here: `*` inside a path (`/*.js`) is "anything".
-            parts.append(".*")
-        elif piece[1:] in seen or piece[1:] == "splat":
-            parts.append("[^/]+")
-        else:
-            seen.add(piece[1:])
-            parts.append(f"(?P<{piece[1:]}>[^/]+)")
-    return re.compile("".join(parts) + (tail if head or tail != "/?" else "/"))
-
-
-def _fill(target: str, values: Mapping[str, str]) -> str:
-    """`target` with `:splat` and `:name` replaced by what they matched, percent-encoded."""
-
-    def replace(found: re.Match[str]) -> str:
-        name = found.group(1)
-        if name not in values:
-            # `https://host:8080/` has no placeholder, just a port; keep such text as it is.
-            return found.group(0)
-        return quote(values[name], safe="/" if name == "splat" else "")
-
-    return _PLACEHOLDER.sub(replace, target)
-
-
-# --- the site ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FileInfo:
-    size: int
-    sha256: str
-    content_type: str
-    cache_control: str
-    encodings: tuple[str, ...] = ()
-
-    @classmethod
-    def from_manifest(cls, record: Mapping[str, Any]) -> FileInfo:
-        return cls(
-            size=int(record["size"]),
-            sha256=str(record["sha256"]),
-            content_type=str(record.get("content_type") or "application/octet-stream"),
-            cache_control=str(record.get("cache_control") or REVALIDATE),
-            encodings=tuple(str(encoding) for encoding in record.get("encodings") or ()),
-        )
-
-    @property
-    def compressible(self) -> bool:
-        return bool(self.encodings) or is_compressible(self.content_type)
-
-
-def is_hidden(key: str) -> bool:
-    """Files that configure the deployment rather than belong to it: never served."""
-    return key in (REDIRECTS_FILE, HEADERS_FILE) or (key + "/").startswith(RESERVED_DIR)
-
-
-@dataclass(frozen=True, slots=True)
-class Site:
-    """One deployment as the proxy sees it: its servable files, its rules and how to read."""
-
-    files: Mapping[str, FileInfo]
-    read: Reader
-    rules: Rules = field(default_factory=Rules)
-
-    @classmethod
-    async def load(cls, manifest: Mapping[str, Any], read: Reader) -> Site:
-        """Parse the manifest and read `_redirects`/`_headers` (the only reads done here)."""
-        listed: Mapping[str, Any] = manifest.get("files") or {}
-        texts: dict[str, str] = {}
-        for name in (REDIRECTS_FILE, HEADERS_FILE):
-            if name in listed:
-                # A stray byte in a rules file should cost that line, not the whole site.
-                texts[name] = (await read(name)).decode("utf-8", errors="replace")
-        files = {
-            key: FileInfo.from_manifest(record)
-            for key, record in listed.items()
-            if not is_hidden(key)
-        }
-        rules = Rules.parse(texts.get(REDIRECTS_FILE, ""), texts.get(HEADERS_FILE, ""))
-        return cls(files, read, rules)
 
 
 # --- requests and responses ----------------------------------------------------------------
@@ -477,19 +209,19 @@ async def _serve(
         headers.append(("vary", "Accept-Encoding"))
     if status != 200:
         # An error page is never a partial or a 304: those describe the page that was asked for.
-        encoding = _pick_encoding(request.accept_encoding, info)
+        encoding = pick_encoding(request.accept_encoding, info)
         return await _whole(request, site, key, status, headers, encoding)
     headers.append(("accept-ranges", "bytes"))
     byte_range = None
     # A resumed download must not splice bytes of a newer deployment onto an older one; an
     # If-Range date never matches, as we send no Last-Modified.
-    if request.range and (not request.if_range or request.if_range == _etag(info, None)):
-        byte_range = _parse_range(request.range, info.size)
+    if request.range and (not request.if_range or request.if_range == etag_for(info, None)):
+        byte_range = parse_range(request.range, info.size)
     # Ranges count bytes of one representation; identity is the one whose size we know.
-    encoding = None if byte_range is not None else _pick_encoding(request.accept_encoding, info)
-    etag = _etag(info, encoding)
+    encoding = None if byte_range is not None else pick_encoding(request.accept_encoding, info)
+    etag = etag_for(info, encoding)
     headers.append(("etag", etag))
-    if _none_match(request.if_none_match, etag):
+    if none_match(request.if_none_match, etag):
         return _plain(304, b"", headers, length=False)
     if byte_range == "unsatisfiable":
         headers.append(("content-range", f"bytes */{info.size}"))
@@ -518,84 +250,12 @@ async def _whole(
         response.source = key
         return response
     # The manifest does not give the compressed size, so even HEAD reads the sibling.
-    sibling = key + _SUFFIXES[encoding]
+    sibling = key + SUFFIXES[encoding]
     body = await site.read(sibling)
     headers.append(("content-encoding", encoding))
     response = _plain(status, body, headers)
     response.source = sibling
     return response
-
-
-def _pick_encoding(accept_encoding: str, info: FileInfo) -> str | None:
-    if not info.encodings or not accept_encoding:
-        return None
-    accepted = _accepted_codings(accept_encoding)
-    for encoding, _suffix in _ENCODINGS:
-        if encoding in info.encodings and encoding in accepted:
-            return encoding
-    return None
-
-
-def _accepted_codings(header: str) -> set[str]:
-    """Codings with a non-zero q-value (`gzip;q=0` means "not gzip")."""
-    accepted: set[str] = set()
-    for item in header.split(","):
-        coding, _, params = item.partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if coding.strip() and quality > 0:
-            accepted.add(coding.strip().lower())
-    if "*" in accepted:
-        accepted.update(encoding for encoding, _ in _ENCODINGS)
-    return accepted
-
-
-def _etag(info: FileInfo, encoding: str | None) -> str:
-    # Each representation needs its own strong tag, or a cache could pair br bytes with gzip.
-    suffix = f"-{encoding}" if encoding else ""
-    return f'"{info.sha256[:ETAG_LENGTH]}{suffix}"'
-
-
-def _none_match(header: str, etag: str) -> bool:
-    """RFC 9110 weak comparison: `W/"x"` matches `"x"`; `*` matches any current file."""
-    if not header:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
-    return "*" in tags or etag in tags
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | str | None:
-    """`(first, last)` inclusive, `"unsatisfiable"`, or None to ignore the header and send it all.
-
-    Only one range is served: multipart answers are rare in practice and RFC 9110 lets a
-    server ignore `Range`; so are syntax errors and units other than bytes.
-    """
-    unit, _, spec = header.strip().partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    first_text, last_text = first_text.strip(), last_text.strip()
-    if not dash or not (first_text.isdigit() or first_text == ""):
-        return None
-    if not (last_text.isdigit() or last_text == "") or first_text == last_text == "":
-        return None
-    if first_text == "":
-        suffix = int(last_text)
-        if suffix == 0 or size == 0:
-            return "unsatisfiable"
-        return max(size - suffix, 0), size - 1
-    first = int(first_text)
-    if last_text and int(last_text) < first:
-        return None
-    if first >= size:
-        return "unsatisfiable"
-    return first, min(int(last_text), size - 1) if last_text else size - 1
 
 
 def _apply_custom_headers(custom: Headers, headers: Headers) -> None:

@@ -29,7 +29,8 @@ from app.logs.archive import (
 from app.logs.bus import LogBus, LogBusError, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
 from app.logs.text import render_text
-from app.storage import LocalStorage, Storage
+from app.storage import Storage
+from app.storage.local import LocalStorage
 from builder.events import LogEvent
 from builder.spec import log_stream
 from tests.conftest import redis_url

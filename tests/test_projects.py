@@ -15,7 +15,9 @@ from app.projects import service as projects
 from app.projects.envvars import Sealer, SealError
 from app.projects.rules import check_branch, check_command, check_relative_dir, parse_repo, slugify
 from app.settings import Settings
-from app.storage import LocalStorage, StorageError, storage_from_settings
+from app.storage import StorageError
+from app.storage.choice import storage_from_settings
+from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
 from builder.spec import output_prefix
 from tests.conftest import TEST_SECRET_KEY, Client, bearer, sign_up

@@ -16,7 +16,8 @@ from moto import mock_aws
 
 from app import database
 from app.settings import Settings
-from app.storage import Storage, storage_from_settings
+from app.storage import Storage
+from app.storage.choice import storage_from_settings
 from app.tables import Alias, Deployment, Project, User
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import HEALTH_PATH, Proxy, ProxyApp, create_proxy, running

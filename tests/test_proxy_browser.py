@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Response, expect
 
 from app import database
 from app.settings import Settings
-from app.storage import storage_from_settings
+from app.storage.choice import storage_from_settings
 from app.tables import Alias, Deployment, Project, User
 from builder import content
 from builder.spec import MANIFEST, output_prefix

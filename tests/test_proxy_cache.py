@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from app.storage import LocalStorage, ObjectNotFound
+from app.storage import ObjectNotFound
+from app.storage.local import LocalStorage
 from proxy.cache import MIB, ObjectCache
 
 pytestmark = pytest.mark.anyio

@@ -16,10 +16,11 @@ import pytest
 
 import proxy.asgi
 from app.settings import Settings
-from app.storage import storage_from_settings
+from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import running
-from proxy.serve import ProxyRequest, ProxyResponse, Site
+from proxy.serve import ProxyRequest, ProxyResponse
+from proxy.site import Site
 from tests.test_proxy import DEPLOYMENT, Served, file_entry, seed
 
 pytestmark = pytest.mark.anyio

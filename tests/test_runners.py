@@ -25,7 +25,8 @@ from app.asgi import runner_from_settings
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.runners.ecs import OVERRIDES_LIMIT, EcsRunner
 from app.runners.local import LocalRunner, _lines
-from app.settings import EcsSettings, Runner, Settings
+from app.settings import Runner, Settings
+from app.settings_parts import EcsSettings
 from builder.events import LogEvent
 from builder.spec import MAX_TEXT, BuildSpec, Masker
 

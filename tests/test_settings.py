@@ -9,15 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app.settings import (
-    SECRET_KEY_FILE,
-    VARIABLES,
-    DatabaseKind,
-    Runner,
-    Secret,
-    Settings,
-    SettingsError,
-)
+from app.secret_key import SECRET_KEY_FILE
+from app.settings import VARIABLES, Runner, Settings
+from app.settings_parts import DatabaseKind, Secret, SettingsError
 
 KEY = "k" * 40
 

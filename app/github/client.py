@@ -10,40 +10,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 import anyio
 import httpx
-import pydantic
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache import MemCacheStrategy
-from githubkit.exception import (
-    GitHubException,
-    RateLimitExceeded,
-    RequestError,
-    RequestFailed,
-    RequestTimeout,
-)
 from githubkit.response import Response
 from githubkit.utils import UNSET
 
+from app.github.answers import (
+    TIMEOUT,
+    object_id,
+    parse_id,
+    parse_list,
+    parse_object,
+    translated,
+)
 from app.github.api import CommentGone, GitHubError
-from app.settings import GitHubSettings
+from app.github.inputs import SHA, one_of, shorten, split_repository
+from app.github.transport import SharedTransport
+from app.settings_parts import GitHubSettings
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = 10.0
-"""Seconds for each request to GitHub (connect, read, write and pool wait each)."""
-
 TOKEN_REFRESH_MARGIN = timedelta(minutes=5)
 """An installation token is replaced once it has less than this left (GitHub gives one hour)."""
-
-DESCRIPTION_LIMIT = 140
-"""GitHub refuses a commit or deployment status whose description is longer (422)."""
 
 COMMENTS_PER_PAGE = 100
 """GitHub's largest page of issue comments."""
@@ -62,11 +57,6 @@ CommitState = Literal["error", "failure", "pending", "success"]
 DeploymentState = Literal[
     "error", "failure", "inactive", "in_progress", "queued", "pending", "success"
 ]
-_S = TypeVar("_S", bound=str)
-
-_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,28 +69,6 @@ class _Token:
 
     def __repr__(self) -> str:
         return f"_Token('***', expires_at={self.expires_at.isoformat()})"
-
-
-class _SharedTransport(httpx.AsyncBaseTransport):
-    """One connection pool under githubkit's short-lived httpx clients.
-
-    Without an `async with` block githubkit opens an httpx client per request and closes it
-    afterwards, and an `async with` block would only hold in the task that entered it. So every
-    client gets this wrapper, whose `aclose()` leaves the pool open; `GitHubAppClient.aclose()`
-    closes it for real.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pass
-
-    async def close_pool(self) -> None:
-        await self._inner.aclose()
 
 
 class GitHubAppClient:
@@ -117,7 +85,7 @@ class GitHubAppClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._transport = _SharedTransport(transport or httpx.AsyncHTTPTransport())
+        self._transport = SharedTransport(transport or httpx.AsyncHTTPTransport())
         # Our own cache strategy: githubkit's default is one process-wide cache, which would
         # share JWTs between clients (and between tests).
         self._app = GitHub(
@@ -138,10 +106,10 @@ class GitHubAppClient:
         return f"GitHubAppClient(base_url={str(self._app.config.base_url)!r})"
 
     async def repo_token(self, installation_id: int, repository: str) -> str:
-        _owner, name = _split(repository)
+        _owner, name = split_repository(repository)
         action = f"mint a build token for {repository}"
         self._check_open(action)
-        with _translated(action):
+        with translated(action):
             response = await self._app.rest.apps.async_create_installation_access_token(
                 installation_id,
                 headers=API_HEADERS,
@@ -167,10 +135,10 @@ class GitHubAppClient:
         description: str,
         target_url: str,
     ) -> None:
-        owner, name = _split(repository)
-        if not _SHA.fullmatch(sha):
+        owner, name = split_repository(repository)
+        if not SHA.fullmatch(sha):
             raise GitHubError(f"{sha!r} is not a commit sha")
-        checked = _one_of(state, get_args(CommitState), "commit status state")
+        checked = one_of(state, get_args(CommitState), "commit status state")
         action = f"set commit status {context} on {repository}@{sha[:12]}"
         gh = await self._as_installation(installation_id, action)
         with self._translated(action, installation_id):
@@ -181,7 +149,7 @@ class GitHubAppClient:
                 headers=API_HEADERS,
                 state=checked,
                 context=context,
-                description=_shorten(description),
+                description=shorten(description),
                 target_url=target_url,
             )
 
@@ -196,7 +164,7 @@ class GitHubAppClient:
         transient: bool,
         production: bool,
     ) -> int:
-        owner, name = _split(repository)
+        owner, name = split_repository(repository)
         action = f"create a deployment of {repository}@{sha[:12]} to {environment}"
         gh = await self._as_installation(installation_id, action)
         with self._translated(action, installation_id):
@@ -214,7 +182,7 @@ class GitHubAppClient:
                 transient_environment=transient,
                 production_environment=production,
             )
-            return _parse_id(response, action)
+            return parse_id(response, action)
 
     async def set_deployment_status(
         self,
@@ -227,9 +195,9 @@ class GitHubAppClient:
         log_url: str,
         description: str,
     ) -> None:
-        owner, name = _split(repository)
+        owner, name = split_repository(repository)
         action = f"set status {state} on deployment {deployment_id} of {repository}"
-        checked = _one_of(state, get_args(DeploymentState), "deployment status state")
+        checked = one_of(state, get_args(DeploymentState), "deployment status state")
         gh = await self._as_installation(installation_id, action)
         with self._translated(action, installation_id):
             await gh.rest.repos.async_create_deployment_status(
@@ -239,26 +207,26 @@ class GitHubAppClient:
                 headers=API_HEADERS,
                 state=checked,
                 log_url=log_url,
-                description=_shorten(description),
+                description=shorten(description),
                 environment_url=UNSET if environment_url is None else environment_url,
             )
 
     async def create_comment(
         self, installation_id: int, repository: str, number: int, body: str
     ) -> int:
-        owner, name = _split(repository)
+        owner, name = split_repository(repository)
         action = f"comment on {repository}#{number}"
         gh = await self._as_installation(installation_id, action)
         with self._translated(action, installation_id):
             response = await gh.rest.issues.async_create_comment(
                 owner, name, number, headers=API_HEADERS, body=body
             )
-            return _parse_id(response, action)
+            return parse_id(response, action)
 
     async def update_comment(
         self, installation_id: int, repository: str, comment_id: int, body: str
     ) -> None:
-        owner, name = _split(repository)
+        owner, name = split_repository(repository)
         action = f"edit comment {comment_id} on {repository}"
         gh = await self._as_installation(installation_id, action)
         with self._translated(action, installation_id, gone=True):
@@ -269,7 +237,7 @@ class GitHubAppClient:
     async def find_comment(
         self, installation_id: int, repository: str, number: int, marker: str
     ) -> int | None:
-        owner, name = _split(repository)
+        owner, name = split_repository(repository)
         action = f"look for our comment on {repository}#{number}"
         gh = await self._as_installation(installation_id, action)
         # Page numbers, not the Link URL: the token goes only to the configured API host.
@@ -278,10 +246,10 @@ class GitHubAppClient:
                 response = await gh.rest.issues.async_list_comments(
                     owner, name, number, per_page=COMMENTS_PER_PAGE, page=page, headers=API_HEADERS
                 )
-            for comment in _parse_list(response, action):
+            for comment in parse_list(response, action):
                 body = comment.get("body")
                 if isinstance(body, str) and marker in body:
-                    return _object_id(comment, action)
+                    return object_id(comment, action)
             if "next" not in response.raw_response.links:
                 return None
         log.warning(
@@ -318,7 +286,7 @@ class GitHubAppClient:
 
     async def _mint(self, installation_id: int, action: str) -> _Token:
         """A new installation token, kept for the next calls."""
-        with _translated(action):
+        with translated(action):
             response = await self._app.rest.apps.async_create_installation_access_token(
                 installation_id, headers=API_HEADERS
             )
@@ -334,9 +302,9 @@ class GitHubAppClient:
     def _translated(
         self, action: str, installation_id: int, *, gone: bool = False
     ) -> Iterator[None]:
-        """`_translated`; a 401 also drops the cached token (revoked early), `gone` maps 404/410."""
+        """`translated`; a 401 also drops the cached token (revoked early), `gone` maps 404/410."""
         try:
-            with _translated(action):
+            with translated(action):
                 yield
         except GitHubError as exc:
             if exc.status == 401:
@@ -346,99 +314,8 @@ class GitHubAppClient:
             raise
 
 
-@contextlib.contextmanager
-def _translated(action: str) -> Iterator[None]:
-    """Turn whatever githubkit, httpx or pydantic raise into `GitHubError`, naming `action`."""
-    try:
-        yield
-    except RequestFailed as exc:
-        status = exc.response.status_code
-        retry_after = (
-            exc.retry_after.total_seconds() if isinstance(exc, RateLimitExceeded) else None
-        )
-        message = f"{action}: GitHub answered {status}{_github_message(exc.response.raw_response)}"
-        raise GitHubError(message, status, retry_after=retry_after) from exc
-    except RequestTimeout as exc:
-        raise GitHubError(f"{action}: GitHub did not answer within {TIMEOUT:g} s") from exc
-    except (RequestError, GitHubException, httpx.HTTPError, pydantic.ValidationError) as exc:
-        # RequestError wraps what httpx raised; the others are a safety net (auth set-up, a
-        # request body githubkit's schema refuses) so that no vendor exception gets past here.
-        cause = exc.exc if isinstance(exc, RequestError) else exc
-        raise GitHubError(f"{action}: {_describe(cause)}") from exc
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _github_message(response: httpx.Response) -> str:
-    """GitHub's own one-line explanation from an error body, if it gave one."""
-    try:
-        message = response.json().get("message")
-    except (ValueError, AttributeError):
-        return ""
-    return f": {message[:200]}" if isinstance(message, str) and message else ""
-
-
-def _split(repository: str) -> tuple[str, str]:
-    # Both parts go into URL paths: refuse anything that could step out of /repos/{owner}/{name}.
-    owner, _, name = repository.partition("/")
-    if not _OWNER.fullmatch(owner) or not _NAME.fullmatch(name) or name in (".", ".."):
-        raise GitHubError(f"{repository!r} is not a repository name like owner/name")
-    return owner, name
-
-
-def _one_of(value: str, allowed: tuple[_S, ...], what: str) -> _S:
-    for candidate in allowed:
-        if value == candidate:
-            return candidate
-    raise GitHubError(f"{value!r} is not a {what} GitHub knows ({', '.join(allowed)})")
-
-
-def _shorten(description: str) -> str:
-    if len(description) <= DESCRIPTION_LIMIT:
-        return description
-    return description[: DESCRIPTION_LIMIT - 1] + "…"
-
-
-# Responses are read as plain JSON, taking only the fields we use: githubkit's models follow
-# GitHub's latest schema and can reject a real answer (LIBRARY-NOTES §0.2); a comment that was
-# created but failed to parse would be created again by the next retry.
-
-
-def _parse_object(response: Response[Any], action: str) -> dict[str, Any]:
-    try:
-        data = response.raw_response.json()
-    except ValueError:
-        raise GitHubError(f"{action}: GitHub answered with something other than JSON") from None
-    if not isinstance(data, dict):
-        raise GitHubError(f"{action}: GitHub answered with a {type(data).__name__}, not an object")
-    return data
-
-
-def _parse_list(response: Response[Any], action: str) -> list[dict[str, Any]]:
-    try:
-        data = response.raw_response.json()
-    except ValueError:
-        raise GitHubError(f"{action}: GitHub answered with something other than JSON") from None
-    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
-        raise GitHubError(f"{action}: GitHub answered with something other than a list")
-    return data
-
-
-def _parse_id(response: Response[Any], action: str) -> int:
-    return _object_id(_parse_object(response, action), action)
-
-
-def _object_id(data: dict[str, Any], action: str) -> int:
-    value = data.get("id")
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise GitHubError(f"{action}: GitHub's answer has no id")
-    return value
-
-
 def _parse_token(response: Response[Any], action: str) -> _Token:
-    data = _parse_object(response, action)
+    data = parse_object(response, action)
     value, expires_at = data.get("token"), data.get("expires_at")
     if not isinstance(value, str) or not value or not isinstance(expires_at, str):
         raise GitHubError(f"{action}: GitHub's answer has no token and expiry")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from app.errors import ErrorCode, UserError
-from app.settings import Secret
+from app.settings_parts import Secret
 from app.tables import EnvVar
 
 SEAL_VERSION = b"\x01"

@@ -19,7 +19,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
-from app.settings import EcsSettings
+from app.settings_parts import EcsSettings
 from builder.spec import BuildSpec, Masker
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Helpers shared by the test modules: fakes, servers, waiters, fixtures."""
+"""Helpers shared by several test modules: fakes, servers, waiters, fixtures and builders."""

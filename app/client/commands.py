@@ -1,0 +1,285 @@
+"""The client commands (login, projects, deploy, logs, rollback, env...) and their arguments."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app.client import ClientError
+from app.client.api import Api, deployment_path, project_path, session
+from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
+from app.client.follow import LogPrinter, follow
+from app.client.repository import choose_project, local_repos
+from builder.events import LogEvent
+
+TICK_S = 0.5
+"""How often the live step line on a terminal redraws its clock."""
+
+AddCommand = Callable[
+    ["argparse._SubParsersAction[argparse.ArgumentParser]", str, str], argparse.ArgumentParser
+]
+
+
+def _login(args: argparse.Namespace) -> int:
+    api = check_api_url(args.api)
+    email = args.email or _read_line("Email: ", "no email given")
+    if args.password_stdin:
+        password = _read_line("", "no password on standard input")
+    else:
+        try:
+            password = getpass.getpass("Password: ")
+        except EOFError:
+            print(file=sys.stderr)  # end the prompt's line before the message
+            raise ClientError("no password given") from None
+    with Api(api) as http:
+        answer = http.json("POST", "/user/login", body={"email": email, "password": password})
+    token = answer.get("token") if isinstance(answer, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ClientError(f"{api} answered the login without a token; is it a Scale Mesh API?")
+    path = config_path(os.environ)
+    save_config(path, Config(api, token))
+    print(f"Logged in to {api} as {email}; the session is saved in {path}.")
+    return 0
+
+
+def _read_line(prompt: str, missing: str) -> str:
+    if prompt:
+        print(prompt, end="", file=sys.stderr, flush=True)
+    line = sys.stdin.readline()
+    if prompt and not line:
+        print(file=sys.stderr)  # end the prompt's line before the message
+    if not line.strip():
+        raise ClientError(missing)
+    return line.removesuffix("\n").removesuffix("\r")
+
+
+def _projects(_: argparse.Namespace) -> int:
+    with session() as api:
+        projects = api.json("GET", "/projects")
+    if not projects:
+        print("No projects yet: scalemesh project create NAME --repo REPO", file=sys.stderr)
+        return 0
+    rows = [("SLUG", "PRODUCTION URL", "REPO")]
+    rows += [(p["slug"], p["production_url"], p["repo"]) for p in projects]
+    widths = [max(len(row[column]) for row in rows) for column in range(2)]
+    for slug, url, repo in rows:
+        print(f"{slug:<{widths[0]}}  {url:<{widths[1]}}  {repo}")
+    return 0
+
+
+def _project_create(args: argparse.Namespace) -> int:
+    body = {"name": args.name, "repo": args.repo, "production_branch": args.branch}
+    for field in ("root_directory", "install_command", "build_command", "output_directory"):
+        if getattr(args, field) is not None:
+            body[field] = getattr(args, field)
+    with session() as api:
+        project = api.json("POST", "/project", body=body)
+    print(f"Created {project['slug']}: production at {project['production_url']}")
+    print(f"Deploy it with: scalemesh deploy {project['slug']}", file=sys.stderr)
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    with session() as api:
+        slug = args.project
+        if slug is None:
+            cwd = Path.cwd()
+            slug = choose_project(api.json("GET", "/projects"), local_repos(cwd), cwd)
+        body = {"project": slug} if args.ref is None else {"project": slug, "ref": args.ref}
+        deployment = api.json("POST", "/deploy", body=body)
+        where = deployment["branch"] or deployment["ref"]
+        print(f"Deploying {slug} ({where} @ {deployment['sha'][:7]}): {deployment['id']}")
+        print(f"URL  {deployment['url']}")
+        print(f"Log  {deployment['log_url']}", flush=True)
+        return follow_to_the_end(api, deployment["id"]) if args.follow else 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    with session() as api:
+        if args.follow:
+            return follow_to_the_end(api, args.deployment)
+        text = api.call("GET", f"{deployment_path(args.deployment)}/logs").text
+    sys.stdout.write(text)
+    return 0
+
+
+def follow_to_the_end(api: Api, deployment_id: str) -> int:
+    """Stream the log to stdout; 0 when the deployment is ready, else ClientError."""
+    out = sys.stdout
+    printer = LogPrinter(out, live=out.isatty())
+
+    async def run() -> LogEvent:
+        # asyncio.run cancels the ticker when `follow` returns or fails.
+        _ticker = asyncio.create_task(_tick(printer)) if printer.live else None
+        return await follow(api.base, api.token or "", deployment_id, printer)
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        printer.close()
+    state = result.get("state")
+    if state != "ready":
+        raise ClientError(f"deployment {state}: {result.get('error') or 'no reason given'}")
+    deployment = api.json("GET", deployment_path(deployment_id))
+    print(f"Ready: {deployment['url']}")
+    # `aliases` lists the deployment's own URL too.
+    for alias in [url for url in deployment["aliases"] if url != deployment["url"]]:
+        print(f"  also {alias}")
+    return 0
+
+
+async def _tick(printer: LogPrinter) -> None:
+    while True:
+        await asyncio.sleep(TICK_S)
+        printer.tick()
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    with session() as api:
+        project = api.json("GET", project_path(args.project))
+        slug = project["slug"]
+        if args.deployment is not None:
+            target = api.json("GET", deployment_path(args.deployment))
+            if target["project"] != slug:
+                raise ClientError(
+                    f"deployment {target['id']} belongs to {target['project']}, not {slug}"
+                )
+        else:
+            target = _previous(api, slug, project["production_url"])
+        promoted = api.json("POST", f"{deployment_path(target['id'])}/promote")
+    where = promoted["branch"] or promoted["ref"]
+    print(
+        f"Production of {slug} now serves {promoted['id']} ({where} @ {promoted['sha'][:7]}): "
+        f"{project['production_url']}"
+    )
+    return 0
+
+
+def _previous(api: Api, slug: str, production_url: str) -> dict[str, Any]:
+    """The newest ready deployment older than the one production serves now."""
+    current: dict[str, Any] | None = None
+    for deployment in api.pages(f"{project_path(slug)}/deployments"):
+        if current is None:
+            current = deployment if production_url in deployment["aliases"] else None
+        elif deployment["state"] == "ready":
+            return deployment
+    if current is None:
+        raise ClientError(f"production of {slug} serves no deployment yet; deploy it first")
+    raise ClientError(
+        f"no ready deployment of {slug} is older than the one in production ({current['id']})"
+    )
+
+
+def _env_set(args: argparse.Namespace) -> int:
+    changes: dict[str, str | None] = {}
+    for pair in args.pairs:
+        name, equals, value = pair.partition("=")
+        if not equals:
+            raise ClientError(f"{pair!r} is not NAME=VALUE")
+        changes[name] = value
+    return _change_env(args.project, changes, "Set")
+
+
+def _env_unset(args: argparse.Namespace) -> int:
+    return _change_env(args.project, dict.fromkeys(args.names), "Unset")
+
+
+def _change_env(slug: str, changes: dict[str, str | None], done: str) -> int:
+    with session() as api:
+        project = api.json("PATCH", project_path(slug), body={"env": changes})
+    print(f"{done} {', '.join(changes)} on {project['slug']}; the next deployment uses the change.")
+    return 0
+
+
+def _env_list(args: argparse.Namespace) -> int:
+    with session() as api:
+        project = api.json("GET", project_path(args.project))
+    for name in project["env"]:
+        print(name)
+    if not project["env"]:
+        print(f"{project['slug']} has no env vars", file=sys.stderr)
+    return 0
+
+
+# --- parsing ----------------------------------------------------------------------------------
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], command: AddCommand
+) -> None:
+    """Add the client commands to the `scalemesh` parser; `command` adds one subcommand."""
+    login = command(commands, "login", "Sign in to a Scale Mesh API and save the session.")
+    login.add_argument("--api", default=DEFAULT_API, help="the API's URL (%(default)s)")
+    login.add_argument("--email", help="your account's email (prompted for when left out)")
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input, for scripts",
+    )
+    login.set_defaults(handler=_login)
+
+    command(commands, "projects", "List your projects.").set_defaults(handler=_projects)
+
+    project = command(commands, "project", "Manage a project.")
+    actions = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    create = command(actions, "create", "Create a project that builds a git repository.")
+    create.add_argument("name", help="the project's name; its URL name (slug) comes from it")
+    create.add_argument("--repo", required=True, help="GitHub owner/name, or a git URL")
+    create.add_argument("--branch", default="main", help="production branch (%(default)s)")
+    for option, dest, metavar, what in (
+        ("--root-dir", "root_directory", "DIR", "the app's directory inside the repository"),
+        ("--install-command", "install_command", "COMMAND", "default: auto-detected"),
+        ("--build-command", "build_command", "COMMAND", "default: auto-detected"),
+        ("--output-dir", "output_directory", "DIR", "where the build writes the site"),
+    ):
+        create.add_argument(option, dest=dest, metavar=metavar, help=what)
+    create.set_defaults(handler=_project_create)
+
+    deploy = command(commands, "deploy", "Deploy a project and print its URL.")
+    deploy.add_argument(
+        "project",
+        nargs="?",
+        help="the project's slug (default: the one building the git repository here, "
+        "or your only project)",
+    )
+    deploy.add_argument("--ref", help="a branch, tag or full sha (default: production branch)")
+    deploy.add_argument(
+        "--follow", action="store_true", help="stream the build log; fail if the build fails"
+    )
+    deploy.set_defaults(handler=_deploy)
+
+    logs = command(commands, "logs", "Print a deployment's build log.")
+    logs.add_argument("deployment", help="the deployment's id")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="stream the log until the deployment ends"
+    )
+    logs.set_defaults(handler=_logs)
+
+    rollback = command(commands, "rollback", "Serve an earlier deployment in production.")
+    rollback.add_argument("project", help="the project's slug")
+    rollback.add_argument(
+        "deployment",
+        nargs="?",
+        help="the deployment to serve (default: the newest ready one older than production's)",
+    )
+    rollback.set_defaults(handler=_rollback)
+
+    env = command(commands, "env", "Manage a project's build env vars.")
+    env_actions = env.add_subparsers(dest="env_command", required=True, metavar="ACTION")
+    env_set = command(env_actions, "set", "Set env vars (values are write-only).")
+    env_set.add_argument("project", help="the project's slug")
+    env_set.add_argument("pairs", nargs="+", metavar="NAME=VALUE")
+    env_set.set_defaults(handler=_env_set)
+    env_unset = command(env_actions, "unset", "Delete env vars.")
+    env_unset.add_argument("project", help="the project's slug")
+    env_unset.add_argument("names", nargs="+", metavar="NAME")
+    env_unset.set_defaults(handler=_env_unset)
+    env_list = command(env_actions, "list", "List the names of a project's env vars.")
+    env_list.add_argument("project", help="the project's slug")
+    env_list.set_defaults(handler=_env_list)

@@ -1,0 +1,242 @@
+"""`scalemesh dev` and `scalemesh serve`: the API and the proxy under uvicorn or granian.
+
+`dev` runs both in one process and one event loop; `serve` runs one part, with worker
+processes if asked. Every server stops on SIGINT or SIGTERM, the others with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import uvicorn
+from granian import Granian
+from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
+
+from app import database, logconfig
+from app.asgi import create_app
+from app.commands import CommandError, require_migrated, run_coroutine, start_logging
+from app.settings import Settings
+from proxy.asgi import create_proxy
+
+GRACEFUL_SHUTDOWN_S = 10
+"""How long a stopping server waits for open requests (a log stream, say) before cutting them."""
+FORCED_APP_SHUTDOWN_S = 5
+"""After a second Ctrl-C, how long the apps still get to close their clients."""
+
+FACTORIES = {
+    "api": "app.asgi:create_app_from_env",
+    "proxy": "proxy.asgi:create_proxy_from_env",
+}
+PROXY_SERVER = "granian"
+"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's HTTP layer
+(Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and a lower
+p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
+which granian does not offer outside an experimental API, and speed does not matter there."""
+PART_NAMES = {"api": "API", "proxy": "proxy"}
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared to, not bound
+
+
+class StartupFailed(CommandError):
+    """A server could not start; uvicorn has logged why (port taken, app startup failed)."""
+
+
+def dev(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    start_logging(settings)
+
+    async def run() -> int:
+        await database.migrate(database.make_engine(settings.database))
+        # Built after migrating: the app binds the tables to its own engine.
+        api = _server("API", create_app(settings), args.host, args.api_port)
+        proxy = _server("proxy", create_proxy(settings), args.host, args.proxy_port)
+        await _serve_together([api, proxy], announce=lambda: _announce_dev(settings, api, proxy))
+        return 0
+
+    # Returned straight from the loop: after a signal, coverage on Python 3.11 may stop
+    # tracing this frame, and a line after `run_coroutine` would look unrun though it runs.
+    return run_coroutine(run())
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    start_logging(settings)
+    if args.part == "proxy":
+        return _serve_proxy(settings, args)
+    if args.workers > 1:
+        # Refuse in the parent, once, rather than in every worker as it starts.
+        run_coroutine(require_migrated(settings))
+        uvicorn.run(
+            FACTORIES["api"],
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            proxy_headers=True,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            # Workers are fresh processes: give them the same JSON logging as this one.
+            log_config=logconfig.dict_config(settings.log_level),
+        )
+        return 0
+    server = _server(PART_NAMES["api"], create_app(settings), args.host, args.port)
+
+    async def run() -> int:
+        await require_migrated(settings)
+        await _serve_together([server])
+        return 0
+
+    return run_coroutine(run(), server.config)  # see `dev` on why nothing follows
+
+
+def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:
+    """The proxy under granian (see `PROXY_SERVER`): workers are processes, one per core helps.
+
+    Granian's main process binds the port, watches the workers and turns SIGINT/SIGTERM into
+    a graceful stop; each worker builds the app from the environment, as uvicorn's would.
+    """
+    server = Granian(
+        FACTORIES["proxy"],
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        # Deployments are static files; the app refuses a websocket anyway.
+        websockets=False,
+        # Ours replaces granian's handlers, so its own lines come out as JSON on stderr too.
+        log_dictconfig=logconfig.dict_config(settings.log_level),
+        log_level=LogLevels(settings.log_level.lower()),
+        workers_kill_timeout=GRACEFUL_SHUTDOWN_S,
+    )
+    try:
+        server.serve()
+    except RuntimeError as exc:
+        # Granian's Rust side reports a port in use (and other socket errors) this way, with a
+        # Rust backtrace after the first line.
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise StartupFailed(
+            f"could not start the proxy on {args.host}:{args.port}: {reason}"
+        ) from None
+    return 0
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to `_serve_together`.
+
+    Each uvicorn server installs its own SIGINT/SIGTERM handlers and restores the previous ones
+    when it stops, then re-raises the signal; with two servers in one process the second
+    overwrites the first's handlers, and Ctrl-C stops only one of them.
+    """
+
+    def __init__(self, config: uvicorn.Config, name: str) -> None:
+        super().__init__(config)
+        self.name = name
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        if self.force_exit:
+            # A forced exit only stops waiting for connections; uvicorn would also skip the
+            # app's shutdown, leaving its clients open and its lifespan task to be cancelled
+            # mid-wait (a logged traceback). Closing clients is quick, so do it, bounded.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.lifespan.shutdown(), FORCED_APP_SHUTDOWN_S)
+
+
+def _server(name: str, app: Any, host: str, port: int) -> _Server:
+    return _Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            proxy_headers=True,
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            # None keeps the JSON logging `logconfig.configure` installed.
+            log_config=None,
+        ),
+        name,
+    )
+
+
+async def _serve_together(
+    servers: Sequence[_Server], announce: Callable[[], None] | None = None
+) -> None:
+    """Run `servers` in this loop until SIGINT or SIGTERM, then stop every one of them."""
+    loop = asyncio.get_running_loop()
+
+    def stop(sig: signal.Signals) -> None:
+        for server in servers:
+            # As in uvicorn: a second Ctrl-C stops waiting for open connections.
+            if server.should_exit and sig is signal.SIGINT:
+                server.force_exit = True
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        tasks = [_serve_one(server, servers) for server in servers]
+        if announce is not None:
+            tasks.append(_announce_when_started(servers, announce))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def _serve_one(server: _Server, everyone: Sequence[_Server]) -> None:
+    try:
+        await server.serve()
+    except SystemExit:
+        # uvicorn exits the process when a server cannot start; stop the others instead.
+        for other in everyone:
+            other.should_exit = True
+        config = server.config
+        raise StartupFailed(
+            f"could not start the {server.name} on {config.host}:{config.port}; see the log above"
+        ) from None
+
+
+async def _announce_when_started(servers: Sequence[_Server], announce: Callable[[], None]) -> None:
+    while not all(server.started for server in servers):
+        if any(server.should_exit for server in servers):
+            return
+        await asyncio.sleep(0.05)
+    announce()
+
+
+def _announce_dev(settings: Settings, api: _Server, proxy: _Server) -> None:
+    lines = [
+        "Scale Mesh is running (Ctrl-C to stop):",
+        f"  API    {_url(api)}",
+        f"  proxy  http://<label>.{settings.root_domain}:{_bound_port(proxy)}",
+        f"  data   {settings.data_dir.resolve()}",
+    ]
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _url(server: _Server) -> str:
+    host = server.config.host
+    host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{_bound_port(server)}"
+
+
+def _bound_port(server: _Server) -> int:
+    # With --api-port 0 the system picks the port; report the one actually bound.
+    sockets = server.servers[0].sockets
+    return int(sockets[0].getsockname()[1]) if sockets else server.config.port

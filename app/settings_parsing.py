@@ -1,0 +1,192 @@
+"""Read the environment variables of each group of settings, check them, and build its part."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.settings_parts import (
+    DatabaseKind,
+    DatabaseSettings,
+    EcsSettings,
+    GitHubSettings,
+    Secret,
+    SettingsError,
+    StorageSettings,
+)
+
+
+class EnvReader:
+    """Reads variables and remembers the effective value of each, for `Settings.describe()`."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.seen: dict[str, str] = {}
+
+    def get(self, name: str, default: str = "") -> str:
+        value = self._environ.get(name, "").strip() or default
+        self.seen[name] = value
+        return value
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self._environ
+
+    def positive_float(self, name: str, default: float) -> float:
+        raw = self.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a number, not {raw!r}") from None
+        if not value > 0:
+            raise SettingsError(name, f"must be greater than 0, not {raw}")
+        return value
+
+    def positive_int(self, name: str, default: int) -> int:
+        raw = self.get(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(name, f"must be a whole number, not {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(name, f"must be greater than 0, not {value}")
+        return value
+
+
+RUNNER_ENV_NAMES = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+
+
+def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in RUNNER_ENV_NAMES or (name.startswith("AWS_") and name != "AWS_PROFILE")
+    }
+
+
+def parse_database(url: str) -> DatabaseSettings:
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
+        raw_path = url.removeprefix("sqlite://").removeprefix("/")
+        if not raw_path:
+            raise SettingsError("SCALEMESH_DATABASE_URL", "sqlite:/// URL needs a file path")
+        return DatabaseSettings(DatabaseKind.SQLITE, Secret(url), Path(raw_path))
+    if parts.scheme in ("postgresql", "postgres"):
+        if not parts.hostname and "host=" not in parts.query:
+            raise SettingsError(
+                "SCALEMESH_DATABASE_URL",
+                "a postgresql:// URL needs a host, e.g. @db:5432/scalemesh",
+            )
+        return DatabaseSettings(DatabaseKind.POSTGRES, Secret(url))
+    raise SettingsError(
+        "SCALEMESH_DATABASE_URL", "must start with sqlite:/// or postgresql:// (value hidden)"
+    )
+
+
+def parse_storage(url: str, endpoint_url: str | None) -> StorageSettings:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not parts.path:
+            raise SettingsError("SCALEMESH_STORAGE_URL", "file:// URL needs a directory path")
+        return StorageSettings(url)
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise SettingsError("SCALEMESH_STORAGE_URL", "s3:// URL needs a bucket: s3://bucket")
+        if endpoint_url:
+            require_http_url("AWS_ENDPOINT_URL", endpoint_url)
+        return StorageSettings(url, endpoint_url)
+    raise SettingsError("SCALEMESH_STORAGE_URL", f"must start with file:// or s3://, not {url!r}")
+
+
+def parse_ecs(env: EnvReader) -> EcsSettings:
+    def required(name: str) -> str:
+        value = env.get(name, "")
+        if not value:
+            raise SettingsError(name, "is required when SCALEMESH_RUNNER=ecs")
+        return value
+
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in required(name).split(",") if item.strip())
+
+    public_ip = env.get("SCALEMESH_ECS_ASSIGN_PUBLIC_IP", "false").lower()
+    if public_ip not in ("true", "false", "enabled", "disabled", "1", "0"):
+        raise SettingsError("SCALEMESH_ECS_ASSIGN_PUBLIC_IP", "must be true or false")
+    return EcsSettings(
+        cluster=required("SCALEMESH_ECS_CLUSTER"),
+        task_definition=required("SCALEMESH_ECS_TASK_DEFINITION"),
+        container=env.get("SCALEMESH_ECS_CONTAINER", "builder"),
+        subnets=listed("SCALEMESH_ECS_SUBNETS"),
+        security_groups=listed("SCALEMESH_ECS_SECURITY_GROUPS"),
+        assign_public_ip=public_ip in ("true", "enabled", "1"),
+    )
+
+
+def parse_github(env: EnvReader) -> GitHubSettings | None:
+    names = (
+        "SCALEMESH_GITHUB_APP_ID",
+        "SCALEMESH_GITHUB_PRIVATE_KEY",
+        "SCALEMESH_GITHUB_WEBHOOK_SECRET",
+    )
+    values = {name: env.get(name, "") for name in names}
+    if not any(values.values()):
+        return None
+    for name, value in values.items():
+        if not value:
+            given = ", ".join(n for n, v in values.items() if v)
+            raise SettingsError(
+                name, f"is required too: the GitHub App needs all three, and {given} is set"
+            )
+    raw_id = values["SCALEMESH_GITHUB_APP_ID"]
+    if not raw_id.isdigit():
+        raise SettingsError("SCALEMESH_GITHUB_APP_ID", f"must be a number, not {raw_id!r}")
+    slug = env.get("SCALEMESH_GITHUB_APP_SLUG", "scale-mesh").strip().lower()
+    if not is_dns_label(slug):
+        raise SettingsError(
+            "SCALEMESH_GITHUB_APP_SLUG", f"must be the App's URL name like scale-mesh, not {slug!r}"
+        )
+    return GitHubSettings(
+        app_id=int(raw_id),
+        private_key=Secret(_private_key(values["SCALEMESH_GITHUB_PRIVATE_KEY"])),
+        webhook_secret=Secret(values["SCALEMESH_GITHUB_WEBHOOK_SECRET"]),
+        app_slug=slug,
+    )
+
+
+def _private_key(value: str) -> str:
+    name = "SCALEMESH_GITHUB_PRIVATE_KEY"
+    if "-----BEGIN" in value:
+        pem = value.replace("\\n", "\n")  # one-line .env files carry literal \n
+    else:
+        try:
+            pem = Path(value).read_text()
+        except OSError as exc:
+            raise SettingsError(
+                name, f"is neither PEM text nor a readable file ({exc.strerror})"
+            ) from None
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(name, "is not an unencrypted PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SettingsError(name, "must be the App's RSA private key from GitHub")
+    return pem
+
+
+def require_http_url(name: str, value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(name, f"must be an http:// or https:// URL, not {value!r}")
+
+
+def is_dns_label(label: str) -> bool:
+    return (
+        0 < len(label) <= 63
+        and label[0] != "-"
+        and label[-1] != "-"
+        and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
+    )

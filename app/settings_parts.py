@@ -1,0 +1,103 @@
+"""The parts `Settings` is made of: `Secret`, `SettingsError`, one frozen dataclass per group.
+
+A leaf: `app.settings` and the modules that parse each group import these, never the reverse.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what to do."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and secrets.compare_digest(self._value, other._value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class DatabaseKind(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    kind: DatabaseKind
+    url: Secret
+    """Connection URL; for SQLite, `path` is what the engine opens."""
+    path: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    url: str
+    """`file://<dir>` or `s3://bucket[/prefix]`."""
+    endpoint_url: str | None = None
+    """`AWS_ENDPOINT_URL`, for S3-compatible stores (MinIO, R2, ...)."""
+
+    @property
+    def scheme(self) -> str:
+        return urlsplit(self.url).scheme
+
+    @property
+    def local_root(self) -> Path:
+        return Path(urlsplit(self.url).path)
+
+    @property
+    def bucket(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def prefix(self) -> str:
+        path = urlsplit(self.url).path.strip("/")
+        return f"{path}/" if path else ""
+
+
+@dataclass(frozen=True, slots=True)
+class EcsSettings:
+    cluster: str
+    task_definition: str
+    container: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubSettings:
+    app_id: int
+    private_key: Secret
+    """PEM text of the App's RSA key (loaded from a path when the variable names a file)."""
+    webhook_secret: Secret
+    """HMAC key for X-Hub-Signature-256."""
+    app_slug: str = "scale-mesh"
+    """The App's URL name on GitHub (`/apps/<slug>`), for install links."""

@@ -1,0 +1,157 @@
+"""`LocalStorage`: object storage in a directory on this machine (`file://`)."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio.to_thread
+
+from app.storage import TEMP_MARK, ObjectNotFound, StorageError, check_key, check_prefix
+
+
+@contextlib.contextmanager
+def _os_errors(what: str) -> Iterator[None]:
+    """Turn the file system's `OSError`s into `StorageError`s saying what we were doing."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"{what}: {exc.strerror or exc}") from None
+
+
+class LocalStorage:
+    """A directory on this machine (`file://`).
+
+    Fine for one machine (`scalemesh dev`, a single server); replicas on other machines cannot
+    see it, so use S3 there. Only the bytes are kept: content type and cache headers are
+    ignored, and the proxy takes them from the deployment's manifest instead.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    async def check(self) -> None:
+        def probe() -> None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=self.root, prefix=TEMP_MARK + "health-"):
+                    pass
+            except OSError as exc:
+                raise StorageError(f"{self.root} is not writable: {exc.strerror}") from None
+
+        await anyio.to_thread.run_sync(probe)
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        cache_control: str | None = None,
+        content_encoding: str | None = None,
+    ) -> None:
+        path = self._path(key)
+
+        def write() -> None:
+            # Write aside, then rename: a reader (the proxy) sees the old bytes or the new,
+            # never a half-written file, and a crash leaves only a temp file behind.
+            temp = path.with_name(f"{TEMP_MARK}{secrets.token_hex(8)}")
+            with _os_errors(f"cannot write {key}"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with temp.open("xb") as handle:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    temp.replace(path)
+                except BaseException:
+                    temp.unlink(missing_ok=True)
+                    raise
+
+        await anyio.to_thread.run_sync(write)
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+
+        def read() -> bytes | None:
+            with _os_errors(f"cannot read {key}"):
+                try:
+                    return path.read_bytes()
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    # A directory is a prefix, not an object: S3 would say NoSuchKey too.
+                    return None
+
+        data = await anyio.to_thread.run_sync(read)
+        if data is None:
+            # Raised here rather than in the worker thread: a missing key is routine (the
+            # log archive probe), and on Python 3.11 an exception that crossed from a thread
+            # stops line tracing (coverage, debuggers) in an async generator awaiting us.
+            raise ObjectNotFound(key)
+        return data
+
+    async def exists(self, key: str) -> bool:
+        path = self._path(key)
+
+        def exists() -> bool:
+            with _os_errors(f"cannot look up {key}"):
+                return path.is_file()
+
+        return await anyio.to_thread.run_sync(exists)
+
+    async def list(self, prefix: str) -> list[str]:
+        return await anyio.to_thread.run_sync(self._list, check_prefix(prefix))
+
+    def _list(self, prefix: str) -> builtins.list[str]:
+        # Walk only the deepest directory the prefix names; the rest of the tree can't match.
+        directory, _, _ = prefix.rpartition("/")
+        base = self.root.joinpath(*directory.split("/")) if directory else self.root
+        keys: builtins.list[str] = []
+        for current, _dirs, files in os.walk(base):
+            relative = Path(current).relative_to(self.root).as_posix()
+            for name in files:
+                if name.startswith(TEMP_MARK):
+                    continue
+                key = name if relative == "." else f"{relative}/{name}"
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    async def delete(self, *keys: str) -> None:
+        paths = [(key, self._path(key)) for key in keys]
+
+        def delete() -> None:
+            for key, path in paths:
+                with _os_errors(f"cannot delete {key}"):
+                    path.unlink(missing_ok=True)
+
+        await anyio.to_thread.run_sync(delete)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        if not prefix.endswith("/"):
+            raise ValueError(f"delete_prefix needs a prefix ending with '/', not {prefix!r}")
+        check_prefix(prefix)
+
+        def delete() -> int:
+            keys = self._list(prefix)
+            with _os_errors(f"cannot delete under {prefix}"):
+                for key in keys:
+                    self._path(key).unlink(missing_ok=True)
+            self._prune(self._path(prefix.removesuffix("/")))
+            return len(keys)
+
+        return await anyio.to_thread.run_sync(delete)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove the now-empty directories left under (and including) `directory`."""
+        for current, _dirs, _files in os.walk(directory, topdown=False):
+            # Not empty (a leftover temp file, a concurrent put): keep it.
+            with contextlib.suppress(OSError):
+                Path(current).rmdir()

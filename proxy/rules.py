@@ -1,0 +1,214 @@
+"""Parse a site's `_redirects` and `_headers` (Netlify's formats) and match paths against them.
+
+Lines that cannot be used are skipped and listed in `Rules.errors`, for the deployment's log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+Headers = list[tuple[str, str]]
+
+REDIRECTS_FILE = "_redirects"
+HEADERS_FILE = "_headers"
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+REWRITE = 200
+NOT_FOUND = 404
+_RULE_STATUSES = REDIRECT_STATUSES | {REWRITE, NOT_FOUND}
+
+# A `_headers` file may set caching and security headers, but not the ones that describe the
+# bytes on the wire: a wrong one would corrupt the response rather than just mislabel it.
+_FRAMING_HEADERS = frozenset(
+    {
+        "content-length",
+        "content-range",
+        "content-encoding",
+        "transfer-encoding",
+        "etag",
+        "location",
+        "connection",
+        "vary",
+        "accept-ranges",
+    }
+)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectRule:
+    source: str
+    target: str
+    status: int
+    force: bool
+    pattern: re.Pattern[str]
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.status in REDIRECT_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderRule:
+    source: str
+    headers: tuple[tuple[str, str], ...]
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    redirects: tuple[RedirectRule, ...] = ()
+    headers: tuple[HeaderRule, ...] = ()
+    errors: tuple[str, ...] = ()
+    """One line per skipped rule (`_redirects:3: ...`), for the deployment's log."""
+
+    @classmethod
+    def parse(cls, redirects_text: str = "", headers_text: str = "") -> Rules:
+        errors: list[str] = []
+        redirects = tuple(_parse_redirects(redirects_text, errors))
+        headers = tuple(_parse_headers(headers_text, errors))
+        return cls(redirects, headers, tuple(errors))
+
+    def match_redirect(self, path: str, *, file_exists: bool) -> tuple[RedirectRule, str] | None:
+        """The first rule for `path` and its target with placeholders filled in.
+
+        Netlify's shadowing: when a file answers the path, only forced (`!`) rules count.
+        """
+        for rule in self.redirects:
+            if file_exists and not rule.force:
+                continue
+            found = rule.pattern.fullmatch(path)
+            if found is not None:
+                return rule, _fill(rule.target, found.groupdict(default=""))
+        return None
+
+    def headers_for(self, path: str) -> Headers:
+        """Every header of every block matching `path`; repeats of one name are comma-joined."""
+        combined: dict[str, tuple[str, list[str]]] = {}
+        for rule in self.headers:
+            if rule.pattern.fullmatch(path):
+                for name, value in rule.headers:
+                    combined.setdefault(name.lower(), (name, []))[1].append(value)
+        return [(name, ", ".join(values)) for name, values in combined.values()]
+
+
+def _parse_redirects(text: str, errors: list[str]) -> Iterable[RedirectRule]:
+    for number, line in enumerate(text.splitlines(), 1):
+        # Only whole lines are comments: `#` inside a target is a URL fragment.
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split()
+        where = f"{REDIRECTS_FILE}:{number}"
+        if len(fields) < 2 or len(fields) > 3:
+            # Netlify's query-parameter and country/language conditions are not supported.
+            errors.append(f"{where}: expected `from to [status][!]`")
+            continue
+        source, target = fields[0], fields[1]
+        status_text = fields[2] if len(fields) == 3 else "301"
+        force = status_text.endswith("!")
+        status_text = status_text.removesuffix("!") or "301"
+        if not status_text.isdigit() or int(status_text) not in _RULE_STATUSES:
+            errors.append(f"{where}: unsupported status {fields[2]!r}")
+            continue
+        status = int(status_text)
+        if not source.startswith("/"):
+            errors.append(f"{where}: the source must be a path starting with /")
+            continue
+        absolute = target.startswith(("https://", "http://"))
+        if not target.startswith("/") and not absolute:
+            errors.append(f"{where}: the target must be a path or an http(s) URL")
+            continue
+        if absolute and status not in REDIRECT_STATUSES:
+            # A 200 to another origin would make us a proxy for anyone's site.
+            errors.append(f"{where}: only redirects may point at another site")
+            continue
+        pattern = _compile(source, splat_anywhere=False)
+        if pattern is None:
+            errors.append(f"{where}: `*` may only end the source")
+            continue
+        yield RedirectRule(source, target, status, force, pattern)
+
+
+def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
+    source: str | None = None
+    pattern: re.Pattern[str] | None = None
+    block: list[tuple[str, str]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        where = f"{HEADERS_FILE}:{number}"
+        if stripped.startswith(("/", "http://", "https://")):
+            if source is not None and pattern is not None and block:
+                yield HeaderRule(source, tuple(block), pattern)
+            source, block = stripped, []
+            if stripped.startswith("/"):
+                pattern = _compile(stripped, splat_anywhere=True)
+            else:
+                # Netlify's per-host blocks: every deployment has several hosts, so such a
+                # block would apply inconsistently; drop it whole rather than on every host.
+                errors.append(f"{where}: per-host header rules are not supported")
+                pattern = None
+            continue
+        name, colon, value = stripped.partition(":")
+        name, value = name.strip(), value.strip()
+        if source is None:
+            errors.append(f"{where}: a header before any path")
+        elif not colon or not _TOKEN.fullmatch(name) or not _is_header_value(value):
+            errors.append(f"{where}: expected `Name: value`")
+        elif name.lower() in _FRAMING_HEADERS:
+            errors.append(f"{where}: {name} is set by the proxy")
+        else:
+            block.append((name, value))
+    if source is not None and pattern is not None and block:
+        yield HeaderRule(source, tuple(block), pattern)
+
+
+def _is_header_value(value: str) -> bool:
+    # Printable ASCII only: the ASGI edge sends bytes, and CR/LF would split the response.
+    return value.isascii() and value.isprintable()
+
+
+def _compile(source: str, *, splat_anywhere: bool) -> re.Pattern[str] | None:
+    """A regex for a Netlify path pattern: `:name` is one segment, `*` the rest (the splat).
+
+    Trailing slashes do not matter (`/about` and `/about/` are one page), and `/a/*` matches `/a`.
+    """
+    body = source.rstrip("/")
+    if body.endswith("/*"):
+        head, tail = body[:-2], r"(?:/(?P<splat>.*))?/?"
+    else:
+        head, tail = body, "/?"
+    if not splat_anywhere and "*" in head:
+        return None
+    parts: list[str] = []
+    seen: set[str] = set()
+    for index, piece in enumerate(re.split(r"(:[A-Za-z_][A-Za-z0-9_]*|\*)", head)):
+        if index % 2 == 0:
+            parts.append(re.escape(piece))
+        elif piece == "*":
+            # Only `_headers` gets here: `*` inside a path (`/*.js`) is "anything".
+            parts.append(".*")
+        elif piece[1:] in seen or piece[1:] == "splat":
+            parts.append("[^/]+")
+        else:
+            seen.add(piece[1:])
+            parts.append(f"(?P<{piece[1:]}>[^/]+)")
+    return re.compile("".join(parts) + (tail if head or tail != "/?" else "/"))
+
+
+def _fill(target: str, values: Mapping[str, str]) -> str:
+    """`target` with `:splat` and `:name` replaced by what they matched, percent-encoded."""
+
+    def replace(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if name not in values:
+            # `https://host:8080/` has no placeholder, just a port; keep such text as it is.
+            return found.group(0)
+        return quote(values[name], safe="/" if name == "splat" else "")
+
+    return _PLACEHOLDER.sub(replace, target)

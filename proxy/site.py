@@ -1,0 +1,68 @@
+"""A deployment as the proxy sees it: the servable files its manifest lists, and its rules."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from builder.content import REVALIDATE, is_compressible
+from builder.spec import RESERVED_DIR
+from proxy.rules import HEADERS_FILE, REDIRECTS_FILE, Rules
+
+Reader = Callable[[str], Awaitable[bytes]]
+"""Reads a file by its deployment-relative key; raises `FileNotFoundError` when it is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    size: int
+    sha256: str
+    content_type: str
+    cache_control: str
+    encodings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_manifest(cls, record: Mapping[str, Any]) -> FileInfo:
+        return cls(
+            size=int(record["size"]),
+            sha256=str(record["sha256"]),
+            content_type=str(record.get("content_type") or "application/octet-stream"),
+            cache_control=str(record.get("cache_control") or REVALIDATE),
+            encodings=tuple(str(encoding) for encoding in record.get("encodings") or ()),
+        )
+
+    @property
+    def compressible(self) -> bool:
+        return bool(self.encodings) or is_compressible(self.content_type)
+
+
+def is_hidden(key: str) -> bool:
+    """Files that configure the deployment rather than belong to it: never served."""
+    return key in (REDIRECTS_FILE, HEADERS_FILE) or (key + "/").startswith(RESERVED_DIR)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One deployment as the proxy sees it: its servable files, its rules and how to read."""
+
+    files: Mapping[str, FileInfo]
+    read: Reader
+    rules: Rules = field(default_factory=Rules)
+
+    @classmethod
+    async def load(cls, manifest: Mapping[str, Any], read: Reader) -> Site:
+        """Parse the manifest and read `_redirects`/`_headers` (the only reads done here)."""
+        listed: Mapping[str, Any] = manifest.get("files") or {}
+        texts: dict[str, str] = {}
+        for name in (REDIRECTS_FILE, HEADERS_FILE):
+            if name in listed:
+                # A stray byte in a rules file should cost that line, not the whole site.
+                texts[name] = (await read(name)).decode("utf-8", errors="replace")
+        files = {
+            key: FileInfo.from_manifest(record)
+            for key, record in listed.items()
+            if not is_hidden(key)
+        }
+        rules = Rules.parse(texts.get(REDIRECTS_FILE, ""), texts.get(HEADERS_FILE, ""))
+        return cls(files, read, rules)
