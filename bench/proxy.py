@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # After the path tweak that lets this run as a script.
-from app.serving import PROXY_SERVER  # noqa: E402
+from app.cli.serving import PROXY_SERVER  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.storage.choice import storage_from_settings  # noqa: E402
 from app.storage.s3 import s3_client  # noqa: E402

@@ -9,7 +9,7 @@ import os
 import pwd
 from pathlib import Path
 
-from app.serving import FACTORIES, PROXY_SERVER
+from app.cli.serving import FACTORIES, PROXY_SERVER
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")

@@ -7,7 +7,7 @@ import getpass
 import sys
 
 from app import database
-from app.commands import CommandError, require_migrated, run_coroutine, start_logging
+from app.cli.common import CommandError, require_migrated, run_coroutine, start_logging
 from app.settings import VARIABLES, Settings
 from app.users.service import UserService, normalise_email
 

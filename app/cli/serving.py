@@ -22,7 +22,7 @@ from granian.log import LogLevels
 
 from app import database, logconfig
 from app.asgi import create_app
-from app.commands import CommandError, require_migrated, run_coroutine, start_logging
+from app.cli.common import CommandError, require_migrated, run_coroutine, start_logging
 from app.settings import Settings
 from proxy.asgi import create_proxy
 

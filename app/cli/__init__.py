@@ -3,8 +3,8 @@
 Results go to stdout, JSON logs and human hints to stderr. Exit codes: 0 done, 1 the command
 failed (message on stderr), 2 bad usage or configuration, 130 interrupted at a prompt.
 
-This module is the parser and the entry point; the commands are in `app.serving` (dev,
-serve), `app.admin` (migrate, user create, settings) and `app.client.commands` (the client).
+This module is the parser and the entry point; the commands are in `app.cli.serving` (dev,
+serve), `app.cli.admin` (migrate, user create, settings) and `app.client.commands` (the client).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from app import admin, database, serving
+from app import database
 from app.asgi import NotMigrated
+from app.cli import admin, serving
+from app.cli.common import CommandError
 from app.client import ClientError
 from app.client.commands import add_commands
-from app.commands import CommandError
 from app.errors import UserError
 from app.settings_parts import SettingsError
 
@@ -141,7 +142,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(message: str, status: int = 1) -> int:
     print(f"scalemesh: {message}", file=sys.stderr)
     return status
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m app.cli`, used by the tests
-    raise SystemExit(main())
