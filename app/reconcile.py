@@ -318,6 +318,7 @@ class Reconciler:
                 "ts": time.time(),
                 "state": ending.state.value,
                 "error": None if ready else ending.error,
+                "error_code": None if ending.error_code is None else ending.error_code.value,
                 "url": self.settings.deployment_url(label) if ready else None,
             },
         )

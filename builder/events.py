@@ -7,7 +7,7 @@ One JSON object per event; the bus that stores an event gives it its `seq`:
   {"type": "end", "ts": 1.0, "ok": true}
   {"type": "end", "ts": 1.0, "ok": false, "error": "install failed: npm ci exited with code 1"}
   {"type": "result", "ts": 1.0, "state": "ready"|"failed"|"cancelled", "error": "..."|null,
-   "url": "..."|null}
+   "error_code": "build_failed"|...|null, "url": "..."|null}
 The builder writes lines, steps and, last, one `end` (its `error` is one line naming the step);
 the app writes the result when the deployment ends. Secrets are masked in `text` and `error`.
 A `text` holds at most 8192 characters: a longer line arrives as several events. Readers ignore
@@ -33,5 +33,7 @@ class LogEvent(TypedDict, total=False):
     ok: bool
     duration_ms: int
     error: str | None
+    error_code: str | None
+    """On a `result`: the stable code of why it did not go live (`app.errors.ErrorCode`)."""
     state: str
     url: str | None

@@ -21,6 +21,8 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from app.client import follow
 from app.client.follow import LogPrinter, ws_url
+from app.client.reasons import ADVICE
+from app.errors import DEPLOYMENT_CODES
 from tests.support import cli_client
 from tests.support.cli_client import WAIT_S, cli, free_port, save
 
@@ -163,6 +165,24 @@ def test_a_dropped_or_lagged_stream_resumes_where_it_stopped(
             [Scene([frames({"seq": 1, "type": "result", "state": "cancelled", "error": None})])],
             "deployment cancelled: no reason given",
         ),
+        (
+            [
+                Scene(
+                    [
+                        frames(
+                            {
+                                "seq": 1,
+                                "type": "result",
+                                "state": "failed",
+                                "error": "the build timed out after 900 s",
+                                "error_code": "timeout",
+                            }
+                        )
+                    ]
+                )
+            ],
+            "deployment failed: the build timed out after 900 s (make the build faster, or ask",
+        ),
     ],
 )
 def test_a_stream_that_cannot_go_on_says_why(
@@ -231,3 +251,7 @@ def test_https_apis_stream_over_wss() -> None:
     assert ws_url("https://sm.example.com", "d", 7) == (
         "wss://sm.example.com/deployments/d/logs/ws?since=7"
     )
+
+
+def test_every_way_a_deployment_can_end_comes_with_advice() -> None:
+    assert set(ADVICE) == DEPLOYMENT_CODES

@@ -491,7 +491,8 @@ def test_cancel_a_running_build_stops_it(client: Client, token: str, runner: Fak
         f"/deployments/{deployment['id']}/logs",
         headers={**bearer(token), "Accept": "application/x-ndjson"},
     )
-    assert json.loads(log.text.splitlines()[-1])["state"] == "cancelled"
+    result = json.loads(log.text.splitlines()[-1])
+    assert (result["state"], result["error_code"]) == ("cancelled", "cancelled")
 
 
 def test_a_finished_deployment_cannot_be_cancelled(

@@ -15,6 +15,7 @@ from app.client import ClientError
 from app.client.api import Api, deployment_path, project_path, session
 from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
 from app.client.follow import LogPrinter, follow
+from app.client.reasons import explain
 from app.client.repository import choose_project, local_repos
 from builder.events import LogEvent
 
@@ -125,7 +126,7 @@ def follow_to_the_end(api: Api, deployment_id: str) -> int:
         printer.close()
     state = result.get("state")
     if state != "ready":
-        raise ClientError(f"deployment {state}: {result.get('error') or 'no reason given'}")
+        raise ClientError(explain(result))
     deployment = api.json("GET", deployment_path(deployment_id))
     print(f"Ready: {deployment['url']}")
     # `aliases` lists the deployment's own URL too.

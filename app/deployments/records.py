@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from app.deployments.lifecycle import DeploymentState, Target
+from app.errors import ErrorCode
 from app.tables import Deployment
 
 
@@ -87,21 +88,25 @@ class Ending:
     state: DeploymentState
     runner_handle: str | None
     error: str | None
+    error_code: ErrorCode | None
     slug: str
 
     COLUMNS = (
         Deployment.state,
         Deployment.runner_handle,
         Deployment.error,
+        Deployment.error_code,
         Deployment.project.slug,
     )
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Ending:
+        code = row["error_code"]
         return cls(
             state=DeploymentState(row["state"]),
             runner_handle=row["runner_handle"],
             error=row["error"],
+            error_code=None if code is None else ErrorCode(code),
             slug=str(row["project.slug"]),
         )
 
