@@ -2,75 +2,23 @@
 
 Every test that takes `database_url` runs on SQLite and, when `SCALEMESH_TEST_POSTGRES_URL` is
 set, on PostgreSQL too (in a database of its own, dropped afterwards). Tests needing PostgreSQL or
-Redis skip when their variable is unset; `.ci/run` sets both and fails on any skip.
+Redis skip when their variable is unset; `.ci/run` sets both and fails on any skip. The helpers
+these fixtures are built from live in `tests/support/`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
-from litestar.testing import TestClient
 
-from app import database
 from app.settings import Settings
-from app.tables import TABLES
-
-T = TypeVar("T")
-
-POSTGRES_URL = os.environ.get("SCALEMESH_TEST_POSTGRES_URL", "")
-REDIS_URL = os.environ.get("SCALEMESH_TEST_REDIS_URL", "")
-TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
-
-
-def postgres_url() -> str:
-    if not POSTGRES_URL:
-        pytest.skip("SCALEMESH_TEST_POSTGRES_URL is not set")
-    return POSTGRES_URL
-
-
-def redis_url() -> str:
-    if not REDIS_URL:
-        pytest.skip("SCALEMESH_TEST_REDIS_URL is not set")
-    return REDIS_URL
-
-
-async def _admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-class PostgresDatabases:
-    """Creates throw-away databases next to the test database and drops them at the end.
-
-    Databases, not schemas: Piccolo's migration runner checks for its table in every schema,
-    so two migrated schemas in one database confuse it.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.created: list[str] = []
-
-    def new(self) -> str:
-        name = f"scalemesh_test_{secrets.token_hex(4)}"
-        asyncio.run(_admin(self.url, f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
-
-    def drop_all(self) -> None:
-        for name in self.created:
-            asyncio.run(_admin(self.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
+from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
+from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
+from tests.support.services import PostgresDatabases, empty, migrate, postgres_url
 
 
 @pytest.fixture(autouse=True)
@@ -95,13 +43,6 @@ def postgres_databases() -> Iterator[PostgresDatabases]:
     databases.drop_all()
 
 
-def migrate(url: str) -> None:
-    settings = Settings.from_env(
-        {"SCALEMESH_DATABASE_URL": url, "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}
-    )
-    asyncio.run(database.migrate(database.make_engine(settings.database)))
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file, copied for each test (faster than migrating each time)."""
@@ -117,15 +58,6 @@ def postgres_migrated(postgres_databases: PostgresDatabases) -> str:
     return url
 
 
-async def _truncate(url: str) -> None:
-    names = ", ".join(f'"{table._meta.tablename}"' for table in TABLES)
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty database on each engine."""
@@ -134,7 +66,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgres_migrated")
-    asyncio.run(_truncate(url))
+    empty(url)
     return url
 
 
@@ -157,16 +89,6 @@ def settings(make_settings: Callable[..., Settings], database_url: str) -> Setti
     return make_settings(SCALEMESH_DATABASE_URL=database_url)
 
 
-class Client(TestClient[Any]):
-    """A test client that can also run database queries inside the app's event loop."""
-
-    def run(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def call() -> T:
-            return await make()
-
-        return self.blocking_portal.call(call)
-
-
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
     """The API with no reconcile loop and no network: refs resolve to made-up commits."""
@@ -175,36 +97,3 @@ def client(settings: Settings) -> Iterator[Client]:
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as test_client:
         yield test_client
-
-
-class OfflineResolver:
-    """Resolves every well-formed branch name to a made-up commit, asking no server."""
-
-    async def resolve(self, git_url: str, ref: str) -> Any:
-        import hashlib
-
-        from app.refs import RefError, ResolvedRef, is_ref_name
-
-        if not is_ref_name(ref):
-            raise RefError(f"{ref!r} is not a branch, a tag or a full sha.")
-        sha = hashlib.sha1(f"{git_url}#{ref}".encode()).hexdigest()  # noqa: S324 - not security
-        return ResolvedRef(sha=sha, branch=ref, ref=ref)
-
-
-PASSWORD = "correct horse battery"
-
-
-def sign_up(client: TestClient[Any], email: str = "ada@example.com") -> str:
-    """Create an account and sign in with a bearer token; return the token."""
-    assert (
-        client.post("/user/signup", json={"email": email, "password": PASSWORD}).status_code == 201
-    )
-    response = client.post("/user/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200
-    client.cookies.clear()
-    token: str = response.json()["token"]
-    return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

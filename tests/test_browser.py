@@ -7,8 +7,6 @@ reload mid-build, see the result, and open the deployment through the proxy. Scr
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import signal
 from collections.abc import Iterator
@@ -16,22 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
-from tests.test_cli import free_port, running
-from tests.test_pipeline import git
+from tests.support.browser import ARTIFACTS, chromium
+from tests.support.git import git
+from tests.support.ports import reserved_port
+from tests.support.processes import cli_env, running
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # the suite runs as root in a container
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LINES = 40
 BUILD_SH = f"""\
 printf '\\033[1;32mbuilding\\033[0m the <img src=x onerror=alert(1)> site\\n'
@@ -60,24 +49,6 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-def chromium(wait_ms: int) -> contextlib.AbstractContextManager[Browser]:
-    """Debian's Chromium, headless, driven by Playwright; shared by the browser tests."""
-
-    @contextlib.contextmanager
-    def launch() -> Iterator[Browser]:
-        if not CHROMIUM.exists():  # .ci/run installs it; never download one
-            pytest.skip("/usr/bin/chromium is not installed")
-        expect.set_options(timeout=wait_ms)
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            yield launched
-            launched.close()
-
-    return launch()
-
-
 def shown_lines(page: Page) -> list[str]:
     return [
         text
@@ -93,12 +64,12 @@ def fits_the_screen(page: Page) -> bool:
 
 def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
-    api_port, proxy_port = free_port(), free_port()
+    # Both ports are in the settings before the command starts: reserved, not merely free.
+    api_port, proxy_port = reserved_port(), reserved_port()
     api = f"http://localhost:{api_port}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEMESH_")}
+    env = cli_env(tmp_path / "data")
     env.update(
         {
-            "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
             "SCALEMESH_PUBLIC_URL": api,
             "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": f"http://{{host}}:{proxy_port}",
             "SCALEMESH_RECONCILE_INTERVAL": "0.2",

@@ -22,8 +22,8 @@ from builder.logsink import (
     open_sink,
 )
 from builder.spec import BuildSpec, SpecError
-from tests.conftest import redis_url
-from tests.test_builder_support import parse_events
+from tests.support.builder import parse_events
+from tests.support.services import redis_url
 
 SHA = "ab" * 20
 TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"

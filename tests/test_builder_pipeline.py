@@ -16,15 +16,14 @@ from builder.logsink import LogSinkError, Masker, basic_auth
 from builder.pipeline import Build, Log
 from builder.spec import MANIFEST, STEPS, BuildSpec
 from builder.upload import Headers, LocalStorage, Pending, Storage
-from tests.test_builder_support import (
+from tests.support.builder import (
     DEPLOYMENT_ID,
     PROJECT_ID,
     CapturingSink,
-    GitHttp,
-    git,
     make_repo,
     make_spec,
 )
+from tests.support.git import GitHttp, git
 
 PATH = os.environ["PATH"]
 TOKEN = "ghs_S3cr3tT0kenValue0123456789abcdefABCD"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder import shell
-from tests.test_builder_support import gone
+from tests.support.waiting import gone
 
 ENV = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8"}
 

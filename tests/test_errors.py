@@ -20,7 +20,7 @@ from litestar.testing import TestClient
 from app.errors import EXCEPTION_HANDLERS, TooManyRequests
 from app.logconfig import JsonFormatter
 from app.tables import User
-from tests.conftest import Client
+from tests.support.api import Client
 
 
 def raising(exc: Exception) -> Any:

@@ -35,7 +35,7 @@ from app.logs import (
 from app.settings import Settings
 from app.storage import LocalStorage, Storage
 from builder.spec import log_stream
-from tests.conftest import redis_url
+from tests.support.services import redis_url
 
 pytestmark = pytest.mark.anyio
 

@@ -36,7 +36,8 @@ from app.logs import LogBusError, LogEvent, MemoryLogBus, archive_key
 from app.settings import Settings
 from builder.logsink import RedisSink
 from builder.spec import Masker, log_stream
-from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, redis_url, sign_up
+from tests.support.api import PASSWORD, Client, OfflineResolver, bearer, sign_up
+from tests.support.services import redis_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 10.0

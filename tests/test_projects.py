@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.storage import LocalStorage, StorageError, storage_from_settings
 from app.tables import Alias, Deployment, EnvVar, Project
 from builder.spec import output_prefix
-from tests.conftest import TEST_SECRET_KEY, Client, bearer, sign_up
+from tests.support.api import TEST_SECRET_KEY, Client, bearer, sign_up
 
 
 @pytest.fixture

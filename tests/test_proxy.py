@@ -3,84 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 from moto import mock_aws
 
-from app import database
 from app.settings import Settings
-from app.storage import Storage, storage_from_settings
-from app.tables import Alias, Deployment, Project, User
+from app.storage import storage_from_settings
+from app.tables import Alias, Project, User
 from builder.spec import MANIFEST, output_prefix
-from proxy.asgi import HEALTH_PATH, Proxy, ProxyApp, create_proxy, running
-
-DEPLOYMENT = "0f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
-OTHER = "1f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
-INDEX = b"<!doctype html><h1>Hello</h1>"
-SCRIPT = b"console.log('hello');\n" * 100
-
-
-def file_entry(body: bytes, content_type: str, cache: str, *encodings: str) -> dict[str, Any]:
-    import hashlib
-
-    return {
-        "size": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "content_type": content_type,
-        "cache_control": cache,
-        "encodings": list(encodings),
-    }
-
-
-async def ship(storage: Storage, project_id: int, deployment_id: str, index: bytes) -> None:
-    """Write what the builder would: the files, a gzip sibling, then the manifest."""
-    prefix = output_prefix(project_id, deployment_id)
-    await storage.put(prefix + "index.html", index)
-    await storage.put(prefix + "assets/app-1a2b3c4d.js", SCRIPT)
-    await storage.put(prefix + "assets/app-1a2b3c4d.js.gz", gzip.compress(SCRIPT, mtime=0))
-    manifest = {
-        "version": 1,
-        "files": {
-            "index.html": file_entry(
-                index, "text/html; charset=utf-8", "public, max-age=0, must-revalidate"
-            ),
-            "assets/app-1a2b3c4d.js": file_entry(
-                SCRIPT,
-                "text/javascript; charset=utf-8",
-                "public, max-age=31536000, immutable",
-                "gzip",
-            ),
-        },
-    }
-    await storage.put(prefix + MANIFEST, json.dumps(manifest).encode())
-
-
-async def seed(settings: Settings, *, state: str = "ready") -> int:
-    """A user, a project `web` and one deployment behind the aliases `web` and `www.web.dev`."""
-    engine = database.make_engine(settings.database)
-    database.bind(engine)
-    user = await User.insert(User(email="a@example.com", password_hash="x"))
-    project = await Project.insert(
-        Project(slug="web", name="web", owner=user[0]["id"], git_url="https://x/y.git")
-    )
-    project_id = int(project[0]["id"])
-    for deployment_id in (DEPLOYMENT, OTHER):
-        await Deployment.insert(
-            Deployment(id=deployment_id, project=project_id, sha="a" * 40, state=state)
-        )
-    for hostname in ("web", "www.web.dev"):
-        await Alias.insert(Alias(hostname=hostname, project=project_id, deployment=DEPLOYMENT))
-    storage = storage_from_settings(settings.storage)
-    await ship(storage, project_id, DEPLOYMENT, INDEX)
-    await ship(storage, project_id, OTHER, b"<h1>Other</h1>")
-    return project_id
+from proxy.asgi import HEALTH_PATH, create_proxy, running
+from tests.support.proxy import (
+    DEPLOYMENT,
+    INDEX,
+    OTHER,
+    SCRIPT,
+    Served,
+    file_entry,
+    now,
+    seed,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -96,20 +42,6 @@ def proxy_settings(
             SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
             SCALEMESH_STORAGE_URL="s3://deployments/sites",
         )
-
-
-class Served:
-    """A running proxy and an HTTP client that talks to it in-process."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        self.app = ProxyApp(proxy.settings, proxy)
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://web.localhost:8080"
-        )
-
-    async def get(self, path: str, host: str = "web.localhost:8080", **headers: str) -> Any:
-        return await self.http.get(path, headers={"host": host, **headers})
 
 
 @pytest.fixture
@@ -176,7 +108,7 @@ async def test_a_moved_alias_is_served_within_a_second(
         other = Served(second)
         assert (await other.get("/")).content == INDEX
 
-        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
             Alias.hostname == "web"
         )
         await asyncio.sleep(1.0)
@@ -242,12 +174,6 @@ def test_the_asgi_app_runs_its_lifespan_and_refuses_websockets(settings: Setting
     ]
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
 @pytest.fixture
 async def redis_served(
     settings: Settings, make_settings: Callable[..., Settings]
@@ -255,7 +181,7 @@ async def redis_served(
     """A proxy listening for alias announcements, and a Redis client to announce with."""
     from redis.asyncio import Redis
 
-    from tests.conftest import redis_url
+    from tests.support.services import redis_url
 
     with_redis = make_settings(
         SCALEMESH_DATABASE_URL=settings.database.url.reveal(), SCALEMESH_REDIS_URL=redis_url()
@@ -277,7 +203,7 @@ async def test_with_redis_an_announced_move_is_served_at_once(
 
     served, redis = redis_served
     assert (await served.get("/")).content == INDEX
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
         Alias.hostname == "web"
     )
 
@@ -314,7 +240,7 @@ async def test_parsed_sites_are_kept_within_a_bound(
 
     monkeypatch.setattr(proxy.asgi, "MAX_SITES", 1)
     await served.get("/")
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
         Alias.hostname == "web"
     )
     served.proxy.lookup.invalidate()
@@ -342,7 +268,7 @@ async def test_a_request_without_a_host_is_a_404(served: Served) -> None:
 def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> None:
     """As in `scalemesh dev`: both in one process, and the API can still write."""
     from app.asgi import create_app
-    from tests.conftest import Client, OfflineResolver, bearer, sign_up
+    from tests.support.api import Client, OfflineResolver, bearer, sign_up
 
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as client:

@@ -25,7 +25,7 @@ from app.tables import Deployment, DeploymentState, Project, Target, User
 from builder.spec import output_prefix
 from proxy import lookup as lookup_module
 from proxy.lookup import MISSING, AliasSubscriber, Lookup, _hostnames
-from tests.conftest import redis_url
+from tests.support.services import redis_url
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from app.deployments import point_alias
 from app.settings import Settings
 from app.tables import Alias, Deployment, DeploymentState, EnvVar, Project, Session
 from app.web import CSRF_COOKIE, ago, duration, safe_next
-from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, sign_up
+from tests.support.api import PASSWORD, Client, OfflineResolver, bearer, sign_up
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,0 +1,95 @@
+"""The builder's tests' building blocks: fixture sites in git, build specs, captured log events."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from builder.logsink import Masker, StdoutSink
+from builder.spec import BuildSpec
+from tests.support.git import git
+
+SITES = Path(__file__).parent.parent / "fixtures" / "sites"
+DEPLOYMENT_ID = "dpl-test"
+PROJECT_ID = 7
+
+
+def make_repo(
+    path: Path, site: str | None = None, files: dict[str, str | bytes] | None = None
+) -> tuple[Path, str]:
+    """A git repository at `path` with a fixture site and/or `files`, committed; and its sha."""
+    if site is not None:
+        shutil.copytree(SITES / site, path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {}).items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            target.write_bytes(text)
+        else:
+            target.write_text(text)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "fixture")
+    return path, git(path, "rev-parse", "HEAD")
+
+
+def npm_env(tmp_path: Path) -> dict[str, str]:
+    """Project env vars that keep npm off the network and out of the real home directory."""
+    return {
+        "npm_config_cache": str(tmp_path / "npm-cache"),
+        "npm_config_offline": "true",
+        "npm_config_audit": "false",
+        "npm_config_fund": "false",
+        "npm_config_update_notifier": "false",
+    }
+
+
+def make_spec(repo: Path, sha: str, storage: Path, **overrides: Any) -> BuildSpec:
+    values: dict[str, Any] = {
+        "deployment_id": DEPLOYMENT_ID,
+        "project_id": PROJECT_ID,
+        "git_url": repo.as_uri(),
+        "sha": sha,
+        "storage_url": storage.as_uri(),
+    }
+    values.update(overrides)
+    return BuildSpec(**values)
+
+
+def parse_events(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class CapturingSink:
+    """A real `StdoutSink` (masking included) writing into memory."""
+
+    masker: Masker = field(default_factory=lambda: Masker(()))
+    buffer: io.StringIO = field(default_factory=io.StringIO)
+    closed: bool = False
+
+    def __post_init__(self) -> None:
+        self._sink = StdoutSink(self.masker, self.buffer)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self._sink.emit(event)
+
+    def close(self) -> None:
+        self._sink.close()
+        self.closed = True
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return parse_events(self.buffer.getvalue())
+
+    def lines(self, step: str | None = None) -> list[str]:
+        return [
+            event["text"]
+            for event in self.events
+            if event["type"] == "line" and (step is None or event["step"] == step)
+        ]
