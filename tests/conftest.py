@@ -8,17 +8,19 @@ these fixtures are built from live in `tests/support/`.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
 from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
 from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
 from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
-from tests.support.services import PostgresDatabases, empty, migrate, postgres_url
+from tests.support.services import PostgresDatabases, empty, migrate, postgres_url, unique_name
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +73,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def alias_channel() -> str:
+    """This test's own alias channel: no other test, nor another xdist worker, hears it."""
+    return unique_name(ALIAS_CHANNEL)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, alias_channel: str) -> Callable[..., Settings]:
+    """Settings from `overrides` on the test's data dir and storage, with its alias channel."""
+
     def make(**overrides: str) -> Settings:
         environ = {
             "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
@@ -79,7 +89,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "SCALEMESH_STORAGE_URL": f"file://{tmp_path / 'storage'}",
         }
         environ.update(overrides)
-        return Settings.from_env(environ)
+        return dataclasses.replace(Settings.from_env(environ), alias_channel=alias_channel)
 
     return make
 

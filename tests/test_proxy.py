@@ -1,4 +1,7 @@
-"""The proxy end to end: a shipped deployment served by hostname, on both storages."""
+"""The proxy end to end: a shipped deployment served by hostname, on both storages.
+
+What happens when an alias moves or goes is in `test_proxy_moves.py`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from app.settings import Settings
 from app.storage import storage_from_settings
-from app.tables import Alias, Project, User
+from app.tables import Alias, Project
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import HEALTH_PATH, create_proxy, running
 from tests.support.proxy import (
@@ -25,6 +26,7 @@ from tests.support.proxy import (
     Served,
     file_entry,
     now,
+    on_storage,
     seed,
 )
 
@@ -33,15 +35,8 @@ from tests.support.proxy import (
 def proxy_settings(
     request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
 ) -> Iterator[Settings]:
-    if request.param == "local":
-        yield settings
-        return
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
-        yield make_settings(
-            SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
-            SCALEMESH_STORAGE_URL="s3://deployments/sites",
-        )
+    with on_storage(request.param, settings, make_settings) as chosen:
+        yield chosen
 
 
 @pytest.fixture
@@ -100,24 +95,6 @@ async def test_unknown_hosts_and_hostile_paths(served: Served) -> None:
     assert hidden.status_code == 404
 
 
-async def test_a_moved_alias_is_served_within_a_second(
-    served: Served, proxy_settings: Settings
-) -> None:
-    assert (await served.get("/")).content == INDEX
-    async with running(proxy_settings) as second:
-        other = Served(second)
-        assert (await other.get("/")).content == INDEX
-
-        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
-            Alias.hostname == "web"
-        )
-        await asyncio.sleep(1.0)
-
-        assert (await served.get("/")).content == b"<h1>Other</h1>"
-        assert (await other.get("/")).content == b"<h1>Other</h1>"
-        await other.http.aclose()
-
-
 async def test_the_health_check_answers_on_any_host(served: Served) -> None:
     response = await served.get(HEALTH_PATH, host="anything.example")
 
@@ -172,46 +149,6 @@ def test_the_asgi_app_runs_its_lifespan_and_refuses_websockets(settings: Setting
         "lifespan.shutdown.complete",
         "websocket.close",
     ]
-
-
-@pytest.fixture
-async def redis_served(
-    settings: Settings, make_settings: Callable[..., Settings]
-) -> AsyncIterator[tuple[Served, Any]]:
-    """A proxy listening for alias announcements, and a Redis client to announce with."""
-    from redis.asyncio import Redis
-
-    from tests.support.services import redis_url
-
-    with_redis = make_settings(
-        SCALEMESH_DATABASE_URL=settings.database.url.reveal(), SCALEMESH_REDIS_URL=redis_url()
-    )
-    await seed(with_redis)
-    redis = Redis.from_url(redis_url())
-    async with running(with_redis) as proxy:
-        served = Served(proxy)
-        yield served, redis
-        await served.http.aclose()
-    await redis.aclose()
-
-
-@pytest.mark.redis
-async def test_with_redis_an_announced_move_is_served_at_once(
-    redis_served: tuple[Served, Any],
-) -> None:
-    from app.aliases import announcer
-
-    served, redis = redis_served
-    assert (await served.get("/")).content == INDEX
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
-        Alias.hostname == "web"
-    )
-
-    await announcer(redis)(["web"])
-    await asyncio.sleep(0.3)
-
-    assert (await served.get("/")).content == b"<h1>Other</h1>"
-    await announcer(None)(["web"])  # without Redis there is nobody to tell
 
 
 async def test_bad_site_rules_are_logged_and_skipped(
@@ -285,47 +222,6 @@ def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> 
                 return response.status_code
 
         assert asyncio.run(with_proxy_open()) == 201
-
-
-async def test_a_deleted_project_is_no_longer_served_within_a_second(served: Served) -> None:
-    """Deleting a project cascades to its aliases; the version poll notices the count drop."""
-    from app.aliases import announcer
-    from app.projects import delete_project
-
-    assert (await served.get("/")).content == INDEX
-    assert (await served.get("/", host="www.web.dev")).content == INDEX
-    owner = await User.select(User._meta.primary_key).first()
-    assert owner is not None
-
-    await delete_project(int(owner["id"]), "web", announcer(None), served.proxy.storage)
-    await asyncio.sleep(1.0)
-
-    for host in ("web.localhost:8080", "www.web.dev"):
-        response = await served.get("/", host=host)
-        assert response.status_code == 404
-        assert "No deployment here" in response.text
-    assert await Alias.count() == 0
-
-
-@pytest.mark.redis
-async def test_with_redis_a_deleted_project_is_dropped_once_announced(
-    redis_served: tuple[Served, Any],
-) -> None:
-    """While pushes arrive the proxy does not poll: the API must announce the deleted aliases."""
-    from app.aliases import announcer
-    from app.projects import delete_project
-
-    served, redis = redis_served
-    assert (await served.get("/")).content == INDEX
-    assert (await served.get("/", host="www.web.dev")).content == INDEX
-    owner = await User.select(User._meta.primary_key).first()
-    assert owner is not None
-
-    await delete_project(int(owner["id"]), "web", announcer(redis), served.proxy.storage)
-    await asyncio.sleep(0.3)
-
-    assert (await served.get("/")).status_code == 404
-    assert (await served.get("/", host="www.web.dev")).status_code == 404
 
 
 def test_the_server_factory_reads_its_settings_from_the_environment(

@@ -1,14 +1,22 @@
-"""A deployment shipped as the builder leaves it, and a proxy serving it to an in-process client."""
+"""A deployment shipped as the builder leaves it, and a proxy serving it to an in-process client.
+
+`seed()` writes the rows and files; `on_storage()` gives the settings for either storage
+(a local directory, or S3 under moto); `Served` wraps a running `Proxy` with an HTTP client.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import httpx
+from moto import mock_aws
 
 from app import database
 from app.settings import Settings
@@ -90,6 +98,22 @@ class Served:
 
     async def get(self, path: str, host: str = "web.localhost:8080", **headers: str) -> Any:
         return await self.http.get(path, headers={"host": host, **headers})
+
+
+@contextlib.contextmanager
+def on_storage(
+    kind: str, settings: Settings, make_settings: Callable[..., Settings]
+) -> Iterator[Settings]:
+    """`settings` with `kind` storage: `local` as given, or `s3`, a moto bucket."""
+    if kind == "local":
+        yield settings
+        return
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
+        yield make_settings(
+            SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
+            SCALEMESH_STORAGE_URL="s3://deployments/sites",
+        )
 
 
 def now() -> datetime:
