@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from app import auth
 from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
 from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
@@ -36,6 +38,31 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Argon2 at its cheapest: a hash in microseconds instead of ~0.1 s of CPU."""
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hash passwords with `CHEAP_HASHER`, unless the test is marked `argon2_production`.
+
+    Production parameters cost ~0.1 s of CPU per hash on purpose, and every sign-up pays two
+    (the hash, then the sign-in's check). Hashes keep their parameters, so a cheap hash still
+    verifies. `scalemesh user create` in a subprocess keeps the production cost.
+    """
+    if request.node.get_closest_marker("argon2_production"):
+        yield
+        return
+    production = auth._hasher
+    auth._hasher = CHEAP_HASHER
+    auth._dummy_hash.cache_clear()  # made with the hasher in force when first needed
+    try:
+        yield
+    finally:
+        auth._hasher = production
+        auth._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
