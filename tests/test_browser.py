@@ -62,6 +62,7 @@ def fits_the_screen(page: Page) -> bool:
     return width
 
 
+@pytest.mark.timeout(240)  # a real build watched in Chromium: ~20 s, far more when loaded
 def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     # Both ports are in the settings before the command starts: reserved, not merely free.
