@@ -22,7 +22,13 @@ from app.settings import Settings
 from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
 from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
 from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
-from tests.support.services import PostgresDatabases, empty, migrate, postgres_url, unique_name
+from tests.support.services import (
+    Emptier,
+    PostgresDatabases,
+    migrate,
+    postgres_url,
+    unique_name,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +93,13 @@ def postgres_migrated(postgres_databases: PostgresDatabases) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def postgres_emptier(postgres_migrated: str) -> Iterator[Emptier]:
+    emptier = Emptier(postgres_migrated)
+    yield emptier
+    emptier.close()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty database on each engine."""
@@ -94,8 +107,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         path = tmp_path / "scalemesh.sqlite3"
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
+    request.getfixturevalue("postgres_emptier")()
     url: str = request.getfixturevalue("postgres_migrated")
-    empty(url)
     return url
 
 

@@ -67,8 +67,16 @@ class PostgresDatabases:
         return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
 
     def drop_all(self) -> None:
-        for name in self.created:
-            asyncio.run(_admin(self.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        # Together: each DROP DATABASE waits for a checkpoint, which concurrent drops share.
+        async def drop() -> None:
+            await asyncio.gather(
+                *(
+                    _admin(self.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    for name in self.created
+                )
+            )
+
+        asyncio.run(drop())
 
 
 def migrate(url: str) -> None:
@@ -78,15 +86,42 @@ def migrate(url: str) -> None:
     asyncio.run(database.migrate(database.make_engine(settings.database)))
 
 
-async def _truncate(url: str) -> None:
-    names = ", ".join(f'"{table._meta.tablename}"' for table in TABLES)
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await connection.close()
+class Emptier:
+    """Empties a migrated PostgreSQL database between tests, over one connection kept open.
 
+    Every row is deleted and every sequence restarts at 1, as `TRUNCATE … RESTART IDENTITY`
+    would leave it, for a fraction of the cost: TRUNCATE makes new files for every table
+    (~50 ms a test), while DELETE on the few rows a test wrote takes about a millisecond.
+    The connection lives on a private event loop, never set as the thread's current loop.
+    """
 
-def empty(url: str) -> None:
-    """Delete every row of a migrated PostgreSQL database, as if freshly migrated."""
-    asyncio.run(_truncate(url))
+    def __init__(self, url: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._connection: asyncpg.Connection = self._loop.run_until_complete(asyncpg.connect(url))
+        self._statements = self._loop.run_until_complete(self._prepare())
+
+    async def _prepare(self) -> str:
+        sequences = await self._connection.fetch(
+            "SELECT schemaname, sequencename FROM pg_sequences WHERE schemaname = 'public'"
+        )
+        # Children first: the foreign keys point from later tables to earlier ones.
+        deletes = [
+            f'DELETE FROM "{table._meta.tablename}"'  # noqa: S608 - names from the schema
+            for table in reversed(TABLES)
+        ]
+        restarts = [
+            f"""SELECT setval('"{row["schemaname"]}"."{row["sequencename"]}"', 1, false)"""
+            for row in sequences
+        ]
+        return ";\n".join([*deletes, *restarts])
+
+    def __call__(self) -> None:
+        async def empty() -> None:
+            async with self._connection.transaction():
+                await self._connection.execute(self._statements)
+
+        self._loop.run_until_complete(empty())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._connection.close())
+        self._loop.close()
