@@ -1,21 +1,32 @@
-"""The builder's tests' building blocks: fixture sites in git, build specs, captured log events."""
+"""The builder's tests' building blocks: fixture sites in git, build specs, captured log events.
+
+`run()` runs the real pipeline on a spec and returns what it logged; `fake_git()` makes a PATH
+whose `git` misbehaves on purpose.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from builder import pipeline
 from builder.logsink import Masker, StdoutSink
 from builder.spec import BuildSpec
+from builder.upload import LocalStorage, Storage
 from tests.support.git import git
 
 SITES = Path(__file__).parent.parent / "fixtures" / "sites"
 DEPLOYMENT_ID = "dpl-test"
 PROJECT_ID = 7
+PATH = os.environ["PATH"]
+TOKEN = "ghs_S3cr3tT0kenValue0123456789abcdefABCD"
+"""A clone token as GitHub mints them: the tests check it never leaks."""
 
 
 def make_repo(
@@ -93,3 +104,55 @@ class CapturingSink:
             for event in self.events
             if event["type"] == "line" and (step is None or event["step"] == step)
         ]
+
+
+def run(spec: BuildSpec, storage: Storage | None = None) -> tuple[bool, CapturingSink]:
+    sink = CapturingSink(Masker.for_spec(spec))
+    storage = storage or LocalStorage(Path(spec.storage_url.removeprefix("file://")))
+    try:
+        ok = pipeline.run(spec, sink, storage, path=PATH)
+    finally:
+        storage.close()
+    return ok, sink
+
+
+def deployed(tmp_path: Path) -> Path:
+    return tmp_path / "storage" / "__outputs" / str(PROJECT_ID) / DEPLOYMENT_ID
+
+
+def steps(sink: CapturingSink) -> list[tuple[str, str, bool | None]]:
+    return [
+        (event["step"], event["status"], event.get("ok"))
+        for event in sink.events
+        if event["type"] == "step"
+    ]
+
+
+def failure(sink: CapturingSink) -> str:
+    end = sink.events[-1]
+    assert end["type"] == "end"
+    assert end["ok"] is False
+    error: str = end["error"]
+    return error
+
+
+def static_spec(
+    tmp_path: Path, files: dict[str, str | bytes] | None = None, **overrides: Any
+) -> BuildSpec:
+    repo, sha = make_repo(tmp_path / "repo", "static", files)
+    return make_spec(repo, sha, tmp_path / "storage", **overrides)
+
+
+def fake_git(tmp_path: Path, script: str) -> str:
+    """A PATH whose `git` runs `script` (with the real git as $REAL_GIT) before anything else."""
+    bin_dir = tmp_path / "fakebin"
+    bin_dir.mkdir()
+    real = next(
+        Path(directory) / "git"
+        for directory in PATH.split(os.pathsep)
+        if (Path(directory) / "git").is_file()
+    )
+    wrapper = bin_dir / "git"
+    wrapper.write_text(f"#!/bin/sh\nREAL_GIT={real}\n{script}\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return f"{bin_dir}{os.pathsep}{PATH}"
