@@ -127,10 +127,10 @@ def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path
 
         # Lines arrive while the build runs, across the dropped connection.
         expect(page.locator("#log .line", has_text="line 3")).to_be_visible()
-        for _ in range(50):  # the reconnect waits half a second
+        for _ in range(WAIT_MS // 100):  # the reconnect comes half a second later
             if len(sockets) == 2:
                 break
-            page.wait_for_timeout(100)
+            page.wait_for_timeout(100)  # Playwright's own wait: it lets the route handler run
         assert len(sockets) == 2, sockets
         assert sockets[0].endswith("?since=0")
         resumed_from = int(sockets[1].rpartition("since=")[2])
