@@ -22,7 +22,7 @@ from app.runners import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.runners.local import LocalRunner, _lines
 from builder.spec import MAX_TEXT, Masker
 from tests.support.runners import FAKE_BUILDER, REDIS, TOKEN, FakeBus, make_spec
-from tests.support.waiting import alive, eventually, eventually_async
+from tests.support.waiting import WAIT_S, alive, eventually, eventually_async
 
 pytestmark = pytest.mark.anyio
 
@@ -225,19 +225,21 @@ async def test_cancel_kills_a_build_that_ignores_sigterm(
 
 
 async def test_a_cancelled_build_that_already_exited_is_wrapped_up(
-    local: LocalRunner, bus: FakeBus, tmp_path: Path
+    local: LocalRunner, bus: FakeBus, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     pidfile = tmp_path / "pids"
     handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
     await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    local._cancel_grace = 1.0  # ample time for the runner to see the builder exit first
     await local.cancel(handle)
     builder, _ = pids(pidfile)
-    killer = local._builds[builder].killer
-    assert killer is not None
-    await eventually(lambda: not alive(builder))
-    # Polled after the grace period, when the SIGKILL has gone to an empty group.
-    await asyncio.wait([killer])
+    build = local._builds[builder]
+    assert build.killer is not None
+    await eventually(lambda: build.process.returncode is not None)
+    # Polled after the grace period: the builder is gone, so nothing is killed.
+    await asyncio.wait([build.killer])
 
+    assert "build ignored SIGTERM; killing it" not in caplog.messages
     assert (await local.poll(handle)).reason == CANCELLED_REASON
 
 
@@ -369,6 +371,25 @@ async def test_an_escaped_child_cannot_hold_the_build_open(
     assert "late" not in bus.texts("dep-1", "system")
     assert bus.events.get("dep-1", []) == []  # the builder itself printed nothing
     await runner.aclose()
+
+
+async def test_closing_waits_for_the_output_an_escaped_child_held(
+    bus: FakeBus, work_root: Path, tmp_path: Path
+) -> None:
+    runner = LocalRunner(
+        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
+    )
+    pidfile = tmp_path / "pids"
+    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
+    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
+    (escaped,) = pids(pidfile)
+    assert runner._stragglers, "the escaped child still holds the build's output open"
+    runner._drain_timeout = WAIT_S  # the output ends as the child dies: closing waits for that
+
+    os.kill(escaped, signal.SIGKILL)  # its output closes as it dies...
+    await runner.aclose()  # ...and closing reads it to the end rather than dropping it
+
+    assert not runner._stragglers
 
 
 async def test_the_default_command_runs_the_builder_module(
