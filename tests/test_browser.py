@@ -8,6 +8,7 @@ reload mid-build, see the result, and open the deployment through the proxy. Scr
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,14 @@ from tests.support.ports import reserved_port
 from tests.support.processes import cli_env, running
 
 LINES = 40
-BUILD_SH = f"""\
+PAUSE_AFTER = 20
+BUILD_SH = """\
 printf '\\033[1;32mbuilding\\033[0m the <img src=x onerror=alert(1)> site\\n'
-for i in $(seq 1 {LINES}); do echo "line $i"; sleep 0.15; done
+for i in $(seq 1 {lines}); do
+  echo "line $i"
+  # Half way, the build waits for the test to let it go on: the page is seen mid-build.
+  if [ "$i" = {pause_after} ]; then while [ ! -e {gate} ]; do sleep 0.05; done; fi
+done
 echo "a warning" >&2
 mkdir -p dist
 echo '<!doctype html><h1>Hello from the browser test</h1>' > dist/index.html
@@ -34,12 +40,14 @@ PASSWORD = "correct horse battery"
 WAIT_MS = 30_000
 
 
-def make_repo(path: Path) -> str:
+def make_repo(path: Path, gate: Path) -> str:
+    """A site whose build prints its lines, pausing after `PAUSE_AFTER` until `gate` exists."""
     path.mkdir()
-    (path / "build.sh").write_text(BUILD_SH)
+    build_sh = BUILD_SH.format(lines=LINES, pause_after=PAUSE_AFTER, gate=shlex.quote(str(gate)))
+    (path / "build.sh").write_text(build_sh)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", ".")
-    git(path, "commit", "-qm", "A slow build that prints forty lines")
+    git(path, "commit", "-qm", "A build that prints forty lines, pausing half way")
     return f"file://{path}"
 
 
@@ -64,7 +72,8 @@ def fits_the_screen(page: Page) -> bool:
 
 @pytest.mark.timeout(240)  # a real build watched in Chromium: ~20 s, far more when loaded
 def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
+    gate = tmp_path / "go-on"
+    repo = make_repo(tmp_path / "repo", gate)
     # Both ports are in the settings before the command starts: reserved, not merely free.
     api_port, proxy_port = reserved_port(), reserved_port()
     api = f"http://localhost:{api_port}"
@@ -136,12 +145,15 @@ def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path
         resumed_from = int(sockets[1].rpartition("since=")[2])
         assert resumed_from > 0
         so_far = shown_lines(page)
-        assert 3 <= len(so_far) < LINES, so_far
+        assert 3 <= len(so_far) <= PAUSE_AFTER, so_far
         expect(page.locator("#banner")).to_be_hidden()
         expect(page.locator("#state")).to_have_text("building")
 
         # Reload mid-build: the replay and the live tail show each line once, in order.
         page.reload()
+        expect(page.locator("#log .line", has_text=f"line {PAUSE_AFTER}")).to_be_visible()
+        expect(page.locator("#state")).to_have_text("building")
+        gate.touch()  # the build goes on
         expect(page.locator("#log .line", has_text=f"line {LINES}")).to_be_visible()
         banner = page.locator("#banner")
         expect(banner).to_contain_text("Deployment ready: http://browser-site-")
