@@ -21,8 +21,10 @@ AliasAnnouncer = Callable[[list[str]], Awaitable[None]]
 """Called with the hostnames that moved, after the transaction that moved them committed."""
 
 
-async def publish_alias_change(redis: Redis, hostnames: Iterable[str] | None = None) -> None:
-    """Tell every proxy these alias hostnames moved (all aliases when None).
+async def publish_alias_change(
+    redis: Redis, hostnames: Iterable[str] | None = None, *, channel: str = ALIAS_CHANNEL
+) -> None:
+    """Tell every proxy listening on `channel` these alias hostnames moved (all when None).
 
     Call it after the transaction that moved them has committed: a proxy told earlier would
     read, and cache, the old row. Best effort: with Redis down the proxies' TTL still bounds
@@ -32,16 +34,16 @@ async def publish_alias_change(redis: Redis, hostnames: Iterable[str] | None = N
     if not names:
         return
     try:
-        await redis.publish(ALIAS_CHANNEL, "\n".join(names))
+        await redis.publish(channel, "\n".join(names))
     except RedisError as exc:
         log.warning("could not announce alias change", extra={"error": str(exc)})
 
 
-def announcer(redis: Redis | None) -> AliasAnnouncer:
+def announcer(redis: Redis | None, channel: str = ALIAS_CHANNEL) -> AliasAnnouncer:
     """What the API calls after moving aliases: a Redis publish, or nothing without Redis."""
 
     async def announce(hostnames: list[str]) -> None:
         if redis is not None:
-            await publish_alias_change(redis, hostnames)
+            await publish_alias_change(redis, hostnames, channel=channel)
 
     return announce

@@ -158,7 +158,7 @@ def create_app(
             if settings.redis_url is not None:
                 redis = Redis.from_url(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
-            services.announce = announce = aliases.announcer(redis)
+            services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)
             stack.push_async_callback(bus.aclose)
             services.runner = build_runner = runner or runner_from_settings(settings, bus)

@@ -105,6 +105,10 @@ class Settings:
     upload (never passed on to the project's own commands)."""
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The raw values each setting came from, for `describe()`; secrets are masked there."""
+    alias_channel: str = "scalemesh:aliases"
+    """The Redis pub/sub channel that carries alias moves from the API to the proxies. Not read
+    from the environment: every API and proxy of a deployment must agree on it, and only tests
+    change it (each test its own channel, so parallel test workers never hear each other)."""
 
     @property
     def secure_cookies(self) -> bool:

@@ -274,7 +274,7 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
         if settings.redis_url is not None:
             redis = Redis.from_url(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
-            subscriber = AliasSubscriber(redis, lookup)
+            subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
         yield Proxy(settings, storage_from_settings(settings.storage), lookup)
 

@@ -297,7 +297,7 @@ async def _aliases_version() -> tuple[Any, ...]:
 
 
 class AliasSubscriber:
-    """Listens on `ALIAS_CHANNEL` and drops the announced hostnames from a `Lookup`.
+    """Listens on `channel` (`ALIAS_CHANNEL`) and drops the announced hostnames from a `Lookup`.
 
     Reconnects on its own with backoff; while disconnected, the lookup polls the version.
     Use as `async with AliasSubscriber(redis, lookup):` in the proxy's lifespan.

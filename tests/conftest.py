@@ -2,75 +2,33 @@
 
 Every test that takes `database_url` runs on SQLite and, when `SCALEMESH_TEST_POSTGRES_URL` is
 set, on PostgreSQL too (in a database of its own, dropped afterwards). Tests needing PostgreSQL or
-Redis skip when their variable is unset; `.ci/run` sets both and fails on any skip.
+Redis skip when their variable is unset; `.ci/run` sets both and fails on any skip. The helpers
+these fixtures are built from live in `tests/support/`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
+import dataclasses
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
-from litestar.testing import TestClient
+from argon2 import PasswordHasher
 
-from app import database
+from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
-from app.tables import TABLES
-
-T = TypeVar("T")
-
-POSTGRES_URL = os.environ.get("SCALEMESH_TEST_POSTGRES_URL", "")
-REDIS_URL = os.environ.get("SCALEMESH_TEST_REDIS_URL", "")
-TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
-
-
-def postgres_url() -> str:
-    if not POSTGRES_URL:
-        pytest.skip("SCALEMESH_TEST_POSTGRES_URL is not set")
-    return POSTGRES_URL
-
-
-def redis_url() -> str:
-    if not REDIS_URL:
-        pytest.skip("SCALEMESH_TEST_REDIS_URL is not set")
-    return REDIS_URL
-
-
-async def _admin(url: str, sql: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-class PostgresDatabases:
-    """Creates throw-away databases next to the test database and drops them at the end.
-
-    Databases, not schemas: Piccolo's migration runner checks for its table in every schema,
-    so two migrated schemas in one database confuse it.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.created: list[str] = []
-
-    def new(self) -> str:
-        name = f"scalemesh_test_{secrets.token_hex(4)}"
-        asyncio.run(_admin(self.url, f'CREATE DATABASE "{name}"'))
-        self.created.append(name)
-        return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
-
-    def drop_all(self) -> None:
-        for name in self.created:
-            asyncio.run(_admin(self.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+from app.users import passwords
+from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
+from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
+from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
+from tests.support.services import (
+    Emptier,
+    PostgresDatabases,
+    migrate,
+    postgres_url,
+    unique_name,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -88,18 +46,34 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 
 
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Argon2 at its cheapest: a hash in microseconds instead of ~0.1 s of CPU."""
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Hash passwords with `CHEAP_HASHER`, unless the test is marked `argon2_production`.
+
+    Production parameters cost ~0.1 s of CPU per hash on purpose, and every sign-up pays two
+    (the hash, then the sign-in's check). Hashes keep their parameters, so a cheap hash still
+    verifies. `scalemesh user create` in a subprocess keeps the production cost.
+    """
+    if request.node.get_closest_marker("argon2_production"):
+        yield
+        return
+    production = passwords.HASHER
+    passwords.HASHER = CHEAP_HASHER  # the dummy hash for unknown emails follows the hasher
+    try:
+        yield
+    finally:
+        passwords.HASHER = production
+
+
 @pytest.fixture(scope="session")
 def postgres_databases() -> Iterator[PostgresDatabases]:
     databases = PostgresDatabases(postgres_url())
     yield databases
     databases.drop_all()
-
-
-def migrate(url: str) -> None:
-    settings = Settings.from_env(
-        {"SCALEMESH_DATABASE_URL": url, "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}
-    )
-    asyncio.run(database.migrate(database.make_engine(settings.database)))
 
 
 @pytest.fixture(scope="session")
@@ -117,13 +91,11 @@ def postgres_migrated(postgres_databases: PostgresDatabases) -> str:
     return url
 
 
-async def _truncate(url: str) -> None:
-    names = ", ".join(f'"{table._meta.tablename}"' for table in TABLES)
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await connection.close()
+@pytest.fixture(scope="session")
+def postgres_emptier(postgres_migrated: str) -> Iterator[Emptier]:
+    emptier = Emptier(postgres_migrated)
+    yield emptier
+    emptier.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -133,13 +105,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         path = tmp_path / "scalemesh.sqlite3"
         shutil.copyfile(sqlite_template, path)
         return f"sqlite:///{path}"
+    request.getfixturevalue("postgres_emptier")()
     url: str = request.getfixturevalue("postgres_migrated")
-    asyncio.run(_truncate(url))
     return url
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def alias_channel() -> str:
+    """This test's own alias channel: no other test, nor another xdist worker, hears it."""
+    return unique_name(ALIAS_CHANNEL)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, alias_channel: str) -> Callable[..., Settings]:
+    """Settings from `overrides` on the test's data dir and storage, with its alias channel."""
+
     def make(**overrides: str) -> Settings:
         environ = {
             "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
@@ -147,7 +127,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "SCALEMESH_STORAGE_URL": f"file://{tmp_path / 'storage'}",
         }
         environ.update(overrides)
-        return Settings.from_env(environ)
+        return dataclasses.replace(Settings.from_env(environ), alias_channel=alias_channel)
 
     return make
 
@@ -155,16 +135,6 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
     return make_settings(SCALEMESH_DATABASE_URL=database_url)
-
-
-class Client(TestClient[Any]):
-    """A test client that can also run database queries inside the app's event loop."""
-
-    def run(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def call() -> T:
-            return await make()
-
-        return self.blocking_portal.call(call)
 
 
 @pytest.fixture
@@ -175,36 +145,3 @@ def client(settings: Settings) -> Iterator[Client]:
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as test_client:
         yield test_client
-
-
-class OfflineResolver:
-    """Resolves every well-formed branch name to a made-up commit, asking no server."""
-
-    async def resolve(self, git_url: str, ref: str) -> Any:
-        import hashlib
-
-        from app.refs import RefError, ResolvedRef, is_ref_name
-
-        if not is_ref_name(ref):
-            raise RefError(f"{ref!r} is not a branch, a tag or a full sha.")
-        sha = hashlib.sha1(f"{git_url}#{ref}".encode()).hexdigest()  # noqa: S324 - not security
-        return ResolvedRef(sha=sha, branch=ref, ref=ref)
-
-
-PASSWORD = "correct horse battery"
-
-
-def sign_up(client: TestClient[Any], email: str = "ada@example.com") -> str:
-    """Create an account and sign in with a bearer token; return the token."""
-    assert (
-        client.post("/user/signup", json={"email": email, "password": PASSWORD}).status_code == 201
-    )
-    response = client.post("/user/login", json={"email": email, "password": PASSWORD})
-    assert response.status_code == 200
-    client.cookies.clear()
-    token: str = response.json()["token"]
-    return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}

@@ -7,35 +7,30 @@ reload mid-build, see the result, and open the deployment through the proxy. Scr
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
+import shlex
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
-from tests.test_cli import free_port, running
-from tests.test_pipeline import git
+from tests.support.browser import ARTIFACTS, chromium
+from tests.support.git import git
+from tests.support.ports import reserved_port
+from tests.support.processes import cli_env, running
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # the suite runs as root in a container
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LINES = 40
-BUILD_SH = f"""\
+PAUSE_AFTER = 20
+BUILD_SH = """\
 printf '\\033[1;32mbuilding\\033[0m the <img src=x onerror=alert(1)> site\\n'
-for i in $(seq 1 {LINES}); do echo "line $i"; sleep 0.15; done
+for i in $(seq 1 {lines}); do
+  echo "line $i"
+  # Half way, the build waits for the test to let it go on: the page is seen mid-build.
+  if [ "$i" = {pause_after} ]; then while [ ! -e {gate} ]; do sleep 0.05; done; fi
+done
 echo "a warning" >&2
 mkdir -p dist
 echo '<!doctype html><h1>Hello from the browser test</h1>' > dist/index.html
@@ -45,12 +40,14 @@ PASSWORD = "correct horse battery"
 WAIT_MS = 30_000
 
 
-def make_repo(path: Path) -> str:
+def make_repo(path: Path, gate: Path) -> str:
+    """A site whose build prints its lines, pausing after `PAUSE_AFTER` until `gate` exists."""
     path.mkdir()
-    (path / "build.sh").write_text(BUILD_SH)
+    build_sh = BUILD_SH.format(lines=LINES, pause_after=PAUSE_AFTER, gate=shlex.quote(str(gate)))
+    (path / "build.sh").write_text(build_sh)
     git(path, "init", "-q", "-b", "main")
     git(path, "add", ".")
-    git(path, "commit", "-qm", "A slow build that prints forty lines")
+    git(path, "commit", "-qm", "A build that prints forty lines, pausing half way")
     return f"file://{path}"
 
 
@@ -58,24 +55,6 @@ def make_repo(path: Path) -> str:
 def browser() -> Iterator[Browser]:
     with chromium(WAIT_MS) as launched:
         yield launched
-
-
-def chromium(wait_ms: int) -> contextlib.AbstractContextManager[Browser]:
-    """Debian's Chromium, headless, driven by Playwright; shared by the browser tests."""
-
-    @contextlib.contextmanager
-    def launch() -> Iterator[Browser]:
-        if not CHROMIUM.exists():  # .ci/run installs it; never download one
-            pytest.skip("/usr/bin/chromium is not installed")
-        expect.set_options(timeout=wait_ms)
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            yield launched
-            launched.close()
-
-    return launch()
 
 
 def shown_lines(page: Page) -> list[str]:
@@ -91,14 +70,16 @@ def fits_the_screen(page: Page) -> bool:
     return width
 
 
+@pytest.mark.timeout(240)  # a real build watched in Chromium: ~20 s, far more when loaded
 def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    api_port, proxy_port = free_port(), free_port()
+    gate = tmp_path / "go-on"
+    repo = make_repo(tmp_path / "repo", gate)
+    # Both ports are in the settings before the command starts: reserved, not merely free.
+    api_port, proxy_port = reserved_port(), reserved_port()
     api = f"http://localhost:{api_port}"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEMESH_")}
+    env = cli_env(tmp_path / "data")
     env.update(
         {
-            "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
             "SCALEMESH_PUBLIC_URL": api,
             "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": f"http://{{host}}:{proxy_port}",
             "SCALEMESH_RECONCILE_INTERVAL": "0.2",
@@ -155,21 +136,24 @@ def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path
 
         # Lines arrive while the build runs, across the dropped connection.
         expect(page.locator("#log .line", has_text="line 3")).to_be_visible()
-        for _ in range(50):  # the reconnect waits half a second
+        for _ in range(WAIT_MS // 100):  # the reconnect comes half a second later
             if len(sockets) == 2:
                 break
-            page.wait_for_timeout(100)
+            page.wait_for_timeout(100)  # Playwright's own wait: it lets the route handler run
         assert len(sockets) == 2, sockets
         assert sockets[0].endswith("?since=0")
         resumed_from = int(sockets[1].rpartition("since=")[2])
         assert resumed_from > 0
         so_far = shown_lines(page)
-        assert 3 <= len(so_far) < LINES, so_far
+        assert 3 <= len(so_far) <= PAUSE_AFTER, so_far
         expect(page.locator("#banner")).to_be_hidden()
         expect(page.locator("#state")).to_have_text("building")
 
         # Reload mid-build: the replay and the live tail show each line once, in order.
         page.reload()
+        expect(page.locator("#log .line", has_text=f"line {PAUSE_AFTER}")).to_be_visible()
+        expect(page.locator("#state")).to_have_text("building")
+        gate.touch()  # the build goes on
         expect(page.locator("#log .line", has_text=f"line {LINES}")).to_be_visible()
         banner = page.locator("#banner")
         expect(banner).to_contain_text("Deployment ready: http://browser-site-")

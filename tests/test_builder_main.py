@@ -19,17 +19,16 @@ import redis
 from builder import __main__ as entry
 from builder.errors import Stopped
 from builder.spec import MANIFEST, PREFIX, STEPS, BuildSpec
-from tests.conftest import redis_url
-from tests.test_builder_support import (
+from tests.support.builder import (
     DEPLOYMENT_ID,
     PROJECT_ID,
-    alive,
-    gone,
     make_repo,
     make_spec,
     npm_env,
     parse_events,
 )
+from tests.support.services import redis_url
+from tests.support.waiting import alive, gone
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 120

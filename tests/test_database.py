@@ -14,7 +14,8 @@ from app import database
 from app.asgi import NotMigrated, create_app
 from app.settings import Settings
 from app.tables import TABLES, EnvVar, Project, PullRequestComment, User
-from tests.conftest import Client, PostgresDatabases
+from tests.support.api import Client
+from tests.support.services import PostgresDatabases
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -22,7 +22,7 @@ from app.http.errors import EXCEPTION_HANDLERS
 from app.logconfig import JsonFormatter
 from app.reporting.messages import GITHUB_TEXT
 from app.tables import User
-from tests.conftest import Client
+from tests.support.api import Client
 
 
 def raising(exc: Exception) -> Any:

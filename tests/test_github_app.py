@@ -42,27 +42,14 @@ from app.tables import (
     Repository,
     WebhookDelivery,
 )
-from tests.conftest import Client, bearer, sign_up
-from tests.github_fake import WEBHOOK_SECRET, FakeGitHubApi
-from tests.test_deployments import FakeResolver, FakeRunner, fail, succeed, tick
+from tests.support.api import Client, bearer, sign_up
+from tests.support.deployments import FakeResolver, FakeRunner, fail, succeed, tick
+from tests.support.github_fake import WEBHOOK_SECRET, FakeGitHubApi
+from tests.support.webhooks import INSTALLATION, REPO, payload, signature
 
-FIXTURES = Path(__file__).parent / "fixtures" / "github"
 ROOT = Path(__file__).parent.parent
-REPO = "Codertocat/Hello-World"
-INSTALLATION = 957387  # the id in installation.created.json
 PUSH_SHA = "f1c2d3e4f5a60718293a4b5c6d7e8f9012345678"
 PR_SHA = "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
-
-
-def payload(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    if "installation" in data:  # the fixtures come from different installations
-        data["installation"]["id"] = INSTALLATION
-    return data
-
-
-def signature(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @pytest.fixture

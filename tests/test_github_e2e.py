@@ -21,10 +21,11 @@ from app.hostnames import deployment_label
 from app.reporting.comment import MARKER
 from app.settings import Settings
 from app.tables import Deployment
-from tests.conftest import Client, bearer, sign_up
-from tests.github_fake import FakeGitHubApi
-from tests.test_github_app import REPO, payload, signature
-from tests.test_pipeline import NPM_OFFLINE, git, make_site
+from tests.support.api import Client, bearer, sign_up
+from tests.support.git import git
+from tests.support.github_fake import FakeGitHubApi
+from tests.support.sites import NPM_OFFLINE, make_site
+from tests.support.webhooks import REPO, payload, signature
 
 DEADLINE = 90.0
 

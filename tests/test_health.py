@@ -13,7 +13,8 @@ from app import health
 from app.asgi import create_app
 from app.health import run_checks
 from app.settings import Settings
-from tests.conftest import Client, redis_url
+from tests.support.api import Client
+from tests.support.services import redis_url
 
 
 def test_health_is_ok_on_embedded_defaults(client: Client) -> None:

@@ -21,7 +21,7 @@ from moto import mock_aws
 from app.runners.ecs import EcsRunner
 from app.settings import Settings
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT, BuildSpec
-from tests.test_packaging_k8s import configmap
+from tests.support.k8s import configmap
 
 ROOT = Path(__file__).resolve().parent.parent
 ECS = ROOT / "deploy" / "ecs"

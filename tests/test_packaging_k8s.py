@@ -20,21 +20,13 @@ import yaml
 
 from app.cli import build_parser
 from app.settings import SECRET_VARIABLES, VARIABLES, Runner, Settings
+from tests.support.k8s import K8S, configmap, load
 
-ROOT = Path(__file__).resolve().parent.parent
-K8S = ROOT / "deploy" / "k8s"
 KUSTOMIZATION = K8S / "kustomization.yaml"
 SECRET_TEMPLATES = ("scalemesh-secret.yaml", "postgres-secret.yaml")
 """Filled in and applied by hand, never by `apply -k` (it would blank the real values)."""
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 APP_IMAGE = "scalemesh"
-
-
-def load(name: str) -> dict[str, Any]:
-    documents = list(yaml.safe_load_all((K8S / name).read_text()))
-    assert len(documents) == 1, f"{name}: one resource per file"
-    document: dict[str, Any] = documents[0]
-    return document
 
 
 def resource_files() -> list[str]:
@@ -45,11 +37,6 @@ def resource_files() -> list[str]:
 def resources() -> dict[str, dict[str, Any]]:
     """Every resource by file name (parsed once: tests only read it)."""
     return {name: load(name) for name in resource_files()}
-
-
-def configmap() -> dict[str, str]:
-    data: dict[str, str] = load("scalemesh-configmap.yaml")["data"]
-    return data
 
 
 def one(kind: str, component: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ Nothing here reaches a package registry: the sites have no dependencies and npm 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,62 +17,9 @@ from app.asgi import create_app
 from app.settings import Settings
 from app.tables import Alias
 from builder.spec import MANIFEST
-from tests.conftest import Client, bearer, sign_up
-
-BUILD_JS = """
-const fs = require("fs");
-fs.mkdirSync("dist/assets", { recursive: true });
-console.log("building with", process.env.SECRET_TOKEN);
-console.error("a warning on stderr");
-fs.writeFileSync("dist/index.html", "<!doctype html><h1>Hello from Scale Mesh</h1>");
-fs.writeFileSync("dist/about.html", "<h1>About</h1>");
-fs.writeFileSync("dist/assets/app-1a2b3c4d.js", "console.log('hi');\\n".repeat(200));
-fs.writeFileSync("dist/style.css", "body { color: red }");
-console.log("done");
-"""
-
-# Offline npm: a private cache, no audit, no update check; set as the project's env vars.
-NPM_OFFLINE = {
-    "npm_config_offline": "true",
-    "npm_config_audit": "false",
-    "npm_config_fund": "false",
-    "npm_config_update_notifier": "false",
-}
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
-def make_site(
-    path: Path, build_script: str = "node build.js", *, npm_lock: bool = True, **files: str
-) -> str:
-    path.mkdir()
-    package = {"name": "site", "version": "1.0.0", "private": True}
-    package["scripts"] = {"build": build_script}  # type: ignore[assignment]
-    lock = {
-        "name": "site",
-        "version": "1.0.0",
-        "lockfileVersion": 3,
-        "requires": True,
-        "packages": {"": {"name": "site", "version": "1.0.0"}},
-    }
-    (path / "package.json").write_text(json.dumps(package))
-    if npm_lock:
-        (path / "package-lock.json").write_text(json.dumps(lock))
-    (path / "build.js").write_text(BUILD_JS)
-    for name, text in files.items():
-        (path / name.replace("__", ".")).write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", ".")
-    git(path, "commit", "-qm", "site")
-    return f"file://{path}"
-
+from tests.support.api import Client, bearer, sign_up
+from tests.support.git import git as git  # re-exported for test_cli_client.py
+from tests.support.sites import NPM_OFFLINE, make_site
 
 HANGING_BUILD = "node -e 'setTimeout(() => {}, 60000)'"
 

@@ -20,7 +20,7 @@ from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
 from builder.spec import output_prefix
-from tests.conftest import TEST_SECRET_KEY, Client, bearer, sign_up
+from tests.support.api import TEST_SECRET_KEY, Client, bearer, sign_up
 
 
 @pytest.fixture

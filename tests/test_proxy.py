@@ -1,116 +1,42 @@
-"""The proxy end to end: a shipped deployment served by hostname, on both storages."""
+"""The proxy end to end: a shipped deployment served by hostname, on both storages.
+
+What happens when an alias moves or goes is in `test_proxy_moves.py`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import httpx
 import pytest
-from moto import mock_aws
 
-from app import database
 from app.settings import Settings
-from app.storage import Storage
 from app.storage.choice import storage_from_settings
-from app.tables import Alias, Deployment, Project, User
+from app.tables import Alias, Project
 from builder.spec import MANIFEST, output_prefix
-from proxy.asgi import HEALTH_PATH, Proxy, ProxyApp, create_proxy, running
-
-DEPLOYMENT = "0f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
-OTHER = "1f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
-INDEX = b"<!doctype html><h1>Hello</h1>"
-SCRIPT = b"console.log('hello');\n" * 100
-
-
-def file_entry(body: bytes, content_type: str, cache: str, *encodings: str) -> dict[str, Any]:
-    import hashlib
-
-    return {
-        "size": len(body),
-        "sha256": hashlib.sha256(body).hexdigest(),
-        "content_type": content_type,
-        "cache_control": cache,
-        "encodings": list(encodings),
-    }
-
-
-async def ship(storage: Storage, project_id: int, deployment_id: str, index: bytes) -> None:
-    """Write what the builder would: the files, a gzip sibling, then the manifest."""
-    prefix = output_prefix(project_id, deployment_id)
-    await storage.put(prefix + "index.html", index)
-    await storage.put(prefix + "assets/app-1a2b3c4d.js", SCRIPT)
-    await storage.put(prefix + "assets/app-1a2b3c4d.js.gz", gzip.compress(SCRIPT, mtime=0))
-    manifest = {
-        "version": 1,
-        "files": {
-            "index.html": file_entry(
-                index, "text/html; charset=utf-8", "public, max-age=0, must-revalidate"
-            ),
-            "assets/app-1a2b3c4d.js": file_entry(
-                SCRIPT,
-                "text/javascript; charset=utf-8",
-                "public, max-age=31536000, immutable",
-                "gzip",
-            ),
-        },
-    }
-    await storage.put(prefix + MANIFEST, json.dumps(manifest).encode())
-
-
-async def seed(settings: Settings, *, state: str = "ready") -> int:
-    """A user, a project `web` and one deployment behind the aliases `web` and `www.web.dev`."""
-    engine = database.make_engine(settings.database)
-    database.bind(engine)
-    user = await User.insert(User(email="a@example.com", password_hash="x"))
-    project = await Project.insert(
-        Project(slug="web", name="web", owner=user[0]["id"], git_url="https://x/y.git")
-    )
-    project_id = int(project[0]["id"])
-    for deployment_id in (DEPLOYMENT, OTHER):
-        await Deployment.insert(
-            Deployment(id=deployment_id, project=project_id, sha="a" * 40, state=state)
-        )
-    for hostname in ("web", "www.web.dev"):
-        await Alias.insert(Alias(hostname=hostname, project=project_id, deployment=DEPLOYMENT))
-    storage = storage_from_settings(settings.storage)
-    await ship(storage, project_id, DEPLOYMENT, INDEX)
-    await ship(storage, project_id, OTHER, b"<h1>Other</h1>")
-    return project_id
+from proxy.asgi import HEALTH_PATH, create_proxy, running
+from tests.support.proxy import (
+    DEPLOYMENT,
+    INDEX,
+    OTHER,
+    SCRIPT,
+    Served,
+    file_entry,
+    now,
+    on_storage,
+    seed,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
 def proxy_settings(
     request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
 ) -> Iterator[Settings]:
-    if request.param == "local":
-        yield settings
-        return
-    with mock_aws():
-        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
-        yield make_settings(
-            SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
-            SCALEMESH_STORAGE_URL="s3://deployments/sites",
-        )
-
-
-class Served:
-    """A running proxy and an HTTP client that talks to it in-process."""
-
-    def __init__(self, proxy: Proxy) -> None:
-        self.proxy = proxy
-        self.app = ProxyApp(proxy.settings, proxy)
-        self.http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://web.localhost:8080"
-        )
-
-    async def get(self, path: str, host: str = "web.localhost:8080", **headers: str) -> Any:
-        return await self.http.get(path, headers={"host": host, **headers})
+    with on_storage(request.param, settings, make_settings) as chosen:
+        yield chosen
 
 
 @pytest.fixture
@@ -169,24 +95,6 @@ async def test_unknown_hosts_and_hostile_paths(served: Served) -> None:
     assert hidden.status_code == 404
 
 
-async def test_a_moved_alias_is_served_within_a_second(
-    served: Served, proxy_settings: Settings
-) -> None:
-    assert (await served.get("/")).content == INDEX
-    async with running(proxy_settings) as second:
-        other = Served(second)
-        assert (await other.get("/")).content == INDEX
-
-        await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
-            Alias.hostname == "web"
-        )
-        await asyncio.sleep(1.0)
-
-        assert (await served.get("/")).content == b"<h1>Other</h1>"
-        assert (await other.get("/")).content == b"<h1>Other</h1>"
-        await other.http.aclose()
-
-
 async def test_the_health_check_answers_on_any_host(served: Served) -> None:
     response = await served.get(HEALTH_PATH, host="anything.example")
 
@@ -243,52 +151,6 @@ def test_the_asgi_app_runs_its_lifespan_and_refuses_websockets(settings: Setting
     ]
 
 
-def _now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
-
-
-@pytest.fixture
-async def redis_served(
-    settings: Settings, make_settings: Callable[..., Settings]
-) -> AsyncIterator[tuple[Served, Any]]:
-    """A proxy listening for alias announcements, and a Redis client to announce with."""
-    from redis.asyncio import Redis
-
-    from tests.conftest import redis_url
-
-    with_redis = make_settings(
-        SCALEMESH_DATABASE_URL=settings.database.url.reveal(), SCALEMESH_REDIS_URL=redis_url()
-    )
-    await seed(with_redis)
-    redis = Redis.from_url(redis_url())
-    async with running(with_redis) as proxy:
-        served = Served(proxy)
-        yield served, redis
-        await served.http.aclose()
-    await redis.aclose()
-
-
-@pytest.mark.redis
-async def test_with_redis_an_announced_move_is_served_at_once(
-    redis_served: tuple[Served, Any],
-) -> None:
-    from app.aliases import announcer
-
-    served, redis = redis_served
-    assert (await served.get("/")).content == INDEX
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
-        Alias.hostname == "web"
-    )
-
-    await announcer(redis)(["web"])
-    await asyncio.sleep(0.3)
-
-    assert (await served.get("/")).content == b"<h1>Other</h1>"
-    await announcer(None)(["web"])  # without Redis there is nobody to tell
-
-
 async def test_bad_site_rules_are_logged_and_skipped(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -315,7 +177,7 @@ async def test_parsed_sites_are_kept_within_a_bound(
 
     monkeypatch.setattr(proxy.asgi, "MAX_SITES", 1)
     await served.get("/")
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
         Alias.hostname == "web"
     )
     served.proxy.lookup.invalidate()
@@ -343,7 +205,7 @@ async def test_a_request_without_a_host_is_a_404(served: Served) -> None:
 def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> None:
     """As in `scalemesh dev`: both in one process, and the API can still write."""
     from app.asgi import create_app
-    from tests.conftest import Client, OfflineResolver, bearer, sign_up
+    from tests.support.api import Client, OfflineResolver, bearer, sign_up
 
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as client:
@@ -360,55 +222,6 @@ def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> 
                 return response.status_code
 
         assert asyncio.run(with_proxy_open()) == 201
-
-
-async def delete_web(served: Served, owner_id: int, redis: Any) -> None:
-    """Delete project `web` as the API does, announcing the aliases it drops on `redis`."""
-    from app.aliases import announcer
-    from app.projects.envvars import Sealer
-    from app.projects.service import ProjectService
-
-    settings = served.proxy.settings
-    engine = database.make_engine(settings.database)
-    projects = ProjectService(
-        settings, engine, Sealer(settings.secret_key), served.proxy.storage, announcer(redis)
-    )
-    await projects.delete(owner_id, "web")
-
-
-async def test_a_deleted_project_is_no_longer_served_within_a_second(served: Served) -> None:
-    """Deleting a project cascades to its aliases; the version poll notices the count drop."""
-    assert (await served.get("/")).content == INDEX
-    assert (await served.get("/", host="www.web.dev")).content == INDEX
-    owner = await User.select(User._meta.primary_key).first()
-    assert owner is not None
-
-    await delete_web(served, int(owner["id"]), None)
-    await asyncio.sleep(1.0)
-
-    for host in ("web.localhost:8080", "www.web.dev"):
-        response = await served.get("/", host=host)
-        assert response.status_code == 404
-        assert "No deployment here" in response.text
-    assert await Alias.count() == 0
-
-
-@pytest.mark.redis
-async def test_with_redis_a_deleted_project_is_dropped_once_announced(
-    redis_served: tuple[Served, Any],
-) -> None:
-    """While pushes arrive the proxy does not poll: the API must announce the deleted aliases."""
-    served, redis = redis_served
-    assert (await served.get("/")).content == INDEX
-    assert (await served.get("/", host="www.web.dev")).content == INDEX
-    owner = await User.select(User._meta.primary_key).first()
-    assert owner is not None
-
-    await delete_web(served, int(owner["id"]), redis)
-    await asyncio.sleep(0.3)
-
-    assert (await served.get("/")).status_code == 404
-    assert (await served.get("/", host="www.web.dev")).status_code == 404
 
 
 def test_the_server_factory_reads_its_settings_from_the_environment(

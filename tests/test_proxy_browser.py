@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +25,10 @@ from app.tables import Alias, Deployment, Project, User
 from builder import content
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import HEALTH_PATH
-from tests.test_browser import ARTIFACTS, chromium
-from tests.test_cli import free_port, http_client, run_cli, running
-from tests.test_proxy import file_entry
+from tests.support.browser import ARTIFACTS, chromium
+from tests.support.ports import reserved_port
+from tests.support.processes import cli_env, http_client, run_cli, running
+from tests.support.proxy import file_entry
 
 WAIT_MS = 20_000
 DEPLOYMENT = "5a1c0de0-7e57-4b0e-9a11-b70e5e1f0a01"
@@ -55,8 +55,7 @@ def site_env(tmp_path: Path) -> dict[str, str]:
 
     Done before `browser` starts: Playwright's sync API runs an event loop of its own.
     """
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SCALEMESH_")}
-    env["SCALEMESH_DATA_DIR"] = str(tmp_path / "data")
+    env = cli_env(tmp_path / "data")
     assert run_cli("migrate", env=env).returncode == 0
     asyncio.run(deploy(Settings.from_env(env)))
     return env
@@ -92,7 +91,7 @@ async def deploy(settings: Settings) -> None:
 def test_a_browser_opens_a_deployment_through_the_proxy(
     site_env: dict[str, str], browser: Browser, tmp_path: Path
 ) -> None:
-    port = free_port()
+    port = reserved_port()  # granian binds it in its main process, with SO_REUSEADDR
     site = f"http://web.localhost:{port}"
     args = ["serve", "proxy", "--host", "127.0.0.1", "--port", str(port)]
 

@@ -12,6 +12,7 @@ from app.settings import Settings
 from app.storage import ObjectNotFound
 from app.storage.local import LocalStorage
 from proxy.cache import MIB, ObjectCache
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +83,7 @@ async def test_fifty_concurrent_misses_load_once() -> None:
         return b"payload"
 
     waiters = [asyncio.create_task(cache.get_or_load("k", slow)) for _ in range(50)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: calls == ["load"])  # every waiter asked before the load began
     release.set()
     assert await asyncio.gather(*waiters) == [b"payload"] * 50
     assert calls == ["load"]
@@ -103,7 +104,7 @@ async def test_a_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
         return b"second time lucky"
 
     waiters = [asyncio.create_task(cache.get_or_load("k", flaky)) for _ in range(10)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: attempts == [1])
     release.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert all(isinstance(result, ObjectNotFound) for result in results)
@@ -115,15 +116,16 @@ async def test_a_failed_load_reaches_every_waiter_and_is_not_cached() -> None:
 
 async def test_a_cancelled_waiter_does_not_cancel_the_load_for_the_others() -> None:
     cache = ObjectCache(MIB)
-    release = asyncio.Event()
+    loading, release = asyncio.Event(), asyncio.Event()
 
     async def slow() -> bytes:
+        loading.set()
         await release.wait()
         return b"data"
 
     first = asyncio.create_task(cache.get_or_load("k", slow))
     second = asyncio.create_task(cache.get_or_load("k", slow))
-    await asyncio.sleep(0.01)
+    await loading.wait()
     first.cancel()
     await asyncio.sleep(0)
     release.set()
@@ -135,18 +137,18 @@ async def test_a_cancelled_waiter_does_not_cancel_the_load_for_the_others() -> N
 
 async def test_a_load_nobody_waits_for_any_more_fails_quietly() -> None:
     cache = ObjectCache(MIB)
-    release = asyncio.Event()
+    loading, release = asyncio.Event(), asyncio.Event()
 
     async def failing() -> bytes:
+        loading.set()
         await release.wait()
         raise ObjectNotFound("k")
 
     waiter = asyncio.create_task(cache.get_or_load("k", failing))
-    await asyncio.sleep(0.01)
+    await loading.wait()
     waiter.cancel()
     release.set()
-    await asyncio.sleep(0.01)
-    assert cache.stats.failures == 1
+    await eventually(lambda: cache.stats.failures == 1, what="the orphaned load failing")
     assert "k" not in cache
 
 

@@ -21,7 +21,7 @@ from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import running
 from proxy.serve import ProxyRequest, ProxyResponse
 from proxy.site import Site
-from tests.test_proxy import DEPLOYMENT, Served, file_entry, seed
+from tests.support.proxy import DEPLOYMENT, OTHER, Served, file_entry, now, seed
 
 pytestmark = pytest.mark.anyio
 
@@ -166,10 +166,9 @@ async def test_remembered_answers_are_bounded(
 
 async def test_the_replay_follows_a_moved_alias(rich: Served) -> None:
     from app.tables import Alias
-    from tests.test_proxy import OTHER, _now
 
     assert (await send(rich, "GET", "/", {}))[2] == FILES["index.html"][0]
-    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: _now()}).where(
+    await Alias.update({Alias.deployment: OTHER, Alias.updated_at: now()}).where(
         Alias.hostname == "web"
     )
     rich.proxy.lookup.invalidate(["web"])
@@ -196,12 +195,11 @@ async def test_remembered_answers_outlive_the_alias_cache_refresh(
 
 async def test_a_replay_is_only_for_the_host_it_was_decided_for(rich: Served) -> None:
     from app.tables import Alias
-    from tests.test_proxy import OTHER, _now
 
     web = await Alias.select(Alias.project).where(Alias.hostname == "web").first()
     assert web is not None
     await Alias.insert(
-        Alias(hostname="other", project=web["project"], deployment=OTHER, updated_at=_now())
+        Alias(hostname="other", project=web["project"], deployment=OTHER, updated_at=now())
     )
     await send(rich, "GET", "/", {})
 

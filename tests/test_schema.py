@@ -18,7 +18,7 @@ from schemathesis.generation import GenerationMode
 
 from app.asgi import create_app
 from app.settings import Settings
-from tests.conftest import PASSWORD, TEST_SECRET_KEY, Client, bearer, sign_up
+from tests.support.api import PASSWORD, TEST_SECRET_KEY, Client, bearer, sign_up
 
 
 def _openapi() -> dict[str, Any]:

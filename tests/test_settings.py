@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from app.aliases import ALIAS_CHANNEL
 from app.secret_key import SECRET_KEY_FILE
 from app.settings import VARIABLES, Runner, Settings
 from app.settings_parts import DatabaseKind, Secret, SettingsError
@@ -305,6 +306,17 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 
     with pytest.raises(AttributeError):
         settings.build_timeout = 1  # type: ignore[misc]
+
+
+def test_the_alias_channel_is_fixed_not_configured(tmp_path: Path) -> None:
+    """Every API and proxy must agree on it; only tests pick another (with `replace`)."""
+    settings = Settings.from_env(
+        {"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_ALIAS_CHANNEL": "elsewhere"}
+    )
+
+    assert settings.alias_channel == ALIAS_CHANNEL == "scalemesh:aliases"
+    assert "SCALEMESH_ALIAS_CHANNEL" not in VARIABLES
+    assert "SCALEMESH_ALIAS_CHANNEL" not in settings.describe()
 
 
 def test_a_key_written_by_another_process_at_the_same_moment_is_used(

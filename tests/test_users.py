@@ -12,7 +12,7 @@ from app.settings import Settings
 from app.tables import LoginFailure, Session, User
 from app.users.http import SESSION_COOKIE
 from app.users.service import MAX_FAILURES_PER_WINDOW, WRONG_CREDENTIALS, check_password
-from tests.conftest import PASSWORD, Client, bearer, sign_up
+from tests.support.api import PASSWORD, Client, bearer, sign_up
 
 
 def test_signup_stores_an_argon2id_hash_and_a_normalised_email(client: Client) -> None:

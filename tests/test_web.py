@@ -21,7 +21,7 @@ from app.settings import Settings
 from app.tables import Alias, Deployment, EnvVar, Project, Session
 from app.web.pages import CSRF_COOKIE, ago, safe_next
 from app.web.rows import REASONS, duration
-from tests.conftest import PASSWORD, Client, OfflineResolver, bearer, sign_up
+from tests.support.api import PASSWORD, Client, OfflineResolver, bearer, sign_up
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -1,18 +1,15 @@
-"""Helpers for the builder tests: fixture repositories, a git HTTP server, event parsing.
+"""Local git repositories for tests: run git with a fixed identity, serve repos over smart HTTP.
 
-Named `test_builder_*` to sit with the builder's tests; it holds no tests of its own.
+`git()` ignores the developer's own git configuration (HOME is the repository, no system file),
+so commits look the same on every machine.
 """
 
 from __future__ import annotations
 
 import base64
-import io
-import json
 import os
-import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +17,6 @@ from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from builder.logsink import Masker, StdoutSink
-from builder.spec import BuildSpec
-
-SITES = Path(__file__).parent / "fixtures" / "sites"
-DEPLOYMENT_ID = "dpl-test"
-PROJECT_ID = 7
 _GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.com",
@@ -36,6 +27,7 @@ _GIT_IDENTITY = {
 
 
 def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd`; its standard output, stripped (raises if git fails)."""
     env = {"PATH": os.environ["PATH"], "HOME": str(cwd), **_GIT_IDENTITY}
     result = subprocess.run(
         ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
@@ -43,103 +35,9 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout.strip()
 
 
-def make_repo(
-    path: Path, site: str | None = None, files: dict[str, str | bytes] | None = None
-) -> tuple[Path, str]:
-    """A git repository at `path` with a fixture site and/or `files`, committed; and its sha."""
-    if site is not None:
-        shutil.copytree(SITES / site, path)
-    path.mkdir(parents=True, exist_ok=True)
-    for name, text in (files or {}).items():
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            target.write_bytes(text)
-        else:
-            target.write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "fixture")
-    return path, git(path, "rev-parse", "HEAD")
-
-
-def npm_env(tmp_path: Path) -> dict[str, str]:
-    """Project env vars that keep npm off the network and out of the real home directory."""
-    return {
-        "npm_config_cache": str(tmp_path / "npm-cache"),
-        "npm_config_offline": "true",
-        "npm_config_audit": "false",
-        "npm_config_fund": "false",
-        "npm_config_update_notifier": "false",
-    }
-
-
-def make_spec(repo: Path, sha: str, storage: Path, **overrides: Any) -> BuildSpec:
-    values: dict[str, Any] = {
-        "deployment_id": DEPLOYMENT_ID,
-        "project_id": PROJECT_ID,
-        "git_url": repo.as_uri(),
-        "sha": sha,
-        "storage_url": storage.as_uri(),
-    }
-    values.update(overrides)
-    return BuildSpec(**values)
-
-
-def parse_events(text: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@dataclass
-class CapturingSink:
-    """A real `StdoutSink` (masking included) writing into memory."""
-
-    masker: Masker = field(default_factory=lambda: Masker(()))
-    buffer: io.StringIO = field(default_factory=io.StringIO)
-    closed: bool = False
-
-    def __post_init__(self) -> None:
-        self._sink = StdoutSink(self.masker, self.buffer)
-
-    def emit(self, event: dict[str, Any]) -> None:
-        self._sink.emit(event)
-
-    def close(self) -> None:
-        self._sink.close()
-        self.closed = True
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return parse_events(self.buffer.getvalue())
-
-    def lines(self, step: str | None = None) -> list[str]:
-        return [
-            event["text"]
-            for event in self.events
-            if event["type"] == "line" and (step is None or event["step"] == step)
-        ]
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie waiting for its parent to reap it counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def gone(pid: int, within: float = 10.0) -> bool:
-    """Whether `pid` ends within `within` seconds (a sent SIGKILL lands asynchronously)."""
-    give_up = time.monotonic() + within
-    while alive(pid):
-        if time.monotonic() > give_up:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-# --- a git smart-HTTP server on loopback ----------------------------------------------------
+def head(repo: Path) -> str:
+    """The commit `repo` has checked out."""
+    return git(repo, "rev-parse", "HEAD")
 
 
 class _QuietHandler(WSGIRequestHandler):

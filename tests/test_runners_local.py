@@ -1,0 +1,414 @@
+"""The local build runner against a fake builder (`tests/fixtures/fake_builder.py`).
+
+Each build is a real process group: the tests check what reaches the log bus, what the
+builder's environment holds, and that cancelling or closing leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from app.runners.local import LocalRunner, _lines
+from builder.spec import MAX_TEXT, Masker
+from tests.support.runners import FAKE_BUILDER, REDIS, TOKEN, FakeBus, make_spec
+from tests.support.waiting import WAIT_S, alive, eventually, eventually_async
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the local runner uses asyncio's subprocess API
+
+
+async def finished(runner: LocalRunner, handle: str) -> RunState:
+    """The build's state once it is no longer running."""
+
+    async def ended() -> RunState | None:
+        state = await runner.poll(handle)
+        return None if state.status is RunStatus.RUNNING else state
+
+    return await eventually_async(ended, interval=0.02, what="the build ending")
+
+
+def leftovers(work_root: Path) -> list[Path]:
+    """What the runner left in its work root (a quick listing: fine inside a test)."""
+    return list(work_root.iterdir())
+
+
+def pids(path: Path) -> list[int]:
+    return [int(pid) for pid in path.read_text().split()]
+
+
+def test_secret_values_cover_the_token_as_git_sends_it_and_skip_short_values() -> None:
+    spec = make_spec(PEM="-----BEGIN KEY-----\nabcdef\n-----END KEY-----", SHORT="dev")
+    secrets = Masker.for_spec(spec).secrets
+
+    assert TOKEN in secrets
+    assert base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode() in secrets
+    assert {"abcdef", spec.env["PEM"]} <= set(secrets)
+    assert "dev" not in secrets
+    assert secrets[0] == spec.env["PEM"]  # longest first
+    assert Masker.for_spec(dataclasses.replace(spec, token="", env={})).secrets == ()
+
+
+@pytest.fixture
+def bus() -> FakeBus:
+    return FakeBus()
+
+
+@pytest.fixture
+def work_root(tmp_path: Path) -> Path:
+    return tmp_path / "builds"
+
+
+@pytest.fixture
+def base_env() -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "SCALEMESH_TEST_BASE": "from-base"}
+
+
+@pytest.fixture
+async def local(
+    bus: FakeBus, work_root: Path, base_env: dict[str, str]
+) -> AsyncIterator[LocalRunner]:
+    runner = LocalRunner(
+        bus, base_env, work_root, command=[sys.executable, str(FAKE_BUILDER)], cancel_grace=0.3
+    )
+    yield runner
+    await runner.aclose()
+
+
+async def test_construction_warns_that_builds_are_not_sandboxed(
+    bus: FakeBus, work_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.runners.local"):
+        runner = LocalRunner(bus, {}, work_root)
+    assert [r.getMessage() for r in caplog.records] == [
+        "local builds are not sandboxed: project code runs as this user"
+    ]
+    await runner.aclose()
+
+
+async def test_events_reach_the_bus_in_order_with_stderr_and_secrets_masked(
+    local: LocalRunner, bus: FakeBus, work_root: Path
+) -> None:
+    handle = await local.start(make_spec(SECRET="s3cret-value\nsecond-line"))
+    assert handle.startswith("local:")
+
+    state = await finished(local, handle)
+
+    assert state == RunState(RunStatus.SUCCEEDED, exit_code=0)
+    events = bus.events["dep-1"]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    from_stdout = [event for event in events if event.get("stream") != "stderr"]
+    assert [(e["type"], e.get("stream"), e.get("text"), e.get("status")) for e in from_stdout] == [
+        ("step", None, None, "start"),
+        ("line", "stdout", "token ***", None),
+        ("line", "system", "not json at all", None),
+        ("line", "system", "[1, 2]", None),
+        ("step", None, None, "end"),
+    ]
+    # A multi-line secret printed raw is masked line by line.
+    assert bus.texts("dep-1", "stderr") == ["oops: ***", "***"]
+    assert all(isinstance(event["ts"], float) for event in events)
+    assert leftovers(work_root) == []  # the working directory is cleaned up
+
+
+async def test_a_failed_build_reports_its_exit_code(local: LocalRunner) -> None:
+    handle = await local.start(make_spec(FAKE_EXIT="3"))
+
+    state = await finished(local, handle)
+
+    assert state == RunState(RunStatus.FAILED, exit_code=3, reason="builder exited with code 3")
+    assert await local.poll(handle) == state  # asking again gives the same answer
+    await local.cancel(handle)  # a no-op for a finished build
+    assert await local.poll(handle) == state
+
+
+async def test_old_final_states_are_forgotten(
+    local: LocalRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.runners.local.KEEP_FINISHED", 1)
+    first = await local.start(make_spec("dep-1"))
+    await finished(local, first)
+    second = await local.start(make_spec("dep-2"))
+    await finished(local, second)
+
+    assert (await local.poll(first)).status is RunStatus.GONE
+    assert (await local.poll(second)).status is RunStatus.SUCCEEDED
+
+
+async def test_a_killed_builder_is_reported_with_its_signal(local: LocalRunner) -> None:
+    handle = await local.start(make_spec(FAKE_MODE="signal"))
+
+    assert await finished(local, handle) == RunState(
+        RunStatus.FAILED, exit_code=137, reason="builder killed by signal 9 (SIGKILL)"
+    )
+
+
+async def test_concurrent_polls_of_a_finished_build_agree(local: LocalRunner) -> None:
+    handle = await local.start(make_spec())
+    process = local._builds[int(handle.rsplit(":", 1)[1])].process
+    await eventually(lambda: process.returncode is not None)
+
+    first, second = await asyncio.gather(local.poll(handle), local.poll(handle))
+
+    assert first == second == RunState(RunStatus.SUCCEEDED, exit_code=0)
+
+
+async def test_only_the_base_env_and_the_spec_reach_the_builder(
+    local: LocalRunner,
+    bus: FakeBus,
+    work_root: Path,
+    base_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCALEMESH_TEST_LEAK", "must not leak")
+    spec = dataclasses.replace(make_spec(FAKE_MODE="environ"), log_sink=REDIS)
+
+    assert (await finished(local, await local.start(spec))).status is RunStatus.SUCCEEDED
+
+    (event,) = bus.events["dep-1"]
+    environ: dict[str, str] = event["environ"]
+    expected = {**base_env, **dataclasses.replace(spec, log_sink="stdout").to_env()}
+    assert {name: environ[name] for name in expected} == expected
+    assert environ["SCALEMESH_BUILD_LOG_SINK"] == "stdout"
+    # Python itself may add LC_CTYPE (locale coercion); nothing else of ours gets in.
+    assert set(environ) - set(expected) <= {"PYTHONUNBUFFERED", "LC_CTYPE"}
+    assert Path(event["cwd"]).parent == work_root
+
+
+async def test_cancel_stops_the_whole_process_group(
+    local: LocalRunner, bus: FakeBus, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
+    await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    builder, child = pids(pidfile)
+    assert await local.poll(handle) == RunState(RunStatus.RUNNING)
+
+    await local.cancel(handle)
+    await local.cancel(handle)  # idempotent
+
+    state = await finished(local, handle)
+    assert state == RunState(RunStatus.FAILED, exit_code=143, reason=CANCELLED_REASON)
+    await eventually(lambda: not alive(builder) and not alive(child))
+
+
+async def test_cancel_kills_a_build_that_ignores_sigterm(
+    local: LocalRunner, bus: FakeBus, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pidfile = tmp_path / "pids"
+    handle = await local.start(make_spec(FAKE_MODE="stubborn", FAKE_PIDFILE=str(pidfile)))
+    await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    builder, child = pids(pidfile)
+
+    await local.cancel(handle)
+    # SIGTERM comes first, and the builder lives through it (it notes each one it gets)...
+    await eventually(lambda: (tmp_path / "pids.term").exists())
+
+    state = await finished(local, handle)  # ...then SIGKILL, after the grace period
+    assert state == RunState(RunStatus.FAILED, exit_code=137, reason=CANCELLED_REASON)
+    await eventually(lambda: not alive(builder) and not alive(child))
+    assert "build ignored SIGTERM; killing it" in caplog.messages
+
+
+async def test_a_cancelled_build_that_already_exited_is_wrapped_up(
+    local: LocalRunner, bus: FakeBus, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pidfile = tmp_path / "pids"
+    handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
+    await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    local._cancel_grace = 1.0  # ample time for the runner to see the builder exit first
+    await local.cancel(handle)
+    builder, _ = pids(pidfile)
+    build = local._builds[builder]
+    assert build.killer is not None
+    await eventually(lambda: build.process.returncode is not None)
+    # Polled after the grace period: the builder is gone, so nothing is killed.
+    await asyncio.wait([build.killer])
+
+    assert "build ignored SIGTERM; killing it" not in caplog.messages
+    assert (await local.poll(handle)).reason == CANCELLED_REASON
+
+
+async def test_handles_of_other_runners_are_gone(local: LocalRunner, bus: FakeBus) -> None:
+    other = LocalRunner(bus, {}, Path("/nonexistent"))
+    await other.aclose()
+    own_prefix = (await local.start(make_spec())).rsplit(":", 1)[0]
+    restarted = RunState(RunStatus.GONE, reason="interrupted by a restart")
+
+    assert await local.poll(f"local:{other._id}:{os.getpid()}") == restarted
+    assert await local.poll("ecs:arn:aws:ecs:us-east-1:1:task/x/y") == restarted
+    assert await local.poll(f"{own_prefix}:notapid") == restarted
+    assert await local.poll(f"{own_prefix}:1") == RunState(
+        RunStatus.GONE, reason="this runner has no record of the build"
+    )
+    await local.cancel(f"local:{other._id}:{os.getpid()}")  # no-op, and we are still here
+    await local.cancel(f"{own_prefix}:1")
+
+
+async def test_another_worker_sees_and_stops_a_build_it_did_not_start(
+    local: LocalRunner, bus: FakeBus, work_root: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
+    await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    builder, child = pids(pidfile)
+    other = LocalRunner(bus, {}, work_root)
+
+    # Alive under another worker of this machine: that worker reports its end, not us.
+    assert await other.poll(handle) == RunState(RunStatus.RUNNING)
+    await other.cancel(handle)
+
+    state = await finished(local, handle)
+    assert state.status is RunStatus.FAILED
+    await eventually(lambda: not alive(builder) and not alive(child))
+    assert await other.poll(handle) == RunState(RunStatus.GONE, reason="interrupted by a restart")
+    assert await other.poll("local:x:0") == RunState(
+        RunStatus.GONE, reason="interrupted by a restart"
+    )
+    await other.aclose()
+
+
+async def test_aclose_kills_running_builds(
+    bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = LocalRunner(bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)])
+    pidfile = tmp_path / "pids"
+    running = await runner.start(make_spec("dep-1", FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
+    done = await runner.start(make_spec("dep-2"))
+    await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
+    process = runner._builds[int(done.rsplit(":", 1)[1])].process
+    await eventually(lambda: process.returncode is not None)
+    builder, child = pids(pidfile)
+
+    await runner.aclose()
+
+    await eventually(lambda: not alive(builder) and not alive(child))
+    assert (await runner.poll(running)).exit_code == 137
+    assert (await runner.poll(done)).status is RunStatus.SUCCEEDED
+    assert leftovers(work_root) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-1] == (
+        "build killed at shutdown"
+    )
+    with pytest.raises(RunnerError, match="shut down"):
+        await runner.start(make_spec())
+
+
+async def test_odd_output_is_split_and_decoded(
+    local: LocalRunner, bus: FakeBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.runners.local.MAX_LINE", 10_000)
+    handle = await local.start(make_spec(FAKE_MODE="bytes"))
+
+    assert (await finished(local, handle)).status is RunStatus.SUCCEEDED
+    texts = bus.texts("dep-1", "system")
+    assert all(0 < len(text) <= MAX_TEXT for text in texts)
+    assert "".join(text for text in texts if text[0] == "x") == "x" * 20_000
+    assert "".join(text for text in texts if text[0] == "y") == "y" * 25_000
+    assert texts[-2:] == ["café \ufffd", "no newline at the end"]
+
+
+async def test_long_lines_are_cut_without_inventing_empty_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("app.runners.local.MAX_LINE", 4)
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"abcd\nabcdef\n\nabc")
+    stream.feed_eof()
+
+    # "abcd" is cut before its newline is seen; "abcdef" arrives whole (at most 2 * MAX_LINE
+    # is ever buffered); the empty line is real.
+    assert [line async for line in _lines(stream)] == ["abcd", "abcdef", "", "abc"]
+
+
+async def test_a_failing_bus_does_not_stall_the_build(
+    work_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = LocalRunner(
+        FakeBus(fail=True), {}, work_root, command=[sys.executable, str(FAKE_BUILDER)]
+    )
+    handle = await runner.start(make_spec())
+
+    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
+    lost = [r for r in caplog.records if r.getMessage() == "build log line lost"]
+    assert len(lost) == 2  # once per stream, not once per line
+    assert lost[0].__dict__["deployment_id"] == "dep-1"
+    await runner.aclose()
+
+
+async def test_an_escaped_child_cannot_hold_the_build_open(
+    bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = LocalRunner(
+        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
+    )
+    pidfile = tmp_path / "pids"
+    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
+
+    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
+    assert "build left processes holding its output open" in caplog.messages
+    (escaped,) = pids(pidfile)
+    try:
+        (tmp_path / "pids.go").touch()  # the escaped child prints a line now
+        await eventually(lambda: (tmp_path / "pids.printed").exists())
+    finally:
+        os.kill(escaped, signal.SIGKILL)
+    # Its death closes the output: the runner reads it to the end, dropping what it reads.
+    await eventually(lambda: not runner._stragglers)
+    assert "late" not in bus.texts("dep-1", "system")
+    assert bus.events.get("dep-1", []) == []  # the builder itself printed nothing
+    await runner.aclose()
+
+
+async def test_closing_waits_for_the_output_an_escaped_child_held(
+    bus: FakeBus, work_root: Path, tmp_path: Path
+) -> None:
+    runner = LocalRunner(
+        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
+    )
+    pidfile = tmp_path / "pids"
+    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
+    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
+    (escaped,) = pids(pidfile)
+    assert runner._stragglers, "the escaped child still holds the build's output open"
+    runner._drain_timeout = WAIT_S  # the output ends as the child dies: closing waits for that
+
+    os.kill(escaped, signal.SIGKILL)  # its output closes as it dies...
+    await runner.aclose()  # ...and closing reads it to the end rather than dropping it
+
+    assert not runner._stragglers
+
+
+async def test_the_default_command_runs_the_builder_module(
+    bus: FakeBus, work_root: Path, tmp_path: Path
+) -> None:
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\necho "{\\"type\\": \\"argv\\", \\"argv\\": \\"$*\\"}"\n')
+    python.chmod(0o755)
+    runner = LocalRunner(bus, {}, work_root, python=str(python))
+
+    assert (await finished(runner, await runner.start(make_spec()))).status is RunStatus.SUCCEEDED
+    assert bus.events["dep-1"][0]["argv"] == "-P -m builder"
+    await runner.aclose()
+
+
+async def test_a_builder_that_cannot_start_is_a_runner_error(bus: FakeBus, work_root: Path) -> None:
+    runner = LocalRunner(bus, {}, work_root, command=[str(work_root / "missing")])
+
+    with pytest.raises(RunnerError, match="could not start the builder"):
+        await runner.start(make_spec())
+    assert leftovers(work_root) == []
+    await runner.aclose()
