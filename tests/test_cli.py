@@ -2,136 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.cli import main
 from app.secret_key import SECRET_KEY_FILE
 from tests.support import cli_env
-
-ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "app.cli"]
-COMMAND_TIMEOUT_S = 60
-"""Generous: a slow two-core machine spends most of a short command importing."""
-READY_TIMEOUT_S = 20
-STOP_TIMEOUT_S = 10
-
+from tests.support.processes import run_cli
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 env = cli_env.env
-
-
-# Helpers ------------------------------------------------------------------------------------
-
-
-def run_cli(
-    *args: str, env: dict[str, str], stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args],
-        env=env,
-        cwd=ROOT,
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT_S,
-        check=False,
-        # No controlling terminal: getpass then reads the test's stdin, not the developer's tty.
-        start_new_session=True,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Running:
-    """A server command in the background, its output in files (pipes could fill and block it)."""
-
-    def __init__(self, process: subprocess.Popen[bytes], stderr: Path) -> None:
-        self.process = process
-        self.stderr_path = stderr
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def wait_until_ok(self, client: httpx.Client, url: str) -> httpx.Response:
-        """Poll `url` until it answers 200; fail early if the process dies."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            exit_code = self.process.poll()
-            assert exit_code is None, f"exited with {exit_code} before answering:\n{self.stderr}"
-            try:
-                response = client.get(url)
-            except httpx.TransportError:
-                pass
-            else:
-                if response.status_code == 200:
-                    return response
-            assert time.monotonic() < deadline, f"{url} not ready in time:\n{self.stderr}"
-            time.sleep(0.2)
-
-    def wait_for_stderr(self, text: str) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while text not in self.stderr:
-            assert self.process.poll() is None, f"exited before printing {text!r}:\n{self.stderr}"
-            assert time.monotonic() < deadline, f"{text!r} not printed in time:\n{self.stderr}"
-            time.sleep(0.1)
-
-    def stop(self, *signals: signal.Signals) -> int:
-        for sig in signals:
-            self.process.send_signal(sig)
-            # Apart, so the kernel does not merge two pending signals of the same kind into one.
-            time.sleep(0.05)
-        try:
-            return self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            names = "+".join(sig.name for sig in signals)
-            pytest.fail(f"still running {STOP_TIMEOUT_S} s after {names}:\n{self.stderr}")
-
-
-@contextlib.contextmanager
-def running(
-    *args: str, env: dict[str, str], logs: Path, stdin: int = subprocess.DEVNULL
-) -> Iterator[Running]:
-    logs.mkdir(parents=True, exist_ok=True)
-    with (logs / "stdout").open("wb") as out, (logs / "stderr").open("wb") as err:
-        process = subprocess.Popen(
-            [*CLI, *args],
-            env=env,
-            cwd=ROOT,
-            stdin=stdin,
-            stdout=out,
-            stderr=err,
-            # Its own process group: cleanup below can also reach uvicorn's worker processes.
-            start_new_session=True,
-        )
-        try:
-            yield Running(process, logs / "stderr")
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=STOP_TIMEOUT_S)
-            if process.stdin is not None:
-                process.stdin.close()
-
-
-def http_client() -> httpx.Client:
-    # trust_env=False: an HTTP(S)_PROXY in the environment must not capture localhost requests.
-    return httpx.Client(timeout=5, trust_env=False)
 
 
 # --help -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import cli_env
-from tests.test_cli import run_cli, running
+from tests.support.processes import run_cli, running
 
 PASSWORD = "correct horse battery"
 

@@ -24,7 +24,8 @@ from app.client.follow import LogPrinter, ws_url
 from app.client.reasons import ADVICE
 from app.errors import DEPLOYMENT_CODES
 from tests.support import cli_client
-from tests.support.cli_client import WAIT_S, cli, free_port, save
+from tests.support.cli_client import WAIT_S, cli, save
+from tests.support.ports import refused_port
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 config = cli_client.config
@@ -204,10 +205,10 @@ def test_a_stream_that_cannot_go_on_says_why(
 def test_a_stream_that_is_gone_for_good_is_not_retried(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    save(config, url, "tok")
-
-    code, _, err = cli(capsys, "logs", "dep-1", "-f")
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        save(config, url, "tok")
+        code, _, err = cli(capsys, "logs", "dep-1", "-f")
 
     assert code == 1
     assert err.startswith(f"scalemesh: cannot reach the log stream of {url} (")

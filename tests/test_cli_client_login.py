@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import PASSWORD, bearer
 from tests.support import cli_client
-from tests.support.cli_client import Account, Live, cli, free_port, save, scalemesh
+from tests.support.cli_client import Account, Live, cli, save, scalemesh
+from tests.support.ports import refused_port
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 live = cli_client.live
@@ -127,11 +128,18 @@ def test_login_refuses_what_is_not_an_api_url(
 def test_login_to_an_unreachable_api_says_so(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-
-    code, _, err = cli(
-        capsys, "login", "--api", url, "--email", "a@example.com", "--password-stdin", stdin="x\n"
-    )
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        code, _, err = cli(
+            capsys,
+            "login",
+            "--api",
+            url,
+            "--email",
+            "a@example.com",
+            "--password-stdin",
+            stdin="x\n",
+        )
 
     assert code == 1
     assert err.startswith(f"scalemesh: cannot reach the Scale Mesh API at {url} (")

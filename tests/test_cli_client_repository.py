@@ -10,7 +10,7 @@ import pytest
 from app.client import ClientError
 from app.client.repository import choose_project, local_repos, repo_key
 from tests.support.cli_client import make_repo
-from tests.test_pipeline import git
+from tests.support.git import git
 
 # --- choosing the project -----------------------------------------------------------------------
 

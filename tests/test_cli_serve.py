@@ -11,7 +11,8 @@ import pytest
 
 from proxy.asgi import HEALTH_PATH
 from tests.support import cli_env
-from tests.test_cli import free_port, http_client, run_cli, running
+from tests.support.ports import reserved_port
+from tests.support.processes import http_client, run_cli, running
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 env = cli_env.env
@@ -28,7 +29,7 @@ env = cli_env.env
 def test_dev_serves_api_and_proxy_until_stopped(
     env: dict[str, str], tmp_path: Path, signals: list[signal.Signals]
 ) -> None:
-    api_port, proxy_port = free_port(), free_port()
+    api_port, proxy_port = reserved_port(), reserved_port()
     api = f"http://127.0.0.1:{api_port}"
     proxy = f"http://127.0.0.1:{proxy_port}"
 
@@ -61,7 +62,7 @@ def test_dev_stops_everything_when_a_port_is_taken(env: dict[str, str]) -> None:
         taken.listen()
         port = str(taken.getsockname()[1])
 
-        result = run_cli("dev", "--api-port", port, "--proxy-port", str(free_port()), env=env)
+        result = run_cli("dev", "--api-port", port, "--proxy-port", str(reserved_port()), env=env)
 
     assert result.returncode == 1
     assert f"could not start the API on 127.0.0.1:{port}" in result.stderr
@@ -88,7 +89,7 @@ def test_serve_answers_until_sigterm(
     env: dict[str, str], tmp_path: Path, part: str, health_path: str
 ) -> None:
     assert run_cli("migrate", env=env).returncode == 0
-    port = free_port()
+    port = reserved_port()
     args = ["serve", part, "--host", "127.0.0.1", "--port", str(port)]
 
     with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
@@ -112,7 +113,7 @@ def test_serve_with_workers_logs_json_and_stops_on_sigterm(
     env: dict[str, str], tmp_path: Path, part: str, health_path: str, started: str
 ) -> None:
     assert run_cli("migrate", env=env).returncode == 0
-    port = free_port()
+    port = reserved_port()
     args = ["serve", part, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
 
     with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
@@ -129,7 +130,7 @@ def test_serve_with_workers_logs_json_and_stops_on_sigterm(
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_api_refuses_an_unmigrated_database(env: dict[str, str], workers: str) -> None:
-    port = str(free_port())
+    port = str(reserved_port())
     result = run_cli("serve", "api", "--port", port, "--workers", workers, env=env)
 
     assert result.returncode == 1

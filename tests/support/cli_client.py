@@ -29,7 +29,7 @@ from app.cli import main
 from app.client.config import Config, save_config
 from app.settings import Settings
 from tests.conftest import PASSWORD, TEST_SECRET_KEY, bearer
-from tests.test_pipeline import git
+from tests.support.git import git
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALEMESH = ROOT / ".venv" / "bin" / "scalemesh"
@@ -166,12 +166,6 @@ def create(
     )
     assert code == 0, err
     return out.split()[1].rstrip(":")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def subprocess_env(home: Path, **extra: str) -> dict[str, str]:
