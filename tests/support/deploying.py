@@ -1,0 +1,44 @@
+"""Deploying through the API in tests: queue, read, ship, and the aliases that point where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.settings import Settings
+from app.tables import Alias
+from tests.support.api import Client, bearer
+from tests.support.deployments import FakeRunner, succeed, tick
+
+
+def deploy(client: Client, token: str, **body: Any) -> dict[str, Any]:
+    body.setdefault("project", "web")
+    response = client.post("/deploy", json=body, headers=bearer(token))
+    assert response.status_code == 202, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def fetch(client: Client, token: str, deployment_id: str) -> dict[str, Any]:
+    response = client.get(f"/deployments/{deployment_id}", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def aliases(client: Client) -> dict[str, str]:
+    rows = client.run(lambda: Alias.select(Alias.hostname, Alias.deployment))
+    return {row["hostname"]: str(row["deployment"]) for row in rows}
+
+
+def ship(client: Client, runner: FakeRunner, token: str, **body: Any) -> dict[str, Any]:
+    deployment = deploy(client, token, **body)
+    tick(client)
+    succeed(client, runner, deployment["id"])
+    tick(client)
+    return fetch(client, token, deployment["id"])
+
+
+def make_roomy(settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, max_concurrent_builds=10)
