@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.errors import UserError
 from app.logs.archive import archive_key
-from app.projects import envvars
-from app.projects import service as projects
-from app.projects.envvars import Sealer, SealError
-from app.projects.rules import check_branch, check_command, check_relative_dir, parse_repo, slugify
 from app.settings import Settings
 from app.storage import StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
 from builder.spec import output_prefix
-from tests.support.api import TEST_SECRET_KEY, Client, bearer, sign_up
+from tests.support.api import Client, bearer, sign_up
+from tests.support.projects import create
 
 
 @pytest.fixture
 def token(client: Client) -> str:
     return sign_up(client)
-
-
-def create(client: Client, token: str, **body: Any) -> Any:
-    body.setdefault("repo", "octocat/hello-world")
-    return client.post("/project", json=body, headers=bearer(token))
 
 
 def test_create_derives_the_slug_and_the_production_url(client: Client, token: str) -> None:
@@ -75,27 +65,6 @@ def test_create_keeps_build_settings(client: Client, token: str) -> None:
     assert project["build_command"] == "pnpm run build -- --mode 'production'"
     assert project["output_directory"] == "dist"
     assert project["allow_fork_builds"] is True
-
-
-def test_env_values_are_sealed_to_their_project_and_name(client: Client, token: str) -> None:
-    response = create(client, token, name="web", env={"API_KEY": "s3cr3t-value", "MODE": "prod"})
-
-    assert response.json()["env"] == ["API_KEY", "MODE"]
-    assert "s3cr3t-value" not in response.text
-    rows = client.run(
-        lambda: EnvVar.select(EnvVar.project, EnvVar.name, EnvVar.value_sealed).order_by(
-            EnvVar.name
-        )
-    )
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
-    project_id = response.json()["id"]
-    api_key = bytes(rows[0]["value_sealed"])
-    assert b"s3cr3t-value" not in api_key
-    assert sealer.open(project_id, "API_KEY", api_key) == "s3cr3t-value"
-    with pytest.raises(SealError):
-        sealer.open(project_id + 1, "API_KEY", api_key)
-    with pytest.raises(SealError):
-        sealer.open(project_id, "MODE", api_key)
 
 
 def test_a_taken_slug_is_a_409_suggesting_a_free_one(client: Client, token: str) -> None:
@@ -226,24 +195,6 @@ def test_patch_changes_only_what_is_given(client: Client, token: str) -> None:
     assert project["updated_at"] > project["created_at"]
 
 
-def test_patch_merges_env_vars(client: Client, token: str) -> None:
-    create(client, token, name="web", env={"KEEP": "1", "REPLACE": "old", "DROP": "x"})
-
-    response = client.patch(
-        "/projects/web",
-        json={"env": {"REPLACE": "new", "DROP": None, "ADD": "2"}},
-        headers=bearer(token),
-    )
-
-    assert response.status_code == 200
-    assert response.json()["env"] == ["ADD", "KEEP", "REPLACE"]
-    project_id = response.json()["id"]
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
-    rows = client.run(lambda: EnvVar.select(EnvVar.name, EnvVar.value_sealed))
-    values = {r["name"]: sealer.open(project_id, r["name"], bytes(r["value_sealed"])) for r in rows}
-    assert values == {"KEEP": "1", "REPLACE": "new", "ADD": "2"}
-
-
 def test_patch_changes_the_repository(client: Client, token: str) -> None:
     create(client, token, name="web")
 
@@ -277,18 +228,14 @@ def test_patch_explains_bad_input_and_changes_nothing(
     assert client.get("/projects/web", headers=bearer(token)).json() == before
 
 
-def test_too_many_env_vars_are_refused_as_a_whole(client: Client, token: str) -> None:
-    create(client, token, name="web", env={"FIRST": "1"})
+def test_patch_sets_fork_builds(client: Client, token: str) -> None:
+    create(client, token, name="web")
 
     response = client.patch(
-        "/projects/web",
-        json={"env": {f"VAR_{n}": "x" for n in range(200)}},
-        headers=bearer(token),
+        "/projects/web", json={"allow_fork_builds": True}, headers=bearer(token)
     )
 
-    assert response.status_code == 400
-    assert "at most 200" in response.json()["detail"]
-    assert client.get("/projects/web", headers=bearer(token)).json()["env"] == ["FIRST"]
+    assert response.json()["allow_fork_builds"] is True
 
 
 def test_delete_removes_the_project_and_everything_under_it(
@@ -366,243 +313,3 @@ def test_file_urls_work_with_the_local_runner(client: Client, token: str, tmp_pa
     assert response.json()["repo"] == f"file://{tmp_path / 'repo'}"
     assert missing.status_code == 400
     assert "no git repository at" in missing.json()["detail"]
-
-
-# --- the rules, as pure functions -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "slug"),
-    [
-        ("My Site", "my-site"),
-        ("  Crème Brûlée  ", "creme-brulee"),
-        ("a__b--c", "a-b-c"),
-        ("UPPER123", "upper123"),
-        ("x" * 80, "x" * 48),
-        ("a" * 47 + "-b", "a" * 47),
-        ("日本", ""),
-    ],
-)
-def test_slugify(name: str, slug: str) -> None:
-    assert slugify(name) == slug
-
-
-@pytest.fixture
-def local(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
-
-
-@pytest.mark.parametrize(
-    ("repo", "git_url", "github"),
-    [
-        (
-            "octocat/Hello-World",
-            "https://github.com/octocat/Hello-World.git",
-            "octocat/Hello-World",
-        ),
-        ("octocat/site.git", "https://github.com/octocat/site.git", "octocat/site"),
-        ("https://github.com/o/r", "https://github.com/o/r.git", "o/r"),
-        ("https://github.com/o/r.git/", "https://github.com/o/r.git", "o/r"),
-        ("https://gitlab.com/g/sub/r.git", "https://gitlab.com/g/sub/r.git", None),
-        ("https://codeberg.org/o/r", "https://codeberg.org/o/r", None),
-    ],
-)
-def test_parse_repo_accepts(repo: str, git_url: str, github: str | None, local: Settings) -> None:
-    source = parse_repo(repo, local)
-
-    assert (source.git_url, source.github_repository) == (git_url, github)
-
-
-def test_parse_repo_knows_github_enterprise(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(SCALEMESH_GITHUB_API_URL="https://ghe.example.com/api/v3")
-
-    source = parse_repo("https://ghe.example.com/team/site", settings)
-
-    assert source.github_repository == "team/site"
-    assert source.git_url == "https://ghe.example.com/team/site.git"
-
-
-@pytest.mark.parametrize(
-    ("repo", "fragment"),
-    [
-        ("", "repo is required"),
-        ("git@github.com:o/r.git", "SSH URLs"),
-        ("ssh://git@github.com/o/r.git", "SSH URLs"),
-        ("http://example.com/r.git", "use https://"),
-        ("ftp://example.com/r.git", "not owner/name or a git URL"),
-        ("https://user:pw@example.com/r.git", "credentials"),
-        ("https://example.com/r.git?ref=x", "?query"),
-        ("https://example.com/", "no repository path"),
-        ("o/r/x", "not owner/name"),
-        ("-o/r", "not owner/name"),
-        ("o/..", "not owner/name"),
-        ("file://relative/path", "absolute path"),
-        ("https://[broken/r.git", "not a valid URL"),
-        ("https://example.com/a b", "spaces or control characters"),
-        ("file:///a\x00b", "spaces or control characters"),
-        ("file:///" + "a" * 5000, "no git repository at"),
-    ],
-)
-def test_parse_repo_refuses(repo: str, fragment: str, local: Settings) -> None:
-    with pytest.raises(UserError, match=None) as caught:
-        parse_repo(repo, local)
-
-    assert fragment in caught.value.detail
-
-
-def test_file_urls_are_refused_with_the_ecs_runner(
-    make_settings: Callable[..., Settings], tmp_path: Path
-) -> None:
-    settings = make_settings(
-        SCALEMESH_RUNNER="ecs",
-        SCALEMESH_ECS_CLUSTER="builds",
-        SCALEMESH_ECS_TASK_DEFINITION="builder",
-        SCALEMESH_ECS_SUBNETS="subnet-1",
-        SCALEMESH_ECS_SECURITY_GROUPS="sg-1",
-    )
-
-    with pytest.raises(UserError) as caught:
-        parse_repo(f"file://{tmp_path}", settings)
-
-    assert "only work with the local runner" in caught.value.detail
-
-
-@pytest.mark.parametrize(
-    ("branch", "ok"),
-    [
-        ("main", True),
-        ("release/v1.2", True),
-        ("refs/heads/dev", True),
-        ("", False),
-        ("a b", False),
-        ("-x", False),
-        ("x.lock", False),
-        ("a..b", False),
-        ("a~1", False),
-        ("end/", False),
-        ("x" * 256, False),
-    ],
-)
-def test_check_branch(branch: str, ok: bool) -> None:
-    if ok:
-        assert check_branch(branch) == branch.removeprefix("refs/heads/")
-    else:
-        with pytest.raises(UserError):
-            check_branch(branch)
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [(None, None), ("", None), (".", None), ("site", "site"), ("a/./b/", "a/b")],
-)
-def test_check_relative_dir_accepts(raw: str | None, expected: str | None) -> None:
-    assert check_relative_dir("root_directory", raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["/abs", "../up", "a/../../b", "a\\b", "a\x00b", "x" * 256])
-def test_check_relative_dir_refuses(raw: str) -> None:
-    with pytest.raises(UserError, match="root_directory"):
-        check_relative_dir("root_directory", raw)
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [(None, None), ("  ", None), (" npm run build ", "npm run build")],
-)
-def test_check_command_accepts(raw: str | None, expected: str | None) -> None:
-    assert check_command("build_command", raw) == expected
-
-
-@pytest.mark.parametrize("raw", ["a\nb", "x" * 1001, "echo 'open", "a\x00"])
-def test_check_command_refuses(raw: str) -> None:
-    with pytest.raises(UserError, match="build_command"):
-        check_command("build_command", raw)
-
-
-# --- races and atomicity --------------------------------------------------------------------
-
-
-def test_a_slug_taken_between_check_and_insert_is_a_409(
-    client: Client, token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    create(client, token, name="web")
-    real_slug_taken = projects.slug_taken
-    calls = 0
-
-    async def stale_first_answer(slug: str) -> bool:
-        # The first check runs before the other request's insert lands.
-        nonlocal calls
-        calls += 1
-        return False if calls == 1 else await real_slug_taken(slug)
-
-    monkeypatch.setattr(projects, "slug_taken", stale_first_answer)
-
-    response = create(client, token, name="web")
-
-    assert response.status_code == 409
-    assert "was just taken; try the name 'web-2'" in response.json()["detail"]
-    assert client.run(lambda: Project.count()) == 1
-
-
-def test_a_failure_half_way_stores_nothing(
-    client: Client, token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    async def broken(*args: object) -> None:
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(projects.envvars, "apply_changes", broken)
-
-    response = create(client, token, name="web", env={"A": "1"})
-
-    assert response.status_code == 500
-    assert response.json()["error"] == "internal"
-    assert "disk full" not in response.text
-    assert client.run(lambda: Project.count()) == 0
-
-
-def test_patch_sets_fork_builds(client: Client, token: str) -> None:
-    create(client, token, name="web")
-
-    response = client.patch(
-        "/projects/web", json={"allow_fork_builds": True}, headers=bearer(token)
-    )
-
-    assert response.json()["allow_fork_builds"] is True
-
-
-def test_env_values_are_limited_in_bytes(client: Client, token: str) -> None:
-    # 40,000 characters, 120,000 bytes of UTF-8: under the character limit, over the byte one.
-    response = create(client, token, name="web", env={"BIG": "€" * 40_000})
-
-    assert response.status_code == 400
-    assert "larger than 64 KiB" in response.json()["detail"]
-
-
-@pytest.mark.parametrize(
-    ("changes", "fragment"),
-    [
-        ({"A" * 256: "x"}, "is not valid"),
-        ({"NUL": "a\x00b"}, "NUL character"),
-        ({"HOME": "/root"}, "reserved"),
-    ],
-)
-def test_env_rules(changes: dict[str, str], fragment: str) -> None:
-    with pytest.raises(UserError) as caught:
-        envvars.check_changes(changes)
-
-    assert fragment in caught.value.detail
-
-
-def test_sealer_refuses_an_unknown_version() -> None:
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
-    sealed = sealer.seal(1, "A", "value")
-
-    with pytest.raises(SealError, match="unknown seal version"):
-        sealer.open(1, "A", b"\x02" + sealed[1:])
-
-
-def test_a_projects_env_opens_for_its_build(client: Client, token: str) -> None:
-    project_id = create(client, token, name="web", env={"A": "1", "B": "two"}).json()["id"]
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
-
-    assert client.run(lambda: envvars.load(sealer, project_id)) == {"A": "1", "B": "two"}
