@@ -1,0 +1,270 @@
+"""What migration 0004 must leave behind, and how its tests read a database's schema and rows."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from piccolo.apps.migrations.commands.backwards import run_backwards
+from piccolo.querystring import QueryString
+
+from app import database
+from app.database import AnyEngine
+from tests.support.migration_fixture import DEPLOYMENTS, deployment_id
+
+T = TypeVar("T")
+
+
+MIGRATION_0004 = "2026-12-02T00:00:00:000000"
+
+
+NEW_DEPLOYMENT_COLUMNS = (
+    "error_code",
+    "report_pending",
+    "reported_phase",
+    "report_claim",
+    "report_claimed_until",
+)
+
+
+CLAIMED = ("building-claimed", "cancelled-branch-deleted")
+"""The fixture's deployments a replica of the previous code was reporting (`c:…`)."""
+
+
+REPORTING = {
+    # label: (report_pending, reported_phase)
+    "queued-unreported": (True, None),
+    "queued-reported": (False, "queued"),
+    "building-claimed": (True, None),
+    "building-reported": (False, "building"),
+    "ready-reported": (False, "ready"),
+    "ready-retired": (False, "inactive"),
+    "ready-no-installation": (False, "unreported"),
+    "ready-pending": (True, None),
+    "cancelled-fork": (False, "cancelled"),
+    "cancelled-superseded": (True, None),
+    "cancelled-branch-deleted": (True, None),
+    "cancelled-by-user": (False, "cancelled"),
+    "cancelled-without-error": (False, "cancelled"),
+    "failed-timeout": (False, "failed"),
+    "failed-no-output": (False, "failed"),
+    "failed-start": (False, "failed"),
+    "failed-env-vars": (True, None),
+    "failed-clone-token": (False, "failed"),
+    "failed-restart": (False, "failed"),
+    "failed-build": (False, "failed"),
+    "failed-without-error": (False, "failed"),
+    "failed-build-mentions-timeout": (False, "failed"),
+    "failed-build-timeout-capitalised": (False, "failed"),
+}
+
+
+ERROR_CODES = {
+    "queued-unreported": None,
+    "queued-reported": None,
+    "building-claimed": None,
+    "building-reported": None,
+    "ready-reported": None,
+    "ready-retired": None,
+    "ready-no-installation": None,
+    "ready-pending": None,
+    "cancelled-fork": "fork_refused",
+    "cancelled-superseded": "superseded",
+    "cancelled-branch-deleted": "branch_deleted",
+    "cancelled-by-user": "cancelled",
+    "cancelled-without-error": "cancelled",
+    "failed-timeout": "timeout",
+    "failed-no-output": "no_output",
+    "failed-start": "start_failed",
+    "failed-env-vars": "env_unopenable",
+    "failed-clone-token": "clone_token_unavailable",
+    "failed-restart": "interrupted",
+    "failed-build": "build_failed",
+    "failed-without-error": "build_failed",
+    "failed-build-mentions-timeout": "build_failed",
+    "failed-build-timeout-capitalised": "build_failed",
+}
+
+
+Column = tuple[str, bool, str | None]
+"""A column as the engine describes it: declared type, whether it takes NULL, default."""
+
+
+COLUMNS_AFTER: dict[str, dict[tuple[str, str], Column]] = {
+    "sqlite": {
+        ("scalemesh_deployment", "error_code"): ("VARCHAR(40)", True, "null"),
+        ("scalemesh_deployment", "report_pending"): ("BOOLEAN", False, "true"),
+        ("scalemesh_deployment", "reported_phase"): ("VARCHAR(20)", True, "null"),
+        ("scalemesh_deployment", "report_claim"): ("VARCHAR(32)", True, "null"),
+        ("scalemesh_deployment", "report_claimed_until"): ("TIMESTAMPTZ", True, "null"),
+        ("scalemesh_pull_request_comment", "comment_id"): ("INTEGER", True, "null"),
+        ("scalemesh_pull_request_comment", "state"): ("VARCHAR(20)", False, "'written'"),
+    },
+    "postgres": {
+        ("scalemesh_deployment", "error_code"): (
+            "character varying(40)",
+            True,
+            "NULL::character varying",
+        ),
+        ("scalemesh_deployment", "report_pending"): ("boolean", False, "true"),
+        ("scalemesh_deployment", "reported_phase"): (
+            "character varying(20)",
+            True,
+            "NULL::character varying",
+        ),
+        ("scalemesh_deployment", "report_claim"): (
+            "character varying(32)",
+            True,
+            "NULL::character varying",
+        ),
+        ("scalemesh_deployment", "report_claimed_until"): (
+            "timestamp with time zone",
+            True,
+            None,
+        ),
+        ("scalemesh_pull_request_comment", "comment_id"): ("bigint", True, None),
+        ("scalemesh_pull_request_comment", "state"): (
+            "character varying(20)",
+            False,
+            "'written'::character varying",
+        ),
+    },
+}
+
+
+def run(scenario: Callable[[], Awaitable[T]]) -> T:
+    async def call() -> T:
+        return await scenario()
+
+    return asyncio.run(call())
+
+
+async def select(engine: AnyEngine, sql: str, *args: object) -> list[dict[str, Any]]:
+    return [dict(row) for row in await engine.run_querystring(QueryString(sql, *args))]
+
+
+async def deployments(engine: AnyEngine) -> dict[str, dict[str, Any]]:
+    """The fixture's deployment rows, by label."""
+    labels = {deployment_id(deployment.label): deployment.label for deployment in DEPLOYMENTS}
+    rows = await select(engine, 'SELECT * FROM "scalemesh_deployment"')
+    return {labels[uuid.UUID(str(row["id"]))]: row for row in rows}
+
+
+async def comments(engine: AnyEngine) -> dict[tuple[str, int], dict[str, Any]]:
+    rows = await select(engine, 'SELECT * FROM "scalemesh_pull_request_comment"')
+    return {(row["repository"], row["pr_number"]): row for row in rows}
+
+
+async def tables(engine: AnyEngine) -> list[str]:
+    if engine.engine_type == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    else:
+        sql = (
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY 1"
+        )
+    return [row["name"] for row in await select(engine, sql)]
+
+
+async def dump(engine: AnyEngine) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every row of every table but Piccolo's own, by table and id."""
+    return {
+        table: {
+            str(row["id"]): row
+            for row in await select(engine, f'SELECT * FROM "{table}"')  # noqa: S608
+        }
+        for table in await tables(engine)
+        if table != "migration"
+    }
+
+
+async def columns(engine: AnyEngine, table: str) -> dict[str, Column]:
+    """Each column of `table`, in order."""
+    if engine.engine_type == "sqlite":
+        info = await select(engine, f'PRAGMA table_info("{table}")')
+        return {row["name"]: (row["type"], not row["notnull"], row["dflt_value"]) for row in info}
+    info = await select(
+        engine,
+        "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default "
+        "FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = {} ORDER BY ordinal_position",
+        table,
+    )
+    return {
+        row["column_name"]: (
+            row["data_type"]
+            + (f"({row['character_maximum_length']})" if row["character_maximum_length"] else ""),
+            row["is_nullable"] == "YES",
+            row["column_default"],
+        )
+        for row in info
+    }
+
+
+async def schema(engine: AnyEngine) -> dict[str, dict[str, list[Any]]]:
+    """Every table's columns, indexes and constraints, as the engine describes them."""
+    described = {}
+    for table in await tables(engine):
+        described[table] = {
+            "columns": list((await columns(engine, table)).items()),
+            "indexes": await indexes(engine, table),
+            "constraints": await constraints(engine, table),
+        }
+    return described
+
+
+async def indexes(engine: AnyEngine, table: str) -> list[Any]:
+    if engine.engine_type != "sqlite":
+        rows = await select(
+            engine,
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename = {} ORDER BY indexname",
+            table,
+        )
+        return [(row["indexname"], row["indexdef"]) for row in rows]
+    indexes = []
+    for index in await select(engine, f'PRAGMA index_list("{table}")'):
+        keys = await select(engine, f'PRAGMA index_info("{index["name"]}")')
+        indexes.append(
+            (index["name"], index["unique"], index["origin"], [key["name"] for key in keys])
+        )
+    return sorted(indexes)
+
+
+async def constraints(engine: AnyEngine, table: str) -> list[Any]:
+    if engine.engine_type != "sqlite":
+        rows = await select(
+            engine,
+            "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+            "WHERE conrelid = to_regclass({}) ORDER BY conname",
+            f'"{table}"',
+        )
+        return [(row["conname"], row["definition"]) for row in rows]
+    keys = await select(engine, f'PRAGMA foreign_key_list("{table}")')
+    return sorted(
+        (key["from"], key["table"], key["to"], key["on_update"], key["on_delete"]) for key in keys
+    )
+
+
+async def backward(engine: AnyEngine) -> None:
+    database.bind(engine)
+    result = await run_backwards("scalemesh", migration_id=MIGRATION_0004, auto_agree=True)
+    assert result.success, result.message
+
+
+async def refusal(engine: AnyEngine, sql: str, *args: object) -> BaseException | None:
+    try:
+        await engine.run_querystring(QueryString(sql, *args))
+    except (sqlite3.Error, asyncpg.PostgresError) as exc:
+        return exc
+    return None
+
+
+def is_not_null_violation(exc: BaseException | None) -> bool:
+    if isinstance(exc, asyncpg.exceptions.NotNullViolationError):
+        return True
+    return isinstance(exc, sqlite3.IntegrityError) and "NOT NULL" in str(exc)
