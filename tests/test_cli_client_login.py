@@ -153,7 +153,9 @@ class NotScaleMesh(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        if self.path.startswith("/projects"):
+        if self.path.startswith("/json/"):
+            self._answer(200, "application/json", b'{"welcome": true}')
+        elif self.path.startswith("/projects"):
             self._answer(200, "text/html", b"<h1>Welcome</h1>")
         else:
             self._answer(502, "text/html", b"<h1>Bad gateway</h1>")
@@ -231,6 +233,18 @@ def test_a_saved_api_that_is_something_else_says_so(
 
     assert code == 1
     assert err.startswith(f"scalemesh: {message.format(url=other_server)}")
+
+
+def test_an_answer_in_another_shape_says_so(
+    other_server: str, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save(config, f"{other_server}/json", "token")
+
+    code, _, err = cli(capsys, "projects")
+
+    assert code == 1
+    assert err.startswith("scalemesh: GET /projects answered in a shape this client does not know")
+    assert err.endswith(f"is {other_server}/json a Scale Mesh API?\n")
 
 
 @pytest.mark.parametrize(

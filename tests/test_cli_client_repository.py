@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.client import ClientError
+from app.client.answers import ProjectAnswer
 from app.client.repository import choose_project, local_repos, repo_key
 from tests.support.cli_client import make_repo
 from tests.support.git import git
@@ -31,12 +32,16 @@ def test_spellings_of_one_repository_share_a_key(url: str, key: str) -> None:
     assert repo_key(url, Path("/work/here")) == key
 
 
+def project(slug: str, git_url: str) -> ProjectAnswer:
+    return ProjectAnswer(slug=slug, production_url="", repo="", git_url=git_url, env=[])
+
+
 def test_the_project_comes_from_the_git_remote(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "clone")
     git(repo, "remote", "add", "origin", "git@github.com:Octo/Web.git")
     projects = [
-        {"slug": "web", "git_url": "https://github.com/octo/web.git"},
-        {"slug": "docs", "git_url": "https://github.com/octo/docs.git"},
+        project("web", "https://github.com/octo/web.git"),
+        project("docs", "https://github.com/octo/docs.git"),
     ]
 
     here = local_repos(repo / "")
@@ -45,9 +50,9 @@ def test_the_project_comes_from_the_git_remote(tmp_path: Path) -> None:
     assert choose_project(projects, here, repo) == "web"
     assert choose_project(projects[1:], here, repo) == "docs"  # the only one
     with pytest.raises(ClientError, match="projects web, web2 all build this repository"):
-        choose_project([*projects, {**projects[0], "slug": "web2"}], here, repo)
+        choose_project([*projects, project("web2", projects[0].git_url)], here, repo)
     with pytest.raises(ClientError, match=r"none of your projects \(docs, blog\) builds"):
-        choose_project([projects[1], {**projects[1], "slug": "blog"}], here, repo)
+        choose_project([projects[1], project("blog", projects[1].git_url)], here, repo)
     with pytest.raises(ClientError, match="you have no projects; create one"):
         choose_project([], here, repo)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import msgspec
 
 from app.client import ClientError
 from app.client.config import config_path, load_config
@@ -18,6 +19,8 @@ PAGE = 100
 """Deployments per request when searching a project's history (the API's maximum)."""
 
 EXPIRED = "your session expired; run scalemesh login"
+
+T = TypeVar("T")
 
 
 class Api:
@@ -72,6 +75,19 @@ class Api:
     def json(self, method: str, path: str, **options: Any) -> Any:
         return self._decode(method, path, self.call(method, path, **options))
 
+    def answer(self, kind: type[T], method: str, path: str, **options: Any) -> T:
+        """The answer, read as `kind` (`app.client.answers`)."""
+        return self._read(kind, method, path, self.json(method, path, **options))
+
+    def _read(self, kind: type[T], method: str, path: str, data: Any) -> T:
+        try:
+            return msgspec.convert(data, kind)
+        except msgspec.ValidationError as exc:
+            raise ClientError(
+                f"{method} {path} answered in a shape this client does not know ({exc}); "
+                f"is {self.base} a Scale Mesh API?"
+            ) from None
+
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
         try:
             return response.json()
@@ -80,13 +96,14 @@ class Api:
                 f"{method} {path} did not answer with JSON; is {self.base} a Scale Mesh API?"
             ) from None
 
-    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+    def pages(self, kind: type[T], path: str) -> Iterator[T]:
         """Every item of a paginated list, following its `Link: rel="next"` headers."""
         url: str | None = path
         params: Mapping[str, int] | None = {"limit": PAGE}
         while url is not None:
             response = self.call("GET", url, params=params)
-            yield from self._decode("GET", url, response)
+            items = self._read(list, "GET", url, self._decode("GET", url, response))
+            yield from (self._read(kind, "GET", url, item) for item in items)
             url = response.links.get("next", {}).get("url")
             params = None  # the next link carries its own
 

@@ -9,9 +9,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from app.client import ClientError
+from app.client.answers import DeploymentAnswer, ProjectAnswer, TokenAnswer
 from app.client.api import Api, deployment_path, project_path, session
 from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
 from app.client.follow import LogPrinter, follow
@@ -40,8 +42,11 @@ def _login(args: argparse.Namespace) -> int:
             raise ClientError("no password given") from None
     with Api(api) as http:
         answer = http.json("POST", "/user/login", body={"email": email, "password": password})
-    token = answer.get("token") if isinstance(answer, dict) else None
-    if not isinstance(token, str) or not token:
+    try:
+        token = msgspec.convert(answer, TokenAnswer).token
+    except msgspec.ValidationError:
+        token = ""
+    if not token:
         raise ClientError(f"{api} answered the login without a token; is it a Scale Mesh API?")
     path = config_path(os.environ)
     save_config(path, Config(api, token))
@@ -62,12 +67,12 @@ def _read_line(prompt: str, missing: str) -> str:
 
 def _projects(_: argparse.Namespace) -> int:
     with session() as api:
-        projects = api.json("GET", "/projects")
+        projects = api.answer(list[ProjectAnswer], "GET", "/projects")
     if not projects:
         print("No projects yet: scalemesh project create NAME --repo REPO", file=sys.stderr)
         return 0
     rows = [("SLUG", "PRODUCTION URL", "REPO")]
-    rows += [(p["slug"], p["production_url"], p["repo"]) for p in projects]
+    rows += [(p.slug, p.production_url, p.repo) for p in projects]
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
     for slug, url, repo in rows:
         print(f"{slug:<{widths[0]}}  {url:<{widths[1]}}  {repo}")
@@ -80,9 +85,9 @@ def _project_create(args: argparse.Namespace) -> int:
         if getattr(args, field) is not None:
             body[field] = getattr(args, field)
     with session() as api:
-        project = api.json("POST", "/project", body=body)
-    print(f"Created {project['slug']}: production at {project['production_url']}")
-    print(f"Deploy it with: scalemesh deploy {project['slug']}", file=sys.stderr)
+        project = api.answer(ProjectAnswer, "POST", "/project", body=body)
+    print(f"Created {project.slug}: production at {project.production_url}")
+    print(f"Deploy it with: scalemesh deploy {project.slug}", file=sys.stderr)
     return 0
 
 
@@ -91,14 +96,15 @@ def _deploy(args: argparse.Namespace) -> int:
         slug = args.project
         if slug is None:
             cwd = Path.cwd()
-            slug = choose_project(api.json("GET", "/projects"), local_repos(cwd), cwd)
+            projects = api.answer(list[ProjectAnswer], "GET", "/projects")
+            slug = choose_project(projects, local_repos(cwd), cwd)
         body = {"project": slug} if args.ref is None else {"project": slug, "ref": args.ref}
-        deployment = api.json("POST", "/deploy", body=body)
-        where = deployment["branch"] or deployment["ref"]
-        print(f"Deploying {slug} ({where} @ {deployment['sha'][:7]}): {deployment['id']}")
-        print(f"URL  {deployment['url']}")
-        print(f"Log  {deployment['log_url']}", flush=True)
-        return follow_to_the_end(api, deployment["id"]) if args.follow else 0
+        deployment = api.answer(DeploymentAnswer, "POST", "/deploy", body=body)
+        where = deployment.branch or deployment.ref
+        print(f"Deploying {slug} ({where} @ {deployment.sha[:7]}): {deployment.id}")
+        print(f"URL  {deployment.url}")
+        print(f"Log  {deployment.log_url}", flush=True)
+        return follow_to_the_end(api, deployment.id) if args.follow else 0
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -127,10 +133,10 @@ def follow_to_the_end(api: Api, deployment_id: str) -> int:
     state = result.get("state")
     if state != "ready":
         raise ClientError(explain(result))
-    deployment = api.json("GET", deployment_path(deployment_id))
-    print(f"Ready: {deployment['url']}")
+    deployment = api.answer(DeploymentAnswer, "GET", deployment_path(deployment_id))
+    print(f"Ready: {deployment.url}")
     # `aliases` lists the deployment's own URL too.
-    for alias in [url for url in deployment["aliases"] if url != deployment["url"]]:
+    for alias in [url for url in deployment.aliases if url != deployment.url]:
         print(f"  also {alias}")
     return 0
 
@@ -143,37 +149,35 @@ async def _tick(printer: LogPrinter) -> None:
 
 def _rollback(args: argparse.Namespace) -> int:
     with session() as api:
-        project = api.json("GET", project_path(args.project))
-        slug = project["slug"]
+        project = api.answer(ProjectAnswer, "GET", project_path(args.project))
+        slug = project.slug
         if args.deployment is not None:
-            target = api.json("GET", deployment_path(args.deployment))
-            if target["project"] != slug:
-                raise ClientError(
-                    f"deployment {target['id']} belongs to {target['project']}, not {slug}"
-                )
+            target = api.answer(DeploymentAnswer, "GET", deployment_path(args.deployment))
+            if target.project != slug:
+                raise ClientError(f"deployment {target.id} belongs to {target.project}, not {slug}")
         else:
-            target = _previous(api, slug, project["production_url"])
-        promoted = api.json("POST", f"{deployment_path(target['id'])}/promote")
-    where = promoted["branch"] or promoted["ref"]
+            target = _previous(api, slug, project.production_url)
+        promoted = api.answer(DeploymentAnswer, "POST", f"{deployment_path(target.id)}/promote")
+    where = promoted.branch or promoted.ref
     print(
-        f"Production of {slug} now serves {promoted['id']} ({where} @ {promoted['sha'][:7]}): "
-        f"{project['production_url']}"
+        f"Production of {slug} now serves {promoted.id} ({where} @ {promoted.sha[:7]}): "
+        f"{project.production_url}"
     )
     return 0
 
 
-def _previous(api: Api, slug: str, production_url: str) -> dict[str, Any]:
+def _previous(api: Api, slug: str, production_url: str) -> DeploymentAnswer:
     """The newest ready deployment older than the one production serves now."""
-    current: dict[str, Any] | None = None
-    for deployment in api.pages(f"{project_path(slug)}/deployments"):
+    current: DeploymentAnswer | None = None
+    for deployment in api.pages(DeploymentAnswer, f"{project_path(slug)}/deployments"):
         if current is None:
-            current = deployment if production_url in deployment["aliases"] else None
-        elif deployment["state"] == "ready":
+            current = deployment if production_url in deployment.aliases else None
+        elif deployment.state == "ready":
             return deployment
     if current is None:
         raise ClientError(f"production of {slug} serves no deployment yet; deploy it first")
     raise ClientError(
-        f"no ready deployment of {slug} is older than the one in production ({current['id']})"
+        f"no ready deployment of {slug} is older than the one in production ({current.id})"
     )
 
 
@@ -193,18 +197,18 @@ def _env_unset(args: argparse.Namespace) -> int:
 
 def _change_env(slug: str, changes: dict[str, str | None], done: str) -> int:
     with session() as api:
-        project = api.json("PATCH", project_path(slug), body={"env": changes})
-    print(f"{done} {', '.join(changes)} on {project['slug']}; the next deployment uses the change.")
+        project = api.answer(ProjectAnswer, "PATCH", project_path(slug), body={"env": changes})
+    print(f"{done} {', '.join(changes)} on {project.slug}; the next deployment uses the change.")
     return 0
 
 
 def _env_list(args: argparse.Namespace) -> int:
     with session() as api:
-        project = api.json("GET", project_path(args.project))
-    for name in project["env"]:
+        project = api.answer(ProjectAnswer, "GET", project_path(args.project))
+    for name in project.env:
         print(name)
-    if not project["env"]:
-        print(f"{project['slug']} has no env vars", file=sys.stderr)
+    if not project.env:
+        print(f"{project.slug} has no env vars", file=sys.stderr)
     return 0
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from app.client import ClientError
+from app.client.answers import ProjectAnswer
 
 GIT_TIMEOUT_S = 10.0
 
@@ -53,8 +53,8 @@ def _git(cwd: Path, *args: str) -> list[str]:
     return done.stdout.splitlines() if done.returncode == 0 else []
 
 
-def choose_project(projects: Sequence[Mapping[str, Any]], here: set[str], cwd: Path) -> str:
-    matches = [p["slug"] for p in projects if repo_key(p["git_url"], cwd) in here]
+def choose_project(projects: Sequence[ProjectAnswer], here: set[str], cwd: Path) -> str:
+    matches = [p.slug for p in projects if repo_key(p.git_url, cwd) in here]
     if len(matches) == 1:
         return str(matches[0])
     if matches:
@@ -63,12 +63,12 @@ def choose_project(projects: Sequence[Mapping[str, Any]], here: set[str], cwd: P
             "name one: scalemesh deploy PROJECT"
         )
     if len(projects) == 1:
-        return str(projects[0]["slug"])
+        return projects[0].slug
     if not projects:
         raise ClientError(
             "you have no projects; create one with scalemesh project create NAME --repo REPO"
         )
-    names = ", ".join(str(p["slug"]) for p in projects)
+    names = ", ".join(p.slug for p in projects)
     raise ClientError(
         f"none of your projects ({names}) builds the repository here; "
         "name one: scalemesh deploy PROJECT"
