@@ -70,6 +70,22 @@ class Target:
     prefix: str
     """Storage prefix of the deployment's files, ending with `/` (`builder.spec.output_prefix`)."""
 
+    COLUMNS = (
+        Alias.deployment.project.as_alias("project_id"),
+        Alias.deployment.as_alias("deployment_id"),
+        Alias.deployment.state.as_alias("state"),
+    )
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Target:
+        project_id, deployment_id = int(row["project_id"]), str(row["deployment_id"])
+        return cls(
+            project_id=project_id,
+            deployment_id=deployment_id,
+            state=DeploymentState(row["state"]),
+            prefix=output_prefix(project_id, deployment_id),
+        )
+
     @property
     def ready(self) -> bool:
         return self.state is DeploymentState.READY
@@ -266,24 +282,8 @@ class Lookup:
 
 
 async def _query(name: str) -> Target | None:
-    row = await (
-        Alias.select(
-            Alias.deployment.project.as_alias("project_id"),
-            Alias.deployment.as_alias("deployment_id"),
-            Alias.deployment.state.as_alias("state"),
-        )
-        .where(Alias.hostname == name)
-        .first()
-    )
-    if row is None:
-        return None
-    project_id, deployment_id = int(row["project_id"]), str(row["deployment_id"])
-    return Target(
-        project_id=project_id,
-        deployment_id=deployment_id,
-        state=DeploymentState(row["state"]),
-        prefix=output_prefix(project_id, deployment_id),
-    )
+    row = await Alias.select(*Target.COLUMNS).where(Alias.hostname == name).first()
+    return None if row is None else Target.of(row)
 
 
 async def _aliases_version() -> tuple[Any, ...]:
