@@ -45,6 +45,7 @@ from app.storage.choice import storage_from_settings
 from app.users.routes import UserController
 from app.users.service import UserService
 from app.web import pages
+from app.web.projects import Dashboard
 from app.web.routes import ROUTES as PAGES
 from app.webhooks import edge
 from app.webhooks.worker import DeliveryWorker
@@ -123,6 +124,7 @@ class Services:
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
     projects: ProjectService | None = None
+    dashboard: Dashboard | None = None
 
 
 def create_app(
@@ -174,6 +176,7 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage
             )
+            services.dashboard = Dashboard(settings, users, services.projects, services.deployments)
             services.deliveries = deliveries = DeliveryWorker(
                 HandlerContext(settings, engine, reconciler, announce), webhook_router()
             )
@@ -218,6 +221,7 @@ def create_app(
             "projects": Provide(lambda: services.projects, sync_to_thread=False),
             "deployments": Provide(lambda: services.deployments, sync_to_thread=False),
             "deliveries": Provide(lambda: services.deliveries, sync_to_thread=False),
+            "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -228,6 +232,7 @@ def create_app(
             ProjectService,
             DeploymentService,
             DeliveryWorker,
+            Dashboard,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,

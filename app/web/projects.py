@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -51,40 +52,72 @@ NEW_PROJECT_FIELDS = (
 )
 
 
-async def rows_of(
-    deployments: DeploymentService, user: CurrentUser, slug: str, limit: int = DEPLOYMENTS_SHOWN
-) -> list[DeploymentRow]:
-    return [
-        DeploymentRow.of(view) for view in await deployments.list_for(user.id, slug, limit=limit)
-    ]
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    """What the project and deployment pages work with, injected as one (`dashboard`)."""
+
+    settings: Settings
+    users: UserService
+    projects: ProjectService
+    deployments: DeploymentService
+
+    async def rows(
+        self, user: CurrentUser, slug: str, limit: int = DEPLOYMENTS_SHOWN
+    ) -> list[DeploymentRow]:
+        views = await self.deployments.list_for(user.id, slug, limit=limit)
+        return [DeploymentRow.of(view) for view in views]
+
+    async def project_page(
+        self,
+        request: Request[Any, Any, Any],
+        user: CurrentUser,
+        slug: str,
+        *,
+        refused: UserError | None = None,
+        form: str = "deploy",
+        env_name: str = "",
+    ) -> Response[str]:
+        """The project page; with what `form` (`deploy` or `env`) was refused for, if it was."""
+        try:
+            details = await self.projects.get(user.id, slug)
+        except UserError as exc:
+            return not_found(request, self.settings, user, exc.detail)
+        shown = ProjectOut.of(details)
+        return page(
+            request,
+            self.settings,
+            user,
+            "project.html",
+            status_code=status_of(refused) if refused else 200,
+            project=shown,
+            deployments=await self.rows(user, slug),
+            github=shown.github,
+            deploy_error=refused.detail if refused and form == "deploy" else None,
+            env_error=refused.detail if refused and form == "env" else None,
+            env_name=env_name,
+        )
 
 
 @get("/")
-async def dashboard(
-    request: Request[Any, Any, Any],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    projects: NamedDependency[ProjectService],
-    deployments: NamedDependency[DeploymentService],
+async def dashboard_page(
+    request: Request[Any, Any, Any], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    user = await page_user(request, users)
+    user = await page_user(request, dashboard.users)
     cards = []
-    for details in await projects.list_for(user.id):
-        last = await rows_of(deployments, user, details.project.slug, 1)
+    for details in await dashboard.projects.list_for(user.id):
+        last = await dashboard.rows(user, details.project.slug, 1)
         cards.append(ProjectCard(ProjectOut.of(details), last[0] if last else None))
-    return page(request, settings, user, "dashboard.html", cards=cards)
+    return page(request, dashboard.settings, user, "dashboard.html", cards=cards)
 
 
 @get("/new")
 async def new_project_page(
-    request: Request[Any, Any, Any],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
+    request: Request[Any, Any, Any], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    user = await page_user(request, users)
+    user = await page_user(request, dashboard.users)
     values = dict.fromkeys(NEW_PROJECT_FIELDS, "")
     values["production_branch"] = "main"
-    return page(request, settings, user, "new_project.html", values=values, errors={})
+    return page(request, dashboard.settings, user, "new_project.html", values=values, errors={})
 
 
 def project_errors(form: Mapping[str, str], settings: Settings) -> dict[str, str]:
@@ -109,12 +142,10 @@ def project_errors(form: Mapping[str, str], settings: Settings) -> dict[str, str
 
 @post("/new", status_code=200)
 async def new_project_submit(
-    request: Request[Any, Any, Any],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    projects: NamedDependency[ProjectService],
+    request: Request[Any, Any, Any], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    user, form = await form_user(request, settings, users)
+    settings = dashboard.settings
+    user, form = await form_user(request, settings, dashboard.users)
     values = {field: form.get(field, "").strip() for field in NEW_PROJECT_FIELDS}
     errors = project_errors(values, settings)
     if not errors:
@@ -122,7 +153,7 @@ async def new_project_submit(
             data = msgspec.convert(
                 {name: value for name, value in values.items() if value}, ProjectIn
             )
-            created = await projects.create(user.id, data.new_project())
+            created = await dashboard.projects.create(user.id, data.new_project())
         except msgspec.ValidationError as exc:
             # Only the length limits are left to msgspec: the checks above said the rest.
             problem = str(exc)
@@ -138,69 +169,27 @@ async def new_project_submit(
     )
 
 
-async def project_page_for(
-    request: Request[Any, Any, Any],
-    settings: Settings,
-    projects: ProjectService,
-    deployments: DeploymentService,
-    user: CurrentUser,
-    slug: str,
-    *,
-    status_code: int = 200,
-    deploy_error: str | None = None,
-    env_error: str | None = None,
-    env_name: str = "",
-) -> Response[str]:
-    try:
-        details = await projects.get(user.id, slug)
-    except UserError as exc:
-        return not_found(request, settings, user, exc.detail)
-    shown = ProjectOut.of(details)
-    return page(
-        request,
-        settings,
-        user,
-        "project.html",
-        status_code=status_code,
-        project=shown,
-        deployments=await rows_of(deployments, user, slug),
-        github=shown.github,
-        deploy_error=deploy_error,
-        env_error=env_error,
-        env_name=env_name,
-    )
-
-
 @get(f"{UI}/projects/{{slug:str}}")
 async def project_page(
-    request: Request[Any, Any, Any],
-    slug: FromPath[str],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    projects: NamedDependency[ProjectService],
-    deployments: NamedDependency[DeploymentService],
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    user = await page_user(request, users)
-    return await project_page_for(request, settings, projects, deployments, user, slug)
+    user = await page_user(request, dashboard.users)
+    return await dashboard.project_page(request, user, slug)
 
 
 @get(f"{UI}/projects/{{slug:str}}/deployments")
 async def deployments_fragment(
-    request: Request[Any, Any, Any],
-    slug: FromPath[str],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    deployments: NamedDependency[DeploymentService],
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
 ) -> Response[str]:
     """The deployments table alone: the project page polls it to keep states live."""
-    user = await signed_in(request, users)
+    user = await signed_in(request, dashboard.users)
     if user is None:
         return Response("", status_code=404, headers=PAGE_HEADERS)
     try:
-        rows = await rows_of(deployments, user, slug)
+        rows = await dashboard.rows(user, slug)
     except UserError:
         return Response("", status_code=404, headers=PAGE_HEADERS)
-    seen = viewer(request, settings, user)
+    seen = viewer(request, dashboard.settings, user)
     html = (
         templates()
         .get_template("_deployments.html")
@@ -211,64 +200,37 @@ async def deployments_fragment(
 
 @post(f"{UI}/projects/{{slug:str}}/deploy", status_code=200)
 async def deploy_submit(
-    request: Request[Any, Any, Any],
-    slug: FromPath[str],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    projects: NamedDependency[ProjectService],
-    deployments: NamedDependency[DeploymentService],
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    user, form = await form_user(request, settings, users)
+    user, form = await form_user(request, dashboard.settings, dashboard.users)
     try:
-        queued = await deployments.deploy(user.id, slug, form.get("ref"))
+        queued = await dashboard.deployments.deploy(user.id, slug, form.get("ref"))
     except UserError as exc:
         if exc.kind is ErrorKind.NOT_FOUND:
-            return not_found(request, settings, user, exc.detail)
-        return await project_page_for(
-            request,
-            settings,
-            projects,
-            deployments,
-            user,
-            slug,
-            status_code=status_of(exc),
-            deploy_error=exc.detail,
-        )
+            return not_found(request, dashboard.settings, user, exc.detail)
+        return await dashboard.project_page(request, user, slug, refused=exc)
     return Redirect(f"/deployments/{queued.id}", status_code=303)
 
 
 @post(f"{UI}/projects/{{slug:str}}/env", status_code=200)
 async def env_submit(
-    request: Request[Any, Any, Any],
-    slug: FromPath[str],
-    settings: NamedDependency[Settings],
-    users: NamedDependency[UserService],
-    projects: NamedDependency[ProjectService],
-    deployments: NamedDependency[DeploymentService],
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
     """Add or replace one env var, or delete it (`delete` set): values only ever go in."""
-    user, form = await form_user(request, settings, users)
+    user, form = await form_user(request, dashboard.settings, dashboard.users)
     name = form.get("name", "").strip()
     change: dict[str, str | None] = {name: None if "delete" in form else form.get("value", "")}
     try:
-        await projects.update(user.id, slug, ProjectChanges(env=change))
+        await dashboard.projects.update(user.id, slug, ProjectChanges(env=change))
     except UserError as exc:
-        return await project_page_for(
-            request,
-            settings,
-            projects,
-            deployments,
-            user,
-            slug,
-            status_code=status_of(exc),
-            env_error=exc.detail,
-            env_name=name,
+        return await dashboard.project_page(
+            request, user, slug, refused=exc, form="env", env_name=name
         )
     return Redirect(f"/projects/{slug}#env", status_code=303)
 
 
 ROUTES = [
-    dashboard,
+    dashboard_page,
     new_project_page,
     new_project_submit,
     project_page,
