@@ -22,6 +22,8 @@ from app.settings import Settings
 from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
 from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
 from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
+from tests.support.lookup import World, make_world
+from tests.support.proxy import on_storage
 from tests.support.services import (
     Emptier,
     PostgresDatabases,
@@ -147,3 +149,21 @@ def client(settings: Settings) -> Iterator[Client]:
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as test_client:
         yield test_client
+
+
+# --- the proxy --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def proxy_settings(
+    request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
+) -> Iterator[Settings]:
+    """`settings` on each storage the proxy reads from: a local directory, S3 (moto)."""
+    with on_storage(request.param, settings, make_settings) as chosen:
+        yield chosen
+
+
+@pytest.fixture
+async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A bound database with a user and a project `shop`, for alias lookups; counts queries."""
+    return await make_world(settings, monkeypatch)

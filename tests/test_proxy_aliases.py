@@ -16,10 +16,9 @@ from redis.asyncio import Redis
 from app.aliases import ALIAS_CHANNEL, publish_alias_change
 from app.deployments import point_alias, publish
 from app.hostnames import branch_label, deployment_label
-from app.settings import Settings
 from app.tables import Alias, DeploymentState, Target
 from proxy.lookup import AliasSubscriber, Lookup, _hostnames
-from tests.support.lookup import ROOT, FakeClock, World, make_world
+from tests.support.lookup import ROOT, FakeClock, World
 from tests.support.services import redis_url, unique_name
 from tests.support.waiting import eventually, eventually_async
 
@@ -29,11 +28,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
-    return await make_world(settings, monkeypatch)
 
 
 async def serving(lookups: list[Lookup], host: str) -> list[str | None]:

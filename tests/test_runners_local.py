@@ -349,18 +349,24 @@ async def test_a_failing_bus_does_not_stall_the_build(
     await runner.aclose()
 
 
-async def test_an_escaped_child_cannot_hold_the_build_open(
-    bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def escaped_build(bus: FakeBus, work_root: Path, pidfile: Path) -> tuple[LocalRunner, int]:
+    """A finished build whose child left its process group and still holds the output open;
+    the runner (its drain time 0.2 s) and the child's pid."""
     runner = LocalRunner(
         bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
     )
-    pidfile = tmp_path / "pids"
     handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
-
     assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
-    assert "build left processes holding its output open" in caplog.messages
     (escaped,) = pids(pidfile)
+    return runner, escaped
+
+
+async def test_an_escaped_child_cannot_hold_the_build_open(
+    bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner, escaped = await escaped_build(bus, work_root, tmp_path / "pids")
+
+    assert "build left processes holding its output open" in caplog.messages
     try:
         (tmp_path / "pids.go").touch()  # the escaped child prints a line now
         await eventually(lambda: (tmp_path / "pids.printed").exists())
@@ -376,13 +382,7 @@ async def test_an_escaped_child_cannot_hold_the_build_open(
 async def test_closing_waits_for_the_output_an_escaped_child_held(
     bus: FakeBus, work_root: Path, tmp_path: Path
 ) -> None:
-    runner = LocalRunner(
-        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
-    )
-    pidfile = tmp_path / "pids"
-    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
-    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
-    (escaped,) = pids(pidfile)
+    runner, escaped = await escaped_build(bus, work_root, tmp_path / "pids")
     assert runner._stragglers, "the escaped child still holds the build's output open"
     runner._drain_timeout = WAIT_S  # the output ends as the child dies: closing waits for that
 
