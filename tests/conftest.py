@@ -53,7 +53,9 @@ CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 @pytest.fixture(autouse=True)
-def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Hash passwords with `CHEAP_HASHER`, unless the test is marked `argon2_production`.
 
     Production parameters cost ~0.1 s of CPU per hash on purpose, and every sign-up pays two
@@ -63,14 +65,10 @@ def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("argon2_production"):
         yield
         return
-    production = auth._hasher
-    auth._hasher = CHEAP_HASHER
-    auth._dummy_hash.cache_clear()  # made with the hasher in force when first needed
-    try:
-        yield
-    finally:
-        auth._hasher = production
-        auth._dummy_hash.cache_clear()
+    monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+    auth._dummy_hash.cache_clear()  # made with whichever hasher is in force when first needed
+    yield
+    auth._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")
