@@ -25,10 +25,14 @@ dev: $(STAMP)
 # Coverage counts the `scalemesh` subprocesses the CLI tests start, too. Without PostgreSQL the
 # PostgreSQL-only branches cannot run, so the 100% gate is CI's (.ci/run sets COVERAGE_MIN=100).
 COVERAGE_MIN ?= 0
+# One and a half xdist workers per core: a good part of the suite's time is spent waiting (for
+# `scalemesh` and builder subprocesses, servers starting, the browser), which the extra worker
+# fills. Measured on two cores with coverage: 2 workers 157 s, 3 workers 144 s, 4 workers 147 s.
+TEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1; print(n + (n + 1) // 2)')
 
 test: $(STAMP)
 	@rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/coverage run -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	@$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report --fail-under=$(COVERAGE_MIN)
 

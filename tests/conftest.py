@@ -19,9 +19,9 @@ from argon2 import PasswordHasher
 from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
 from app.users import passwords
-from tests.support.api import PASSWORD as PASSWORD  # re-exported for test_cli_client.py
 from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
-from tests.support.api import bearer as bearer  # re-exported for test_cli_client.py
+from tests.support.lookup import World, make_world
+from tests.support.proxy import on_storage
 from tests.support.services import (
     Emptier,
     PostgresDatabases,
@@ -51,7 +51,9 @@ CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 @pytest.fixture(autouse=True)
-def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Hash passwords with `CHEAP_HASHER`, unless the test is marked `argon2_production`.
 
     Production parameters cost ~0.1 s of CPU per hash on purpose, and every sign-up pays two
@@ -61,12 +63,8 @@ def _cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("argon2_production"):
         yield
         return
-    production = passwords.HASHER
-    passwords.HASHER = CHEAP_HASHER  # the dummy hash for unknown emails follows the hasher
-    try:
-        yield
-    finally:
-        passwords.HASHER = production
+    monkeypatch.setattr(passwords, "HASHER", CHEAP_HASHER)  # the dummy hash follows it
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +143,21 @@ def client(settings: Settings) -> Iterator[Client]:
     app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
     with Client(app) as test_client:
         yield test_client
+
+
+# --- the proxy --------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def proxy_settings(
+    request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
+) -> Iterator[Settings]:
+    """`settings` on each storage the proxy reads from: a local directory, S3 (moto)."""
+    with on_storage(request.param, settings, make_settings) as chosen:
+        yield chosen
+
+
+@pytest.fixture
+async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
+    """A bound database with a user and a project `shop`, for alias lookups; counts queries."""
+    return await make_world(settings, monkeypatch)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, bearer
 from tests.support import cli_client
+from tests.support.api import PASSWORD, bearer
 from tests.support.cli_client import Account, Live, cli, save, scalemesh
 from tests.support.ports import refused_port
 

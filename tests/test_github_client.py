@@ -23,7 +23,6 @@ from app.github import client as client_module
 from app.github.api import CommentGone, GitHubApi, GitHubError
 from app.github.client import GitHubAppClient
 from app.settings import Settings
-from tests.github_fake import APP_ID, Call, FakeGitHubApi, app_private_key
 from tests.support import github_client
 from tests.support.github_client import (
     INSTALLATION,
@@ -35,6 +34,8 @@ from tests.support.github_client import (
     mint_path,
     status,
 )
+from tests.support.github_fake import APP_ID, FakeGitHubApi
+from tests.support.github_shapes import Call, app_private_key
 
 pytestmark = pytest.mark.anyio
 

@@ -9,9 +9,9 @@ import pytest
 
 from app.github.api import GitHubError
 from app.github.client import GitHubAppClient
-from tests.github_fake import FakeGitHubApi
 from tests.support import github_client
 from tests.support.github_client import INSTALLATION, MARKER, REPO, SHA, app_settings, status
+from tests.support.github_fake import FakeGitHubApi
 
 pytestmark = pytest.mark.anyio
 

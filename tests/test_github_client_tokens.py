@@ -12,9 +12,10 @@ from cryptography.hazmat.primitives import serialization
 
 from app.github.api import GitHubError
 from app.github.client import GitHubAppClient
-from tests.github_fake import APP_ID, FakeGitHubApi, app_private_key
 from tests.support import github_client
 from tests.support.github_client import INSTALLATION, REPO, SHA, app_settings, mint_path, status
+from tests.support.github_fake import APP_ID, FakeGitHubApi
+from tests.support.github_shapes import app_private_key
 
 pytestmark = pytest.mark.anyio
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from app.asgi import create_app
 from app.health import run_checks
 from app.settings import Settings
 from tests.support.api import Client
+from tests.support.ports import refused_port
 from tests.support.services import redis_url
 
 
@@ -41,23 +41,16 @@ def test_health_pings_redis_when_configured(
     assert response.json()["components"]["log_bus"] == "ok"
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_health_names_an_unreachable_redis(
     make_settings: Callable[..., Settings], database_url: str
 ) -> None:
-    settings = make_settings(
-        SCALEMESH_DATABASE_URL=database_url,
-        SCALEMESH_REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0",
-    )
-
-    with Client(create_app(settings)) as client:
-        response = client.get("/health")
+    with refused_port() as port:
+        settings = make_settings(
+            SCALEMESH_DATABASE_URL=database_url,
+            SCALEMESH_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+        )
+        with Client(create_app(settings)) as client:
+            response = client.get("/health")
 
     assert response.status_code == 503
     body = response.json()

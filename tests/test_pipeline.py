@@ -18,7 +18,6 @@ from app.settings import Settings
 from app.tables import Alias
 from builder.spec import MANIFEST
 from tests.support.api import Client, bearer, sign_up
-from tests.support.git import git as git  # re-exported for test_cli_client.py
 from tests.support.sites import NPM_OFFLINE, make_site
 
 HANGING_BUILD = "node -e 'setTimeout(() => {}, 60000)'"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,8 @@ from tests.support.proxy import (
     Served,
     file_entry,
     now,
-    on_storage,
     seed,
 )
-
-
-@pytest.fixture(params=["local", "s3"])
-def proxy_settings(
-    request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
-) -> Iterator[Settings]:
-    with on_storage(request.param, settings, make_settings) as chosen:
-        yield chosen
 
 
 @pytest.fixture

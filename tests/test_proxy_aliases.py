@@ -17,10 +17,9 @@ from app.aliases import ALIAS_CHANNEL, publish_alias_change
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.publish import point_alias, publish
 from app.hostnames import branch_label, deployment_label
-from app.settings import Settings
 from app.tables import Alias
 from proxy.lookup import AliasSubscriber, Lookup, _hostnames
-from tests.support.lookup import ROOT, FakeClock, World, make_world
+from tests.support.lookup import ROOT, FakeClock, World
 from tests.support.services import redis_url, unique_name
 from tests.support.waiting import eventually, eventually_async
 
@@ -30,11 +29,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
-    return await make_world(settings, monkeypatch)
 
 
 async def serving(lookups: list[Lookup], host: str) -> list[str | None]:

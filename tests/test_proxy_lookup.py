@@ -12,12 +12,11 @@ import pytest
 
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import point_alias
-from app.settings import Settings
 from app.tables import Deployment
 from builder.spec import output_prefix
 from proxy import lookup as lookup_module
 from proxy.lookup import MISSING, Lookup
-from tests.support.lookup import ROOT, FakeClock, World, make_world
+from tests.support.lookup import ROOT, FakeClock, World
 
 pytestmark = pytest.mark.anyio
 
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
-    return await make_world(settings, monkeypatch)
 
 
 async def test_a_label_under_the_root_domain(world: World) -> None:

@@ -7,7 +7,7 @@ proxy stops polling, so only the announcement (on the test's own channel) can te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -21,7 +21,7 @@ from app.tables import Alias, User
 from proxy.asgi import Proxy, running
 from tests.support.api import Client, OfflineResolver
 from tests.support.lookup import FakeClock
-from tests.support.proxy import INDEX, OTHER, Served, now, on_storage, seed
+from tests.support.proxy import INDEX, OTHER, Served, now, seed
 from tests.support.services import redis_url
 from tests.support.waiting import eventually_async
 
@@ -33,14 +33,6 @@ OTHER_INDEX = b"<h1>Other</h1>"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(params=["local", "s3"])
-def proxy_settings(
-    request: pytest.FixtureRequest, settings: Settings, make_settings: Callable[..., Settings]
-) -> Iterator[Settings]:
-    with on_storage(request.param, settings, make_settings) as chosen:
-        yield chosen
 
 
 @pytest.fixture

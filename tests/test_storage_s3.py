@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,7 @@ from botocore.stub import Stubber
 from app.storage import ObjectNotFound, StorageError
 from app.storage.s3 import S3Storage, s3_client
 from tests.support import s3_bucket
+from tests.support.ports import refused_port
 from tests.support.s3_bucket import BUCKET
 
 pytestmark = pytest.mark.anyio
@@ -26,13 +26,6 @@ bucket = s3_bucket.bucket
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 # --- S3 specifics ---------------------------------------------------------------------------
@@ -128,11 +121,11 @@ async def test_s3_objects_that_would_not_delete_are_an_error() -> None:
             await storage.delete_prefix("a/")
 
 
-def unreachable_s3() -> S3Storage:
+def unreachable_s3(port: int) -> S3Storage:
     # One attempt: the default client retries a refused connection for a second or so.
     client = boto3.client(
         "s3",
-        endpoint_url=f"http://127.0.0.1:{closed_port()}",
+        endpoint_url=f"http://127.0.0.1:{port}",
         region_name="us-east-1",
         config=Config(retries={"max_attempts": 1}),
     )
@@ -154,18 +147,18 @@ def unreachable_s3() -> S3Storage:
 async def test_an_unreachable_endpoint_is_a_storage_error(
     operation: Callable[[S3Storage], Any],
 ) -> None:
-    with pytest.raises(StorageError, match="Could not connect") as caught:
-        await operation(unreachable_s3())
+    with refused_port() as port, pytest.raises(StorageError, match="Could not connect") as caught:
+        await operation(unreachable_s3(port))
     assert not isinstance(caught.value, ObjectNotFound)
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__
 
 
 async def test_s3_client_endpoint_errors_become_storage_errors() -> None:
-    storage = S3Storage(s3_client(f"http://127.0.0.1:{closed_port()}"), "bucket")
-
-    with pytest.raises(StorageError, match="bucket bucket"):
-        await storage.check()
+    with refused_port() as port:
+        storage = S3Storage(s3_client(f"http://127.0.0.1:{port}"), "bucket")
+        with pytest.raises(StorageError, match="bucket bucket"):
+            await storage.check()
 
 
 async def test_s3_check_names_a_missing_bucket(aws: None) -> None:

@@ -19,6 +19,7 @@ from tests.support.github_app import (
     App,
     pr_event,
 )
+from tests.support.waiting import WAIT_S
 from tests.support.webhooks import INSTALLATION, REPO
 
 
@@ -30,13 +31,30 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     first: Reporter = app.services.reporter
     second = Reporter(settings, app.services.github)
     create = app.services.github.create_comment
+    refused = asyncio.Event()
 
-    async def slow_create(*args: Any) -> int:
-        await asyncio.sleep(0.05)  # long enough for the other replica to get there too
+    def watch(comments: Any) -> None:
+        hold = comments._hold
+
+        async def watched(*args: Any) -> None:
+            try:
+                await hold(*args)
+            except CommentBusy:
+                refused.set()
+                raise
+
+        monkeypatch.setattr(comments, "_hold", watched)
+
+    async def create_once_the_other_is_refused(*args: Any) -> int:
+        # Whoever holds the row creates the comment only after the other replica was turned
+        # away: both are then inside the write at once, whichever got there first.
+        await asyncio.wait_for(refused.wait(), WAIT_S)
         comment_id: int = await create(*args)
         return comment_id
 
-    monkeypatch.setattr(app.services.github, "create_comment", slow_create)
+    watch(first.comments)
+    watch(second.comments)
+    monkeypatch.setattr(app.services.github, "create_comment", create_once_the_other_is_refused)
 
     async def both() -> list[object]:
         writes = (reporter.comments.refresh(INSTALLATION, REPO, 2) for reporter in (first, second))

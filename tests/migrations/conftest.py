@@ -9,7 +9,8 @@ import pytest
 from app import database
 from app.database import AnyEngine
 from app.settings import Settings
-from tests.conftest import TEST_SECRET_KEY, PostgresDatabases
+from tests.support.api import TEST_SECRET_KEY
+from tests.support.services import PostgresDatabases
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -28,7 +28,7 @@ from app.asgi import create_app
 from app.cli import main
 from app.client.config import Config, save_config
 from app.settings import Settings
-from tests.conftest import PASSWORD, TEST_SECRET_KEY, bearer
+from tests.support.api import PASSWORD, TEST_SECRET_KEY, bearer
 from tests.support.git import git
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ import pytest
 from app.github.api import GitHubApi
 from app.github.client import GitHubAppClient
 from app.settings_parts import GitHubSettings, Secret
-from tests.github_fake import APP_ID, WEBHOOK_SECRET, FakeGitHubApi, app_private_key
+from tests.support.github_fake import APP_ID, WEBHOOK_SECRET, FakeGitHubApi
+from tests.support.github_shapes import app_private_key
 
 REPO = "octo-org/web"
 SHA = "a" * 40

@@ -73,7 +73,9 @@ class Running:
                 return None
             return response if response.status_code == 200 else None
 
-        return wait_until(answered, interval=0.1, what=lambda: f"{url} ready:\n{self.stderr}")
+        response = wait_until(answered, interval=0.1, what=lambda: f"{url} ready:\n{self.stderr}")
+        assert response is not None
+        return response
 
     def wait_for_stderr(self, text: str) -> None:
         def printed() -> bool:
@@ -84,11 +86,14 @@ class Running:
 
         wait_until(printed, what=lambda: f"{text!r} printed:\n{self.stderr}")
 
+    def _delivered(self, sig: signal.Signals) -> None:
+        wait_until(lambda: not signal_pending(self.process.pid, sig), what=f"{sig.name} delivered")
+
     def stop(self, *signals: signal.Signals) -> int:
         for sig in signals:
             self.process.send_signal(sig)
             # Delivered before the next is sent: the kernel merges two pending alike signals.
-            wait_until(lambda sig=sig: not signal_pending(self.process.pid, sig), what="delivery")
+            self._delivered(sig)
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

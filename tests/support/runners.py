@@ -8,8 +8,11 @@ from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
 
+from app.runners.api import RunState, RunStatus
+from app.runners.local import LocalRunner
 from builder.events import LogEvent
 from builder.spec import BuildSpec
+from tests.support.waiting import eventually_async
 
 FAKE_BUILDER = Path(__file__).parent.parent / "fixtures" / "fake_builder.py"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -83,3 +86,22 @@ class Unreachable:
 
     def close(self) -> None:
         self.closed = True
+
+
+async def finished(runner: LocalRunner, handle: str) -> RunState:
+    """The build's state once it is no longer running."""
+
+    async def ended() -> RunState | None:
+        state = await runner.poll(handle)
+        return None if state.status is RunStatus.RUNNING else state
+
+    return await eventually_async(ended, interval=0.02, what="the build ending")
+
+
+def leftovers(work_root: Path) -> list[Path]:
+    """What the runner left in its work root (a quick listing: fine inside a test)."""
+    return list(work_root.iterdir())
+
+
+def pids(path: Path) -> list[int]:
+    return [int(pid) for pid in path.read_text().split()]

@@ -36,8 +36,8 @@ def make_site(
 ) -> str:
     """An npm site at `path`, committed on `main`; its `file://` URL. `a__b` names file `a.b`."""
     path.mkdir()
-    package = {"name": "site", "version": "1.0.0", "private": True}
-    package["scripts"] = {"build": build_script}  # type: ignore[assignment]
+    package: dict[str, object] = {"name": "site", "version": "1.0.0", "private": True}
+    package["scripts"] = {"build": build_script}
     lock = {
         "name": "site",
         "version": "1.0.0",

@@ -20,6 +20,22 @@ WAIT_S = 30.0
 _INTERVAL_S = 0.01
 
 
+class _Deadline:
+    """When waiting for `condition` gives up, and what the failure then says."""
+
+    def __init__(
+        self, condition: Callable[..., object], within: float, what: str | Callable[[], str]
+    ) -> None:
+        self._at = time.monotonic() + within
+        self._condition, self._within, self._what = condition, within, what
+
+    def check(self) -> None:
+        if time.monotonic() > self._at:
+            described = self._what() if callable(self._what) else self._what
+            name = getattr(self._condition, "__name__", "the condition")
+            raise AssertionError(f"{described or name} did not happen within {self._within} s")
+
+
 def wait_until(
     condition: Callable[[], T],
     *,
@@ -28,10 +44,9 @@ def wait_until(
     what: str | Callable[[], str] = "",
 ) -> T:
     """Poll `condition` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + within
+    deadline = _Deadline(condition, within, what)
     while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(_timed_out(condition, within, what))
+        deadline.check()
         time.sleep(interval)
     return result
 
@@ -44,10 +59,9 @@ async def eventually(
     what: str | Callable[[], str] = "",
 ) -> T:
     """`wait_until` inside an event loop: the loop keeps running between two checks."""
-    deadline = time.monotonic() + within
+    deadline = _Deadline(condition, within, what)
     while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(_timed_out(condition, within, what))
+        deadline.check()
         await asyncio.sleep(interval)
     return result
 
@@ -60,20 +74,11 @@ async def eventually_async(
     what: str | Callable[[], str] = "",
 ) -> T:
     """`eventually` for a condition that must itself await (a query, a request)."""
-    deadline = time.monotonic() + within
+    deadline = _Deadline(condition, within, what)
     while not (result := await condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(_timed_out(condition, within, what))
+        deadline.check()
         await asyncio.sleep(interval)
     return result
-
-
-def _timed_out(
-    condition: Callable[..., object], within: float, what: str | Callable[[], str]
-) -> str:
-    described = what() if callable(what) else what
-    name = getattr(condition, "__name__", "the condition")
-    return f"{described or name} did not happen within {within} s"
 
 
 def alive(pid: int) -> bool:

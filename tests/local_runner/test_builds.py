@@ -1,8 +1,4 @@
-"""The local build runner against a fake builder (`tests/fixtures/fake_builder.py`).
-
-Each build is a real process group: the tests check what reaches the log bus, what the
-builder's environment holds, and that cancelling or closing leaves no process behind.
-"""
+"""The local runner's builds: what reaches the bus and the builder, how they end or are stopped."""
 
 from __future__ import annotations
 
@@ -11,44 +7,27 @@ import base64
 import dataclasses
 import logging
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
-from app.runners.local import LocalRunner, _lines
-from builder.spec import MAX_TEXT, Masker
-from tests.support.runners import FAKE_BUILDER, REDIS, TOKEN, FakeBus, make_spec
-from tests.support.waiting import WAIT_S, alive, eventually, eventually_async
+from app.runners.local import LocalRunner
+from builder.spec import Masker
+from tests.support.runners import (
+    FAKE_BUILDER,
+    REDIS,
+    TOKEN,
+    FakeBus,
+    finished,
+    leftovers,
+    make_spec,
+    pids,
+)
+from tests.support.waiting import alive, eventually
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the local runner uses asyncio's subprocess API
-
-
-async def finished(runner: LocalRunner, handle: str) -> RunState:
-    """The build's state once it is no longer running."""
-
-    async def ended() -> RunState | None:
-        state = await runner.poll(handle)
-        return None if state.status is RunStatus.RUNNING else state
-
-    return await eventually_async(ended, interval=0.02, what="the build ending")
-
-
-def leftovers(work_root: Path) -> list[Path]:
-    """What the runner left in its work root (a quick listing: fine inside a test)."""
-    return list(work_root.iterdir())
-
-
-def pids(path: Path) -> list[int]:
-    return [int(pid) for pid in path.read_text().split()]
 
 
 def test_secret_values_cover_the_token_as_git_sends_it_and_skip_short_values() -> None:
@@ -61,32 +40,6 @@ def test_secret_values_cover_the_token_as_git_sends_it_and_skip_short_values() -
     assert "dev" not in secrets
     assert secrets[0] == spec.env["PEM"]  # longest first
     assert Masker.for_spec(dataclasses.replace(spec, token="", env={})).secrets == ()
-
-
-@pytest.fixture
-def bus() -> FakeBus:
-    return FakeBus()
-
-
-@pytest.fixture
-def work_root(tmp_path: Path) -> Path:
-    return tmp_path / "builds"
-
-
-@pytest.fixture
-def base_env() -> dict[str, str]:
-    return {"PATH": os.environ["PATH"], "SCALEMESH_TEST_BASE": "from-base"}
-
-
-@pytest.fixture
-async def local(
-    bus: FakeBus, work_root: Path, base_env: dict[str, str]
-) -> AsyncIterator[LocalRunner]:
-    runner = LocalRunner(
-        bus, base_env, work_root, command=[sys.executable, str(FAKE_BUILDER)], cancel_grace=0.3
-    )
-    yield runner
-    await runner.aclose()
 
 
 async def test_construction_warns_that_builds_are_not_sandboxed(
@@ -305,91 +258,6 @@ async def test_aclose_kills_running_builds(
     )
     with pytest.raises(RunnerError, match="shut down"):
         await runner.start(make_spec())
-
-
-async def test_odd_output_is_split_and_decoded(
-    local: LocalRunner, bus: FakeBus, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("app.runners.local.MAX_LINE", 10_000)
-    handle = await local.start(make_spec(FAKE_MODE="bytes"))
-
-    assert (await finished(local, handle)).status is RunStatus.SUCCEEDED
-    texts = bus.texts("dep-1", "system")
-    assert all(0 < len(text) <= MAX_TEXT for text in texts)
-    assert "".join(text for text in texts if text[0] == "x") == "x" * 20_000
-    assert "".join(text for text in texts if text[0] == "y") == "y" * 25_000
-    assert texts[-2:] == ["café \ufffd", "no newline at the end"]
-
-
-async def test_long_lines_are_cut_without_inventing_empty_ones(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("app.runners.local.MAX_LINE", 4)
-    stream = asyncio.StreamReader()
-    stream.feed_data(b"abcd\nabcdef\n\nabc")
-    stream.feed_eof()
-
-    # "abcd" is cut before its newline is seen; "abcdef" arrives whole (at most 2 * MAX_LINE
-    # is ever buffered); the empty line is real.
-    assert [line async for line in _lines(stream)] == ["abcd", "abcdef", "", "abc"]
-
-
-async def test_a_failing_bus_does_not_stall_the_build(
-    work_root: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    runner = LocalRunner(
-        FakeBus(fail=True), {}, work_root, command=[sys.executable, str(FAKE_BUILDER)]
-    )
-    handle = await runner.start(make_spec())
-
-    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
-    lost = [r for r in caplog.records if r.getMessage() == "build log line lost"]
-    assert len(lost) == 2  # once per stream, not once per line
-    assert lost[0].__dict__["deployment_id"] == "dep-1"
-    await runner.aclose()
-
-
-async def test_an_escaped_child_cannot_hold_the_build_open(
-    bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    runner = LocalRunner(
-        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
-    )
-    pidfile = tmp_path / "pids"
-    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
-
-    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
-    assert "build left processes holding its output open" in caplog.messages
-    (escaped,) = pids(pidfile)
-    try:
-        (tmp_path / "pids.go").touch()  # the escaped child prints a line now
-        await eventually(lambda: (tmp_path / "pids.printed").exists())
-    finally:
-        os.kill(escaped, signal.SIGKILL)
-    # Its death closes the output: the runner reads it to the end, dropping what it reads.
-    await eventually(lambda: not runner._stragglers)
-    assert "late" not in bus.texts("dep-1", "system")
-    assert bus.events.get("dep-1", []) == []  # the builder itself printed nothing
-    await runner.aclose()
-
-
-async def test_closing_waits_for_the_output_an_escaped_child_held(
-    bus: FakeBus, work_root: Path, tmp_path: Path
-) -> None:
-    runner = LocalRunner(
-        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
-    )
-    pidfile = tmp_path / "pids"
-    handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
-    assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
-    (escaped,) = pids(pidfile)
-    assert runner._stragglers, "the escaped child still holds the build's output open"
-    runner._drain_timeout = WAIT_S  # the output ends as the child dies: closing waits for that
-
-    os.kill(escaped, signal.SIGKILL)  # its output closes as it dies...
-    await runner.aclose()  # ...and closing reads it to the end rather than dropping it
-
-    assert not runner._stragglers
 
 
 async def test_the_default_command_runs_the_builder_module(
