@@ -43,7 +43,8 @@ async def move(
         changes[Deployment.error] = error
     if error_code is not None:
         changes[Deployment.error_code] = error_code
-        # Ours or the repository's: GitHub gets `error` for ours, `failure` for theirs.
+        # Readers take this from the code's kind; stored too, so that a database migrated
+        # back to 0003 (whose code reads only this column) still tells ours from theirs.
         changes[Deployment.platform_fault] = KIND[error_code] is ErrorKind.PLATFORM
     if started_at is not None:
         changes[Deployment.started_at] = started_at

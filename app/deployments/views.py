@@ -15,7 +15,7 @@ from piccolo.custom_types import Combinable
 
 from app import hostnames
 from app.deployments.lifecycle import FINAL_STATES, DeploymentState, Target
-from app.errors import ErrorCode
+from app.errors import KIND, ErrorCode, ErrorKind
 from app.settings import Settings
 from app.tables import Alias, Deployment
 
@@ -40,8 +40,6 @@ class DeploymentView:
     finished_at: datetime | None
     error: str | None
     error_code: ErrorCode | None
-    platform_fault: bool
-    from_fork: bool
     retired: bool
     github_deployment_id: int | None
     url: str
@@ -52,8 +50,6 @@ class DeploymentView:
     """Every URL that points at it now (production, branch, custom domains)."""
     production_url: str
     branch_url: str | None
-    production: bool
-    """Production points at it now."""
     older_than_production: bool
     """Made before what production points at: pointing production here is a rollback."""
 
@@ -64,6 +60,16 @@ class DeploymentView:
     @property
     def finished(self) -> bool:
         return self.state in FINAL_STATES
+
+    @property
+    def production(self) -> bool:
+        """Production points at it now."""
+        return self.production_url in self.alias_urls
+
+    @property
+    def platform_fault(self) -> bool:
+        """It failed by our fault, not the build's: GitHub gets `error`, not `failure`."""
+        return self.error_code is not None and KIND[self.error_code] is ErrorKind.PLATFORM
 
     @property
     def environment_url(self) -> str:
@@ -91,17 +97,9 @@ _COLUMNS = (
     Deployment.finished_at,
     Deployment.error,
     Deployment.error_code,
-    Deployment.platform_fault,
-    Deployment.from_fork,
     Deployment.retired,
     Deployment.github_deployment_id,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _Production:
-    deployment_id: str
-    created_at: datetime
 
 
 class DeploymentViews:
@@ -135,8 +133,8 @@ class DeploymentViews:
         ids = [str(row["id"]) for row in rows]
         slugs = {str(row["project.slug"]) for row in rows}
         aliases = await self._aliases(ids)
-        production = await self._production(slugs)
-        return [self._view(row, aliases, production) for row in rows]
+        production_since = await self._production_since(slugs)
+        return [self._view(row, aliases, production_since) for row in rows]
 
     async def _aliases(self, ids: Sequence[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {deployment_id: [] for deployment_id in ids}
@@ -149,26 +147,22 @@ class DeploymentViews:
             found[str(row["deployment"])].append(self.settings.deployment_url(row["hostname"]))
         return found
 
-    async def _production(self, slugs: set[str]) -> dict[str, _Production]:
+    async def _production_since(self, slugs: set[str]) -> dict[str, datetime]:
+        """When what each project's production serves was made (for Promote or Rollback)."""
         labels = {hostnames.production_label(slug): slug for slug in slugs}
-        rows = await Alias.select(
-            Alias.hostname, Alias.deployment, Alias.deployment.created_at
-        ).where(Alias.hostname.is_in(list(labels)))
-        return {
-            labels[row["hostname"]]: _Production(
-                str(row["deployment"]), row["deployment.created_at"]
-            )
-            for row in rows
-        }
+        rows = await Alias.select(Alias.hostname, Alias.deployment.created_at).where(
+            Alias.hostname.is_in(list(labels))
+        )
+        return {labels[row["hostname"]]: row["deployment.created_at"] for row in rows}
 
     def _view(
         self,
         row: dict[str, Any],
         aliases: dict[str, list[str]],
-        production: dict[str, _Production],
+        production_since: dict[str, datetime],
     ) -> DeploymentView:
         deployment_id, slug = str(row["id"]), str(row["project.slug"])
-        current = production.get(slug)
+        since = production_since.get(slug)
         branch = row["branch"]
         url = self.settings.deployment_url
         return DeploymentView(
@@ -189,8 +183,6 @@ class DeploymentViews:
             finished_at=row["finished_at"],
             error=row["error"],
             error_code=None if row["error_code"] is None else ErrorCode(row["error_code"]),
-            platform_fault=bool(row["platform_fault"]),
-            from_fork=bool(row["from_fork"]),
             retired=bool(row["retired"]),
             github_deployment_id=row["github_deployment_id"],
             url=url(hostnames.deployment_label(slug, deployment_id)),
@@ -198,6 +190,5 @@ class DeploymentViews:
             alias_urls=tuple(aliases[deployment_id]),
             production_url=url(hostnames.production_label(slug)),
             branch_url=None if branch is None else url(hostnames.branch_label(slug, branch)),
-            production=current is not None and current.deployment_id == deployment_id,
-            older_than_production=current is not None and row["created_at"] < current.created_at,
+            older_than_production=since is not None and row["created_at"] < since,
         )

@@ -7,21 +7,20 @@ the ones it was made with.
 
 from __future__ import annotations
 
+import functools
+
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 HASHER = PasswordHasher()
 _DUMMY_PASSWORD = "scalemesh-timing-equaliser"  # noqa: S105 - hashed to waste time, guards nothing
-_dummies: dict[int, str] = {}
 
 
+@functools.lru_cache(maxsize=2)
 def _dummy_hash(hasher: PasswordHasher) -> str:
     """Verified against when the email is unknown, so both failures cost the same time."""
-    key = id(hasher)
-    if key not in _dummies:
-        _dummies[key] = hasher.hash(_DUMMY_PASSWORD)
-    return _dummies[key]
+    return hasher.hash(_DUMMY_PASSWORD)
 
 
 async def hash_password(password: str) -> str:
