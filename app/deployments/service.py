@@ -20,6 +20,7 @@ from app.logs.archive import read_log
 from app.logs.bus import LogBus
 from app.pipeline import Pipeline
 from app.projects.access import project_for, visible_deployments
+from app.projects.records import ProjectRecord
 from app.refs import RefError, RefResolver
 from app.storage import Storage
 from app.tables import Deployment
@@ -74,7 +75,12 @@ class DeploymentService:
         self, user_id: int, slug: str, *, limit: int, offset: int = 0
     ) -> list[DeploymentView]:
         """The project's deployments, newest first."""
-        project = await project_for(user_id, slug)
+        return await self.of_project(await project_for(user_id, slug), limit=limit, offset=offset)
+
+    async def of_project(
+        self, project: ProjectRecord, *, limit: int, offset: int = 0
+    ) -> list[DeploymentView]:
+        """The deployments of a project the caller was given through `projects.access`."""
         return await self.views.find(Deployment.project == project.id, limit=limit, offset=offset)
 
     async def cancel(self, user_id: int, deployment_id: str) -> DeploymentView:

@@ -15,6 +15,8 @@ from litestar.response import Redirect
 from app.deployments.service import DeploymentService
 from app.errors import ErrorKind, UserError
 from app.http.errors import status_of
+from app.projects.access import project_for
+from app.projects.records import ProjectRecord
 from app.projects.routes import ProjectIn, ProjectOut
 from app.projects.rules import (
     check_branch,
@@ -62,9 +64,9 @@ class Dashboard:
     deployments: DeploymentService
 
     async def rows(
-        self, user: CurrentUser, slug: str, limit: int = DEPLOYMENTS_SHOWN
+        self, project: ProjectRecord, limit: int = DEPLOYMENTS_SHOWN
     ) -> list[DeploymentRow]:
-        views = await self.deployments.list_for(user.id, slug, limit=limit)
+        views = await self.deployments.of_project(project, limit=limit)
         return [DeploymentRow.of(view) for view in views]
 
     async def project_page(
@@ -90,7 +92,7 @@ class Dashboard:
             "project.html",
             status_code=status_of(refused) if refused else 200,
             project=shown,
-            deployments=await self.rows(user, slug),
+            deployments=await self.rows(details.project),
             github=shown.github,
             deploy_error=refused.detail if refused and form == "deploy" else None,
             env_error=refused.detail if refused and form == "env" else None,
@@ -105,7 +107,7 @@ async def dashboard_page(
     user = await page_user(request, dashboard.users)
     cards = []
     for details in await dashboard.projects.list_for(user.id):
-        last = await dashboard.rows(user, details.project.slug, 1)
+        last = await dashboard.rows(details.project, 1)
         cards.append(ProjectCard(ProjectOut.of(details), last[0] if last else None))
     return page(request, dashboard.settings, user, "dashboard.html", cards=cards)
 
@@ -186,9 +188,10 @@ async def deployments_fragment(
     if user is None:
         return Response("", status_code=404, headers=PAGE_HEADERS)
     try:
-        rows = await dashboard.rows(user, slug)
+        project = await project_for(user.id, slug)
     except UserError:
         return Response("", status_code=404, headers=PAGE_HEADERS)
+    rows = await dashboard.rows(project)
     seen = viewer(request, dashboard.settings, user)
     html = (
         templates()
