@@ -13,7 +13,7 @@ from app import hostnames
 from app.asgi import create_app
 from app.deployments.publish import point_alias
 from app.settings import Settings
-from app.tables import Deployment, EnvVar, Project
+from app.tables import Alias, Deployment, EnvVar, Project
 from tests.support.api import Client, OfflineResolver, bearer, sign_up
 from tests.support.pages import (
     HTML,
@@ -286,3 +286,36 @@ def test_the_project_page_links_to_the_github_app(github_client: Client) -> None
     page = github_client.get("/projects/my-site", headers=HTML).text
     assert "not installed" in page
     assert 'href="https://github.com/apps/scale-mesh/installations/new"' in page
+
+
+def test_another_accounts_forms_reach_nothing_of_this_one(client: Client) -> None:
+    """Every dashboard page and form answers 404 for another account's project or deployment,
+    and changes nothing: not its deployments, not production, not its env vars."""
+    csrf = browser_signup(client)
+    new_project(client, csrf)
+    client.post("/ui/projects/my-site/deploy", data={"csrf": csrf})
+    (ready,) = deployment_ids(client, "my-site")
+    make_ready(client, ready, minutes_ago=1)
+    client.post("/ui/projects/my-site/deploy", data={"csrf": csrf})
+    (queued,) = set(deployment_ids(client, "my-site")) - {ready}
+    client.cookies.clear()
+    mallory = browser_signup(client, "mallory@example.com")
+
+    for path in ("/projects/my-site", f"/deployments/{ready}"):
+        assert client.get(path, headers=HTML).status_code == 404, path
+    assert client.get("/ui/projects/my-site/deployments").status_code == 404
+    for path, fields in [
+        ("/ui/projects/my-site/deploy", {}),
+        ("/ui/projects/my-site/env", {"name": "API_KEY", "value": "stolen"}),
+        (f"/ui/deployments/{queued}/cancel", {}),
+        (f"/ui/deployments/{ready}/promote", {}),
+    ]:
+        response = client.post(path, data={"csrf": mallory, **fields}, follow_redirects=False)
+        assert response.status_code == 404, path
+    assert "my-site" not in client.get("/", headers=HTML).text
+
+    assert deployment_ids(client, "my-site") == [ready, queued]
+    states = client.run(lambda: Deployment.select(Deployment.state).order_by(Deployment.created_at))
+    assert [row["state"] for row in states] == ["ready", "queued"]
+    assert client.run(lambda: Alias.count()) == 0  # nothing was promoted
+    assert client.run(lambda: EnvVar.count()) == 0
