@@ -24,6 +24,7 @@ class ErrorKind(StrEnum):
     CONFLICT = "conflict"
     TOO_MANY_REQUESTS = "too_many_requests"
     UNAVAILABLE = "unavailable"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     BUILD = "build"
     """The repository's own build went wrong: its owner fixes the code or the settings."""
     PLATFORM = "platform"
@@ -59,6 +60,18 @@ class ErrorCode(StrEnum):
     NOT_PROMOTABLE = "not_promotable"
     TOO_MANY_SIGN_INS = "too_many_sign_ins"
     GITHUB_NOT_CONFIGURED = "github_not_configured"
+    SIGNUP_CLOSED = "signup_closed"
+    ADMIN_ONLY = "admin_only"
+    PERMISSION_DENIED = "permission_denied"
+    GITHUB_LINK_REQUIRED = "github_link_required"
+    REPOSITORY_NOT_FOUND = "repository_not_found"
+    OAUTH_STATE_INVALID = "oauth_state_invalid"
+    OAUTH_REFUSED = "oauth_refused"
+    OAUTH_PENDING = "oauth_pending"
+    GITHUB_UNAVAILABLE = "github_unavailable"
+    NOT_JSON = "not_json"
+    CROSS_SITE = "cross_site"
+    TOKEN_NOT_FOUND = "token_not_found"  # noqa: S105 - an error code
     # Why a deployment did not go live (`Deployment.error_code`).
     BUILD_FAILED = "build_failed"
     TIMEOUT = "timeout"
@@ -71,6 +84,8 @@ class ErrorCode(StrEnum):
     SUPERSEDED = "superseded"
     BRANCH_DELETED = "branch_deleted"
     FORK_REFUSED = "fork_refused"
+    ALIAS_TAKEN = "alias_taken"
+    NOT_LINKED = "not_linked"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -100,6 +115,18 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.NOT_PROMOTABLE: _K.CONFLICT,
         _C.TOO_MANY_SIGN_INS: _K.TOO_MANY_REQUESTS,
         _C.GITHUB_NOT_CONFIGURED: _K.UNAVAILABLE,
+        _C.SIGNUP_CLOSED: _K.FORBIDDEN,
+        _C.ADMIN_ONLY: _K.FORBIDDEN,
+        _C.PERMISSION_DENIED: _K.FORBIDDEN,
+        _C.GITHUB_LINK_REQUIRED: _K.FORBIDDEN,
+        _C.REPOSITORY_NOT_FOUND: _K.NOT_FOUND,
+        _C.OAUTH_STATE_INVALID: _K.INVALID,
+        _C.OAUTH_REFUSED: _K.INVALID,
+        _C.OAUTH_PENDING: _K.CONFLICT,
+        _C.GITHUB_UNAVAILABLE: _K.UNAVAILABLE,
+        _C.NOT_JSON: _K.UNSUPPORTED_MEDIA_TYPE,
+        _C.CROSS_SITE: _K.FORBIDDEN,
+        _C.TOKEN_NOT_FOUND: _K.NOT_FOUND,
         _C.BUILD_FAILED: _K.BUILD,
         _C.TIMEOUT: _K.BUILD,
         _C.NO_OUTPUT: _K.PLATFORM,
@@ -111,6 +138,8 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.SUPERSEDED: _K.STOPPED,
         _C.BRANCH_DELETED: _K.STOPPED,
         _C.FORK_REFUSED: _K.STOPPED,
+        _C.ALIAS_TAKEN: _K.PLATFORM,
+        _C.NOT_LINKED: _K.STOPPED,
     }
 )
 """The kind of every code."""
@@ -124,6 +153,7 @@ STATUS: Mapping[ErrorKind, int] = MappingProxyType(
         _K.CONFLICT: 409,
         _K.TOO_MANY_REQUESTS: 429,
         _K.UNAVAILABLE: 503,
+        _K.UNSUPPORTED_MEDIA_TYPE: 415,
         # Deployment outcomes are not answers to a request; were one raised, these fit.
         _K.BUILD: 422,
         _K.PLATFORM: 503,

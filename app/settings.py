@@ -18,10 +18,13 @@ from urllib.parse import urlsplit
 from app.secret_key import load_or_create_secret_key
 from app.settings_parsing import (
     EnvReader,
+    default_web_url,
     is_dns_label,
     parse_database,
     parse_ecs,
     parse_github,
+    parse_oauth,
+    parse_signup,
     parse_storage,
     require_http_url,
     runner_env,
@@ -30,8 +33,10 @@ from app.settings_parts import (
     DatabaseSettings,
     EcsSettings,
     GitHubSettings,
+    OAuthSettings,
     Secret,
     SettingsError,
+    Signup,
     StorageSettings,
 )
 
@@ -56,6 +61,10 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_GITHUB_WEBHOOK_SECRET",
     "SCALEMESH_GITHUB_API_URL",
     "SCALEMESH_GITHUB_APP_SLUG",
+    "SCALEMESH_GITHUB_WEB_URL",
+    "SCALEMESH_GITHUB_CLIENT_ID",
+    "SCALEMESH_GITHUB_CLIENT_SECRET",
+    "SCALEMESH_SIGNUP",
     "SCALEMESH_BUILD_TIMEOUT",
     "SCALEMESH_MAX_CONCURRENT_BUILDS",
     "SCALEMESH_RECONCILE_INTERVAL",
@@ -69,6 +78,7 @@ SECRET_VARIABLES = frozenset(
         "SCALEMESH_SECRET_KEY",
         "SCALEMESH_GITHUB_PRIVATE_KEY",
         "SCALEMESH_GITHUB_WEBHOOK_SECRET",
+        "SCALEMESH_GITHUB_CLIENT_SECRET",
         "SCALEMESH_DATABASE_URL",
         "SCALEMESH_REDIS_URL",
     }
@@ -94,6 +104,11 @@ class Settings:
     deployment_url_template: str = "http://{host}:8080"
     github: GitHubSettings | None = None
     github_api_url: str = "https://api.github.com"
+    github_web_url: str = "https://github.com"
+    """Where users sign in and install the App: github.com or a GitHub Enterprise host."""
+    oauth: OAuthSettings | None = None
+    """Set: "Sign in with GitHub" is offered (the App's client id and secret)."""
+    signup: Signup = Signup.FIRST
     build_timeout: int = 900
     max_concurrent_builds: int = 2
     reconcile_interval: float = 1.0
@@ -170,6 +185,10 @@ class Settings:
 
         github_api_url = env.get("SCALEMESH_GITHUB_API_URL", "https://api.github.com").rstrip("/")
         require_http_url("SCALEMESH_GITHUB_API_URL", github_api_url)
+        github_web_url = env.get(
+            "SCALEMESH_GITHUB_WEB_URL", default_web_url(github_api_url)
+        ).rstrip("/")
+        require_http_url("SCALEMESH_GITHUB_WEB_URL", github_web_url)
 
         log_level = env.get("SCALEMESH_LOG_LEVEL", "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -195,6 +214,9 @@ class Settings:
             deployment_url_template=template,
             github=parse_github(env),
             github_api_url=github_api_url,
+            github_web_url=github_web_url,
+            oauth=parse_oauth(env),
+            signup=parse_signup(env),
             build_timeout=env.positive_int("SCALEMESH_BUILD_TIMEOUT", 900),
             max_concurrent_builds=env.positive_int("SCALEMESH_MAX_CONCURRENT_BUILDS", 2),
             reconcile_interval=env.positive_float("SCALEMESH_RECONCILE_INTERVAL", 1.0),

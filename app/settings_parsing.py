@@ -14,8 +14,10 @@ from app.settings_parts import (
     DatabaseSettings,
     EcsSettings,
     GitHubSettings,
+    OAuthSettings,
     Secret,
     SettingsError,
+    Signup,
     StorageSettings,
 )
 
@@ -155,6 +157,39 @@ def parse_github(env: EnvReader) -> GitHubSettings | None:
         webhook_secret=Secret(values["SCALEMESH_GITHUB_WEBHOOK_SECRET"]),
         app_slug=slug,
     )
+
+
+def parse_oauth(env: EnvReader) -> OAuthSettings | None:
+    client_id = env.get("SCALEMESH_GITHUB_CLIENT_ID", "").strip()
+    client_secret = env.get("SCALEMESH_GITHUB_CLIENT_SECRET", "")
+    if not client_id and not client_secret:
+        return None
+    if not client_id:
+        raise SettingsError(
+            "SCALEMESH_GITHUB_CLIENT_ID", "is required too: SCALEMESH_GITHUB_CLIENT_SECRET is set"
+        )
+    if not client_secret:
+        raise SettingsError(
+            "SCALEMESH_GITHUB_CLIENT_SECRET", "is required too: SCALEMESH_GITHUB_CLIENT_ID is set"
+        )
+    return OAuthSettings(client_id=client_id, client_secret=Secret(client_secret))
+
+
+def parse_signup(env: EnvReader) -> Signup:
+    raw = env.get("SCALEMESH_SIGNUP", "first").strip().lower()
+    try:
+        return Signup(raw)
+    except ValueError:
+        raise SettingsError(
+            "SCALEMESH_SIGNUP", f"must be 'open', 'first' or 'closed', not {raw!r}"
+        ) from None
+
+
+def default_web_url(api_url: str) -> str:
+    """github.com, or the GitHub Enterprise host the API URL belongs to."""
+    if api_url == "https://api.github.com":
+        return "https://github.com"
+    return api_url.removesuffix("/api/v3")
 
 
 def _private_key(value: str) -> str:

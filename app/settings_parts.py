@@ -92,6 +92,23 @@ class EcsSettings:
     assign_public_ip: bool
 
 
+class Signup(StrEnum):
+    """Who may make an account with a password (`POST /user/signup`)."""
+
+    OPEN = "open"
+    FIRST = "first"
+    """Only the first account (the admin); admins add the others."""
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthSettings:
+    """The GitHub App's client credentials, for "Sign in with GitHub" (user authorization)."""
+
+    client_id: str
+    client_secret: Secret
+
+
 @dataclass(frozen=True, slots=True)
 class GitHubSettings:
     app_id: int

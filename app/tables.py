@@ -30,7 +30,28 @@ class User(Table, tablename="scalemesh_user"):
     email = Varchar(length=254, unique=True)
     """Stored case-folded, so one address is one account whatever its spelling."""
     password_hash = Varchar(length=255)
+    """Argon2 hash; empty for an account made by signing in with GitHub (no password works)."""
+    is_admin = Boolean(default=False)
+    """The first account, and those an admin makes admins: may add accounts and `file://` repos."""
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class GitHubAccount(Table, tablename="scalemesh_github_account"):
+    """The GitHub identity an account signed in with, and its user token (sealed like env vars).
+
+    Accounts are found by GitHub's numeric user id, which survives renames; never by login or
+    email. The token is what access checks ask GitHub with (`app.projects.access`).
+    """
+
+    user = ForeignKey(references=User, null=False, on_delete=OnDelete.cascade, unique=True)
+    github_id = BigInt(unique=True)
+    login = Varchar(length=100)
+    token_sealed = Bytea()
+    token_expires_at = Timestamptz(null=True, default=None)
+    """None for a token that does not expire (an App with expiring user tokens turned off)."""
+    refresh_sealed = Bytea(null=True, default=None)
+    refresh_expires_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz(default=TimestamptzNow())
 
 
 class Session(Table, tablename="scalemesh_session"):
@@ -48,13 +69,17 @@ class ApiToken(Table, tablename="scalemesh_api_token"):
     name = Varchar(length=100)
     token_hash = Varchar(length=64, unique=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=True, default=None)
+    """None: the token works until it is deleted."""
     last_used_at = Timestamptz(null=True, default=None)
 
 
 class LoginFailure(Table, tablename="scalemesh_login_failure"):
-    """One row per failed password check, counted per email to slow down guessing."""
+    """One row per failed password check, counted per email and per client address."""
 
     email = Varchar(length=254, index=True)
+    client = Varchar(length=64, default="", index=True)
+    """The address the attempt came from (as the API saw it)."""
     failed_at = Timestamptz(default=TimestamptzNow(), index=True)
 
 
@@ -83,6 +108,9 @@ class Project(Table, tablename="scalemesh_project"):
     owner = ForeignKey(references=User, null=False, on_delete=OnDelete.cascade, index=True)
     github_repository = Varchar(length=140, null=True, default=None, index=True)
     """`owner/name` when the project builds a GitHub repository, else None."""
+    github_repository_id = BigInt(null=True, default=None, index=True)
+    """GitHub's id of that repository once a user with push access on it bound the project:
+    only then do pushes build it and does it get installation tokens. Survives renames."""
     git_url = Varchar(length=500)
     """What the builder clones: the GitHub https URL, or the URL the user gave."""
     production_branch = Varchar(length=255, default="main")
@@ -91,6 +119,10 @@ class Project(Table, tablename="scalemesh_project"):
     build_command = Varchar(length=1000, null=True, default=None)
     output_directory = Varchar(length=255, null=True, default=None)
     allow_fork_builds = Boolean(default=False)
+    protection = Varchar(length=20, default="none")
+    """`app.projects.rules.Protection`: which deployments only signed-in viewers may open."""
+    bypass_hash = Varchar(length=64, null=True, default=None)
+    """Keyed hash of the project's protection bypass secret (shown once), when one was made."""
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
@@ -177,6 +209,7 @@ class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
 
 TABLES: tuple[type[Table], ...] = (
     User,
+    GitHubAccount,
     Session,
     ApiToken,
     LoginFailure,

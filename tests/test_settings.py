@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from app.aliases import ALIAS_CHANNEL
 from app.secret_key import SECRET_KEY_FILE
 from app.settings import VARIABLES, Runner, Settings
-from app.settings_parts import DatabaseKind, Secret, SettingsError
+from app.settings_parts import DatabaseKind, Secret, SettingsError, Signup
 
 KEY = "k" * 40
 
@@ -92,6 +92,10 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
         "SCALEMESH_GITHUB_API_URL": "https://ghe.example.com/api/v3",
         "SCALEMESH_GITHUB_APP_SLUG": "Our-Deploys",
+        "SCALEMESH_GITHUB_WEB_URL": "https://ghe.example.com/",
+        "SCALEMESH_GITHUB_CLIENT_ID": "Iv1.abc",
+        "SCALEMESH_GITHUB_CLIENT_SECRET": "client-secret",
+        "SCALEMESH_SIGNUP": "Open",
         "SCALEMESH_BUILD_TIMEOUT": "600",
         "SCALEMESH_MAX_CONCURRENT_BUILDS": "8",
         "SCALEMESH_RECONCILE_INTERVAL": "0.25",
@@ -123,6 +127,12 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.github.webhook_secret.reveal() == "hook-secret"
     assert settings.github.app_slug == "our-deploys"
     assert settings.github_api_url == "https://ghe.example.com/api/v3"
+    assert settings.github_web_url == "https://ghe.example.com"
+    assert settings.oauth is not None
+    assert settings.oauth.client_id == "Iv1.abc"
+    assert settings.oauth.client_secret.reveal() == "client-secret"
+    assert settings.signup is Signup.OPEN
+    assert settings.describe()["SCALEMESH_GITHUB_CLIENT_SECRET"] == "***"
     assert settings.build_timeout == 600
     assert settings.max_concurrent_builds == 8
     assert settings.reconcile_interval == 0.25
@@ -365,3 +375,29 @@ def test_a_local_build_inherits_only_path_locale_and_aws(tmp_path: Path) -> None
     )
 
     assert settings.runner_env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "AWS_REGION": "eu-west-1"}
+
+
+@pytest.mark.parametrize(
+    ("given", "variable"),
+    [
+        ({"SCALEMESH_GITHUB_CLIENT_ID": "Iv1.abc"}, "SCALEMESH_GITHUB_CLIENT_SECRET"),
+        ({"SCALEMESH_GITHUB_CLIENT_SECRET": "s"}, "SCALEMESH_GITHUB_CLIENT_ID"),
+        ({"SCALEMESH_SIGNUP": "sometimes"}, "SCALEMESH_SIGNUP"),
+        ({"SCALEMESH_GITHUB_WEB_URL": "github.com"}, "SCALEMESH_GITHUB_WEB_URL"),
+    ],
+)
+def test_sign_in_settings_refuse_half_or_bad_values(
+    tmp_path: Path, given: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_SECRET_KEY": KEY, **given})
+    assert raised.value.variable == variable
+
+
+def test_sign_in_defaults_first_account_only_and_github_com(tmp_path: Path) -> None:
+    settings = Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_SECRET_KEY": KEY})
+    assert (settings.signup, settings.oauth, settings.github_web_url) == (
+        Signup.FIRST,
+        None,
+        "https://github.com",
+    )

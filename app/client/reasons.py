@@ -23,6 +23,8 @@ ADVICE: Mapping[ErrorCode, str] = MappingProxyType(
         ErrorCode.SUPERSEDED: "a newer commit of the branch is being deployed instead",
         ErrorCode.BRANCH_DELETED: "its branch was deleted",
         ErrorCode.FORK_REFUSED: "a project owner can allow fork builds",
+        ErrorCode.ALIAS_TAKEN: "another project owns that hostname: rename the project or branch",
+        ErrorCode.NOT_LINKED: "sign in with GitHub and link the project to its repository again",
     }
 )
 """What to do about each way a deployment can end."""

@@ -45,10 +45,8 @@ class Covered:
 
 
 def github_web_url(settings: Settings) -> str:
-    """github.com, or the GitHub Enterprise host the API URL belongs to."""
-    if settings.github_api_url == "https://api.github.com":
-        return "https://github.com"
-    return settings.github_api_url.removesuffix("/api/v3")
+    """github.com, or the GitHub Enterprise host (`SCALEMESH_GITHUB_WEB_URL`)."""
+    return settings.github_web_url
 
 
 def install_url(settings: Settings) -> str | None:

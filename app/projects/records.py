@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.projects.rules import Protection
 from app.tables import Project
 
 
@@ -17,6 +18,8 @@ class ProjectRecord:
     owner_id: int
     github_repository: str | None
     """`owner/name` when the project builds a GitHub repository, else None."""
+    github_repository_id: int | None
+    """GitHub's id of the repository once bound by a user with push access on it, else None."""
     git_url: str
     production_branch: str
     root_directory: str | None
@@ -24,6 +27,7 @@ class ProjectRecord:
     build_command: str | None
     output_directory: str | None
     allow_fork_builds: bool
+    protection: Protection
     created_at: datetime
     updated_at: datetime
 
@@ -33,6 +37,7 @@ class ProjectRecord:
         Project.name,
         Project.owner,
         Project.github_repository,
+        Project.github_repository_id,
         Project.git_url,
         Project.production_branch,
         Project.root_directory,
@@ -40,6 +45,7 @@ class ProjectRecord:
         Project.build_command,
         Project.output_directory,
         Project.allow_fork_builds,
+        Project.protection,
         Project.created_at,
         Project.updated_at,
     )
@@ -52,6 +58,9 @@ class ProjectRecord:
             name=str(row["name"]),
             owner_id=int(row["owner"]),
             github_repository=row["github_repository"],
+            github_repository_id=(
+                None if row["github_repository_id"] is None else int(row["github_repository_id"])
+            ),
             git_url=str(row["git_url"]),
             production_branch=str(row["production_branch"]),
             root_directory=row["root_directory"],
@@ -59,6 +68,7 @@ class ProjectRecord:
             build_command=row["build_command"],
             output_directory=row["output_directory"],
             allow_fork_builds=bool(row["allow_fork_builds"]),
+            protection=Protection(row["protection"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )

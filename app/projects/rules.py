@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -20,6 +21,15 @@ from app.settings import Runner, Settings
 
 MAX_SLUG = 48
 # Hostnames the platform itself may want under the root domain.
+class Protection(StrEnum):
+    """Which of a project's deployments only signed-in viewers who may see the project open."""
+
+    NONE = "none"
+    PREVIEWS = "previews"
+    """Every deployment but the production one (the default for private repositories)."""
+    ALL = "all"
+
+
 RESERVED_SLUGS = frozenset({"api", "app", "www", "admin", "dashboard", "static", "assets", "mail"})
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")

@@ -12,12 +12,13 @@ from app.tables import Session, User
 class UserRecord:
     id: int
     email: str
+    is_admin: bool
 
-    COLUMNS = (User._meta.primary_key, User.email)
+    COLUMNS = (User._meta.primary_key, User.email, User.is_admin)
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> UserRecord:
-        return cls(id=int(row["id"]), email=str(row["email"]))
+        return cls(id=int(row["id"]), email=str(row["email"]), is_admin=bool(row["is_admin"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,15 @@ class CurrentUser:
     id: int
     email: str
     token_hash: str
+    is_admin: bool = False
 
-    COLUMNS = (Session.user, Session.user.email)
+    COLUMNS = (Session.user, Session.user.email, Session.user.is_admin)
 
     @classmethod
     def of(cls, row: dict[str, Any], token_hash: str) -> CurrentUser:
-        return cls(id=int(row["user"]), email=str(row["user.email"]), token_hash=token_hash)
+        return cls(
+            id=int(row["user"]),
+            email=str(row["user.email"]),
+            token_hash=token_hash,
+            is_admin=bool(row["user.is_admin"]),
+        )

@@ -12,8 +12,10 @@ from piccolo.querystring import QueryString
 from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
+    migrate_to_0004,
     CLAIMED,
     MIGRATION_0004,
+    MIGRATION_0005,
     REPORTING,
     backward,
     comments,
@@ -34,12 +36,12 @@ def test_backward_restores_the_previous_schema_and_rows_and_forward_runs_again(
             "schema 0003": await schema(engine),
             "rows 0003": await dump(engine),
         }
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         seen["schema 0004"], seen["rows 0004"] = await schema(engine), await dump(engine)
         await backward(engine)
         seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
         seen["pending back"] = await database.pending_migrations(engine)
-        seen["applied again"] = await database.migrate(engine)
+        seen["applied again"] = await migrate_to_0004(engine)
         seen["schema again"], seen["rows again"] = await schema(engine), await dump(engine)
         return seen
 
@@ -50,7 +52,7 @@ def test_backward_restores_the_previous_schema_and_rows_and_forward_runs_again(
     for label in CLAIMED:  # a claim is lost: GitHub is told again
         expected["scalemesh_deployment"][str(deployment_id(label))]["github_reported"] = None
     assert seen["rows back"] == expected
-    assert seen["pending back"] == [MIGRATION_0004]
+    assert seen["pending back"] == [MIGRATION_0004, MIGRATION_0005]
     assert seen["applied again"] == [MIGRATION_0004]
     assert seen["schema again"] == seen["schema 0004"]
     assert seen["rows again"] == seen["rows 0004"]
@@ -59,7 +61,7 @@ def test_backward_restores_the_previous_schema_and_rows_and_forward_runs_again(
 def test_backward_translates_what_the_new_columns_say(engine: AnyEngine) -> None:
     async def scenario() -> tuple[dict[str, dict[str, Any]], dict[tuple[str, int], Any]]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         for label, pending, phase, claim in (
             ("queued-unreported", False, "queued", None),
             ("ready-reported", True, "ready", None),
@@ -117,7 +119,7 @@ def test_a_forward_that_fails_midway_leaves_0003_as_it_was(engine: AnyEngine) ->
         )
         seen: dict[str, Any] = {"schema": await schema(engine), "rows": await dump(engine)}
         try:
-            await database.migrate(engine)
+            await migrate_to_0004(engine)
         except (sqlite3.Error, asyncpg.PostgresError) as exc:
             seen["error"] = exc
         seen["schema after"], seen["rows after"] = await schema(engine), await dump(engine)
@@ -129,4 +131,4 @@ def test_a_forward_that_fails_midway_leaves_0003_as_it_was(engine: AnyEngine) ->
     assert "github_reported" in str(seen.get("error"))
     assert seen["schema after"] == seen["schema"]
     assert seen["rows after"] == seen["rows"]
-    assert seen["pending after"] == [MIGRATION_0004]
+    assert seen["pending after"] == [MIGRATION_0004, MIGRATION_0005]

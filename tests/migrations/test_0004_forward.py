@@ -11,9 +11,11 @@ from piccolo.querystring import QueryString
 from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
+    migrate_to_0004,
     COLUMNS_AFTER,
     ERROR_CODES,
     MIGRATION_0004,
+    MIGRATION_0005,
     NEW_DEPLOYMENT_COLUMNS,
     REPORTING,
     Column,
@@ -33,20 +35,20 @@ def test_the_fixture_stops_at_0003_and_forward_applies_0004_alone(engine: AnyEng
     async def scenario() -> tuple[list[str], list[str], list[str]]:
         await build(engine)
         pending = await database.pending_migrations(engine)
-        applied = await database.migrate(engine)
+        applied = await migrate_to_0004(engine)
         return pending, applied, await database.pending_migrations(engine)
 
     pending, applied, left = run(scenario)
 
-    assert pending == [MIGRATION_0004]
+    assert pending == [MIGRATION_0004, MIGRATION_0005]
     assert applied == [MIGRATION_0004]
-    assert left == []
+    assert left == [MIGRATION_0005]
 
 
 def test_github_reported_becomes_report_pending_and_reported_phase(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Any]]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return await deployments(engine)
 
     rows = run(scenario)
@@ -65,7 +67,7 @@ def test_github_reported_becomes_report_pending_and_reported_phase(engine: AnyEn
 def test_the_error_code_is_read_off_the_old_error_text(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Any]]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return await deployments(engine)
 
     rows = run(scenario)
@@ -77,7 +79,7 @@ def test_every_other_stored_value_is_kept(engine: AnyEngine) -> None:
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         await build(engine)
         before = await dump(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return before, await dump(engine)
 
     before, after = run(scenario)
@@ -101,7 +103,7 @@ def test_a_comment_being_written_gets_state_writing_and_no_id(engine: AnyEngine)
     async def scenario() -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], Any]]:
         await build(engine)
         before = await comments(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return before, await comments(engine)
 
     before, after = run(scenario)
@@ -120,7 +122,7 @@ def test_a_comment_being_written_gets_state_writing_and_no_id(engine: AnyEngine)
 def test_the_new_columns_have_their_types_nullability_and_defaults(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Column]]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return {
             table: await columns(engine, table)
             for table in ("scalemesh_deployment", "scalemesh_pull_request_comment")
@@ -146,7 +148,7 @@ def test_rows_written_without_the_new_columns_get_their_defaults(engine: AnyEngi
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         [project] = await select(engine, "SELECT id FROM \"scalemesh_project\" WHERE slug = 'site'")
         await engine.run_querystring(
             QueryString(
@@ -207,7 +209,7 @@ def test_rows_written_without_the_new_columns_get_their_defaults(engine: AnyEngi
 def test_the_not_null_columns_refuse_null(engine: AnyEngine) -> None:
     async def scenario() -> list[BaseException | None]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         return [
             await refusal(
                 engine,
@@ -227,7 +229,7 @@ def test_the_not_null_columns_refuse_null(engine: AnyEngine) -> None:
 def test_one_comment_per_pull_request_still(engine: AnyEngine) -> None:
     async def scenario() -> tuple[BaseException | None, BaseException | None]:
         await build(engine)
-        await database.migrate(engine)
+        await migrate_to_0004(engine)
         clash_with_old = await refusal(
             engine,
             'INSERT INTO "scalemesh_pull_request_comment" ("repository", "pr_number", "state") '

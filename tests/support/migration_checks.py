@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 from piccolo.apps.migrations.commands.backwards import run_backwards
+from piccolo.apps.migrations.commands.forwards import run_forwards
 from piccolo.querystring import QueryString
 
 from app import database
@@ -20,6 +21,7 @@ T = TypeVar("T")
 
 
 MIGRATION_0004 = "2026-12-02T00:00:00:000000"
+MIGRATION_0005 = "2026-12-02T10:00:00:000000"
 
 
 NEW_DEPLOYMENT_COLUMNS = (
@@ -248,6 +250,15 @@ async def constraints(engine: AnyEngine, table: str) -> list[Any]:
     return sorted(
         (key["from"], key["table"], key["to"], key["on_update"], key["on_delete"]) for key in keys
     )
+
+
+async def migrate_to_0004(engine: AnyEngine) -> list[str]:
+    """Apply the migrations up to 0004, no further (later ones have their own tests); return
+    the ids applied now."""
+    before = set(await database.pending_migrations(engine))
+    result = await run_forwards("scalemesh", migration_id=MIGRATION_0004)
+    assert result.success, result.message
+    return sorted(before - set(await database.pending_migrations(engine)))
 
 
 async def backward(engine: AnyEngine) -> None:
