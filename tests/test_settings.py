@@ -390,7 +390,9 @@ def test_sign_in_settings_refuse_half_or_bad_values(
     tmp_path: Path, given: dict[str, str], variable: str
 ) -> None:
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_SECRET_KEY": KEY, **given})
+        Settings.from_env(
+            {"SCALEMESH_DATA_DIR": str(tmp_path), "SCALEMESH_SECRET_KEY": KEY, **given}
+        )
     assert raised.value.variable == variable
 
 

@@ -20,6 +20,8 @@ from app.refs import is_ref_name
 from app.settings import Runner, Settings
 
 MAX_SLUG = 48
+
+
 # Hostnames the platform itself may want under the root domain.
 class Protection(StrEnum):
     """Which of a project's deployments only signed-in viewers who may see the project open."""

@@ -12,7 +12,6 @@ from piccolo.querystring import QueryString
 from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
-    migrate_to_0004,
     CLAIMED,
     MIGRATION_0004,
     MIGRATION_0005,
@@ -21,6 +20,7 @@ from tests.support.migration_checks import (
     comments,
     deployments,
     dump,
+    migrate_to_0004,
     run,
     schema,
 )

@@ -11,7 +11,6 @@ from piccolo.querystring import QueryString
 from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
-    migrate_to_0004,
     COLUMNS_AFTER,
     ERROR_CODES,
     MIGRATION_0004,
@@ -24,6 +23,7 @@ from tests.support.migration_checks import (
     deployments,
     dump,
     is_not_null_violation,
+    migrate_to_0004,
     refusal,
     run,
     select,
