@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from app.projects import envvars
+from app.projects.rules import Protection
 from app.projects.service import (
     NewProject,
     ProjectChanges,
@@ -56,6 +57,8 @@ class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
     build_command: Command | None = None
     output_directory: Directory | None = None
     allow_fork_builds: bool = False
+    protection: Protection | None = None
+    """Who may open deployments: default `previews` for a private repository, else `none`."""
     env: dict[EnvName, EnvValue] = {}
 
     def new_project(self) -> NewProject:
@@ -76,6 +79,7 @@ class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     build_command: Command | msgspec.UnsetType | None = msgspec.UNSET
     output_directory: Directory | msgspec.UnsetType | None = msgspec.UNSET
     allow_fork_builds: bool | msgspec.UnsetType = msgspec.UNSET
+    protection: Protection | msgspec.UnsetType = msgspec.UNSET
     env: dict[EnvName, EnvValue | None] | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> ProjectChanges:
@@ -108,6 +112,10 @@ class ProjectOut(msgspec.Struct):
     build_command: str | None
     output_directory: str | None
     allow_fork_builds: bool
+    protection: Protection
+    """`previews`/`all`: those deployments open only for signed-in users who may see the project."""
+    bound: bool
+    """Bound to its GitHub repository by a user with push access: pushes build it."""
     env: list[str]
     """Names only: values are write-only."""
     production_url: str
@@ -133,6 +141,8 @@ class ProjectOut(msgspec.Struct):
             build_command=project.build_command,
             output_directory=project.output_directory,
             allow_fork_builds=project.allow_fork_builds,
+            protection=project.protection,
+            bound=project.github_repository_id is not None,
             env=list(details.env),
             production_url=details.production_url,
             created_at=project.created_at,

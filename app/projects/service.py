@@ -25,6 +25,7 @@ from app.projects.records import ProjectRecord
 from app.projects.rules import (
     MAX_SLUG,
     RESERVED_SLUGS,
+    Protection,
     check_branch,
     check_command,
     check_name,
@@ -59,6 +60,8 @@ class NewProject:
     build_command: str | None = None
     output_directory: str | None = None
     allow_fork_builds: bool = False
+    protection: Protection | None = None
+    """None: `previews` for a private repository, else `none`."""
     env: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -75,6 +78,7 @@ class ProjectChanges:
     build_command: str | Keep | None = KEEP
     output_directory: str | Keep | None = KEEP
     allow_fork_builds: bool | Keep = KEEP
+    protection: Protection | Keep = KEEP
     env: Mapping[str, str | None] = field(default_factory=dict)
 
 
@@ -104,6 +108,12 @@ async def linked_projects(repository: str) -> list[ProjectRecord]:
         same_name("scalemesh_project.github_repository", repository)
     )
     return [ProjectRecord.of(row) for row in rows]
+
+
+async def _default_protection(repository: str | None) -> Protection:
+    """Previews of a private repository are for those who may see its code."""
+    found = None if repository is None else await covered(repository)
+    return Protection.PREVIEWS if found is not None and found.private else Protection.NONE
 
 
 async def slug_taken(slug: str) -> bool:
@@ -156,6 +166,7 @@ class ProjectService:
             "build_command": check_command("build_command", new.build_command),
             "output_directory": check_relative_dir("output_directory", new.output_directory),
             "allow_fork_builds": new.allow_fork_builds,
+            "protection": new.protection or await _default_protection(source.github_repository),
         }
         envvars.check_changes(new.env)
         if await slug_taken(slug):
@@ -214,6 +225,8 @@ class ProjectService:
                 values[column] = check(name, value)
         if not isinstance(changes.allow_fork_builds, Keep):
             values[Project.allow_fork_builds] = changes.allow_fork_builds
+        if not isinstance(changes.protection, Keep):
+            values[Project.protection] = changes.protection
         envvars.check_changes(changes.env)
         values[Project.updated_at] = datetime.now(UTC)
         async with write_transaction(self.engine):
