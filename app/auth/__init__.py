@@ -1,0 +1,1 @@
+"""Signing in with GitHub, and the GitHub user tokens it leaves behind."""
