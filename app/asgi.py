@@ -19,11 +19,13 @@ from redis.asyncio import Redis
 
 from app import aliases, database, health, logstream
 from app.aliases import AliasAnnouncer
+from app.auth.user_tokens import UserTokens
 from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentViews
 from app.github.api import GitHubApi
+from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import HealthChecks
@@ -103,6 +105,17 @@ def github_from_settings(settings: Settings) -> GitHubApi | None:
     return GitHubAppClient(settings.github, settings.github_api_url)
 
 
+def github_users_from_settings(settings: Settings) -> GitHubUsersApi | None:
+    """The githubkit client for "Sign in with GitHub" when the App's client id is set."""
+    if settings.oauth is None:
+        return None
+    from app.github.oauth_client import GitHubUsersClient
+
+    return GitHubUsersClient(
+        settings.oauth, web_url=settings.github_web_url, api_url=settings.github_api_url
+    )
+
+
 def log_bus_from_settings(redis: Redis | None) -> LogBus:
     """Redis streams when the app has a Redis client (`SCALEMESH_REDIS_URL`), else memory.
 
@@ -120,6 +133,8 @@ class Services:
     runner: BuildRunner | None = None
     reconciler: Reconciler | None = None
     github: GitHubApi | None = None
+    github_users: GitHubUsersApi | None = None
+    user_tokens: UserTokens | None = None
     reporter: Reporter | None = None
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
@@ -134,8 +149,9 @@ def create_app(
     ref_resolver: RefResolver | None = None,
     reconcile: bool = True,
     github: GitHubApi | None = None,
+    github_users: GitHubUsersApi | None = None,
 ) -> Litestar:
-    """The API app. Tests may pass their own runner, resolver or GitHub client, or drive the
+    """The API app. Tests may pass their own runner, resolver or GitHub clients, or drive the
     background loops themselves (`reconcile=False`, then `app.state.services.reconciler.tick()`,
     `.reporter.tick()`, `.deliveries.process(id)`)."""
     engine = database.make_engine(settings.database)
@@ -169,6 +185,10 @@ def create_app(
             if services.github is not None:
                 stack.push_async_callback(services.github.aclose)
                 services.reporter = Reporter(settings, services.github)
+            services.github_users = github_users or github_users_from_settings(settings)
+            if services.github_users is not None:
+                stack.push_async_callback(services.github_users.aclose)
+            services.user_tokens = UserTokens(settings.secret_key, services.github_users)
             services.reconciler = reconciler = Reconciler(
                 settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
@@ -222,6 +242,8 @@ def create_app(
             "deployments": Provide(lambda: services.deployments, sync_to_thread=False),
             "deliveries": Provide(lambda: services.deliveries, sync_to_thread=False),
             "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
+            "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
+            "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -233,6 +255,8 @@ def create_app(
             DeploymentService,
             DeliveryWorker,
             Dashboard,
+            GitHubUsersApi,
+            UserTokens,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,

@@ -54,6 +54,15 @@ class GitHubAccount(Table, tablename="scalemesh_github_account"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class OAuthState(Table, tablename="scalemesh_oauth_state"):
+    """A "Sign in with GitHub" under way: its `state` (hashed), used once, within minutes."""
+
+    state_hash = Varchar(length=64, unique=True)
+    next_path = Varchar(length=2000, default="/")
+    """Where to go once signed in: a path on this site."""
+    expires_at = Timestamptz(index=True)
+
+
 class Session(Table, tablename="scalemesh_session"):
     """A sign-in: the cookie and the bearer token are the same secret; only its hash is kept."""
 
@@ -210,6 +219,7 @@ class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
 TABLES: tuple[type[Table], ...] = (
     User,
     GitHubAccount,
+    OAuthState,
     Session,
     ApiToken,
     LoginFailure,

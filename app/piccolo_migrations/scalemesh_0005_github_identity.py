@@ -6,6 +6,7 @@
 - `scalemesh_project.github_repository_id`, `protection`, `bypass_hash`. No existing project is
   bound (a binding needs a user with push access on the repository, which nobody checked), so
   pushes stop building them until someone with push access links them again.
+- `scalemesh_oauth_state`: a sign-in with GitHub under way (single-use state).
 - `scalemesh_api_token.expires_at`; `scalemesh_login_failure.client`.
 
 Every step is raw SQL, as in 0004, with columns declared as Piccolo declares them (its SQLite
@@ -22,6 +23,16 @@ VERSION = "1.38.0"
 DESCRIPTION = "github identity and access"
 
 GITHUB_ACCOUNT = '"scalemesh_github_account"'
+OAUTH_STATE = '"scalemesh_oauth_state"'
+OAUTH_STATE_COLUMNS = {
+    "sqlite": '"id" INTEGER PRIMARY KEY NOT NULL',
+    "postgres": '"id" SERIAL PRIMARY KEY NOT NULL',
+}
+OAUTH_STATE_REST = (
+    "\"state_hash\" VARCHAR(64) UNIQUE NOT NULL DEFAULT '', "
+    "\"next_path\" VARCHAR(2000) NOT NULL DEFAULT '/', "
+    '"expires_at" TIMESTAMPTZ NOT NULL'
+)
 
 NEW_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     # (table, column, SQLite definition, PostgreSQL definition)
@@ -91,6 +102,8 @@ def _forwards_sql(kind: str) -> list[str]:
         *statements,
         *INDEXES,
         f"CREATE TABLE {GITHUB_ACCOUNT} ({ACCOUNT_COLUMNS[kind]})",
+        f"CREATE TABLE {OAUTH_STATE} ({OAUTH_STATE_COLUMNS[kind]}, {OAUTH_STATE_REST})",
+        f"CREATE INDEX scalemesh_oauth_state_expires_at ON {OAUTH_STATE} (\"expires_at\")",
         FIRST_ACCOUNT_IS_ADMIN,
         PRIVATE_REPOSITORIES_PROTECT_PREVIEWS,
     ]
@@ -99,6 +112,7 @@ def _forwards_sql(kind: str) -> list[str]:
 def _backwards_sql() -> list[str]:
     return [
         f"DROP TABLE {GITHUB_ACCOUNT}",
+        f"DROP TABLE {OAUTH_STATE}",
         "DROP INDEX scalemesh_project_github_repository_id",
         "DROP INDEX scalemesh_login_failure_client",
         *(f'ALTER TABLE {table} DROP COLUMN "{column}"' for table, column, _, _ in NEW_COLUMNS),
