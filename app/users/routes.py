@@ -12,7 +12,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
 from app.settings import Settings
-from app.users.http import client_address, cleared_cookie, provide_user, session_cookie
+from app.users.http import cleared_cookie, client_address, provide_user, session_cookie
 from app.users.records import CurrentUser
 from app.users.service import EMAIL, MAX_PASSWORD, MIN_PASSWORD, UserService
 
@@ -106,7 +106,7 @@ class UserController(Controller):
 
 class AccountsController(Controller):
     path = "/users"
-    dependencies = {"user": Provide(provide_user)}
+    dependencies = {"user": Provide(provide_user)}  # noqa: RUF012 - Litestar's own class attribute
 
     @post("/", status_code=201, summary="Add an account (admins only)")
     async def add(

@@ -14,7 +14,6 @@ from app.users.http import provide_user
 from app.users.records import CurrentUser
 from app.users.tokens import MAX_DAYS, MAX_NAME, ApiTokenRecord, ApiTokens
 
-
 MAX_ID = 2**31 - 1
 """The largest id a table's serial key holds: a larger one is no token, not a database error."""
 
@@ -54,7 +53,7 @@ def _out(record: ApiTokenRecord) -> TokenOut:
 
 class TokenController(Controller):
     path = "/tokens"
-    dependencies = {"user": Provide(provide_user)}
+    dependencies = {"user": Provide(provide_user)}  # noqa: RUF012 - Litestar's own class attribute
 
     @post("/", status_code=201, summary="Make an API token (shown once), e.g. for CI")
     async def create(

@@ -89,7 +89,9 @@ class ApiTokens:
     def __init__(self, token_hash: Callable[[str], str]) -> None:
         self._hash = token_hash
 
-    async def create(self, user: CurrentUser, name: str, expires_in_days: int | None) -> NewApiToken:
+    async def create(
+        self, user: CurrentUser, name: str, expires_in_days: int | None
+    ) -> NewApiToken:
         name = check_name(name)
         lifetime = check_days(expires_in_days)
         if await ApiToken.count().where(ApiToken.user == user.id) >= MAX_TOKENS_PER_USER:

@@ -9,11 +9,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
-from app.errors import UserError
+from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
 from app.settings import Settings
-from app.errors import ErrorCode
-from app.users.http import client_address, cleared_cookie, session_cookie, signed_in
+from app.users.http import cleared_cookie, client_address, session_cookie, signed_in
 from app.users.service import SIGNUP_CLOSED, UserService
 from app.web.pages import checked_form, form_user, page, safe_next
 
@@ -67,9 +66,7 @@ async def login_submit(
     form = await checked_form(request, settings, None)
     target, email = safe_next(form.get("next")), form.get("email", "")
     try:
-        user_id = await users.authenticate(
-            email, form.get("password", ""), client_address(request)
-        )
+        user_id = await users.authenticate(email, form.get("password", ""), client_address(request))
     except UserError as exc:
         return account_page(
             request,
