@@ -42,7 +42,9 @@ def origin_of(url: str) -> str | None:
         return None
     if not parts.scheme or not parts.hostname or port is None:
         return None
-    return f"{parts.scheme.lower()}://{parts.hostname.lower()}:{port}"
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in a URL
+    return f"{parts.scheme.lower()}://{host}:{port}"
 
 
 def takes_json(request: Request[Any, Any, Any]) -> bool:
