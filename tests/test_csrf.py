@@ -1,4 +1,4 @@
-"""Cross-site requests on the JSON API: non-JSON bodies (415), cookie requests from elsewhere (403)."""
+"""Cross-site requests on the JSON API: non-JSON bodies (415), cookies from elsewhere (403)."""
 
 from __future__ import annotations
 
