@@ -201,6 +201,13 @@ def test_the_dashboard_forms_keep_their_own_token_check(client: Client) -> None:
     assert "This form has expired" in forged.text
     assert sent.status_code == 303
     assert client.run(lambda: User.count()) == 1
+    # Signed in now (the cookie): the form's token decides, not the Origin rule.
+    token = csrf_of(client.get("/new", headers=HTML).text)
+    out = client.post(
+        "/logout", data={"csrf": token}, headers={"Origin": OWN}, follow_redirects=False
+    )
+    assert out.status_code == 303
+    assert client.run(lambda: Session.count()) == 0
 
 
 @pytest.mark.parametrize(
