@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
 from redis.asyncio import Redis
 
@@ -29,6 +29,7 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import HealthChecks
+from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
@@ -44,8 +45,10 @@ from app.runners.api import BuildRunner, RunnerError
 from app.settings import Runner, Settings
 from app.storage import Storage
 from app.storage.choice import storage_from_settings
-from app.users.routes import UserController
+from app.users.routes import AccountsController, UserController
 from app.users.service import UserService
+from app.users.token_routes import TokenController
+from app.users.tokens import ApiTokens
 from app.web import pages
 from app.web.projects import Dashboard
 from app.web.routes import ROUTES as PAGES
@@ -225,6 +228,8 @@ def create_app(
         route_handlers=[
             *health.ROUTES,
             UserController,
+            AccountsController,
+            TokenController,
             ProjectController,
             DeploymentController,
             *logstream.ROUTES,
@@ -237,6 +242,7 @@ def create_app(
             "settings": provide(settings),
             "storage": provide(storage),
             "users": provide(users),
+            "api_tokens": provide(users.tokens),
             "log_bus": Provide(lambda: services.bus, sync_to_thread=False),
             "projects": Provide(lambda: services.projects, sync_to_thread=False),
             "deployments": Provide(lambda: services.deployments, sync_to_thread=False),
@@ -251,6 +257,7 @@ def create_app(
             Storage,
             LogBus,
             UserService,
+            ApiTokens,
             ProjectService,
             DeploymentService,
             DeliveryWorker,
@@ -259,13 +266,25 @@ def create_app(
             UserTokens,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        before_request=refuse_nul_characters,
+        before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),
         plugins=[StrictStructSchemaPlugin()],
         logging_config=None,
         debug=False,
     )
+
+
+def _guards(
+    *guards: Callable[[Request[Any, Any, Any]], Awaitable[None]],
+) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """One `before_request` hook running each guard in turn; each refuses by raising."""
+
+    async def check(request: Request[Any, Any, Any]) -> None:
+        for guard in guards:
+            await guard(request)
+
+    return check
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

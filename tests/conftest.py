@@ -116,13 +116,18 @@ def alias_channel() -> str:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, alias_channel: str) -> Callable[..., Settings]:
-    """Settings from `overrides` on the test's data dir and storage, with its alias channel."""
+    """Settings from `overrides` on the test's data dir and storage, with its alias channel.
+
+    Sign-up is open unless a test says otherwise: most tests make several accounts the quick
+    way. `tests/test_signup.py` covers `first` (the default) and `closed`.
+    """
 
     def make(**overrides: str) -> Settings:
         environ = {
             "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
             "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY,
             "SCALEMESH_STORAGE_URL": f"file://{tmp_path / 'storage'}",
+            "SCALEMESH_SIGNUP": "open",
         }
         environ.update(overrides)
         return dataclasses.replace(Settings.from_env(environ), alias_channel=alias_channel)

@@ -21,7 +21,11 @@ def test_signup_stores_an_argon2id_hash_and_a_normalised_email(client: Client) -
     )
 
     assert response.status_code == 201
-    assert response.json() == {"id": response.json()["id"], "email": "ada@example.com"}
+    assert response.json() == {
+        "id": response.json()["id"],
+        "email": "ada@example.com",
+        "is_admin": True,  # the first account
+    }
     rows = client.run(lambda: User.select(User.email, User.password_hash))
     assert len(rows) == 1
     assert rows[0]["email"] == "ada@example.com"

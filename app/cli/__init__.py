@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of standard input, for scripts",
     )
+    create.add_argument(
+        "--admin",
+        action="store_true",
+        help="make the account an admin (the first account always is); works whatever "
+        "SCALEMESH_SIGNUP says",
+    )
     create.set_defaults(handler=admin.user_create)
 
     _command(commands, "settings", "Print every setting, secrets masked.").set_defaults(

@@ -30,8 +30,9 @@ def user_create(args: argparse.Namespace) -> int:
     # Check the email before asking for a password the command would then throw away.
     email = normalise_email(args.email)
     password = _password_from_stdin() if args.password_stdin else _password_from_prompt()
-    user = run_coroutine(UserService(settings).create(email, password))
-    print(f"created user {user.id} {user.email}")
+    # Whatever SCALEMESH_SIGNUP says: whoever runs this can reach the database anyway.
+    user = run_coroutine(UserService(settings).create(email, password, admin=args.admin))
+    print(f"created {'admin' if user.is_admin else 'user'} {user.id} {user.email}")
     return 0
 
 

@@ -9,6 +9,10 @@ class TokenAnswer(msgspec.Struct):
     token: str
 
 
+class UserAnswer(msgspec.Struct):
+    email: str
+
+
 class ProjectAnswer(msgspec.Struct):
     slug: str
     production_url: str

@@ -13,14 +13,16 @@ from pathlib import Path
 import msgspec
 
 from app.client import ClientError
-from app.client.answers import DeploymentAnswer, ProjectAnswer, TokenAnswer
-from app.client.api import Api, deployment_path, project_path, session
+from app.client.answers import DeploymentAnswer, ProjectAnswer, TokenAnswer, UserAnswer
+from app.client.api import EXPIRED, Api, deployment_path, project_path, session
 from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
 from app.client.follow import LogPrinter, follow
 from app.client.reasons import explain
 from app.client.repository import choose_project, local_repos
 from builder.events import LogEvent
 
+TOKEN_VARIABLE = "SCALEMESH_TOKEN"  # noqa: S105 - the variable's name, not a token
+"""Where `scalemesh login --token` looks first for an API token (CI sets it from a secret)."""
 TICK_S = 0.5
 """How often the live step line on a terminal redraws its clock."""
 
@@ -31,6 +33,8 @@ AddCommand = Callable[
 
 def _login(args: argparse.Namespace) -> int:
     api = check_api_url(args.api)
+    if args.token:
+        return _login_with_token(api)
     email = args.email or _read_line("Email: ", "no email given")
     if args.password_stdin:
         password = _read_line("", "no password on standard input")
@@ -51,6 +55,35 @@ def _login(args: argparse.Namespace) -> int:
     path = config_path(os.environ)
     save_config(path, Config(api, token))
     print(f"Logged in to {api} as {email}; the session is saved in {path}.")
+    return 0
+
+
+def _login_with_token(api: str) -> int:
+    """Save an API token (from `SCALEMESH_TOKEN`, standard input or a prompt) once it works."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token and sys.stdin.isatty():
+        try:
+            token = getpass.getpass("API token: ").strip()
+        except EOFError:
+            print(file=sys.stderr)  # end the prompt's line before the message
+            raise ClientError("no API token given") from None
+    elif not token:
+        token = _read_line("", "no API token on standard input").strip()
+    if not token:
+        raise ClientError("no API token given")
+    with Api(api, token) as http:
+        try:
+            user = http.answer(UserAnswer, "GET", "/user")
+        except ClientError as exc:
+            if str(exc) == EXPIRED:
+                raise ClientError(
+                    f"{api} does not accept this token (mistyped, expired or deleted); "
+                    "make a new one with POST /tokens"
+                ) from None
+            raise
+    path = config_path(os.environ)
+    save_config(path, Config(api, token))
+    print(f"Logged in to {api} as {user.email} with an API token; it is saved in {path}.")
     return 0
 
 
@@ -226,6 +259,12 @@ def add_commands(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input, for scripts",
+    )
+    login.add_argument(
+        "--token",
+        action="store_true",
+        help=f"log in with an API token (from ${TOKEN_VARIABLE}, standard input or a prompt) "
+        "instead of a password, e.g. in CI",
     )
     login.set_defaults(handler=_login)
 

@@ -1,6 +1,7 @@
 """The session over HTTP: the cookie, the bearer token, and the signed-in-user dependency.
 
-The cookie and the bearer token are the same secret (`app.users.service` keeps its hash).
+The cookie and the bearer token are the same secret (`app.users.service` keeps its hash). An API
+token (`app.users.tokens`) works only as a bearer token: a browser never holds one as a cookie.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from litestar.di import NamedDependency
 from app.errors import ErrorCode, UserError
 from app.settings import Settings
 from app.users.records import CurrentUser
-from app.users.service import SESSION_LIFETIME, UserService
+from app.users.service import SESSION_LIFETIME, ClientAddress, UserService
 
 SESSION_COOKIE = "scalemesh_session"
 
@@ -45,20 +46,30 @@ def cleared_cookie(settings: Settings) -> Cookie:
     )
 
 
-def presented_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The bearer token, else the session cookie (HTTP requests and websockets alike)."""
+def bearer_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE) or None
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def presented_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The bearer token, else the session cookie (HTTP requests and websockets alike)."""
+    return bearer_token(request) or request.cookies.get(SESSION_COOKIE) or None
 
 
 async def signed_in(
     request: ASGIConnection[Any, Any, Any, Any], users: UserService
 ) -> CurrentUser | None:
-    token = presented_token(request)
-    return await users.user_for_token(token) if token else None
+    token = bearer_token(request)
+    if token:
+        return await users.user_for_token(token)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return await users.user_for_token(cookie, api_tokens=False) if cookie else None
+
+
+def client_address(request: ASGIConnection[Any, Any, Any, Any]) -> ClientAddress:
+    """The peer's address as the server saw it (behind a proxy: as uvicorn was told to trust)."""
+    return ClientAddress(request.client.host if request.client else "")
 
 
 async def provide_user(

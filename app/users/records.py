@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from app.tables import Session, User
@@ -35,22 +36,34 @@ class StoredPassword:
         return cls(user_id=int(row["id"]), password_hash=str(row["password_hash"]))
 
 
+class Credential(StrEnum):
+    """What a caller presented: a sign-in's session, or an API token made for CI."""
+
+    SESSION = "session"
+    API_TOKEN = "api_token"  # noqa: S105 - a kind of credential, not one
+
+
 @dataclass(frozen=True, slots=True)
 class CurrentUser:
-    """Who is calling: a signed-in user and the session they presented."""
+    """Who is calling: a signed-in user and the session (or API token) they presented."""
 
     id: int
     email: str
     token_hash: str
     is_admin: bool = False
+    credential: Credential = Credential.SESSION
 
     COLUMNS = (Session.user, Session.user.email, Session.user.is_admin)
 
     @classmethod
-    def of(cls, row: dict[str, Any], token_hash: str) -> CurrentUser:
+    def of(
+        cls, row: dict[str, Any], token_hash: str, credential: Credential = Credential.SESSION
+    ) -> CurrentUser:
+        """From a row with `user`, `user.email` and `user.is_admin` (a session's or a token's)."""
         return cls(
             id=int(row["user"]),
             email=str(row["user.email"]),
             token_hash=token_hash,
             is_admin=bool(row["user.is_admin"]),
+            credential=credential,
         )

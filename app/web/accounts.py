@@ -9,11 +9,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
-from app.errors import UserError
+from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
 from app.settings import Settings
-from app.users.http import cleared_cookie, session_cookie, signed_in
-from app.users.service import UserService
+from app.users.http import cleared_cookie, client_address, session_cookie, signed_in
+from app.users.service import SIGNUP_CLOSED, UserService
 from app.web.pages import checked_form, form_user, page, safe_next
 
 
@@ -22,11 +22,13 @@ def account_page(
     settings: Settings,
     mode: str,
     *,
+    signup_open: bool,
     next: str = "/",
     email: str = "",
     error: UserError | None = None,
 ) -> Response[str]:
-    """The sign-in (`login`) or sign-up (`signup`) form, with what went wrong."""
+    """The sign-in (`login`) or sign-up (`signup`) form, with what went wrong; with sign-up
+    closed, no link to it and, on its page, only why."""
     return page(
         request,
         settings,
@@ -34,6 +36,7 @@ def account_page(
         "auth.html",
         status_code=status_of(error) if error else 200,
         mode=mode,
+        signup_open=signup_open,
         next=next,
         email=email,
         error=error.detail if error else None,
@@ -49,7 +52,9 @@ async def login_page(
 ) -> Response[str] | Redirect:
     if await signed_in(request, users):
         return Redirect(safe_next(next), status_code=303)
-    return account_page(request, settings, "login", next=safe_next(next))
+    return account_page(
+        request, settings, "login", next=safe_next(next), signup_open=await users.signup_open()
+    )
 
 
 @post("/login", status_code=200)
@@ -61,9 +66,17 @@ async def login_submit(
     form = await checked_form(request, settings, None)
     target, email = safe_next(form.get("next")), form.get("email", "")
     try:
-        user_id = await users.authenticate(email, form.get("password", ""))
+        user_id = await users.authenticate(email, form.get("password", ""), client_address(request))
     except UserError as exc:
-        return account_page(request, settings, "login", next=target, email=email, error=exc)
+        return account_page(
+            request,
+            settings,
+            "login",
+            next=target,
+            email=email,
+            error=exc,
+            signup_open=await users.signup_open(),
+        )
     return await _start(settings, users, user_id, target)
 
 
@@ -75,7 +88,10 @@ async def signup_page(
 ) -> Response[str] | Redirect:
     if await signed_in(request, users):
         return Redirect("/", status_code=303)
-    return account_page(request, settings, "signup")
+    if not await users.signup_open():
+        closed = UserError(ErrorCode.SIGNUP_CLOSED, SIGNUP_CLOSED)
+        return account_page(request, settings, "signup", signup_open=False, error=closed)
+    return account_page(request, settings, "signup", signup_open=True)
 
 
 @post("/signup", status_code=200)
@@ -87,9 +103,12 @@ async def signup_submit(
     form = await checked_form(request, settings, None)
     email = form.get("email", "")
     try:
-        created = await users.create(email, form.get("password", ""))
+        created = await users.sign_up(email, form.get("password", ""))
     except UserError as exc:
-        return account_page(request, settings, "signup", email=email, error=exc)
+        still_open = await users.signup_open()
+        return account_page(
+            request, settings, "signup", email=email, error=exc, signup_open=still_open
+        )
     return await _start(settings, users, created.id, "/new")
 
 

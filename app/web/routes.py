@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from app.http.csrf import FORM_ROUTES
 from app.web import accounts, deployments, projects
 from app.web.pages import APP_DIR, UI, Answered, answered
 
@@ -13,6 +14,7 @@ ROUTES = [
         path="/",
         include_in_schema=False,
         exception_handlers={Answered: answered},
+        opt=FORM_ROUTES,
         route_handlers=[*accounts.ROUTES, *projects.ROUTES, *deployments.ROUTES],
     ),
     create_static_files_router(

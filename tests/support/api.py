@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from litestar.testing import TestClient
 
 from app.refs import RefError, ResolvedRef, is_ref_name
+from app.settings import Settings
 
 T = TypeVar("T")
 
@@ -34,6 +36,25 @@ class OfflineResolver:
             raise RefError(f"{ref!r} is not a branch, a tag or a full sha.")
         sha = hashlib.sha1(f"{git_url}#{ref}".encode()).hexdigest()  # noqa: S324 - not security
         return ResolvedRef(sha=sha, branch=ref, ref=ref)
+
+
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[Client]:
+    """The API on `settings` (as the `client` fixture builds it), for tests that vary them."""
+    from app.asgi import create_app
+
+    app = create_app(settings, ref_resolver=OfflineResolver(), reconcile=False)
+    with Client(app) as client:
+        yield client
+
+
+def sign_in(client: TestClient[Any], email: str, password: str = PASSWORD) -> str:
+    """Sign in with a bearer token (no cookie kept); return the token."""
+    response = client.post("/user/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    client.cookies.clear()
+    token: str = response.json()["token"]
+    return token
 
 
 def sign_up(client: TestClient[Any], email: str = "ada@example.com") -> str:

@@ -91,6 +91,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
             "SCALEMESH_STORAGE_URL": f"file://{data / 'storage'}",
             "SCALEMESH_RECONCILE_INTERVAL": "0.2",
             "SCALEMESH_BUILD_TIMEOUT": "60",
+            "SCALEMESH_SIGNUP": "open",
             "PATH": "/usr/local/bin:/usr/bin:/bin",
         }
     )
