@@ -11,10 +11,10 @@ from app.asgi import create_app
 from app.github.client import GitHubAppClient
 from app.settings import Settings
 from tests.support.api import Client, bearer, sign_up
+from tests.support.binding import bind
 from tests.support.deployments import FakeResolver, FakeRunner
 from tests.support.github_app import App
 from tests.support.github_fake import FakeGitHubApi
-from tests.support.binding import bind
 from tests.support.webhooks import REPO, REPO_ID, payload
 
 

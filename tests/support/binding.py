@@ -14,8 +14,10 @@ from tests.support.api import Client
 def bind(client: Client, slug: str, repository_id: int | None) -> None:
     """Set the project's `github_repository_id` (None unbinds it)."""
     rows = client.run(
-        lambda: Project.update({Project.github_repository_id: repository_id})
-        .where(Project.slug == slug)
-        .returning(Project.slug)
+        lambda: (
+            Project.update({Project.github_repository_id: repository_id})
+            .where(Project.slug == slug)
+            .returning(Project.slug)
+        )
     )
     assert rows, f"no project {slug!r}"
