@@ -2,7 +2,8 @@
 
 Each handler is glue: a typed view in, one domain function of `app.deployments.triggers`
 called, a one-line outcome out (stored with the delivery). Projects are found by the repository's
-id, and a delivery showing the repository under a new name renames their copy of it first.
+id, and a delivery showing the repository under a new name renames their copy of it first (an
+installation delivery listing repositories too, beside `app.installations.handlers`).
 """
 
 from __future__ import annotations
@@ -74,3 +75,21 @@ async def tear_down_preview(context: HandlerContext, event: events.PullRequest) 
     await follow_rename(event.repository.id, event.repository.full_name)
     count = await triggers.retire_pull_request(event.repository.id, event.number)
     return f"#{event.number} closed: {count} deployments retired"
+
+
+@router.on("installation", "created", "new_permissions_accepted", view=events.InstallationEvent)
+async def rename_installed(context: HandlerContext, event: events.InstallationEvent) -> str:
+    """Bound projects take the names the installation lists their repositories under."""
+    return await _follow(event.repositories)
+
+
+@router.on("installation_repositories", "added", view=events.InstallationRepositories)
+async def rename_added(context: HandlerContext, event: events.InstallationRepositories) -> str:
+    return await _follow(event.repositories_added)
+
+
+async def _follow(repositories: list[events.RepositoryRef]) -> str:
+    renamed = 0
+    for repository in repositories:
+        renamed += await follow_rename(repository.id, repository.full_name)
+    return f"{renamed} projects renamed"

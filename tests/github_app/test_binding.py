@@ -209,3 +209,15 @@ def test_a_closed_pull_request_after_a_rename_retires_the_bound_previews(
     [row] = app.deployments()
     assert row["retired"] is True
     assert project_row(app, "web")["github_repository"] == RENAMED
+
+
+def test_an_installation_listing_the_repository_under_a_new_name_renames_bound_projects(
+    app: App, token: str
+) -> None:
+    stranger(app)  # unbound, on the old name: not renamed
+    added = payload("installation_repositories.added")
+    added["repositories_added"][0].update(id=REPO_ID, full_name=RENAMED, name="Hello-Mesh")
+    app.deliver("installation_repositories", added)
+    assert project_row(app, "web")["github_repository"] == RENAMED
+    assert project_row(app, "web")["git_url"] == f"https://github.com/{RENAMED}.git"
+    assert project_row(app, "evil")["github_repository"] == REPO
