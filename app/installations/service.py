@@ -222,7 +222,8 @@ async def covered_id(repository_id: int) -> Covered | None:
     row = await (
         Repository.select(*Covered.COLUMNS)
         .where(
-            (Repository.github_id == repository_id) & (Repository.installation.suspended == False)  # noqa: E712 - SQL, not Python
+            (Repository.installation.suspended == False)  # noqa: E712 - SQL, not Python
+            & (Repository.github_id == repository_id)
         )
         .first()
     )
