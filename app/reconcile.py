@@ -23,7 +23,7 @@ from app.deployments.records import BuildSource, Ending, RunningBuild
 from app.deployments.transitions import move
 from app.errors import ErrorCode
 from app.github.api import GitHubApi, GitHubError
-from app.installations.service import covered
+from app.installations.service import covered_id
 from app.logs.archive import archive
 from app.logs.bus import LogBus
 from app.projects import envvars
@@ -175,10 +175,20 @@ class Reconciler:
         )
 
     async def _clone_from(self, deployment_id: str, source: BuildSource) -> tuple[str, str]:
-        """Where to clone from, and the repo-scoped read-only token to clone with (or "")."""
-        repository = source.github_repository
-        found = None if repository is None else await covered(repository)
+        """Where to clone from, and the repo-scoped read-only token to clone with (or "").
+
+        A token only for a project bound to its repository, by id, while an active installation
+        covers that id. Anyone may name a repository the App is installed on: an unbound
+        project clones anonymously, as any stranger would (a private repository then fails).
+        """
+        bound = source.github_repository_id
+        found = None if bound is None else await covered_id(bound)
         if found is None:
+            if source.github_repository is not None and bound is None:
+                log.info(
+                    "project not bound to its repository; cloning without a token",
+                    extra={"deployment_id": deployment_id, "project_id": source.project_id},
+                )
             return source.git_url, ""
         if self.github is None:
             return found.clone_url, ""

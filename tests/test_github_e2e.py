@@ -22,10 +22,11 @@ from app.reporting.comment import MARKER
 from app.settings import Settings
 from app.tables import Deployment
 from tests.support.api import Client, bearer, sign_up
+from tests.support.binding import bind
 from tests.support.git import git
 from tests.support.github_fake import FakeGitHubApi
 from tests.support.sites import NPM_OFFLINE, make_site
-from tests.support.webhooks import REPO, payload, signature
+from tests.support.webhooks import REPO, REPO_ID, payload, signature
 
 DEADLINE = 90.0
 
@@ -93,6 +94,7 @@ def test_a_push_and_a_pull_request_deploy_and_report(
                 headers=bearer(token),
             )
             assert response.status_code == 201, response.text
+            bind(client, "web", REPO_ID)
             deliver(client, "installation", payload("installation.created"))
 
             push = payload("push.commits")

@@ -1,7 +1,9 @@
 """Reactions to pushes and pull requests: deploy them, or retire what they deployed.
 
 Each handler is glue: a typed view in, one domain function of `app.deployments.triggers`
-called, a one-line outcome out (stored with the delivery).
+called, a one-line outcome out (stored with the delivery). Projects are found by the repository's
+id, and a delivery showing the repository under a new name renames their copy of it first (an
+installation delivery listing repositories too, beside `app.installations.handlers`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from app.github import events
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.installations.service import ensure_covered
+from app.projects.binding import follow_rename
 
 router: Router[HandlerContext] = Router()
 
@@ -22,20 +25,21 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
     """See https://docs.github.com/en/webhooks/webhook-events-and-payloads#push."""
     if push.branch is None:
         return f"ignored: {push.ref} is not a branch"
+    await follow_rename(push.repository.id, push.repository.full_name)
     if not await ensure_covered(
         context.engine, context.settings, push.installation, push.repository
     ):
         return NOT_INSTALLED
     if push.deleted or push.after == events.ZERO_SHA:
         count = await triggers.retire_branch(
-            context.engine, push.repository.full_name, push.branch, context.announce
+            context.engine, push.repository.id, push.branch, context.announce
         )
         return f"branch {push.branch} deleted: {count} deployments retired"
     message = push.head_commit.message if push.head_commit else ""
     if triggers.skipped(message):
         return "skipped: the commit message asks not to build"
     queued = await triggers.deploy_branch(
-        context.engine, push.repository.full_name, push.branch, push.after, message
+        context.engine, push.repository.id, push.branch, push.after, message
     )
     if queued:
         context.pipeline.wake()
@@ -45,6 +49,7 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
 @router.on("pull_request", "opened", "synchronize", "reopened", view=events.PullRequest)
 async def deploy_pull_request_preview(context: HandlerContext, event: events.PullRequest) -> str:
     """See https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request."""
+    await follow_rename(event.repository.id, event.repository.full_name)
     if not await ensure_covered(
         context.engine, context.settings, event.installation, event.repository
     ):
@@ -52,7 +57,7 @@ async def deploy_pull_request_preview(context: HandlerContext, event: events.Pul
     head = event.pull_request.head
     queued = await triggers.deploy_pull_request(
         context.engine,
-        event.repository.full_name,
+        event.repository.id,
         event.number,
         head.ref,
         head.sha,
@@ -67,5 +72,24 @@ async def deploy_pull_request_preview(context: HandlerContext, event: events.Pul
 @router.on("pull_request", "closed", view=events.PullRequest)
 async def tear_down_preview(context: HandlerContext, event: events.PullRequest) -> str:
     """A closed pull request (merged or not) retires its previews."""
-    count = await triggers.retire_pull_request(event.repository.full_name, event.number)
+    await follow_rename(event.repository.id, event.repository.full_name)
+    count = await triggers.retire_pull_request(event.repository.id, event.number)
     return f"#{event.number} closed: {count} deployments retired"
+
+
+@router.on("installation", "created", "new_permissions_accepted", view=events.InstallationEvent)
+async def rename_installed(context: HandlerContext, event: events.InstallationEvent) -> str:
+    """Bound projects take the names the installation lists their repositories under."""
+    return await _follow(event.repositories)
+
+
+@router.on("installation_repositories", "added", view=events.InstallationRepositories)
+async def rename_added(context: HandlerContext, event: events.InstallationRepositories) -> str:
+    return await _follow(event.repositories_added)
+
+
+async def _follow(repositories: list[events.RepositoryRef]) -> str:
+    renamed = 0
+    for repository in repositories:
+        renamed += await follow_rename(repository.id, repository.full_name)
+    return f"{renamed} projects renamed"

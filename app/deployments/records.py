@@ -21,6 +21,8 @@ class BuildSource:
     from_fork: bool
     git_url: str
     github_repository: str | None
+    github_repository_id: int | None
+    """GitHub's id of the repository the project is bound to; None when it is not bound."""
     root_directory: str | None
     install_command: str | None
     build_command: str | None
@@ -33,6 +35,7 @@ class BuildSource:
         Deployment.from_fork,
         Deployment.project.git_url,
         Deployment.project.github_repository,
+        Deployment.project.github_repository_id,
         Deployment.project.root_directory,
         Deployment.project.install_command,
         Deployment.project.build_command,
@@ -48,6 +51,11 @@ class BuildSource:
             from_fork=bool(row["from_fork"]),
             git_url=str(row["project.git_url"]),
             github_repository=row["project.github_repository"],
+            github_repository_id=(
+                None
+                if row["project.github_repository_id"] is None
+                else int(row["project.github_repository_id"])
+            ),
             root_directory=row["project.root_directory"],
             install_command=row["project.install_command"],
             build_command=row["project.build_command"],

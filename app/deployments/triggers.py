@@ -1,8 +1,10 @@
 """What a push or a pull request on GitHub deploys, and what closing or deleting one retires.
 
-These take plain values (repository name, branch, sha), never webhook payloads, so the handlers
+These take plain values (repository id, branch, sha), never webhook payloads, so the handlers
 in `app.deployments.handlers` stay glue and tests can call them directly. A commit is built once per
 project: the branch push and the pull request event for the same sha share one deployment.
+Only projects bound to the repository's id (`app.projects.binding`) are touched: a project that
+merely names the repository is never built, cancelled or retired by its events.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from app.deployments.queue import Refusal, queue_commit
 from app.deployments.records import Linked
 from app.deployments.transitions import move, report_again
 from app.errors import ErrorCode
-from app.projects.service import linked_projects
+from app.projects.binding import bound_projects
 from app.tables import Alias, Deployment
 
 log = logging.getLogger(__name__)
@@ -51,14 +53,14 @@ async def _existing(project_id: int, sha: str, branch: str | None = None) -> Lin
 
 
 async def deploy_branch(
-    engine: AnyEngine, repository: str, branch: str, sha: str, message: str
+    engine: AnyEngine, repository_id: int, branch: str, sha: str, message: str
 ) -> list[str]:
-    """Queue a build of `sha` for every project linked to the repository; return their ids.
+    """Queue a build of `sha` for every project bound to the repository; return their ids.
 
     Production for a project whose production branch this is, a preview otherwise.
     """
     queued = []
-    for project in await linked_projects(repository):
+    for project in await bound_projects(repository_id):
         # GitHub sends the same push again under a new delivery id after a re-push.
         if await _existing(project.id, sha, branch) is not None:
             continue
@@ -70,7 +72,7 @@ async def deploy_branch(
 
 async def deploy_pull_request(
     engine: AnyEngine,
-    repository: str,
+    repository_id: int,
     number: int,
     branch: str,
     sha: str,
@@ -78,14 +80,14 @@ async def deploy_pull_request(
     *,
     from_fork: bool,
 ) -> list[str]:
-    """Queue a preview of the pull request's head for every linked project; return their ids.
+    """Queue a preview of the pull request's head for every bound project; return their ids.
 
     A commit already deployed by its branch push is not built again; that deployment is tied to
     the pull request instead, so the pull request's comment shows it. A fork's pull request is
     recorded as refused (with the reason) unless the project allows fork builds.
     """
     queued = []
-    for project in await linked_projects(repository):
+    for project in await bound_projects(repository_id):
         existing = await _existing(project.id, sha)
         if existing is not None:
             if existing.pr_number is None:
@@ -111,7 +113,7 @@ async def deploy_pull_request(
 
 
 async def retire_branch(
-    engine: AnyEngine, repository: str, branch: str, announce: AliasAnnouncer
+    engine: AnyEngine, repository_id: int, branch: str, announce: AliasAnnouncer
 ) -> int:
     """The branch was deleted: drop its aliases, stop its builds, and mark its deployments
     retired (their GitHub deployments become `inactive`). Returns how many were retired.
@@ -120,7 +122,7 @@ async def retire_branch(
     """
     retired = 0
     moved = []
-    for project in await linked_projects(repository):
+    for project in await bound_projects(repository_id):
         label = hostnames.branch_label(project.slug, branch)
         where = (Deployment.project == project.id) & (Deployment.branch == branch)
         async with write_transaction(engine):
@@ -149,11 +151,11 @@ async def retire_branch(
     return retired
 
 
-async def retire_pull_request(repository: str, number: int) -> int:
+async def retire_pull_request(repository_id: int, number: int) -> int:
     """The pull request was closed (merged or not): its previews' GitHub deployments become
     `inactive`. Their URLs keep working; the merge itself deploys through the branch push."""
     retired = 0
-    for project in await linked_projects(repository):
+    for project in await bound_projects(repository_id):
         rows = await (
             Deployment.update({Deployment.retired: True, **report_again()})
             .where(

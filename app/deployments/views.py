@@ -27,6 +27,8 @@ class DeploymentView:
     slug: str
     repository: str | None
     """The project's GitHub repository (`owner/name`), if it builds one."""
+    repository_id: int | None
+    """GitHub's id of the repository the project is bound to; None when it is not bound."""
     state: DeploymentState
     target: Target
     ref: str
@@ -84,6 +86,7 @@ _COLUMNS = (
     Deployment.project,
     Deployment.project.slug,
     Deployment.project.github_repository,
+    Deployment.project.github_repository_id,
     Deployment.state,
     Deployment.target,
     Deployment.git_ref,
@@ -170,6 +173,11 @@ class DeploymentViews:
             project_id=int(row["project"]),
             slug=slug,
             repository=row["project.github_repository"],
+            repository_id=(
+                None
+                if row["project.github_repository_id"] is None
+                else int(row["project.github_repository_id"])
+            ),
             state=DeploymentState(row["state"]),
             target=Target(row["target"]),
             ref=str(row["git_ref"]),

@@ -1,9 +1,9 @@
 """Where the GitHub App is installed: installations and the repositories each one covers.
 
 Kept current by the `installation` and `installation_repositories` webhooks (and by every push,
-which carries the repository's clone URL). A project is linked to a repository by its
-`owner/name`; it builds from GitHub, and reports there, only while an installation that is not
-suspended covers that repository.
+which carries the repository's clone URL and current name). A project builds from GitHub, and
+reports there, only while it is bound to the repository's id (`app.projects.binding`) and an
+installation that is not suspended covers that id (`covered_id`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,15 @@ class Covered:
     """A repository the app may build and report on now."""
 
     installation_id: int
+    github_id: int
+    """GitHub's id of the repository, which survives renames and transfers."""
     full_name: str
     clone_url: str
     private: bool
 
     COLUMNS = (
         Repository.installation.installation_id,
+        Repository.github_id,
         Repository.full_name,
         Repository.clone_url,
         Repository.private,
@@ -38,6 +41,7 @@ class Covered:
     def of(cls, row: dict[str, Any]) -> Covered:
         return cls(
             installation_id=int(row["installation.installation_id"]),
+            github_id=int(row["github_id"]),
             full_name=str(row["full_name"]),
             clone_url=str(row["clone_url"]),
             private=bool(row["private"]),
@@ -178,7 +182,13 @@ async def saw_repository(
     row = await (
         Repository.select(*Covered.COLUMNS).where(Repository.github_id == repository.id).first()
     )
-    seen = Covered(installation_id, repository.full_name, repository.clone_url, repository.private)
+    seen = Covered(
+        installation_id,
+        repository.id,
+        repository.full_name,
+        repository.clone_url,
+        repository.private,
+    )
     if row is not None and Covered.of(row) == seen:
         return
     installation = events.Installation(id=installation_id, account=events.Account(login=account))
@@ -206,6 +216,20 @@ async def covered(full_name: str) -> Covered | None:
     return None if row is None else Covered.of(row)
 
 
+async def covered_id(repository_id: int) -> Covered | None:
+    """The installation that covers the repository with GitHub's id `repository_id` now, unless
+    none does or it is suspended. The id survives renames and transfers; a name may be reused."""
+    row = await (
+        Repository.select(*Covered.COLUMNS)
+        .where(
+            (Repository.installation.suspended == False)  # noqa: E712 - SQL, not Python
+            & (Repository.github_id == repository_id)
+        )
+        .first()
+    )
+    return None if row is None else Covered.of(row)
+
+
 async def ensure_covered(
     engine: AnyEngine,
     settings: Settings,
@@ -214,12 +238,18 @@ async def ensure_covered(
 ) -> bool:
     """Whether an active installation covers the repository; remembered first when the
     delivery says something new of it (a first sight, a rename, a new clone URL)."""
-    found = await covered(repository.full_name)
+    found = await covered_id(repository.id)
     if installation is None:
         return found is not None
-    seen = Covered(installation.id, repository.full_name, repository.clone_url, repository.private)
+    seen = Covered(
+        installation.id,
+        repository.id,
+        repository.full_name,
+        repository.clone_url,
+        repository.private,
+    )
     if found != seen:
         owner = repository.full_name.split("/", 1)[0]
         await saw_repository(engine, installation.id, owner, repository)
-        found = await covered(repository.full_name)
+        found = await covered_id(repository.id)
     return found is not None

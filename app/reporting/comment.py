@@ -16,7 +16,7 @@ from app.deployments.lifecycle import DeploymentState
 from app.deployments.views import DeploymentViews
 from app.errors import ErrorCode
 from app.github.api import CommentGone, GitHubApi
-from app.projects.service import linked_projects
+from app.projects.binding import bound_projects
 from app.reporting.messages import badge
 from app.tables import Deployment, PullRequestComment
 
@@ -69,8 +69,9 @@ class PullRequestComments:
         self.github = github
         self.views = views
 
-    async def body(self, repository: str, number: int) -> str:
-        """A table with one row per project: its newest deployment for this pull request."""
+    async def body(self, repository_id: int, number: int) -> str:
+        """A table with one row per project bound to the repository: its newest deployment for
+        this pull request. A project that only names the repository has no row."""
         lines = [
             MARKER,
             "**Scale Mesh** previews for this pull request",
@@ -79,7 +80,7 @@ class PullRequestComments:
             "| :--- | :--- | :--- | :--- | :--- |",
         ]
         refusal = None
-        for project in await linked_projects(repository):
+        for project in await bound_projects(repository_id):
             view = await self.views.one(
                 (Deployment.project == project.id) & (Deployment.pr_number == number)
             )
@@ -101,9 +102,11 @@ class PullRequestComments:
             lines += ["", f"> {refusal}"]
         return "\n".join(lines) + "\n"
 
-    async def refresh(self, installation: int, repository: str, number: int) -> None:
+    async def refresh(
+        self, installation: int, repository: str, number: int, *, repository_id: int
+    ) -> None:
         """Create the pull request's one comment, or edit it in place (recreated if deleted)."""
-        body = await self.body(repository, number)
+        body = await self.body(repository_id, number)
         row = await (
             PullRequestComment.select(*KnownComment.COLUMNS)
             .where(_this(repository, number))

@@ -27,7 +27,8 @@ class ReportedPhase(StrEnum):
     INACTIVE = "inactive"
     """Retired: its pull request closed or its branch was deleted."""
     UNREPORTED = "unreported"
-    """No installation covers its repository: there was no one on GitHub to tell."""
+    """Its project is not bound to the repository, or no installation covers the id it is bound
+    to: there was no one on GitHub to tell (or no right to)."""
 
 
 _COMMIT_STATES: Mapping[DeploymentState, str] = MappingProxyType(

@@ -2,8 +2,10 @@
 
 Driven by state, not by events: every change to a deployment sets `report_pending`, and each pass
 tells GitHub about such deployments (GitHub Deployment, commit status, PR comment), then records
-the phase it told. A failed call is logged and retried on a later pass with a growing delay, so
-reporting never blocks or fails a build, and a GitHub outage heals by itself.
+the phase it told. Only deployments of projects bound to their repository's id are reported, to
+the installation covering that id; the others are settled `unreported`. A failed call is logged
+and retried on a later pass with a growing delay, so reporting never blocks or fails a build,
+and a GitHub outage heals by itself.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.github.api import GitHubApi, GitHubError
-from app.installations.service import Covered, covered
+from app.installations.service import Covered, covered_id
 from app.reporting.comment import CommentBusy, PullRequestComments
 from app.reporting.messages import description, shorten
 from app.reporting.phases import (
@@ -81,8 +83,8 @@ class Reporter:
             claim = await self._claim(view)
             if claim is None:
                 continue  # another replica is telling GitHub about it
-            assert view.repository is not None  # noqa: S101 - selected for having one
-            found = await covered(view.repository)
+            # Only a project bound to the repository's id speaks on it; naming it is not enough.
+            found = None if view.repository_id is None else await covered_id(view.repository_id)
             if found is None:
                 await self._settle(view, claim, ReportedPhase.UNREPORTED)
                 continue
@@ -192,7 +194,9 @@ class Reporter:
                 target_url=view.url if view.state is DeploymentState.READY else view.log_url,
             )
             if view.pr_number is not None:
-                await self.comments.refresh(installation, repository, view.pr_number)
+                await self.comments.refresh(
+                    installation, repository, view.pr_number, repository_id=found.github_id
+                )
         log.info(
             "github told",
             extra={"deployment_id": view.id, "project": view.slug, "phase": phase_of(view)},

@@ -11,10 +11,11 @@ from app.asgi import create_app
 from app.github.client import GitHubAppClient
 from app.settings import Settings
 from tests.support.api import Client, bearer, sign_up
+from tests.support.binding import bind
 from tests.support.deployments import FakeResolver, FakeRunner
 from tests.support.github_app import App
 from tests.support.github_fake import FakeGitHubApi
-from tests.support.webhooks import REPO, payload
+from tests.support.webhooks import REPO, REPO_ID, payload
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def app(client: Client, runner: FakeRunner, github: FakeGitHubApi) -> App:
 
 @pytest.fixture
 def token(app: App) -> str:
-    """Ada's account with project `web` on the repository, and the App installed there."""
+    """Ada's account with project `web` bound to the repository, and the App installed there."""
     token = sign_up(app.client)
     response = app.client.post(
         "/project",
@@ -66,5 +67,6 @@ def token(app: App) -> str:
         headers=bearer(token),
     )
     assert response.status_code == 201, response.text
+    bind(app.client, "web", REPO_ID)
     assert app.deliver("installation", payload("installation.created")).status_code == 202
     return token

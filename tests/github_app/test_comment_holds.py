@@ -15,18 +15,20 @@ from app.tables import (
     PullRequestComment,
 )
 from tests.support.api import bearer
+from tests.support.binding import bind
 from tests.support.github_app import (
     App,
     pr_event,
 )
 from tests.support.waiting import WAIT_S
-from tests.support.webhooks import INSTALLATION, REPO
+from tests.support.webhooks import INSTALLATION, REPO, REPO_ID
 
 
 def test_two_replicas_writing_one_pull_requests_comment_create_one(
     app: App, token: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app.client.post("/project", json={"name": "docs", "repo": REPO}, headers=bearer(token))
+    bind(app.client, "docs", REPO_ID)
     app.deliver("pull_request", pr_event("opened"))  # a preview for `web` and one for `docs`
     first: Reporter = app.services.reporter
     second = Reporter(settings, app.services.github)
@@ -57,7 +59,10 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     monkeypatch.setattr(app.services.github, "create_comment", create_once_the_other_is_refused)
 
     async def both() -> list[object]:
-        writes = (reporter.comments.refresh(INSTALLATION, REPO, 2) for reporter in (first, second))
+        writes = (
+            reporter.comments.refresh(INSTALLATION, REPO, 2, repository_id=REPO_ID)
+            for reporter in (first, second)
+        )
         return list(await asyncio.gather(*writes, return_exceptions=True))
 
     outcomes = app.client.run(both)
@@ -69,7 +74,7 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     with pytest.raises(CommentBusy):
         app.client.run(lambda: second.comments._hold(REPO, 2, None))
     [comment] = app.github.comments_on(REPO, 2)
-    app.client.run(lambda: second.comments.refresh(INSTALLATION, REPO, 2))
+    app.client.run(lambda: second.comments.refresh(INSTALLATION, REPO, 2, repository_id=REPO_ID))
     assert [c.id for c in app.github.comments_on(REPO, 2)] == [comment.id]
     body = app.github.comments[comment.id].body
     assert "**web**" in body

@@ -9,13 +9,14 @@ import pytest
 from app.installations.service import install_url
 from app.settings import Settings
 from tests.support.api import bearer, sign_up
+from tests.support.binding import bind
 from tests.support.github_app import (
     App,
     installation_rows,
     repositories,
 )
 from tests.support.github_fake import FakeGitHubApi
-from tests.support.webhooks import INSTALLATION, REPO, payload
+from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload
 
 
 def test_the_installation_lifecycle_decides_what_deploys(app: App, token: str) -> None:
@@ -60,6 +61,7 @@ def test_a_push_before_the_installation_event_still_deploys(app: App) -> None:
         json={"name": "web", "repo": REPO, "production_branch": "main"},
         headers=bearer(token),
     )
+    bind(app.client, "web", REPO_ID)
     app.deliver("push", payload("push.commits"))
     assert len(app.deployments()) == 1
     assert installation_rows(app)[0]["installation_id"] == INSTALLATION

@@ -17,6 +17,7 @@ from app.tables import (
     WebhookDelivery,
 )
 from tests.support.api import Client, bearer, sign_up
+from tests.support.binding import bind
 from tests.support.deployments import FakeResolver, FakeRunner, tick
 from tests.support.github_app import (
     PUSH_SHA,
@@ -24,7 +25,7 @@ from tests.support.github_app import (
     deployment_urls,
     pr_event,
 )
-from tests.support.webhooks import INSTALLATION, REPO, payload
+from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload
 
 
 def test_a_push_to_the_production_branch_deploys_production(app: App, token: str) -> None:
@@ -196,6 +197,7 @@ def test_every_project_of_the_repository_deploys(app: App, token: str) -> None:
         headers=bearer(token),
     )
     assert response.status_code == 201
+    bind(app.client, "docs", REPO_ID)
     app.deliver("push", payload("push.commits"))
     targets = sorted((row["target"], row["project"]) for row in app.deployments())
     assert [target for target, _ in targets] == ["preview", "production"]
@@ -274,6 +276,7 @@ def test_without_a_github_app_a_covered_repository_clones_from_its_url_without_a
     with Client(app) as client:
         token = sign_up(client)
         client.post("/project", json={"name": "web", "repo": REPO}, headers=bearer(token))
+        bind(client, "web", 1)
 
         async def remembered() -> None:
             rows = await Installation.insert(

@@ -16,6 +16,7 @@ from tests.support.github_fake import WEBHOOK_SECRET
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "github"
 REPO = "Codertocat/Hello-World"
+REPO_ID = 186853002  # GitHub's id of REPO in every fixture that names it
 INSTALLATION = 957387  # the id in installation.created.json
 
 
