@@ -32,6 +32,8 @@ from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.previews import routes as preview_routes
+from app.previews.service import PreviewService
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -125,6 +127,7 @@ class Services:
     deployments: DeploymentService | None = None
     projects: ProjectService | None = None
     dashboard: Dashboard | None = None
+    previews: PreviewService | None = None
 
 
 def create_app(
@@ -176,7 +179,10 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage
             )
-            services.dashboard = Dashboard(settings, users, services.projects, services.deployments)
+            services.previews = PreviewService(settings, announce)
+            services.dashboard = Dashboard(
+                settings, users, services.projects, services.deployments, services.previews
+            )
             services.deliveries = deliveries = DeliveryWorker(
                 HandlerContext(settings, engine, reconciler, announce), webhook_router()
             )
@@ -207,6 +213,7 @@ def create_app(
             UserController,
             ProjectController,
             DeploymentController,
+            *preview_routes.ROUTES,
             *logstream.ROUTES,
             *PAGES,
             *edge.ROUTES,
@@ -222,6 +229,7 @@ def create_app(
             "deployments": Provide(lambda: services.deployments, sync_to_thread=False),
             "deliveries": Provide(lambda: services.deliveries, sync_to_thread=False),
             "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
+            "previews": Provide(lambda: services.previews, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -233,6 +241,7 @@ def create_app(
             DeploymentService,
             DeliveryWorker,
             Dashboard,
+            PreviewService,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,

@@ -15,6 +15,7 @@ from litestar.response import Redirect
 from app.deployments.service import DeploymentService
 from app.errors import ErrorKind, UserError
 from app.http.errors import status_of
+from app.previews.service import PreviewService
 from app.projects.access import project_for
 from app.projects.records import ProjectRecord
 from app.projects.routes import ProjectIn, ProjectOut
@@ -62,6 +63,7 @@ class Dashboard:
     users: UserService
     projects: ProjectService
     deployments: DeploymentService
+    previews: PreviewService
 
     async def rows(
         self, project: ProjectRecord, limit: int = DEPLOYMENTS_SHOWN
