@@ -11,7 +11,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect
 
 from app.errors import ErrorKind, UserError
@@ -42,8 +42,8 @@ async def deployment_sign_in(
     request: Request[Any, Any, Any],
     users: NamedDependency[UserService],
     previews: NamedDependency[PreviewService],
-    host: str = "",
-    next: str = "/",
+    host: FromQuery[str] = "",
+    next: FromQuery[str] = "/",
 ) -> Response[str] | Redirect:
     """Signed in and allowed to see the project: back to the deployment with a 60 s token."""
     user = await signed_in(request, users)
