@@ -12,6 +12,7 @@ import contextlib
 import html
 import json
 import logging
+from urllib.parse import parse_qsl
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -185,7 +186,8 @@ class Proxy:
         if target is None:
             await _send(send, method, _page(404, "No deployment here", "Nothing is deployed here."))
         elif not target.protected:
-            await _send(send, method, redirect(same_host_path("/")))
+            query = dict(parse_qsl(memo_key[3].decode("latin-1")))
+            await _send(send, method, redirect(same_host_path(query.get("next", "/"))))
         else:
             answer = self.gate.hand_off(scope.get("scheme", "http"), memo_key[3], target)
             await _send(send, method, answer)

@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from app import preview_tokens as tokens
+from app.projects.service import refresh_aliases
 from app.settings import Settings
+from app.tables import Project
 from proxy.asgi import running
 from tests.support.protection import (
     BRANCH,
@@ -27,6 +29,7 @@ from tests.support.protection import (
     protect,
 )
 from tests.support.proxy import INDEX, Served, seed
+from tests.support.waiting import eventually_async
 
 pytestmark = pytest.mark.anyio
 
@@ -243,3 +246,22 @@ async def test_all_protects_production_too(serve: Serve) -> None:
     assert response.status_code == 302
     assert parse_qs(urlsplit(response.headers["location"]).query)["host"] == ["web.localhost"]
     assert (with_cookie.status_code, with_cookie.content) == (200, INDEX)
+
+
+async def test_a_protection_change_reaches_a_proxy_that_cached_the_host(
+    settings: Settings,
+) -> None:
+    project_id = await seed(settings)
+    await protect(project_id, "none")
+    async with running(settings) as proxy:
+        served = Served(proxy)
+        assert (await served.get("/", host=BRANCH_HOST)).status_code == 200
+        await Project.update({Project.protection: "previews"}).where(Project.id == project_id)
+        hostnames = await refresh_aliases(project_id)
+        assert sorted(hostnames) == sorted([BRANCH, "web", "www.web.dev"])
+
+        async def protected_now() -> bool:
+            return (await served.get("/", host=BRANCH_HOST)).status_code == 302
+
+        await eventually_async(protected_now, what="the proxy protecting the preview")
+        await served.http.aclose()
