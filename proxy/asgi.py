@@ -12,11 +12,11 @@ import contextlib
 import html
 import json
 import logging
-from urllib.parse import parse_qsl
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from redis.asyncio import Redis
 

@@ -36,7 +36,7 @@ class Gate:
     def cookie_ok(self, headers: Iterable[tuple[bytes, bytes]], target: Target) -> bool:
         """The request carries a valid cookie for this hostname (the replay path's one check)."""
         for name, value in headers:
-            if name == b"cookie":
+            if name == b"cookie" and _COOKIE_PREFIX in value:
                 for part in value.split(b";"):
                     part = part.strip()
                     if part.startswith(_COOKIE_PREFIX):
