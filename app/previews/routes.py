@@ -37,7 +37,12 @@ class BypassOut(msgspec.Struct):
     """Shown this once: send it as `x-scalemesh-bypass` or `?scalemesh-bypass=`."""
 
 
-@get("/auth/deployment", summary="Sign a browser in to a protected deployment", status_code=302)
+@get(
+    "/auth/deployment",
+    summary="Sign a browser in to a protected deployment",
+    status_code=302,
+    include_in_schema=False,  # a browser's hop between the proxy and back, answered in HTML
+)
 async def deployment_sign_in(
     request: Request[Any, Any, Any],
     users: NamedDependency[UserService],
