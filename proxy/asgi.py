@@ -28,7 +28,7 @@ from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
-from proxy.protection import Gate, redirect, same_host_path
+from proxy.protection import Gate, private, redirect, same_host_path
 from proxy.routing import BadPath, path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
@@ -168,6 +168,8 @@ class Proxy:
         try:
             site = await self._site(target)
             response = await respond(_request(key, memo_key), site)
+            if target.protected:
+                response = private(response)
         except (ObjectNotFound, StorageError) as exc:
             log.error(
                 "storage read failed",

@@ -10,6 +10,7 @@ SameSite=Lax, Secure over https, no Domain: that host only) and sends them on to
 
 from __future__ import annotations
 
+import dataclasses
 import html
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlencode
@@ -86,6 +87,23 @@ class Gate:
             f"{tokens.COOKIE_NAME}={token}; Path=/; Max-Age={tokens.COOKIE_SECONDS}; "
             f"HttpOnly; SameSite=Lax{secure}"
         )
+
+
+def private(response: ProxyResponse) -> ProxyResponse:
+    """`response` for one viewer only: no shared cache (a CDN) may keep a protected answer."""
+    headers = [
+        (name, _private_cache_control(value) if name == "cache-control" else value)
+        for name, value in response.headers
+    ]
+    if not any(name == "cache-control" for name, _ in headers):
+        headers.append(("cache-control", "private"))
+    return dataclasses.replace(response, headers=headers)
+
+
+def _private_cache_control(value: str) -> str:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    kept = [part for part in parts if part.lower() not in ("public", "private")]
+    return ", ".join(["private", *kept])
 
 
 def same_host_path(value: str) -> str:

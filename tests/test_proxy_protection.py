@@ -265,3 +265,22 @@ async def test_a_protection_change_reaches_a_proxy_that_cached_the_host(
 
         await eventually_async(protected_now, what="the proxy protecting the preview")
         await served.http.aclose()
+
+
+async def test_protected_answers_are_private_and_open_ones_keep_their_caching(
+    serve: Serve,
+) -> None:
+    served = await serve("previews")
+    asset = "/assets/app-1a2b3c4d.js"
+
+    protected = await served.get(asset, host=BRANCH_HOST, cookie=cookie())
+    replayed = await served.get(asset, host=BRANCH_HOST, cookie=cookie())
+    open_asset = await served.get(asset, host=PRODUCTION_HOST)
+
+    for answer in (protected, replayed):
+        assert answer.status_code == 200
+        directives = [d.strip() for d in answer.headers["cache-control"].split(",")]
+        assert directives[0] == "private"
+        assert "public" not in directives
+        assert "immutable" in directives
+    assert open_asset.headers["cache-control"].startswith("public")
