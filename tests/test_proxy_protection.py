@@ -284,3 +284,15 @@ async def test_protected_answers_are_private_and_open_ones_keep_their_caching(
         assert "public" not in directives
         assert "immutable" in directives
     assert open_asset.headers["cache-control"].startswith("public")
+
+
+async def test_over_https_the_cookie_is_secure(serve: Serve) -> None:
+    served = await serve("previews")
+
+    response = await served.http.get(
+        f"https://{BRANCH}.localhost{tokens.AUTH_PATH}?{urlencode({'token': handoff()})}"
+    )
+
+    assert response.status_code == 302
+    attributes = [part.strip().lower() for part in response.headers["set-cookie"].split(";")]
+    assert "secure" in attributes
