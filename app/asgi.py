@@ -35,6 +35,8 @@ from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.previews import routes as preview_routes
+from app.previews.service import PreviewService
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -143,6 +145,7 @@ class Services:
     deployments: DeploymentService | None = None
     projects: ProjectService | None = None
     dashboard: Dashboard | None = None
+    previews: PreviewService | None = None
 
 
 def create_app(
@@ -199,7 +202,10 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage
             )
-            services.dashboard = Dashboard(settings, users, services.projects, services.deployments)
+            services.previews = PreviewService(settings, announce)
+            services.dashboard = Dashboard(
+                settings, users, services.projects, services.deployments, services.previews
+            )
             services.deliveries = deliveries = DeliveryWorker(
                 HandlerContext(settings, engine, reconciler, announce), webhook_router()
             )
@@ -232,6 +238,7 @@ def create_app(
             TokenController,
             ProjectController,
             DeploymentController,
+            *preview_routes.ROUTES,
             *logstream.ROUTES,
             *PAGES,
             *edge.ROUTES,
@@ -250,6 +257,7 @@ def create_app(
             "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
+            "previews": Provide(lambda: services.previews, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -264,6 +272,7 @@ def create_app(
             Dashboard,
             GitHubUsersApi,
             UserTokens,
+            PreviewService,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),

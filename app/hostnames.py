@@ -15,6 +15,7 @@ import unicodedata
 MAX_LABEL = 63
 SHORT_ID = 9
 _HASH = 6
+_HOST = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*")
 
 
 def slugify(text: str, limit: int = MAX_LABEL) -> str:
@@ -46,3 +47,27 @@ def branch_label(slug: str, branch: str) -> str:
 
 def deployment_label(slug: str, deployment_id: str) -> str:
     return fit(f"{slug}-{short_id(deployment_id)}")
+
+
+def alias_name(host: str, root_domain: str) -> str | None:
+    """The `Alias.hostname` a `Host` header names, or None when it cannot be one.
+
+    `shop.example.com` (root `example.com`) → `shop`; `www.shop.io` → `www.shop.io`. The port
+    and a trailing dot are dropped; malformed hosts are refused before they cost a query.
+    """
+    name = host.strip().lower()
+    head, colon, port = name.rpartition(":")
+    if colon and port.isdigit():
+        name = head
+    name = name.removesuffix(".")
+    if len(name) > 253 or not _HOST.fullmatch(name):
+        return None
+    suffix = f".{root_domain}"
+    if name.endswith(suffix) and "." not in name[: -len(suffix)]:
+        return name[: -len(suffix)]
+    return name
+
+
+def full_hostname(name: str, root_domain: str) -> str:
+    """The hostname a browser uses for alias `name`: a label gets the root domain."""
+    return name if "." in name else f"{name}.{root_domain}"

@@ -16,19 +16,23 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from redis.asyncio import Redis
 
 from app import database
+from app.preview_tokens import AUTH_PATH
 from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
-from proxy.lookup import MISSING, AliasSubscriber, Lookup, Target
+from proxy.lookup import MISSING, AliasSubscriber, Lookup
+from proxy.protection import Gate, private, redirect, same_host_path
 from proxy.routing import BadPath, path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
+from proxy.target import Target
 
 # ASGI's own shapes; `Any` is allowed here because the scope is the raw edge of the protocol.
 Scope = MutableMapping[str, Any]
@@ -100,10 +104,11 @@ class Proxy:
         self.storage = storage
         self.lookup = lookup
         self.cache = ObjectCache.from_settings(settings)
+        self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
 
-    def replay(self, memo_key: _MemoKey) -> tuple[Message, Message] | None:
+    def replay(self, memo_key: _MemoKey, scope: Scope) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
 
         Not a coroutine, and the app sends what it returns: the hot path of a busy site
@@ -115,6 +120,8 @@ class Proxy:
         # (Latin-1 never fails; `Lookup` strips, folds case and drops the port itself.)
         if replay is None or self.lookup.peek(memo_key[0].decode("latin-1")) is not replay.target:
             return None
+        if replay.target.protected and not self.gate.cookie_ok(scope["headers"], replay.target):
+            return None  # `handle` redirects, or takes the bypass secret
         body = replay.body if not replay.source else self.cache.get(replay.source)
         if body is None:
             return None
@@ -131,6 +138,9 @@ class Proxy:
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await _send(send, method, _json(200, {"status": "ok"}))
             return
+        if scope["path"] == AUTH_PATH:
+            await self._hand_off(scope, send, memo_key)
+            return
         try:
             key = path_to_key(raw_path)
         except BadPath:
@@ -143,6 +153,13 @@ class Proxy:
             message = f"Nothing is deployed at <code>{shown}</code>."
             await _send(send, method, _page(404, "No deployment here", message))
             return
+        if target.protected:
+            refused = self.gate.check(
+                scope["headers"], scope.get("scheme", "http"), raw_path, memo_key[3], target
+            )
+            if refused is not None:
+                await _send(send, method, refused)
+                return
         if not target.ready:
             state = "still building" if target.state in ("queued", "building") else target.state
             message = f"This deployment is {html.escape(state)}."
@@ -151,6 +168,8 @@ class Proxy:
         try:
             site = await self._site(target)
             response = await respond(_request(key, memo_key), site)
+            if target.protected:
+                response = private(response)
         except (ObjectNotFound, StorageError) as exc:
             log.error(
                 "storage read failed",
@@ -161,6 +180,19 @@ class Proxy:
         if sum(map(len, memo_key)) <= MAX_REPLAY_KEY:  # the method counts in characters
             self._remember(memo_key, target, method, response)
         await _send(send, method, response)
+
+    async def _hand_off(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
+        """`/_scalemesh/auth`: the API vouched for this browser; set the cookie (`Gate`)."""
+        host, method = memo_key[0].decode("latin-1"), memo_key[1]
+        target = await self.lookup.resolve(host)
+        if target is None:
+            await _send(send, method, _page(404, "No deployment here", "Nothing is deployed here."))
+        elif not target.protected:
+            query = dict(parse_qsl(memo_key[3].decode("latin-1")))
+            await _send(send, method, redirect(same_host_path(query.get("next", "/"))))
+        else:
+            answer = self.gate.hand_off(scope.get("scheme", "http"), memo_key[3], target)
+            await _send(send, method, answer)
 
     # --- replaying answers ----------------------------------------------------------------
     #
@@ -231,7 +263,7 @@ class ProxyApp:
         if kind == "http":
             proxy = self.proxy
             memo_key = memo_key_of(scope)
-            replayed = proxy.replay(memo_key)
+            replayed = proxy.replay(memo_key, scope)
             if replayed is None:
                 await proxy.handle(scope, send, memo_key)
             else:

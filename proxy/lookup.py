@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -37,8 +36,9 @@ from redis.exceptions import RedisError
 
 from app.aliases import ALIAS_CHANNEL, FLUSH_ALL
 from app.deployments.lifecycle import DeploymentState
+from app.hostnames import alias_name
 from app.tables import Alias
-from builder.spec import output_prefix
+from proxy.target import Target
 
 log = logging.getLogger(__name__)
 
@@ -56,39 +56,7 @@ class _Missing(Enum):
 
 MISSING: Final = _Missing.MISSING
 """What `Lookup.peek` says when only `resolve` can answer."""
-_HOST = re.compile(r"[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*")
 _UNFINISHED = frozenset({DeploymentState.QUEUED, DeploymentState.BUILDING})
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """What a hostname serves: a deployment, its state, and where its files are."""
-
-    project_id: int
-    deployment_id: str
-    state: DeploymentState
-    prefix: str
-    """Storage prefix of the deployment's files, ending with `/` (`builder.spec.output_prefix`)."""
-
-    COLUMNS = (
-        Alias.deployment.project.as_alias("project_id"),
-        Alias.deployment.as_alias("deployment_id"),
-        Alias.deployment.state.as_alias("state"),
-    )
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Target:
-        project_id, deployment_id = int(row["project_id"]), str(row["deployment_id"])
-        return cls(
-            project_id=project_id,
-            deployment_id=deployment_id,
-            state=DeploymentState(row["state"]),
-            prefix=output_prefix(project_id, deployment_id),
-        )
-
-    @property
-    def ready(self) -> bool:
-        return self.state is DeploymentState.READY
 
 
 Peeked = Target | None | Literal[_Missing.MISSING]
@@ -141,22 +109,8 @@ class Lookup:
     # --- resolving ------------------------------------------------------------------------
 
     def alias_name(self, host: str) -> str | None:
-        """The `Alias.hostname` a `Host` header names, or None when it cannot be one.
-
-        `shop.example.com` (root `example.com`) → `shop`; `www.shop.io` → `www.shop.io`.
-        Malformed hosts are refused here, before they can cost a query or a cache slot.
-        """
-        name = host.strip().lower()
-        head, colon, port = name.rpartition(":")
-        if colon and port.isdigit():
-            name = head
-        name = name.removesuffix(".")
-        if len(name) > 253 or not _HOST.fullmatch(name):
-            return None
-        suffix = f".{self.root_domain}"
-        if name.endswith(suffix) and "." not in name[: -len(suffix)]:
-            return name[: -len(suffix)]
-        return name
+        """The `Alias.hostname` a `Host` header names (`app.hostnames.alias_name`), or None."""
+        return alias_name(host, self.root_domain)
 
     def _name(self, host: str) -> str | None:
         try:
@@ -283,7 +237,7 @@ class Lookup:
 
 async def _query(name: str) -> Target | None:
     row = await Alias.select(*Target.COLUMNS).where(Alias.hostname == name).first()
-    return None if row is None else Target.of(row)
+    return None if row is None else Target.of(name, row)
 
 
 async def _aliases_version() -> tuple[Any, ...]:

@@ -300,7 +300,10 @@ def test_an_alias_name_is_not_available_as_a_slug(client: Client, token: str) ->
 
     response = create(client, token, name="web git main")
 
-    assert response.status_code == 409
+    # Refused before the clash is looked up: `-git-` is kept for branch labels.
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "-git-" in response.json()["detail"]
 
 
 def test_file_urls_work_with_the_local_runner(client: Client, token: str, tmp_path: Path) -> None:

@@ -15,29 +15,37 @@ from app.aliases import AliasAnnouncer
 from app.database import AnyEngine, write_transaction
 from app.deployments.lifecycle import Target
 from app.deployments.records import Publishable
+from app.deployments.transitions import report_again
+from app.errors import KIND, ErrorCode, ErrorKind
 from app.tables import Alias, Deployment
 
 log = logging.getLogger(__name__)
 
 
-async def point_alias(hostname: str, project_id: int, deployment_id: str) -> None:
-    """Point `hostname` at the deployment, unless another project owns that hostname.
+async def point_alias(hostname: str, project_id: int, deployment_id: str) -> bool:
+    """Point `hostname` at the deployment, unless another project owns that hostname: False
+    then, and nothing changed.
 
     One statement, so two replicas publishing at once cannot trip over each other.
     """
-    await Alias.insert(
-        Alias(
-            hostname=hostname,
-            project=project_id,
-            deployment=deployment_id,
-            updated_at=datetime.now(UTC),
+    rows = (
+        await Alias.insert(
+            Alias(
+                hostname=hostname,
+                project=project_id,
+                deployment=deployment_id,
+                updated_at=datetime.now(UTC),
+            )
         )
-    ).on_conflict(
-        target=Alias.hostname,
-        action="DO UPDATE",
-        values=[Alias.deployment, Alias.updated_at],
-        where=Alias.project == project_id,
+        .on_conflict(
+            target=Alias.hostname,
+            action="DO UPDATE",
+            values=[Alias.deployment, Alias.updated_at],
+            where=Alias.project == project_id,
+        )
+        .returning(Alias.hostname)
     )
+    return bool(rows)
 
 
 async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnouncer) -> None:
@@ -55,16 +63,52 @@ async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnounce
     if row is None:
         return
     ready = Publishable.of(row)
-    moved = [hostnames.deployment_label(ready.slug, ready.id)]
+    wanted = [hostnames.deployment_label(ready.slug, ready.id)]
+    moved: list[str] = []
+    taken: list[str] = []
     async with write_transaction(engine):
-        await point_alias(moved[0], ready.project_id, ready.id)
         if ready.branch:
-            moved.append(hostnames.branch_label(ready.slug, ready.branch))
-            await point_alias(moved[-1], ready.project_id, ready.id)
+            wanted.append(hostnames.branch_label(ready.slug, ready.branch))
         if ready.target is Target.PRODUCTION and await _newer_than_production(ready):
-            moved.append(hostnames.production_label(ready.slug))
-            await point_alias(moved[-1], ready.project_id, ready.id)
-    await announce(moved)
+            wanted.append(hostnames.production_label(ready.slug))
+        for hostname in wanted:
+            pointed = await point_alias(hostname, ready.project_id, ready.id)
+            (moved if pointed else taken).append(hostname)
+    if moved:
+        await announce(moved)
+    if taken:
+        await _refused(ready, taken)
+
+
+async def _refused(ready: Publishable, taken: list[str]) -> None:
+    """Say loudly that hostnames of this deployment belong to another project.
+
+    The deployment stays `ready` (it was built, and what it could take is served): the refusal
+    is its outcome (`alias_taken`, ours), so the dashboard, the CLI and GitHub all show it.
+    """
+    owners = await Alias.select(Alias.hostname, Alias.project.slug.as_alias("owner")).where(
+        Alias.hostname.is_in(taken)
+    )
+    owner_of = {str(row["hostname"]): str(row["owner"]) for row in owners}
+    for hostname in taken:
+        log.warning(
+            "alias taken by another project",
+            extra={
+                "deployment_id": ready.id,
+                "hostname": hostname,
+                "project": ready.slug,
+                "owner_project": owner_of.get(hostname, "?"),
+            },
+        )
+    names = ", ".join(taken)
+    await Deployment.update(
+        {
+            Deployment.error: f"not published at {names}: another project owns that hostname",
+            Deployment.error_code: ErrorCode.ALIAS_TAKEN,
+            Deployment.platform_fault: KIND[ErrorCode.ALIAS_TAKEN] is ErrorKind.PLATFORM,
+            **report_again(),
+        }
+    ).where(Deployment._meta.primary_key == ready.id)
 
 
 async def _newer_than_production(ready: Publishable) -> bool:
@@ -82,6 +126,12 @@ async def promote(
     """Point production at a ready deployment (a rollback when it is older)."""
     label = hostnames.production_label(slug)
     async with write_transaction(engine):
-        await point_alias(label, project_id, deployment_id)
+        pointed = await point_alias(label, project_id, deployment_id)
+    if not pointed:
+        log.warning(
+            "alias taken by another project",
+            extra={"deployment_id": deployment_id, "hostname": label, "project": slug},
+        )
+        return
     await announce([label])
     log.info("deployment promoted", extra={"deployment_id": deployment_id})

@@ -33,6 +33,8 @@ class Protection(StrEnum):
 
 
 RESERVED_SLUGS = frozenset({"api", "app", "www", "admin", "dashboard", "static", "assets", "mail"})
+_DEPLOYMENT_SUFFIX = re.compile(rf"-[0-9a-f]{{{hostnames.SHORT_ID}}}$")
+"""How a deployment's own label ends (`app.hostnames.deployment_label`)."""
 _OWNER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
 _REPO_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 
@@ -57,6 +59,19 @@ def check_name(raw: str) -> tuple[str, str]:
         raise UserError(
             ErrorCode.INVALID_NAME,
             f"name {raw!r} needs at least one letter or digit to make a URL from.",
+        )
+    if "-git-" in slug:
+        raise UserError(
+            ErrorCode.INVALID_NAME,
+            f"the URL name {slug!r} contains '-git-', which is kept for branch addresses "
+            "(<project>-git-<branch>); choose a name without it.",
+        )
+    if _DEPLOYMENT_SUFFIX.search(slug):
+        raise UserError(
+            ErrorCode.INVALID_NAME,
+            f"the URL name {slug!r} ends in a hyphen and {hostnames.SHORT_ID} hexadecimal "
+            "characters, which is kept for deployment addresses (<project>-<id>); "
+            "choose a name that does not.",
         )
     return name, slug
 

@@ -116,6 +116,20 @@ async def _default_protection(repository: str | None) -> Protection:
     return Protection.PREVIEWS if found is not None and found.private else Protection.NONE
 
 
+async def refresh_aliases(project_id: int) -> list[str]:
+    """Stamp the project's aliases as changed and return their hostnames to announce.
+
+    The proxies cache what protects each hostname with it: polling proxies notice the stamp,
+    listening ones the announcement.
+    """
+    rows = await (
+        Alias.update({Alias.updated_at: datetime.now(UTC)})
+        .where(Alias.project == project_id)
+        .returning(Alias.hostname)
+    )
+    return [str(row["hostname"]) for row in rows]
+
+
 async def slug_taken(slug: str) -> bool:
     return (
         slug in RESERVED_SLUGS
@@ -232,6 +246,8 @@ class ProjectService:
         async with write_transaction(self.engine):
             await Project.update(values).where(Project._meta.primary_key == project.id)
             await envvars.apply_changes(self.sealer, project.id, changes.env)
+        if not isinstance(changes.protection, Keep) and changes.protection != project.protection:
+            await self.announce(await refresh_aliases(project.id))
         return await self.get(owner_id, slug)
 
     async def delete(self, owner_id: int, slug: str) -> None:

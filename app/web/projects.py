@@ -13,12 +13,14 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.deployments.service import DeploymentService
-from app.errors import ErrorKind, UserError
+from app.errors import ErrorCode, ErrorKind, UserError
 from app.http.errors import status_of
+from app.previews.service import PreviewService
 from app.projects.access import project_for
 from app.projects.records import ProjectRecord
 from app.projects.routes import ProjectIn, ProjectOut
 from app.projects.rules import (
+    Protection,
     check_branch,
     check_command,
     check_name,
@@ -62,6 +64,7 @@ class Dashboard:
     users: UserService
     projects: ProjectService
     deployments: DeploymentService
+    previews: PreviewService
 
     async def rows(
         self, project: ProjectRecord, limit: int = DEPLOYMENTS_SHOWN
@@ -78,8 +81,10 @@ class Dashboard:
         refused: UserError | None = None,
         form: str = "deploy",
         env_name: str = "",
+        bypass_secret: str | None = None,
     ) -> Response[str]:
-        """The project page; with what `form` (`deploy` or `env`) was refused for, if it was."""
+        """The project page; with what `form` (`deploy`, `env` or `protection`) was refused
+        for, if it was; with a new bypass secret, shown this once."""
         try:
             details = await self.projects.get(user.id, slug)
         except UserError as exc:
@@ -97,6 +102,9 @@ class Dashboard:
             deploy_error=refused.detail if refused and form == "deploy" else None,
             env_error=refused.detail if refused and form == "env" else None,
             env_name=env_name,
+            protection_error=refused.detail if refused and form == "protection" else None,
+            protections=[level.value for level in Protection],
+            bypass_secret=bypass_secret,
         )
 
 
@@ -232,6 +240,41 @@ async def env_submit(
     return Redirect(f"/projects/{slug}#env", status_code=303)
 
 
+@post(f"{UI}/projects/{{slug:str}}/protection", status_code=200)
+async def protection_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """Change who may open the project's deployments (`none`, `previews`, `all`)."""
+    user, form = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        level = Protection(form.get("protection", ""))
+    except ValueError:
+        refused = UserError(ErrorCode.INVALID_REQUEST, "Choose none, previews or all.")
+        return await dashboard.project_page(request, user, slug, refused=refused, form="protection")
+    try:
+        await dashboard.projects.update(user.id, slug, ProjectChanges(protection=level))
+    except UserError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            return not_found(request, dashboard.settings, user, exc.detail)
+        return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
+    return Redirect(f"/projects/{slug}#protection", status_code=303)
+
+
+@post(f"{UI}/projects/{{slug:str}}/protection-bypass", status_code=200)
+async def bypass_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """Create (or replace) the bypass secret and show it on the page, this once."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        made = await dashboard.previews.create_bypass(user.id, slug)
+    except UserError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND:
+            return not_found(request, dashboard.settings, user, exc.detail)
+        return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
+    return await dashboard.project_page(request, user, slug, bypass_secret=made.secret)
+
+
 ROUTES = [
     dashboard_page,
     new_project_page,
@@ -240,4 +283,6 @@ ROUTES = [
     deployments_fragment,
     deploy_submit,
     env_submit,
+    protection_submit,
+    bypass_submit,
 ]

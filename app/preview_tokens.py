@@ -1,0 +1,95 @@
+"""Signed tokens for protected previews: the API grants them, the proxy checks them.
+
+A token binds one purpose (`handoff`: the 60 s link from the API to the proxy; `cookie`: the
+proxy's own cookie), one alias hostname (a label such as `shop-git-main`, or a full custom
+hostname) and an expiry: `<expiry>.<base64url HMAC-SHA256>`. The key is dedicated to this job,
+derived from the settings' secret key, so a token can open nothing else. Bypass secrets are
+stored as a keyed hash of the same key (`bypass_hash`), never in the clear.
+
+Which hostnames a protection level covers is decided here too (`protects`), so the proxy need
+not import the projects package. Standard library only: both sides import it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Final
+
+HANDOFF: Final = "handoff"
+COOKIE: Final = "cookie"
+HANDOFF_SECONDS: Final = 60
+COOKIE_SECONDS: Final = 12 * 60 * 60
+COOKIE_NAME: Final = "scalemesh_preview"
+AUTH_PATH: Final = "/_scalemesh/auth"
+"""Where the proxy takes a hand-off token and sets its cookie, on the deployment's own host."""
+BYPASS_HEADER: Final = "x-scalemesh-bypass"
+BYPASS_PARAM: Final = "scalemesh-bypass"
+_KEY_INFO: Final = b"scalemesh preview tokens v1"
+# `app.projects.rules.Protection`'s values, repeated so the proxy does not import the API.
+NONE, PREVIEWS, ALL = "none", "previews", "all"
+
+
+def preview_key(secret_key: str) -> bytes:
+    """The key for preview tokens and bypass hashes: HMAC(secret key, "…preview tokens v1")."""
+    return hmac.new(secret_key.encode(), _KEY_INFO, hashlib.sha256).digest()
+
+
+def protects(protection: str, hostname: str, slug: str) -> bool:
+    """Whether `hostname` (an alias of project `slug`) opens only for allowed viewers.
+
+    `previews` covers every hostname but the production label (`<slug>`); `all` covers every
+    one; anything else (`none`) covers none.
+    """
+    if protection == ALL:
+        return True
+    return protection == PREVIEWS and hostname != slug
+
+
+_KEYED: dict[bytes, hmac.HMAC] = {}
+"""HMAC state after the key, per key (a process has one or two): copied for each token, which
+is cheaper than keying a new HMAC on every request the proxy checks."""
+
+
+def _mac(key: bytes, purpose: str, hostname: str, expires: int) -> bytes:
+    keyed = _KEYED.get(key)
+    if keyed is None:
+        keyed = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(f"{purpose}|{hostname}|{expires}".encode())
+    return base64.urlsafe_b64encode(mac.digest())[:43]  # 32 bytes: 43 characters, no padding
+
+
+def sign(key: bytes, purpose: str, hostname: str, lifetime: int, now: float | None = None) -> str:
+    """A token for `hostname` and `purpose`, valid for `lifetime` seconds."""
+    expires = int(time.time() if now is None else now) + lifetime
+    return f"{expires}.{_mac(key, purpose, hostname, expires).decode()}"
+
+
+def verify(key: bytes, purpose: str, hostname: str, token: str, now: float | None = None) -> bool:
+    """True only for an unexpired token signed for this purpose and hostname (constant time)."""
+    expires_text, dot, mac = token.partition(".")
+    if not dot or not expires_text.isdigit() or len(expires_text) > 12:
+        return False
+    expires = int(expires_text)
+    if expires <= (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(mac.encode(), _mac(key, purpose, hostname, expires))
+
+
+def new_bypass_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def bypass_hash(key: bytes, secret: str) -> str:
+    """What is stored of a bypass secret: 64 hex characters, useless without the key."""
+    return hmac.new(key, b"bypass|" + secret.encode(), hashlib.sha256).hexdigest()
+
+
+def bypass_matches(key: bytes, stored: str | None, presented: str) -> bool:
+    if not stored or not presented or len(presented) > 256:
+        return False
+    return hmac.compare_digest(bypass_hash(key, presented), stored)

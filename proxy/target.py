@@ -1,0 +1,58 @@
+"""What a hostname serves (`Target`), read from its alias row in the one query the lookup runs.
+
+Besides the deployment, it carries what the protection gate needs (whether this hostname is
+protected, the project's bypass hash), so a protected request costs no query of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.deployments.lifecycle import DeploymentState
+from app.preview_tokens import protects
+from app.tables import Alias
+from builder.spec import output_prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a hostname serves: a deployment, its state, where its files are, who may see it."""
+
+    project_id: int
+    deployment_id: str
+    state: DeploymentState
+    prefix: str
+    """Storage prefix of the deployment's files, ending with `/` (`builder.spec.output_prefix`)."""
+    name: str = ""
+    """The alias hostname (a label or a full hostname) this answer is for: tokens bind it."""
+    protected: bool = False
+    """Only viewers with the proxy's cookie (or the bypass secret) are served."""
+    bypass_hash: str | None = None
+    """The project's keyed hash of its bypass secret, when it has one."""
+
+    COLUMNS = (
+        Alias.deployment.project.as_alias("project_id"),
+        Alias.deployment.as_alias("deployment_id"),
+        Alias.deployment.state.as_alias("state"),
+        Alias.project.slug.as_alias("slug"),
+        Alias.project.protection.as_alias("protection"),
+        Alias.project.bypass_hash.as_alias("bypass_hash"),
+    )
+
+    @classmethod
+    def of(cls, name: str, row: dict[str, Any]) -> Target:
+        project_id, deployment_id = int(row["project_id"]), str(row["deployment_id"])
+        return cls(
+            project_id=project_id,
+            deployment_id=deployment_id,
+            state=DeploymentState(row["state"]),
+            prefix=output_prefix(project_id, deployment_id),
+            name=name,
+            protected=protects(str(row["protection"]), name, str(row["slug"])),
+            bypass_hash=row["bypass_hash"],
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.state is DeploymentState.READY
