@@ -34,6 +34,8 @@ from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.projects import access as project_access
+from app.projects.access import Access
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -135,6 +137,7 @@ class Services:
     github: GitHubApi | None = None
     github_users: GitHubUsersApi | None = None
     user_tokens: UserTokens | None = None
+    access: Access | None = None
     reporter: Reporter | None = None
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
@@ -189,12 +192,14 @@ def create_app(
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
             services.user_tokens = UserTokens(settings.secret_key, services.github_users)
+            services.access = access = Access(services.user_tokens, services.github_users)
+            project_access.install(access)
             services.reconciler = reconciler = Reconciler(
                 settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
-            services.projects = ProjectService(settings, engine, sealer, storage, announce)
+            services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage
+                engine, views, resolver, reconciler, announce, bus, storage, access
             )
             services.dashboard = Dashboard(settings, users, services.projects, services.deployments)
             services.deliveries = deliveries = DeliveryWorker(
@@ -244,6 +249,7 @@ def create_app(
             "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
+            "access": Provide(lambda: services.access, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -257,6 +263,7 @@ def create_app(
             Dashboard,
             GitHubUsersApi,
             UserTokens,
+            Access,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,
