@@ -101,6 +101,21 @@ class GitHubSetup:
         self.tokens[login] = token = self.client.run(make)
         return token
 
+    def link_account(self, email: str, login: str) -> None:
+        """Link an existing account to GitHub user `login` (as signing in with GitHub does)."""
+        github_user = self.fake.user(login)
+        services = self.client.app.state.services
+
+        async def link() -> None:
+            rows = await User.select(User._meta.primary_key).where(User.email == email)
+            await services.user_tokens.save(
+                int(rows[0]["id"]),
+                GitHubUser(github_user.id, github_user.login),
+                UserToken(self.fake.token_for(login)),
+            )
+
+        self.client.run(link)
+
     def password_user(self, email: str) -> str:
         """A password-only account (no GitHub identity); its bearer token."""
         token = sign_up(self.client, email)
