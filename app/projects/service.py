@@ -1,7 +1,10 @@
-"""Projects: create, read, change and delete a user's projects, with their env vars.
+"""Projects: create, read, change and delete projects, with their env vars.
 
-Inputs are typed values (`NewProject`, `ProjectChanges`), checked by `app.projects.rules`;
-answers are frozen records (`ProjectDetails`). Nothing here knows of HTTP.
+Every call is checked against the caller's role on the project (`app.projects.access`): reading
+needs pull, env vars push, settings, linking and deleting admin; creating binds the project to
+its GitHub repository when the creator may (`app.projects.linking`). Inputs are typed values
+(`Actor`, `NewProject`, `ProjectChanges`), checked by `app.projects.rules`; answers are frozen
+records (`ProjectDetails`). Nothing here knows of HTTP.
 """
 
 from __future__ import annotations
@@ -93,7 +96,7 @@ class GitHubStatus:
 
 @dataclass(frozen=True, slots=True)
 class ProjectDetails:
-    """A project as its owner sees it."""
+    """A project as the user asking sees it."""
 
     project: ProjectRecord
     env: tuple[str, ...]
