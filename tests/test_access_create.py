@@ -240,3 +240,24 @@ def test_a_repository_change_to_one_without_push_is_refused(gh: GitHubSetup) -> 
     assert projects(gh)[0]["github_repository"] == "acme/site"
     page = gh.client.get("/projects/site", headers={**HTML, **bearer(token)})
     assert page.status_code == 200
+
+
+def test_the_project_page_offers_linking_to_its_admin(gh: GitHubSetup) -> None:
+    owner = gh.password_user("grace@example.com")
+    assert create(gh.client, owner, name="site", repo="acme/site").status_code == 201
+    page = gh.client.get("/projects/site", headers={**HTML, **bearer(owner)}).text
+    assert "not bound" in page
+    assert 'action="/ui/projects/site/link"' in page
+
+    gh.link_account("grace@example.com", "pat")
+    linked = gh.client.post(
+        "/ui/projects/site/link",
+        data={"csrf": gh.csrf(owner)},
+        headers=bearer(owner),
+        follow_redirects=False,
+    )
+
+    assert linked.status_code == 303
+    assert projects(gh)[0]["github_repository_id"] == gh.fake.repo("acme/site").id
+    page = gh.client.get("/projects/site", headers={**HTML, **bearer(owner)}).text
+    assert 'action="/ui/projects/site/link"' not in page

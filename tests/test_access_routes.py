@@ -69,6 +69,7 @@ ROUTES = {
         "POST", "/ui/projects/site/env", Role.PUSH, 303, form={"name": "A", "value": "1"}, page=True
     ),
     "cancel form": Route("POST", "/ui/deployments/{id}/cancel", Role.PUSH, 303, form={}, page=True),
+    "link form": Route("POST", "/ui/projects/site/link", Role.ADMIN, 303, form={}, page=True),
     "promote form": Route(
         "POST", "/ui/deployments/{id}/promote", Role.PUSH, 409, form={}, page=True
     ),

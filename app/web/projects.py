@@ -115,6 +115,7 @@ class Dashboard:
             project=shown,
             deployments=await self.rows(details.project),
             can_push=details.role >= Role.PUSH,
+            can_admin=details.role >= Role.ADMIN,
             github=shown.github,
             deploy_error=refused.detail if refused and form == "deploy" else None,
             env_error=refused.detail if refused and form == "env" else None,
@@ -261,6 +262,21 @@ async def env_submit(
     return Redirect(f"/projects/{slug}#env", status_code=303)
 
 
+@post(f"{UI}/projects/{{slug:str}}/link", status_code=200)
+async def link_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """Bind the project to its GitHub repository with the user's push access there."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        await dashboard.projects.link(actor(user), slug)
+    except UserError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND and exc.code is ErrorCode.PROJECT_NOT_FOUND:
+            return not_found(request, dashboard.settings, user, exc.detail)
+        return await dashboard.project_page(request, user, slug, refused=exc)
+    return Redirect(f"/projects/{slug}", status_code=303)
+
+
 ROUTES = [
     dashboard_page,
     new_project_page,
@@ -269,4 +285,5 @@ ROUTES = [
     deployments_fragment,
     deploy_submit,
     env_submit,
+    link_submit,
 ]
