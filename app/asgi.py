@@ -37,6 +37,8 @@ from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
+from app.projects import access as project_access
+from app.projects.access import Access
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -140,6 +142,7 @@ class Services:
     github: GitHubApi | None = None
     github_users: GitHubUsersApi | None = None
     user_tokens: UserTokens | None = None
+    access: Access | None = None
     reporter: Reporter | None = None
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
@@ -195,12 +198,14 @@ def create_app(
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
             services.user_tokens = UserTokens(settings.secret_key, services.github_users)
+            services.access = access = Access(services.user_tokens, services.github_users)
+            project_access.install(access)
             services.reconciler = reconciler = Reconciler(
                 settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
-            services.projects = ProjectService(settings, engine, sealer, storage, announce)
+            services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage
+                engine, views, resolver, reconciler, announce, bus, storage, access
             )
             services.previews = PreviewService(settings, announce)
             services.dashboard = Dashboard(
@@ -258,6 +263,7 @@ def create_app(
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "previews": Provide(lambda: services.previews, sync_to_thread=False),
+            "access": Provide(lambda: services.access, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -273,6 +279,7 @@ def create_app(
             GitHubUsersApi,
             UserTokens,
             PreviewService,
+            Access,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),

@@ -4,9 +4,10 @@ The protocol, for the web log viewer and the CLI:
 - Credentials (the session cookie or a bearer token) and the deployment are checked before
   any of the log is read. The cookie counts only when the socket is opened from a page of
   this site (its `Origin` is this host or `SCALEMESH_PUBLIC_URL`). A refusal is accepted
-  only to be closed at once, with 4401 (not signed in), 4403 (someone else's deployment), 4404
-  (no such deployment) or 4400 (a bad `since`): a handshake refused outright reaches a
-  browser as a bare 1006.
+  only to be closed at once, with 4401 (not signed in), 4404 (no such deployment, or one whose
+  project you may not see: `app.projects.access`), 1011 (GitHub could not say whether you may
+  see it) or 4400 (a bad `since`): a handshake refused outright reaches a browser as a bare
+  1006.
 - Then text frames, each a JSON array of events, in order: every log event with seq > since
   exactly once (the replay, then live ones), ending with the `result` event, then close 1000.
   `{"type": "heartbeat", "ts"}` comes after `HEARTBEAT_S` without anything else.
@@ -36,9 +37,10 @@ from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath
 
+from app.errors import ErrorCode, UserError
 from app.logs.archive import tail_log
 from app.logs.bus import LogBus
-from app.projects.access import visible_deployments
+from app.projects.access import Access, Role
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
@@ -64,7 +66,6 @@ NORMAL = 1000
 UNAVAILABLE = 1011
 BAD_REQUEST = 4400
 NOT_SIGNED_IN = 4401
-FORBIDDEN = 4403
 NOT_FOUND = 4404
 LAGGED = 4408
 
@@ -213,7 +214,11 @@ def _from_this_site(socket: WebSocket[Any, Any, Any], settings: Settings) -> boo
 
 
 async def _check_access(
-    socket: WebSocket[Any, Any, Any], settings: Settings, users: UserService, deployment_id: str
+    socket: WebSocket[Any, Any, Any],
+    settings: Settings,
+    users: UserService,
+    access: Access,
+    deployment_id: str,
 ) -> tuple[str, int]:
     """The deployment's canonical id and `since`, or `_Refused`."""
     # `presented_token` reads only headers and cookies, which a websocket has too.
@@ -229,11 +234,20 @@ async def _check_access(
         key = str(uuid.UUID(deployment_id))
     except ValueError:
         raise _Refused(NOT_FOUND, "There is no such deployment.") from None
-    this = Deployment._meta.primary_key == key
-    if not await Deployment.exists().where(this):
+    project_id = await (
+        Deployment.select(Deployment.project)
+        .where(Deployment._meta.primary_key == key)
+        .output(as_list=True)
+    )
+    if not project_id:
         raise _Refused(NOT_FOUND, "There is no such deployment.")
-    if not await Deployment.exists().where(this & visible_deployments(user.id)):
-        raise _Refused(FORBIDDEN, "This deployment belongs to another account.")
+    try:
+        await access.project_by_id(user.id, int(project_id[0]), Role.PULL)
+    except UserError as exc:
+        if exc.code is ErrorCode.GITHUB_UNAVAILABLE:
+            raise _Refused(UNAVAILABLE, "GitHub did not answer; reconnect in a minute.") from None
+        # One you may not see answers as a missing one does.
+        raise _Refused(NOT_FOUND, "There is no such deployment.") from None
     raw = socket.query_params.get("since", "0")
     if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_SINCE_DIGITS):
         raise _Refused(BAD_REQUEST, "since must be a whole number >= 0 (the last seq you got).")
@@ -246,12 +260,13 @@ async def follow_log(
     deployment_id: FromPath[str],
     settings: NamedDependency[Settings],
     users: NamedDependency[UserService],
+    access: NamedDependency[Access],
     log_bus: NamedDependency[LogBus],
     storage: NamedDependency[Storage],
 ) -> None:
     """Every log event after `since`, then live ones, then the result; then close 1000."""
     try:
-        key, since = await _check_access(socket, settings, users, deployment_id)
+        key, since = await _check_access(socket, settings, users, access, deployment_id)
     except _Refused as refused:
         # Accepted only to be closed: a handshake refused outright reaches browsers as a bare
         # 1006, without the code that tells the viewer what to do.

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
+from tests.support.admins import make_admin_in_file
 from tests.support.browser import ARTIFACTS, chromium
 from tests.support.git import git
 from tests.support.ports import reserved_port
@@ -103,6 +104,8 @@ def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Create account").click()
         expect(page).to_have_url(f"{api}/new")
+        # Only the server's admin may build a file:// repository.
+        make_admin_in_file(tmp_path / "data" / "scalemesh.sqlite3", EMAIL)
         page.get_by_label("Name").fill("Browser Site")
         page.get_by_label("Repository").fill(repo)
         page.get_by_label("Build command").fill("sh build.sh")

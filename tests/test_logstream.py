@@ -213,15 +213,15 @@ def test_nobody_signed_in_is_refused(client: Client, token: str, deployment_id: 
     assert refusal(client, UNKNOWN_ID)[0] == 4401
 
 
-def test_someone_elses_deployment_is_forbidden(
+def test_someone_elses_deployment_answers_as_a_missing_one(
     client: Client, token: str, deployment_id: str
 ) -> None:
     other = sign_up(client, "grace@example.com")
 
     code, reason = refusal(client, deployment_id, token=other)
 
-    assert code == 4403
-    assert "another account" in reason
+    assert (code, reason) == refusal(client, UNKNOWN_ID, token=other)
+    assert code == 4404
 
 
 @pytest.mark.parametrize("unknown", [UNKNOWN_ID, "not-a-uuid", "0b7f4bd6"])

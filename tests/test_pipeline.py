@@ -17,7 +17,8 @@ from app.asgi import create_app
 from app.settings import Settings
 from app.tables import Alias
 from builder.spec import MANIFEST
-from tests.support.api import Client, bearer, sign_up
+from tests.support.admins import sign_up_admin
+from tests.support.api import Client, bearer
 from tests.support.sites import NPM_OFFLINE, make_site
 
 HANGING_BUILD = "node -e 'setTimeout(() => {}, 60000)'"
@@ -48,7 +49,7 @@ def e2e_settings(e2e: Callable[..., Settings]) -> Settings:
 
 def start_build(client: Client, repo: str) -> tuple[str, str]:
     """Sign up, create a project for `repo` and deploy it; the token and the deployment id."""
-    token = sign_up(client)
+    token = sign_up_admin(client)
     new_project(client, token, repo)
     started = client.post("/deploy", json={"project": "site"}, headers=bearer(token)).json()
     return token, str(started["id"])
@@ -62,7 +63,7 @@ def client(e2e_settings: Settings) -> Iterator[Client]:
 
 @pytest.fixture
 def token(client: Client) -> str:
-    return sign_up(client)
+    return sign_up_admin(client)  # file:// repositories are the admin's
 
 
 def new_project(client: Client, token: str, repo: str, name: str = "site", **extra: Any) -> None:

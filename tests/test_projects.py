@@ -14,6 +14,7 @@ from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
 from builder.spec import output_prefix
+from tests.support.admins import make_admin
 from tests.support.api import Client, bearer, sign_up
 from tests.support.projects import create
 
@@ -308,6 +309,7 @@ def test_an_alias_name_is_not_available_as_a_slug(client: Client, token: str) ->
 
 def test_file_urls_work_with_the_local_runner(client: Client, token: str, tmp_path: Path) -> None:
     (tmp_path / "repo").mkdir()
+    client.run(lambda: make_admin("ada@example.com"))  # only the admin may use this disk
 
     response = create(client, token, name="local", repo=f"file://{tmp_path / 'repo'}")
     missing = create(client, token, name="gone", repo=f"file://{tmp_path / 'gone'}")

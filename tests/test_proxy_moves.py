@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from app import database
 from app.aliases import AliasAnnouncer, announcer
+from app.projects.access import Access
 from app.projects.envvars import Sealer
 from app.projects.service import ProjectService
 from app.settings import Settings
@@ -87,7 +88,7 @@ async def delete_web(served: Served, owner_id: int, announce: AliasAnnouncer) ->
     settings = served.proxy.settings
     engine = database.make_engine(settings.database)
     projects = ProjectService(
-        settings, engine, Sealer(settings.secret_key), served.proxy.storage, announce
+        settings, engine, Sealer(settings.secret_key), served.proxy.storage, announce, Access()
     )
     await projects.delete(owner_id, "web")
 

@@ -1,7 +1,9 @@
-"""Deployments as their owner acts on them: deploy a ref, read them, cancel, promote, read logs.
+"""Deployments as users act on them: deploy a ref, read them, cancel, promote, read logs.
 
-Every call is scoped to the user (`app.projects.access`); someone else's deployment answers as a
-missing one does. Inputs are typed values, answers `DeploymentView`s, refusals `UserError`s.
+Every call is checked against the user's role on the deployment's project
+(`app.projects.access`): reading needs pull, deploying, cancelling and promoting need push. A
+deployment the user may not see answers as a missing one does. Inputs are typed values, answers
+`DeploymentView`s, refusals `UserError`s.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from app.errors import ErrorCode, UserError
 from app.logs.archive import read_log
 from app.logs.bus import LogBus
 from app.pipeline import Pipeline
-from app.projects.access import project_for, visible_deployments
+from app.projects.access import Access, Role
 from app.projects.records import ProjectRecord
 from app.refs import RefError, RefResolver
 from app.storage import Storage
@@ -37,7 +39,9 @@ class DeploymentService:
         announce: AliasAnnouncer,
         bus: LogBus,
         storage: Storage,
+        access: Access,
     ) -> None:
+        self.access = access
         self.engine = engine
         self.views = views
         self.resolver = resolver
@@ -47,8 +51,9 @@ class DeploymentService:
         self.storage = storage
 
     async def deploy(self, user_id: int, slug: str, ref: str | None) -> DeploymentView:
-        """Queue a build of the user's project at `ref` (default: its production branch)."""
-        project = await project_for(user_id, slug)
+        """Queue a build of the project at `ref` (default: its production branch); needs push,
+        checked afresh (within the access cache's minute) for a bound project."""
+        project = await self.access.project_for(user_id, slug, Role.PUSH)
         wanted = (ref or "").strip() or project.production_branch
         try:
             resolved = await self.resolver.resolve(project.git_url, wanted)
@@ -60,22 +65,33 @@ class DeploymentService:
         self.pipeline.wake()
         return await self.get(user_id, deployment_id)
 
-    async def get(self, user_id: int, deployment_id: str) -> DeploymentView:
-        found = await self.views.one(
-            (Deployment._meta.primary_key == _valid_id(deployment_id))
-            & visible_deployments(user_id)
-        )
+    async def get(self, user_id: int, deployment_id: str, need: Role = Role.PULL) -> DeploymentView:
+        """The deployment, if the user's role on its project allows `need`."""
+        found = await self.views.one(Deployment._meta.primary_key == _valid_id(deployment_id))
         if found is None:
-            raise UserError(
-                ErrorCode.DEPLOYMENT_NOT_FOUND, f"You have no deployment {deployment_id!r}."
-            )
+            raise _not_found(deployment_id)
+        try:
+            await self.access.project_by_id(user_id, found.project_id, need)
+        except UserError as exc:
+            if exc.code is ErrorCode.PROJECT_NOT_FOUND:
+                raise _not_found(deployment_id) from None
+            raise
         return found
+
+    async def role(self, user_id: int, view: DeploymentView) -> Role:
+        """The user's role on the deployment's project (for what a page offers)."""
+        try:
+            project = await self.access.project_by_id(user_id, view.project_id)
+        except UserError:
+            return Role.NONE
+        return await self.access.role(user_id, project)
 
     async def list_for(
         self, user_id: int, slug: str, *, limit: int, offset: int = 0
     ) -> list[DeploymentView]:
         """The project's deployments, newest first."""
-        return await self.of_project(await project_for(user_id, slug), limit=limit, offset=offset)
+        project = await self.access.project_for(user_id, slug)
+        return await self.of_project(project, limit=limit, offset=offset)
 
     async def of_project(
         self, project: ProjectRecord, *, limit: int, offset: int = 0
@@ -84,7 +100,7 @@ class DeploymentService:
         return await self.views.find(Deployment.project == project.id, limit=limit, offset=offset)
 
     async def cancel(self, user_id: int, deployment_id: str) -> DeploymentView:
-        shown = await self.get(user_id, deployment_id)
+        shown = await self.get(user_id, deployment_id, Role.PUSH)
         if not await move(
             shown.id,
             UNFINISHED,
@@ -102,7 +118,7 @@ class DeploymentService:
 
     async def promote(self, user_id: int, deployment_id: str) -> DeploymentView:
         """Serve a ready deployment in production (a rollback when it is older)."""
-        shown = await self.get(user_id, deployment_id)
+        shown = await self.get(user_id, deployment_id, Role.PUSH)
         if shown.state is not DeploymentState.READY:
             raise UserError(
                 ErrorCode.NOT_PROMOTABLE,
@@ -115,6 +131,10 @@ class DeploymentService:
         """The build log so far: live from the bus, else from its archive."""
         shown = await self.get(user_id, deployment_id)
         return await read_log(self.bus, self.storage, shown.id, since)
+
+
+def _not_found(deployment_id: str) -> UserError:
+    return UserError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"You have no deployment {deployment_id!r}.")
 
 
 def _valid_id(deployment_id: str) -> str:

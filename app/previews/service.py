@@ -58,13 +58,13 @@ class PreviewService:
 
     async def create_bypass(self, user_id: int, slug: str) -> BypassSecret:
         """Make (or replace) the project's bypass secret; only its keyed hash is kept."""
-        project = await project_for(user_id, slug, need=Role.PUSH)
+        project = await project_for(user_id, slug, need=Role.ADMIN)
         secret = tokens.new_bypass_secret()
         await self._store(project.id, tokens.bypass_hash(self.key, secret))
         return BypassSecret(slug=project.slug, secret=secret)
 
     async def remove_bypass(self, user_id: int, slug: str) -> None:
-        project = await project_for(user_id, slug, need=Role.PUSH)
+        project = await project_for(user_id, slug, need=Role.ADMIN)
         await self._store(project.id, None)
 
     async def _store(self, project_id: int, stored: str | None) -> None:

@@ -11,6 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
 from app.projects import envvars
+from app.projects.access import Actor
 from app.projects.rules import Protection
 from app.projects.service import (
     NewProject,
@@ -116,6 +117,8 @@ class ProjectOut(msgspec.Struct):
     """`previews`/`all`: those deployments open only for signed-in users who may see the project."""
     bound: bool
     """Bound to its GitHub repository by a user with push access: pushes build it."""
+    role: str
+    """What you may do with it: `pull` (see), `push` (also deploy, env vars) or `admin`."""
     env: list[str]
     """Names only: values are write-only."""
     production_url: str
@@ -143,6 +146,7 @@ class ProjectOut(msgspec.Struct):
             allow_fork_builds=project.allow_fork_builds,
             protection=project.protection,
             bound=project.github_repository_id is not None,
+            role=details.role.name.lower(),
             env=list(details.env),
             production_url=details.production_url,
             created_at=project.created_at,
@@ -151,6 +155,11 @@ class ProjectOut(msgspec.Struct):
             if github is None
             else GitHubStatus(installed=github.installed, install_url=github.install_url),
         )
+
+
+def actor(user: CurrentUser) -> Actor:
+    """The signed-in user as the domain knows them."""
+    return Actor(user.id, is_admin=user.is_admin)
 
 
 class ProjectController(Controller):
@@ -164,7 +173,7 @@ class ProjectController(Controller):
         user: NamedDependency[CurrentUser],
         projects: NamedDependency[ProjectService],
     ) -> ProjectOut:
-        return ProjectOut.of(await projects.create(user.id, data.new_project()))
+        return ProjectOut.of(await projects.create(actor(user), data.new_project()))
 
     @get("/projects", summary="Your projects")
     async def index(
@@ -189,7 +198,18 @@ class ProjectController(Controller):
         user: NamedDependency[CurrentUser],
         projects: NamedDependency[ProjectService],
     ) -> ProjectOut:
-        return ProjectOut.of(await projects.update(user.id, slug, data.changes()))
+        return ProjectOut.of(await projects.update(actor(user), slug, data.changes()))
+
+    @post("/projects/{slug:str}/link", status_code=200, summary="Bind a project to its repository")
+    async def link(
+        self,
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        projects: NamedDependency[ProjectService],
+    ) -> ProjectOut:
+        """Bind the project to its GitHub repository with your push access there (needs admin
+        on the project): pushes build only bound projects."""
+        return ProjectOut.of(await projects.link(actor(user), slug))
 
     @delete("/projects/{slug:str}", status_code=204, summary="Delete a project")
     async def remove(

@@ -1,14 +1,17 @@
-"""Projects: create, read, change and delete a user's projects, with their env vars.
+"""Projects: create, read, change and delete projects, with their env vars.
 
-Inputs are typed values (`NewProject`, `ProjectChanges`), checked by `app.projects.rules`;
-answers are frozen records (`ProjectDetails`). Nothing here knows of HTTP.
+Every call is checked against the caller's role on the project (`app.projects.access`): reading
+needs pull, env vars push, settings, linking and deleting admin; creating binds the project to
+its GitHub repository when the creator may (`app.projects.linking`). Inputs are typed values
+(`Actor`, `NewProject`, `ProjectChanges`), checked by `app.projects.rules`; answers are frozen
+records (`ProjectDetails`). Nothing here knows of HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -19,8 +22,9 @@ from app.errors import ErrorCode, UserError
 from app.installations.service import covered, install_url
 from app.logs.archive import archive_key
 from app.projects import envvars
-from app.projects.access import project_for, visible_projects
+from app.projects.access import Access, Actor, Role
 from app.projects.envvars import Sealer
+from app.projects.linking import bound_id, check_source_allowed, link_id
 from app.projects.records import ProjectRecord
 from app.projects.rules import (
     MAX_SLUG,
@@ -92,7 +96,7 @@ class GitHubStatus:
 
 @dataclass(frozen=True, slots=True)
 class ProjectDetails:
-    """A project as its owner sees it."""
+    """A project as the user asking sees it."""
 
     project: ProjectRecord
     env: tuple[str, ...]
@@ -100,6 +104,8 @@ class ProjectDetails:
     production_url: str
     github: GitHubStatus | None
     """For a GitHub repository while the App is configured: is it installed there?"""
+    role: Role = Role.ADMIN
+    """What the user asking may do with it."""
 
 
 async def linked_projects(repository: str) -> list[ProjectRecord]:
@@ -158,20 +164,24 @@ class ProjectService:
         sealer: Sealer,
         storage: Storage,
         announce: AliasAnnouncer,
+        access: Access,
     ) -> None:
+        self.access = access
         self.settings = settings
         self.engine = engine
         self.sealer = sealer
         self.storage = storage
         self.announce = announce
 
-    async def create(self, owner_id: int, new: NewProject) -> ProjectDetails:
+    async def create(self, creator: Actor, new: NewProject) -> ProjectDetails:
+        """Create the creator's project; bound to its GitHub repository when they have push
+        access there (`app.projects.linking`). Nothing is stored on a refusal."""
         name, slug = check_name(new.name)
         source = parse_repo(new.repo, self.settings)
         values: dict[str, Any] = {
             "name": name,
             "slug": slug,
-            "owner": owner_id,
+            "owner": creator.id,
             "git_url": source.git_url,
             "github_repository": source.github_repository,
             "production_branch": check_branch(new.production_branch),
@@ -183,11 +193,13 @@ class ProjectService:
             "protection": new.protection or await _default_protection(source.github_repository),
         }
         envvars.check_changes(new.env)
+        check_source_allowed(creator, source)
         if await slug_taken(slug):
             raise UserError(
                 ErrorCode.SLUG_TAKEN,
                 f"The URL name {slug!r} is taken; try the name {await free_slug(slug)!r}.",
             )
+        values["github_repository_id"] = await bound_id(self.access, creator, source)
         try:
             async with write_transaction(self.engine):
                 rows = await Project.insert(Project(**values)).returning(*ProjectRecord.COLUMNS)
@@ -203,22 +215,29 @@ class ProjectService:
             raise
         return await self._details(created, tuple(sorted(new.env)))
 
-    async def list_for(self, owner_id: int) -> list[ProjectDetails]:
-        rows = await (
-            Project.select(*ProjectRecord.COLUMNS)
-            .where(visible_projects(owner_id))
-            .order_by(Project.slug)
+    async def list_for(self, user_id: int) -> list[ProjectDetails]:
+        """The projects the user may see (`Access.visible`), by slug."""
+        visible = await self.access.visible(user_id)
+        env_names = await envvars.names([project.id for project, _ in visible])
+        return [
+            await self._details(project, tuple(env_names[project.id]), role)
+            for project, role in visible
+        ]
+
+    async def get(self, user_id: int, slug: str, need: Role = Role.PULL) -> ProjectDetails:
+        project = await self.access.project_for(user_id, slug, need)
+        return await self._shown(user_id, project)
+
+    async def update(self, actor: Actor, slug: str, changes: ProjectChanges) -> ProjectDetails:
+        """Env vars alone need push access; any other change needs admin. A new `repo` is
+        bound again when the actor has push access to it on GitHub, else unbound."""
+        settings_changed = any(
+            not isinstance(getattr(changes, f.name), Keep)
+            for f in fields(ProjectChanges)
+            if f.name != "env"
         )
-        projects = [ProjectRecord.of(row) for row in rows]
-        env_names = await envvars.names([project.id for project in projects])
-        return [await self._details(project, tuple(env_names[project.id])) for project in projects]
-
-    async def get(self, owner_id: int, slug: str) -> ProjectDetails:
-        project = await project_for(owner_id, slug)
-        return await self._details(project, tuple((await envvars.names([project.id]))[project.id]))
-
-    async def update(self, owner_id: int, slug: str, changes: ProjectChanges) -> ProjectDetails:
-        project = await project_for(owner_id, slug)
+        need = Role.ADMIN if settings_changed else Role.PUSH
+        project = await self.access.project_for(actor.id, slug, need)
         values: dict[Any, Any] = {}
         if not isinstance(changes.name, Keep):
             values[Project.name] = check_name(changes.name)[0]
@@ -226,6 +245,7 @@ class ProjectService:
             source = parse_repo(changes.repo, self.settings)
             values[Project.git_url] = source.git_url
             values[Project.github_repository] = source.github_repository
+            values[Project.github_repository_id] = await bound_id(self.access, actor, source)
         if not isinstance(changes.production_branch, Keep):
             values[Project.production_branch] = check_branch(changes.production_branch)
         for name, column, check in (
@@ -248,16 +268,26 @@ class ProjectService:
             await envvars.apply_changes(self.sealer, project.id, changes.env)
         if not isinstance(changes.protection, Keep) and changes.protection != project.protection:
             await self.announce(await refresh_aliases(project.id))
-        return await self.get(owner_id, slug)
+        return await self._reread(actor.id, project.id)
 
-    async def delete(self, owner_id: int, slug: str) -> None:
+    async def link(self, actor: Actor, slug: str) -> ProjectDetails:
+        """Bind the project to its GitHub repository again, with the actor's push access
+        there; needs admin on the project."""
+        project = await self.access.project_for(actor.id, slug, Role.ADMIN)
+        repository_id = await link_id(self.access, actor, project.github_repository)
+        await Project.update(
+            {Project.github_repository_id: repository_id, Project.updated_at: datetime.now(UTC)}
+        ).where(Project._meta.primary_key == project.id)
+        return await self._reread(actor.id, project.id)
+
+    async def delete(self, user_id: int, slug: str) -> None:
         """Delete the project, its deployments and its aliases; tell the proxies once it is done;
         then delete its deployments' files and build logs from storage.
 
         Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
         before the delete commits, they would read the rows again.
         """
-        project = await project_for(owner_id, slug)
+        project = await self.access.project_for(user_id, slug, Role.ADMIN)
         hostnames: list[str] = await (
             Alias.select(Alias.hostname).where(Alias.project == project.id).output(as_list=True)
         )
@@ -278,12 +308,30 @@ class ProjectService:
                 extra={"project": slug, "project_id": project.id, "error": str(exc)},
             )
 
-    async def _details(self, project: ProjectRecord, env: tuple[str, ...]) -> ProjectDetails:
+    async def _reread(self, user_id: int, project_id: int) -> ProjectDetails:
+        """The project as just changed (the one asking may have just unbound it)."""
+        row = await (
+            Project.select(*ProjectRecord.COLUMNS)
+            .where(Project._meta.primary_key == project_id)
+            .first()
+        )
+        if row is None:
+            raise UserError(ErrorCode.PROJECT_NOT_FOUND, "The project was deleted meanwhile.")
+        return await self._shown(user_id, ProjectRecord.of(row))
+
+    async def _shown(self, user_id: int, project: ProjectRecord) -> ProjectDetails:
+        env = tuple((await envvars.names([project.id]))[project.id])
+        return await self._details(project, env, await self.access.role(user_id, project))
+
+    async def _details(
+        self, project: ProjectRecord, env: tuple[str, ...], role: Role = Role.ADMIN
+    ) -> ProjectDetails:
         return ProjectDetails(
             project=project,
             env=env,
             production_url=self.settings.deployment_url(project.slug),
             github=await self._github_status(project),
+            role=role,
         )
 
     async def _github_status(self, project: ProjectRecord) -> GitHubStatus | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -11,7 +10,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.deployments.views import DeploymentView
-from app.errors import UserError
+from app.errors import ErrorCode, UserError
+from app.http.errors import status_of
+from app.projects.access import Role
 from app.users.records import CurrentUser
 from app.web.pages import UI, Answered, form_user, not_found, page, page_user
 from app.web.projects import Dashboard
@@ -43,6 +44,7 @@ async def deployment_page(
         "deployment.html",
         slug=view.slug,
         deployment=DeploymentRow.of(view),
+        can_push=await dashboard.deployments.role(user.id, view) >= Role.PUSH,
         log_url=f"/deployments/{view.id}/logs",
         socket_path=f"/deployments/{view.id}/logs/ws",
     )
@@ -71,10 +73,27 @@ async def cancel_submit(
 ) -> Response[str] | Redirect:
     user, _ = await form_user(request, dashboard.settings, dashboard.users)
     view = await shown_deployment(request, dashboard, user, deployment_id)
-    # Already finished (or gone) by now: the page it lands on shows how.
-    with contextlib.suppress(UserError):
+    try:
         await dashboard.deployments.cancel(user.id, view.id)
+    except UserError as exc:
+        if exc.code in (ErrorCode.PERMISSION_DENIED, ErrorCode.GITHUB_UNAVAILABLE):
+            return refused_page(request, dashboard, user, exc)
+        # Already finished (or gone) by now: the page it lands on shows how.
     return Redirect(f"/deployments/{view.id}", status_code=303)
+
+
+def refused_page(
+    request: Request[Any, Any, Any], dashboard: Dashboard, user: CurrentUser, exc: UserError
+) -> Response[str]:
+    return page(
+        request,
+        dashboard.settings,
+        user,
+        "error.html",
+        status_code=status_of(exc),
+        title="Not allowed",
+        message=exc.detail,
+    )
 
 
 ROUTES = [deployment_page, promote_submit, cancel_submit]

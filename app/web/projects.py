@@ -16,9 +16,9 @@ from app.deployments.service import DeploymentService
 from app.errors import ErrorCode, ErrorKind, UserError
 from app.http.errors import status_of
 from app.previews.service import PreviewService
-from app.projects.access import project_for
+from app.projects.access import Role
 from app.projects.records import ProjectRecord
-from app.projects.routes import ProjectIn, ProjectOut
+from app.projects.routes import ProjectIn, ProjectOut, actor
 from app.projects.rules import (
     Protection,
     check_branch,
@@ -55,6 +55,17 @@ NEW_PROJECT_FIELDS = (
     "output_directory",
 )
 
+REPO_REFUSALS = frozenset(
+    {
+        ErrorCode.INVALID_REPO,
+        ErrorCode.REPOSITORY_NOT_FOUND,
+        ErrorCode.PERMISSION_DENIED,
+        ErrorCode.ADMIN_ONLY,
+        ErrorCode.GITHUB_UNAVAILABLE,
+    }
+)
+"""Refusals of a new project that concern its repository (shown next to that field)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Dashboard:
@@ -88,7 +99,17 @@ class Dashboard:
         try:
             details = await self.projects.get(user.id, slug)
         except UserError as exc:
-            return not_found(request, self.settings, user, exc.detail)
+            if exc.kind is ErrorKind.NOT_FOUND:
+                return not_found(request, self.settings, user, exc.detail)
+            return page(
+                request,
+                self.settings,
+                user,
+                "error.html",
+                status_code=status_of(exc),
+                title="Try again",
+                message=exc.detail,
+            )
         shown = ProjectOut.of(details)
         return page(
             request,
@@ -98,6 +119,8 @@ class Dashboard:
             status_code=status_of(refused) if refused else 200,
             project=shown,
             deployments=await self.rows(details.project),
+            can_push=details.role >= Role.PUSH,
+            can_admin=details.role >= Role.ADMIN,
             github=shown.github,
             deploy_error=refused.detail if refused and form == "deploy" else None,
             env_error=refused.detail if refused and form == "env" else None,
@@ -163,15 +186,16 @@ async def new_project_submit(
             data = msgspec.convert(
                 {name: value for name, value in values.items() if value}, ProjectIn
             )
-            created = await dashboard.projects.create(user.id, data.new_project())
+            created = await dashboard.projects.create(actor(user), data.new_project())
         except msgspec.ValidationError as exc:
             # Only the length limits are left to msgspec: the checks above said the rest.
             problem = str(exc)
             field = next((name for name in NEW_PROJECT_FIELDS if f"$.{name}`" in problem), "repo")
             errors[field] = f"{problem.split(' - ')[0]}."
         except UserError as exc:
-            # A taken URL name; anything else the service refuses also concerns the name.
-            errors["name"] = exc.detail
+            # Access to the repository concerns the repo; anything else (a taken URL name)
+            # the name.
+            errors["repo" if exc.code in REPO_REFUSALS else "name"] = exc.detail
         else:
             return Redirect(f"/projects/{created.project.slug}", status_code=303)
     return page(
@@ -196,15 +220,21 @@ async def deployments_fragment(
     if user is None:
         return Response("", status_code=404, headers=PAGE_HEADERS)
     try:
-        project = await project_for(user.id, slug)
-    except UserError:
-        return Response("", status_code=404, headers=PAGE_HEADERS)
-    rows = await dashboard.rows(project)
+        details = await dashboard.projects.get(user.id, slug)
+    except UserError as exc:
+        return Response("", status_code=status_of(exc), headers=PAGE_HEADERS)
+    rows = await dashboard.rows(details.project)
     seen = viewer(request, dashboard.settings, user)
     html = (
         templates()
         .get_template("_deployments.html")
-        .render(deployments=rows, csrf=seen.csrf, csrf_field=CSRF_FIELD, slug=slug)
+        .render(
+            deployments=rows,
+            csrf=seen.csrf,
+            csrf_field=CSRF_FIELD,
+            slug=slug,
+            can_push=details.role >= Role.PUSH,
+        )
     )
     return Response(html, headers=PAGE_HEADERS)
 
@@ -232,7 +262,7 @@ async def env_submit(
     name = form.get("name", "").strip()
     change: dict[str, str | None] = {name: None if "delete" in form else form.get("value", "")}
     try:
-        await dashboard.projects.update(user.id, slug, ProjectChanges(env=change))
+        await dashboard.projects.update(actor(user), slug, ProjectChanges(env=change))
     except UserError as exc:
         return await dashboard.project_page(
             request, user, slug, refused=exc, form="env", env_name=name
@@ -252,7 +282,7 @@ async def protection_submit(
         refused = UserError(ErrorCode.INVALID_REQUEST, "Choose none, previews or all.")
         return await dashboard.project_page(request, user, slug, refused=refused, form="protection")
     try:
-        await dashboard.projects.update(user.id, slug, ProjectChanges(protection=level))
+        await dashboard.projects.update(actor(user), slug, ProjectChanges(protection=level))
     except UserError as exc:
         if exc.kind is ErrorKind.NOT_FOUND:
             return not_found(request, dashboard.settings, user, exc.detail)
@@ -273,6 +303,19 @@ async def bypass_submit(
             return not_found(request, dashboard.settings, user, exc.detail)
         return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
     return await dashboard.project_page(request, user, slug, bypass_secret=made.secret)
+@post(f"{UI}/projects/{{slug:str}}/link", status_code=200)
+async def link_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """Bind the project to its GitHub repository with the user's push access there."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        await dashboard.projects.link(actor(user), slug)
+    except UserError as exc:
+        if exc.kind is ErrorKind.NOT_FOUND and exc.code is ErrorCode.PROJECT_NOT_FOUND:
+            return not_found(request, dashboard.settings, user, exc.detail)
+        return await dashboard.project_page(request, user, slug, refused=exc)
+    return Redirect(f"/projects/{slug}", status_code=303)
 
 
 ROUTES = [
@@ -285,4 +328,5 @@ ROUTES = [
     env_submit,
     protection_submit,
     bypass_submit,
+    link_submit,
 ]

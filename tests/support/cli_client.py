@@ -28,6 +28,7 @@ from app.asgi import create_app
 from app.cli import main
 from app.client.config import Config, save_config
 from app.settings import Settings
+from tests.support.admins import make_admin_in_file
 from tests.support.api import PASSWORD, TEST_SECRET_KEY, bearer
 from tests.support.git import git
 
@@ -59,6 +60,9 @@ class Live:
             body = {"email": email, "password": PASSWORD}
             assert http.post("/user/signup", json=body).status_code == 201
             token = http.post("/user/login", json=body).json()["token"]
+        # The CLI tests build file:// repositories, which only the server's admin may.
+        assert self.settings.database.path is not None
+        make_admin_in_file(self.settings.database.path, email)
         return Account(self, email, token)
 
 
