@@ -117,6 +117,7 @@ def test_without_an_app_every_repository_is_unbound(
 def test_file_repositories_are_for_the_admin_only(gh: GitHubSetup, tmp_path: Path) -> None:
     (tmp_path / "repo").mkdir()
     repo = f"file://{tmp_path / 'repo'}"
+    gh.password_user("root@example.com")  # the first account: the admin
     plain = gh.password_user("grace@example.com")
     github_user = gh.sign_in("ada")
 
