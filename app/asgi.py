@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 
 from app import aliases, database, health, logstream
 from app.aliases import AliasAnnouncer
+from app.auth.routes import GitHubSignInController
+from app.auth.service import GitHubSignIn
 from app.auth.user_tokens import UserTokens
 from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
@@ -135,6 +137,7 @@ class Services:
     github: GitHubApi | None = None
     github_users: GitHubUsersApi | None = None
     user_tokens: UserTokens | None = None
+    github_sign_in: GitHubSignIn | None = None
     reporter: Reporter | None = None
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
@@ -189,6 +192,10 @@ def create_app(
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
             services.user_tokens = UserTokens(settings.secret_key, services.github_users)
+            if services.github_users is not None:
+                services.github_sign_in = GitHubSignIn(
+                    settings, engine, users, services.user_tokens, services.github_users
+                )
             services.reconciler = reconciler = Reconciler(
                 settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
@@ -225,6 +232,7 @@ def create_app(
         route_handlers=[
             *health.ROUTES,
             UserController,
+            GitHubSignInController,
             ProjectController,
             DeploymentController,
             *logstream.ROUTES,
@@ -244,6 +252,7 @@ def create_app(
             "dashboard": Provide(lambda: services.dashboard, sync_to_thread=False),
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
+            "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -257,6 +266,7 @@ def create_app(
             Dashboard,
             GitHubUsersApi,
             UserTokens,
+            GitHubSignIn,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_characters,
