@@ -14,7 +14,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from litestar.response import Redirect
 
 from app.auth.service import STATE_LIFETIME, GitHubSignIn
@@ -117,12 +117,12 @@ class GitHubSignInController(Controller):
         settings: NamedDependency[Settings],
         github_sign_in: NamedDependency[GitHubSignIn | None],
         code: FromQuery[str | None] = None,
-        state: FromQuery[str | None] = None,
+        oauth_state: Annotated[str | None, QueryParameter(name="state")] = None,
     ) -> Response[Any]:
         cleared = state_cookie(settings, "", clear=True)
         try:
             done = await configured(github_sign_in).finish(
-                state, request.cookies.get(STATE_COOKIE), code
+                oauth_state, request.cookies.get(STATE_COOKIE), code
             )
         except UserError as exc:
             return refusal_page(request, settings, exc, [cleared])
