@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from app.auth.routes import STATE_COOKIE
@@ -218,3 +219,20 @@ def test_the_sign_in_page_links_to_github(oauth_client: Client) -> None:
     assert page.status_code == 200
     assert 'href="/auth/github?next=/projects/web"' in page.text
     assert "Sign in with GitHub" in page.text
+
+
+def test_github_failing_is_a_503_page_and_no_session(
+    oauth_client: Client, github_users: FakeGitHubUsers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    begun = begin(oauth_client)
+    query = github_answers(github_users, begun)
+    monkeypatch.setattr(
+        github_users, "_api", lambda *_: httpx.Response(502, text="<html>Bad gateway</html>")
+    )
+
+    answer = callback(oauth_client, query, begun.state)
+
+    assert answer.status_code == 503
+    assert "GitHub could not be reached" in answer.text
+    assert sessions(oauth_client) == 0
+    assert oauth_client.run(lambda: User.count()) == 0

@@ -60,6 +60,8 @@ def test_the_same_github_user_gets_the_same_account_even_renamed(
     assert accounts(oauth_client) == [
         {"user": first, "github_id": octo.id, "login": "octo-renamed"}
     ]
+    emails = oauth_client.run(lambda: User.select(User.email).output(as_list=True))
+    assert emails == [f"{octo.id}+octo-renamed@users.noreply.github.com"]
 
 
 def test_another_github_user_gets_another_account_not_an_admin(

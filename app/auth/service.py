@@ -180,6 +180,8 @@ class GitHubSignIn:
         """The account of the token's GitHub user (found by id, or made), its token saved."""
         user = await _asking(self._github.user(token.token))
         linked = await self._tokens.account_of_github_user(user.id)
+        if linked is not None and linked.login != user.login:
+            await _follow_rename(linked.user_id, GitHubUser(user.id, linked.login), user)
         user_id = linked.user_id if linked is not None else await self._create(user)
         await self._tokens.save(user_id, user, token)
         log.info("signed in with github", extra={"user_id": user_id, "github_login": user.login})
@@ -197,6 +199,16 @@ class GitHubSignIn:
                 User._meta.primary_key
             )
         return int(rows[0]["id"])
+
+
+async def _follow_rename(user_id: int, before: GitHubUser, after: GitHubUser) -> None:
+    """A renamed GitHub user's account keeps up: its made-up address follows the new login."""
+    email = noreply_email(after)
+    if await User.exists().where(User.email == email):
+        return  # taken by another account; the old address stays
+    await User.update({User.email: email}).where(
+        (User._meta.primary_key == user_id) & (User.email == noreply_email(before))
+    )
 
 
 async def _asking(call: Awaitable[T]) -> T:
