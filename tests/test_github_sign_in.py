@@ -236,3 +236,17 @@ def test_github_failing_is_a_503_page_and_no_session(
     assert "GitHub could not be reached" in answer.text
     assert sessions(oauth_client) == 0
     assert oauth_client.run(lambda: User.count()) == 0
+
+
+def test_back_from_installing_the_app_starts_a_sign_in_with_a_state(
+    oauth_client: Client, github_users: FakeGitHubUsers
+) -> None:
+    answer = callback(
+        oauth_client, "code=from-install&installation_id=7&setup_action=install", None
+    )
+
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "/auth/github?next=/"
+    assert github_users.calls_to("POST", "/login/oauth/access_token") == []
+    assert sessions(oauth_client) == 0
+    assert sign_in(oauth_client, github_users).status_code == 302

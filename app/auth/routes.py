@@ -118,8 +118,14 @@ class GitHubSignInController(Controller):
         github_sign_in: NamedDependency[GitHubSignIn | None],
         code: FromQuery[str | None] = None,
         oauth_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        setup_action: FromQuery[str | None] = None,
     ) -> Response[Any]:
         cleared = state_cookie(settings, "", clear=True)
+        if oauth_state is None and setup_action is not None:
+            # Back from installing the App (`request_oauth_on_install`): GitHub sends no state,
+            # so this code cannot be told from a forged one. Sign in properly instead; GitHub
+            # approves at once, since the user has just authorized the App.
+            return Redirect(f"{STATE_COOKIE_PATH}?next=/", status_code=302, cookies=[cleared])
         try:
             done = await configured(github_sign_in).finish(
                 oauth_state, request.cookies.get(STATE_COOKIE), code
