@@ -250,3 +250,21 @@ def test_back_from_installing_the_app_starts_a_sign_in_with_a_state(
     assert github_users.calls_to("POST", "/login/oauth/access_token") == []
     assert sessions(oauth_client) == 0
     assert sign_in(oauth_client, github_users).status_code == 302
+
+
+def test_starting_a_sign_in_clears_expired_states(
+    oauth_client: Client, github_users: FakeGitHubUsers
+) -> None:
+    begin(oauth_client)
+    oauth_client.run(
+        lambda: OAuthState.update(
+            {OAuthState.expires_at: datetime.now(UTC) - timedelta(seconds=1)}, force=True
+        )
+    )
+
+    begun = begin(oauth_client)
+
+    left = oauth_client.run(lambda: OAuthState.select(OAuthState.expires_at))
+    assert len(left) == 1
+    assert left[0]["expires_at"] > datetime.now(UTC)
+    assert callback(oauth_client, github_answers(github_users, begun), begun.state).is_redirect

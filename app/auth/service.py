@@ -183,7 +183,19 @@ class GitHubSignIn:
         if linked is not None and linked.login != user.login:
             await _follow_rename(linked.user_id, GitHubUser(user.id, linked.login), user)
         user_id = linked.user_id if linked is not None else await self._create(user)
-        await self._tokens.save(user_id, user, token)
+        try:
+            await self._tokens.save(user_id, user, token)
+        except Exception as exc:
+            if linked is not None or not database.is_unique_violation(exc):
+                raise
+            # The same GitHub user signed in twice at once and the other made the account
+            # first: drop this one, use that one.
+            await User.delete().where(User._meta.primary_key == user_id)
+            winner = await self._tokens.account_of_github_user(user.id)
+            if winner is None:
+                raise
+            user_id = winner.user_id
+            await self._tokens.save(user_id, user, token)
         log.info("signed in with github", extra={"user_id": user_id, "github_login": user.login})
         return user_id
 
