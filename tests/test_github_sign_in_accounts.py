@@ -9,6 +9,7 @@ import httpx
 from app.auth.user_tokens import UserTokens
 from app.settings import Settings
 from app.tables import GitHubAccount, Session, User
+from app.users import passwords
 from app.users.service import UserService
 from tests.support import github_sign_in
 from tests.support.api import PASSWORD, Client, bearer, sign_up
@@ -111,7 +112,7 @@ def test_no_password_signs_in_to_an_account_made_by_github(
     oauth_client.cookies.clear()
     email = f"{octo.id}+octo@users.noreply.github.com"
 
-    for password in ("", " ", PASSWORD):
+    for password in ("", " ", PASSWORD, passwords._DUMMY_PASSWORD):
         answer = oauth_client.post("/user/login", json={"email": email, "password": password})
         assert answer.status_code == 401, password
 
