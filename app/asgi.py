@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 
 from app import aliases, database, health, logstream
 from app.aliases import AliasAnnouncer
+from app.auth.routes import GitHubSignInController
+from app.auth.service import GitHubSignIn
 from app.auth.user_tokens import UserTokens
 from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
@@ -143,6 +145,7 @@ class Services:
     github_users: GitHubUsersApi | None = None
     user_tokens: UserTokens | None = None
     access: Access | None = None
+    github_sign_in: GitHubSignIn | None = None
     reporter: Reporter | None = None
     deliveries: DeliveryWorker | None = None
     deployments: DeploymentService | None = None
@@ -200,6 +203,10 @@ def create_app(
             services.user_tokens = UserTokens(settings.secret_key, services.github_users)
             services.access = access = Access(services.user_tokens, services.github_users)
             project_access.install(access)
+            if services.github_users is not None:
+                services.github_sign_in = GitHubSignIn(
+                    settings, engine, users, services.user_tokens, services.github_users
+                )
             services.reconciler = reconciler = Reconciler(
                 settings, engine, storage, bus, build_runner, sealer, announce, services.github
             )
@@ -241,6 +248,7 @@ def create_app(
             UserController,
             AccountsController,
             TokenController,
+            GitHubSignInController,
             ProjectController,
             DeploymentController,
             *preview_routes.ROUTES,
@@ -264,6 +272,7 @@ def create_app(
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "previews": Provide(lambda: services.previews, sync_to_thread=False),
             "access": Provide(lambda: services.access, sync_to_thread=False),
+            "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
         },
         signature_types=[
@@ -280,6 +289,7 @@ def create_app(
             UserTokens,
             PreviewService,
             Access,
+            GitHubSignIn,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),

@@ -18,6 +18,7 @@ from schemathesis.generation import GenerationMode
 
 from app.asgi import create_app
 from app.settings import Settings
+from tests.support import github_sign_in
 from tests.support.api import PASSWORD, TEST_SECRET_KEY, Client, bearer, sign_up
 
 
@@ -49,6 +50,18 @@ def test_the_schema_lists_every_route() -> None:
     assert ("POST", "/user/signup") in OPERATIONS
     assert ("PATCH", "/projects/{slug}") in OPERATIONS
     assert ("GET", "/health") in OPERATIONS
+
+
+# Sign in with GitHub configured (GitHub being the fake), so its routes answer as they do in
+# use rather than 503 `github_not_configured`.
+github_users = github_sign_in.github_users
+oauth_settings = github_sign_in.oauth_settings
+oauth_client = github_sign_in.oauth_client
+
+
+@pytest.fixture
+def client(oauth_client: Client) -> Client:
+    return oauth_client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -46,7 +46,9 @@ class Api:
         body: Any = None,
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
+        accept: Collection[int] = (),
     ) -> httpx.Response:
+        """The answer when it succeeded (or its status is in `accept`); else `ClientError`."""
         try:
             response = self._http.request(method, path, json=body, params=params, headers=headers)
         except httpx.TransportError as exc:
@@ -55,7 +57,7 @@ class Api:
                 f"cannot reach the Scale Mesh API at {self.base} ({reason}); "
                 "check the URL given to scalemesh login --api"
             ) from None
-        if response.is_success:
+        if response.is_success or response.status_code in accept:
             return response
         if response.status_code == 401 and self.token:
             raise ClientError(EXPIRED)

@@ -17,6 +17,7 @@ from app.client.answers import DeploymentAnswer, ProjectAnswer, TokenAnswer, Use
 from app.client.api import EXPIRED, Api, deployment_path, project_path, session
 from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
 from app.client.follow import LogPrinter, follow
+from app.client.github_login import device_login
 from app.client.reasons import explain
 from app.client.repository import choose_project, local_repos
 from builder.events import LogEvent
@@ -33,6 +34,17 @@ AddCommand = Callable[
 
 def _login(args: argparse.Namespace) -> int:
     api = check_api_url(args.api)
+    if args.github:
+        if args.email or args.password_stdin or args.token:
+            raise ClientError(
+                "--github signs in on GitHub: leave out --email, --password-stdin and --token"
+            )
+        with Api(api) as http:
+            token = device_login(http)
+        path = config_path(os.environ)
+        save_config(path, Config(api, token))
+        print(f"Logged in to {api} with GitHub; the session is saved in {path}.")
+        return 0
     if args.token:
         return _login_with_token(api)
     email = args.email or _read_line("Email: ", "no email given")
@@ -265,6 +277,11 @@ def add_commands(
         action="store_true",
         help=f"log in with an API token (from ${TOKEN_VARIABLE}, standard input or a prompt) "
         "instead of a password, e.g. in CI",
+    )
+    login.add_argument(
+        "--github",
+        action="store_true",
+        help="sign in with GitHub instead: open a GitHub page and enter the code shown",
     )
     login.set_defaults(handler=_login)
 

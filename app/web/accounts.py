@@ -40,6 +40,7 @@ def account_page(
         next=next,
         email=email,
         error=error.detail if error else None,
+        github=settings.oauth is not None,
     )
 
 

@@ -99,6 +99,7 @@ def templates() -> jinja2.Environment:
     )
     environment.filters["ago"] = ago
     environment.filters["clock"] = clock
+    environment.filters["account_name"] = account_name
     return environment
 
 
@@ -111,6 +112,16 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return "just now" if seconds < 10 else f"{seconds} s ago"
+
+
+_GITHUB_NOREPLY = re.compile(r"^\d+\+([A-Za-z0-9-]+)@users\.noreply\.github\.com$")
+
+
+def account_name(email: str) -> str:
+    """How the header names an account: the GitHub login of one made by signing in with
+    GitHub (its address is GitHub's no-reply one), else the email."""
+    match = _GITHUB_NOREPLY.match(email)
+    return f"@{match[1]}" if match else email
 
 
 def clock(moment: datetime | None) -> str:

@@ -303,6 +303,8 @@ async def bypass_submit(
             return not_found(request, dashboard.settings, user, exc.detail)
         return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
     return await dashboard.project_page(request, user, slug, bypass_secret=made.secret)
+
+
 @post(f"{UI}/projects/{{slug:str}}/link", status_code=200)
 async def link_submit(
     request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]

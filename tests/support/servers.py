@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -44,9 +45,10 @@ class Serving:
 
 
 @contextlib.contextmanager
-def uvicorn_in_thread(app: Any) -> Iterator[Serving]:
-    """Serve `app` (lifespan on) until the block ends."""
-    listener = bound_socket()
+def uvicorn_in_thread(app: Any, listener: socket.socket | None = None) -> Iterator[Serving]:
+    """Serve `app` (lifespan on) until the block ends, on `listener` when given (bound
+    beforehand, when the app must know its own URL)."""
+    listener = listener or bound_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(
