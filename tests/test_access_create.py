@@ -205,7 +205,7 @@ def test_linking_needs_push_on_github_and_admin_on_the_project(gh: GitHubSetup) 
 
 
 def test_changing_the_repository_binds_again_or_unbinds(gh: GitHubSetup) -> None:
-    other = gh.repo("acme/other", grants={"ada": Permission.PUSH, "pat": Permission.PULL})
+    other = gh.repo("acme/other", grants={"ada": Permission.ADMIN, "pat": Permission.PULL})
     token = gh.sign_in("ada")
     assert create(gh.client, token, name="site", repo="acme/site").status_code == 201
 

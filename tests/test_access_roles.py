@@ -84,11 +84,28 @@ def test_a_password_user_sees_only_their_own_projects(gh: GitHubSetup) -> None:
     assert len(gh.repository_calls()) == calls_before  # no GitHub identity: nothing to ask
 
 
-def test_the_owner_is_not_checked_with_github(gh: GitHubSetup) -> None:
-    calls_before = len(gh.repository_calls())
-    gh.fake.grant("olga", "acme/site", None)
+def test_the_owner_of_a_bound_project_loses_it_with_their_github_access(gh: GitHubSetup) -> None:
+    olga = gh.sign_in("olga")
+    assert gh.client.get("/projects/site", headers=bearer(olga)).json()["role"] == "admin"
+    gh.fake.grant("olga", "acme/site", Permission.PULL)
+    gh.clock.advance(61)
+    assert gh.client.get("/projects/site", headers=bearer(olga)).json()["role"] == "pull"
+    deploy = gh.client.post("/deploy", json={"project": "site"}, headers=bearer(olga))
+    assert deploy.status_code == 403
 
-    response = gh.client.get("/projects/site", headers=bearer(gh.sign_in("olga")))
+    gh.fake.grant("olga", "acme/site", None)
+    gh.clock.advance(61)
+
+    assert gh.client.get("/projects/site", headers=bearer(olga)).status_code == 404
+    assert gh.client.get("/projects", headers=bearer(olga)).json() == []
+
+
+def test_the_owner_of_an_unbound_project_is_not_checked_with_github(gh: GitHubSetup) -> None:
+    plain = gh.password_user("grace@example.com")
+    assert create(gh.client, plain, name="loose", repo="acme/loose").status_code == 201
+    calls_before = len(gh.repository_calls())
+
+    response = gh.client.get("/projects/loose", headers=bearer(plain))
 
     assert response.json()["role"] == "admin"
     assert len(gh.repository_calls()) == calls_before
@@ -132,10 +149,10 @@ def test_a_github_outage_is_503_for_others_and_never_grants(gh: GitHubSetup) -> 
     assert response.json()["error"] == "unavailable"
     deploy = gh.client.post("/deploy", json={"project": "site"}, headers=bearer(token))
     assert deploy.status_code == 503
-    # The list leaves out what GitHub could not vouch for, and the owner keeps full access.
+    # The list leaves out what GitHub could not vouch for, whoever created the project.
     assert gh.client.get("/projects", headers=bearer(token)).json() == []
     owner = gh.client.get("/projects/site", headers=bearer(gh.sign_in("olga")))
-    assert owner.status_code == 200
+    assert owner.status_code == 503
 
     gh.outage.down = False
     assert gh.client.get("/projects/site", headers=bearer(token)).status_code == 200

@@ -1,10 +1,13 @@
 """Who may see and change what: the one place projects and deployments are scoped to a user.
 
 A user's role on a project (`Role`) is:
-- `ADMIN` on the projects they own (a password owner keeps full access);
 - on a project bound to a GitHub repository (`github_repository_id`), whatever GitHub says the
   user may do with that repository, asked with their own GitHub token: admin → `ADMIN`,
-  maintain/push → `PUSH`, triage/pull → `PULL`, cannot see it → `NONE`;
+  maintain/push → `PUSH`, triage/pull → `PULL`, cannot see it → `NONE`. This holds for the
+  account that created it too: someone who leaves the organisation on GitHub loses the project
+  here, and can no longer deploy its private code;
+- `ADMIN` on the other projects they own (a password owner keeps full access), and on bound
+  ones they own while "Sign in with GitHub" is not configured (nobody could be asked);
 - `NONE` otherwise.
 
 GitHub's answer for each (user, repository id) is remembered for at most `TTL_S` seconds, so
@@ -123,10 +126,9 @@ class Access:
 
     async def role(self, user_id: int, project: ProjectRecord) -> Role:
         """The user's role on the project; `github_unavailable` when GitHub cannot say."""
-        if project.owner_id == user_id:
-            return Role.ADMIN
-        if project.github_repository_id is None:
-            return Role.NONE
+        owner = project.owner_id == user_id
+        if project.github_repository_id is None or self.github is None:
+            return Role.ADMIN if owner else Role.NONE
         return await self.repository_role(user_id, project.github_repository_id)
 
     async def repository_role(self, user_id: int, repository_id: int) -> Role:
@@ -207,15 +209,21 @@ class Access:
         return project
 
     async def visible(self, user_id: int) -> list[tuple[ProjectRecord, Role]]:
-        """The projects the user may see, by slug, with their role: their own, and the bound
-        projects of repositories GitHub lets them see. A GitHub failure hides those (it never
+        """The projects the user may see, by slug, with their role: their own unbound ones, and
+        the bound projects of repositories GitHub lets them see. A GitHub failure hides those (it never
         grants), without failing the list."""
         rows = await Project.select(*ProjectRecord.COLUMNS).where(
             (Project.owner == user_id) | (Project.github_repository_id.is_not_null())
         )
         projects = [ProjectRecord.of(row) for row in rows]
-        owned = [(p, Role.ADMIN) for p in projects if p.owner_id == user_id]
-        others = [p for p in projects if p.owner_id != user_id]
+        # Bound projects follow GitHub for everyone, their creator included (see `role`).
+        by_github = self.github is not None
+        owned = [
+            (p, Role.ADMIN)
+            for p in projects
+            if p.owner_id == user_id and (p.github_repository_id is None or not by_github)
+        ]
+        others = [p for p in projects if p.github_repository_id is not None and by_github]
         shared: list[tuple[ProjectRecord, Role]] = []
         if others and await self.token(user_id) is not None:
             roles = await self._roles_of(user_id, {p.github_repository_id or 0 for p in others})
