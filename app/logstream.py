@@ -44,7 +44,7 @@ from app.projects.access import Access, Role
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
-from app.users.http import SESSION_COOKIE, presented_token
+from app.users.http import SESSION_COOKIE, bearer_token
 from app.users.service import UserService
 from builder.events import LogEvent
 
@@ -221,13 +221,18 @@ async def _check_access(
     deployment_id: str,
 ) -> tuple[str, int]:
     """The deployment's canonical id and `since`, or `_Refused`."""
-    # `presented_token` reads only headers and cookies, which a websocket has too.
-    token = presented_token(socket)
-    if token == socket.cookies.get(SESSION_COOKIE) and not _from_this_site(socket, settings):
+    # `bearer_token` reads only headers, which a websocket has too.
+    bearer = bearer_token(socket)
+    cookie = None if bearer else socket.cookies.get(SESSION_COOKIE)
+    if cookie and not _from_this_site(socket, settings):
         # Browsers send the cookie along whoever's page opens the socket, and sites deployed
         # here are same-site with the dashboard: only the dashboard's own pages may use it.
-        token = None
-    user = await users.user_for_token(token) if token else None
+        cookie = None
+    if bearer:
+        user = await users.user_for_token(bearer)
+    else:
+        # An API token never works as the cookie (`app.users.http`), here neither.
+        user = await users.user_for_token(cookie, api_tokens=False) if cookie else None
     if user is None:
         raise _Refused(NOT_SIGNED_IN, "Sign in first: send the session cookie or a bearer token.")
     try:

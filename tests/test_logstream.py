@@ -206,6 +206,23 @@ def test_the_cookie_counts_only_from_pages_of_this_site(
         assert read_to_close(ws)[1] == 1000
 
 
+def test_an_api_token_follows_as_a_bearer_token_but_not_as_the_cookie(
+    client: Client, token: str, deployment_id: str
+) -> None:
+    finish(client, token, deployment_id)
+    api_token = client.post("/tokens", json={"name": "ci"}, headers=bearer(token)).json()["token"]
+    url = f"/deployments/{deployment_id}/logs/ws"
+
+    with client.websocket_connect(url, headers=bearer(api_token)) as ws:
+        assert read_to_close(ws)[1] == 1000
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(url, headers={"Cookie": f"scalemesh_session={api_token}"}) as ws,
+    ):
+        ws.receive_text(timeout=WAIT_S)
+    assert refused.value.code == 4401
+
+
 def test_nobody_signed_in_is_refused(client: Client, token: str, deployment_id: str) -> None:
     assert refusal(client, deployment_id)[0] == 4401
     assert refusal(client, deployment_id, token="not-a-session")[0] == 4401

@@ -210,8 +210,8 @@ class Access:
 
     async def visible(self, user_id: int) -> list[tuple[ProjectRecord, Role]]:
         """The projects the user may see, by slug, with their role: their own unbound ones, and
-        the bound projects of repositories GitHub lets them see. A GitHub failure hides those (it never
-        grants), without failing the list."""
+        the bound projects of repositories GitHub lets them see. A GitHub failure hides those
+        (it never grants), without failing the list."""
         rows = await Project.select(*ProjectRecord.COLUMNS).where(
             (Project.owner == user_id) | (Project.github_repository_id.is_not_null())
         )
