@@ -85,7 +85,6 @@ class ErrorCode(StrEnum):
     BRANCH_DELETED = "branch_deleted"
     FORK_REFUSED = "fork_refused"
     ALIAS_TAKEN = "alias_taken"
-    NOT_LINKED = "not_linked"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -139,7 +138,6 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.BRANCH_DELETED: _K.STOPPED,
         _C.FORK_REFUSED: _K.STOPPED,
         _C.ALIAS_TAKEN: _K.PLATFORM,
-        _C.NOT_LINKED: _K.STOPPED,
     }
 )
 """The kind of every code."""

@@ -192,7 +192,6 @@ def test_every_deployment_code_has_a_github_text_and_keeps_its_stored_name() -> 
         "branch_deleted",
         "fork_refused",
         "alias_taken",
-        "not_linked",
     }
 
 

@@ -24,7 +24,6 @@ ADVICE: Mapping[ErrorCode, str] = MappingProxyType(
         ErrorCode.BRANCH_DELETED: "its branch was deleted",
         ErrorCode.FORK_REFUSED: "a project owner can allow fork builds",
         ErrorCode.ALIAS_TAKEN: "another project owns that hostname: rename the project or branch",
-        ErrorCode.NOT_LINKED: "sign in with GitHub and link the project to its repository again",
     }
 )
 """What to do about each way a deployment can end."""

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any
 
 from app.aliases import AliasAnnouncer
-from app.database import AnyEngine, is_unique_violation, same_name, write_transaction
+from app.database import AnyEngine, is_unique_violation, write_transaction
 from app.errors import ErrorCode, UserError
 from app.installations.service import covered, install_url
 from app.logs.archive import archive_key
@@ -106,14 +106,6 @@ class ProjectDetails:
     """For a GitHub repository while the App is configured: is it installed there?"""
     role: Role = Role.ADMIN
     """What the user asking may do with it."""
-
-
-async def linked_projects(repository: str) -> list[ProjectRecord]:
-    """The projects that build `owner/name` (GitHub names are case-insensitive)."""
-    rows = await Project.select(*ProjectRecord.COLUMNS).where(
-        same_name("scalemesh_project.github_repository", repository)
-    )
-    return [ProjectRecord.of(row) for row in rows]
 
 
 async def _default_protection(repository: str | None) -> Protection:

@@ -32,7 +32,6 @@ GITHUB_TEXT: Mapping[ErrorCode, str] = MappingProxyType(
         ErrorCode.BRANCH_DELETED: CANCELLED,
         ErrorCode.FORK_REFUSED: "{error}",
         ErrorCode.ALIAS_TAKEN: "{error}",
-        ErrorCode.NOT_LINKED: "{error}",
     }
 )
 """How GitHub words each way a deployment can end; `{error}` is its stored message."""

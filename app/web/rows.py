@@ -28,7 +28,6 @@ REASONS: Mapping[ErrorCode, str] = MappingProxyType(
         ErrorCode.BRANCH_DELETED: "Branch deleted",
         ErrorCode.FORK_REFUSED: "Not built (fork)",
         ErrorCode.ALIAS_TAKEN: "Hostname taken",
-        ErrorCode.NOT_LINKED: "Not built (not linked)",
     }
 )
 """What the dashboard calls each way a deployment can end, before its message."""
