@@ -9,8 +9,10 @@ branch) is protected.
 Each round sends the same GET to each host for `--seconds`, back to back: the open one with a
 browser's headers, the protected one with the same headers plus the proxy's cookie. No server
 and no sockets: this measures the proxy's own work per request (the replay path and, for the
-protected host, the cookie's one HMAC check), which is what protection adds; a server's own cost
-(`bench/proxy.py`) comes on top of both. Prints each host's median requests/s and the ratio.
+protected host, the cookie check), which is what protection adds; a server's own cost
+(`bench/proxy.py`) comes on top of both. The gate checks a cookie's HMAC the first time it sees
+it and its expiry after that, so the rounds measure the steady state of a browser that keeps
+sending the same cookie. Prints each host's median requests/s and the ratio.
 """
 
 from __future__ import annotations

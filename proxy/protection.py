@@ -1,7 +1,8 @@
 """The gate in front of protected deployments: the proxy's cookie, the bypass secret, the hand-off.
 
 A protected hostname (`Target.protected`) is served only to a request that carries this proxy's
-cookie for that very hostname (a signed `app.preview_tokens` token, one HMAC to check), or the
+cookie for that very hostname (a signed `app.preview_tokens` token: one HMAC to check, the first
+time this process sees it; its expiry after that), or the
 project's bypass secret (header, or query parameter, which also sets the cookie). Anyone else is
 sent to the API's `/auth/deployment`, which checks who they are and sends them back to
 `/_scalemesh/auth` on this host with a 60 s token; the gate then sets the cookie (HttpOnly,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import time
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -22,6 +24,8 @@ from proxy.serve import ProxyResponse
 from proxy.target import Target
 
 _COOKIE_PREFIX = tokens.COOKIE_NAME.encode() + b"="
+VERIFIED_KEPT = 4096
+"""Cookies remembered as verified, per proxy process: a browser sends the same one for hours."""
 _NO_STORE = [("cache-control", "no-store"), ("x-content-type-options", "nosniff")]
 
 
@@ -33,6 +37,8 @@ class Gate:
         self.root_domain = settings.root_domain
         self.auth_url = f"{settings.public_url}/auth/deployment"
         self.https = settings.deployment_url_template.startswith("https://")
+        self._verified: dict[tuple[str, bytes], float] = {}
+        """(hostname, cookie) → when it expires, for cookies whose HMAC was checked here."""
 
     def cookie_ok(self, headers: Iterable[tuple[bytes, bytes]], target: Target) -> bool:
         """The request carries a valid cookie for this hostname (the replay path's one check)."""
@@ -40,11 +46,23 @@ class Gate:
             if name == b"cookie" and _COOKIE_PREFIX in value:
                 for part in value.split(b";"):
                     part = part.strip()
-                    if part.startswith(_COOKIE_PREFIX):
-                        token = part[len(_COOKIE_PREFIX) :].decode("latin-1")
-                        if tokens.verify(self.key, tokens.COOKIE, target.name, token):
-                            return True
+                    if part.startswith(_COOKIE_PREFIX) and self._valid(target.name, part):
+                        return True
         return False
+
+    def _valid(self, hostname: str, part: bytes) -> bool:
+        now = time.time()
+        known = self._verified.get((hostname, part))
+        if known is not None:
+            return known > now
+        token = part[len(_COOKIE_PREFIX) :].decode("latin-1")
+        if not tokens.verify(self.key, tokens.COOKIE, hostname, token, now):
+            return False
+        if len(self._verified) >= VERIFIED_KEPT:
+            self._verified.clear()
+        # The token's own expiry (checked by `verify`): a number before the dot.
+        self._verified[(hostname, part)] = float(token.partition(".")[0])
+        return True
 
     def check(
         self,

@@ -92,6 +92,22 @@ async def test_a_valid_cookie_is_served_and_a_remembered_answer_is_not_replayed_
     assert_sent_to_sign_in(without)
 
 
+async def test_a_remembered_cookie_stops_working_when_it_expires(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = await serve("previews")
+    signed_at = time.time()
+    short = cookie(lifetime=60, now=signed_at)
+
+    first = await served.get("/", host=BRANCH_HOST, cookie=short)
+    again = await served.get("/", host=BRANCH_HOST, cookie=short)  # remembered: no HMAC
+    monkeypatch.setattr(time, "time", lambda: signed_at + 61)
+    expired = await served.get("/", host=BRANCH_HOST, cookie=short)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert_sent_to_sign_in(expired)
+
+
 @pytest.mark.parametrize(
     "presented",
     [
