@@ -239,6 +239,21 @@ async def deployments_fragment(
     return Response(html, headers=PAGE_HEADERS)
 
 
+async def _refused(
+    request: Request[Any, Any, Any],
+    dashboard: Dashboard,
+    user: CurrentUser,
+    slug: str,
+    exc: UserError,
+    form: str = "deploy",
+) -> Response[str] | Redirect:
+    """A refused form's answer: the "not found" page for a project the user may not see (or
+    that is gone), else the project page saying why, next to `form`."""
+    if exc.code is ErrorCode.PROJECT_NOT_FOUND:
+        return not_found(request, dashboard.settings, user, exc.detail)
+    return await dashboard.project_page(request, user, slug, refused=exc, form=form)
+
+
 @post(f"{UI}/projects/{{slug:str}}/deploy", status_code=200)
 async def deploy_submit(
     request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
@@ -247,9 +262,7 @@ async def deploy_submit(
     try:
         queued = await dashboard.deployments.deploy(user.id, slug, form.get("ref"))
     except UserError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return not_found(request, dashboard.settings, user, exc.detail)
-        return await dashboard.project_page(request, user, slug, refused=exc)
+        return await _refused(request, dashboard, user, slug, exc)
     return Redirect(f"/deployments/{queued.id}", status_code=303)
 
 
@@ -280,13 +293,11 @@ async def protection_submit(
         level = Protection(form.get("protection", ""))
     except ValueError:
         refused = UserError(ErrorCode.INVALID_REQUEST, "Choose none, previews or all.")
-        return await dashboard.project_page(request, user, slug, refused=refused, form="protection")
+        return await _refused(request, dashboard, user, slug, refused, "protection")
     try:
         await dashboard.projects.update(actor(user), slug, ProjectChanges(protection=level))
     except UserError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return not_found(request, dashboard.settings, user, exc.detail)
-        return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
+        return await _refused(request, dashboard, user, slug, exc, "protection")
     return Redirect(f"/projects/{slug}#protection", status_code=303)
 
 
@@ -299,9 +310,7 @@ async def bypass_submit(
     try:
         made = await dashboard.previews.create_bypass(user.id, slug)
     except UserError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND:
-            return not_found(request, dashboard.settings, user, exc.detail)
-        return await dashboard.project_page(request, user, slug, refused=exc, form="protection")
+        return await _refused(request, dashboard, user, slug, exc, "protection")
     return await dashboard.project_page(request, user, slug, bypass_secret=made.secret)
 
 
@@ -314,9 +323,7 @@ async def link_submit(
     try:
         await dashboard.projects.link(actor(user), slug)
     except UserError as exc:
-        if exc.kind is ErrorKind.NOT_FOUND and exc.code is ErrorCode.PROJECT_NOT_FOUND:
-            return not_found(request, dashboard.settings, user, exc.detail)
-        return await dashboard.project_page(request, user, slug, refused=exc)
+        return await _refused(request, dashboard, user, slug, exc)
     return Redirect(f"/projects/{slug}", status_code=303)
 
 
