@@ -18,6 +18,7 @@ from app.deployments.queue import queue_commit
 from app.deployments.transitions import move
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.errors import ErrorCode, UserError
+from app.installations.service import covered
 from app.logs.archive import read_log
 from app.logs.bus import LogBus
 from app.pipeline import Pipeline
@@ -54,6 +55,7 @@ class DeploymentService:
         """Queue a build of the project at `ref` (default: its production branch); needs push,
         checked afresh (within the access cache's minute) for a bound project."""
         project = await self.access.project_for(user_id, slug, Role.PUSH)
+        await _refuse_unbound_on_the_app(project)
         wanted = (ref or "").strip() or project.production_branch
         try:
             resolved = await self.resolver.resolve(project.git_url, wanted)
@@ -144,3 +146,15 @@ def _valid_id(deployment_id: str) -> str:
         raise UserError(
             ErrorCode.DEPLOYMENT_NOT_FOUND, f"There is no deployment {deployment_id!r}."
         ) from None
+
+
+async def _refuse_unbound_on_the_app(project: ProjectRecord) -> None:
+    """A repository the App is installed on is built only for projects bound to it by someone
+    with push access, whoever asks: the others' would clone what its owners did not share."""
+    name = project.github_repository
+    if project.github_repository_id is None and name and await covered(name) is not None:
+        raise UserError(
+            ErrorCode.GITHUB_LINK_REQUIRED,
+            f"{name} is on the GitHub App: someone with push access to it must sign in with "
+            "GitHub and link this project before it can be deployed.",
+        )

@@ -74,16 +74,13 @@ def test_an_unbound_project_on_a_covered_repository_is_neither_built_nor_given_a
     app.settle()
     assert app.deployments() == []
 
-    # Deployed by hand, it clones as any stranger would: anonymously.
+    # Nor by hand: the repository is on the App, and nobody with push access linked it.
     response = app.client.post("/deploy", json={"project": "evil"}, headers=bearer(token))
-    assert response.status_code == 202, response.text
+    assert response.status_code == 403, response.text
+    assert "link this project" in response.json()["detail"]
     tick(app.client)
     app.report()
-    spec = app.runner.spec_of(response.json()["id"])
-    assert spec.token == ""
-    assert spec.git_url == "https://github.com/Codertocat/Hello-World.git"
-    [row] = app.deployments()
-    assert row["reported_phase"] == "unreported"
+    assert app.deployments() == []
     assert app.github.calls_to("POST", TOKENS) == []
     assert app.github.tokens == []
     assert app.github.calls == []  # no status, no GitHub Deployment, no comment
