@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from app.github.api import GitHubError
 from app.github.oauth_api import (
     DevicePending,
     OAuthRefused,
@@ -169,3 +170,101 @@ def test_a_repository_is_read_with_the_users_permission_by_id_and_by_name(
     found = run(scenario, fake)
     expected = None if seen is None else RepositoryAccess(repo.id, "acme/site", private, seen)
     assert found == [expected, expected]
+
+
+def test_the_client_names_its_hosts_and_never_its_secret() -> None:
+    client = GitHubUsersClient(
+        OAuthSettings(CLIENT_ID, Secret(CLIENT_SECRET)), web_url=WEB_URL + "/", api_url=API_URL
+    )
+
+    assert repr(client) == (f"GitHubUsersClient(web_url={WEB_URL!r}, api_url={API_URL!r})")
+    assert CLIENT_SECRET not in repr(client)
+
+
+def test_a_pending_device_answer_without_an_interval_waits_the_slow_down_step() -> None:
+    fake = FakeGitHubUsers(device_interval=1)
+    fake.answer_with("POST", "/login/oauth/access_token", {"error": "slow_down"})
+
+    async def scenario(client: GitHubUsersClient) -> object:
+        return await client.poll_device("a-device-code")
+
+    assert run(scenario, fake) == DevicePending(interval=5)
+    (poll,) = fake.calls_to("POST", "/login/oauth/access_token")
+    assert poll.body["device_code"] == "a-device-code"
+
+
+ODD_ANSWERS = [
+    pytest.param(
+        ("POST", "/login/device/code", {"user_code": "1234-5678", "interval": 5}),
+        lambda client: client.start_device(),
+        "start a device sign-in: GitHub's answer lacks the device code",
+        id="device-code-missing",
+    ),
+    pytest.param(
+        (
+            "POST",
+            "/login/device/code",
+            {
+                "device_code": "d",
+                "user_code": "u",
+                "verification_uri": "v",
+                "expires_in": "soon",
+                "interval": 5,
+            },
+        ),
+        lambda client: client.start_device(),
+        "start a device sign-in: GitHub's answer lacks the device code",
+        id="device-expiry-not-a-number",
+    ),
+    pytest.param(
+        ("POST", "/login/oauth/access_token", ["not", "an", "object"]),
+        lambda client: client.refresh("ghr_refresh"),
+        "refresh a user token: GitHub answered with something other than an object",
+        id="token-answer-a-list",
+    ),
+    pytest.param(
+        ("POST", "/login/oauth/access_token", {"token_type": "bearer"}),
+        lambda client: client.exchange_code("a-code", CALLBACK),
+        "GitHub's token answer has no access_token",
+        id="token-answer-without-token",
+    ),
+    pytest.param(
+        ("GET", "/user", {"message": "Not Found"}, 404),
+        lambda client: client.user("ghu_token"),
+        "read the signed-in GitHub user: GitHub answered 404",
+        id="user-404",
+    ),
+    pytest.param(
+        ("GET", "/user", {"login": "octo", "id": "5001"}),
+        lambda client: client.user("ghu_token"),
+        "read the signed-in GitHub user: GitHub's answer lacks the user's id or login",
+        id="user-id-not-a-number",
+    ),
+    pytest.param(
+        ("GET", "/repositories/42", {"id": 42, "permissions": {"admin": True}}),
+        lambda client: client.repository("ghu_token", 42),
+        "read repository 42 as the user: GitHub's answer lacks the repository's id or name",
+        id="repository-without-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("canned", "call", "message"), ODD_ANSWERS)
+def test_an_answer_github_should_not_give_is_an_error_naming_what_was_asked(
+    canned: tuple[Any, ...],
+    call: Callable[[GitHubUsersClient], Awaitable[object]],
+    message: str,
+) -> None:
+    fake = FakeGitHubUsers()
+    fake.answer_with(*canned)
+
+    async def scenario(client: GitHubUsersClient) -> GitHubError:
+        with pytest.raises(GitHubError) as failed:
+            await call(client)
+        return failed.value
+
+    error = run(scenario, fake)
+
+    assert str(error) == message
+    assert not isinstance(error, (OAuthRefused, TokenRejected))
+    assert len(fake.calls_to(*canned[:2])) == 1

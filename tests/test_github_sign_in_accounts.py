@@ -65,6 +65,30 @@ def test_the_same_github_user_gets_the_same_account_even_renamed(
     assert emails == [f"{octo.id}+octo-renamed@users.noreply.github.com"]
 
 
+def test_a_rename_to_an_address_another_account_has_keeps_the_old_address(
+    oauth_client: Client, github_users: FakeGitHubUsers
+) -> None:
+    octo = github_users.user("octo")
+    taken = f"{octo.id}+octo-renamed@users.noreply.github.com"
+    owner = whoami(oauth_client, sign_up(oauth_client, taken))
+    first = whoami(oauth_client, session_of(sign_in(oauth_client, github_users)))
+    octo.login = github_users.browser_user = "octo-renamed"
+
+    renamed = whoami(oauth_client, session_of(sign_in(oauth_client, github_users)))
+
+    assert renamed == first != owner
+    emails = oauth_client.run(
+        lambda: User.select(User.id, User.email).order_by(User.id).output(as_list=False)
+    )
+    assert emails == [
+        {"id": owner, "email": taken},
+        {"id": first, "email": f"{octo.id}+octo@users.noreply.github.com"},
+    ]
+    assert accounts(oauth_client) == [
+        {"user": first, "github_id": octo.id, "login": "octo-renamed"}
+    ]
+
+
 def test_another_github_user_gets_another_account_not_an_admin(
     oauth_client: Client, github_users: FakeGitHubUsers
 ) -> None:

@@ -71,6 +71,7 @@ def test_a_saved_token_is_sealed_to_its_account_and_read_back(
     assert sealer.open(user_id, "token", blob) == token.token
     assert sealer.open(user_id + 1, "token", blob) is None
     assert sealer.open(user_id, "refresh", blob) is None
+    assert sealer.open(user_id, "token", b"\x00" + blob[1:]) is None  # another seal version
     assert client.run(lambda: tokens.token_for(user_id + 1)) is None
 
 
@@ -132,3 +133,38 @@ def test_a_refresh_lost_to_another_replica_takes_its_token_and_a_dead_one_gives_
     fake.revoke("octo")
     client.run(lambda: tokens.save(user_id, GitHubUser(octo.id, "octo"), expired))
     assert client.run(lambda: tokens.token_for(user_id)) is None
+
+
+@pytest.mark.parametrize(
+    ("with_github", "refresh", "refresh_expired"),
+    [
+        pytest.param(False, True, False, id="github-sign-in-not-configured"),
+        pytest.param(True, False, False, id="no-refresh-token"),
+        pytest.param(True, True, True, id="refresh-token-expired"),
+    ],
+)
+def test_an_expired_token_that_cannot_be_refreshed_gives_none_without_asking_github(
+    client: Client,
+    settings: Settings,
+    user_id: int,
+    with_github: bool,
+    refresh: bool,
+    refresh_expired: bool,
+) -> None:
+    fake = FakeGitHubUsers()
+    octo = fake.add_user("octo")
+    tokens = tokens_for(settings, fake)
+    old = issued(fake, "octo")
+    now = datetime.now(UTC)
+    expired = UserToken(
+        old.token,
+        now - timedelta(minutes=1),
+        old.refresh_token if refresh else None,
+        now - timedelta(minutes=1) if refresh_expired else now + timedelta(days=1),
+    )
+    client.run(lambda: tokens.save(user_id, GitHubUser(octo.id, "octo"), expired))
+    reader = tokens if with_github else UserTokens(settings.secret_key, None)
+
+    assert client.run(lambda: reader.token_for(user_id)) is None
+    assert fake.calls_to("POST", "/login/oauth/access_token") == []
+    assert str(old.refresh_token) in fake.refresh_tokens  # not spent

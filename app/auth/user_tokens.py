@@ -116,10 +116,6 @@ class UserTokens:
         )
         return None if row is None else _Stored.of(row).account
 
-    async def account(self, user_id: int) -> LinkedAccount | None:
-        stored = await _stored(user_id)
-        return None if stored is None else stored.account
-
     async def save(self, user_id: int, user: GitHubUser, token: UserToken) -> None:
         """Link the account to `user` (a new link, or a fresh token for the same one)."""
         values = self._values(user_id, token) | {

@@ -100,6 +100,8 @@ class FakeGitHubUsers:
         """The login of whoever is signed in to github.com in "the browser": authorize approves
         for them at once. None: authorize answers 403 (nobody to approve)."""
         self.calls: list[UsersCall] = []
+        self.canned: dict[tuple[str, str], tuple[int, Any]] = {}
+        """Answers given as they are instead of the fake's own (`answer_with`)."""
         self._lock = threading.RLock()
         self._next_id = 5000
 
@@ -169,6 +171,11 @@ class FakeGitHubUsers:
             grant = next(g for g in self.devices.values() if g.user_code == user_code)
             grant.user_id, grant.denied = self.user(login).id, deny
 
+    def answer_with(self, method: str, path: str, body: Any, status: int = 200) -> None:
+        """From now on, answer `method path` with this JSON body and status (a GitHub gone odd)."""
+        with self._lock:
+            self.canned[(method, path)] = (status, body)
+
     def calls_to(self, method: str, path: str) -> list[UsersCall]:
         with self._lock:
             return [c for c in self.calls if c.method == method and c.path == path]
@@ -186,6 +193,8 @@ class FakeGitHubUsers:
             self.calls.append(
                 UsersCall(request.method, path, request.headers.get("authorization"), body)
             )
+            if (canned := self.canned.get((request.method, path))) is not None:
+                return httpx.Response(canned[0], json=canned[1])
             if request.method == "GET" and path == "/login/oauth/authorize":
                 return self._authorize(dict(request.url.params))
             if request.method == "POST" and path == "/login/oauth/access_token":
