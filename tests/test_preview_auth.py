@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pytest
+
 from app import preview_tokens as tokens
+from app.errors import ErrorCode, UserError
+from app.previews import service
 from app.settings import Settings
 from app.tables import Project
 from tests.support.api import Client, bearer, sign_up
@@ -76,11 +80,33 @@ def test_another_account_gets_a_404_and_no_token(client: Client, settings: Setti
         follow_redirects=False,
     )
 
-    for refused in (response, unknown):
+    malformed = client.get(
+        "/auth/deployment", params={"host": "not a host!", "next": "/"}, follow_redirects=False
+    )
+
+    for refused in (response, unknown, malformed):
         assert refused.status_code == 404
         assert "location" not in refused.headers
         assert "token" not in refused.text
         assert refused.headers["content-type"].startswith("text/html")
+
+
+def test_a_failure_to_check_access_is_answered_as_itself_not_as_not_found(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    own_preview(client, settings)
+
+    async def github_down(user_id: int, slug: str) -> None:
+        raise UserError(ErrorCode.GITHUB_UNAVAILABLE, "GitHub did not answer.")
+
+    monkeypatch.setattr(service, "project_for", github_down)
+    response = client.get(
+        "/auth/deployment", params={"host": HOST, "next": "/"}, follow_redirects=False
+    )
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert "location" not in response.headers
 
 
 def test_a_signed_out_visitor_is_sent_to_sign_in_and_back(

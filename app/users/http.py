@@ -52,11 +52,6 @@ def bearer_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def presented_token(request: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    """The bearer token, else the session cookie (HTTP requests and websockets alike)."""
-    return bearer_token(request) or request.cookies.get(SESSION_COOKIE) or None
-
-
 async def signed_in(
     request: ASGIConnection[Any, Any, Any, Any], users: UserService
 ) -> CurrentUser | None:
