@@ -36,9 +36,8 @@ MAX_FAILURES_PER_WINDOW = 10
 """Per email: guessing one account's password."""
 MAX_CLIENT_FAILURES_PER_WINDOW = 30
 """Per client address: trying many accounts from one place."""
-SIGNUP_CLOSED = (
-    "Sign-up is closed on this Scale Mesh: ask an admin to add you, or sign in with GitHub."
-)
+SIGNUP_CLOSED = "Sign-up by password is closed on this Scale Mesh: ask its admin to add you."
+"""The sign-in page offers "Sign in with GitHub" beside it where that is configured."""
 WRONG_CREDENTIALS = "Wrong email or password."
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
