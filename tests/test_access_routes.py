@@ -200,3 +200,29 @@ def test_deploying_checks_push_afresh_once_the_cache_expires(gh: GitHubSetup) ->
 
     assert refused.status_code == 403
     assert snapshot(gh) == before
+
+
+def test_the_project_page_says_to_try_again_while_github_is_down(gh: GitHubSetup) -> None:
+    token = gh.sign_in("pat")
+    gh.outage.down = True
+
+    response = gh.client.get("/projects/site", headers={**HTML, **bearer(token)})
+
+    assert response.status_code == 503
+    assert "Try again" in response.text
+    assert "GitHub did not answer" in response.text
+
+
+def test_a_project_not_on_github_cannot_be_linked(gh: GitHubSetup) -> None:
+    owner = gh.sign_in("olga")
+    made = create(gh.client, owner, name="plain", repo="https://git.example.com/acme/plain.git")
+    assert made.status_code == 201, made.text
+    asked = len(gh.repository_calls())
+
+    response = gh.client.post("/projects/plain/link", headers=bearer(owner))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    assert "Only a project on a GitHub repository" in response.json()["detail"]
+    assert len(gh.repository_calls()) == asked
+    assert gh.client.get("/projects/plain", headers=bearer(owner)).json()["bound"] is False

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from app.deployments.lifecycle import DeploymentState, Target
-from app.deployments.publish import publish
+from app.deployments.publish import promote, publish
 from app.errors import ErrorCode
-from app.hostnames import branch_label, deployment_label
+from app.hostnames import branch_label, deployment_label, production_label
 from app.tables import Alias, Deployment, Project
 from tests.support.api import Client, sign_up
 from tests.support.lookup import World
@@ -112,3 +112,48 @@ async def test_a_publish_with_nothing_taken_records_no_outcome(
 
     stored = await Deployment.select(Deployment.error_code).where(Deployment.id == ours)
     assert stored[0]["error_code"] is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_publish_whose_every_hostname_is_taken_announces_nothing(
+    world: World, anyio_backend: str
+) -> None:
+    ours = await world.deployment(DeploymentState.READY, target=Target.PREVIEW)
+    hostname = deployment_label("shop", ours)
+    other_id, theirs = await _squatted(world, hostname)
+    heard: list[list[str]] = []
+
+    async def announce(names: list[str]) -> None:
+        heard.append(names)
+
+    await publish(world.engine, ours, announce=announce)
+
+    assert heard == []
+    row = await Alias.select(Alias.project, Alias.deployment).where(Alias.hostname == hostname)
+    assert [(row[0]["project"], str(row[0]["deployment"]))] == [(other_id, theirs)]
+    stored = await Deployment.select(Deployment.error_code).where(Deployment.id == ours)
+    assert stored[0]["error_code"] == ErrorCode.ALIAS_TAKEN
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_promoting_onto_a_production_hostname_another_project_owns_is_refused(
+    world: World, caplog: pytest.LogCaptureFixture, anyio_backend: str
+) -> None:
+    other_id, theirs = await _squatted(world, production_label("shop"))
+    ours = await world.deployment(DeploymentState.READY, target=Target.PRODUCTION)
+    heard: list[list[str]] = []
+
+    async def announce(names: list[str]) -> None:
+        heard.append(names)
+
+    with caplog.at_level(logging.WARNING, logger="app.deployments.publish"):
+        await promote(world.engine, announce, "shop", world.project_id, ours)
+
+    assert heard == []
+    row = await Alias.select(Alias.project, Alias.deployment).where(Alias.hostname == "shop")
+    assert [(row[0]["project"], str(row[0]["deployment"]))] == [(other_id, theirs)]
+    [warning] = [r for r in caplog.records if r.getMessage() == "alias taken by another project"]
+    assert warning.__dict__["hostname"] == "shop"
+    assert warning.__dict__["deployment_id"] == ours

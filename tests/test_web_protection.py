@@ -40,6 +40,7 @@ def test_the_protection_select_changes_the_level(client: Client) -> None:
         "/ui/projects/my-site/protection", data={"csrf": csrf, "protection": "everyone"}
     )
     forged = client.post("/ui/projects/my-site/protection", data={"protection": "none"})
+    missing = client.post("/ui/projects/nope/protection", data={"csrf": csrf, "protection": "all"})
 
     assert (changed.status_code, changed.headers["location"]) == (
         303,
@@ -47,6 +48,7 @@ def test_the_protection_select_changes_the_level(client: Client) -> None:
     )
     assert refused.status_code == 400
     assert forged.status_code == 403
+    assert missing.status_code == 404
     assert stored(client)["protection"] == "all"
     assert '<option value="all" selected>' in client.get("/projects/my-site", headers=HTML).text
 

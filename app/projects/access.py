@@ -32,13 +32,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from piccolo.columns.combination import Where
-
 from app.errors import ErrorCode, UserError
 from app.github.api import GitHubError
 from app.github.oauth_api import GitHubUsersApi, Permission, RepositoryAccess, TokenRejected
 from app.projects.records import ProjectRecord
-from app.tables import Deployment, Project
+from app.tables import Project
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +91,6 @@ def needs(need: Role, repository: str | None) -> str:
     """The sentence a `permission_denied` carries."""
     where = f"{repository} on GitHub" if repository else "this project's GitHub repository"
     return f"This needs {GITHUB_WORD.get(need, 'read')} access to {where}."
-
-
-def visible_projects(user_id: int) -> Where:
-    """The projects `user_id` owns, as a query condition (GitHub grants come on top)."""
-    return Project.owner == user_id
-
-
-def visible_deployments(user_id: int) -> Where:
-    """The deployments of the projects `user_id` owns, as a query condition."""
-    return Deployment.project.owner == user_id
 
 
 class Access:
@@ -277,16 +265,7 @@ def install(access: Access) -> None:
     _installed = access
 
 
-def installed() -> Access:
-    return _installed
-
-
 async def project_for(user_id: int, slug: str, need: Role = Role.PULL) -> ProjectRecord:
     """The project named `slug` if the user may do what `need` allows with it; else
     `project_not_found` (may not see it) or `permission_denied` (may see it, not act)."""
     return await _installed.project_for(user_id, slug, need)
-
-
-async def role(user_id: int, project: ProjectRecord) -> Role:
-    """The user's role on the project (see `Access.role`)."""
-    return await _installed.role(user_id, project)

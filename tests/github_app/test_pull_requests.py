@@ -9,6 +9,7 @@ from app.tables import (
     PullRequestComment,
 )
 from tests.support.api import bearer
+from tests.support.binding import bind
 from tests.support.deployments import FakeRunner, tick
 from tests.support.github_app import (
     PR_SHA,
@@ -16,7 +17,7 @@ from tests.support.github_app import (
     deployment_urls,
     pr_event,
 )
-from tests.support.webhooks import REPO, payload
+from tests.support.webhooks import REPO, REPO_ID, payload
 
 
 def test_a_pull_request_gets_one_comment_edited_in_place(app: App, token: str) -> None:
@@ -148,6 +149,7 @@ def test_the_comment_lists_only_projects_deployed_for_the_pull_request(
 ) -> None:
     app.deliver("pull_request", pr_event("opened"))
     app.client.post("/project", json={"name": "docs", "repo": REPO}, headers=bearer(token))
+    bind(app.client, "docs", REPO_ID)  # built for the repository, but not for this pull request
     app.report()
     [comment] = app.github.comments_on(REPO, 2)
     assert "**web**" in comment.body
