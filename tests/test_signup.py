@@ -192,7 +192,7 @@ def test_the_dashboard_offers_sign_up_only_while_it_is_open(
         assert created.status_code == 303
         assert 'href="/signup"' not in after.text
         assert closed.status_code == 403
-        assert "Sign-up is closed on this Scale Mesh" in closed.text
+        assert SIGNUP_CLOSED in closed.text
         assert 'action="/signup"' not in closed.text
         assert accounts(client) == [("ada@example.com", True)]
 
@@ -212,7 +212,7 @@ def test_the_dashboard_refuses_a_sign_up_form_once_closed(
         )
 
         assert response.status_code == 403
-        assert "Sign-up is closed on this Scale Mesh" in response.text
+        assert SIGNUP_CLOSED in response.text
         assert "scalemesh_session" not in response.headers.get("set-cookie", "")
         assert accounts(client) == [("ada@example.com", True)]
 
