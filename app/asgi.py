@@ -39,7 +39,6 @@ from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
-from app.projects import access as project_access
 from app.projects.access import Access
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
@@ -202,7 +201,6 @@ def create_app(
                 stack.push_async_callback(services.github_users.aclose)
             services.user_tokens = UserTokens(settings.secret_key, services.github_users)
             services.access = access = Access(services.user_tokens, services.github_users)
-            project_access.install(access)
             if services.github_users is not None:
                 services.github_sign_in = GitHubSignIn(
                     settings, engine, users, services.user_tokens, services.github_users
@@ -214,7 +212,7 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage, access
             )
-            services.previews = PreviewService(settings, announce)
+            services.previews = PreviewService(settings, announce, access)
             services.dashboard = Dashboard(
                 settings, users, services.projects, services.deployments, services.previews
             )

@@ -10,7 +10,6 @@ import pytest
 
 from app import preview_tokens as tokens
 from app.errors import ErrorCode, UserError
-from app.previews import service
 from app.settings import Settings
 from app.tables import Project
 from tests.support.api import Client, bearer, sign_up
@@ -96,10 +95,10 @@ def test_a_failure_to_check_access_is_answered_as_itself_not_as_not_found(
 ) -> None:
     own_preview(client, settings)
 
-    async def github_down(user_id: int, slug: str) -> None:
+    async def github_down(user_id: int, project_id: int) -> None:
         raise UserError(ErrorCode.GITHUB_UNAVAILABLE, "GitHub did not answer.")
 
-    monkeypatch.setattr(service, "project_for", github_down)
+    monkeypatch.setattr(client.app.state.services.access, "project_by_id", github_down)
     response = client.get(
         "/auth/deployment", params={"host": HOST, "next": "/"}, follow_redirects=False
     )

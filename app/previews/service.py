@@ -1,7 +1,7 @@
 """Protected previews, the API's half: vouch for a signed-in viewer, keep the bypass secret.
 
 `PreviewService.hand_off` answers the proxy's redirect: the hostname's alias row names the
-project, the viewer must be allowed to see it (`project_for`), and the browser is sent back to
+project, the viewer must be allowed to see it (`Access`), and the browser is sent back to
 the deployment's `/_scalemesh/auth` with a 60 s token bound to that hostname. The bypass secret
 is made here, shown once, and stored only as its keyed hash (`app.preview_tokens`).
 """
@@ -15,7 +15,7 @@ from app import preview_tokens as tokens
 from app.aliases import AliasAnnouncer
 from app.errors import ErrorCode, UserError
 from app.hostnames import alias_name, full_hostname
-from app.projects.access import Role, project_for
+from app.projects.access import Access, Role
 from app.projects.service import refresh_aliases
 from app.settings import Settings
 from app.tables import Alias, Project
@@ -30,9 +30,10 @@ class BypassSecret:
 
 
 class PreviewService:
-    def __init__(self, settings: Settings, announce: AliasAnnouncer) -> None:
+    def __init__(self, settings: Settings, announce: AliasAnnouncer, access: Access) -> None:
         self.settings = settings
         self.announce = announce
+        self.access = access
         self.key = tokens.preview_key(settings.secret_key.reveal())
 
     async def hand_off(self, user_id: int, host: str, next_path: str) -> str:
@@ -42,13 +43,13 @@ class PreviewService:
         row = None
         if name is not None:
             row = await (
-                Alias.select(Alias.project.slug.as_alias("slug"))
+                Alias.select(Alias.project)
                 .where(Alias.hostname == name)
                 .first()
             )
         if name is None or row is None:
             raise UserError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Nothing is deployed at {host!r}.")
-        await project_for(user_id, str(row["slug"]))
+        await self.access.project_by_id(user_id, int(row["project"]))
         token = tokens.sign(self.key, tokens.HANDOFF, name, tokens.HANDOFF_SECONDS)
         query = urlencode({"token": token, "next": next_path})
         base = self.settings.deployment_url_template.format(
@@ -58,13 +59,13 @@ class PreviewService:
 
     async def create_bypass(self, user_id: int, slug: str) -> BypassSecret:
         """Make (or replace) the project's bypass secret; only its keyed hash is kept."""
-        project = await project_for(user_id, slug, need=Role.ADMIN)
+        project = await self.access.project_for(user_id, slug, need=Role.ADMIN)
         secret = tokens.new_bypass_secret()
         await self._store(project.id, tokens.bypass_hash(self.key, secret))
         return BypassSecret(slug=project.slug, secret=secret)
 
     async def remove_bypass(self, user_id: int, slug: str) -> None:
-        project = await project_for(user_id, slug, need=Role.ADMIN)
+        project = await self.access.project_for(user_id, slug, need=Role.ADMIN)
         await self._store(project.id, None)
 
     async def _store(self, project_id: int, stored: str | None) -> None:

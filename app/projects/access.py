@@ -18,8 +18,8 @@ Someone whose role is `NONE` gets the same answer as for a missing project, so t
 other people's projects are not revealed; someone who may see a project but not do what they
 ask gets `permission_denied`, naming the permission they need on GitHub.
 
-`Access` holds the cache and the clients; the composition root builds one and `install`s it, so
-the module-level `project_for` (what other modules call) uses it.
+`Access` holds the cache and the clients; the composition root builds one and hands it to every
+service that scopes by it.
 """
 
 from __future__ import annotations
@@ -253,19 +253,3 @@ def _unavailable(exc: GitHubError) -> UserError:
         ErrorCode.GITHUB_UNAVAILABLE,
         "GitHub did not answer whether you may do this; try again in a minute.",
     )
-
-
-_installed = Access()
-"""The `Access` the composition root installed; owner-only until it does."""
-
-
-def install(access: Access) -> None:
-    """Make `access` the one the module-level functions use (called by `app.asgi`)."""
-    global _installed
-    _installed = access
-
-
-async def project_for(user_id: int, slug: str, need: Role = Role.PULL) -> ProjectRecord:
-    """The project named `slug` if the user may do what `need` allows with it; else
-    `project_not_found` (may not see it) or `permission_denied` (may see it, not act)."""
-    return await _installed.project_for(user_id, slug, need)
