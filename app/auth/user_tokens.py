@@ -10,25 +10,18 @@ tokens work once, so when two replicas refresh at once the loser reads the winne
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from app.github.api import GitHubError
 from app.github.oauth_api import GitHubUser, GitHubUsersApi, UserToken
+from app.sealing import Box, Unopenable
 from app.settings_parts import Secret
 from app.tables import GitHubAccount
 
 log = logging.getLogger(__name__)
 
-SEAL_VERSION = b"\x01"
-NONCE_BYTES = 12
 REFRESH_MARGIN = timedelta(minutes=5)
 """A token with less than this left is refreshed before use."""
 
@@ -37,23 +30,16 @@ class TokenSealer:
     """Seals and opens GitHub user tokens, bound to the account and the field they belong to."""
 
     def __init__(self, secret_key: Secret) -> None:
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"scalemesh github tokens v1"
-        ).derive(secret_key.reveal().encode())
-        self._aead = AESGCM(key)
+        self._box = Box(secret_key, b"scalemesh github tokens v1")
 
     def seal(self, user_id: int, what: str, value: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        return SEAL_VERSION + nonce + self._aead.encrypt(nonce, value.encode(), _aad(user_id, what))
+        return self._box.seal(_aad(user_id, what), value)
 
     def open(self, user_id: int, what: str, blob: bytes) -> str | None:
         """The value, or None when it does not open (another key, another account)."""
-        if blob[:1] != SEAL_VERSION:
-            return None
-        nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, sealed, _aad(user_id, what)).decode()
-        except InvalidTag:
+            return self._box.open(_aad(user_id, what), blob)
+        except Unopenable:
             return None
 
 

@@ -42,11 +42,7 @@ class PreviewService:
         name = alias_name(host, self.settings.root_domain)
         row = None
         if name is not None:
-            row = await (
-                Alias.select(Alias.project)
-                .where(Alias.hostname == name)
-                .first()
-            )
+            row = await Alias.select(Alias.project).where(Alias.hostname == name).first()
         if name is None or row is None:
             raise UserError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Nothing is deployed at {host!r}.")
         await self.access.project_by_id(user_id, int(row["project"]))

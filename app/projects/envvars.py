@@ -1,30 +1,23 @@
 """A project's build environment variables: checked, sealed at rest, and never shown again.
 
-Each value is sealed with AES-256-GCM under a key derived from `SCALEMESH_SECRET_KEY`, with
-`<project id>:<name>` as associated data, so a sealed value copied to another project or
-another name fails to open instead of leaking into the wrong build.
+Each value is sealed (`app.sealing`) with AES-256-GCM under a key derived from
+`SCALEMESH_SECRET_KEY`, with `<project id>:<name>` as associated data, so a sealed value copied
+to another project or another name fails to open instead of leaking into the wrong build.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from app.errors import ErrorCode, UserError
+from app.sealing import Box, Unopenable
 from app.settings_parts import Secret
 from app.tables import EnvVar
 
-SEAL_VERSION = b"\x01"
-NONCE_BYTES = 12
 MAX_NAME = 255
 MAX_VALUE = 64 * 1024
 MAX_VARIABLES = 200
@@ -57,26 +50,17 @@ class Sealer:
     """Seals and opens env var values with a key derived from the platform's secret key."""
 
     def __init__(self, secret_key: Secret) -> None:
-        key = HKDF(
-            algorithm=hashes.SHA256(),
-            length=32,
-            salt=None,
-            info=b"scalemesh env vars v1",
-        ).derive(secret_key.reveal().encode())
-        self._aead = AESGCM(key)
+        self._box = Box(secret_key, b"scalemesh env vars v1")
 
     def seal(self, project_id: int, name: str, value: str) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, value.encode(), _aad(project_id, name))
-        return SEAL_VERSION + nonce + sealed
+        return self._box.seal(_aad(project_id, name), value)
 
     def open(self, project_id: int, name: str, blob: bytes) -> str:
-        if blob[:1] != SEAL_VERSION:
-            raise SealError(f"env var {name} has an unknown seal version")
-        nonce, sealed = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
         try:
-            return self._aead.decrypt(nonce, sealed, _aad(project_id, name)).decode()
-        except InvalidTag:
+            return self._box.open(_aad(project_id, name), blob)
+        except Unopenable as exc:
+            if exc.reason == "version":
+                raise SealError(f"env var {name} has an unknown seal version") from None
             raise SealError(f"env var {name} does not open with this key") from None
 
 
