@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from redis.asyncio import Redis
 
 from app import database
+from app.local_paths import local_path
 from app.preview_tokens import AUTH_PATH
 from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
@@ -28,7 +29,7 @@ from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
-from proxy.protection import Gate, private, redirect, same_host_path
+from proxy.protection import Gate, private, redirect
 from proxy.routing import BadPath, path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
@@ -189,7 +190,7 @@ class Proxy:
             await _send(send, method, _page(404, "No deployment here", "Nothing is deployed here."))
         elif not target.protected:
             query = dict(parse_qsl(memo_key[3].decode("latin-1")))
-            await _send(send, method, redirect(same_host_path(query.get("next", "/"))))
+            await _send(send, method, redirect(local_path(query.get("next", "/"))))
         else:
             answer = self.gate.hand_off(scope.get("scheme", "http"), memo_key[3], target)
             await _send(send, method, answer)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 
 from app import preview_tokens as tokens
 from app.hostnames import full_hostname
+from app.local_paths import local_path
 from app.settings import Settings
 from proxy.serve import ProxyResponse
 from proxy.target import Target
@@ -96,7 +97,7 @@ class Gate:
         token = params.get("token", "")
         if not tokens.verify(self.key, tokens.HANDOFF, target.name, token):
             return _refused()
-        return redirect(same_host_path(params.get("next", "/")), self._cookie(target, scheme))
+        return redirect(local_path(params.get("next", "/")), self._cookie(target, scheme))
 
     def _cookie(self, target: Target, scheme: str) -> str:
         token = tokens.sign(self.key, tokens.COOKIE, target.name, tokens.COOKIE_SECONDS)
@@ -122,18 +123,6 @@ def _private_cache_control(value: str) -> str:
     parts = [part.strip() for part in value.split(",") if part.strip()]
     kept = [part for part in parts if part.lower() not in ("public", "private")]
     return ", ".join(["private", *kept])
-
-
-def same_host_path(value: str) -> str:
-    """`value` when it is a path on this host, else `/`: `next` never leads elsewhere."""
-    if (
-        not value.startswith("/")
-        or value.startswith("//")
-        or "\\" in value
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-    ):
-        return "/"
-    return value
 
 
 def _without_bypass(query: str) -> tuple[str, str | None]:

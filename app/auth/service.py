@@ -18,7 +18,6 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 from app import database
 from app.auth.user_tokens import UserTokens
@@ -32,6 +31,7 @@ from app.github.oauth_api import (
     OAuthRefused,
     UserToken,
 )
+from app.local_paths import local_path
 from app.settings import Settings
 from app.tables import OAuthState, User
 from app.users.service import UserService
@@ -71,23 +71,6 @@ class SignedIn:
     user_id: int
 
 
-def safe_path(raw: str | None) -> str:
-    """`raw` when it is a path on this site, else `/`: never another host, in any spelling."""
-    value = (raw or "").strip()
-    parts = urlsplit(value)
-    if (
-        not value.startswith("/")
-        or value.startswith(("//", "/\\"))
-        or "\\" in value
-        or parts.scheme
-        or parts.netloc
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
-        or len(value) > 2000
-    ):
-        return "/"
-    return value
-
-
 def noreply_email(user: GitHubUser) -> str:
     """GitHub's own no-reply address of a user, as an account's unique email."""
     return f"{user.id}+{user.login}@{NOREPLY_DOMAIN}".lower()
@@ -123,7 +106,7 @@ class GitHubSignIn:
         await OAuthState.insert(
             OAuthState(
                 state_hash=self._hash(state),
-                next_path=safe_path(next_path),
+                next_path=local_path(next_path),
                 expires_at=now + STATE_LIFETIME,
             )
         )
@@ -154,7 +137,7 @@ class GitHubSignIn:
         )
         if not taken or taken[0]["expires_at"] <= datetime.now(UTC):
             raise UserError(ErrorCode.OAUTH_STATE_INVALID, STATE_INVALID)
-        return safe_path(str(taken[0]["next_path"]))
+        return local_path(str(taken[0]["next_path"]))
 
     # --- the device flow -------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ from litestar.response import Redirect
 
 from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
+from app.local_paths import local_path
 from app.settings import Settings
 from app.users.http import cleared_cookie, client_address, session_cookie, signed_in
 from app.users.service import SIGNUP_CLOSED, UserService
-from app.web.pages import checked_form, form_user, page, safe_next
+from app.web.pages import checked_form, form_user, page
 
 
 def account_page(
@@ -52,9 +53,9 @@ async def login_page(
     next: FromQuery[str] = "/",
 ) -> Response[str] | Redirect:
     if await signed_in(request, users):
-        return Redirect(safe_next(next), status_code=303)
+        return Redirect(local_path(next), status_code=303)
     return account_page(
-        request, settings, "login", next=safe_next(next), signup_open=await users.signup_open()
+        request, settings, "login", next=local_path(next), signup_open=await users.signup_open()
     )
 
 
@@ -65,7 +66,7 @@ async def login_submit(
     users: NamedDependency[UserService],
 ) -> Response[str] | Redirect:
     form = await checked_form(request, settings, None)
-    target, email = safe_next(form.get("next")), form.get("email", "")
+    target, email = local_path(form.get("next")), form.get("email", "")
     try:
         user_id = await users.authenticate(email, form.get("password", ""), client_address(request))
     except UserError as exc:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 from litestar import Request, Response
@@ -206,22 +206,6 @@ def answered(_: Request[Any, Any, Any], exc: Answered) -> Response[Any]:
 def to_login(request: Request[Any, Any, Any]) -> Redirect:
     target = request.url.path.removeprefix(UI) if request.method == "GET" else "/"
     return Redirect(f"/login?next={quote(target, safe='/')}", status_code=303)
-
-
-def safe_next(raw: str | None) -> str:
-    """Only a path on this site: `next` must never send a signed-in browser elsewhere."""
-    value = (raw or "").strip()
-    parts = urlsplit(value)
-    if (
-        not value.startswith("/")
-        or value.startswith("//")
-        or "\\" in value
-        or parts.scheme
-        or parts.netloc
-        or any(ord(c) < 0x20 for c in value)
-    ):
-        return "/"
-    return value
 
 
 async def page_user(request: Request[Any, Any, Any], users: UserService) -> CurrentUser:
