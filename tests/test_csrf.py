@@ -108,6 +108,7 @@ def test_routes_without_a_json_body_and_the_webhook_are_not_checked(client: Clie
     "headers",
     [
         {"Origin": EVIL},
+        {"Origin": "http://evil-git-main.localhost:8080"},  # a site deployed here: same-site
         {"Origin": "null"},
         {"Origin": "https://localhost:8000"},
         {"Origin": "http://localhost"},
