@@ -182,6 +182,23 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """The random token of the replica telling GitHub now; cleared by every change."""
     report_claimed_until = Timestamptz(null=True, default=None)
     """When that claim goes stale (its replica died mid-report) and may be taken over."""
+    attempts = Integer(default=0)
+    """Builds started for it; one whose runner died with its API process is queued again."""
+
+
+class BuildToken(Table, tablename="scalemesh_build_token"):
+    """A running build's bootstrap token (hashed): it fetches the spec once and sends log
+    events; it dies when the build finishes, or at `expires_at`."""
+
+    deployment = ForeignKey(
+        references=Deployment, null=False, on_delete=OnDelete.cascade, unique=True
+    )
+    token_hash = Varchar(length=64, unique=True)
+    expires_at = Timestamptz()
+    spec_fetched_at = Timestamptz(null=True, default=None)
+    """Set by the one spec fetch the token allows."""
+    log_bytes = BigInt(default=0)
+    """Log bytes taken through the events endpoint, against the build's log limit."""
 
 
 class Alias(Table, tablename="scalemesh_alias"):

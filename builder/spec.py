@@ -1,4 +1,4 @@
-"""The build specification: everything one build needs, passed to the builder as env vars.
+"""The build specification: everything one build needs, and the limits it runs under.
 
 Shared by the builder (which reads it) and `app.runners` (which writes it). Standard library
 only, so the builder image needs nothing of the app.
@@ -11,10 +11,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from builder.events import LogEvent
 
-PREFIX = "SCALEMESH_BUILD_"
 OUTPUTS_ROOT = "__outputs"
 LOGS_ROOT = "__logs"
 RESERVED_DIR = ".scalemesh/"
@@ -22,7 +22,6 @@ RESERVED_DIR = ".scalemesh/"
 MANIFEST = RESERVED_DIR + "manifest.json"
 """Kept apart from the site's own paths: a site may well ship its own `/manifest.json`."""
 LOG_STREAM_PREFIX = "scalemesh:logs:"
-STDOUT_SINK = "stdout"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -46,7 +45,88 @@ def log_stream(deployment_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildLimits:
+    """What one build may use; each is a setting (`SCALEMESH_BUILD_*`), enforced by the builder."""
+
+    cpu_seconds: int = 1800
+    """CPU time of every process of the build together, per command."""
+    memory_mb: int = 4096
+    processes: int = 1024
+    """Processes and threads at once."""
+    max_files: int = 20_000
+    """Files in the output directory."""
+    max_file_mb: int = 100
+    """The largest single output file (and any file a command writes)."""
+    max_output_mb: int = 1024
+    """The output directory, all files together."""
+    max_log_mb: int = 16
+    """Log output of the build; past it the build is stopped."""
+
+    def to_json(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in _LIMIT_NAMES}
+
+    @classmethod
+    def from_json(cls, raw: object) -> BuildLimits:
+        if not isinstance(raw, dict):
+            raise SpecError("limits must be an object")
+        values: dict[str, int] = {}
+        for name in _LIMIT_NAMES:
+            value = raw.get(name, getattr(cls(), name))
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise SpecError(f"limits.{name} must be a whole number above 0")
+            values[name] = value
+        return cls(**values)
+
+
+_LIMIT_NAMES = (
+    "cpu_seconds",
+    "memory_mb",
+    "processes",
+    "max_files",
+    "max_file_mb",
+    "max_output_mb",
+    "max_log_mb",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StorageCredentials:
+    """Short-lived S3 credentials that may write one deployment's prefix and nothing else."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: str = ""
+    """ISO 8601, for the log only: the builder never renews them."""
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "access_key_id": self.access_key_id,
+            "secret_access_key": self.secret_access_key,
+            "session_token": self.session_token,
+            "expiration": self.expiration,
+        }
+
+    @classmethod
+    def from_json(cls, raw: object) -> StorageCredentials:
+        if not isinstance(raw, dict) or not all(
+            isinstance(raw.get(name), str) and raw.get(name)
+            for name in ("access_key_id", "secret_access_key", "session_token")
+        ):
+            raise SpecError("storage_credentials must hold the three credential strings")
+        return cls(
+            access_key_id=raw["access_key_id"],
+            secret_access_key=raw["secret_access_key"],
+            session_token=raw["session_token"],
+            expiration=str(raw.get("expiration") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BuildSpec:
+    """Everything one build needs. The local runner writes it to the builder's stdin as JSON;
+    a builder on ECS fetches it once from the API with its bootstrap token."""
+
     deployment_id: str
     project_id: int
     git_url: str
@@ -64,11 +144,12 @@ class BuildSpec:
     output_directory: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The project's env vars, given to install and build; their values are masked in logs."""
-    log_sink: str = STDOUT_SINK
-    """`stdout` (JSON lines, read by the local runner) or a `redis://` URL."""
     storage_endpoint_url: str | None = None
+    storage_credentials: StorageCredentials | None = field(default=None, repr=False)
+    """S3 credentials scoped to `output_prefix` (ECS); None: the builder's own (local)."""
     timeout: int = 900
     """Seconds the install and build steps may take together."""
+    limits: BuildLimits = field(default_factory=BuildLimits)
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.sha):
@@ -84,70 +165,78 @@ class BuildSpec:
     def log_stream(self) -> str:
         return log_stream(self.deployment_id)
 
-    def to_env(self) -> dict[str, str]:
-        """The spec as environment variables (unset optional fields are left out)."""
-        values: dict[str, str] = {
-            "DEPLOYMENT_ID": self.deployment_id,
-            "PROJECT_ID": str(self.project_id),
-            "GIT_URL": self.git_url,
-            "SHA": self.sha,
-            "GIT_REF": self.git_ref,
-            "STORAGE_URL": self.storage_url,
-            "LOG_SINK": self.log_sink,
-            "TIMEOUT": str(self.timeout),
-            "ENV": json.dumps(dict(self.env), sort_keys=True),
+    def to_json(self) -> dict[str, Any]:
+        """The spec as a JSON object (unset optional fields are left out)."""
+        values: dict[str, Any] = {
+            "deployment_id": self.deployment_id,
+            "project_id": self.project_id,
+            "git_url": self.git_url,
+            "sha": self.sha,
+            "git_ref": self.git_ref,
+            "storage_url": self.storage_url,
+            "timeout": self.timeout,
+            "env": dict(sorted(self.env.items())),
+            "limits": self.limits.to_json(),
         }
-        optional = {
-            "TOKEN": self.token,
-            "ROOT_DIRECTORY": self.root_directory,
-            "INSTALL_COMMAND": self.install_command,
-            "BUILD_COMMAND": self.build_command,
-            "OUTPUT_DIRECTORY": self.output_directory,
-            "STORAGE_ENDPOINT_URL": self.storage_endpoint_url,
+        optional: dict[str, Any] = {
+            "token": self.token,
+            "root_directory": self.root_directory,
+            "install_command": self.install_command,
+            "build_command": self.build_command,
+            "output_directory": self.output_directory,
+            "storage_endpoint_url": self.storage_endpoint_url,
+            "storage_credentials": (
+                self.storage_credentials.to_json() if self.storage_credentials else None
+            ),
         }
         values.update({name: value for name, value in optional.items() if value})
-        return {PREFIX + name: value for name, value in values.items()}
+        return values
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> BuildSpec:
-        def required(name: str) -> str:
-            value = environ.get(PREFIX + name, "")
-            if not value:
-                raise SpecError(f"{PREFIX}{name} is not set")
+    def from_json(cls, raw: object) -> BuildSpec:
+        """The spec a JSON object describes; anything missing or mistyped is a `SpecError`."""
+        if not isinstance(raw, dict):
+            raise SpecError("the build spec must be a JSON object")
+
+        def text(name: str, *, required: bool = False) -> str:
+            value = raw.get(name, "")
+            if not isinstance(value, str):
+                raise SpecError(f"{name} must be a string")
+            if required and not value:
+                raise SpecError(f"{name} is not set")
             return value
 
-        def optional(name: str) -> str | None:
-            return environ.get(PREFIX + name) or None
+        def number(name: str, default: int | None = None) -> int:
+            value = raw.get(name, default)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise SpecError(f"{name} is not a number")
+            return value
 
-        try:
-            project_id = int(required("PROJECT_ID"))
-            timeout = int(environ.get(PREFIX + "TIMEOUT", "900"))
-        except ValueError as exc:
-            raise SpecError(f"a numeric build setting is not a number: {exc}") from None
-        try:
-            env = json.loads(environ.get(PREFIX + "ENV", "{}"))
-        except json.JSONDecodeError:
-            raise SpecError(f"{PREFIX}ENV is not JSON") from None
+        env = raw.get("env", {})
         if not isinstance(env, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
-            raise SpecError(f"{PREFIX}ENV must be a JSON object of strings")
+            raise SpecError("env must be a JSON object of strings")
+        credentials = raw.get("storage_credentials")
         return cls(
-            deployment_id=required("DEPLOYMENT_ID"),
-            project_id=project_id,
-            git_url=required("GIT_URL"),
-            sha=required("SHA"),
-            storage_url=required("STORAGE_URL"),
-            git_ref=environ.get(PREFIX + "GIT_REF", ""),
-            token=environ.get(PREFIX + "TOKEN", ""),
-            root_directory=optional("ROOT_DIRECTORY"),
-            install_command=optional("INSTALL_COMMAND"),
-            build_command=optional("BUILD_COMMAND"),
-            output_directory=optional("OUTPUT_DIRECTORY"),
+            deployment_id=text("deployment_id", required=True),
+            project_id=number("project_id"),
+            git_url=text("git_url", required=True),
+            sha=text("sha", required=True),
+            storage_url=text("storage_url", required=True),
+            git_ref=text("git_ref"),
+            token=text("token"),
+            root_directory=text("root_directory") or None,
+            install_command=text("install_command") or None,
+            build_command=text("build_command") or None,
+            output_directory=text("output_directory") or None,
             env=env,
-            log_sink=environ.get(PREFIX + "LOG_SINK", STDOUT_SINK),
-            storage_endpoint_url=optional("STORAGE_ENDPOINT_URL"),
-            timeout=timeout,
+            storage_endpoint_url=text("storage_endpoint_url") or None,
+            storage_credentials=(
+                None if credentials is None else StorageCredentials.from_json(credentials)
+            ),
+            timeout=number("timeout", 900),
+            limits=BuildLimits.from_json(raw.get("limits", {})),
         )
 
 
@@ -187,9 +276,16 @@ class Masker:
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod
-    def for_spec(cls, spec: BuildSpec) -> Masker:
+    def for_spec(cls, spec: BuildSpec, *, bootstrap: str = "") -> Masker:
+        """Masks the build's env values, its clone token, its storage credentials and the
+        bootstrap token it authenticates to the API with."""
         tokens = [spec.token, basic_auth(spec.token)] if spec.token else []
-        return cls(spec.env.values(), always=tokens)
+        if spec.storage_credentials is not None:
+            tokens += [
+                spec.storage_credentials.secret_access_key,
+                spec.storage_credentials.session_token,
+            ]
+        return cls(spec.env.values(), always=[*tokens, bootstrap])
 
     def mask(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern else text
