@@ -7,7 +7,6 @@ only, so the builder image needs nothing of the app.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field

@@ -16,7 +16,7 @@ ID = "2026-12-02T15:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "build isolation"
 
-BUILD_TOKEN = '"scalemesh_build_token"'
+TOKENS_TABLE = '"scalemesh_build_token"'
 TOKEN_COLUMNS = {
     "sqlite": (
         '"id" INTEGER PRIMARY KEY NOT NULL, '
@@ -42,14 +42,14 @@ TOKEN_COLUMNS = {
 def _forwards_sql(kind: str) -> list[str]:
     return [
         'ALTER TABLE "scalemesh_deployment" ADD COLUMN "attempts" INTEGER NOT NULL DEFAULT 0',
-        f"CREATE TABLE {BUILD_TOKEN} ({TOKEN_COLUMNS[kind]})",
-        f'CREATE INDEX scalemesh_build_token_expires_at ON {BUILD_TOKEN} ("expires_at")',
+        f"CREATE TABLE {TOKENS_TABLE} ({TOKEN_COLUMNS[kind]})",
+        f'CREATE INDEX scalemesh_build_token_expires_at ON {TOKENS_TABLE} ("expires_at")',
     ]
 
 
 def _backwards_sql() -> list[str]:
     return [
-        f"DROP TABLE {BUILD_TOKEN}",
+        f"DROP TABLE {TOKENS_TABLE}",
         'ALTER TABLE "scalemesh_deployment" DROP COLUMN "attempts"',
     ]
 
