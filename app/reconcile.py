@@ -20,7 +20,7 @@ from app.database import AnyEngine
 from app.deployments.lifecycle import FINAL_STATES, DeploymentState
 from app.deployments.publish import publish
 from app.deployments.records import BuildSource, Ending, RunningBuild
-from app.deployments.transitions import move
+from app.deployments.transitions import move, requeue
 from app.errors import ErrorCode
 from app.github.api import GitHubApi, GitHubError
 from app.installations.service import covered_id
@@ -107,7 +107,13 @@ class Reconciler:
         )
         for key in queued:
             deployment_id = str(key)
-            if await move(deployment_id, [S.QUEUED], S.BUILDING, started_at=datetime.now(UTC)):
+            if await move(
+                deployment_id,
+                [S.QUEUED],
+                S.BUILDING,
+                started_at=datetime.now(UTC),
+                new_attempt=True,
+            ):
                 await self._start(deployment_id)
 
     async def _start(self, deployment_id: str) -> None:
@@ -220,11 +226,7 @@ class Reconciler:
         started_at = build.started_at or now
         if handle is None:
             if now - started_at > START_GRACE:
-                await self._fail(
-                    deployment_id,
-                    "interrupted by a restart before the build began",
-                    ErrorCode.INTERRUPTED,
-                )
+                await self._interrupted(deployment_id, "interrupted by a restart before it began")
             return
         try:
             state = await self.runner.poll(handle)
@@ -253,9 +255,24 @@ class Reconciler:
             reason = await self._reason(deployment_id) or state.reason or "the build failed"
             await self._fail(deployment_id, reason, ErrorCode.BUILD_FAILED)
         else:
-            await self._fail(
-                deployment_id, state.reason or "interrupted by a restart", ErrorCode.INTERRUPTED
+            await self._interrupted(deployment_id, state.reason or "interrupted by a restart")
+
+    async def _interrupted(self, deployment_id: str, reason: str) -> None:
+        """Its runner is gone (it died with its API process): build it again, a few times."""
+        attempts = self.settings.build_attempts
+        if await requeue(deployment_id, attempts):
+            log.warning(
+                "build interrupted; queued again",
+                extra={"deployment_id": deployment_id, "error": reason},
             )
+            await self.bus.append(deployment_id, _line(f"The build was {reason}; building again"))
+            self.wake()
+            return
+        await self._fail(
+            deployment_id,
+            f"{reason}, {attempts} times; not building it again",
+            ErrorCode.INTERRUPTED,
+        )
 
     async def _reason(self, deployment_id: str) -> str | None:
         """The builder's own one-line reason, else its last error output."""

@@ -17,13 +17,16 @@ from urllib.parse import urlsplit
 
 from app.secret_key import load_or_create_secret_key
 from app.settings_parsing import (
+    LIMIT_VARIABLES,
     EnvReader,
     default_web_url,
     is_dns_label,
+    parse_build_limits,
     parse_database,
     parse_ecs,
     parse_github,
     parse_oauth,
+    parse_readonly_paths,
     parse_signup,
     parse_storage,
     require_http_url,
@@ -39,6 +42,7 @@ from app.settings_parts import (
     Signup,
     StorageSettings,
 )
+from builder.spec import BuildLimits
 
 VARIABLES: tuple[str, ...] = (
     "SCALEMESH_DATA_DIR",
@@ -66,6 +70,10 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_GITHUB_CLIENT_SECRET",
     "SCALEMESH_SIGNUP",
     "SCALEMESH_BUILD_TIMEOUT",
+    *LIMIT_VARIABLES,
+    "SCALEMESH_BUILD_ATTEMPTS",
+    "SCALEMESH_UNSAFE_LOCAL_BUILDS",
+    "SCALEMESH_SANDBOX_READONLY_PATHS",
     "SCALEMESH_MAX_CONCURRENT_BUILDS",
     "SCALEMESH_RECONCILE_INTERVAL",
     "SCALEMESH_PROXY_CACHE_MB",
@@ -110,14 +118,22 @@ class Settings:
     """Set: "Sign in with GitHub" is offered (the App's client id and secret)."""
     signup: Signup = Signup.FIRST
     build_timeout: int = 900
+    build_limits: BuildLimits = field(default_factory=BuildLimits)
+    """What one build may use (CPU, memory, processes, output, log)."""
+    build_attempts: int = 3
+    """Builds started for one deployment before a restart-interrupted one fails."""
+    unsafe_local_builds: bool = False
+    """Run local builds without a sandbox when none can be set up (never the default)."""
+    sandbox_readonly_paths: tuple[Path, ...] = ()
+    """More host directories the local sandbox shows read-only (a Node.js outside /usr)."""
     max_concurrent_builds: int = 2
     reconcile_interval: float = 1.0
     """Seconds between two passes of the reconcile loop."""
     proxy_cache_mb: int = 256
     log_level: str = "INFO"
     runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    """What a local build process inherits from ours: PATH, locale, AWS credentials for its
-    upload (never passed on to the project's own commands)."""
+    """What the local builder process inherits from ours: PATH, locale, and AWS credentials
+    only to upload to S3 (never passed on to the project's own commands)."""
     sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """The raw values each setting came from, for `describe()`; secrets are masked there."""
     alias_channel: str = "scalemesh:aliases"
@@ -218,9 +234,13 @@ class Settings:
             oauth=parse_oauth(env),
             signup=parse_signup(env),
             build_timeout=env.positive_int("SCALEMESH_BUILD_TIMEOUT", 900),
+            build_limits=parse_build_limits(env),
+            build_attempts=env.positive_int("SCALEMESH_BUILD_ATTEMPTS", 3),
+            unsafe_local_builds=env.flag("SCALEMESH_UNSAFE_LOCAL_BUILDS"),
+            sandbox_readonly_paths=parse_readonly_paths(env),
             max_concurrent_builds=env.positive_int("SCALEMESH_MAX_CONCURRENT_BUILDS", 2),
             reconcile_interval=env.positive_float("SCALEMESH_RECONCILE_INTERVAL", 1.0),
-            runner_env=runner_env(env.environ),
+            runner_env=runner_env(env.environ, storage_is_s3=storage.url.startswith("s3://")),
             proxy_cache_mb=env.positive_int("SCALEMESH_PROXY_CACHE_MB", 256),
             log_level=log_level,
             sources=dict(env.seen),

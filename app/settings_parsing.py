@@ -20,6 +20,7 @@ from app.settings_parts import (
     Signup,
     StorageSettings,
 )
+from builder.spec import BuildLimits
 
 
 class EnvReader:
@@ -58,16 +59,61 @@ class EnvReader:
             raise SettingsError(name, f"must be greater than 0, not {value}")
         return value
 
+    def flag(self, name: str) -> bool:
+        raw = self.get(name, "0").lower()
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(name, f"must be 1 or 0, not {raw!r}")
 
-RUNNER_ENV_NAMES = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+
+RUNNER_ENV_NAMES = frozenset({"PATH", "LANG", "LC_ALL", "TZ"})
 
 
-def runner_env(environ: Mapping[str, str]) -> dict[str, str]:
+def runner_env(environ: Mapping[str, str], *, storage_is_s3: bool) -> dict[str, str]:
+    """What the local builder process gets of ours: AWS credentials only to upload to S3.
+
+    The builder runs outside the sandbox and never passes these to the project's commands."""
     return {
         name: value
         for name, value in environ.items()
-        if name in RUNNER_ENV_NAMES or (name.startswith("AWS_") and name != "AWS_PROFILE")
+        if name in RUNNER_ENV_NAMES
+        or (storage_is_s3 and name.startswith("AWS_") and name != "AWS_PROFILE")
     }
+
+
+LIMIT_VARIABLES = {
+    "SCALEMESH_BUILD_CPU_SECONDS": "cpu_seconds",
+    "SCALEMESH_BUILD_MEMORY_MB": "memory_mb",
+    "SCALEMESH_BUILD_MAX_PROCESSES": "processes",
+    "SCALEMESH_BUILD_MAX_FILES": "max_files",
+    "SCALEMESH_BUILD_MAX_FILE_MB": "max_file_mb",
+    "SCALEMESH_BUILD_MAX_OUTPUT_MB": "max_output_mb",
+    "SCALEMESH_BUILD_MAX_LOG_MB": "max_log_mb",
+}
+"""Each build limit's variable and its `BuildLimits` field."""
+
+
+def parse_build_limits(env: EnvReader) -> BuildLimits:
+    defaults = BuildLimits()
+    return BuildLimits(
+        **{
+            field: env.positive_int(name, getattr(defaults, field))
+            for name, field in LIMIT_VARIABLES.items()
+        }
+    )
+
+
+def parse_readonly_paths(env: EnvReader) -> tuple[Path, ...]:
+    raw = env.get("SCALEMESH_SANDBOX_READONLY_PATHS", "")
+    paths = tuple(Path(part) for part in raw.split(":") if part.strip())
+    for path in paths:
+        if not path.is_absolute():
+            raise SettingsError(
+                "SCALEMESH_SANDBOX_READONLY_PATHS", f"must be absolute paths, not {str(path)!r}"
+            )
+    return paths
 
 
 def parse_database(url: str) -> DatabaseSettings:

@@ -1,30 +1,42 @@
-"""`python -m builder`: build the commit the environment describes; exit 0 only when deployed.
+"""`python -m builder`: build one commit; exit 0 only when it is deployed.
+
+Where the spec comes from: on ECS the task holds only `SCALEMESH_BUILD_TOKEN`, with which the
+builder fetches its spec once from the API and sends its log there; run by the local runner it
+reads the spec as JSON on stdin and writes its log to stdout as JSON lines. What the project's
+commands run in: `SCALEMESH_BUILDER_RUN_AS` (the builder image), or the sandbox the local runner
+describes in `SCALEMESH_BUILDER_SANDBOX`; with neither the builder refuses to build.
 
 Exit codes: 0 deployed, 1 the build failed (the log's `end` event says why), 2 a bad spec.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 from builder import pipeline
+from builder.confine import Confinement
+from builder.confinement_choice import SANDBOX, confinement_for
 from builder.errors import Stopped
 from builder.events import LogEvent
-from builder.logsink import LogSinkError, Masker, StdoutSink, open_sink
+from builder.logsink import LogSinkError, Masker, StdoutSink
 from builder.spec import BuildSpec, SpecError
 from builder.upload import open_storage
 
 OK, FAILED, BAD_SPEC = 0, 1, 2
 
-
 RUN_AS = "SCALEMESH_BUILDER_RUN_AS"
 """`uid:gid` the project's commands run as; set by the builder image, which starts as root."""
+WORK_ROOT = "SCALEMESH_BUILDER_WORK_ROOT"
+"""Where the build's directory is made (the local runner's, inside the data directory)."""
+MAX_SPEC_BYTES = 1 << 20
 
 
 def parse_run_as(raw: str) -> tuple[int, int] | None:
@@ -37,27 +49,46 @@ def parse_run_as(raw: str) -> tuple[int, int] | None:
     return int(uid), int(gid)
 
 
-def main(environ: Mapping[str, str] | None = None, stdout: TextIO | None = None) -> int:
+def read_spec(stdin: TextIO) -> BuildSpec:
+    raw = stdin.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError("the build spec on stdin is larger than 1 MB")
+    try:
+        return BuildSpec.from_json(json.loads(raw or "null"))
+    except json.JSONDecodeError:
+        raise SpecError("the build spec on stdin is not JSON") from None
+
+
+def main(
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
     environ = os.environ if environ is None else environ
     stdout = sys.stdout if stdout is None else stdout
+    stdin = sys.stdin if stdin is None else stdin
     try:
-        spec = BuildSpec.from_env(environ)
-        run_as = parse_run_as(environ.get(RUN_AS, ""))
-        storage = open_storage(spec.storage_url, endpoint_url=spec.storage_endpoint_url)
+        spec = read_spec(stdin)
+        confinement = _confinement(environ, spec)
+        storage = open_storage(
+            spec.storage_url,
+            endpoint_url=spec.storage_endpoint_url,
+            credentials=spec.storage_credentials,
+        )
     except SpecError as exc:
         return _refuse(exc, stdout)
-    try:
-        sink = open_sink(spec, Masker.for_spec(spec), stdout)
-    except SpecError as exc:
-        storage.close()
-        return _refuse(exc, stdout)
-    except LogSinkError as exc:
-        storage.close()
-        return _sink_failed(exc)
+    sink = StdoutSink(Masker.for_spec(spec), stdout)
     ok = False
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
-        ok = pipeline.run(spec, sink, storage, path=environ.get("PATH", os.defpath), run_as=run_as)
+        ok = pipeline.run(
+            spec,
+            sink,
+            storage,
+            path=environ.get("PATH", os.defpath),
+            confinement=confinement,
+            work_root=_work_root(environ),
+        )
         sink.close()
     except LogSinkError as exc:
         return _sink_failed(exc)
@@ -65,6 +96,16 @@ def main(environ: Mapping[str, str] | None = None, stdout: TextIO | None = None)
         signal.signal(signal.SIGTERM, previous)
         storage.close(cancel=not ok)
     return OK if ok else FAILED
+
+
+def _confinement(environ: Mapping[str, str], spec: BuildSpec) -> Confinement:
+    run_as = parse_run_as(environ.get(RUN_AS, ""))
+    return confinement_for(run_as, environ.get(SANDBOX, ""), spec.limits)
+
+
+def _work_root(environ: Mapping[str, str]) -> Path | None:
+    raw = environ.get(WORK_ROOT, "")
+    return Path(raw) if raw else None
 
 
 def _refuse(error: SpecError, stdout: TextIO) -> int:

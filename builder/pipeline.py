@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
 import signal
 import sys
@@ -17,11 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from builder import shell
+from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.events import LogEvent
 from builder.logsink import LogSink, LogSinkError, basic_auth
-from builder.spec import MANIFEST, MANIFEST_VERSION, RESERVED_DIR, STDOUT_SINK, BuildSpec
+from builder.spec import MANIFEST, MANIFEST_VERSION, RESERVED_DIR, BuildSpec
 from builder.upload import (
     Storage,
     StorageError,
@@ -40,19 +40,35 @@ _OUTPUT_HINTS = {
 }
 
 
+class LogTooLong(BuildError):
+    """The build's commands printed more than the log limit allows."""
+
+
 class Log:
     """Turns what the build does into log events for the sink."""
 
-    def __init__(self, sink: LogSink, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, sink: LogSink, clock: Callable[[], float] = time.time, *, max_bytes: int = 0
+    ) -> None:
         self._sink = sink
         self._clock = clock
+        self._max_bytes = max_bytes
+        self._output_bytes = 0
         self.step: str | None = None
 
     def line(self, text: str, stream: str = "system") -> None:
         self._emit({"type": "line", "stream": stream, "text": text, "step": self.step})
 
     def output(self, stream: str, text: str) -> None:
-        """A line a command printed (the shape `shell.run` calls back with)."""
+        """A line a command printed (the shape `shell.run` calls back with).
+
+        Past `max_bytes` of it the command is stopped: a build cannot flood the log store."""
+        self._output_bytes += len(text) + 1
+        if self._max_bytes and self._output_bytes > self._max_bytes:
+            raise LogTooLong(
+                f"the build printed more than {self._max_bytes >> 20} MB of log "
+                "(SCALEMESH_BUILD_MAX_LOG_MB)"
+            )
         self.line(text, stream)
 
     @contextlib.contextmanager
@@ -99,19 +115,25 @@ def run(
     storage: Storage,
     *,
     path: str,
-    run_as: tuple[int, int] | None = None,
+    confinement: Confinement,
+    work_root: Path | None = None,
 ) -> bool:
     """Build `spec` and upload its output to `storage`; True when it is deployed.
 
     `path` is the PATH commands run with (it is all they get of the builder's environment).
-    `run_as` (uid, gid) runs the project's commands as that unprivileged user, so they cannot
-    read the builder's own environment (its clone token, its log sink) or touch its files.
+    The project's commands run in `confinement` (a sandbox, or an unprivileged user), so they
+    cannot read the builder's own environment (its clone token) or touch its files; every
+    process of theirs is killed before the output is read. `work_root`: where the build's
+    directory is made (the system's temporary directory when None).
     Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
     """
-    log = Log(sink)
+    log = Log(sink, max_bytes=spec.limits.max_log_mb << 20)
     durations: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="scalemesh-build-", ignore_cleanup_errors=True) as tmp:
-        build = Build(spec, log, storage, path=path, workdir=Path(tmp), run_as=run_as)
+    with tempfile.TemporaryDirectory(
+        prefix="scalemesh-build-", dir=work_root, ignore_cleanup_errors=True
+    ) as tmp:
+        build = Build(spec, log, storage, path=path, workdir=Path(tmp), confinement=confinement)
+        log.line(f"Commands run in: {confinement.description}")
         try:
             with log.running("clone", durations):
                 build.clone()
@@ -135,6 +157,8 @@ def run(
             traceback.print_exc(file=sys.stderr)
             log.end(f"{log.step} failed: internal error ({type(exc).__name__}: {exc})")
             return False
+        finally:
+            build.stop()
     log.end()
     return True
 
@@ -150,20 +174,36 @@ class Build:
         *,
         path: str,
         workdir: Path,
-        run_as: tuple[int, int] | None = None,
+        confinement: Confinement,
     ) -> None:
         self.spec = spec
-        self.run_as = run_as
+        self.confinement = confinement
         self.workdir = workdir
         self.log = log
         self.storage = storage
         self.path = path
+        # The build may write `repo` and `home` only. `private` (scratch, staged output,
+        # manifest) stays the builder's alone, and `workdir` itself is not the build's to
+        # change, so no entry of ours can be swapped for a symlink.
+        # Traversable by the build's own user (its sandbox binds these paths), listable by nobody.
+        workdir.chmod(0o711)
         self.checkout = workdir / "repo"
         self.home = workdir / "home"
-        self.scratch = workdir / "scratch"
-        for directory in (self.checkout, self.home, self.scratch):
-            directory.mkdir()
+        private = workdir / "private"
+        for directory in (self.checkout, self.home):
+            directory.mkdir(mode=0o700)
+        private.mkdir(mode=0o700)
+        self.scratch = private / "scratch"
+        self.staging = private / "output"
+        self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
+
+    def stop(self) -> None:
+        """Kill whatever the build left running and release the confinement."""
+        try:
+            self.confinement.stop_all()
+        finally:
+            self.confinement.close()
 
     # --- clone ---------------------------------------------------------------------------
 
@@ -243,22 +283,10 @@ class Build:
 
     # --- install and build ---------------------------------------------------------------
 
-    def hand_over(self) -> None:
-        """Give the checkout, home and scratch directories to the user the commands run as."""
-        if self.run_as is None:
-            return
-        uid, gid = self.run_as
-        os.chown(self.workdir, uid, gid)  # mkdtemp made it root's alone: they must get in
-        for top in (self.checkout, self.home, self.scratch):
-            os.chown(top, uid, gid)
-            for root, directories, files in os.walk(top):
-                for name in (*directories, *files):
-                    os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
-
     def install(self, plan: Plan) -> None:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
-        self.hand_over()
+        self.confinement.hand_over([self.checkout, self.home])
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
@@ -274,14 +302,15 @@ class Build:
     def _command(self, argv: Sequence[str], cwd: Path) -> None:
         command = shlex.join(argv)
         self.log.line(f"Running {command}")
+        launch = self.confinement.launch(argv, cwd=cwd, env=self.build_env())
         try:
             code = shell.run(
-                argv,
-                cwd=cwd,
-                env=self.build_env(),
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
                 on_line=self.log.output,
                 deadline=self.deadline,
-                run_as=self.run_as,
+                popen=launch.popen,
             )
         except shell.TimedOut:
             raise BuildError(
@@ -304,8 +333,6 @@ class Build:
             "COREPACK_ENABLE_DOWNLOAD_PROMPT": "0",
         }
         secrets = [self.spec.token] if self.spec.token else []
-        if self.spec.log_sink != STDOUT_SINK:
-            secrets.append(self.spec.log_sink)
         return {
             name: value
             for name, value in env.items()
@@ -317,6 +344,11 @@ class Build:
 
     def upload(self, plan: Plan, durations: dict[str, int]) -> None:
         started = time.monotonic()
+        try:
+            # Nothing of the build may run while its output is read.
+            self.confinement.stop_all()
+        except ConfinementError as exc:
+            raise BuildError(f"the build's processes could not all be stopped: {exc}") from None
         output = plan.root / plan.output_directory
         label = f"{plan.output_directory.rstrip('/')}/"
         hint = _OUTPUT_HINTS.get(plan.framework, "")

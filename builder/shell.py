@@ -46,15 +46,15 @@ def run(
     deadline: float | None = None,
     kill_grace: float = KILL_GRACE,
     max_line: int = MAX_LINE,
-    run_as: tuple[int, int] | None = None,
+    popen: Mapping[str, Any] | None = None,
 ) -> int:
     """Run `argv` and return its exit code (negative: killed by that signal).
 
-    `env` is the command's whole environment. `run_as` is a (uid, gid) to run it as, with no
-    supplementary groups (only root can give it). `deadline` is a `time.monotonic()` value;
-    past it the process group gets SIGTERM, then SIGKILL after `kill_grace` seconds, and
-    `TimedOut` is raised. Whatever the command leaves running in its group when it ends is
-    killed too.
+    `env` is the command's whole environment. `popen` are more `subprocess.Popen` arguments
+    (a confinement's user, group, preexec_fn: `builder.confine.Launch.popen`). `deadline` is
+    a `time.monotonic()` value; past it the process group gets SIGTERM, then SIGKILL after
+    `kill_grace` seconds, and `TimedOut` is raised. Whatever the command leaves running in its
+    group when it ends is killed too.
     """
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
@@ -68,10 +68,13 @@ def run(
                 stdout=out_write,
                 stderr=err_write,
                 start_new_session=True,
-                **_identity(run_as),
+                **(popen or {}),
             )
-        except OSError as exc:
-            raise ShellError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+        except (OSError, subprocess.SubprocessError) as exc:
+            # SubprocessError: a confinement's preexec_fn failed (a cgroup or rlimit refused).
+            raise ShellError(
+                f"cannot run {argv[0]}: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         finally:
             os.close(out_write)
             os.close(err_write)
@@ -92,13 +95,6 @@ def run(
     finally:
         os.close(out_read)
         os.close(err_read)
-
-
-def _identity(run_as: tuple[int, int] | None) -> dict[str, Any]:
-    if run_as is None:
-        return {}
-    uid, gid = run_as
-    return {"user": uid, "group": gid, "extra_groups": []}
 
 
 def _pump(

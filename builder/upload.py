@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from builder import content
 from builder.errors import BuildError
-from builder.spec import MANIFEST, SpecError
+from builder.spec import MANIFEST, SpecError, StorageCredentials
 
 CONCURRENCY = 32
 """Uploads in flight at once."""
@@ -127,6 +127,7 @@ class S3Storage:
         prefix: str = "",
         *,
         endpoint_url: str | None = None,
+        credentials: StorageCredentials | None = None,
         concurrency: int = CONCURRENCY,
     ) -> None:
         self._bucket = bucket
@@ -139,9 +140,17 @@ class S3Storage:
             # S3-compatible stores (MinIO, R2, B2) reject the CRC32 headers boto3 sends by default.
             options["request_checksum_calculation"] = "when_required"
             options["response_checksum_validation"] = "when_required"
-        self._client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, config=Config(**options)
+        # Given credentials (ECS: scoped to this deployment's prefix) or the process's own.
+        session = (
+            boto3.session.Session()
+            if credentials is None
+            else boto3.session.Session(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+            )
         )
+        self._client = session.client("s3", endpoint_url=endpoint_url, config=Config(**options))
         self._manager = create_transfer_manager(
             self._client, TransferConfig(max_concurrency=concurrency)
         )
@@ -159,14 +168,24 @@ class S3Storage:
         self._client.close()
 
 
-def open_storage(url: str, *, endpoint_url: str | None = None) -> Storage:
+def open_storage(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    credentials: StorageCredentials | None = None,
+) -> Storage:
     """The storage `url` names: `file:///dir` or `s3://bucket[/prefix]`."""
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.netloc in ("", "localhost") and parts.path:
         return LocalStorage(Path(parts.path))
     if parts.scheme == "s3" and parts.netloc:
         prefix = parts.path.strip("/")
-        return S3Storage(parts.netloc, f"{prefix}/" if prefix else "", endpoint_url=endpoint_url)
+        return S3Storage(
+            parts.netloc,
+            f"{prefix}/" if prefix else "",
+            endpoint_url=endpoint_url,
+            credentials=credentials,
+        )
     raise SpecError(f"storage URL must be file:///dir or s3://bucket[/prefix], not {url!r}")
 
 

@@ -187,20 +187,23 @@ def test_a_failing_callback_stops_the_command_and_propagates(tmp_path: Path) -> 
     assert gone(pids[0])
 
 
+NOBODY = {"user": 65534, "group": 65534, "extra_groups": []}
+
+
 def test_a_command_can_run_as_another_user(tmp_path: Path) -> None:
     recorder = Recorder()
     tmp_path.chmod(0o755)
     if os.geteuid() != 0:
         # Only root may switch users: say so rather than run the command as ourselves.
         with pytest.raises(shell.ShellError):
-            shell.run(["id", "-u"], cwd=tmp_path, env=ENV, on_line=recorder, run_as=(65534, 65534))
+            shell.run(["id", "-u"], cwd=tmp_path, env=ENV, on_line=recorder, popen=NOBODY)
         return
     code = shell.run(
         ["sh", "-c", "id -u; id -g; id -G"],
         cwd=tmp_path,
         env=ENV,
         on_line=recorder,
-        run_as=(65534, 65534),
+        popen=NOBODY,
     )
     assert code == 0
     assert recorder.lines == [("stdout", "65534"), ("stdout", "65534"), ("stdout", "65534")]

@@ -31,7 +31,8 @@ UNFINISHED = (S.QUEUED, S.BUILDING)
 TRANSITIONS: Mapping[DeploymentState, frozenset[DeploymentState]] = MappingProxyType(
     {
         S.QUEUED: frozenset({S.BUILDING, S.FAILED, S.CANCELLED}),
-        S.BUILDING: frozenset({S.READY, S.FAILED, S.CANCELLED}),
+        # Back to the queue: its runner died with its API process (at most `build_attempts`).
+        S.BUILDING: frozenset({S.QUEUED, S.READY, S.FAILED, S.CANCELLED}),
         S.READY: frozenset(),
         S.FAILED: frozenset(),
         S.CANCELLED: frozenset(),

@@ -34,8 +34,11 @@ async def move(
     error_code: ErrorCode | None = None,
     started_at: datetime | None = None,
     ready_at: datetime | None = None,
+    new_attempt: bool = False,
 ) -> bool:
-    """Move a deployment from any of `sources` to `target`; False when it was in none of them."""
+    """Move a deployment from any of `sources` to `target`; False when it was in none of them.
+
+    `new_attempt`: a build starts for it (counted against `Settings.build_attempts`)."""
     sources = tuple(sources)
     check_transition(sources, target)
     changes: dict[Any, Any] = {Deployment.state: target, **report_again()}
@@ -50,10 +53,35 @@ async def move(
         changes[Deployment.started_at] = started_at
     if ready_at is not None:
         changes[Deployment.ready_at] = ready_at
+    if new_attempt:
+        changes[Deployment.attempts] = Deployment.attempts + 1
     rows = await (
         Deployment.update(changes)
         .where(
             (Deployment._meta.primary_key == deployment_id) & Deployment.state.is_in(list(sources))
+        )
+        .returning(Deployment._meta.primary_key)
+    )
+    return bool(rows)
+
+
+async def requeue(deployment_id: str, max_attempts: int) -> bool:
+    """Put a build whose runner is gone back in the queue, unless it has had `max_attempts`.
+
+    False when it is no longer building or has no attempt left (the caller then fails it)."""
+    check_transition([DeploymentState.BUILDING], DeploymentState.QUEUED)
+    changes: dict[Any, Any] = {
+        Deployment.state: DeploymentState.QUEUED,
+        Deployment.runner_handle: None,
+        Deployment.started_at: None,
+        **report_again(),
+    }
+    rows = await (
+        Deployment.update(changes)
+        .where(
+            (Deployment._meta.primary_key == deployment_id)
+            & (Deployment.state == DeploymentState.BUILDING)
+            & (Deployment.attempts < max_attempts)
         )
         .returning(Deployment._meta.primary_key)
     )
