@@ -30,7 +30,7 @@ from app.github.api import GitHubApi
 from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
-from app.health import HealthChecks
+from app.health import UNSAFE_BUILDS, HealthChecks
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
@@ -82,9 +82,15 @@ def runner_from_settings(
     """The runner `SCALEMESH_RUNNER` names; a boto3 ECS client is made unless one is given."""
     from app.runners.ecs import EcsRunner
     from app.runners.local import LocalRunner
+    from app.runners.sandbox_choice import choose_sandbox
 
     if settings.runner is Runner.LOCAL:
-        return LocalRunner(bus, settings.runner_env, settings.data_dir / "builds")
+        return LocalRunner(
+            bus,
+            settings.runner_env,
+            settings.data_dir.resolve() / "builds",
+            sandbox=choose_sandbox(settings),
+        )
     if settings.ecs is None:
         raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")
     if settings.redis_url is None:
@@ -237,6 +243,9 @@ def create_app(
             "log_bus": services.bus.ping,
         }
 
+    def health_warnings() -> list[str]:
+        return [UNSAFE_BUILDS] if getattr(services.runner, "unsafe", False) else []
+
     def provide(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False)
 
@@ -272,6 +281,7 @@ def create_app(
             "access": Provide(lambda: services.access, sync_to_thread=False),
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
+            "health_warnings": Provide(health_warnings, sync_to_thread=False),
         },
         signature_types=[
             Settings,

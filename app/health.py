@@ -18,14 +18,22 @@ HealthCheck = Callable[[], Awaitable[None]]
 HealthChecks = Mapping[str, HealthCheck]
 
 
+UNSAFE_BUILDS = (
+    "builds run WITHOUT a sandbox (SCALEMESH_UNSAFE_LOCAL_BUILDS=1): "
+    "any repository's code can read this machine's Scale Mesh data"
+)
+
+
 class HealthOut(msgspec.Struct):
     status: str
     """`ok`, or `degraded` when any component is down."""
     components: dict[str, str]
     """Each component's state: `ok`, or `down: <reason>`."""
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """What works but is unsafe (builds without a sandbox)."""
 
 
-async def run_checks(checks: HealthChecks) -> HealthOut:
+async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) -> HealthOut:
     components: dict[str, str] = {}
 
     async def run(name: str, check: HealthCheck) -> None:
@@ -48,12 +56,15 @@ async def run_checks(checks: HealthChecks) -> HealthOut:
     return HealthOut(
         status="degraded" if down else "ok",
         components={name: components[name] for name in checks},
+        warnings=list(warnings or []),
     )
 
 
 @get("/health", summary="Whether the database, storage and log bus answer", cache=False)
-async def health(health_checks: NamedDependency[HealthChecks]) -> Response[HealthOut]:
-    result = await run_checks(health_checks)
+async def health(
+    health_checks: NamedDependency[HealthChecks], health_warnings: NamedDependency[list[str]]
+) -> Response[HealthOut]:
+    result = await run_checks(health_checks, health_warnings)
     return Response(result, status_code=200 if result.status == "ok" else 503)
 
 

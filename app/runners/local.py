@@ -1,14 +1,17 @@
 """Run each build as a child process of this app: the runner for one machine and `scalemesh dev`.
 
 The builder runs in its own process group and working directory, with only the environment it
-is given, and writes its log to stdout as JSON lines (DESIGN §8); a reader task per stream
-feeds those lines into the log bus. It is not a sandbox: project code runs as this user.
+is given; it reads its spec as JSON on stdin, and writes its log to stdout as JSON lines
+(DESIGN §8), which a reader task per stream feeds into the log bus. It dies with this process.
+The builder itself is ours; the project's commands it runs are confined in the sandbox the
+runner was given (`app.runners.sandbox_choice`), or in none with SCALEMESH_UNSAFE_LOCAL_BUILDS=1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -16,18 +19,20 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 from app.logs.bus import LogBus
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from builder.confinement_choice import SANDBOX
 from builder.events import LogEvent
-from builder.spec import STDOUT_SINK, BuildSpec, Masker
+from builder.spec import BuildSpec, Masker
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,12 @@ Well above the longest JSON event the builder writes."""
 KEEP_FINISHED = 1000
 """How many final states to remember, so a repeated poll of a finished build still answers."""
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+WORK_ROOT = "SCALEMESH_BUILDER_WORK_ROOT"
+UNSAFE_WARNING = (
+    "WARNING: this build runs WITHOUT a sandbox (SCALEMESH_UNSAFE_LOCAL_BUILDS=1): "
+    "its commands can read and change everything this machine's Scale Mesh user can"
+)
+NO_SANDBOX = json.dumps({"kind": "none"})
 
 
 @dataclass(eq=False)
@@ -70,10 +81,15 @@ class LocalRunner:
         python: str = sys.executable,
         command: Sequence[str] | None = None,
         *,
+        sandbox: str,
         cancel_grace: float = 5.0,
         drain_timeout: float = 10.0,
     ) -> None:
+        """`sandbox`: the JSON the builder reads from `SCALEMESH_BUILDER_SANDBOX`; `NO_SANDBOX`
+        runs builds unconfined (only ever with SCALEMESH_UNSAFE_LOCAL_BUILDS=1)."""
         self._bus = bus
+        self._sandbox = sandbox
+        self.unsafe = sandbox == NO_SANDBOX
         self._base_env = dict(base_env)
         self._work_root = work_root
         # -P: the working directory (where the project is cloned) must not shadow the
@@ -86,35 +102,52 @@ class LocalRunner:
         self._finished: dict[int, RunState] = {}
         self._stragglers: set[asyncio.Task[None]] = set()
         self._closed = False
-        log.warning(
-            "local builds are not sandboxed: project code runs as this user",
-            extra={"runner_id": self._id, "work_root": str(work_root)},
-        )
 
     async def start(self, spec: BuildSpec) -> str:
         if self._closed:
             raise RunnerError("the local runner is shut down")
+        workdir = await asyncio.to_thread(self._make_workdir, spec.deployment_id)
         env = {
             **self._base_env,
-            **replace(spec, log_sink=STDOUT_SINK).to_env(),
+            SANDBOX: self._sandbox,
+            WORK_ROOT: str(workdir),
             # A piped stdout is block-buffered: without this the live log arrives in bursts.
             "PYTHONUNBUFFERED": "1",
         }
-        workdir = await asyncio.to_thread(self._make_workdir, spec.deployment_id)
+        if self.unsafe:
+            log.warning(
+                "build runs without a sandbox (SCALEMESH_UNSAFE_LOCAL_BUILDS=1)",
+                extra={"deployment_id": spec.deployment_id},
+            )
+            warning: LogEvent = {
+                "type": "line",
+                "ts": time.time(),
+                "stream": "system",
+                "text": UNSAFE_WARNING,
+            }
+            await self._bus.append(spec.deployment_id, warning)
         try:
             process = await asyncio.create_subprocess_exec(
                 *self._command,
                 cwd=workdir,
                 env=env,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 # Its own process group, so cancel reaches whatever the build spawned.
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
             raise RunnerError(f"could not start the builder: {exc}") from exc
+        assert process.stdin is not None  # noqa: S101 - piped above
+        # The spec (clone token, env values) goes through a pipe only the builder reads:
+        # never its environment, which /proc shows to every process of this user.
+        process.stdin.write(json.dumps(spec.to_json()).encode())
+        with contextlib.suppress(OSError):
+            await process.stdin.drain()
+        process.stdin.close()
         pid = process.pid
         build = _Build(spec.deployment_id, process, workdir, Masker.for_spec(spec))
         assert process.stdout is not None  # noqa: S101 - piped above
@@ -278,6 +311,17 @@ class LocalRunner:
         return state
 
 
+def _die_with_parent() -> None:
+    """In the builder, before exec: it gets SIGKILL when this process dies (Linux only).
+
+    A build whose API died is then gone, not orphaned, and the reconciler queues it again."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def _kill_group(pid: int, signum: signal.Signals) -> None:
     # Only called for builds still in `_builds`. A group id stays reserved while the group has
     # members; reusing it once the group is empty takes a pid wrap-around before the next poll.
@@ -364,4 +408,4 @@ def _foreign_builder_alive(handle: str) -> bool:
         environ = (proc / "environ").read_bytes()
     except (OSError, IndexError):
         return False
-    return state not in ("Z", "X") and b"SCALEMESH_BUILD_DEPLOYMENT_ID=" in environ
+    return state not in ("Z", "X") and f"{SANDBOX}=".encode() in environ
