@@ -158,12 +158,17 @@ class Unconfined:
 
 
 def _processes_of(uid: int) -> list[int]:
+    """The live processes of `uid` (a zombie is dead already: only its parent can reap it)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        with contextlib.suppress(OSError):
-            if os.stat(f"/proc/{entry}").st_uid == uid:
+        with contextlib.suppress(OSError, IndexError):
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+            if state not in (b"Z", b"X"):
                 found.append(int(entry))
     return found
 

@@ -135,32 +135,37 @@ def run(
         build = Build(spec, log, storage, path=path, workdir=Path(tmp), confinement=confinement)
         log.line(f"Commands run in: {confinement.description}")
         try:
-            with log.running("clone", durations):
-                build.clone()
-            with log.running("detect", durations):
-                plan = build.detect()
-            with log.running("install", durations):
-                build.install(plan)
-            with log.running("build", durations):
-                build.build(plan)
-            with log.running("upload", durations):
-                build.upload(plan, durations)
-        except (BuildError, StorageError) as exc:
-            log.end(f"{log.step} failed: {exc}")
-            return False
-        except Stopped:
-            log.end(f"{log.step} stopped: the build was cancelled")
-            return False
-        except LogSinkError:
-            raise
-        except Exception as exc:  # a bug or a broken machine: still end the log with a reason
-            traceback.print_exc(file=sys.stderr)
-            log.end(f"{log.step} failed: internal error ({type(exc).__name__}: {exc})")
-            return False
+            error = _steps(build, log, durations)
         finally:
+            # Before the `end` event: nothing of the build outlives its log.
             build.stop()
-    log.end()
-    return True
+    log.end(error)
+    return error is None
+
+
+def _steps(build: Build, log: Log, durations: dict[str, int]) -> str | None:
+    """Run the five steps; None when deployed, else why not in one line."""
+    try:
+        with log.running("clone", durations):
+            build.clone()
+        with log.running("detect", durations):
+            plan = build.detect()
+        with log.running("install", durations):
+            build.install(plan)
+        with log.running("build", durations):
+            build.build(plan)
+        with log.running("upload", durations):
+            build.upload(plan, durations)
+    except (BuildError, StorageError) as exc:
+        return f"{log.step} failed: {exc}"
+    except Stopped:
+        return f"{log.step} stopped: the build was cancelled"
+    except LogSinkError:
+        raise
+    except Exception as exc:  # a bug or a broken machine: still end the log with a reason
+        traceback.print_exc(file=sys.stderr)
+        return f"{log.step} failed: internal error ({type(exc).__name__}: {exc})"
+    return None
 
 
 class Build:
@@ -202,6 +207,9 @@ class Build:
         """Kill whatever the build left running and release the confinement."""
         try:
             self.confinement.stop_all()
+        except ConfinementError as exc:
+            # Too late to fail the build for it (it has ended either way): say so.
+            self.log.line(f"Warning: {exc}")
         finally:
             self.confinement.close()
 

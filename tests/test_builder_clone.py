@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from builder import pipeline
+from builder.confine import Unconfined
 from builder.logsink import Masker, basic_auth
 from builder.pipeline import Build, Log
+from builder.spec import BuildLimits
 from builder.upload import LocalStorage
 from tests.support.builder import (
     TOKEN,
@@ -27,6 +29,8 @@ from tests.support.git import GitHttp, git
 
 MISSING_SHA = "0123456789abcdef" * 2 + "01234567"
 
+UNCONFINED = Unconfined(BuildLimits())
+
 
 def test_the_token_goes_only_through_gits_environment(tmp_path: Path) -> None:
     calls = tmp_path / "calls"
@@ -38,7 +42,14 @@ def test_the_token_goes_only_through_gits_environment(tmp_path: Path) -> None:
     sink = CapturingSink(Masker.for_spec(spec))
     workdir = tmp_path / "work"
     workdir.mkdir()
-    build = Build(spec, Log(sink), LocalStorage(tmp_path / "storage"), path=path, workdir=workdir)
+    build = Build(
+        spec,
+        Log(sink),
+        LocalStorage(tmp_path / "storage"),
+        path=path,
+        workdir=workdir,
+        confinement=Unconfined(spec.limits),
+    )
 
     build.clone()
 
@@ -108,11 +119,15 @@ def test_a_broken_git_fails_the_clone(tmp_path: Path) -> None:
     sink = CapturingSink()
     storage = LocalStorage(tmp_path / "storage")
 
-    assert not pipeline.run(spec, sink, storage, path=fake_git(tmp_path, "exit 5"))
+    assert not pipeline.run(
+        spec, sink, storage, path=fake_git(tmp_path, "exit 5"), confinement=UNCONFINED
+    )
     assert failure(sink) == f"clone failed: git init exited with code 5 for {spec.git_url}"
 
     sink = CapturingSink()
-    assert not pipeline.run(spec, sink, storage, path=str(tmp_path / "nothing-here"))
+    assert not pipeline.run(
+        spec, sink, storage, path=str(tmp_path / "nothing-here"), confinement=UNCONFINED
+    )
     assert failure(sink) == "clone failed: cannot run git: No such file or directory"
 
 
@@ -122,6 +137,10 @@ def test_a_hanging_clone_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     sink = CapturingSink()
 
     assert not pipeline.run(
-        spec, sink, LocalStorage(tmp_path / "storage"), path=fake_git(tmp_path, "exec sleep 30")
+        spec,
+        sink,
+        LocalStorage(tmp_path / "storage"),
+        path=fake_git(tmp_path, "exec sleep 30"),
+        confinement=UNCONFINED,
     )
     assert failure(sink) == f"clone failed: cloning {spec.git_url} timed out after 1 s"

@@ -9,16 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-import redis
 
 from builder import __main__ as entry
+from builder.confinement_choice import SANDBOX
 from builder.errors import Stopped
-from builder.spec import MANIFEST, PREFIX, STEPS, BuildSpec
+from builder.spec import MANIFEST, STEPS, BuildSpec
 from tests.support.builder import (
     DEPLOYMENT_ID,
     PROJECT_ID,
@@ -27,7 +26,6 @@ from tests.support.builder import (
     npm_env,
     parse_events,
 )
-from tests.support.services import redis_url
 from tests.support.waiting import alive, gone
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,18 +33,27 @@ TIMEOUT_S = 120
 API_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 
 
-def process_env(spec: BuildSpec) -> dict[str, str]:
-    """The test's own environment (coverage hooks, fake AWS credentials) plus the spec."""
+UNCONFINED = {SANDBOX: json.dumps({"kind": "none"})}
+"""These tests are about the builder; the sandbox has its own (tests/test_builder_sandbox.py)."""
+
+
+def process_env() -> dict[str, str]:
+    """The test's own environment (coverage hooks, fake AWS credentials), no confinement."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("SCALEMESH_")}
     env["SCALEMESH_TEST_SECRET"] = "must not reach the build"
-    return env | spec.to_env()
+    return env | UNCONFINED
+
+
+def spec_json(spec: BuildSpec) -> str:
+    return json.dumps(spec.to_json())
 
 
 def build(spec: BuildSpec) -> tuple[int, list[dict[str, Any]], str]:
     result = subprocess.run(
         [sys.executable, "-m", "builder"],
         cwd=ROOT,
-        env=process_env(spec),
+        env=process_env(),
+        input=spec_json(spec),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -143,11 +150,15 @@ def test_sigterm_stops_the_build_and_everything_it_started(tmp_path: Path) -> No
     process = subprocess.Popen(
         [sys.executable, "-m", "builder"],
         cwd=ROOT,
-        env=process_env(spec),
+        env=process_env(),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+    assert process.stdin is not None
+    process.stdin.write(spec_json(spec))
+    process.stdin.close()
     assert process.stdout is not None
     events: list[dict[str, Any]] = []
     child = None
@@ -171,13 +182,12 @@ def test_sigterm_stops_the_build_and_everything_it_started(tmp_path: Path) -> No
 
 def test_a_bad_spec_exits_2(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, "ab" * 20, tmp_path / "storage")
-    env = process_env(spec)
-    env[PREFIX + "SHA"] = "main"
 
     result = subprocess.run(
         [sys.executable, "-m", "builder"],
         cwd=ROOT,
-        env=env,
+        env=process_env(),
+        input=json.dumps(spec.to_json() | {"sha": "main"}),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -195,18 +205,19 @@ def test_a_bad_spec_exits_2(tmp_path: Path) -> None:
 # --- in process, for the paths a subprocess makes awkward ---------------------------------
 
 
-def static_env(tmp_path: Path, **overrides: Any) -> dict[str, str]:
+ENV = {"PATH": os.environ["PATH"], **UNCONFINED}
+
+
+def static_spec(tmp_path: Path, **overrides: Any) -> io.StringIO:
     repo, sha = make_repo(tmp_path / "repo", "static")
-    return make_spec(repo, sha, tmp_path / "storage", **overrides).to_env() | {
-        "PATH": os.environ["PATH"]
-    }
+    return io.StringIO(spec_json(make_spec(repo, sha, tmp_path / "storage", **overrides)))
 
 
 def test_main_deploys_and_restores_the_signal_handler(tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGTERM)
     stdout = io.StringIO()
 
-    assert entry.main(static_env(tmp_path), stdout) == 0
+    assert entry.main(ENV, stdout, static_spec(tmp_path)) == 0
 
     assert parse_events(stdout.getvalue())[-1] == {
         "type": "end",
@@ -219,35 +230,69 @@ def test_main_deploys_and_restores_the_signal_handler(tmp_path: Path) -> None:
 def test_main_with_a_failing_build_exits_1(tmp_path: Path) -> None:
     stdout = io.StringIO()
 
-    assert entry.main(static_env(tmp_path, build_command="false"), stdout) == 1
+    assert entry.main(ENV, stdout, static_spec(tmp_path, build_command="false")) == 1
     assert parse_events(stdout.getvalue())[-1]["error"] == "build failed: false exited with code 1"
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({PREFIX + "STORAGE_URL": "ftp://host/dir"}, "storage URL must be"),
-        ({PREFIX + "LOG_SINK": "kafka://broker"}, "log sink must be"),
-        ({PREFIX + "PROJECT_ID": ""}, "PROJECT_ID is not set"),
+        ({"storage_url": "ftp://host/dir"}, "storage URL must be"),
+        ({"project_id": "7"}, "project_id is not a number"),
     ],
 )
 def test_main_refuses_a_bad_spec(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, str], message: str
 ) -> None:
     stdout = io.StringIO()
+    repo, sha = make_repo(tmp_path / "repo", "static")
+    raw = make_spec(repo, sha, tmp_path / "storage").to_json() | change
 
-    assert entry.main(static_env(tmp_path) | change, stdout) == 2
+    assert entry.main(ENV, stdout, io.StringIO(json.dumps(raw))) == 2
     assert message in capsys.readouterr().err
     assert message in parse_events(stdout.getvalue())[-1]["error"]
 
 
-def test_main_exits_1_when_the_log_sink_is_unreachable(
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [("", "must be a JSON object"), ("{nope", "not JSON"), ("x" * (2 << 20), "larger than 1 MB")],
+)
+def test_main_refuses_a_spec_that_is_not_one(stdin: str, message: str) -> None:
+    stdout = io.StringIO()
+
+    assert entry.main(ENV, stdout, io.StringIO(stdin)) == entry.BAD_SPEC
+    assert message in parse_events(stdout.getvalue())[-1]["error"]
+
+
+@pytest.mark.parametrize(
+    ("sandbox", "message"),
+    [
+        ("", "no confinement for the build's commands"),
+        ("{nope", "is not JSON"),
+        ('{"kind": "chroot"}', "names no known sandbox"),
+        ("[]", "names no known sandbox"),
+    ],
+)
+def test_main_refuses_to_build_unconfined_unless_told_to(
+    tmp_path: Path, sandbox: str, message: str
+) -> None:
+    stdout = io.StringIO()
+    env = {"PATH": os.environ["PATH"], SANDBOX: sandbox}
+
+    assert entry.main(env, stdout, static_spec(tmp_path)) == entry.BAD_SPEC
+    assert message in parse_events(stdout.getvalue())[-1]["error"]
+    assert not (tmp_path / "storage").exists()
+
+
+def test_main_exits_1_when_stdout_is_gone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    env = static_env(tmp_path, log_sink="redis://127.0.0.1:1/0")
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError("the runner went away")
 
-    assert entry.main(env, io.StringIO()) == 1
-    assert "cannot reach the log stream's Redis" in capsys.readouterr().err
+    assert entry.main(ENV, Closed(), static_spec(tmp_path)) == 1
+    assert "writing the log to stdout failed" in capsys.readouterr().err
 
 
 def test_the_sigterm_handler_stops_once() -> None:
@@ -258,48 +303,6 @@ def test_the_sigterm_handler_stops_once() -> None:
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, before)
-
-
-@pytest.mark.redis
-def test_main_streams_the_log_to_redis(tmp_path: Path) -> None:
-    url = redis_url()
-    deployment_id = f"dpl-{uuid.uuid4().hex}"
-    env = static_env(tmp_path, log_sink=url, deployment_id=deployment_id)
-    stdout = io.StringIO()
-    client = redis.Redis.from_url(url, decode_responses=True)
-    stream = f"scalemesh:logs:{deployment_id}"
-    try:
-        assert entry.main(env, stdout) == 0
-
-        entries = cast(list[tuple[str, dict[str, str]]], client.xrange(stream))
-    finally:
-        client.delete(stream)
-        client.close()
-    assert stdout.getvalue() == ""
-    events = [json.loads(fields["e"]) for _, fields in entries]
-    assert [entry_id for entry_id, _ in entries] == [f"0-{n}" for n in range(1, len(entries) + 1)]
-    assert events[0] == {**events[0], "type": "step", "step": "clone", "status": "start"}
-    assert events[-1]["type"] == "end"
-    assert events[-1]["ok"] is True
-
-
-@pytest.mark.redis
-def test_main_exits_1_when_the_log_stream_refuses_writes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    url = redis_url()
-    deployment_id = f"dpl-{uuid.uuid4().hex}"
-    stream = f"scalemesh:logs:{deployment_id}"
-    client = redis.Redis.from_url(url)
-    client.set(stream, "not a stream")
-    try:
-        code = entry.main(static_env(tmp_path, log_sink=url, deployment_id=deployment_id))
-    finally:
-        client.delete(stream)
-        client.close()
-
-    assert code == 1
-    assert "WRONGTYPE" in capsys.readouterr().err
 
 
 def test_the_projects_commands_run_as_the_unprivileged_user(tmp_path: Path) -> None:
@@ -313,11 +316,12 @@ def test_the_projects_commands_run_as_the_unprivileged_user(tmp_path: Path) -> N
         build_command="sh -c 'mkdir -p out && id -u > out/uid.txt && cp index.html out/'",
         output_directory="out",
     )
-    env = process_env(spec) | {entry.RUN_AS: "65534:65534"}
+    env = process_env() | {entry.RUN_AS: "65534:65534"}
     result = subprocess.run(
         [sys.executable, "-m", "builder"],
         cwd=ROOT,
         env=env,
+        input=spec_json(spec),
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
@@ -335,5 +339,6 @@ def test_a_bad_run_as_is_a_bad_spec(tmp_path: Path, raw: str) -> None:
     repo, sha = make_repo(tmp_path / "repo", files={"index.html": "hi"})
     spec = make_spec(repo, sha, tmp_path / "storage")
     stdout = io.StringIO()
-    assert entry.main(spec.to_env() | {entry.RUN_AS: raw}, stdout) == entry.BAD_SPEC
+    stdin = io.StringIO(spec_json(spec))
+    assert entry.main({entry.RUN_AS: raw}, stdout, stdin) == entry.BAD_SPEC
     assert entry.RUN_AS in stdout.getvalue()

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from builder import pipeline
+from builder.confine import Unconfined
 from builder.errors import Stopped
 from builder.logsink import LogSinkError
-from builder.spec import MANIFEST, STEPS
+from builder.spec import MANIFEST, STEPS, BuildLimits
 from builder.upload import Headers, LocalStorage, Pending
 from tests.support.builder import (
     DEPLOYMENT_ID,
@@ -32,6 +33,8 @@ from tests.support.builder import (
 )
 
 # --- success --------------------------------------------------------------------------------
+
+UNCONFINED = Unconfined(BuildLimits())
 
 
 def test_a_static_site_goes_through_every_step(tmp_path: Path) -> None:
@@ -111,20 +114,17 @@ def test_the_sites_own_manifest_json_is_served_and_ours_kept_apart(tmp_path: Pat
 
 
 def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
-    redis_url = "redis://127.0.0.1:6379/0"
     spec = static_spec(
         tmp_path,
         build_command="env",
         output_directory=".",
         token=TOKEN,
-        log_sink=redis_url,
         env={
             "API_URL": "https://api.example.com",
             "LANG": "en_US.UTF-8",
             "SCALEMESH_BUILD_TOKEN": "smuggled",
             "AWS_SECRET_ACCESS_KEY": "smuggled",
             "HAS_TOKEN": f"x{TOKEN}x",
-            "HAS_REDIS": redis_url,
             "PATH": "/smuggled",
             "HOME": "/smuggled",
             "CI": "0",
@@ -133,7 +133,7 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
     sink = CapturingSink()  # unmasked: the test must see what the command saw
     storage = LocalStorage(tmp_path / "storage")
 
-    assert pipeline.run(spec, sink, storage, path=PATH)
+    assert pipeline.run(spec, sink, storage, path=PATH, confinement=UNCONFINED)
     storage.close()
 
     names = dict(line.split("=", 1) for line in sink.lines("build")[1:])
@@ -302,7 +302,9 @@ def test_a_stopped_build_says_so(tmp_path: Path) -> None:
     sink = StoppingSink()
     spec = static_spec(tmp_path, install_command="true")
 
-    assert not pipeline.run(spec, sink, LocalStorage(tmp_path / "storage"), path=PATH)
+    assert not pipeline.run(
+        spec, sink, LocalStorage(tmp_path / "storage"), path=PATH, confinement=UNCONFINED
+    )
     assert failure(sink) == "install stopped: the build was cancelled"
     assert steps(sink)[-1] == ("install", "end", False)
 
@@ -317,4 +319,10 @@ class DeadSink:
 
 def test_a_dead_log_sink_fails_loudly(tmp_path: Path) -> None:
     with pytest.raises(LogSinkError, match="redis is gone"):
-        pipeline.run(static_spec(tmp_path), DeadSink(), LocalStorage(tmp_path / "s"), path=PATH)
+        pipeline.run(
+            static_spec(tmp_path),
+            DeadSink(),
+            LocalStorage(tmp_path / "s"),
+            path=PATH,
+            confinement=UNCONFINED,
+        )

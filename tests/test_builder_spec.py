@@ -1,10 +1,22 @@
-"""The build spec survives the trip through environment variables, and refuses bad values."""
+"""The build spec survives the trip through JSON, and refuses bad values."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from builder.spec import PREFIX, BuildSpec, SpecError, log_stream, output_prefix
+from typing import Any
+
+from builder.spec import (
+    BuildLimits,
+    BuildSpec,
+    Masker,
+    SpecError,
+    StorageCredentials,
+    log_stream,
+    output_prefix,
+)
 
 SHA = "1a2b3c4d" * 5
 
@@ -23,9 +35,12 @@ def full_spec() -> BuildSpec:
         build_command="pnpm build",
         output_directory="out",
         env={"API_KEY": "secret", "EMPTY": ""},
-        log_sink="redis://127.0.0.1:6379/0",
         storage_endpoint_url="http://127.0.0.1:9000",
+        storage_credentials=StorageCredentials(
+            "ASIAEXAMPLE", "secretAccessKeyValue", "sessionTokenValue", "2026-12-02T16:00:00Z"
+        ),
         timeout=60,
+        limits=BuildLimits(cpu_seconds=60, memory_mb=512, processes=64, max_log_mb=2),
     )
 
 
@@ -39,25 +54,34 @@ def full_spec() -> BuildSpec:
     ],
     ids=["every field", "only required fields"],
 )
-def test_spec_round_trips_through_env(spec: BuildSpec) -> None:
-    env = spec.to_env()
+def test_spec_round_trips_through_json(spec: BuildSpec) -> None:
+    raw = json.loads(json.dumps(spec.to_json()))
 
-    assert all(name.startswith(PREFIX) for name in env)
-    assert BuildSpec.from_env(env) == spec
+    assert BuildSpec.from_json(raw) == spec
 
 
-def test_unset_optional_fields_are_left_out_of_the_env() -> None:
-    env = BuildSpec(
+def test_unset_optional_fields_are_left_out_of_the_json() -> None:
+    raw = BuildSpec(
         deployment_id="d", project_id=1, git_url="file:///r", sha=SHA, storage_url="file:///s"
-    ).to_env()
+    ).to_json()
 
-    assert f"{PREFIX}TOKEN" not in env
-    assert f"{PREFIX}ROOT_DIRECTORY" not in env
+    assert "token" not in raw
+    assert "root_directory" not in raw
+    assert "storage_credentials" not in raw
+    assert raw["limits"] == BuildLimits().to_json()
 
 
-def test_the_token_stays_out_of_the_repr() -> None:
-    assert "ghs_token" not in repr(full_spec())
-    assert "secret" not in repr(full_spec())
+def test_secrets_stay_out_of_the_repr() -> None:
+    shown = repr(full_spec())
+    for secret in ("ghs_token", "secret", "secretAccessKeyValue", "sessionTokenValue"):
+        assert secret not in shown
+
+
+def test_the_masker_hides_storage_credentials_and_the_bootstrap_token() -> None:
+    masker = Masker.for_spec(full_spec(), bootstrap="dpl-1.bootstrapSecret")
+    text = "secretAccessKeyValue sessionTokenValue dpl-1.bootstrapSecret ghs_token secret"
+
+    assert masker.mask(text) == "*** *** *** *** ***"
 
 
 def test_derived_names() -> None:
@@ -70,18 +94,29 @@ def test_derived_names() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"SHA": "main"}, "40 hex"),
-        ({"GIT_URL": "https://user:pw@github.com/o/r"}, "credentials"),
-        ({"PROJECT_ID": "seven"}, "not a number"),
-        ({"TIMEOUT": "soon"}, "not a number"),
-        ({"ENV": "{not json"}, "not JSON"),
-        ({"ENV": '{"A": 1}'}, "object of strings"),
-        ({"DEPLOYMENT_ID": ""}, "DEPLOYMENT_ID is not set"),
+        ({"sha": "main"}, "40 hex"),
+        ({"git_url": "https://user:pw@github.com/o/r"}, "credentials"),
+        ({"project_id": "seven"}, "not a number"),
+        ({"timeout": "soon"}, "not a number"),
+        ({"timeout": True}, "not a number"),
+        ({"env": "{not json"}, "object of strings"),
+        ({"env": {"A": 1}}, "object of strings"),
+        ({"deployment_id": ""}, "deployment_id is not set"),
+        ({"git_ref": 7}, "git_ref must be a string"),
+        ({"limits": []}, "limits must be an object"),
+        ({"limits": {"memory_mb": 0}}, "limits.memory_mb must be a whole number above 0"),
+        ({"limits": {"processes": True}}, "limits.processes"),
+        ({"storage_credentials": {"access_key_id": "A"}}, "three credential strings"),
     ],
 )
-def test_bad_values_name_the_problem(change: dict[str, str], message: str) -> None:
-    env = full_spec().to_env()
-    env.update({PREFIX + name: value for name, value in change.items()})
+def test_bad_values_name_the_problem(change: dict[str, Any], message: str) -> None:
+    raw = full_spec().to_json() | change
 
     with pytest.raises(SpecError, match=message):
-        BuildSpec.from_env(env)
+        BuildSpec.from_json(raw)
+
+
+@pytest.mark.parametrize("raw", [None, [], "spec"])
+def test_a_spec_must_be_an_object(raw: object) -> None:
+    with pytest.raises(SpecError, match="JSON object"):
+        BuildSpec.from_json(raw)

@@ -13,6 +13,7 @@ from app.aliases import ALIAS_CHANNEL
 from app.secret_key import SECRET_KEY_FILE
 from app.settings import VARIABLES, Runner, Settings
 from app.settings_parts import DatabaseKind, Secret, SettingsError, Signup
+from builder.spec import BuildLimits
 
 KEY = "k" * 40
 
@@ -97,6 +98,16 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_GITHUB_CLIENT_SECRET": "client-secret",
         "SCALEMESH_SIGNUP": "Open",
         "SCALEMESH_BUILD_TIMEOUT": "600",
+        "SCALEMESH_BUILD_CPU_SECONDS": "120",
+        "SCALEMESH_BUILD_MEMORY_MB": "1024",
+        "SCALEMESH_BUILD_MAX_PROCESSES": "256",
+        "SCALEMESH_BUILD_MAX_FILES": "500",
+        "SCALEMESH_BUILD_MAX_FILE_MB": "10",
+        "SCALEMESH_BUILD_MAX_OUTPUT_MB": "100",
+        "SCALEMESH_BUILD_MAX_LOG_MB": "4",
+        "SCALEMESH_BUILD_ATTEMPTS": "5",
+        "SCALEMESH_UNSAFE_LOCAL_BUILDS": "yes",
+        "SCALEMESH_SANDBOX_READONLY_PATHS": "/opt/node:/srv/tools",
         "SCALEMESH_MAX_CONCURRENT_BUILDS": "8",
         "SCALEMESH_RECONCILE_INTERVAL": "0.25",
         "SCALEMESH_PROXY_CACHE_MB": "64",
@@ -134,6 +145,18 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.signup is Signup.OPEN
     assert settings.describe()["SCALEMESH_GITHUB_CLIENT_SECRET"] == "***"
     assert settings.build_timeout == 600
+    assert settings.build_limits == BuildLimits(
+        cpu_seconds=120,
+        memory_mb=1024,
+        processes=256,
+        max_files=500,
+        max_file_mb=10,
+        max_output_mb=100,
+        max_log_mb=4,
+    )
+    assert settings.build_attempts == 5
+    assert settings.unsafe_local_builds is True
+    assert settings.sandbox_readonly_paths == (Path("/opt/node"), Path("/srv/tools"))
     assert settings.max_concurrent_builds == 8
     assert settings.reconcile_interval == 0.25
     assert settings.proxy_cache_mb == 64
@@ -231,6 +254,14 @@ GITHUB = {
         ({"SCALEMESH_BUILD_TIMEOUT": "abc"}, "SCALEMESH_BUILD_TIMEOUT", "whole number"),
         ({"SCALEMESH_BUILD_TIMEOUT": "0"}, "SCALEMESH_BUILD_TIMEOUT", "greater than 0"),
         ({"SCALEMESH_PROXY_CACHE_MB": "-1"}, "SCALEMESH_PROXY_CACHE_MB", "greater than 0"),
+        ({"SCALEMESH_BUILD_MEMORY_MB": "lots"}, "SCALEMESH_BUILD_MEMORY_MB", "whole number"),
+        ({"SCALEMESH_BUILD_ATTEMPTS": "0"}, "SCALEMESH_BUILD_ATTEMPTS", "greater than 0"),
+        ({"SCALEMESH_UNSAFE_LOCAL_BUILDS": "maybe"}, "SCALEMESH_UNSAFE_LOCAL_BUILDS", "1 or 0"),
+        (
+            {"SCALEMESH_SANDBOX_READONLY_PATHS": "/opt/node:tools"},
+            "SCALEMESH_SANDBOX_READONLY_PATHS",
+            "absolute paths, not 'tools'",
+        ),
         ({"SCALEMESH_RECONCILE_INTERVAL": "soon"}, "SCALEMESH_RECONCILE_INTERVAL", "a number"),
         ({"SCALEMESH_RECONCILE_INTERVAL": "0"}, "SCALEMESH_RECONCILE_INTERVAL", "greater than 0"),
         (
@@ -361,12 +392,19 @@ def test_s3_storage_without_a_custom_endpoint(tmp_path: Path) -> None:
     assert settings.storage.prefix == ""
 
 
-def test_a_local_build_inherits_only_path_locale_and_aws(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("storage", "aws"), [("", {}), ("s3://bucket", {"AWS_REGION": "eu-west-1"})]
+)
+def test_the_local_builder_inherits_path_locale_and_only_for_s3_aws(
+    tmp_path: Path, storage: str, aws: dict[str, str]
+) -> None:
     settings = Settings.from_env(
         {
             "SCALEMESH_DATA_DIR": str(tmp_path),
+            "SCALEMESH_STORAGE_URL": storage,
             "PATH": "/usr/bin",
             "LANG": "C.UTF-8",
+            "HOME": "/root",
             "AWS_REGION": "eu-west-1",
             "AWS_PROFILE": "dev",
             "GITHUB_TOKEN": "ghp_x",
@@ -374,4 +412,4 @@ def test_a_local_build_inherits_only_path_locale_and_aws(tmp_path: Path) -> None
         }
     )
 
-    assert settings.runner_env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", "AWS_REGION": "eu-west-1"}
+    assert settings.runner_env == {"PATH": "/usr/bin", "LANG": "C.UTF-8", **aws}

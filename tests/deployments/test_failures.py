@@ -166,33 +166,78 @@ def test_env_vars_that_no_longer_open_fail_the_build(
     assert runner.builds == {}
 
 
-def test_a_restart_mid_build_fails_the_deployment(
+def attempts(client: Client, deployment_id: str) -> int:
+    rows = client.run(
+        lambda: Deployment.select(Deployment.attempts).where(Deployment.id == deployment_id)
+    )
+    return int(rows[0]["attempts"])
+
+
+def log_texts(client: Client, token: str, deployment_id: str) -> list[str]:
+    response = client.get(f"/deployments/{deployment_id}/logs", headers=bearer(token))
+    return response.text.splitlines()
+
+
+def test_a_restart_mid_build_builds_it_again_then_gives_up(
     client: Client, token: str, runner: FakeRunner
 ) -> None:
     deployment = deploy(client, token)
     tick(client)
-    runner.builds.clear()  # what a new process's runner knows of the old one's builds
+    assert attempts(client, deployment["id"]) == 1
 
+    for attempt in (2, 3):
+        runner.builds.clear()  # what a new process's runner knows of the old one's builds
+        tick(client)
+
+        result = fetch(client, token, deployment["id"])
+        assert result["state"] == "building"
+        assert attempts(client, deployment["id"]) == attempt
+        assert runner.spec_of(deployment["id"]).deployment_id == deployment["id"]
+    runner.builds.clear()
     tick(client)
 
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
-    assert result["error"] == "interrupted by a restart"
+    assert result["error"] == "interrupted by a restart, 3 times; not building it again"
     assert result["error_code"] == "interrupted"
+    texts = log_texts(client, token, deployment["id"])
+    assert sum("interrupted by a restart; building again" in text for text in texts) == 2
 
 
-def test_a_claim_without_a_build_is_failed_after_a_while(client: Client, token: str) -> None:
-    deployment = deploy(client, token)
+def claim_without_a_build(client: Client, attempts_so_far: int) -> None:
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
     client.run(
         lambda: Deployment.update(
-            {Deployment.state: "building", Deployment.started_at: long_ago}
+            {
+                Deployment.state: "building",
+                Deployment.started_at: long_ago,
+                Deployment.attempts: attempts_so_far,
+            }
         ).where(Deployment.state == "queued")
     )
+
+
+def test_a_claim_without_a_build_is_built_again(
+    client: Client, token: str, runner: FakeRunner
+) -> None:
+    deployment = deploy(client, token)
+    claim_without_a_build(client, 1)
+
+    tick(client)
+
+    result = fetch(client, token, deployment["id"])
+    assert result["state"] == "building"
+    assert attempts(client, deployment["id"]) == 2
+    assert runner.spec_of(deployment["id"]).deployment_id == deployment["id"]
+
+
+def test_a_claim_without_a_build_fails_once_out_of_attempts(client: Client, token: str) -> None:
+    deployment = deploy(client, token)
+    claim_without_a_build(client, 3)
 
     tick(client)
 
     result = fetch(client, token, deployment["id"])
     assert result["state"] == "failed"
-    assert "before the build began" in result["error"]
+    assert "before it began, 3 times" in result["error"]
     assert result["error_code"] == "interrupted"

@@ -12,6 +12,7 @@ import pytest
 from app.runners.local import LocalRunner
 from tests.support.runners import (
     FAKE_BUILDER,
+    FAKE_SANDBOX,
     FakeBus,
 )
 
@@ -41,7 +42,12 @@ async def local(
     bus: FakeBus, work_root: Path, base_env: dict[str, str]
 ) -> AsyncIterator[LocalRunner]:
     runner = LocalRunner(
-        bus, base_env, work_root, command=[sys.executable, str(FAKE_BUILDER)], cancel_grace=0.3
+        bus,
+        base_env,
+        work_root,
+        command=[sys.executable, str(FAKE_BUILDER)],
+        sandbox=FAKE_SANDBOX,
+        cancel_grace=0.3,
     )
     yield runner
     await runner.aclose()

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
-from app.runners.local import LocalRunner
+from app.runners.local import NO_SANDBOX, UNSAFE_WARNING, WORK_ROOT, LocalRunner
+from builder.confinement_choice import SANDBOX
 from builder.spec import Masker
 from tests.support.runners import (
     FAKE_BUILDER,
-    REDIS,
+    FAKE_SANDBOX,
     TOKEN,
     FakeBus,
     finished,
@@ -42,15 +43,32 @@ def test_secret_values_cover_the_token_as_git_sends_it_and_skip_short_values() -
     assert Masker.for_spec(dataclasses.replace(spec, token="", env={})).secrets == ()
 
 
-async def test_construction_warns_that_builds_are_not_sandboxed(
+async def test_an_unsandboxed_runner_warns_on_every_build(
     bus: FakeBus, work_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    runner = LocalRunner(
+        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], sandbox=NO_SANDBOX
+    )
+    assert runner.unsafe
     with caplog.at_level(logging.WARNING, logger="app.runners.local"):
-        runner = LocalRunner(bus, {}, work_root)
+        for deployment_id in ("dep-1", "dep-2"):
+            await finished(runner, await runner.start(make_spec(deployment_id)))
     assert [r.getMessage() for r in caplog.records] == [
-        "local builds are not sandboxed: project code runs as this user"
-    ]
+        "build runs without a sandbox (SCALEMESH_UNSAFE_LOCAL_BUILDS=1)"
+    ] * 2
+    for deployment_id in ("dep-1", "dep-2"):
+        assert bus.events[deployment_id][0]["text"] == UNSAFE_WARNING
     await runner.aclose()
+
+
+async def test_a_sandboxed_runner_says_nothing_of_the_kind(
+    local: LocalRunner, bus: FakeBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="app.runners.local"):
+        await finished(local, await local.start(make_spec()))
+    assert not local.unsafe
+    assert caplog.records == []
+    assert UNSAFE_WARNING not in bus.texts("dep-1", "system")
 
 
 async def test_events_reach_the_bus_in_order_with_stderr_and_secrets_masked(
@@ -128,17 +146,24 @@ async def test_only_the_base_env_and_the_spec_reach_the_builder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SCALEMESH_TEST_LEAK", "must not leak")
-    spec = dataclasses.replace(make_spec(FAKE_MODE="environ"), log_sink=REDIS)
+    spec = make_spec(FAKE_MODE="environ")
 
     assert (await finished(local, await local.start(spec))).status is RunStatus.SUCCEEDED
 
     (event,) = bus.events["dep-1"]
     environ: dict[str, str] = event["environ"]
-    expected = {**base_env, **dataclasses.replace(spec, log_sink="stdout").to_env()}
+    expected = {
+        **base_env,
+        SANDBOX: FAKE_SANDBOX,
+        WORK_ROOT: event["cwd"],
+        "PYTHONUNBUFFERED": "1",
+    }
     assert {name: environ[name] for name in expected} == expected
-    assert environ["SCALEMESH_BUILD_LOG_SINK"] == "stdout"
     # Python itself may add LC_CTYPE (locale coercion); nothing else of ours gets in.
-    assert set(environ) - set(expected) <= {"PYTHONUNBUFFERED", "LC_CTYPE"}
+    assert set(environ) - set(expected) <= {"LC_CTYPE"}
+    # The spec, clone token and env values included, came on stdin, not in the environment.
+    assert event["spec"] == spec.to_json()
+    assert not any(TOKEN in value for value in environ.values())
     assert Path(event["cwd"]).parent == work_root
 
 
@@ -197,7 +222,7 @@ async def test_a_cancelled_build_that_already_exited_is_wrapped_up(
 
 
 async def test_handles_of_other_runners_are_gone(local: LocalRunner, bus: FakeBus) -> None:
-    other = LocalRunner(bus, {}, Path("/nonexistent"))
+    other = LocalRunner(bus, {}, Path("/nonexistent"), sandbox=FAKE_SANDBOX)
     await other.aclose()
     own_prefix = (await local.start(make_spec())).rsplit(":", 1)[0]
     restarted = RunState(RunStatus.GONE, reason="interrupted by a restart")
@@ -219,7 +244,7 @@ async def test_another_worker_sees_and_stops_a_build_it_did_not_start(
     handle = await local.start(make_spec(FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
     await eventually(lambda: "ready" in bus.texts("dep-1", "stdout"))
     builder, child = pids(pidfile)
-    other = LocalRunner(bus, {}, work_root)
+    other = LocalRunner(bus, {}, work_root, sandbox=FAKE_SANDBOX)
 
     # Alive under another worker of this machine: that worker reports its end, not us.
     assert await other.poll(handle) == RunState(RunStatus.RUNNING)
@@ -238,7 +263,9 @@ async def test_another_worker_sees_and_stops_a_build_it_did_not_start(
 async def test_aclose_kills_running_builds(
     bus: FakeBus, work_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    runner = LocalRunner(bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)])
+    runner = LocalRunner(
+        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], sandbox=FAKE_SANDBOX
+    )
     pidfile = tmp_path / "pids"
     running = await runner.start(make_spec("dep-1", FAKE_MODE="sleep", FAKE_PIDFILE=str(pidfile)))
     done = await runner.start(make_spec("dep-2"))
@@ -266,7 +293,7 @@ async def test_the_default_command_runs_the_builder_module(
     python = tmp_path / "python"
     python.write_text('#!/bin/sh\necho "{\\"type\\": \\"argv\\", \\"argv\\": \\"$*\\"}"\n')
     python.chmod(0o755)
-    runner = LocalRunner(bus, {}, work_root, python=str(python))
+    runner = LocalRunner(bus, {}, work_root, python=str(python), sandbox=FAKE_SANDBOX)
 
     assert (await finished(runner, await runner.start(make_spec()))).status is RunStatus.SUCCEEDED
     assert bus.events["dep-1"][0]["argv"] == "-P -m builder"
@@ -274,7 +301,9 @@ async def test_the_default_command_runs_the_builder_module(
 
 
 async def test_a_builder_that_cannot_start_is_a_runner_error(bus: FakeBus, work_root: Path) -> None:
-    runner = LocalRunner(bus, {}, work_root, command=[str(work_root / "missing")])
+    runner = LocalRunner(
+        bus, {}, work_root, command=[str(work_root / "missing")], sandbox=FAKE_SANDBOX
+    )
 
     with pytest.raises(RunnerError, match="could not start the builder"):
         await runner.start(make_spec())

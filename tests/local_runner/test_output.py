@@ -15,6 +15,7 @@ from app.runners.local import LocalRunner, _lines
 from builder.spec import MAX_TEXT
 from tests.support.runners import (
     FAKE_BUILDER,
+    FAKE_SANDBOX,
     FakeBus,
     finished,
     make_spec,
@@ -56,7 +57,11 @@ async def test_a_failing_bus_does_not_stall_the_build(
     work_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     runner = LocalRunner(
-        FakeBus(fail=True), {}, work_root, command=[sys.executable, str(FAKE_BUILDER)]
+        FakeBus(fail=True),
+        {},
+        work_root,
+        command=[sys.executable, str(FAKE_BUILDER)],
+        sandbox=FAKE_SANDBOX,
     )
     handle = await runner.start(make_spec())
 
@@ -71,7 +76,12 @@ async def escaped_build(bus: FakeBus, work_root: Path, pidfile: Path) -> tuple[L
     """A finished build whose child left its process group and still holds the output open;
     the runner (its drain time 0.2 s) and the child's pid."""
     runner = LocalRunner(
-        bus, {}, work_root, command=[sys.executable, str(FAKE_BUILDER)], drain_timeout=0.2
+        bus,
+        {},
+        work_root,
+        command=[sys.executable, str(FAKE_BUILDER)],
+        sandbox=FAKE_SANDBOX,
+        drain_timeout=0.2,
     )
     handle = await runner.start(make_spec(FAKE_MODE="escape", FAKE_PIDFILE=str(pidfile)))
     assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED

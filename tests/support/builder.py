@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import pipeline
+from builder.confine import Confinement, Unconfined
 from builder.logsink import Masker, StdoutSink
 from builder.spec import BuildSpec
 from builder.upload import LocalStorage, Storage
@@ -106,11 +107,21 @@ class CapturingSink:
         ]
 
 
-def run(spec: BuildSpec, storage: Storage | None = None) -> tuple[bool, CapturingSink]:
+def run(
+    spec: BuildSpec, storage: Storage | None = None, confinement: Confinement | None = None
+) -> tuple[bool, CapturingSink]:
+    """The pipeline, its commands unconfined unless a `confinement` is given (the sandbox and
+    the uid drop have tests of their own)."""
     sink = CapturingSink(Masker.for_spec(spec))
     storage = storage or LocalStorage(Path(spec.storage_url.removeprefix("file://")))
     try:
-        ok = pipeline.run(spec, sink, storage, path=PATH)
+        ok = pipeline.run(
+            spec,
+            sink,
+            storage,
+            path=PATH,
+            confinement=confinement or Unconfined(spec.limits),
+        )
     finally:
         storage.close()
     return ok, sink

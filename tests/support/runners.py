@@ -17,7 +17,8 @@ from tests.support.waiting import eventually_async
 FAKE_BUILDER = Path(__file__).parent.parent / "fixtures" / "fake_builder.py"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TOKEN = "ghs_clonetoken123"
-REDIS = "redis://:hunter22@redis:6379/0"
+FAKE_SANDBOX = '{"kind": "fake"}'
+"""What the runner tells the fake builder about its sandbox (the fake ignores it)."""
 
 
 class FakeBus:
