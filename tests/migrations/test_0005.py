@@ -13,6 +13,7 @@ from tests.support.migration_checks import (
     MIGRATION_0005,
     columns,
     dump,
+    migrate_to,
     migrate_to_0004,
     run,
     schema,
@@ -54,7 +55,7 @@ def test_forward_makes_the_first_account_admin_and_protects_private_previews(
     async def scenario() -> dict[str, Any]:
         await at_0004(engine)
         before = await dump(engine)
-        applied = await database.migrate(engine)
+        applied = await migrate_to(engine, MIGRATION_0005)
         users = await select(engine, 'SELECT email, is_admin FROM "scalemesh_user" ORDER BY id')
         projects = await select(
             engine,
@@ -99,13 +100,13 @@ def test_backward_restores_0004_and_forward_runs_again(engine: AnyEngine) -> Non
             "schema 0004": await schema(engine),
             "rows 0004": await dump(engine),
         }
-        await database.migrate(engine)
+        await migrate_to(engine, MIGRATION_0005)
         seen["schema 0005"] = await schema(engine)
         database.bind(engine)
         result = await run_backwards("scalemesh", migration_id=MIGRATION_0005, auto_agree=True)
         assert result.success, result.message
         seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
-        seen["applied again"] = await database.migrate(engine)
+        seen["applied again"] = await migrate_to(engine, MIGRATION_0005)
         seen["schema again"] = await schema(engine)
         return seen
 

@@ -22,6 +22,9 @@ T = TypeVar("T")
 
 MIGRATION_0004 = "2026-12-02T00:00:00:000000"
 MIGRATION_0005 = "2026-12-02T10:00:00:000000"
+MIGRATION_0006 = "2026-12-02T15:00:00:000000"
+AFTER_0004 = [MIGRATION_0005, MIGRATION_0006]
+"""The migrations that come after 0004, in order."""
 
 
 NEW_DEPLOYMENT_COLUMNS = (
@@ -255,8 +258,14 @@ async def constraints(engine: AnyEngine, table: str) -> list[Any]:
 async def migrate_to_0004(engine: AnyEngine) -> list[str]:
     """Apply the migrations up to 0004, no further (later ones have their own tests); return
     the ids applied now."""
+    return await migrate_to(engine, MIGRATION_0004)
+
+
+async def migrate_to(engine: AnyEngine, migration_id: str) -> list[str]:
+    """Apply the migrations up to `migration_id`, no further; return the ids applied now."""
+    database.bind(engine)
     before = set(await database.pending_migrations(engine))
-    result = await run_forwards("scalemesh", migration_id=MIGRATION_0004)
+    result = await run_forwards("scalemesh", migration_id=migration_id)
     assert result.success, result.message
     return sorted(before - set(await database.pending_migrations(engine)))
 
