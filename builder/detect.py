@@ -39,6 +39,9 @@ CUSTOM = "custom"
 CUSTOM_OUTPUT = "dist"
 _PACKAGE_MANAGER = re.compile(r"^(?P<name>[a-z0-9][\w.-]*)@(?P<major>\d+)?")
 _SHELL_SYNTAX = frozenset({"&&", "||", ";", "|", ">", ">>", "<", "&"})
+MAX_READ = 4 << 20
+"""A package.json larger than this is refused: it is read into memory whole."""
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ class Plan:
     output_directory: str
     """Relative to `root`, POSIX style; `.` is `root` itself."""
     framework: str
+    output_path: str
+    """The output directory relative to the checkout, POSIX style (what `staging.stage` takes)."""
 
 
 def detect(
@@ -75,12 +80,12 @@ def detect(
     root, _ = _inside(repo, repo, root_directory or ".", "root_directory")
     if not root.is_dir():
         raise BuildError(f"root directory {root_directory} was not found in the repository")
-    package = _read_package_json(root)
+    package = _read_package_json(repo, root)
     install = _custom("install_command", install_command)
     build = _custom("build_command", build_command)
 
     if package is None:
-        framework = CUSTOM if build else STATIC if (root / "index.html").is_file() else None
+        framework = CUSTOM if build else STATIC if _file(repo, root / "index.html") else None
         if framework is None:
             raise BuildError(
                 f"found neither package.json nor index.html in {_label(repo, root)}; "
@@ -92,14 +97,14 @@ def detect(
     else:
         install_dir, lockfile, manager = _package_manager(repo, root, package)
         if install is None:
-            install = _install_argv(install_dir, lockfile, manager, package)
+            install = _install_argv(repo, install_dir, lockfile, manager, package)
         else:
             install_dir = root  # custom commands run in the root directory, like the build
         scripts = package.get("scripts")
         if build is None and isinstance(scripts, dict) and "build" in scripts:
             build = (*_runner(manager), "run", "build")
         framework, output = _framework(package)
-        if framework == CUSTOM and build is None and (root / "index.html").is_file():
+        if framework == CUSTOM and build is None and _file(repo, root / "index.html"):
             framework, output = STATIC, "."
     if output_directory:
         _, output = _inside(repo, root, output_directory, "output_directory")
@@ -112,6 +117,9 @@ def detect(
         build=build,
         output_directory=output,
         framework=framework,
+        output_path=PurePosixPath(
+            os.path.relpath(os.path.normpath(root / output), repo)
+        ).as_posix(),
     )
 
 
@@ -147,16 +155,43 @@ def _custom(setting: str, command: str | None) -> tuple[str, ...] | None:
     return argv
 
 
-def _read_package_json(directory: Path) -> dict[str, Any] | None:
-    path = directory / "package.json"
-    if not path.is_file():
+def _file(repo: Path, path: Path) -> Path | None:
+    """`path` with its symlinks resolved, if that is a regular file; None if there is none.
+
+    Detection runs as the builder's user (root on ECS) before any project command, on a checkout
+    that may hold symlinks: one that leaves the repository (`package.json -> /data/secret_key`)
+    is refused, whether it is read or only looked for.
+    """
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(repo):
+        raise BuildError(
+            f"{path.relative_to(repo).as_posix()} is a symlink to outside the repository; "
+            "only the repository's own files are read"
+        )
+    return real if real.is_file() else None
+
+
+def _read_package_json(repo: Path, directory: Path) -> dict[str, Any] | None:
+    """The package.json in `directory`, or None; errors never quote it (it may be any file)."""
+    real = _file(repo, directory / "package.json")
+    if real is None:
         return None
+    name = (directory / "package.json").relative_to(repo).as_posix()
+    # O_NOFOLLOW: `real` has no symlink left in it, and none is let in now.
+    with open(os.open(real, _READ), "rb") as stream:
+        data = stream.read(MAX_READ + 1)
+    if len(data) > MAX_READ:
+        raise BuildError(f"{name} is larger than {MAX_READ >> 20} MB")
     try:
-        package = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BuildError(f"package.json is not valid JSON: {exc}") from None
+        package = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise BuildError(
+            f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"{name} is not UTF-8 text (byte {exc.start})") from None
     if not isinstance(package, dict):
-        raise BuildError("package.json must hold a JSON object")
+        raise BuildError(f"{name} must hold a JSON object")
     return package
 
 
@@ -177,9 +212,9 @@ def _package_manager(
     declared = _declared(package)
     # Up to the repository root: a workspace keeps one lockfile at its top.
     for directory in [root, *(parent for parent in root.parents if parent.is_relative_to(repo))]:
-        present = [name for name in LOCKFILES if (directory / name).is_file()]
+        present = [name for name in LOCKFILES if _file(repo, directory / name)]
         if present:
-            workspace = _read_package_json(directory) if directory != root else package
+            workspace = _read_package_json(repo, directory) if directory != root else package
             chosen = _declared(workspace or {}) or declared
             preferred = [name for name in present if chosen and LOCKFILES[name] == chosen[0]]
             lockfile = (preferred or present)[0]
@@ -188,7 +223,7 @@ def _package_manager(
 
 
 def _install_argv(
-    directory: Path, lockfile: str | None, manager: str, package: dict[str, Any]
+    repo: Path, directory: Path, lockfile: str | None, manager: str, package: dict[str, Any]
 ) -> tuple[str, ...]:
     if manager not in SUPPORTED:
         found = f"found {lockfile}" if lockfile else "packageManager in package.json"
@@ -199,8 +234,8 @@ def _install_argv(
         return ("corepack", manager, "install")
     if manager == "pnpm":
         return ("corepack", "pnpm", "install", "--frozen-lockfile")
-    declared = _declared(_read_package_json(directory) or package)
-    berry = (directory / ".yarnrc.yml").is_file() or (
+    declared = _declared(_read_package_json(repo, directory) or package)
+    berry = _file(repo, directory / ".yarnrc.yml") is not None or (
         declared is not None and declared[0] == "yarn" and (declared[1] or 1) >= 2
     )
     return ("corepack", "yarn", "install", "--immutable" if berry else "--frozen-lockfile")

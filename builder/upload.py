@@ -40,12 +40,7 @@ big docs site cannot stretch its build by minutes."""
 BROTLI_FAST = 5
 BROTLI_BEST = 11
 _READ_CHUNK = 1 << 20
-SKIPPED_NAMES = frozenset({".git"})
-"""Never published, wherever they appear (a static site is served from the checkout itself)."""
 ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
-
-Note = Callable[[str], None]
-"""Receives a short sentence for the build log."""
 
 
 class StorageError(RuntimeError):
@@ -214,36 +209,6 @@ class Uploaded:
     siblings: int = 0
     """Compressed `.br`/`.gz` copies sent besides the files."""
     bytes: int = 0
-
-
-def collect(output: Path, note: Note) -> list[tuple[str, Path]]:
-    """Every file to publish, as (path relative to `output`, file to read), sorted by path.
-
-    Follows symlinks that stay inside `output` (each link path is published); skips, saying
-    so, those that point outside it, and skips `.git`.
-    """
-    root = output.resolve()
-    found: list[tuple[str, Path]] = []
-    stack: list[tuple[Path, str, frozenset[Path]]] = [(root, "", frozenset({root}))]
-    while stack:
-        directory, prefix, ancestors = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                path = prefix + entry.name
-                if entry.name in SKIPPED_NAMES:
-                    continue
-                # realpath, unlike Path.resolve, leaves a symlink loop as it is instead of raising
-                # (the loop is then neither a file nor a directory, and is left out).
-                target = (
-                    Path(os.path.realpath(entry.path)) if entry.is_symlink() else Path(entry.path)
-                )
-                if not target.is_relative_to(root):
-                    note(f"Skipped {path}: it is a symlink to outside the output directory")
-                elif target.is_dir() and target not in ancestors:
-                    stack.append((target, f"{path}/", ancestors | {target}))
-                elif target.is_file():
-                    found.append((path, target))
-    return sorted(found)
 
 
 def upload_output(

@@ -46,6 +46,7 @@ def summary(plan: Plan, repo: Path) -> dict[str, Any]:
         "install": " ".join(plan.install) if plan.install else None,
         "build": " ".join(plan.build) if plan.build else None,
         "output": plan.output_directory,
+        "output_path": plan.output_path,
         "install_dir": plan.install_dir.relative_to(repo.resolve()).as_posix(),
         "root": plan.root.relative_to(repo.resolve()).as_posix(),
     }
@@ -244,6 +245,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
             "install_dir": ".",
             "root": "apps/web",
             "output": "dist",
+            "output_path": "apps/web/dist",
         },
     ),
     (
@@ -262,7 +264,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
         "monorepo: output outside the root but inside the repository",
         {"package-lock.json": NPM_LOCK, "apps/web/package.json": package()},
         {"root_directory": "apps/web", "output_directory": "../../dist/apps/web"},
-        {"output": "../../dist/apps/web"},
+        {"output": "../../dist/apps/web", "output_path": "dist/apps/web"},
     ),
     (
         "a lockfile above the repository is not ours",

@@ -26,7 +26,6 @@ from builder.upload import (
     Pending,
     S3Storage,
     StorageError,
-    collect,
     missing_output,
     open_storage,
     upload_output,
@@ -57,51 +56,14 @@ def make_output(root: Path) -> Path:
     return root
 
 
-def no_notes(text: str) -> None:
-    raise AssertionError(f"unexpected note: {text}")
+def files_in(root: Path) -> list[tuple[str, Path]]:
+    """What `builder.staging.stage` would hand over for a plain output: every file, by path."""
+    return sorted(
+        (path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file()
+    )
 
 
 # --- what is published --------------------------------------------------------------------
-
-
-def test_collect_follows_symlinks_inside_and_skips_the_rest(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    (outside / "dir").mkdir(parents=True)
-    (outside / "secret.txt").write_text("private")
-    (outside / "dir" / "file.txt").write_text("private")
-    out = tmp_path / "out"
-    (out / "docs" / "v2").mkdir(parents=True)
-    (out / "docs" / "v2" / "page.html").write_text("v2")
-    (out / "index.html").write_text("home")
-    (out / ".git").mkdir()
-    (out / ".git" / "config").write_text("[core]")
-    (out / ".well-known").mkdir()
-    (out / ".well-known" / "security.txt").write_text("contact")
-    (out / "home.html").symlink_to("index.html")
-    (out / "docs" / "latest").symlink_to("v2")
-    (out / "docs" / "v2" / "loop").symlink_to("..")
-    (out / "leak.txt").symlink_to(outside / "secret.txt")
-    (out / "leakdir").symlink_to(outside / "dir")
-    (out / "dangling.txt").symlink_to(out / "nowhere")
-    (out / "loop-a").symlink_to("loop-b")
-    (out / "loop-b").symlink_to("loop-a")
-    os.mkfifo(out / "pipe")
-    notes: list[str] = []
-
-    files = collect(out, notes.append)
-
-    assert [path for path, _ in files] == [
-        ".well-known/security.txt",
-        "docs/latest/page.html",
-        "docs/v2/page.html",
-        "home.html",
-        "index.html",
-    ]
-    assert dict(files)["home.html"] == (out / "index.html").resolve()
-    assert sorted(notes) == [
-        "Skipped leak.txt: it is a symlink to outside the output directory",
-        "Skipped leakdir: it is a symlink to outside the output directory",
-    ]
 
 
 def test_missing_output_messages() -> None:
@@ -123,7 +85,7 @@ def test_upload_to_a_directory(tmp_path: Path) -> None:
     scratch.mkdir()
     storage = LocalStorage(storage_root)
 
-    uploaded = upload_output(collect(out, no_notes), storage, PREFIX, scratch)
+    uploaded = upload_output(files_in(out), storage, PREFIX, scratch)
     storage.close()
 
     deployed = storage_root / PREFIX
@@ -193,7 +155,7 @@ def test_brotli_quality_is_rationed_and_huge_files_are_sent_as_they_are(
     monkeypatch.setattr(upload, "COMPRESS_MAX_BYTES", len(SCRIPT) * 4)
     storage = LocalStorage(tmp_path / "storage")
 
-    uploaded = upload_output(collect(out, no_notes), storage, "", tmp_path)
+    uploaded = upload_output(files_in(out), storage, "", tmp_path)
     storage.close()
 
     def sibling(name: str) -> bytes:
@@ -215,7 +177,7 @@ def test_a_local_write_failure_is_a_storage_error(tmp_path: Path) -> None:
     storage = LocalStorage(blocker)
 
     with pytest.raises(StorageError, match="failed"):
-        upload_output(collect(out, no_notes), storage, PREFIX, tmp_path, workers=1)
+        upload_output(files_in(out), storage, PREFIX, tmp_path, workers=1)
     storage.close(cancel=True)
 
 
@@ -248,7 +210,7 @@ def test_the_manifest_is_written_last(tmp_path: Path) -> None:
     out = make_output(tmp_path / "out")
     storage = RecordingStorage()
 
-    uploaded = upload_output(collect(out, no_notes), storage, PREFIX, tmp_path)
+    uploaded = upload_output(files_in(out), storage, PREFIX, tmp_path)
     write_manifest(storage, PREFIX + "manifest.json", {"files": {"a": 1}}, tmp_path)
 
     assert storage.finished[-1] == PREFIX + "manifest.json"
@@ -267,7 +229,7 @@ def test_a_failed_upload_stops_everything(tmp_path: Path) -> None:
     storage = RecordingStorage(fail_on="logo.png")
 
     with pytest.raises(StorageError, match=r"logo\.png failed: refused"):
-        upload_output(collect(out, no_notes), storage, PREFIX, tmp_path)
+        upload_output(files_in(out), storage, PREFIX, tmp_path)
 
 
 # --- S3 -------------------------------------------------------------------------------------
@@ -285,7 +247,7 @@ def test_upload_to_s3(tmp_path: Path, s3: Any) -> None:
     out = make_output(tmp_path / "out")
     storage = open_storage("s3://sites/deployments/")
 
-    uploaded = upload_output(collect(out, no_notes), storage, PREFIX, tmp_path)
+    uploaded = upload_output(files_in(out), storage, PREFIX, tmp_path)
     write_manifest(storage, PREFIX + "manifest.json", {"version": 1}, tmp_path)
     storage.close()
 
@@ -314,7 +276,7 @@ def test_an_s3_failure_is_a_storage_error(tmp_path: Path, s3: Any) -> None:
     storage = open_storage("s3://no-such-bucket")
 
     with pytest.raises(StorageError, match="NoSuchBucket"):
-        upload_output(collect(out, no_notes), storage, PREFIX, tmp_path)
+        upload_output(files_in(out), storage, PREFIX, tmp_path)
     storage.close(cancel=True)
 
 
@@ -330,7 +292,7 @@ def test_upload_to_an_s3_compatible_endpoint(tmp_path: Path) -> None:
         (tmp_path / "out" / "index.html").write_bytes(b"<p>hi</p>")
         storage = open_storage("s3://compat", endpoint_url=endpoint)
 
-        upload_output(collect(tmp_path / "out", no_notes), storage, PREFIX, tmp_path)
+        upload_output(files_in(tmp_path / "out"), storage, PREFIX, tmp_path)
         storage.close()
 
         head = client.head_object(Bucket="compat", Key=PREFIX + "index.html")
@@ -380,7 +342,7 @@ def test_compression_can_be_turned_off(tmp_path: Path) -> None:
     out = make_output(tmp_path / "out")
     storage = RecordingStorage()
 
-    uploaded = upload_output(collect(out, no_notes), storage, PREFIX, tmp_path, compress=False)
+    uploaded = upload_output(files_in(out), storage, PREFIX, tmp_path, compress=False)
 
     assert uploaded.siblings == 0
     assert all(record.encodings == () for record in uploaded.files.values())
