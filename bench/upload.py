@@ -36,13 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from builder import content  # noqa: E402 - after the path tweak that lets this run as a script
+from builder.spec import BuildLimits  # noqa: E402 - after the path tweak
+from builder.staging import stage  # noqa: E402 - after the path tweak
 from builder.upload import (  # noqa: E402
     Headers,
     LocalStorage,
     Pending,
     S3Storage,
     Storage,
-    collect,
     upload_output,
     write_manifest,
 )
@@ -143,11 +144,11 @@ def s3_client(endpoint: str) -> Any:
 
 
 def ours(out: Path, make_storage: Callable[[], Storage], *, compress: bool) -> tuple[float, int]:
-    """Our uploader, end to end (walk, hash, compress, upload, manifest): seconds, objects."""
+    """Our uploader, end to end (stage, hash, compress, upload, manifest): seconds, objects."""
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
         storage = make_storage()
-        files = collect(out, lambda note: None)
+        files = stage(out.parent, out.name, Path(scratch) / "staging", BuildLimits(), print)
         uploaded = upload_output(files, storage, PREFIX, Path(scratch), compress=compress)
         manifest = {"files": {path: record.to_json() for path, record in uploaded.files.items()}}
         write_manifest(storage, PREFIX + "manifest.json", manifest, Path(scratch))

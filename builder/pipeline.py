@@ -21,12 +21,12 @@ from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.events import LogEvent
 from builder.logsink import LogSink, LogSinkError, basic_auth
-from builder.spec import MANIFEST, MANIFEST_VERSION, RESERVED_DIR, BuildSpec
+from builder.spec import MANIFEST, MANIFEST_VERSION, BuildSpec
+from builder.staging import stage
 from builder.upload import (
     Storage,
     StorageError,
     UploadedFile,
-    collect,
     missing_output,
     upload_output,
     write_manifest,
@@ -362,14 +362,11 @@ class Build:
         hint = _OUTPUT_HINTS.get(plan.framework, "")
         if not output.is_dir():
             raise BuildError(f"{missing_output(label, empty=False)}{hint}")
-        if not output.resolve().is_relative_to(self.checkout.resolve()):
-            raise BuildError(f"output directory {label} points outside the repository")
-        files = collect(output, self.log.line)
-        if any(path.startswith(RESERVED_DIR) for path, _ in files):
-            self.log.line(f"Skipped {RESERVED_DIR}: Scale Mesh keeps its own files there")
-            files = [(path, source) for path, source in files if not path.startswith(RESERVED_DIR)]
-        if not files:
-            raise missing_output(label, empty=True)
+        # A copy only the builder can write, read through O_NOFOLLOW descriptors, checked
+        # and capped: what is uploaded is what this read, whatever the build left behind.
+        files = stage(
+            self.checkout, plan.output_path, self.staging, self.spec.limits, self.log.line
+        )
         self.log.line(f"Uploading {len(files)} files from {label}")
         uploaded = upload_output(files, self.storage, self.spec.output_prefix, self.scratch)
         steps = {**durations, "upload": round((time.monotonic() - started) * 1000)}
