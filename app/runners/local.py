@@ -311,7 +311,7 @@ class LocalRunner:
         return state
 
 
-def _die_with_parent() -> None:
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child, before exec
     """In the builder, before exec: it gets SIGKILL when this process dies (Linux only).
 
     A build whose API died is then gone, not orphaned, and the reconciler queues it again."""
