@@ -22,7 +22,7 @@ from types import FrameType
 from typing import TextIO
 
 from builder import pipeline
-from builder.confine import Confinement
+from builder.confine import Confine
 from builder.confinement_choice import SANDBOX, confinement_for
 from builder.errors import Stopped
 from builder.events import LogEvent
@@ -69,7 +69,7 @@ def main(
     stdin = sys.stdin if stdin is None else stdin
     try:
         spec = read_spec(stdin)
-        confinement = _confinement(environ, spec)
+        confine = _confinement(environ, spec)
         storage = open_storage(
             spec.storage_url,
             endpoint_url=spec.storage_endpoint_url,
@@ -86,7 +86,7 @@ def main(
             sink,
             storage,
             path=environ.get("PATH", os.defpath),
-            confinement=confinement,
+            confine=confine,
             work_root=_work_root(environ),
         )
         sink.close()
@@ -98,7 +98,7 @@ def main(
     return OK if ok else FAILED
 
 
-def _confinement(environ: Mapping[str, str], spec: BuildSpec) -> Confinement:
+def _confinement(environ: Mapping[str, str], spec: BuildSpec) -> Confine:
     run_as = parse_run_as(environ.get(RUN_AS, ""))
     return confinement_for(run_as, environ.get(SANDBOX, ""), spec.limits)
 

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from builder.spec import BuildLimits
 
+BUILD_ROOT = "/build"
+"""Where a sandbox shows the build's own directories (`/build/repo`, `/build/home`)."""
 KILL_ROUNDS = 50
 """`stop_all` kills and looks again this many times (20 ms apart) before it gives up."""
 
@@ -57,6 +59,18 @@ class Confinement(Protocol):
 
     def close(self) -> None:
         """Release what the confinement holds (sockets, cgroups)."""
+
+
+Binds = Sequence[tuple[Path, str]]
+"""The build's writable directories: (host path, path inside a sandbox) pairs."""
+Confine = Callable[[Binds, Callable[[str], None]], "Confinement"]
+"""Makes a build's confinement once its directories exist, given them and where notes for the
+build log go. Raises `ConfinementError` when it cannot."""
+
+
+def given(confinement: Confinement) -> Confine:
+    """A `Confine` for a confinement that needs to know nothing of the build's directories."""
+    return lambda binds, note: confinement
 
 
 def rlimits(limits: BuildLimits, *, memory: bool, processes: bool) -> list[tuple[int, int]]:

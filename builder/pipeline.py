@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from builder import shell
-from builder.confine import Confinement, ConfinementError
+from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.events import LogEvent
@@ -115,16 +115,16 @@ def run(
     storage: Storage,
     *,
     path: str,
-    confinement: Confinement,
+    confine: Confine,
     work_root: Path | None = None,
 ) -> bool:
     """Build `spec` and upload its output to `storage`; True when it is deployed.
 
     `path` is the PATH commands run with (it is all they get of the builder's environment).
-    The project's commands run in `confinement` (a sandbox, or an unprivileged user), so they
-    cannot read the builder's own environment (its clone token) or touch its files; every
-    process of theirs is killed before the output is read. `work_root`: where the build's
-    directory is made (the system's temporary directory when None).
+    The project's commands run in the confinement `confine` makes (a sandbox, or an
+    unprivileged user), so they cannot read the builder's own environment (its clone token) or
+    touch its files; every process of theirs is killed before the output is read. `work_root`:
+    where the build's directory is made (the system's temporary directory when None).
     Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
     """
     log = Log(sink, max_bytes=spec.limits.max_log_mb << 20)
@@ -132,8 +132,12 @@ def run(
     with tempfile.TemporaryDirectory(
         prefix="scalemesh-build-", dir=work_root, ignore_cleanup_errors=True
     ) as tmp:
-        build = Build(spec, log, storage, path=path, workdir=Path(tmp), confinement=confinement)
-        log.line(f"Commands run in: {confinement.description}")
+        try:
+            build = Build(spec, log, storage, path=path, workdir=Path(tmp), confine=confine)
+        except ConfinementError as exc:
+            log.end(f"the build could not be confined: {exc}")
+            return False
+        log.line(f"Commands run in: {build.confinement.description}")
         try:
             error = _steps(build, log, durations)
         finally:
@@ -179,10 +183,9 @@ class Build:
         *,
         path: str,
         workdir: Path,
-        confinement: Confinement,
+        confine: Confine,
     ) -> None:
         self.spec = spec
-        self.confinement = confinement
         self.workdir = workdir
         self.log = log
         self.storage = storage
@@ -202,6 +205,8 @@ class Build:
         self.staging = private / "output"
         self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
+        binds = [(self.checkout, f"{BUILD_ROOT}/repo"), (self.home, f"{BUILD_ROOT}/home")]
+        self.confinement: Confinement = confine(binds, log.line)
 
     def stop(self) -> None:
         """Kill whatever the build left running and release the confinement."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder import pipeline
-from builder.confine import Unconfined
+from builder.confine import Unconfined, given
 from builder.logsink import Masker, basic_auth
 from builder.pipeline import Build, Log
 from builder.spec import BuildLimits
@@ -48,7 +48,7 @@ def test_the_token_goes_only_through_gits_environment(tmp_path: Path) -> None:
         LocalStorage(tmp_path / "storage"),
         path=path,
         workdir=workdir,
-        confinement=Unconfined(spec.limits),
+        confine=given(Unconfined(spec.limits)),
     )
 
     build.clone()
@@ -120,13 +120,13 @@ def test_a_broken_git_fails_the_clone(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "storage")
 
     assert not pipeline.run(
-        spec, sink, storage, path=fake_git(tmp_path, "exit 5"), confinement=UNCONFINED
+        spec, sink, storage, path=fake_git(tmp_path, "exit 5"), confine=given(UNCONFINED)
     )
     assert failure(sink) == f"clone failed: git init exited with code 5 for {spec.git_url}"
 
     sink = CapturingSink()
     assert not pipeline.run(
-        spec, sink, storage, path=str(tmp_path / "nothing-here"), confinement=UNCONFINED
+        spec, sink, storage, path=str(tmp_path / "nothing-here"), confine=given(UNCONFINED)
     )
     assert failure(sink) == "clone failed: cannot run git: No such file or directory"
 
@@ -141,6 +141,6 @@ def test_a_hanging_clone_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         sink,
         LocalStorage(tmp_path / "storage"),
         path=fake_git(tmp_path, "exec sleep 30"),
-        confinement=UNCONFINED,
+        confine=given(UNCONFINED),
     )
     assert failure(sink) == f"clone failed: cloning {spec.git_url} timed out after 1 s"

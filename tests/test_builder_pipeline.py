@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from builder import pipeline
-from builder.confine import Unconfined
+from builder.confine import Unconfined, given
 from builder.errors import Stopped
 from builder.logsink import LogSinkError
 from builder.spec import MANIFEST, STEPS, BuildLimits
@@ -133,7 +133,7 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
     sink = CapturingSink()  # unmasked: the test must see what the command saw
     storage = LocalStorage(tmp_path / "storage")
 
-    assert pipeline.run(spec, sink, storage, path=PATH, confinement=UNCONFINED)
+    assert pipeline.run(spec, sink, storage, path=PATH, confine=given(UNCONFINED))
     storage.close()
 
     names = dict(line.split("=", 1) for line in sink.lines("build")[1:])
@@ -303,7 +303,7 @@ def test_a_stopped_build_says_so(tmp_path: Path) -> None:
     spec = static_spec(tmp_path, install_command="true")
 
     assert not pipeline.run(
-        spec, sink, LocalStorage(tmp_path / "storage"), path=PATH, confinement=UNCONFINED
+        spec, sink, LocalStorage(tmp_path / "storage"), path=PATH, confine=given(UNCONFINED)
     )
     assert failure(sink) == "install stopped: the build was cancelled"
     assert steps(sink)[-1] == ("install", "end", False)
@@ -324,5 +324,5 @@ def test_a_dead_log_sink_fails_loudly(tmp_path: Path) -> None:
             DeadSink(),
             LocalStorage(tmp_path / "s"),
             path=PATH,
-            confinement=UNCONFINED,
+            confine=given(UNCONFINED),
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import pipeline
-from builder.confine import Confinement, Unconfined
+from builder.confine import Confinement, Unconfined, given
 from builder.logsink import Masker, StdoutSink
 from builder.spec import BuildSpec
 from builder.upload import LocalStorage, Storage
@@ -120,7 +120,7 @@ def run(
             sink,
             storage,
             path=PATH,
-            confinement=confinement or Unconfined(spec.limits),
+            confine=given(confinement or Unconfined(spec.limits)),
         )
     finally:
         storage.close()
