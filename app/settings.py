@@ -39,6 +39,7 @@ from app.settings_parts import (
     Signup,
     StorageSettings,
 )
+from builder.spec import BuildLimits
 
 VARIABLES: tuple[str, ...] = (
     "SCALEMESH_DATA_DIR",
@@ -52,6 +53,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_ECS_SUBNETS",
     "SCALEMESH_ECS_SECURITY_GROUPS",
     "SCALEMESH_ECS_ASSIGN_PUBLIC_IP",
+    "SCALEMESH_ECS_UPLOAD_ROLE_ARN",
     "SCALEMESH_PUBLIC_URL",
     "SCALEMESH_ROOT_DOMAIN",
     "SCALEMESH_DEPLOYMENT_URL_TEMPLATE",
@@ -110,6 +112,8 @@ class Settings:
     """Set: "Sign in with GitHub" is offered (the App's client id and secret)."""
     signup: Signup = Signup.FIRST
     build_timeout: int = 900
+    build_limits: BuildLimits = field(default_factory=BuildLimits)
+    """What one build may use (CPU, memory, processes, output and log sizes)."""
     max_concurrent_builds: int = 2
     reconcile_interval: float = 1.0
     """Seconds between two passes of the reconcile loop."""
