@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Request
@@ -22,6 +23,10 @@ from app.aliases import AliasAnnouncer
 from app.auth.routes import GitHubSignInController
 from app.auth.service import GitHubSignIn
 from app.auth.user_tokens import UserTokens
+from app.builds.grants import UploadGrants, upload_grants_from_settings
+from app.builds.routes import InternalBuildController
+from app.builds.service import BuildChannel
+from app.builds.tokens import BuildTokens
 from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
 from app.deployments.service import DeploymentService
@@ -43,7 +48,7 @@ from app.projects.access import Access
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
-from app.reconcile import Reconciler
+from app.reconcile import TIMEOUT_GRACE, Reconciler
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
@@ -76,15 +81,26 @@ def webhook_router() -> Router[HandlerContext]:
     return Router(installation_events.router, deployment_events.router)
 
 
+def build_token_ttl(settings: Settings) -> timedelta:
+    """How long a build's bootstrap token (and its upload grant) lives: as long as the reconcile
+    loop lets the build run."""
+    return timedelta(seconds=settings.build_timeout) + TIMEOUT_GRACE
+
+
 def runner_from_settings(
-    settings: Settings, bus: LogBus, ecs_client: EcsClient | None = None
+    settings: Settings,
+    bus: LogBus,
+    ecs_client: EcsClient | None = None,
+    *,
+    tokens: BuildTokens | None = None,
 ) -> BuildRunner:
     """The runner `SCALEMESH_RUNNER` names; a boto3 ECS client is made unless one is given."""
     from app.runners.ecs import EcsRunner
-    from app.runners.local import LocalRunner
-    from app.runners.sandbox_choice import choose_sandbox
 
     if settings.runner is Runner.LOCAL:
+        from app.runners.local import LocalRunner
+        from app.runners.sandbox_choice import choose_sandbox
+
         return LocalRunner(
             bus,
             settings.runner_env,
@@ -93,10 +109,6 @@ def runner_from_settings(
         )
     if settings.ecs is None:
         raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")
-    if settings.redis_url is None:
-        raise RunnerError(
-            "SCALEMESH_RUNNER=ecs needs SCALEMESH_REDIS_URL: ECS builds write their log to Redis"
-        )
     owns_client = ecs_client is None
     if ecs_client is None:
         import boto3
@@ -105,7 +117,13 @@ def runner_from_settings(
         # Bounded timeouts: a hung ECS call must not hold a worker thread for ever.
         config = Config(connect_timeout=10, read_timeout=30, retries={"mode": "standard"})
         ecs_client = boto3.client("ecs", config=config)
-    return EcsRunner(ecs_client, settings.ecs, settings.redis_url.reveal(), owns_client=owns_client)
+    return EcsRunner(
+        ecs_client,
+        settings.ecs,
+        tokens or BuildTokens(),
+        build_token_ttl(settings),
+        owns_client=owns_client,
+    )
 
 
 def github_from_settings(settings: Settings) -> GitHubApi | None:
@@ -157,6 +175,7 @@ class Services:
     projects: ProjectService | None = None
     dashboard: Dashboard | None = None
     previews: PreviewService | None = None
+    builds: BuildChannel | None = None
 
 
 def create_app(
@@ -167,10 +186,11 @@ def create_app(
     reconcile: bool = True,
     github: GitHubApi | None = None,
     github_users: GitHubUsersApi | None = None,
+    upload_grants: UploadGrants | None = None,
 ) -> Litestar:
-    """The API app. Tests may pass their own runner, resolver or GitHub clients, or drive the
-    background loops themselves (`reconcile=False`, then `app.state.services.reconciler.tick()`,
-    `.reporter.tick()`, `.deliveries.process(id)`)."""
+    """The API app. Tests may pass their own runner, resolver, GitHub clients or upload grants,
+    or drive the background loops themselves (`reconcile=False`, then
+    `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.process(id)`)."""
     engine = database.make_engine(settings.database)
     database.bind(engine)
     storage = storage_from_settings(settings.storage)
@@ -178,6 +198,7 @@ def create_app(
     resolver = ref_resolver or GitRefResolver()
     users = UserService(settings)
     views = DeploymentViews(settings)
+    tokens = BuildTokens()
     services = Services()
 
     @contextlib.asynccontextmanager
@@ -196,8 +217,12 @@ def create_app(
             services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)
             stack.push_async_callback(bus.aclose)
-            services.runner = build_runner = runner or runner_from_settings(settings, bus)
+            services.runner = build_runner = runner or runner_from_settings(
+                settings, bus, tokens=tokens
+            )
             stack.push_async_callback(build_runner.aclose)
+            grants = upload_grants or upload_grants_from_settings(settings)
+            stack.push_async_callback(grants.aclose)
             services.github = github or github_from_settings(settings)
             if services.github is not None:
                 stack.push_async_callback(services.github.aclose)
@@ -212,7 +237,23 @@ def create_app(
                     settings, engine, users, services.user_tokens, services.github_users
                 )
             services.reconciler = reconciler = Reconciler(
-                settings, engine, storage, bus, build_runner, sealer, announce, services.github
+                settings,
+                engine,
+                storage,
+                bus,
+                build_runner,
+                sealer,
+                announce,
+                services.github,
+                tokens=tokens,
+            )
+            services.builds = BuildChannel(
+                tokens,
+                reconciler.specs,
+                grants,
+                bus,
+                settings.build_limits,
+                build_token_ttl(settings),
             )
             services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
             services.deployments = DeploymentService(
@@ -262,6 +303,7 @@ def create_app(
             *logstream.ROUTES,
             *PAGES,
             *edge.ROUTES,
+            InternalBuildController,
         ],
         middleware=[pages.BrowserPages],
         lifespan=[lifespan],
@@ -278,6 +320,7 @@ def create_app(
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "previews": Provide(lambda: services.previews, sync_to_thread=False),
+            "builds": Provide(lambda: services.builds, sync_to_thread=False),
             "access": Provide(lambda: services.access, sync_to_thread=False),
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
@@ -298,6 +341,7 @@ def create_app(
             PreviewService,
             Access,
             GitHubSignIn,
+            BuildChannel,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),

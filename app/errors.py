@@ -25,6 +25,7 @@ class ErrorKind(StrEnum):
     TOO_MANY_REQUESTS = "too_many_requests"
     UNAVAILABLE = "unavailable"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    TOO_LARGE = "too_large"
     BUILD = "build"
     """The repository's own build went wrong: its owner fixes the code or the settings."""
     PLATFORM = "platform"
@@ -72,6 +73,16 @@ class ErrorCode(StrEnum):
     NOT_JSON = "not_json"
     CROSS_SITE = "cross_site"
     TOKEN_NOT_FOUND = "token_not_found"  # noqa: S105 - an error code
+    # A builder's calls to the API (`app.builds`), authenticated by its bootstrap token.
+    BUILD_TOKEN_INVALID = "build_token_invalid"  # noqa: S105 - an error code
+    BUILD_TOKEN_EXPIRED = "build_token_expired"  # noqa: S105 - an error code
+    BUILD_TOKEN_OTHER_BUILD = "build_token_other_build"  # noqa: S105 - an error code
+    BUILD_NOT_RUNNING = "build_not_running"
+    SPEC_ALREADY_FETCHED = "spec_already_fetched"
+    SPEC_UNAVAILABLE = "spec_unavailable"
+    UPLOAD_GRANT_UNAVAILABLE = "upload_grant_unavailable"
+    BAD_LOG_EVENT = "bad_log_event"
+    BUILD_LOG_TOO_LARGE = "build_log_too_large"
     # Why a deployment did not go live (`Deployment.error_code`).
     BUILD_FAILED = "build_failed"
     TIMEOUT = "timeout"
@@ -126,6 +137,15 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.NOT_JSON: _K.UNSUPPORTED_MEDIA_TYPE,
         _C.CROSS_SITE: _K.FORBIDDEN,
         _C.TOKEN_NOT_FOUND: _K.NOT_FOUND,
+        _C.BUILD_TOKEN_INVALID: _K.UNAUTHORIZED,
+        _C.BUILD_TOKEN_EXPIRED: _K.UNAUTHORIZED,
+        _C.BUILD_TOKEN_OTHER_BUILD: _K.FORBIDDEN,
+        _C.BUILD_NOT_RUNNING: _K.CONFLICT,
+        _C.SPEC_ALREADY_FETCHED: _K.CONFLICT,
+        _C.SPEC_UNAVAILABLE: _K.CONFLICT,
+        _C.UPLOAD_GRANT_UNAVAILABLE: _K.UNAVAILABLE,
+        _C.BAD_LOG_EVENT: _K.INVALID,
+        _C.BUILD_LOG_TOO_LARGE: _K.TOO_LARGE,
         _C.BUILD_FAILED: _K.BUILD,
         _C.TIMEOUT: _K.BUILD,
         _C.NO_OUTPUT: _K.PLATFORM,
@@ -152,6 +172,7 @@ STATUS: Mapping[ErrorKind, int] = MappingProxyType(
         _K.TOO_MANY_REQUESTS: 429,
         _K.UNAVAILABLE: 503,
         _K.UNSUPPORTED_MEDIA_TYPE: 415,
+        _K.TOO_LARGE: 413,
         # Deployment outcomes are not answers to a request; were one raised, these fit.
         _K.BUILD: 422,
         _K.PLATFORM: 503,

@@ -16,24 +16,24 @@ from datetime import UTC, datetime, timedelta
 
 from app import aliases, hostnames
 from app.aliases import AliasAnnouncer
+from app.builds.specs import CloneTokenUnavailable, SpecMaker
+from app.builds.tokens import BuildTokens
 from app.database import AnyEngine
 from app.deployments.lifecycle import FINAL_STATES, DeploymentState
 from app.deployments.publish import publish
-from app.deployments.records import BuildSource, Ending, RunningBuild
+from app.deployments.records import Ending, RunningBuild
 from app.deployments.transitions import move, requeue
 from app.errors import ErrorCode
-from app.github.api import GitHubApi, GitHubError
-from app.installations.service import covered_id
+from app.github.api import GitHubApi
 from app.logs.archive import archive
 from app.logs.bus import LogBus
-from app.projects import envvars
 from app.projects.envvars import Sealer, SealError
 from app.runners.api import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
 from app.storage import Storage, StorageError
 from app.tables import Deployment
 from builder.events import LogEvent
-from builder.spec import MANIFEST, BuildSpec, output_prefix
+from builder.spec import MANIFEST, output_prefix
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ TIMEOUT_GRACE = timedelta(seconds=60)
 # A claimed deployment whose runner never got a handle (the process died in between).
 START_GRACE = timedelta(seconds=60)
 MAX_ERROR = 500
-
-
-class CloneTokenUnavailable(RuntimeError):
-    """GitHub would not give a token for a private repository, so it cannot be cloned."""
 
 
 class Reconciler:
@@ -60,6 +56,7 @@ class Reconciler:
         sealer: Sealer,
         announce: AliasAnnouncer | None = None,
         github: GitHubApi | None = None,
+        tokens: BuildTokens | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -69,6 +66,8 @@ class Reconciler:
         self.sealer = sealer
         self.announce = announce or aliases.announcer(None)
         self.github = github
+        self.specs = SpecMaker(settings, sealer, github)
+        self.tokens = tokens or BuildTokens()
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -118,7 +117,7 @@ class Reconciler:
 
     async def _start(self, deployment_id: str) -> None:
         try:
-            spec = await self._spec(deployment_id)
+            spec = await self.specs.make(deployment_id)
         except SealError:
             await self._fail(
                 deployment_id,
@@ -152,66 +151,6 @@ class Reconciler:
             await self._cancel_quietly(deployment_id, handle)
             return
         log.info("build started", extra={"deployment_id": deployment_id, "handle": handle})
-
-    async def _spec(self, deployment_id: str) -> BuildSpec:
-        row = await (
-            Deployment.select(*BuildSource.COLUMNS)
-            .where(Deployment._meta.primary_key == deployment_id)
-            .first()
-        )
-        assert row is not None  # noqa: S101 - it was claimed a moment ago
-        source = BuildSource.of(row)
-        git_url, token = await self._clone_from(deployment_id, source)
-        return BuildSpec(
-            deployment_id=deployment_id,
-            project_id=source.project_id,
-            git_url=git_url,
-            token=token,
-            sha=source.sha,
-            git_ref=source.git_ref,
-            storage_url=self.settings.storage.url,
-            storage_endpoint_url=self.settings.storage.endpoint_url,
-            root_directory=source.root_directory,
-            install_command=source.install_command,
-            build_command=source.build_command,
-            output_directory=source.output_directory,
-            # A fork's code never sees the project's secrets (DESIGN §7).
-            env={} if source.from_fork else await envvars.load(self.sealer, source.project_id),
-            timeout=self.settings.build_timeout,
-        )
-
-    async def _clone_from(self, deployment_id: str, source: BuildSource) -> tuple[str, str]:
-        """Where to clone from, and the repo-scoped read-only token to clone with (or "").
-
-        A token only for a project bound to its repository, by id, while an active installation
-        covers that id. Anyone may name a repository the App is installed on: an unbound
-        project clones anonymously, as any stranger would (a private repository then fails).
-        """
-        bound = source.github_repository_id
-        found = None if bound is None else await covered_id(bound)
-        if found is None:
-            if source.github_repository is not None and bound is None:
-                log.info(
-                    "project not bound to its repository; cloning without a token",
-                    extra={"deployment_id": deployment_id, "project_id": source.project_id},
-                )
-            return source.git_url, ""
-        if self.github is None:
-            return found.clone_url, ""
-        try:
-            token = await self.github.repo_token(found.installation_id, found.full_name)
-        except GitHubError as exc:
-            if found.private:
-                raise CloneTokenUnavailable(
-                    f"GitHub gave no token to clone the private repository {found.full_name}"
-                ) from exc
-            # A public repository clones without one.
-            log.warning(
-                "no clone token; cloning anonymously",
-                extra={"deployment_id": deployment_id, "error": str(exc)},
-            )
-            return found.clone_url, ""
-        return found.clone_url, token
 
     # --- watching -------------------------------------------------------------------------
 
@@ -327,6 +266,8 @@ class Reconciler:
         )
         if not claimed:
             return
+        # The build's token dies with it: nothing more reaches its log or fetches its spec.
+        await self.tokens.revoke(deployment_id)
         row = await (
             Deployment.select(*Ending.COLUMNS)
             .where(Deployment._meta.primary_key == deployment_id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ from app.settings_parts import (
     StorageSettings,
 )
 from builder.spec import BuildLimits
+
+_ROLE_ARN = re.compile(r"^arn:[a-z-]+:iam::[^:/\s]+:role/\S+$")
 
 
 class EnvReader:
@@ -171,7 +174,15 @@ def parse_ecs(env: EnvReader) -> EcsSettings:
         subnets=listed("SCALEMESH_ECS_SUBNETS"),
         security_groups=listed("SCALEMESH_ECS_SECURITY_GROUPS"),
         assign_public_ip=public_ip in ("true", "enabled", "1"),
+        upload_role_arn=_role_arn("SCALEMESH_ECS_UPLOAD_ROLE_ARN", required),
     )
+
+
+def _role_arn(name: str, required: Callable[[str], str]) -> str:
+    value = required(name)
+    if not _ROLE_ARN.match(value):
+        raise SettingsError(name, "must be an IAM role ARN: arn:aws:iam::<account>:role/<name>")
+    return value
 
 
 def parse_github(env: EnvReader) -> GitHubSettings | None:

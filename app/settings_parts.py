@@ -90,6 +90,9 @@ class EcsSettings:
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
     assign_public_ip: bool
+    upload_role_arn: str
+    """The role the API assumes, narrowed per build by a session policy, to hand each builder
+    credentials that may write its own deployment's prefix and nothing else."""
 
 
 class Signup(StrEnum):

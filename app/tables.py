@@ -245,6 +245,7 @@ TABLES: tuple[type[Table], ...] = (
     Project,
     EnvVar,
     Deployment,
+    BuildToken,
     Alias,
     WebhookDelivery,
     PullRequestComment,

@@ -1,10 +1,10 @@
 """`python -m builder`: build one commit; exit 0 only when it is deployed.
 
 Where the spec comes from: on ECS the task holds only `SCALEMESH_BUILD_TOKEN`, with which the
-builder fetches its spec once from the API and sends its log there; run by the local runner it
-reads the spec as JSON on stdin and writes its log to stdout as JSON lines. What the project's
-commands run in: `SCALEMESH_BUILDER_RUN_AS` (the builder image), or the sandbox the local runner
-describes in `SCALEMESH_BUILDER_SANDBOX`; with neither the builder refuses to build.
+builder fetches its spec once from the API and sends its log there (`builder.remote`); run by
+the local runner it reads the spec as JSON on stdin and writes its log to stdout as JSON lines.
+What the project's commands run in: `SCALEMESH_BUILDER_RUN_AS` (the builder image), or the
+sandbox the local runner describes in `SCALEMESH_BUILDER_SANDBOX`; with neither it refuses.
 
 Exit codes: 0 deployed, 1 the build failed (the log's `end` event says why), 2 a bad spec.
 """
@@ -21,12 +21,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from builder import pipeline
+from builder import pipeline, remote
 from builder.confine import Confine
 from builder.confinement_choice import SANDBOX, confinement_for
 from builder.errors import Stopped
 from builder.events import LogEvent
-from builder.logsink import LogSinkError, Masker, StdoutSink
+from builder.logsink import LogSink, LogSinkError, Masker, StdoutSink
 from builder.spec import BuildSpec, SpecError
 from builder.upload import open_storage
 
@@ -67,17 +67,25 @@ def main(
     environ = os.environ if environ is None else environ
     stdout = sys.stdout if stdout is None else stdout
     stdin = sys.stdin if stdin is None else stdin
+    remote_mode = bool(environ.get(remote.TOKEN_VARIABLE))
+    sink: LogSink | None = None
     try:
-        spec = read_spec(stdin)
+        if remote_mode:
+            spec, sink = remote.open_remote(environ)
+        else:
+            spec = read_spec(stdin)
+            sink = StdoutSink(Masker.for_spec(spec), stdout)
         confine = _confinement(environ, spec)
         storage = open_storage(
             spec.storage_url,
             endpoint_url=spec.storage_endpoint_url,
             credentials=spec.storage_credentials,
         )
+    except remote.RemoteError as exc:
+        print(f"builder: {exc}", file=sys.stderr)
+        return FAILED
     except SpecError as exc:
-        return _refuse(exc, stdout)
-    sink = StdoutSink(Masker.for_spec(spec), stdout)
+        return _refuse(exc, sink or StdoutSink(Masker(()), stdout))
     ok = False
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
@@ -108,16 +116,20 @@ def _work_root(environ: Mapping[str, str]) -> Path | None:
     return Path(raw) if raw else None
 
 
-def _refuse(error: SpecError, stdout: TextIO) -> int:
+def _refuse(error: SpecError, sink: LogSink) -> int:
     print(f"builder: bad build spec: {error}", file=sys.stderr)
-    # The local runner reads stdout: give it the reason too. Nothing secret is known yet.
+    # The runner reads the log: give it the reason too (masked, as every event is).
     end: LogEvent = {
         "type": "end",
         "ok": False,
         "error": f"bad build spec: {error}",
         "ts": time.time(),
     }
-    StdoutSink(Masker(()), stdout).emit(end)
+    try:
+        sink.emit(end)
+        sink.close()
+    except LogSinkError as exc:
+        return _sink_failed(exc)
     return BAD_SPEC
 
 

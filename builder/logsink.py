@@ -1,4 +1,8 @@
-"""Where build log events go: JSON lines on stdout (the local runner reads them), masked."""
+"""Where build log events go, with secrets masked: the `LogSink` protocol and `StdoutSink`.
+
+The local runner reads JSON lines from the builder's stdout (`StdoutSink`); a builder on ECS
+sends its events to the API (`builder.remote.HttpSink`).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,7 @@ import threading
 from typing import Protocol, TextIO
 
 from builder.events import LogEvent
-from builder.spec import (
-    MASK,
-    MAX_TEXT,
-    MIN_SECRET_LENGTH,
-    Masker,
-    basic_auth,
-)
+from builder.spec import MASK, MAX_TEXT, MIN_SECRET_LENGTH, Masker, basic_auth
 
 __all__ = [
     # Masking lives in `builder.spec`, shared with the app's runners; importable here too.
@@ -30,7 +28,7 @@ __all__ = [
 
 
 class LogSinkError(RuntimeError):
-    """The log sink cannot take events (its reader or the API went away, or refuses them)."""
+    """The log sink cannot take events (the reader gone, the API unreachable or refusing)."""
 
 
 class LogSink(Protocol):

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -25,6 +26,9 @@ from litestar import Litestar
 
 from app import logstream
 from app.asgi import create_app
+from app.builds.tokens import BuildTokens
+from app.deployments.lifecycle import DeploymentState
+from app.deployments.transitions import move
 from app.logs.bus import LogBus
 from app.settings import Settings
 from builder.events import LogEvent
@@ -257,36 +261,51 @@ def test_a_stalled_viewer_is_lagged_and_resumes_losing_nothing(
 WRITER = textwrap.dedent(
     """
     import sys, time
-    from builder.logsink import RedisSink
-    from builder.spec import Masker, log_stream
+    from builder.remote import HttpSink
+    from builder.spec import Masker
 
-    url, deployment_id, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    sink = RedisSink(url, log_stream(deployment_id), Masker([]))
+    url, token, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    sink = HttpSink(url, token, Masker([]))
     for n in range(count):
         sink.emit({"type": "line", "ts": time.time(), "stream": "stdout", "text": f"line {n}"})
         if n == count // 2 - 1:
-            sink.close()  # everything so far is in Redis; wait to be told to go on
+            sink.close()  # everything so far is with the API; wait to be told to go on
             sys.stdin.readline()
-            sink = RedisSink(url, log_stream(deployment_id), Masker([]))
+            sink = HttpSink(url, token, Masker([]))
     sink.close()
     """
 )
 
 
+def building(live: Live, account: Account) -> str:
+    """The deployment moved to `building`, and the bootstrap token its builder would hold."""
+
+    async def start() -> str:
+        moved = await move(
+            account.deployment_id, [DeploymentState.QUEUED], DeploymentState.BUILDING
+        )
+        assert moved
+        return await BuildTokens().issue(account.deployment_id, timedelta(minutes=5))
+
+    token: str = live.in_app(start)
+    return token
+
+
 @pytest.mark.redis
-def test_lines_from_a_builder_process_reach_a_viewer_live_through_redis(
+def test_lines_from_a_builder_process_reach_a_viewer_live_through_the_api_and_redis(
     settings_for: Callable[..., Settings],
 ) -> None:
     count = 200
     with serving(settings_for(SCALEMESH_REDIS_URL=redis_url())) as live:
         account = sign_up_and_deploy(live)
+        build_token = building(live, account)
 
         async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
             async with websockets.connect(
                 live.ws_url(account.deployment_id), additional_headers=bearer(account.token)
             ) as ws:
                 builder = subprocess.Popen(  # noqa: ASYNC220 - started, then awaited in a thread
-                    [sys.executable, "-c", WRITER, redis_url(), account.deployment_id, str(count)],
+                    [sys.executable, "-c", WRITER, live.serving.url, build_token, str(count)],
                     cwd=ROOT,
                     stdin=subprocess.PIPE,
                     text=True,

@@ -2,7 +2,8 @@
 
 moto registers the task definition exactly as written and checks the IAM policy grammar; the
 runner's `run_task` call is recorded and compared with the task definition and the settings
-from deploy/k8s.
+from deploy/k8s. The builder task has no role at all: it reaches the API with its bootstrap
+token, and uploads with credentials the API assumes for it from the upload role.
 """
 
 from __future__ import annotations
@@ -20,23 +21,22 @@ from moto import mock_aws
 
 from app.runners.ecs import EcsRunner
 from app.settings import Settings
+from builder.remote import API_URL_VARIABLE, TOKEN_VARIABLE
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT, BuildSpec
+from tests.support.ecs import TTL, FakeTokens
+from tests.support.iam import load
 from tests.support.k8s import configmap
+from tests.support.k8s import load as load_k8s
 
 ROOT = Path(__file__).resolve().parent.parent
 ECS = ROOT / "deploy" / "ecs"
 REGION = "us-east-1"
-REDIS = "redis://redis.internal:6379/0"
-
-
-def load(name: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((ECS / name).read_text())
-    return document
-
+ACCOUNT = "123456789012"
 
 TASK_DEFINITION = load("builder-task-definition.json")
 API_POLICY = load("api-policy.json")
-BUILDER_POLICY = load("builder-task-role-policy.json")
+UPLOAD_POLICY = load("upload-role-policy.json")
+UPLOAD_TRUST = load("upload-role-trust-policy.json")
 PROXY_POLICY = load("proxy-policy.json")
 
 
@@ -106,7 +106,7 @@ def test_task_definition_is_fargate_awsvpc_with_logs_and_the_configured_containe
     assert TASK_DEFINITION["family"] == config["SCALEMESH_ECS_TASK_DEFINITION"]
     assert box["name"] == config["SCALEMESH_ECS_CONTAINER"]
     # ... which is also the name the settings assume when SCALEMESH_ECS_CONTAINER is unset.
-    required = ("CLUSTER", "TASK_DEFINITION", "SUBNETS", "SECURITY_GROUPS")
+    required = ("CLUSTER", "TASK_DEFINITION", "SUBNETS", "SECURITY_GROUPS", "UPLOAD_ROLE_ARN")
     defaults = Settings.from_env(
         {
             "SCALEMESH_RUNNER": "ecs",
@@ -140,7 +140,20 @@ def test_task_definition_is_fargate_awsvpc_with_logs_and_the_configured_containe
         "SETGID",
         "SETUID",
     }
-    assert not box.get("environment"), "the runner passes the build spec as overrides"
+    # The API's address is the task definition's; the build token alone comes as an override.
+    assert box["environment"] == [
+        {"name": API_URL_VARIABLE, "value": config["SCALEMESH_PUBLIC_URL"]}
+    ]
+    assert config["SCALEMESH_PUBLIC_URL"].startswith("https://")
+
+
+def test_the_builder_task_has_no_aws_identity() -> None:
+    # No task role: nothing in the task (the build included) holds AWS credentials; uploads
+    # use the per-build grant that arrives with the spec. The execution role only pulls the
+    # image and writes the task's own log, on ECS's side.
+    assert "taskRoleArn" not in TASK_DEFINITION
+    assert TASK_DEFINITION["executionRoleArn"].endswith(":role/scalemesh-builder-execution")
+    assert not (ECS / "builder-task-role-policy.json").exists()
 
 
 @pytest.mark.usefixtures("aws")
@@ -159,7 +172,6 @@ def test_runner_starts_the_task_definition_as_written() -> None:
         {
             **config,
             "SCALEMESH_DATABASE_URL": "postgresql://scalemesh:pw@postgres:5432/scalemesh",
-            "SCALEMESH_REDIS_URL": REDIS,
             "SCALEMESH_SECRET_KEY": "k" * 48,
             "SCALEMESH_ECS_SUBNETS": subnet,
             "SCALEMESH_ECS_SECURITY_GROUPS": group,
@@ -175,7 +187,7 @@ def test_runner_starts_the_task_definition_as_written() -> None:
         storage_url=configmap()["SCALEMESH_STORAGE_URL"],
     )
 
-    handle = asyncio.run(EcsRunner(client, settings.ecs, REDIS).start(spec))
+    handle = asyncio.run(EcsRunner(client, settings.ecs, FakeTokens(), TTL).start(spec))
 
     (request,) = client.run_task_calls
     assert request["taskDefinition"] == TASK_DEFINITION["family"]
@@ -183,6 +195,7 @@ def test_runner_starts_the_task_definition_as_written() -> None:
     assert request["launchType"] == "FARGATE"
     (override,) = request["overrides"]["containerOverrides"]
     assert override["name"] == TASK_DEFINITION["containerDefinitions"][0]["name"]
+    assert [item["name"] for item in override["environment"]] == [TOKEN_VARIABLE]
     assert request["networkConfiguration"] == {
         "awsvpcConfiguration": {
             "subnets": [subnet],
@@ -198,23 +211,35 @@ def test_runner_starts_the_task_definition_as_written() -> None:
     assert task["overrides"]["containerOverrides"][0]["name"] == override["name"]
 
 
+def real(document: dict[str, Any]) -> str:
+    return json.dumps(document).replace("ACCOUNT_ID", ACCOUNT).replace("REGION", REGION)
+
+
 @pytest.mark.usefixtures("aws")
 def test_policies_are_valid_iam() -> None:
     iam = boto3.client("iam", region_name=REGION)
-    for name in ("api-policy", "builder-task-role-policy", "proxy-policy"):
+    for name in ("api-policy", "upload-role-policy", "proxy-policy"):
         document = (ECS / f"{name}.json").read_text()
         created = iam.create_policy(PolicyName=name, PolicyDocument=document)["Policy"]
         assert created["PolicyName"] == name
     role = iam.create_role(
-        RoleName="scalemesh-builder-task",
+        RoleName="scalemesh-builder-execution",
         AssumeRolePolicyDocument=(ECS / "ecs-tasks-trust-policy.json").read_text(),
     )
     trust = role["Role"]["AssumeRolePolicyDocument"]["Statement"][0]
     assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    upload = iam.create_role(
+        RoleName="scalemesh-build-upload", AssumeRolePolicyDocument=real(UPLOAD_TRUST)
+    )["Role"]
+    assert upload["Arn"] == real_arn(configmap()["SCALEMESH_ECS_UPLOAD_ROLE_ARN"])
 
     broken = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:Get"}]}
     with pytest.raises(iam.exceptions.MalformedPolicyDocumentException):
         iam.create_policy(PolicyName="broken", PolicyDocument=json.dumps(broken))
+
+
+def real_arn(arn: str) -> str:
+    return arn.replace("ACCOUNT_ID", ACCOUNT)
 
 
 def test_api_policy_is_scoped_to_the_builder_family_cluster_roles_and_bucket() -> None:
@@ -229,6 +254,7 @@ def test_api_policy_is_scoped_to_the_builder_family_cluster_roles_and_bucket() -
         "ecs:DescribeTasks",
         "ecs:StopTask",
         "iam:PassRole",
+        "sts:AssumeRole",
         "s3:ListBucket",
         "s3:GetObject",
         "s3:PutObject",
@@ -237,13 +263,13 @@ def test_api_policy_is_scoped_to_the_builder_family_cluster_roles_and_bucket() -
     tasks = {f"arn:aws:ecs:REGION:ACCOUNT_ID:task/{cluster}/*"}
     for action in ("ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"):
         assert allowed[action] == tasks, action
-    assert allowed["iam:PassRole"] == {
-        TASK_DEFINITION["taskRoleArn"],
-        TASK_DEFINITION["executionRoleArn"],
-    }
+    # The builder's task has no role to pass: only the execution role that starts it.
+    assert allowed["iam:PassRole"] == {TASK_DEFINITION["executionRoleArn"]}
+    # The one role the API may become, to hand each build its own upload grant.
+    assert allowed["sts:AssumeRole"] == {config["SCALEMESH_ECS_UPLOAD_ROLE_ARN"]}
     assert allowed["s3:ListBucket"] == {f"arn:aws:s3:::{bucket()}"}
     assert allowed["s3:GetObject"] == {f"arn:aws:s3:::{bucket()}/*"}
-    # The API writes only the log archive; deployment files come from the builder.
+    # The API writes only the log archive; deployment files come from the builds' grants.
     assert allowed["s3:PutObject"] == {f"arn:aws:s3:::{bucket()}/{LOGS_ROOT}/*"}
     for statement in statements(API_POLICY):
         if statement["Action"] in ("ecs:RunTask", ["ecs:DescribeTasks", "ecs:StopTask"]):
@@ -254,10 +280,16 @@ def test_api_policy_is_scoped_to_the_builder_family_cluster_roles_and_bucket() -
             assert condition["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
 
 
-def test_builder_task_role_may_only_write_deployment_outputs() -> None:
-    allowed = grants(BUILDER_POLICY)
+def test_only_the_api_may_assume_the_upload_role_which_may_only_write_outputs() -> None:
+    (trust,) = UPLOAD_TRUST["Statement"]
+    api_role = load_k8s("api-serviceaccount.yaml")["metadata"]["annotations"][
+        "eks.amazonaws.com/role-arn"
+    ]
+    assert trust == {"Effect": "Allow", "Principal": {"AWS": api_role}, "Action": "sts:AssumeRole"}
 
-    # AbortMultipartUpload: a cancelled build cleans up its unfinished large-file uploads.
+    allowed = grants(UPLOAD_POLICY)
+    # AbortMultipartUpload: a cancelled build cleans up its unfinished large-file uploads. Each
+    # build's session policy narrows this to its own `__outputs/<project>/<deployment>/*`.
     assert set(allowed) == {"s3:PutObject", "s3:AbortMultipartUpload"}
     for resources in allowed.values():
         assert resources == {f"arn:aws:s3:::{bucket()}/{OUTPUTS_ROOT}/*"}
@@ -273,7 +305,7 @@ def test_proxy_policy_only_reads_deployment_outputs() -> None:
 
 
 def test_no_policy_grants_wildcards() -> None:
-    for policy in (API_POLICY, BUILDER_POLICY, PROXY_POLICY):
+    for policy in (API_POLICY, UPLOAD_POLICY, PROXY_POLICY):
         for action, resources in grants(policy).items():
             assert "*" not in action
             assert "*" not in resources

@@ -15,12 +15,12 @@ import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
 
-from app.asgi import runner_from_settings
+from app.asgi import build_token_ttl, runner_from_settings
+from app.logs.bus import MemoryLogBus
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.runners.ecs import EcsRunner
-from app.runners.local import LocalRunner
 from app.settings import EcsSettings, Runner, Settings
-from tests.support.runners import REDIS, FakeBus, Unreachable, make_spec
+from tests.support.ecs import BUILD_TOKEN, TTL, FakeTokens, Unreachable, make_spec
 
 pytestmark = pytest.mark.anyio
 
@@ -31,8 +31,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def bus() -> FakeBus:
-    return FakeBus()
+def bus() -> MemoryLogBus:
+    return MemoryLogBus()
+
+
+def ecs_runner(client: Any, settings: EcsSettings) -> EcsRunner:
+    return EcsRunner(client, settings, FakeTokens(), TTL)
 
 
 @pytest.fixture
@@ -65,6 +69,7 @@ def moto_ecs() -> Iterator[tuple[Any, EcsSettings]]:
                 subnets=(subnet,),
                 security_groups=(group["GroupId"],),
                 assign_public_ip=False,
+                upload_role_arn="arn:aws:iam::123456789012:role/scalemesh-build-upload",
             ),
         )
 
@@ -81,8 +86,8 @@ def slow_tasks() -> Iterator[None]:
 
 async def test_ecs_run_task_request(moto_ecs: tuple[Any, EcsSettings]) -> None:
     client, settings = moto_ecs
-    runner = EcsRunner(client, settings, REDIS)
-    spec = make_spec(API_KEY="abc123")
+    runner = ecs_runner(client, settings)
+    spec = make_spec()
 
     handle = await runner.start(spec)
 
@@ -90,8 +95,7 @@ async def test_ecs_run_task_request(moto_ecs: tuple[Any, EcsSettings]) -> None:
     (task,) = client.describe_tasks(cluster="builds", tasks=[handle[4:]], include=["TAGS"])["tasks"]
     (override,) = task["overrides"]["containerOverrides"]
     assert override["name"] == "builder"
-    environment = {item["name"]: item["value"] for item in override["environment"]}
-    assert environment == {**spec.to_env(), "SCALEMESH_BUILD_LOG_SINK": REDIS}
+    assert override["environment"] == [{"name": "SCALEMESH_BUILD_TOKEN", "value": BUILD_TOKEN}]
     assert task["tags"] == [
         {"key": "scalemesh:deployment", "value": "dep-1"},
         {"key": "scalemesh:project", "value": "7"},
@@ -104,7 +108,7 @@ async def test_ecs_run_task_request(moto_ecs: tuple[Any, EcsSettings]) -> None:
 
 @pytest.mark.usefixtures("slow_tasks")
 async def test_ecs_task_progresses_to_succeeded(moto_ecs: tuple[Any, EcsSettings]) -> None:
-    runner = EcsRunner(*moto_ecs, REDIS)
+    runner = ecs_runner(*moto_ecs)
     handle = await runner.start(make_spec())
 
     states = [await runner.poll(handle) for _ in range(10)]
@@ -117,7 +121,7 @@ async def test_ecs_task_progresses_to_succeeded(moto_ecs: tuple[Any, EcsSettings
 
 
 async def test_ecs_cancel_stops_the_task(moto_ecs: tuple[Any, EcsSettings]) -> None:
-    runner = EcsRunner(*moto_ecs, REDIS)
+    runner = ecs_runner(*moto_ecs)
     handle = await runner.start(make_spec())
 
     await runner.cancel(handle)
@@ -129,7 +133,7 @@ async def test_ecs_cancel_stops_the_task(moto_ecs: tuple[Any, EcsSettings]) -> N
 
 
 async def test_ecs_unknown_task_is_gone(moto_ecs: tuple[Any, EcsSettings]) -> None:
-    runner = EcsRunner(*moto_ecs, REDIS)
+    runner = ecs_runner(*moto_ecs)
 
     state = await runner.poll("ecs:arn:aws:ecs:us-east-1:123456789012:task/builds/nope")
 
@@ -140,7 +144,7 @@ async def test_ecs_unknown_task_is_gone(moto_ecs: tuple[Any, EcsSettings]) -> No
 
 async def test_ecs_client_errors_become_runner_errors(moto_ecs: tuple[Any, EcsSettings]) -> None:
     client, settings = moto_ecs
-    runner = EcsRunner(client, dataclasses.replace(settings, cluster="missing"), REDIS)
+    runner = ecs_runner(client, dataclasses.replace(settings, cluster="missing"))
 
     with pytest.raises(RunnerError, match="ClusterNotFoundException"):
         await runner.poll("ecs:arn:aws:ecs:us-east-1:123456789012:task/missing/x")
@@ -154,29 +158,35 @@ ECS_ENV = {
     "SCALEMESH_ECS_TASK_DEFINITION": "builder",
     "SCALEMESH_ECS_SUBNETS": "subnet-1",
     "SCALEMESH_ECS_SECURITY_GROUPS": "sg-1",
+    "SCALEMESH_ECS_UPLOAD_ROLE_ARN": "arn:aws:iam::123456789012:role/scalemesh-build-upload",
 }
 
 
 async def test_the_local_runner_is_the_default(
-    make_settings: Callable[..., Settings], bus: FakeBus
+    make_settings: Callable[..., Settings], bus: MemoryLogBus
 ) -> None:
+    from app.runners.local import LocalRunner
+
     settings = make_settings()
     runner = runner_from_settings(settings, bus)
 
     assert isinstance(runner, LocalRunner)
-    assert runner._work_root == settings.data_dir / "builds"
     await runner.aclose()
 
 
-async def test_the_ecs_runner_writes_its_log_to_redis(
-    make_settings: Callable[..., Settings], bus: FakeBus
+async def test_the_ecs_runner_needs_no_redis_and_issues_tokens_for_as_long_as_a_build_runs(
+    make_settings: Callable[..., Settings], bus: MemoryLogBus
 ) -> None:
-    settings = make_settings(**ECS_ENV, SCALEMESH_REDIS_URL=REDIS)
+    settings = make_settings(**ECS_ENV, SCALEMESH_BUILD_TIMEOUT="600")
     borrowed = Unreachable()
+    tokens = FakeTokens()
 
-    runner = runner_from_settings(settings, bus, ecs_client=borrowed)
+    runner = runner_from_settings(settings, bus, ecs_client=borrowed, tokens=tokens)
     assert isinstance(runner, EcsRunner)
-    assert runner._log_sink == REDIS
+    with pytest.raises(RunnerError):
+        await runner.start(make_spec())
+    assert tokens.issued == [("dep-1", build_token_ttl(settings))]
+    assert build_token_ttl(settings).total_seconds() == 600 + 60
     await runner.aclose()
     assert not borrowed.closed
 
@@ -185,13 +195,9 @@ async def test_the_ecs_runner_writes_its_log_to_redis(
     await own.aclose()
 
 
-async def test_the_ecs_runner_needs_redis_and_its_settings(
-    make_settings: Callable[..., Settings], bus: FakeBus
+async def test_the_ecs_runner_needs_its_settings(
+    make_settings: Callable[..., Settings], bus: MemoryLogBus
 ) -> None:
-    settings = make_settings(**ECS_ENV)
-
-    with pytest.raises(RunnerError, match="needs SCALEMESH_REDIS_URL"):
-        runner_from_settings(settings, bus, ecs_client=Unreachable())
     with pytest.raises(RunnerError, match="SCALEMESH_ECS_"):
         runner_from_settings(
             dataclasses.replace(make_settings(), runner=Runner.ECS), bus, ecs_client=Unreachable()

@@ -6,6 +6,7 @@ what ECS would receive.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +15,19 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
-from app.runners.ecs import OVERRIDES_LIMIT, EcsRunner
+from app.runners.ecs import EcsRunner
 from app.settings import EcsSettings
 from builder.spec import BuildSpec
-from tests.support.runners import REDIS, TOKEN, Unreachable, make_spec
+from tests.support.ecs import (
+    BUILD_TOKEN,
+    CLONE_TOKEN,
+    SECRET_VALUE,
+    TTL,
+    Accepting,
+    FakeTokens,
+    Unreachable,
+    make_spec,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -42,6 +52,7 @@ SETTINGS = EcsSettings(
     subnets=("subnet-1", "subnet-2"),
     security_groups=("sg-1",),
     assign_public_ip=True,
+    upload_role_arn="arn:aws:iam::123456789012:role/scalemesh-build-upload",
 )
 ARN = "arn:aws:ecs:us-east-1:123456789012:task/builds/0123456789abcdef"
 
@@ -54,8 +65,12 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+def runner(client: Any, **options: Any) -> EcsRunner:
+    return EcsRunner(client, SETTINGS, FakeTokens(), TTL, **options)
+
+
 def run_task_params(spec: BuildSpec) -> dict[str, Any]:
-    environment = {**spec.to_env(), "SCALEMESH_BUILD_LOG_SINK": REDIS}
+    """The whole request: the build's one secret is its bootstrap token, its only override."""
     return {
         "cluster": "builds",
         "taskDefinition": "builder:3",
@@ -72,7 +87,12 @@ def run_task_params(spec: BuildSpec) -> dict[str, Any]:
             "containerOverrides": [
                 {
                     "name": "builder",
-                    "environment": [{"name": k, "value": v} for k, v in environment.items()],
+                    "environment": [
+                        {
+                            "name": "SCALEMESH_BUILD_TOKEN",
+                            "value": f"{spec.deployment_id}.bootstrap-secret",
+                        }
+                    ],
                 }
             ]
         },
@@ -96,10 +116,27 @@ def no_capacity(reason: str = "RESOURCE:MEMORY") -> dict[str, Any]:
 
 async def test_ecs_run_task_parameters_are_exact(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
-    spec = make_spec(API_KEY="abc123")
+    spec = make_spec()
     stubber.add_response("run_task", STARTED, run_task_params(spec))
+    tokens = FakeTokens()
 
-    assert await EcsRunner(client, SETTINGS, REDIS).start(spec) == f"ecs:{ARN}"
+    assert await EcsRunner(client, SETTINGS, tokens, TTL).start(spec) == f"ecs:{ARN}"
+
+    assert tokens.issued == [("dep-1", TTL)]
+
+
+async def test_nothing_of_the_spec_but_its_ids_reaches_ecs() -> None:
+    client = Accepting()
+
+    await runner(client).start(make_spec(OTHER="another-secret-value"))
+
+    (request,) = client.requests
+    (override,) = request["overrides"]["containerOverrides"]
+    assert override["environment"] == [{"name": "SCALEMESH_BUILD_TOKEN", "value": BUILD_TOKEN}]
+    assert set(override) == {"name", "environment"}
+    text = json.dumps(request)
+    for secret in (CLONE_TOKEN, SECRET_VALUE, "another-secret-value", "redis", "API_KEY"):
+        assert secret not in text
 
 
 async def test_ecs_capacity_failures_and_throttling_are_retried(
@@ -113,7 +150,7 @@ async def test_ecs_capacity_failures_and_throttling_are_retried(
     stubber.add_response("run_task", STARTED, run_task_params(spec))
     sleeps = Sleeps()
 
-    handle = await EcsRunner(client, SETTINGS, REDIS, sleep=sleeps).start(spec)
+    handle = await runner(client, sleep=sleeps).start(spec)
 
     assert handle == f"ecs:{ARN}"
     assert sleeps.delays == [1, 2, 4]
@@ -126,7 +163,7 @@ async def test_ecs_gives_up_after_the_last_attempt(stubbed: tuple[Any, Stubber])
     sleeps = Sleeps()
 
     with pytest.raises(RunnerError) as caught:
-        await EcsRunner(client, SETTINGS, REDIS, sleep=sleeps).start(make_spec())
+        await runner(client, sleep=sleeps).start(make_spec())
 
     assert str(caught.value) == "ECS could not start the build: RESOURCE:MEMORY (try later)"
     assert sleeps.delays == [1, 2, 4]
@@ -135,15 +172,15 @@ async def test_ecs_gives_up_after_the_last_attempt(stubbed: tuple[Any, Stubber])
 async def test_ecs_does_not_retry_what_cannot_succeed(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
     stubber.add_response("run_task", no_capacity("ATTRIBUTE"))
-    stubber.add_client_error("run_task", "AccessDeniedException", f"not allowed: {TOKEN}")
+    stubber.add_client_error("run_task", "AccessDeniedException", f"not allowed: {BUILD_TOKEN}")
     stubber.add_response("run_task", {"tasks": [], "failures": []})
     sleeps = Sleeps()
-    runner = EcsRunner(client, SETTINGS, REDIS, sleep=sleeps, attempts=1)
+    ecs = runner(client, sleep=sleeps, attempts=1)
 
     with pytest.raises(RunnerError, match=r"ATTRIBUTE \(try later\)$"):
-        await runner.start(make_spec())
+        await ecs.start(make_spec())
     with pytest.raises(RunnerError) as caught:
-        await runner.start(make_spec())
+        await ecs.start(make_spec())
     # An error that echoes the request must not echo the token.
     assert (
         str(caught.value)
@@ -151,15 +188,8 @@ async def test_ecs_does_not_retry_what_cannot_succeed(stubbed: tuple[Any, Stubbe
     )
     assert caught.value.__cause__ is None
     with pytest.raises(RunnerError, match="ECS started no task"):
-        await runner.start(make_spec())
+        await ecs.start(make_spec())
     assert sleeps.delays == []
-
-
-async def test_ecs_refuses_env_vars_too_large_for_overrides(stubbed: tuple[Any, Stubber]) -> None:
-    client, _ = stubbed
-
-    with pytest.raises(RunnerError, match="env vars are too large for ECS overrides"):
-        await EcsRunner(client, SETTINGS, REDIS).start(make_spec(BIG="x" * OVERRIDES_LIMIT))
 
 
 def described(task: dict[str, Any]) -> dict[str, Any]:
@@ -253,12 +283,12 @@ async def test_ecs_poll_reads_the_task(
     client, stubber = stubbed
     stubber.add_response("describe_tasks", described(task), {"cluster": "builds", "tasks": [ARN]})
 
-    assert await EcsRunner(client, SETTINGS, REDIS).poll(f"ecs:{ARN}") == expected
+    assert await runner(client).poll(f"ecs:{ARN}") == expected
 
 
 async def test_ecs_poll_failures(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
-    runner = EcsRunner(client, SETTINGS, REDIS)
+    ecs = runner(client)
     stubber.add_response(
         "describe_tasks", {"tasks": [], "failures": [{"arn": ARN, "reason": "MISSING"}]}
     )
@@ -267,16 +297,16 @@ async def test_ecs_poll_failures(stubbed: tuple[Any, Stubber]) -> None:
     )
     stubber.add_client_error("describe_tasks", "ThrottlingException", "Rate exceeded")
 
-    assert (await runner.poll(f"ecs:{ARN}")).status is RunStatus.GONE
+    assert (await ecs.poll(f"ecs:{ARN}")).status is RunStatus.GONE
     with pytest.raises(RunnerError, match="ODD"):
-        await runner.poll(f"ecs:{ARN}")
+        await ecs.poll(f"ecs:{ARN}")
     with pytest.raises(RunnerError, match="ThrottlingException: Rate exceeded"):
-        await runner.poll(f"ecs:{ARN}")
+        await ecs.poll(f"ecs:{ARN}")
 
 
 async def test_ecs_cancel_errors(stubbed: tuple[Any, Stubber]) -> None:
     client, stubber = stubbed
-    runner = EcsRunner(client, SETTINGS, REDIS)
+    ecs = runner(client)
     expected = {"cluster": "builds", "task": ARN, "reason": CANCELLED_REASON}
     stubber.add_client_error(
         "stop_task",
@@ -287,30 +317,30 @@ async def test_ecs_cancel_errors(stubbed: tuple[Any, Stubber]) -> None:
     stubber.add_client_error("stop_task", "InvalidParameterException", "Bad cluster")
     stubber.add_client_error("stop_task", "AccessDeniedException", "no")
 
-    await runner.cancel(f"ecs:{ARN}")  # forgotten by ECS: nothing left to stop
+    await ecs.cancel(f"ecs:{ARN}")  # forgotten by ECS: nothing left to stop
     with pytest.raises(RunnerError, match="Bad cluster"):
-        await runner.cancel(f"ecs:{ARN}")
+        await ecs.cancel(f"ecs:{ARN}")
     with pytest.raises(RunnerError, match="AccessDeniedException"):
-        await runner.cancel(f"ecs:{ARN}")
+        await ecs.cancel(f"ecs:{ARN}")
 
 
 async def test_ecs_connection_errors_become_runner_errors() -> None:
     client = Unreachable()
-    runner = EcsRunner(client, SETTINGS, REDIS, owns_client=True)
+    ecs = runner(client, owns_client=True)
 
     with pytest.raises(RunnerError, match="could not start the build: Could not connect"):
-        await runner.start(make_spec())
+        await ecs.start(make_spec())
     with pytest.raises(RunnerError, match="could not describe"):
-        await runner.poll(f"ecs:{ARN}")
+        await ecs.poll(f"ecs:{ARN}")
     with pytest.raises(RunnerError, match="could not stop"):
-        await runner.cancel(f"ecs:{ARN}")
-    await runner.aclose()
+        await ecs.cancel(f"ecs:{ARN}")
+    await ecs.aclose()
     assert client.closed
 
 
 async def test_ecs_runner_leaves_a_borrowed_client_open() -> None:
     client = Unreachable()
 
-    await EcsRunner(client, SETTINGS, REDIS).aclose()
+    await runner(client).aclose()
 
     assert not client.closed

@@ -84,6 +84,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_ECS_SUBNETS": "subnet-a, subnet-b",
         "SCALEMESH_ECS_SECURITY_GROUPS": "sg-1",
         "SCALEMESH_ECS_ASSIGN_PUBLIC_IP": "true",
+        "SCALEMESH_ECS_UPLOAD_ROLE_ARN": "arn:aws:iam::123456789012:role/scalemesh-build-upload",
         "SCALEMESH_PUBLIC_URL": "https://deploy.example.com/",
         "SCALEMESH_ROOT_DOMAIN": "Example.app.",
         "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": "https://{host}",
@@ -128,6 +129,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.ecs.security_groups == ("sg-1",)
     assert settings.ecs.container == "build"
     assert settings.ecs.assign_public_ip is True
+    assert settings.ecs.upload_role_arn == "arn:aws:iam::123456789012:role/scalemesh-build-upload"
     assert settings.public_url == "https://deploy.example.com"
     assert settings.secure_cookies is True
     assert settings.root_domain == "example.app"
@@ -318,6 +320,7 @@ def test_ecs_public_ip_must_be_a_boolean(tmp_path: Path) -> None:
         "SCALEMESH_ECS_SUBNETS": "s",
         "SCALEMESH_ECS_SECURITY_GROUPS": "g",
         "SCALEMESH_ECS_ASSIGN_PUBLIC_IP": "maybe",
+        "SCALEMESH_ECS_UPLOAD_ROLE_ARN": "arn:aws-cn:iam::123456789012:role/path/upload",
     }
 
     with pytest.raises(SettingsError, match="SCALEMESH_ECS_ASSIGN_PUBLIC_IP"):
@@ -328,6 +331,11 @@ def test_ecs_public_ip_must_be_a_boolean(tmp_path: Path) -> None:
     assert settings.ecs is not None
     assert settings.ecs.assign_public_ip is False
     assert settings.ecs.container == "builder"
+
+    for wrong in ("", "scalemesh-build-upload", "arn:aws:iam::123456789012:user/upload"):
+        environ["SCALEMESH_ECS_UPLOAD_ROLE_ARN"] = wrong
+        with pytest.raises(SettingsError, match="SCALEMESH_ECS_UPLOAD_ROLE_ARN"):
+            Settings.from_env(environ)
 
 
 def test_sqlite_urls_take_relative_and_absolute_paths(tmp_path: Path) -> None:

@@ -1,18 +1,20 @@
-"""Run each build as an AWS ECS (Fargate) task; the builder writes its log to Redis.
+"""Run each build as an AWS ECS (Fargate) task, handed nothing but its bootstrap token.
 
-boto3 is synchronous, so every call runs in a worker thread. botocore's exceptions stop here:
-callers only ever see `RunnerError`.
+The task's overrides carry one variable, `SCALEMESH_BUILD_TOKEN`: DescribeTasks and CloudTrail
+show overrides to anyone who may read them, so the spec (clone token, env values) is fetched by
+the builder itself from the API with that token, once (`app.builds`), at the URL its task
+definition names. boto3 is synchronous, so every call runs in a worker thread. botocore's
+exceptions stop here: callers only ever see `RunnerError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from datetime import timedelta
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -20,14 +22,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.settings_parts import EcsSettings
+from builder.remote import TOKEN_VARIABLE
 from builder.spec import BuildSpec, Masker
 
 log = logging.getLogger(__name__)
 
 HANDLE_KIND = "ecs"
 STARTED_BY = "scalemesh"
-OVERRIDES_LIMIT = 8192
-"""ECS refuses `overrides` whose JSON is longer than this many characters."""
 
 _RETRYABLE_CODES = frozenset(
     {
@@ -59,6 +60,12 @@ class EcsClient(Protocol):
     def close(self) -> None: ...
 
 
+class TokenIssuer(Protocol):
+    """Issues a build's bootstrap token (`app.builds.tokens.BuildTokens`)."""
+
+    async def issue(self, deployment_id: str, ttl: timedelta) -> str: ...
+
+
 class EcsRunner:
     """Starts one Fargate task per build; handles are `ecs:<task arn>`."""
 
@@ -66,7 +73,8 @@ class EcsRunner:
         self,
         client: EcsClient,
         settings: EcsSettings,
-        log_sink: str,
+        tokens: TokenIssuer,
+        token_ttl: timedelta,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         attempts: int = 4,
         *,
@@ -74,26 +82,25 @@ class EcsRunner:
     ) -> None:
         self._client = client
         self._settings = settings
-        self._log_sink = log_sink
+        self._tokens = tokens
+        self._token_ttl = token_ttl
         self._sleep = sleep
         self._attempts = attempts
         self._owns_client = owns_client
 
     async def start(self, spec: BuildSpec) -> str:
-        masker = Masker.for_spec(spec)
-        environment = [
-            {"name": name, "value": value}
-            for name, value in replace(spec, log_sink=self._log_sink).to_env().items()
-        ]
+        """Start the build's task. Only the deployment's ids are read from `spec`: the builder
+        fetches its own, fresh, with the token."""
+        token = await self._tokens.issue(spec.deployment_id, self._token_ttl)
+        masker = Masker((), always=[token])
         overrides = {
-            "containerOverrides": [{"name": self._settings.container, "environment": environment}]
+            "containerOverrides": [
+                {
+                    "name": self._settings.container,
+                    "environment": [{"name": TOKEN_VARIABLE, "value": token}],
+                }
+            ]
         }
-        size = len(json.dumps(overrides, separators=(",", ":")))
-        if size > OVERRIDES_LIMIT:
-            raise RunnerError(
-                f"the build's env vars are too large for ECS overrides ({size} characters, "
-                f"at most {OVERRIDES_LIMIT}); make the project's env vars smaller"
-            )
         request: dict[str, Any] = {
             "cluster": self._settings.cluster,
             "taskDefinition": self._settings.task_definition,
@@ -135,7 +142,7 @@ class EcsRunner:
             except ClientError as exc:
                 reason = masker.mask(_client_error(exc))
                 if not _retryable(exc):
-                    # `from None`: the request, env values included, may be echoed in the error.
+                    # `from None`: the request, the token included, may be echoed in the error.
                     raise RunnerError(f"ECS could not start the build: {reason}") from None
                 continue
             except BotoCoreError as exc:

@@ -1,7 +1,7 @@
 """Following a deployment's log over the websocket in process: write events, read frames.
 
-`append` writes as the builder would (to the memory bus, or to Redis with the builder's own
-sink); the readers take frames from Litestar's websocket test session until a count, a line or
+`append` writes as the API does with the events a builder sends (to the app's bus: memory, or
+Redis); the readers take frames from Litestar's websocket test session until a count, a line or
 the server's close.
 """
 
@@ -18,30 +18,21 @@ from litestar.testing import WebSocketTestSession
 
 from app.logs.bus import LogBusError, MemoryLogBus
 from builder.events import LogEvent
-from builder.logsink import RedisSink
-from builder.spec import Masker, log_stream
 from tests.support.api import Client, bearer
-from tests.support.services import redis_url
 from tests.support.waiting import WAIT_S
 
 UNKNOWN_ID = "0b7f4bd6-44a1-4d6e-9a53-f1a1a0c3b8f2"
 
 
 def append(client: Client, bus_kind: str, deployment_id: str, *events: LogEvent) -> None:
-    """Write events as the builder would: to the memory bus, or with its Redis sink."""
-    if bus_kind == "memory":
-        bus = client.app.state.services.bus
+    """Write events as the API does with a builder's batch: to its bus, whichever `bus_kind`."""
+    bus = client.app.state.services.bus
 
-        async def write() -> None:
-            for event in events:
-                await bus.append(deployment_id, event)
+    async def write() -> None:
+        for event in events:
+            await bus.append(deployment_id, event)
 
-        client.run(write)
-        return
-    sink = RedisSink(redis_url(), log_stream(deployment_id), Masker([]))
-    for event in events:
-        sink.emit(event)
-    sink.close()
+    client.run(write)
 
 
 def finish(client: Client, token: str, deployment_id: str) -> None:

@@ -1,0 +1,57 @@
+"""A builder's spec fetch with the App installed: a clone token minted for the fetch itself, and
+a clear refusal when GitHub will not give one for a private repository."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.builds.tokens import BuildTokens
+from builder.spec import BuildSpec
+from tests.support.api import bearer
+from tests.support.deployments import FakeRunner, tick
+from tests.support.github_app import App
+from tests.support.webhooks import payload
+
+ACCESS_TOKENS = "access_tokens"
+
+
+def building_private(app: App) -> tuple[str, str]:
+    body = payload("push.commits")
+    body["repository"]["private"] = True
+    app.deliver("push", body)
+    tick(app.client)
+    [deployment] = app.deployments()
+    assert deployment["state"] == "building"
+    deployment_id = str(deployment["id"])
+    token = app.client.run(lambda: BuildTokens().issue(deployment_id, timedelta(minutes=5)))
+    return deployment_id, token
+
+
+def test_the_fetched_spec_clones_with_a_token_of_its_own(
+    app: App, token: str, runner: FakeRunner
+) -> None:
+    deployment_id, build_token = building_private(app)
+
+    response = app.client.post(
+        f"/internal/builds/{deployment_id}/spec", headers=bearer(build_token)
+    )
+
+    assert response.status_code == 200, response.text
+    spec = BuildSpec.from_json(response.json())
+    started = runner.spec_of(deployment_id)
+    minted = [t.token for t in app.github.tokens if t.repositories == ["Hello-World"]]
+    assert minted == [started.token, spec.token]
+    assert spec.token != started.token
+    assert spec.git_url == started.git_url
+
+
+def test_a_private_repository_without_a_token_is_refused_at_the_fetch(app: App, token: str) -> None:
+    deployment_id, build_token = building_private(app)
+    app.github.fail(ACCESS_TOKENS, status=502)
+
+    response = app.client.post(
+        f"/internal/builds/{deployment_id}/spec", headers=bearer(build_token)
+    )
+
+    assert response.status_code == 409, response.text
+    assert "no token to clone the private repository" in response.json()["detail"]

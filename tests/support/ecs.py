@@ -1,0 +1,70 @@
+"""The ECS runner's doubles: a build spec, a token issuer that remembers, an unreachable client."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import EndpointConnectionError
+
+from builder.spec import BuildSpec
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CLONE_TOKEN = "ghs_clonetoken123"
+SECRET_VALUE = "abc123-secret-value"
+BUILD_TOKEN = "dep-1.bootstrap-secret"
+TTL = timedelta(minutes=16)
+
+
+def make_spec(deployment_id: str = "dep-1", **env: str) -> BuildSpec:
+    """A spec full of secrets, none of which may reach ECS."""
+    return BuildSpec(
+        deployment_id=deployment_id,
+        project_id=7,
+        git_url="https://github.com/octo/site.git",
+        sha=SHA,
+        storage_url="s3://bucket/prefix",
+        git_ref="main",
+        token=CLONE_TOKEN,
+        env={"API_KEY": SECRET_VALUE, **env},
+    )
+
+
+class FakeTokens:
+    """Issues `<deployment>.bootstrap-secret` and remembers each issue."""
+
+    def __init__(self) -> None:
+        self.issued: list[tuple[str, timedelta]] = []
+
+    async def issue(self, deployment_id: str, ttl: timedelta) -> str:
+        self.issued.append((deployment_id, ttl))
+        return f"{deployment_id}.bootstrap-secret"
+
+
+class Unreachable:
+    """An ECS client whose endpoint cannot be reached."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def _fail(self, **kwargs: Any) -> dict[str, Any]:
+        raise EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com/")
+
+    run_task = describe_tasks = stop_task = _fail
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Accepting(Unreachable):
+    """An ECS client that starts every task asked for, and remembers each `run_task` request."""
+
+    ARN = "arn:aws:ecs:us-east-1:123456789012:task/builds/0123456789abcdef"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[dict[str, Any]] = []
+
+    def run_task(self, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append(kwargs)
+        return {"tasks": [{"taskArn": self.ARN}], "failures": []}
