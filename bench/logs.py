@@ -7,16 +7,17 @@ Runs the API under uvicorn on 127.0.0.1 in this process (SQLite in a temporary d
 user, project and deployment per run seeded straight into the tables), and for each log bus:
   memory  the writer is a coroutine on the server's own event loop appending to the app's bus,
           as the local runner does with a builder's stdout;
-  redis   the writer is the builder's real Redis sink (`builder.logsink.RedisSink`) in another
-          process; used when `--redis-url`, `SCALEMESH_BENCH_REDIS_URL` or
-          redis://127.0.0.1:6379/0 answers.
+  redis   the writer is the builder's real log sink (`builder.remote.HttpSink`, batched NDJSON
+          to `POST /internal/builds/{id}/events` with the build's bootstrap token) in another
+          process, and the API appends to Redis; used when `--redis-url`,
+          `SCALEMESH_BENCH_REDIS_URL` or redis://127.0.0.1:6379/0 answers.
 Each bus runs three times: `paced` (the writer emits `--rate` lines/s while a client follows),
 `burst` (the writer goes as fast as it can while a client follows) and `replay` (the whole log
 is written first, then a client joins late: the websocket's own speed, whatever the writer's).
 The client runs in its own process and reads from before the first line to the result event;
 every line carries its emit time in `ts`, so the client measures line → client latency (for
 Redis that includes the sink's batching: up to `--sink-flush-ms`, by default the builder's
-50 ms). Prints p50/p99 latency, lines/s written and received, lines lost, events per frame,
+200 ms). Prints p50/p99 latency, lines/s written and received, lines lost, events per frame,
 and PASS/FAIL against the targets (p99 < 100 ms paced; >= 20,000 lines/s for one deployment;
 nothing lost, duplicated or reordered); exits 1 when a target fails.
 """
@@ -34,6 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,18 +94,18 @@ async def write_memory(bus: LogBus, deployment_id: str, n: int, rate: float) -> 
     return time.perf_counter() - started
 
 
-def write_redis(url: str, deployment_id: str, n: int, rate: float, flush_s: float) -> float:
+def write_http(api_url: str, token: str, n: int, rate: float, flush_s: float) -> float:
     """In its own process, with the builder's own sink, as an ECS build would.
 
-    Returns the seconds it took, until the last line was in Redis."""
-    from builder.logsink import RedisSink
-    from builder.spec import Masker, log_stream
+    Returns the seconds it took, until the API had taken the last line."""
+    from builder.remote import HttpSink
+    from builder.spec import Masker
 
-    stream, masker = log_stream(deployment_id), Masker([])
+    masker = Masker([])
     sink = (
-        RedisSink(url, stream, masker, flush_interval=flush_s)
+        HttpSink(api_url, token, masker, flush_interval=flush_s)
         if flush_s > 0
-        else RedisSink(url, stream, masker)  # the builder's own settings
+        else HttpSink(api_url, token, masker)  # the builder's own settings
     )
     started, sent = time.perf_counter(), 0
     while sent < n:
@@ -251,6 +253,7 @@ async def bench_bus(
     # Imported here: the client and writer processes need none of the app.
     from app import database
     from app.asgi import create_app
+    from app.builds.tokens import BuildTokens
     from app.settings import Settings
 
     environ = {
@@ -285,14 +288,16 @@ async def bench_bus(
             async def write(deployment_id: str, mode_rate: float = mode_rate) -> float:
                 if redis_url is None:
                     return await write_memory(app.state.services.bus, deployment_id, n, mode_rate)
+                build_token = await BuildTokens().issue(deployment_id, timedelta(hours=1))
                 writer = await asyncio.create_subprocess_exec(
-                    *(PYTHON, __file__, "--writer", redis_url, deployment_id, str(n)),
+                    *(PYTHON, __file__, "--writer", f"http://127.0.0.1:{port}", build_token),
+                    str(n),
                     *(str(mode_rate), str(sink_flush_s)),
                     stdout=asyncio.subprocess.PIPE,
                 )
                 out, _ = await writer.communicate()
                 if writer.returncode != 0:
-                    raise RuntimeError("the Redis writer failed")
+                    raise RuntimeError("the HTTP writer failed")
                 return float(out)
 
             label = f"{mode} {rate:,.0f}/s" if mode_rate else mode
@@ -362,7 +367,7 @@ def main(argv: list[str]) -> int:
         "--sink-flush-ms",
         type=float,
         default=0,
-        help="the Redis sink's flush interval (default: the builder's own, 50 ms)",
+        help="the builder's log sink's flush interval (default: its own, 200 ms)",
     )
     parser.add_argument("--writer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -371,8 +376,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(asyncio.run(follow(*args.client))))
         return 0
     if args.writer:
-        url, deployment_id, n, rate, flush_s = args.writer
-        print(write_redis(url, deployment_id, int(n), float(rate), float(flush_s)))
+        api_url, build_token, n, rate, flush_s = args.writer
+        print(write_http(api_url, build_token, int(n), float(rate), float(flush_s)))
         return 0
 
     redis_url = args.redis_url or os.environ.get("SCALEMESH_BENCH_REDIS_URL") or DEFAULT_REDIS_URL
