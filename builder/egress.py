@@ -46,7 +46,11 @@ IDLE_TIMEOUT = 300.0
 MAX_CONNECTIONS = 64
 MAX_REPORTS = 100
 """Refusals reported one by one; after that one line says the rest are not."""
+LINGER_READS = 4
+"""Reads of what a refused client still sends, before its connection is closed anyway."""
 _CHUNK = 64 * 1024
+_LINGER = 1.0
+_SWEEP = 0.05
 _HOST = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_-]+)*\.?$"
 )
@@ -181,12 +185,14 @@ class EgressProxy:
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self._accepting.join()
         self._listener.close()
-        with self._open_lock:
-            for sock in self._open:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
-            thread.join()
+            # Again and again: a thread may open its upstream just after a sweep.
+            while thread.is_alive():
+                with self._open_lock:
+                    for sock in self._open:
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                thread.join(_SWEEP)
         self.socket_path.unlink(missing_ok=True)
         self.directory.rmdir()
 
@@ -242,11 +248,12 @@ class EgressProxy:
             raise Refused(502, f"cannot resolve {host}: {exc}") from None
         refused: list[str] = []
         failed = ""
+        named = not _is_address(host)
         for address in addresses:
             allowed = any(address in network for network in self.allowed_networks)
             why = (None if allowed else refusal(address)) or local_refusal(address)
             if why:
-                refused.append(why if str(address) == host else f"{why} ({address})")
+                refused.append(f"{why} ({address})" if named else why)
                 continue
             try:
                 return socket.create_connection((str(address), port), self._connect_timeout)
@@ -268,9 +275,6 @@ class EgressProxy:
     def _track(self, sock: socket.socket) -> None:
         with self._open_lock:
             self._open.add(sock)
-            closing = self._closed
-        if closing:
-            sock.shutdown(socket.SHUT_RDWR)
 
     def _untrack(self, sock: socket.socket) -> None:
         with self._open_lock:
@@ -284,10 +288,9 @@ def _read_head(client: socket.socket, timeout: float) -> tuple[bytes, bytes]:
     while b"\r\n\r\n" not in data:
         if len(data) > HEAD_LIMIT:
             raise Refused(431, "request head too large")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise Refused(408, "request head too slow")
-        client.settimeout(left)
+        # Past the deadline, a recv waits a millisecond: the head can still only grow to
+        # HEAD_LIMIT, so a client trickling bytes holds the thread no longer than that.
+        client.settimeout(max(deadline - time.monotonic(), 0.001))
         try:
             chunk = client.recv(_CHUNK)
         except TimeoutError:
@@ -296,6 +299,8 @@ def _read_head(client: socket.socket, timeout: float) -> tuple[bytes, bytes]:
             raise OSError("the client closed the connection")
         data += chunk
     head, _, early = data.partition(b"\r\n\r\n")
+    if len(head) > HEAD_LIMIT:
+        raise Refused(431, "request head too large")
     return head, early
 
 
@@ -313,10 +318,15 @@ def _target(head: bytes) -> tuple[str, int]:
 
 
 def _valid_host(host: str) -> bool:
-    with contextlib.suppress(ValueError):
+    return _is_address(host) or bool(_HOST.match(host))
+
+
+def _is_address(host: str) -> bool:
+    try:
         ipaddress.ip_address(host)
-        return True
-    return bool(_HOST.match(host))
+    except ValueError:
+        return False
+    return True
 
 
 def _tunnel(client: socket.socket, upstream: socket.socket, idle: float) -> None:
@@ -353,6 +363,13 @@ def _answer(client: socket.socket, refused: Refused) -> None:
     with contextlib.suppress(OSError):
         client.settimeout(HEAD_TIMEOUT)
         client.sendall(head.encode() + body)
+        # Closing with unread bytes would reset the connection, and the answer with it: end
+        # our side, then read a little of theirs (bounded) before closing.
+        client.shutdown(socket.SHUT_WR)
+        client.settimeout(_LINGER)
+        for _ in range(LINGER_READS):
+            if not client.recv(_CHUNK):
+                break
 
 
 _PHRASES = {

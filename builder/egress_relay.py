@@ -104,19 +104,41 @@ def _copy(source: socket.socket, target: socket.socket) -> None:
 
 def run(command: Sequence[str]) -> int:
     """Run `command` with the signals above passed on; its exit code, 128 + N for signal N."""
+    forward = Forwarder()
+    # Handlers first, then the child: a signal in between must not kill the relay alone.
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED}
     try:
-        child = os.posix_spawnp(command[0], list(command), os.environ)
-    except OSError as exc:
-        print(f"cannot run {command[0]}: {exc.strerror or exc}", file=sys.stderr)
-        return NOT_RUN
-    previous = {sig: signal.signal(sig, lambda sig, _: os.kill(child, sig)) for sig in FORWARDED}
-    try:
+        try:
+            child = os.posix_spawnp(command[0], list(command), os.environ)
+        except OSError as exc:
+            print(f"cannot run {command[0]}: {exc.strerror or exc}", file=sys.stderr)
+            return NOT_RUN
+        forward.started(child)
         _, status = os.waitpid(child, 0)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     code = os.waitstatus_to_exitcode(status)
     return code if code >= 0 else 128 - code
+
+
+class Forwarder:
+    """A signal handler passing signals on to the child; those that came before it, at once."""
+
+    def __init__(self) -> None:
+        self.child = 0
+        self.pending: list[int] = []
+
+    def __call__(self, sig: int, _frame: object = None) -> None:
+        if self.child:
+            os.kill(self.child, sig)
+        else:
+            self.pending.append(sig)
+
+    def started(self, child: int) -> None:
+        self.child = child
+        for sig in self.pending:
+            os.kill(child, sig)
 
 
 if __name__ == "__main__":  # pragma: no cover - the entry point inside the sandbox

@@ -21,6 +21,7 @@ from pathlib import Path
 from builder.spec import BuildLimits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+OWN = Path("/proc/self/cgroup")
 GROUP = "scalemesh"
 _NEEDED = ("memory", "pids")
 
@@ -66,12 +67,12 @@ class Cgroup:
 
 
 def make_cgroup(
-    name: str, limits: BuildLimits, *, root: Path = CGROUP_ROOT, own: str | None = None
+    name: str, limits: BuildLimits, *, root: Path = CGROUP_ROOT, own: Path = OWN
 ) -> Cgroup:
     """A new group for build `name` with its memory and process limits set.
 
-    `own`: this process's v2 cgroup path (read from /proc/self/cgroup when not given).
-    Raises `NoCgroup` when neither version can be used.
+    `own`: where this process's cgroups are listed. Raises `NoCgroup` when neither version
+    can be used.
     """
     memory, processes = str(limits.memory_mb << 20), str(limits.processes)
     if (root / "cgroup.controllers").exists():
@@ -85,25 +86,24 @@ def _v1(root: Path, name: str, memory: str, processes: str) -> Cgroup:
         "memory": [("memory.limit_in_bytes", memory), ("memory.memsw.limit_in_bytes", memory)],
         "pids": [("pids.max", processes)],
     }
+    for controller in _NEEDED:
+        if not (root / controller / "cgroup.procs").exists():
+            raise NoCgroup(f"no cgroup v1 {controller} hierarchy at {root / controller}")
     try:
         for controller in _NEEDED:
-            if not (root / controller / "cgroup.procs").exists():
-                raise NoCgroup(f"no cgroup v1 {controller} hierarchy at {root / controller}")
             directory = root / controller / GROUP / name
             directory.mkdir(parents=True)
             made.append(directory)
             for file, value in settings[controller]:
                 _set(directory / file, value)
-    except (NoCgroup, OSError) as exc:
+    except OSError as exc:
         Cgroup(made, 1).remove()
-        if isinstance(exc, NoCgroup):
-            raise
         raise NoCgroup(f"cannot make a cgroup v1 group: {exc.strerror or exc}") from None
     return Cgroup(made, 1)
 
 
-def _v2(root: Path, name: str, memory: str, processes: str, own: str | None) -> Cgroup:
-    own = _own_v2_path() if own is None else own
+def _v2(root: Path, name: str, memory: str, processes: str, listed: Path) -> Cgroup:
+    own = _own_v2_path(listed)
     # The builder's own group holds processes, so it may not have children with controllers
     # (v2's "no internal processes" rule): the new group goes next to it, except at the root.
     base = root if own == "/" else (root / own.lstrip("/")).parent
@@ -128,8 +128,8 @@ def _v2(root: Path, name: str, memory: str, processes: str, own: str | None) -> 
     return Cgroup([directory], 2)
 
 
-def _own_v2_path() -> str:
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
+def _own_v2_path(listed: Path) -> str:
+    for line in listed.read_text().splitlines():
         if line.startswith("0::"):
             return line[3:]
     raise NoCgroup("this process is in no cgroup v2 group")

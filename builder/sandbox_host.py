@@ -35,8 +35,10 @@ class HostUser:
             raise ConfinementError(f"a sandbox's host uid must be above 0, not {uid}")
         self.uid = self.gid = uid
 
-    def drop(self) -> None:
-        """Become this uid (in the child, just before bwrap runs), with no other group."""
+    def drop(self) -> None:  # pragma: no cover - runs in the forked child (Bubblewrap._preexec)
+        """Become this uid (in the child, just before bwrap runs), with no other group.
+
+        Its effect is tested: the sandbox's files on the host are this uid's."""
         os.setgroups([])
         os.setresgid(self.gid, self.gid, self.gid)
         os.setresuid(self.uid, self.uid, self.uid)
@@ -84,15 +86,18 @@ class OwnUser:
         return None  # the builder runs as this uid and reached it
 
 
-def host_user(host_uid: int | None) -> HostUser | OwnUser:
-    """The user for `host_uid`; root must name one (root mapped into a sandbox owns too much)."""
+def host_user(host_uid: int | None, euid: int | None = None) -> HostUser | OwnUser:
+    """The user for `host_uid`; root must name one (root mapped into a sandbox owns too much).
+
+    `euid`: the builder's effective uid, this process's unless given."""
+    euid = os.geteuid() if euid is None else euid
     if host_uid is not None:
-        if os.geteuid() != 0:
+        if euid != 0:
             raise ConfinementError("only root can run a sandbox as another host uid")
         return HostUser(host_uid)
-    if os.geteuid() == 0:
+    if euid == 0:
         raise ConfinementError("a builder running as root must give each build a host uid")
-    return OwnUser()  # pragma: no cover - CI runs as root; OwnUser is tested on its own
+    return OwnUser()
 
 
 def _searchable(info: os.stat_result, uid: int, gid: int) -> bool:
@@ -158,18 +163,32 @@ def _kill_init(info: str) -> int | None:
     child, namespace = _CHILD.search(info), _PID_NS.search(info)
     if child is None or namespace is None:
         return None  # never started, or still starting: its process group and parent's death
+    pid = int(child.group(1))
     try:
-        pidfd = os.pidfd_open(int(child.group(1)))
+        pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return None
-    try:
-        if os.readlink(f"/proc/{child.group(1)}/ns/pid") == f"pid:[{namespace.group(1)}]":
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            return pidfd
-    except (ProcessLookupError, FileNotFoundError):
-        pass
+    if pid_namespace(pid) == f"pid:[{namespace.group(1)}]" and sigkill(pidfd):
+        return pidfd
     os.close(pidfd)
     return None
+
+
+def pid_namespace(pid: int) -> str:
+    """`pid:[N]` for the PID namespace `pid` is in; "" once it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def sigkill(pidfd: int) -> bool:
+    """SIGKILL the process of `pidfd`; False when it had already ended."""
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def processes_of(uid: int) -> set[int]:
@@ -200,9 +219,7 @@ def kill_checked(pid: int, ours: Callable[[int], bool]) -> None:
         return
     try:
         if ours(pid):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+            sigkill(pidfd)
     finally:
         os.close(pidfd)
 

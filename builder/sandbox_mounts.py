@@ -66,11 +66,13 @@ _OWN_FILES = {
 }
 
 
-def system_options(limits_memory_bytes: int) -> list[str]:
-    """bwrap options for the read-only system, /proc, /dev and the private /tmp."""
+def system_options(memory_bytes: int, host_root: Path = Path("/")) -> list[str]:
+    """bwrap options for the read-only system, /proc, /dev and the private /tmp.
+
+    `host_root`: where to look for merged-/usr symlinks (a test's fake root)."""
     options = ["--ro-bind", "/usr", "/usr"]
     for name in SYSTEM_ROOTS:
-        host = Path("/") / name
+        host = host_root / name
         if host.is_symlink():
             options += ["--symlink", os.readlink(host), f"/{name}"]
         elif host.is_dir():
@@ -85,11 +87,11 @@ def system_options(limits_memory_bytes: int) -> list[str]:
         "--dev",
         "/dev",
         "--size",
-        str(limits_memory_bytes),
+        str(memory_bytes),
         "--tmpfs",
         SANDBOX_TMP,
         "--size",
-        str(limits_memory_bytes // 4),
+        str(memory_bytes // 4),
         "--tmpfs",
         "/dev/shm",  # noqa: S108 - the sandbox's own tmpfs
     ]
