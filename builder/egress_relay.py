@@ -34,8 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     options, command = _parse(sys.argv[1:] if argv is None else argv)
     if "--socket" in options:
         listener = listen(int(options.get("--port", "0")))
+        # The relaying threads (and the threads they start) never take the signals to pass
+        # on: one of them would, while the main thread waits for the command unawares.
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         thread = threading.Thread(target=serve, args=(listener, options["--socket"]), daemon=True)
         thread.start()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     if "--nproc" in options:
         import resource  # only when asked for: every import costs each command
 

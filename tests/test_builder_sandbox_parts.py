@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import egress_relay, sandbox, sandbox_mounts
+from builder import egress_relay, sandbox_mounts
+from builder import sandbox as sandbox_module
 from builder.confine import ConfinementError
 from builder.sandbox import Bubblewrap, bwrap_version, find_bwrap, probe
 from builder.sandbox_cgroup import CGROUP_ROOT, Cgroup, NoCgroup, make_cgroup
@@ -34,7 +35,8 @@ from builder.sandbox_host import (
 )
 from builder.sandbox_mounts import checked_binds, inside, relay_python, system_options
 from builder.spec import BuildLimits
-from tests.support.sandbox import Build, build_dirs
+from tests.support.sandbox import Build, build_dirs, sandbox
+from tests.support.waiting import wait_until
 
 LIMITS = BuildLimits(memory_mb=64, processes=50)
 
@@ -262,9 +264,9 @@ def test_a_cgroup_already_gone_is_removed_without_complaint(tmp_path: Path) -> N
 def test_a_cgroup_that_cannot_be_removed_is_said_in_the_log(
     build: Build, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(sandbox, "KILL_ROUNDS", 2)
+    monkeypatch.setattr(sandbox_module, "KILL_ROUNDS", 2)
     monkeypatch.setattr(
-        sandbox,
+        sandbox_module,
         "make_cgroup",
         lambda name, limits, root: make_cgroup(name, limits, root=root, own=fake_v2(tmp_path, "/")),
     )
@@ -339,3 +341,17 @@ def test_paths_are_translated_only_inside_a_bind(build: Build) -> None:
     assert inside(build.repo, binds) == "/build/repo"
     assert inside(build.repo / "a" / "b", binds) == "/build/repo/a/b"
     assert inside(build.home, binds) is None
+
+
+def test_closing_a_build_cut_short_kills_what_its_cgroup_still_holds(build: Build) -> None:
+    with sandbox(build) as confinement:
+        launch = confinement.launch(["sleep", "300"], cwd=build.repo, env=build.env())
+        with subprocess.Popen(launch.argv, env=launch.env, cwd=launch.cwd, **launch.popen) as cut:
+            wait_until(lambda: len(processes_of(build.uid)) >= 3, what="the sandbox running")
+            directories = confinement._cgroup.directories  # type: ignore[union-attr]
+
+            confinement.close()  # no stop_all() first
+
+            assert cut.wait(timeout=30) == -signal.SIGKILL
+            assert not any(directory.exists() for directory in directories)
+    assert build.lines == []
