@@ -48,6 +48,7 @@ RELAY_PORT = 3128
 NO_PROXY = "localhost,127.0.0.1,::1"
 _KILL_WAIT = 0.02
 _VERSION = re.compile(rb"bubblewrap (\d+(?:\.\d+)*)")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _ignore(_: str) -> None:
@@ -78,6 +79,9 @@ class Bubblewrap:
         name: str = "",
         cgroup_root: Path = CGROUP_ROOT,
     ) -> None:
+        name = name or f"{os.getpid()}-{secrets.token_hex(4)}"
+        if not _NAME.fullmatch(name):
+            raise ConfinementError(f"a cgroup name is letters, digits, - and _, not {name!r}")
         self._user = host_user(host_uid)
         self._binds = checked_binds(binds, readonly_paths)
         self._readonly = [Path(os.path.abspath(path)) for path in readonly_paths]
@@ -89,7 +93,6 @@ class Bubblewrap:
         self._closed = False
         self._sandboxes = Sandboxes()
         self._runtime = runtime_directory()
-        name = name or f"{os.getpid()}-{secrets.token_hex(4)}"
         self._cgroup: Cgroup | None
         try:
             self._cgroup = make_cgroup(name, limits, root=cgroup_root)

@@ -131,6 +131,7 @@ def test_this_machines_own_addresses_are_refused_whatever_their_range() -> None:
     ("target", "reason"),
     [
         ("127.0.0.1:443", "loopback"),
+        ("2130706433:443", "loopback (127.0.0.1)"),  # a name to us, 127.0.0.1 to the resolver
         ("[::1]:443", "loopback"),
         ("[::ffff:127.0.0.1]:443", "loopback (inside an IPv6 address)"),
         ("private.test:443", "private address (10.0.0.1)"),
