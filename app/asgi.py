@@ -98,13 +98,13 @@ def runner_from_settings(
     from app.runners.ecs import EcsRunner
 
     if settings.runner is Runner.LOCAL:
-        from app.runners.local import LocalRunner
+        from app.runners.local import LocalRunner, work_root_for
         from app.runners.sandbox_choice import choose_sandbox
 
         return LocalRunner(
             bus,
             settings.runner_env,
-            settings.data_dir.resolve() / "builds",
+            work_root_for(settings.data_dir),
             sandbox=choose_sandbox(settings),
         )
     if settings.ecs is None:

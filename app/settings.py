@@ -25,6 +25,7 @@ from app.settings_parsing import (
     parse_database,
     parse_ecs,
     parse_github,
+    parse_networks,
     parse_oauth,
     parse_readonly_paths,
     parse_signup,
@@ -75,6 +76,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_BUILD_ATTEMPTS",
     "SCALEMESH_UNSAFE_LOCAL_BUILDS",
     "SCALEMESH_SANDBOX_READONLY_PATHS",
+    "SCALEMESH_BUILD_EGRESS_ALLOW_NETWORKS",
     "SCALEMESH_MAX_CONCURRENT_BUILDS",
     "SCALEMESH_RECONCILE_INTERVAL",
     "SCALEMESH_PROXY_CACHE_MB",
@@ -127,6 +129,8 @@ class Settings:
     """Run local builds without a sandbox when none can be set up (never the default)."""
     sandbox_readonly_paths: tuple[Path, ...] = ()
     """More host directories the local sandbox shows read-only (a Node.js outside /usr)."""
+    egress_allow_networks: tuple[str, ...] = ()
+    """Non-public networks local builds may still reach (a registry mirror on the LAN)."""
     max_concurrent_builds: int = 2
     reconcile_interval: float = 1.0
     """Seconds between two passes of the reconcile loop."""
@@ -239,6 +243,7 @@ class Settings:
             build_attempts=env.positive_int("SCALEMESH_BUILD_ATTEMPTS", 3),
             unsafe_local_builds=env.flag("SCALEMESH_UNSAFE_LOCAL_BUILDS"),
             sandbox_readonly_paths=parse_readonly_paths(env),
+            egress_allow_networks=parse_networks(env, "SCALEMESH_BUILD_EGRESS_ALLOW_NETWORKS"),
             max_concurrent_builds=env.positive_int("SCALEMESH_MAX_CONCURRENT_BUILDS", 2),
             reconcile_interval=env.positive_float("SCALEMESH_RECONCILE_INTERVAL", 1.0),
             runner_env=runner_env(env.environ, storage_is_s3=storage.url.startswith("s3://")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -106,6 +107,17 @@ def parse_build_limits(env: EnvReader) -> BuildLimits:
             for name, field in LIMIT_VARIABLES.items()
         }
     )
+
+
+def parse_networks(env: EnvReader, name: str) -> tuple[str, ...]:
+    """Networks as their canonical text (`10.0.0.0/8`): the settings stay plain values."""
+    raw = env.get(name, "")
+    try:
+        return tuple(str(ip_network(part.strip())) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(
+            name, f"must be comma-separated networks like 10.0.0.0/8 ({exc})"
+        ) from None
 
 
 def parse_readonly_paths(env: EnvReader) -> tuple[Path, ...]:

@@ -21,7 +21,7 @@ from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.events import LogEvent
 from builder.logsink import LogSink, LogSinkError, basic_auth
-from builder.spec import MANIFEST, MANIFEST_VERSION, BuildSpec
+from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
 from builder.upload import (
     Storage,
@@ -315,7 +315,10 @@ class Build:
     def _command(self, argv: Sequence[str], cwd: Path) -> None:
         command = shlex.join(argv)
         self.log.line(f"Running {command}")
-        launch = self.confinement.launch(argv, cwd=cwd, env=self.build_env())
+        try:
+            launch = self.confinement.launch(argv, cwd=cwd, env=self.build_env())
+        except ConfinementError as exc:
+            raise BuildError(f"{command} could not be started in its sandbox: {exc}") from None
         try:
             code = shell.run(
                 launch.argv,
@@ -331,8 +334,11 @@ class Build:
             ) from None
         except shell.ShellError as exc:
             raise BuildError(str(exc)) from None
-        if code < 0:
-            raise BuildError(f"{command} was killed by {_signal_name(-code)}")
+        # A sandbox reports a command killed by signal N as exit code 128 + N, as a shell does.
+        signum = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+        if signum:
+            why = _limit_hint(signum, self.spec.limits)
+            raise BuildError(f"{command} was killed by {_signal_name(signum)}{why}")
         if code:
             raise BuildError(f"{command} exited with code {code}")
 
@@ -396,6 +402,17 @@ class Build:
             "steps": dict(steps),
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+
+
+def _limit_hint(signum: int, limits: BuildLimits) -> str:
+    """Which limit a signal most likely means, for the error."""
+    if signum == signal.SIGKILL:
+        return f" (did it pass the memory limit, {limits.memory_mb} MB? SCALEMESH_BUILD_MEMORY_MB)"
+    if signum == signal.SIGXCPU:
+        return f": it used its {limits.cpu_seconds} s of CPU time (SCALEMESH_BUILD_CPU_SECONDS)"
+    if signum == signal.SIGXFSZ:
+        return f": it wrote a file past {limits.max_file_mb} MB (SCALEMESH_BUILD_MAX_FILE_MB)"
+    return ""
 
 
 def _signal_name(number: int) -> str:

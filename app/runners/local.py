@@ -227,7 +227,11 @@ class LocalRunner:
     def _make_workdir(self, deployment_id: str) -> Path:
         self._work_root.mkdir(parents=True, exist_ok=True)
         prefix = _UNSAFE_NAME.sub("_", deployment_id)[:40] + "-"
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self._work_root))
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=self._work_root))
+        # The sandbox's own host uid must pass through to the build's directories (bwrap opens
+        # them as that uid); nobody may list what is in it.
+        workdir.chmod(0o711)
+        return workdir
 
     def _own_pid(self, handle: str) -> int | None:
         kind, _, rest = handle.partition(":")
@@ -309,6 +313,19 @@ class LocalRunner:
             },
         )
         return state
+
+
+def work_root_for(data_dir: Path) -> Path:
+    """Where builds get their directories: `<data dir>/builds` when every directory above it
+    lets others through (a sandbox's own host uid must reach its build's directory), else a
+    directory of this runner's own in the system's temporary directory."""
+    wanted = data_dir.resolve() / "builds"
+    wanted.mkdir(parents=True, exist_ok=True)
+    if all(parent.stat().st_mode & 0o001 for parent in wanted.parents):
+        return wanted
+    temporary = Path(tempfile.mkdtemp(prefix="scalemesh-builds-"))
+    temporary.chmod(0o711)
+    return temporary
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child, before exec
