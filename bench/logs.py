@@ -7,17 +7,15 @@ Runs the API under uvicorn on 127.0.0.1 in this process (SQLite in a temporary d
 user, project and deployment per run seeded straight into the tables), and for each log bus:
   memory  the writer is a coroutine on the server's own event loop appending to the app's bus,
           as the local runner does with a builder's stdout;
-  redis   the writer is the builder's real log sink (`builder.remote.HttpSink`, batched NDJSON
-          to `POST /internal/builds/{id}/events` with the build's bootstrap token) in another
-          process, and the API appends to Redis; used when `--redis-url`,
+  redis   the writer is the builder's own log sink (`builder.remote.HttpSink`, with a bootstrap
+          token) in another process; the API appends to Redis. Used when `--redis-url`,
           `SCALEMESH_BENCH_REDIS_URL` or redis://127.0.0.1:6379/0 answers.
 Each bus runs three times: `paced` (the writer emits `--rate` lines/s while a client follows),
 `burst` (the writer goes as fast as it can while a client follows) and `replay` (the whole log
 is written first, then a client joins late: the websocket's own speed, whatever the writer's).
 The client runs in its own process and reads from before the first line to the result event;
-every line carries its emit time in `ts`, so the client measures line → client latency (for
-Redis that includes the sink's batching: up to `--sink-flush-ms`, by default the builder's
-200 ms). Prints p50/p99 latency, lines/s written and received, lines lost, events per frame,
+every line carries its emit time in `ts`, so the client measures line → client latency (with
+Redis, the sink's batching too: `--sink-flush-ms`, by default the builder's 50 ms). Prints p50/p99 latency, lines/s written and received, lines lost, events per frame,
 and PASS/FAIL against the targets (p99 < 100 ms paced; >= 20,000 lines/s for one deployment;
 nothing lost, duplicated or reordered); exits 1 when a target fails.
 """
@@ -367,7 +365,7 @@ def main(argv: list[str]) -> int:
         "--sink-flush-ms",
         type=float,
         default=0,
-        help="the builder's log sink's flush interval (default: its own, 200 ms)",
+        help="the builder's log sink's flush interval (default: its own, 50 ms)",
     )
     parser.add_argument("--writer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

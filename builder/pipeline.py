@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import shlex
 import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from builder import shell
+from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
-from builder.events import LogEvent
 from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
@@ -38,75 +37,6 @@ _FORBIDDEN_PREFIXES = ("SCALEMESH_", "AWS_")
 _OUTPUT_HINTS = {
     "next": "; Next.js writes out/ only with output: 'export' in next.config.js",
 }
-
-
-class LogTooLong(BuildError):
-    """The build's commands printed more than the log limit allows."""
-
-
-class Log:
-    """Turns what the build does into log events for the sink."""
-
-    def __init__(
-        self, sink: LogSink, clock: Callable[[], float] = time.time, *, max_bytes: int = 0
-    ) -> None:
-        self._sink = sink
-        self._clock = clock
-        self._max_bytes = max_bytes
-        self._output_bytes = 0
-        self.step: str | None = None
-
-    def line(self, text: str, stream: str = "system") -> None:
-        self._emit({"type": "line", "stream": stream, "text": text, "step": self.step})
-
-    def output(self, stream: str, text: str) -> None:
-        """A line a command printed (the shape `shell.run` calls back with).
-
-        Past `max_bytes` of it the command is stopped: a build cannot flood the log store."""
-        self._output_bytes += len(text) + 1
-        if self._max_bytes and self._output_bytes > self._max_bytes:
-            raise LogTooLong(
-                f"the build printed more than {self._max_bytes >> 20} MB of log "
-                "(SCALEMESH_BUILD_MAX_LOG_MB)"
-            )
-        self.line(text, stream)
-
-    @contextlib.contextmanager
-    def running(self, step: str, durations: dict[str, int]) -> Iterator[None]:
-        """Wrap one step in start/end events and record its duration in ms."""
-        self.step = step
-        started = time.monotonic()
-        self._emit({"type": "step", "step": step, "status": "start"})
-        ok = False
-        try:
-            yield
-            ok = True
-        except (BuildError, StorageError) as exc:
-            self.line(f"Error: {exc}")
-            raise
-        finally:
-            durations[step] = round((time.monotonic() - started) * 1000)
-            self._emit(
-                {
-                    "type": "step",
-                    "step": step,
-                    "status": "end",
-                    "ok": ok,
-                    "duration_ms": durations[step],
-                }
-            )
-
-    def end(self, error: str | None = None) -> None:
-        """The build's last event: ok, or not with a one-line reason."""
-        event: LogEvent = {"type": "end", "ok": error is None}
-        if error is not None:
-            event["error"] = " ".join(error.split())
-        self._emit(event)
-
-    def _emit(self, event: LogEvent) -> None:
-        stamped = event.copy()
-        stamped["ts"] = self._clock()
-        self._sink.emit(stamped)
 
 
 def run(

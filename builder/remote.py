@@ -176,7 +176,7 @@ class HttpSink:
         token: str,
         masker: Masker,
         *,
-        flush_interval: float = 0.2,
+        flush_interval: float = 0.05,
         batch_size: int = 200,
         max_batch_bytes: int = 512 * 1024,
         max_pending: int = 20_000,

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from builder import pipeline
+from builder.buildlog import Log
 from builder.confine import Unconfined, given
 from builder.logsink import Masker, basic_auth
-from builder.pipeline import Build, Log
+from builder.pipeline import Build
 from builder.spec import BuildLimits
 from builder.upload import LocalStorage
 from tests.support.builder import (

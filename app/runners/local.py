@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from app.logs.bus import LogBus
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
+from app.runners.local_output import lines, stderr_events, stdout_events
 from builder.confinement_choice import SANDBOX
 from builder.events import LogEvent
 from builder.spec import BuildSpec, Masker
@@ -38,9 +38,6 @@ log = logging.getLogger(__name__)
 
 HANDLE_KIND = "local"
 RESTARTED = "interrupted by a restart"
-MAX_LINE = 1024 * 1024
-"""Longer output lines are cut at this many bytes, so one runaway line cannot exhaust memory.
-Well above the longest JSON event the builder writes."""
 KEEP_FINISHED = 1000
 """How many final states to remember, so a repeated poll of a finished build still answers."""
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -153,8 +150,8 @@ class LocalRunner:
         assert process.stdout is not None  # noqa: S101 - piped above
         assert process.stderr is not None  # noqa: S101 - piped above
         build.readers = [
-            asyncio.create_task(self._pump(build, process.stdout, _stdout_events)),
-            asyncio.create_task(self._pump(build, process.stderr, _stderr_events)),
+            asyncio.create_task(self._pump(build, process.stdout, stdout_events)),
+            asyncio.create_task(self._pump(build, process.stderr, stderr_events)),
         ]
         # A recycled pid must not answer with the state of the build that had it before.
         self._finished.pop(pid, None)
@@ -257,7 +254,7 @@ class LocalRunner:
         to_events: Callable[[str, Masker], list[LogEvent]],
     ) -> None:
         warned = False
-        async for line in _lines(stream):
+        async for line in lines(stream):
             if build.discard:
                 continue
             try:
@@ -359,52 +356,6 @@ def _exit_state(returncode: int, *, cancelled: bool) -> RunState:
     else:
         reason = f"builder killed by signal {-returncode} ({signal.Signals(-returncode).name})"
     return RunState(RunStatus.FAILED, exit_code=exit_code, reason=reason)
-
-
-async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
-    """The stream's lines without their line ends; a line whose end is not in sight is cut
-    once `MAX_LINE` bytes of it are buffered."""
-    pending = b""
-    # After a cut at exactly the end of a line, its newline must not make an empty line.
-    just_cut = False
-    while chunk := await stream.read(MAX_LINE):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            if raw or not just_cut:
-                yield _decode(raw)
-            just_cut = False
-        while len(pending) >= MAX_LINE:
-            yield _decode(pending[:MAX_LINE])
-            pending = pending[MAX_LINE:]
-            just_cut = True
-    if pending:
-        yield _decode(pending)
-
-
-def _decode(raw: bytes) -> str:
-    return raw.removesuffix(b"\r").decode("utf-8", errors="replace")
-
-
-def _stdout_events(line: str, masker: Masker) -> list[LogEvent]:
-    """The builder's JSON event, or system lines for anything else it printed."""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        event = None
-    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-        return _lines_of("system", line, masker)
-    # The builder masks and cuts these itself; doing it again costs little and survives its bugs.
-    return masker.prepare(cast(LogEvent, event))  # the JSON edge: a dict with a `type`
-
-
-def _stderr_events(line: str, masker: Masker) -> list[LogEvent]:
-    # The builder's own tracebacks land here: they are how a crash gets explained.
-    return _lines_of("stderr", line, masker)
-
-
-def _lines_of(stream: str, text: str, masker: Masker) -> list[LogEvent]:
-    return masker.prepare({"type": "line", "ts": time.time(), "stream": stream, "text": text})
 
 
 def _handle_pid(handle: str) -> int:

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.anyio
 async def test_odd_output_is_split_and_decoded(
     local: LocalRunner, bus: FakeBus, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.runners.local.MAX_LINE", 10_000)
+    monkeypatch.setattr("app.runners.local_output.MAX_LINE", 10_000)
     handle = await local.start(make_spec(FAKE_MODE="bytes"))
 
     assert (await finished(local, handle)).status is RunStatus.SUCCEEDED
@@ -43,7 +43,7 @@ async def test_odd_output_is_split_and_decoded(
 async def test_long_lines_are_cut_without_inventing_empty_ones(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("app.runners.local.MAX_LINE", 4)
+    monkeypatch.setattr("app.runners.local_output.MAX_LINE", 4)
     stream = asyncio.StreamReader()
     stream.feed_data(b"abcd\nabcdef\n\nabc")
     stream.feed_eof()
