@@ -1,7 +1,6 @@
 """Benchmark live build logs: a builder-side writer, the log websocket, a client reading it.
 
-    .venv/bin/python bench/logs.py [--lines 50000] [--rate 20000] [--redis-url URL]
-                                   [--sink-flush-ms MS]
+    .venv/bin/python bench/logs.py [--lines 50000] [--rate 20000] [--redis-url URL] [--sink-flush-ms MS]
 
 Runs the API under uvicorn on 127.0.0.1 in this process (SQLite in a temporary directory, one
 user, project and deployment per run seeded straight into the tables), and for each log bus:
