@@ -1,6 +1,6 @@
 """Benchmark live build logs: a builder-side writer, the log websocket, a client reading it.
 
-    .venv/bin/python bench/logs.py [--lines 50000] [--rate 20000] [--redis-url URL] [--sink-flush-ms MS]
+    .venv/bin/python bench/logs.py [--lines N] [--rate N] [--redis-url URL] [--sink-flush-ms MS]
 
 Runs the API under uvicorn on 127.0.0.1 in this process (SQLite in a temporary directory, one
 user, project and deployment per run seeded straight into the tables), and for each log bus:
@@ -14,9 +14,10 @@ Each bus runs three times: `paced` (the writer emits `--rate` lines/s while a cl
 is written first, then a client joins late: the websocket's own speed, whatever the writer's).
 The client runs in its own process and reads from before the first line to the result event;
 every line carries its emit time in `ts`, so the client measures line → client latency (with
-Redis, the sink's batching too: `--sink-flush-ms`, by default the builder's 50 ms). Prints p50/p99 latency, lines/s written and received, lines lost, events per frame,
-and PASS/FAIL against the targets (p99 < 100 ms paced; >= 20,000 lines/s for one deployment;
-nothing lost, duplicated or reordered); exits 1 when a target fails.
+Redis, the sink's batching too: `--sink-flush-ms`, by default the builder's 50 ms). Prints
+p50/p99 latency, lines/s written and received, lines lost, events per frame, and PASS/FAIL
+against the targets (p99 < 100 ms paced; >= 20,000 lines/s for one deployment; nothing lost,
+duplicated or reordered); exits 1 when a target fails.
 """
 
 from __future__ import annotations
