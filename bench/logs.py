@@ -361,12 +361,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=20_000, help="lines/s of the paced run")
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--client", nargs=2, metavar=("URL", "TOKEN"), help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--sink-flush-ms",
-        type=float,
-        default=0,
-        help="the builder's log sink's flush interval (default: its own, 50 ms)",
-    )
+    flush = "the builder's log sink's flush interval (default: its own, 50 ms)"
+    parser.add_argument("--sink-flush-ms", type=float, default=0, help=flush)
     parser.add_argument("--writer", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
