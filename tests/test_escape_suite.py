@@ -52,7 +52,6 @@ ATTEMPTS = (
     "proxy-metadata",
     "proxy-host-address",
     "write-data-dir",
-    "write-host-tmp",
     "kill-api",
 )
 
@@ -185,10 +184,11 @@ def _build(
         answer = http.get(f"{url}/deployments/{deployment_id}", headers=bearer(token)).json()
         return answer if answer["state"] in ("ready", "failed", "cancelled") else None
 
-    deployment = wait_until(finished, timeout=BUILD_WAIT_S, what="the escape build to finish")
+    deployment = wait_until(finished, within=BUILD_WAIT_S, what="the escape build to finish")
     assert deployment is not None
     log = http.get(f"{url}/deployments/{deployment_id}/logs", headers=bearer(token)).text
-    published = data_dir / "storage" / "__outputs" / str(deployment["project_id"]) / deployment_id
+    project_id = created.json()["id"]
+    published = data_dir / "storage" / "__outputs" / str(project_id) / deployment_id
     alive = True
     try:
         os.kill(api_pid, 0)
@@ -241,7 +241,15 @@ def test_the_builds_environment_is_only_what_its_spec_says(escape: Escape) -> No
     assert names - proxies - spec - project <= {"PWD", "SHLVL", "_"}
 
 
+def test_the_proxy_says_what_it_blocked(escape: Escape) -> None:
+    blocked = [line for line in escape.log.splitlines() if "Blocked a connection to" in line]
+    assert any("127.0.0.1" in line for line in blocked), escape.log
+    assert any("169.254.169.254" in line for line in blocked)
+
+
 def test_the_api_survives_and_its_files_are_untouched(escape: Escape) -> None:
+    # The build wrote its own /tmp (a private tmpfs): the host's is untouched.
+    assert escape.result("write-host-tmp").startswith("ESCAPED: wrote /tmp")
     assert escape.api_alive
     assert not list(escape.data_dir.rglob(f"{escape.marker}*"))
     assert not Path(f"/tmp/{escape.marker}-tmp").exists()  # noqa: S108 - the host's own /tmp
