@@ -43,6 +43,9 @@ from builder.sandbox_mounts import (
 )
 from builder.spec import BuildLimits
 
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin")
+"""Where the sandbox shows the host's programs (read-only)."""
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 RELAY_PORT = 3128
 """The relay's port on the sandbox's own loopback (a network namespace of its own: no clash)."""
 NO_PROXY = "localhost,127.0.0.1,::1"
@@ -201,16 +204,27 @@ class Bubblewrap:
         if "HOME" in given:
             given["HOME"] = inside(Path(given["HOME"]), self._binds) or given["HOME"]
         if "PATH" in given:
-            given["PATH"] = ":".join(
-                inside(Path(entry), self._binds) or entry if entry.startswith("/") else entry
-                for entry in given["PATH"].split(":")
-            )
+            given["PATH"] = self._path(given["PATH"])
         if self._egress is not None:
             proxy = f"http://127.0.0.1:{RELAY_PORT}"
             for name in ("HTTPS_PROXY", "HTTP_PROXY"):
                 given[name] = given[name.lower()] = proxy
             given["NO_PROXY"] = given["no_proxy"] = NO_PROXY
         return given
+
+    def _path(self, path: str) -> str:
+        """PATH as the sandbox sees it: the build's own directories translated, directories
+        the sandbox shows kept, the host's others (a home's tools) left out."""
+        shown = [*(Path(root) for root in SYSTEM_PATHS), *self._readonly]
+        entries = []
+        for entry in path.split(":"):
+            if not entry.startswith("/"):
+                entries.append(entry)
+            elif (translated := inside(Path(entry), self._binds)) is not None:
+                entries.append(translated)
+            elif any(Path(entry).is_relative_to(root) for root in shown):
+                entries.append(entry)
+        return ":".join(entries) or DEFAULT_PATH
 
     def _preexec(self) -> None:  # pragma: no cover - runs in the forked child before bwrap
         if self._cgroup is not None:

@@ -1,8 +1,5 @@
 """A build in `builder.sandbox.Bubblewrap` reaches nothing of the host: real bwrap, real processes.
-
-Each test runs commands the way an attacking build would, and checks the effect on the host
-(what it read, reached, wrote, left running).
-"""
+Each test runs commands as an attacking build would, and checks the effect on the host."""
 
 from __future__ import annotations
 
@@ -336,7 +333,7 @@ def test_read_only_paths_are_shown_and_not_writable(build: Build) -> None:
 def test_paths_in_the_work_directory_are_translated(build: Build) -> None:
     (build.repo / "bin").mkdir()
     with sandbox(build) as confinement:
-        env = build.env(PATH=f"{build.repo}/bin:relative:/usr/bin")
+        env = build.env(PATH=f"{build.repo}/bin:relative:/root/.cargo/bin:/usr/bin")
         launch = confinement.launch(
             ["sh", "-c", "pwd; echo $PATH"], cwd=build.repo / "bin", env=env
         )
@@ -344,6 +341,9 @@ def test_paths_in_the_work_directory_are_translated(build: Build) -> None:
 
     assert done.stdout.split() == ["/build/repo/bin", "/build/repo/bin:relative:/usr/bin"]
     assert launch.cwd == Path("/")
+    with sandbox(build) as confinement:  # the host's own tools (not in the sandbox) leave PATH
+        bare = confinement.launch(["true"], cwd=build.repo, env=build.env(PATH="/root/bin"))
+    assert bare.env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
 
 
 def test_hand_over_gives_the_build_its_files_and_follows_no_symlink(build: Build) -> None:
