@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from builder import pipeline
-from builder.confine import Confinement, Unconfined, given
+from builder.confine import Confine, Confinement, Unconfined, given
 from builder.logsink import Masker, StdoutSink
 from builder.spec import BuildSpec
 from builder.upload import LocalStorage, Storage
@@ -108,10 +108,15 @@ class CapturingSink:
 
 
 def run(
-    spec: BuildSpec, storage: Storage | None = None, confinement: Confinement | None = None
+    spec: BuildSpec,
+    storage: Storage | None = None,
+    confinement: Confinement | None = None,
+    *,
+    confine: Confine | None = None,
+    work_root: Path | None = None,
 ) -> tuple[bool, CapturingSink]:
-    """The pipeline, its commands unconfined unless a `confinement` is given (the sandbox and
-    the uid drop have tests of their own)."""
+    """The pipeline, its commands unconfined unless a `confinement` (or a `confine` factory,
+    as the sandbox needs) is given."""
     sink = CapturingSink(Masker.for_spec(spec))
     storage = storage or LocalStorage(Path(spec.storage_url.removeprefix("file://")))
     try:
@@ -120,7 +125,8 @@ def run(
             sink,
             storage,
             path=PATH,
-            confine=given(confinement or Unconfined(spec.limits)),
+            confine=confine or given(confinement or Unconfined(spec.limits)),
+            work_root=work_root,
         )
     finally:
         storage.close()
