@@ -4,6 +4,7 @@ API once with upload credentials from STS, and the token dies with the build."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -112,6 +113,10 @@ def test_an_ecs_build_gets_its_token_then_its_spec_once_then_nothing(
         assert token.startswith(f"{deployment_id}.")
         assert SECRET_VALUE not in json.dumps(request)
         assert "redis" not in json.dumps(request).lower()
+        # Nothing of the API's own: its AWS credentials, its secret key.
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert os.environ[name] not in json.dumps(request)
+        assert settings.secret_key.reveal() not in json.dumps(request)
 
         fetched = client.post(f"/internal/builds/{deployment_id}/spec", headers=bearer(token))
         again = client.post(f"/internal/builds/{deployment_id}/spec", headers=bearer(token))
@@ -122,6 +127,9 @@ def test_an_ecs_build_gets_its_token_then_its_spec_once_then_nothing(
         assert spec.storage_url == "s3://deployments/prod"
         assert spec.storage_credentials is not None
         assert spec.storage_credentials.access_key_id.startswith("ASIA")
+        spec_text = json.dumps(fetched.json())
+        assert os.environ["AWS_SECRET_ACCESS_KEY"] not in spec_text
+        assert settings.secret_key.reveal() not in spec_text
         assert again.status_code == 409
 
         cancelled = client.post(f"/deployments/{deployment_id}/cancel", headers=bearer(user))
