@@ -209,7 +209,7 @@ class Reconciler:
             return
         await self._fail(
             deployment_id,
-            f"{reason}, {attempts} times; not building it again",
+            f"{reason}; gave up after {attempts} attempt{'s' if attempts != 1 else ''}",
             ErrorCode.INTERRUPTED,
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def make_repo(path: Path, gate: Path) -> str:
 
 
 @pytest.fixture
+def gates() -> Iterator[Path]:
+    """A directory the build's sandbox shows (read-only, SCALEMESH_SANDBOX_READONLY_PATHS), so
+    a file the test makes there later is what lets the build go on."""
+    with tempfile.TemporaryDirectory(prefix="scalemesh-gate-") as made:
+        Path(made).chmod(0o755)
+        yield Path(made)
+
+
+@pytest.fixture
 def browser() -> Iterator[Browser]:
     with chromium(WAIT_MS) as launched:
         yield launched
@@ -72,8 +82,10 @@ def fits_the_screen(page: Page) -> bool:
 
 
 @pytest.mark.timeout(240)  # a real build watched in Chromium: ~20 s, far more when loaded
-def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path) -> None:
-    gate = tmp_path / "go-on"
+def test_deploy_and_follow_the_log_in_a_browser(
+    browser: Browser, tmp_path: Path, gates: Path
+) -> None:
+    gate = gates / "go-on"
     repo = make_repo(tmp_path / "repo", gate)
     # Both ports are in the settings before the command starts: reserved, not merely free.
     api_port, proxy_port = reserved_port(), reserved_port()
@@ -85,6 +97,7 @@ def test_deploy_and_follow_the_log_in_a_browser(browser: Browser, tmp_path: Path
             "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": f"http://{{host}}:{proxy_port}",
             "SCALEMESH_RECONCILE_INTERVAL": "0.2",
             "SCALEMESH_BUILD_TIMEOUT": "60",
+            "SCALEMESH_SANDBOX_READONLY_PATHS": str(gates),
         }
     )
     args = ["dev", "--api-port", str(api_port), "--proxy-port", str(proxy_port)]

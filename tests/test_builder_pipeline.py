@@ -174,7 +174,8 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
         (
             {},
             {"install_command": "sh -c 'kill -9 $$'"},
-            "install failed: sh -c 'kill -9 $$' was killed by SIGKILL",
+            "install failed: sh -c 'kill -9 $$' was killed by SIGKILL (did it pass the memory "
+            "limit, 4096 MB? SCALEMESH_BUILD_MEMORY_MB)",
             "install",
         ),
         (

@@ -24,6 +24,7 @@ def test_health_is_ok_on_embedded_defaults(client: Client) -> None:
     assert response.json() == {
         "status": "ok",
         "components": {"database": "ok", "storage": "ok", "log_bus": "ok"},
+        "warnings": [],
     }
     assert response.headers["content-type"].startswith("application/json")
 

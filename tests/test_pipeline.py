@@ -184,26 +184,50 @@ def test_a_build_past_the_timeout_is_killed(e2e: Callable[..., Settings], tmp_pa
     assert "timed out after 3 s" in deployment["error"]
 
 
-def test_a_restart_mid_build_fails_the_build_instead_of_hanging(
+def test_a_restart_mid_build_builds_it_again_then_gives_up(
     e2e: Callable[..., Settings], tmp_path: Path
 ) -> None:
-    settings = e2e()
+    settings = e2e(SCALEMESH_BUILD_ATTEMPTS="2")
     repo = make_site(tmp_path / "site", build_script=HANGING_BUILD)
-    with Client(create_app(settings)) as client:
-        token, deployment_id = start_build(client, repo)
+
+    def building(client: Client, token: str, deployment_id: str, attempt: int) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             events = log_events(client, token, deployment_id)
-            if any(e.get("step") == "build" for e in events):
-                break
+            builds = [e for e in events if e.get("step") == "build" and e["type"] == "step"]
+            if len(builds) >= attempt:
+                return
             time.sleep(0.2)
-    # The first process is gone, its build with it; a new one takes over.
-    with Client(create_app(settings)) as client:
+        raise AssertionError(f"build {attempt} did not start: {events}")
+
+    def restarted() -> tuple[Client, str]:
+        client = Client(create_app(settings))
+        client.__enter__()
         client.cookies.clear()
         token = client.post(
             "/user/login", json={"email": "ada@example.com", "password": "correct horse battery"}
         ).json()["token"]
+        return client, token
+
+    with Client(create_app(settings)) as client:
+        token, deployment_id = start_build(client, repo)
+        building(client, token, deployment_id, 1)
+    # The first process is gone, its build with it; a new one builds it again.
+    client, token = restarted()
+    try:
+        # The in-memory log bus went with the first process: this log starts at the new build.
+        building(client, token, deployment_id, 1)
+        texts = [e.get("text", "") for e in log_events(client, token, deployment_id)]
+        assert any("interrupted by a restart; building again" in text for text in texts)
+    finally:
+        client.__exit__(None, None, None)
+    # Gone again, with no attempt left: the next process fails it instead of building again.
+    client, token = restarted()
+    try:
         deployment = wait_until_done(client, token, deployment_id)
+    finally:
+        client.__exit__(None, None, None)
 
     assert deployment["state"] == "failed"
-    assert deployment["error"] == "interrupted by a restart"
+    assert deployment["error"] == "interrupted by a restart; gave up after 2 attempts"
+    assert deployment["error_code"] == "interrupted"

@@ -100,6 +100,7 @@ def test_file_urls_are_refused_with_the_ecs_runner(
         SCALEMESH_ECS_TASK_DEFINITION="builder",
         SCALEMESH_ECS_SUBNETS="subnet-1",
         SCALEMESH_ECS_SECURITY_GROUPS="sg-1",
+        SCALEMESH_ECS_UPLOAD_ROLE_ARN="arn:aws:iam::123456789012:role/scalemesh-build-upload",
     )
 
     with pytest.raises(UserError) as caught:
