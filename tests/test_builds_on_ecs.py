@@ -21,7 +21,7 @@ from builder.spec import BuildSpec
 from tests.support.api import Client, bearer, sign_up
 from tests.support.deploying import deploy
 from tests.support.deployments import FakeResolver, tick
-from tests.support.ecs import Accepting
+from tests.support.ecs import Accepting, builds_cluster
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/scalemesh-build-upload"
@@ -57,23 +57,7 @@ def aws_settings(
 ) -> Iterator[tuple[Settings, Recording]]:
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="deployments")
-        ecs = boto3.client("ecs", region_name=REGION)
-        ec2 = boto3.client("ec2", region_name=REGION)
-        ecs.create_cluster(clusterName="builds")
-        ecs.register_task_definition(
-            family="builder",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="1024",
-            memory="2048",
-            containerDefinitions=[
-                {"name": "builder", "image": "scalemesh/builder", "essential": True, "memory": 2048}
-            ],
-        )
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-        group = ec2.create_security_group(GroupName="b", Description="b", VpcId=vpc)["GroupId"]
+        ecs, subnet, group = builds_cluster(REGION)
         settings = make_settings(
             SCALEMESH_DATABASE_URL=database_url,
             SCALEMESH_STORAGE_URL="s3://deployments/prod",

@@ -10,7 +10,6 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 from moto.moto_api import state_manager
@@ -20,7 +19,14 @@ from app.logs.bus import MemoryLogBus
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
 from app.runners.ecs import EcsRunner
 from app.settings import EcsSettings, Runner, Settings
-from tests.support.ecs import BUILD_TOKEN, TTL, FakeTokens, Unreachable, make_spec
+from tests.support.ecs import (
+    BUILD_TOKEN,
+    TTL,
+    FakeTokens,
+    Unreachable,
+    builds_cluster,
+    make_spec,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -42,24 +48,7 @@ def ecs_runner(client: Any, settings: EcsSettings) -> EcsRunner:
 @pytest.fixture
 def moto_ecs() -> Iterator[tuple[Any, EcsSettings]]:
     with mock_aws():
-        ecs = boto3.client("ecs", region_name="us-east-1")
-        ec2 = boto3.client("ec2", region_name="us-east-1")
-        ecs.create_cluster(clusterName="builds")
-        ecs.register_task_definition(
-            family="builder",
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="1024",
-            memory="2048",
-            # moto needs container-level memory (LIBRARY-NOTES §4).
-            containerDefinitions=[
-                {"name": "builder", "image": "scalemesh/builder", "essential": True, "memory": 2048}
-            ],
-        )
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-        group = ec2.create_security_group(GroupName="builds", Description="b", VpcId=vpc)
+        ecs, subnet, group = builds_cluster()
         yield (
             ecs,
             EcsSettings(
@@ -67,7 +56,7 @@ def moto_ecs() -> Iterator[tuple[Any, EcsSettings]]:
                 task_definition="builder",
                 container="builder",
                 subnets=(subnet,),
-                security_groups=(group["GroupId"],),
+                security_groups=(group,),
                 assign_public_ip=False,
                 upload_role_arn="arn:aws:iam::123456789012:role/scalemesh-build-upload",
             ),

@@ -1,10 +1,12 @@
-"""The ECS runner's doubles: a build spec, a token issuer that remembers, an unreachable client."""
+"""The ECS runner's doubles: a build spec, a token issuer that remembers, an unreachable client,
+and moto's cluster for builds."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+import boto3
 from botocore.exceptions import EndpointConnectionError
 
 from builder.spec import BuildSpec
@@ -68,3 +70,27 @@ class Accepting(Unreachable):
     def run_task(self, **kwargs: Any) -> dict[str, Any]:
         self.requests.append(kwargs)
         return {"tasks": [{"taskArn": self.ARN}], "failures": []}
+
+
+def builds_cluster(region: str = "us-east-1") -> tuple[Any, str, str]:
+    """Inside `mock_aws`: the `builds` cluster with the `builder` task family, and a subnet and
+    security group for its tasks. Returns the ECS client, the subnet id and the group id."""
+    ecs = boto3.client("ecs", region_name=region)
+    ec2 = boto3.client("ec2", region_name=region)
+    ecs.create_cluster(clusterName="builds")
+    ecs.register_task_definition(
+        family="builder",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="1024",
+        memory="2048",
+        # moto needs container-level memory (LIBRARY-NOTES §4).
+        containerDefinitions=[
+            {"name": "builder", "image": "scalemesh/builder", "essential": True, "memory": 2048}
+        ],
+    )
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="builds", Description="b", VpcId=vpc)["GroupId"]
+    return ecs, subnet, group

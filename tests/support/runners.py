@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
-
-from botocore.exceptions import EndpointConnectionError
 
 from app.runners.api import RunState, RunStatus
 from app.runners.local import LocalRunner
@@ -72,21 +69,6 @@ def make_spec(deployment_id: str = "dep-1", **env: str) -> BuildSpec:
         token=TOKEN,
         env=env,
     )
-
-
-class Unreachable:
-    """An ECS client whose endpoint cannot be reached."""
-
-    def __init__(self) -> None:
-        self.closed = False
-
-    def _fail(self, **kwargs: Any) -> dict[str, Any]:
-        raise EndpointConnectionError(endpoint_url="https://ecs.us-east-1.amazonaws.com/")
-
-    run_task = describe_tasks = stop_task = _fail
-
-    def close(self) -> None:
-        self.closed = True
 
 
 async def finished(runner: LocalRunner, handle: str) -> RunState:
