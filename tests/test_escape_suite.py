@@ -23,11 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.api import PASSWORD, bearer
 from tests.support.git import git
+from tests.support.github_shapes import app_private_key
 from tests.support.ports import reserved_port
 from tests.support.processes import cli_env, http_client, run_cli, running
 from tests.support.services import postgres_url, redis_url
@@ -71,15 +70,6 @@ class Escape:
         return (self.published / "results" / f"{name}.txt").read_text().strip()
 
 
-def _app_key() -> str:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-
-
 def _host_address() -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.connect(("192.0.2.1", 9))  # UDP: nothing is sent, the route picks our address
@@ -119,7 +109,7 @@ def escape(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Escape]:
     root = tmp_path_factory.mktemp("escape")
     data_dir = (root / "data").resolve()
     marker = "scalemesh-escape-" + uuid.uuid4().hex[:10]
-    app_key = _app_key()
+    app_key = app_private_key()
     env = cli_env(data_dir) | {
         "SCALEMESH_REDIS_URL": redis_url(),
         "SCALEMESH_RECONCILE_INTERVAL": "0.2",
