@@ -85,6 +85,19 @@ async def test_append_numbers_events_and_read_returns_them_in_order(
     assert await bus.read(deployment_id) == numbered([line("one"), line("two"), events[2]])
 
 
+async def test_extend_appends_a_batch_in_order_after_what_is_there(
+    bus: LogBus, new_id: NewId
+) -> None:
+    deployment_id = new_id()
+    await bus.append(deployment_id, line("first"))
+
+    last = await bus.extend(deployment_id, [line("two"), {**line("three"), "seq": 7}])
+
+    assert last == 3
+    assert await bus.extend(deployment_id, []) == 0
+    assert await bus.read(deployment_id) == numbered([line("first"), line("two"), line("three")])
+
+
 async def test_read_since(bus: LogBus, new_id: NewId) -> None:
     deployment_id = new_id()
     for text in ("a", "b", "c"):

@@ -91,6 +91,5 @@ class BuildChannel:
                     {"type": "line", "ts": time.time(), "stream": "stderr", "text": reason},
                 )
             raise UserError(ErrorCode.BUILD_LOG_TOO_LARGE, reason)
-        for event in events:
-            await self.bus.append(deployment_id, event)
+        await self.bus.extend(deployment_id, events)
         return len(events)

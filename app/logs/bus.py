@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -31,6 +31,9 @@ class LogBusError(RuntimeError):
 class LogBus(Protocol):
     async def append(self, deployment_id: str, event: LogEvent) -> int:
         """Store one event (any `seq` in it is ignored); return the seq it was given."""
+
+    async def extend(self, deployment_id: str, events: Sequence[LogEvent]) -> int:
+        """Store several events in order, in one round trip; return the last seq (or 0)."""
 
     async def read(self, deployment_id: str, since: int = 0) -> list[LogEvent]:
         """Every stored event with seq > since, in order ([] for an unknown deployment)."""
@@ -113,6 +116,12 @@ class MemoryLogBus:
             live.dropped += excess
         async with live.changed:
             live.changed.notify_all()
+        return seq
+
+    async def extend(self, deployment_id: str, events: Sequence[LogEvent]) -> int:
+        seq = 0
+        for event in events:
+            seq = await self.append(deployment_id, event)
         return seq
 
     async def read(self, deployment_id: str, since: int = 0) -> list[LogEvent]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -81,6 +81,23 @@ class RedisLogBus:
                 approximate=True,
             )
         return _seq_of(entry_id)
+
+    async def extend(self, deployment_id: str, events: Sequence[LogEvent]) -> int:
+        if not events:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            payload = json.dumps(without_seq(event), separators=(",", ":"), ensure_ascii=False)
+            pipe.xadd(
+                log_stream(deployment_id),
+                {STREAM_FIELD: payload},
+                id="0-*",
+                maxlen=self._max_events,
+                approximate=True,
+            )
+        with _redis_errors("log append"):
+            entry_ids = await pipe.execute()
+        return _seq_of(entry_ids[-1])
 
     async def read(self, deployment_id: str, since: int = 0) -> list[LogEvent]:
         key = log_stream(deployment_id)
