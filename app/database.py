@@ -80,6 +80,10 @@ def bind(engine: AnyEngine) -> None:
 async def migrate(engine: AnyEngine) -> list[str]:
     """Apply every migration not yet applied; return the ids applied now."""
     bind(engine)
+    if isinstance(engine, PooledSQLiteEngine):
+        # Stored in the file: processes started after this (`scalemesh dev` starts the API
+        # and the proxy at once) find it set, and none needs the lock that switching takes.
+        await engine.run_ddl("PRAGMA journal_mode=WAL")
     before = set(await _applied(engine))
     # Piccolo prints progress with emoji; keep it out of our output and logs.
     with contextlib.redirect_stdout(io.StringIO()) as printed:

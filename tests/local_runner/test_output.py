@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from app.runners.api import RunStatus
-from app.runners.local import LocalRunner, _lines
+from app.runners.local import LocalRunner
+from app.runners.local_output import lines
 from builder.spec import MAX_TEXT
 from tests.support.runners import (
     FAKE_BUILDER,
@@ -50,7 +51,7 @@ async def test_long_lines_are_cut_without_inventing_empty_ones(
 
     # "abcd" is cut before its newline is seen; "abcdef" arrives whole (at most 2 * MAX_LINE
     # is ever buffered); the empty line is real.
-    assert [line async for line in _lines(stream)] == ["abcd", "abcdef", "", "abc"]
+    assert [line async for line in lines(stream)] == ["abcd", "abcdef", "", "abc"]
 
 
 async def test_a_failing_bus_does_not_stall_the_build(
