@@ -33,6 +33,15 @@ def cli_env(data_dir: Path) -> dict[str, str]:
     return environ
 
 
+def as_from_a_shell() -> None:
+    """In the child, before exec: Ctrl-C and SIGTERM act as they do for a command a user
+    starts from a shell. An ignored SIGINT is inherited across exec, and Python then leaves it
+    ignored, so a test process that ignores it would give its commands a Ctrl-C that does
+    nothing."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def run_cli(
     *args: str, env: dict[str, str], stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -47,6 +56,7 @@ def run_cli(
         check=False,
         # No controlling terminal: getpass then reads the test's stdin, not the developer's tty.
         start_new_session=True,
+        preexec_fn=as_from_a_shell,
     )
 
 
@@ -116,6 +126,7 @@ def running(
             stderr=err,
             # Its own process group: cleanup below can also reach uvicorn's worker processes.
             start_new_session=True,
+            preexec_fn=as_from_a_shell,
         )
         try:
             yield Running(process, logs / "stderr")
