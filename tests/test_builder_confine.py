@@ -19,6 +19,7 @@ from builder.confine import (
     RunAs,
     Unconfined,
     _processes_of,
+    apply_rlimits,
     rlimits,
 )
 from builder.spec import BuildLimits
@@ -133,6 +134,13 @@ def test_unconfined_runs_as_this_user_with_memory_and_cpu_limits(tmp_path: Path)
     confinement.stop_all()
     confinement.close()
     assert tmp_path.stat().st_uid == os.geteuid()
+
+
+def test_the_preexec_sets_each_limit_soft_and_hard() -> None:
+    # In this process: no core dumps is a limit the test run can live with.
+    apply_rlimits([(resource.RLIMIT_CORE, 0)])()
+
+    assert resource.getrlimit(resource.RLIMIT_CORE) == (0, 0)
 
 
 def test_rlimits_leave_out_what_a_cgroup_does() -> None:

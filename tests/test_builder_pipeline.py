@@ -311,18 +311,26 @@ def test_a_stopped_build_says_so(tmp_path: Path) -> None:
 
 
 class DeadSink:
+    """A sink that takes `lives` events, then fails as a lost API or pipe does."""
+
+    def __init__(self, lives: int = 0) -> None:
+        self.lives = lives
+
     def emit(self, event: dict[str, Any]) -> None:
-        raise LogSinkError("redis is gone")
+        if self.lives <= 0:
+            raise LogSinkError("the API is gone")
+        self.lives -= 1
 
     def close(self) -> None:
         pass
 
 
-def test_a_dead_log_sink_fails_loudly(tmp_path: Path) -> None:
-    with pytest.raises(LogSinkError, match="redis is gone"):
+@pytest.mark.parametrize("lives", [0, 3], ids=["at once", "mid-build"])
+def test_a_dead_log_sink_fails_loudly(tmp_path: Path, lives: int) -> None:
+    with pytest.raises(LogSinkError, match="the API is gone"):
         pipeline.run(
             static_spec(tmp_path),
-            DeadSink(),
+            DeadSink(lives),
             LocalStorage(tmp_path / "s"),
             path=PATH,
             confine=given(UNCONFINED),
