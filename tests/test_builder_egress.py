@@ -327,6 +327,11 @@ def test_a_signal_before_the_command_started_reaches_it_once_it_has() -> None:
     with subprocess.Popen(["sleep", "300"]) as child:
         forward.started(child.pid)
         assert child.wait(timeout=30) == -signal.SIGTERM
+    forward = egress_relay.Forwarder()
+    with subprocess.Popen(["sleep", "300"]) as child:
+        forward.started(child.pid)
+        forward(signal.SIGINT)  # once it runs, a signal goes straight on
+        assert child.wait(timeout=30) == -signal.SIGINT
     assert egress_relay.main(["--", "true"]) == 0  # no socket, no process limit: just run it
 
 
