@@ -328,10 +328,15 @@ def test_a_signal_before_the_command_started_reaches_it_once_it_has() -> None:
         forward.started(child.pid)
         assert child.wait(timeout=30) == -signal.SIGTERM
     forward = egress_relay.Forwarder()
-    with subprocess.Popen(["sleep", "300"]) as child:
+    # SIGHUP, not SIGINT: a test worker may ignore SIGINT, and its children inherit that.
+    child = subprocess.Popen(["sleep", "300"])
+    try:
         forward.started(child.pid)
-        forward(signal.SIGINT)  # once it runs, a signal goes straight on
-        assert child.wait(timeout=30) == -signal.SIGINT
+        forward(signal.SIGHUP)  # once it runs, a signal goes straight on
+        assert child.wait(timeout=30) == -signal.SIGHUP
+    finally:
+        child.kill()
+        child.wait()
     assert egress_relay.main(["--", "true"]) == 0  # no socket, no process limit: just run it
 
 
