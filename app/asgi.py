@@ -285,7 +285,10 @@ def create_app(
         }
 
     def health_warnings() -> list[str]:
-        return [UNSAFE_BUILDS] if getattr(services.runner, "unsafe", False) else []
+        from app.runners.local import LocalRunner
+
+        unsafe = isinstance(services.runner, LocalRunner) and services.runner.unsafe
+        return [UNSAFE_BUILDS] if unsafe else []
 
     def provide(value: object) -> Provide:
         return Provide(lambda: value, sync_to_thread=False)

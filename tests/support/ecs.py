@@ -10,9 +10,9 @@ import boto3
 from botocore.exceptions import EndpointConnectionError
 
 from builder.spec import BuildSpec
+from tests.support import runners
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
-CLONE_TOKEN = "ghs_clonetoken123"
+CLONE_TOKEN = runners.TOKEN
 SECRET_VALUE = "abc123-secret-value"
 BUILD_TOKEN = "dep-1.bootstrap-secret"
 TTL = timedelta(minutes=16)
@@ -20,16 +20,7 @@ TTL = timedelta(minutes=16)
 
 def make_spec(deployment_id: str = "dep-1", **env: str) -> BuildSpec:
     """A spec full of secrets, none of which may reach ECS."""
-    return BuildSpec(
-        deployment_id=deployment_id,
-        project_id=7,
-        git_url="https://github.com/octo/site.git",
-        sha=SHA,
-        storage_url="s3://bucket/prefix",
-        git_ref="main",
-        token=CLONE_TOKEN,
-        env={"API_KEY": SECRET_VALUE, **env},
-    )
+    return runners.make_spec(deployment_id, **{"API_KEY": SECRET_VALUE, **env})
 
 
 class FakeTokens:
