@@ -231,3 +231,21 @@ def test_there_is_no_spec_for_a_deployment_that_is_gone(builds: Builds) -> None:
 
     with pytest.raises(LookupError):
         builds.client.run(lambda: specs.make(str(uuid.uuid4())))
+
+
+def test_an_account_and_a_build_cannot_stand_in_for_each_other(builds: Builds) -> None:
+    deployment_id = builds.building()
+    token = builds.token_for(deployment_id)
+
+    # The project owner's own API token is no build token: no spec (env values, clone token)
+    # and no log lines written in the build's name.
+    for path in ("spec", "events"):
+        response = builds.client.post(
+            f"/internal/builds/{deployment_id}/{path}", headers=bearer(builds.user_token)
+        )
+        assert refusal(response, 401, "unauthorized")
+    # And a build's token opens nothing of the account's API: not even its own deployment.
+    for path in (f"/deployments/{deployment_id}", "/projects", "/user"):
+        assert builds.client.get(path, headers=bearer(token)).status_code == 401
+    assert builds.log(deployment_id)[-1]["text"].startswith("Building")  # nothing was added
+    assert builds.fetch_spec(deployment_id, token).status_code == 200  # still unused
