@@ -26,6 +26,19 @@ class GitHubError(Exception):
         self.status = status
         self.retry_after = retry_after
 
+    @property
+    def permanent(self) -> bool:
+        """GitHub refused the request itself: asking again the same way gets the same answer.
+
+        A 4xx other than 401 (a revoked token: the next call mints another), 408 (timeout) and
+        429 (rate limit); a 403 that is a rate limit (it carries a wait) is not permanent
+        either. No answer, and every 5xx, may pass.
+        """
+        status = self.status
+        if status is None or not 400 <= status < 500 or status in (401, 408, 429):
+            return False
+        return not (status == 403 and self.retry_after is not None)
+
 
 class CommentGone(GitHubError):
     """The comment to edit no longer exists (deleted on GitHub: 404/410)."""
@@ -90,5 +103,11 @@ class GitHubApi(Protocol):
         self, installation_id: int, repository: str, number: int, marker: str
     ) -> int | None:
         """The id of the first comment on issue/PR `number` whose body contains `marker` (all pages), else None."""  # noqa: E501
+
+    async def branch_head(self, installation_id: int, repository: str, branch: str) -> str | None:
+        """The sha `branch` points at now, or None when the repository has no such branch."""
+
+    async def commit_of(self, installation_id: int, repository: str, ref: str) -> str | None:
+        """The commit sha a branch, tag or sha names, or None when it names none."""
 
     async def aclose(self) -> None: ...

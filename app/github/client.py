@@ -258,6 +258,38 @@ class GitHubAppClient:
         )
         return None
 
+    async def branch_head(self, installation_id: int, repository: str, branch: str) -> str | None:
+        owner, name = split_repository(repository)
+        action = f"read branch {branch!r} of {repository}"
+        gh = await self._as_installation(installation_id, action)
+        try:
+            with self._translated(action, installation_id):
+                response = await gh.rest.repos.async_get_branch(
+                    owner, name, branch, headers=API_HEADERS
+                )
+        except GitHubError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        commit = parse_object(response, action).get("commit")
+        return _sha_of(commit.get("sha") if isinstance(commit, dict) else None, action)
+
+    async def commit_of(self, installation_id: int, repository: str, ref: str) -> str | None:
+        owner, name = split_repository(repository)
+        action = f"resolve {ref!r} in {repository}"
+        gh = await self._as_installation(installation_id, action)
+        try:
+            with self._translated(action, installation_id):
+                response = await gh.rest.repos.async_get_commit(
+                    owner, name, ref, per_page=1, headers=API_HEADERS
+                )
+        except GitHubError as exc:
+            # 422: "No commit found for SHA"; 404: no such ref (or repository).
+            if exc.status in (404, 422):
+                return None
+            raise
+        return _sha_of(parse_object(response, action).get("sha"), action)
+
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
@@ -312,6 +344,12 @@ class GitHubAppClient:
             if gone and exc.status in (404, 410):
                 raise CommentGone(str(exc), exc.status) from exc
             raise
+
+
+def _sha_of(value: object, action: str) -> str:
+    if not isinstance(value, str) or not SHA.fullmatch(value):
+        raise GitHubError(f"{action}: GitHub's answer has no commit sha")
+    return value
 
 
 def _parse_token(response: Response[Any], action: str) -> _Token:

@@ -35,6 +35,7 @@ import jwt
 import respx
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.github_refs_fake import FakeRefs
 from tests.support.github_shapes import (
     NEEDS,
     ROUTE_PATTERNS,
@@ -96,6 +97,7 @@ class FakeGitHubApi:
         self.commit_statuses: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.deployments: dict[int, FakeDeployment] = {}
         self.comments: dict[int, FakeComment] = {}
+        self.refs = FakeRefs()
         self._failures: dict[str, _Failure] = {}
         self._lock = threading.RLock()
         self._next_id = 1000
@@ -366,6 +368,16 @@ class FakeGitHubApi:
             return error(404, "Not Found")
         comment.body = body["body"]
         return httpx.Response(200, json=comment_json(self.base_url, comment))
+
+    def _get_branch(
+        self, params: dict[str, str], body: Any, request: httpx.Request
+    ) -> httpx.Response:
+        return self.refs.get_branch(params["repo"], params["branch"])
+
+    def _get_commit(
+        self, params: dict[str, str], body: Any, request: httpx.Request
+    ) -> httpx.Response:
+        return self.refs.get_commit(params["repo"], params["ref"])
 
     # --- helpers ------------------------------------------------------------------------
 

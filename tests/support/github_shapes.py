@@ -32,6 +32,8 @@ ROUTES = (
     "list_comments",
     "create_comment",
     "update_comment",
+    "get_branch",
+    "get_commit",
 )
 """Route names for `FakeGitHubApi.fail()`; anything else under the API URL answers 404."""
 
@@ -57,6 +59,8 @@ ROUTE_PATTERNS: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
             "PATCH",
             r"/repos/(?P<repo>[^/]+/[^/]+)/issues/comments/(?P<comment_id>\d+)",
         ),
+        ("get_branch", "GET", r"/repos/(?P<repo>[^/]+/[^/]+)/branches/(?P<branch>.+)"),
+        ("get_commit", "GET", r"/repos/(?P<repo>[^/]+/[^/]+)/commits/(?P<ref>.+)"),
     )
 )
 
@@ -68,6 +72,8 @@ NEEDS: Mapping[str, tuple[str, str]] = {
     "list_comments": ("issues", "read"),
     "create_comment": ("issues", "write"),
     "update_comment": ("issues", "write"),
+    "get_branch": ("contents", "read"),
+    "get_commit": ("contents", "read"),
 }
 
 
