@@ -1,4 +1,4 @@
-"""Reading branch heads and resolving refs through the GitHub API, and which errors are permanent."""
+"""Branch heads and refs read through the GitHub API; which GitHub errors are permanent."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def test_branch_head_is_what_github_says(
     assert await client.branch_head(INSTALLATION, REPO, "feature/x") == HEAD
     assert await client.branch_head(INSTALLATION, REPO, "gone") is None
     (call,) = github.calls_to("GET", f"/repos/{REPO}/branches/feature/x")
-    assert call.authorization is not None and call.authorization.startswith("token ")
+    assert (call.authorization or "").startswith("token ")
 
 
 async def test_commit_of_a_branch_a_tag_a_sha_and_nothing(
