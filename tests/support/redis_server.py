@@ -35,7 +35,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         if self._process is not None:
             return self
-        self._process = subprocess.Popen(  # noqa: S603 - a fixed binary and our own arguments
+        self._process = subprocess.Popen(
             [
                 redis_server_binary(),
                 "--bind",
