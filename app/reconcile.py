@@ -237,7 +237,7 @@ class Reconciler:
             await self._poll(build, now)
         else:
             # A local build on another machine: it died with its replica (PR_SET_PDEATHSIG).
-            await self._interrupted(build.id, "interrupted: the replica running it stopped")
+            await self._interrupted(build.id, "interrupted by a restart")
 
     async def _poll(self, build: RunningBuild, now: datetime) -> None:
         deployment_id, handle = build.id, build.runner_handle
