@@ -30,6 +30,7 @@ from builder.spec import MANIFEST
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
+from proxy.readiness import PROBE_PATHS, Checks, probe, read_checks
 from proxy.routing import BadPath, path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
@@ -100,10 +101,14 @@ footer{{margin-top:2rem;color:#7d859c;font-size:.85rem}}
 class Proxy:
     """The proxy's state for one process: storage, the alias lookup, caches."""
 
-    def __init__(self, settings: Settings, storage: Storage, lookup: Lookup) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, lookup: Lookup, checks: Checks | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.lookup = lookup
+        self.checks = checks or read_checks(storage)
+        """What `/_scalemesh/readyz` asks (`running` adds the database and Redis)."""
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
@@ -138,6 +143,9 @@ class Proxy:
         raw_path = memo_key[2]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await _send(send, method, _json(200, {"status": "ok"}))
+            return
+        if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
+            await _send(send, method, _json(*await probe(scope["path"], self.checks)))
             return
         if scope["path"] == AUTH_PATH:
             await self._hand_off(scope, send, memo_key)
@@ -305,12 +313,13 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
+        storage, redis = storage_from_settings(settings.storage), None
         if settings.redis_url is not None:
             redis = Redis.from_url(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
-        yield Proxy(settings, storage_from_settings(settings.storage), lookup)
+        yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
 
 
 def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
