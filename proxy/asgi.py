@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from redis.asyncio import Redis
-
 from app import database
 from app.local_paths import local_path
 from app.preview_tokens import AUTH_PATH
+from app.redis_client import redis_client
 from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
@@ -305,7 +304,7 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
         if settings.redis_url is not None:
-            redis = Redis.from_url(settings.redis_url.reveal())
+            redis = redis_client(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
