@@ -148,12 +148,14 @@ async def test_held_events_redis_refuses_are_dropped_and_logged(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     redis = redis_client(server.url, retries=0)
-    bus = RedisLogBus(redis, flush_backoff=(0.05, 0.05))
+    # The flusher waits 2 s between tries: time to break the stream before it writes.
+    bus = RedisLogBus(redis, flush_backoff=(2.0, 2.0))
     broken, fine = fresh_deployment_id(), fresh_deployment_id()
     try:
         server.stop()
         await bus.append(broken, line("refused"))
         await bus.append(fine, line("kept"))
+        await asyncio.sleep(0.2)  # the flusher's first try fails; the next is 2 s away
         server.start()
         # Not a stream: Redis answers the held XADD with WRONGTYPE.
         await redis.set(log_stream(broken), "not a stream")
