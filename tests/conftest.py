@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
 from app.users import passwords
-from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
+from tests.support.api import TEST_PREVIEW_KEY, TEST_SECRET_KEY, Client, OfflineResolver
 from tests.support.lookup import World, make_world
 from tests.support.proxy import on_storage
 from tests.support.services import (
@@ -126,6 +126,7 @@ def make_settings(tmp_path: Path, alias_channel: str) -> Callable[..., Settings]
         environ = {
             "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
             "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY,
+            "SCALEMESH_PREVIEW_KEY": TEST_PREVIEW_KEY,
             "SCALEMESH_STORAGE_URL": f"file://{tmp_path / 'storage'}",
             "SCALEMESH_SIGNUP": "open",
         }
