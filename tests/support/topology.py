@@ -350,10 +350,11 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
             )
             for name, port in zip("ab", api_ports, strict=True)
         )
-        # The proxy reads: a read-only database role, and neither the App's key nor its
-        # webhook secret.
+        # The proxy reads: a read-only database role, the preview key its only key (no
+        # secret key, no App key, no webhook secret).
+        kept_from_proxy = {"SCALEMESH_SECRET_KEY", *github.environ()}
         proxy_env = {
-            **{name: value for name, value in env.items() if name not in github.environ()},
+            **{name: value for name, value in env.items() if name not in kept_from_proxy},
             "SCALEMESH_DATA_DIR": str(tmp / "data-proxy"),
             "SCALEMESH_DATABASE_URL": proxy_database_url,
         }
