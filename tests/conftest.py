@@ -167,3 +167,22 @@ def proxy_settings(
 async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
     """A bound database with a user and a project `shop`, for alias lookups; counts queries."""
     return await make_world(settings, monkeypatch)
+
+
+# --- scheduling under xdist -------------------------------------------------------------------
+
+TOGETHER = ("tests/test_topology.py",)
+"""Modules whose tests share one expensive module-scoped fixture (the topology's processes):
+run on one worker, in order, instead of each worker that gets one of them starting its own."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Load scheduling, test by test, but each module of `TOGETHER` as one unit of work."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in TOGETHER else nodeid
+
+    return ModulesTogether(config, log)
