@@ -193,10 +193,11 @@ def create_app(
     """The API app. Tests may pass their own runner, resolver, GitHub clients or upload grants,
     or drive the background loops themselves (`reconcile=False`, then
     `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.process(id)`)."""
+    settings.check_part("api")
     engine = database.make_engine(settings.database)
     database.bind(engine)
     storage = storage_from_settings(settings.storage)
-    sealer = Sealer(settings.secret_key)
+    sealer = Sealer(settings.require_secret_keys())
     resolver = ref_resolver or GitRefResolver()
     users = UserService(settings)
     views = DeploymentViews(settings)
@@ -234,7 +235,7 @@ def create_app(
             services.github_users = github_users or github_users_from_settings(settings)
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
-            services.user_tokens = UserTokens(settings.secret_key, services.github_users)
+            services.user_tokens = UserTokens(settings.require_secret_keys(), services.github_users)
             services.access = access = Access(services.user_tokens, services.github_users)
             if services.github_users is not None:
                 services.github_sign_in = GitHubSignIn(

@@ -296,6 +296,7 @@ class ProxyApp:
 
 def create_proxy(settings: Settings) -> ASGIApp:
     """The proxy ASGI app; its lifespan opens the database, storage and Redis it reads."""
+    settings.check_part("proxy")
     return ProxyApp(settings)
 
 
