@@ -51,6 +51,7 @@ from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
+from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
@@ -217,7 +218,7 @@ def create_app(
                 )
             redis: Redis | None = None
             if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url.reveal())
+                redis = redis_client(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
             services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)

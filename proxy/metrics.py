@@ -10,6 +10,7 @@ Prometheus scrapes, by a collector of this proxy's own registry.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -25,6 +26,7 @@ from proxy.serve import ProxyResponse
 from proxy.target import Target
 
 METRICS_PATH = "/metrics"
+PATHSEND = "http.response.pathsend"
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 Message = MutableMapping[str, Any]
@@ -107,8 +109,12 @@ def counting(send: Send, sent: Sent) -> Send:
     """`send`, adding the bytes of each body it sends to `sent`."""
 
     async def counted(message: Message) -> None:
-        if message["type"] == "http.response.body":
+        kind = message["type"]
+        if kind == "http.response.body":
             sent.bytes += len(message.get("body", b""))
+        elif kind == PATHSEND:
+            # The server sends the whole file itself (a range never goes this way).
+            sent.bytes += os.stat(message["path"]).st_size
         await send(message)
 
     return counted

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app.settings import Settings
 from app.settings_parts import SettingsError
 from proxy.asgi import running
-from proxy.metrics import is_metrics_host
+from proxy.metrics import Sent, counting, is_metrics_host
 from tests.support.metrics import value
 from tests.support.proxy import INDEX, SCRIPT, Served, seed
 
@@ -167,3 +169,23 @@ async def test_only_reads_get_metrics(served: Served) -> None:
 
     assert response.status_code == 404
     assert "scalemesh_proxy" not in response.text
+
+
+async def test_a_file_the_server_sends_itself_counts_its_size(tmp_path: Path) -> None:
+    """ASGI pathsend (granian sends a large local file itself): its size is what was sent."""
+    big = tmp_path / "video.mp4"
+    big.write_bytes(b"v" * 123_456)
+    sent, messages = Sent(), []
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    counted = counting(send, sent)
+    await counted({"type": "http.response.start", "status": 200, "headers": []})
+    await counted({"type": "http.response.pathsend", "path": str(big)})
+
+    assert sent.bytes == 123_456
+    assert [message["type"] for message in messages] == [
+        "http.response.start",
+        "http.response.pathsend",
+    ]
