@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
+from proxy import metrics
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
@@ -90,6 +91,8 @@ class Proxy:
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
+        self.sent = metrics.Sent()
+        self.registry = metrics.registry_for(self.cache, self.sent)
 
     def replay(self, memo_key: _MemoKey, scope: Scope) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
@@ -111,6 +114,7 @@ class Proxy:
         self._memo.move_to_end(memo_key)
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
+        self.sent.bytes += len(body)
         return replay.start, {"type": "http.response.body", "body": body}
 
     async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
@@ -124,6 +128,10 @@ class Proxy:
         if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
             await send_answer(send, method, json_answer(*await probe(scope["path"], self.checks)))
             return
+        if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
+            await send_answer(send, method, metrics.response(self.registry))
+            return
+        send = metrics.counting(send, self.sent)
         if scope["path"] == AUTH_PATH:
             await self._hand_off(scope, send, memo_key)
             return
