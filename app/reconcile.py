@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from app import aliases
@@ -67,6 +68,7 @@ class Reconciler:
         github: GitHubApi | None = None,
         tokens: BuildTokens | None = None,
         replica: Replica | None = None,
+        on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -79,7 +81,7 @@ class Reconciler:
         self.specs = SpecMaker(settings, sealer, github)
         self.tokens = tokens or BuildTokens()
         self.replica = replica or Replica(settings.reconcile_interval)
-        self.finisher = Finisher(settings, storage, bus, runner, self.tokens)
+        self.finisher = Finisher(settings, storage, bus, runner, self.tokens, on_finished)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:

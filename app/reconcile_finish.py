@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from piccolo.custom_types import Combinable
@@ -43,12 +44,15 @@ class Finisher:
         bus: LogBus,
         runner: BuildRunner,
         tokens: BuildTokens,
+        on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.bus = bus
         self.runner = runner
         self.tokens = tokens
+        self.on_finished = on_finished
+        """Told each final state and when its build started, once (the API's build metrics)."""
 
     async def pending(self) -> None:
         """Wrap up every ended deployment not wrapped up yet (nor being wrapped up)."""
@@ -76,7 +80,7 @@ class Finisher:
         if not claimed:
             return False
         try:
-            await self._wrap_up(deployment_id)
+            ending = await self._wrap_up(deployment_id)
         except Exception as exc:
             # Whatever failed (Redis, storage, the database), the next pass tries it all again.
             log.error(
@@ -87,12 +91,20 @@ class Finisher:
                 Deployment._meta.primary_key == deployment_id
             )
             return False
-        await Deployment.update(
-            {Deployment.finished_at: datetime.now(UTC), Deployment.finish_claimed_until: None}
-        ).where(Deployment._meta.primary_key == deployment_id)
+        finished = await (
+            Deployment.update(
+                {Deployment.finished_at: datetime.now(UTC), Deployment.finish_claimed_until: None}
+            )
+            .where((Deployment._meta.primary_key == deployment_id) & _unfinished())
+            .returning(Deployment._meta.primary_key)
+        )
+        if not finished:
+            return False  # another replica took the lease over (this one was too slow) and won
+        if self.on_finished is not None:
+            self.on_finished(ending.state, ending.started_at)
         return True
 
-    async def _wrap_up(self, deployment_id: str) -> None:
+    async def _wrap_up(self, deployment_id: str) -> Ending:
         # The build's token dies with it: nothing more reaches its log or fetches its spec.
         await self.tokens.revoke(deployment_id)
         row = await (
@@ -123,6 +135,7 @@ class Finisher:
             )
         # Already archived (an earlier try failed after it): the bus is empty, nothing happens.
         await archive(self.bus, self.storage, deployment_id)
+        return ending
 
     async def cancel_quietly(self, deployment_id: str, handle: str) -> None:
         try:

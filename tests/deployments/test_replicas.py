@@ -31,7 +31,7 @@ def replica(
         services.reconciler.storage,
         services.bus,
         runner,
-        Sealer(settings.secret_key),
+        Sealer(settings.require_secret_keys()),
         replica=Replica(settings.reconcile_interval, id=name, host=host),
     )
 

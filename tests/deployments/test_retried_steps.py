@@ -34,7 +34,7 @@ def other_replica(client: Client, settings: Settings, runner: FakeRunner) -> Rec
         services.reconciler.storage,
         services.bus,
         runner,
-        Sealer(settings.secret_key),
+        Sealer(settings.require_secret_keys()),
         replica=Replica(settings.reconcile_interval, id="other"),
     )
 
@@ -296,3 +296,50 @@ def test_a_deferred_build_cancelled_meanwhile_is_not_queued_again(
     tick(client)
 
     assert row(client, deployment["id"])["state"] == "cancelled"
+
+
+def test_a_replica_that_lost_its_lease_does_not_count_the_build_twice(
+    client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = deploy(client, token)
+    tick(client)
+    succeed(client, runner, deployment["id"])
+    counted: list[str] = []
+    finisher = client.app.state.services.reconciler.finisher
+    monkeypatch.setattr(
+        finisher, "on_finished", lambda state, started_at: counted.append(state.value)
+    )
+    real_wrap_up = finisher._wrap_up
+
+    async def overtaken(deployment_id: str) -> Any:
+        ending = await real_wrap_up(deployment_id)
+        # Too slow: the lease ran out and another replica wrapped it up meanwhile.
+        await Deployment.update({Deployment.finished_at: datetime.now(UTC)}).where(
+            Deployment.id == deployment_id
+        )
+        return ending
+
+    monkeypatch.setattr(finisher, "_wrap_up", overtaken)
+
+    tick(client)
+
+    assert counted == []
+    assert row(client, deployment["id"])["finished_at"] is not None
+
+
+def test_a_finished_build_is_counted_once(
+    client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment = deploy(client, token)
+    tick(client)
+    succeed(client, runner, deployment["id"])
+    counted: list[str] = []
+    finisher = client.app.state.services.reconciler.finisher
+    monkeypatch.setattr(
+        finisher, "on_finished", lambda state, started_at: counted.append(state.value)
+    )
+
+    tick(client)
+    tick(client)
+
+    assert counted == ["ready"]

@@ -148,6 +148,8 @@ def test_a_private_repository_waits_while_github_cannot_mint_a_token(
     assert (deployment["state"], deployment["attempts"]) == ("queued", 0)
     assert deployment["start_after"] >= before + timedelta(seconds=wait - 1)
     assert runner.builds == {}
+    if status == 429:
+        return  # the client itself holds back every call to that installation meanwhile
     app.client.run(
         lambda: Deployment.update({Deployment.start_after: datetime.now(UTC)}, force=True)
     )
