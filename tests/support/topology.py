@@ -358,7 +358,8 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
             "SCALEMESH_DATA_DIR": str(tmp / "data-proxy"),
             "SCALEMESH_DATABASE_URL": proxy_database_url,
         }
-        proxy = scalemesh("proxy", "proxy", proxy_env, tmp / "logs", port=proxy_port)
+        # Two workers, as README runs several: each has its own lookup cache to keep current.
+        proxy = scalemesh("proxy", "proxy", proxy_env, tmp / "logs", port=proxy_port, workers=2)
         for service in (*apis, proxy):
             stack.callback(service.stop)
         for service in (*apis, proxy):

@@ -120,11 +120,18 @@ class Service:
 
 
 def scalemesh(
-    name: str, part: str, env: dict[str, str], logs: Path, *, port: int | None = None
+    name: str,
+    part: str,
+    env: dict[str, str],
+    logs: Path,
+    *,
+    port: int | None = None,
+    workers: int = 1,
 ) -> Service:
     """`scalemesh serve <part>` as the Dockerfile runs it, on a loopback port."""
     port = port or reserved_port()
     argv = [*CLI, "serve", part, "--host", LOOPBACK, "--port", str(port)]
+    argv += ["--workers", str(workers)]
     return Service(name, argv, env, logs / name, port=port)
 
 
