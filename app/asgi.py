@@ -36,12 +36,14 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import UNSAFE_BUILDS, HealthChecks
+from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.metrics import ApiMetrics
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
@@ -49,6 +51,7 @@ from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
+from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
@@ -201,6 +204,8 @@ def create_app(
     views = DeploymentViews(settings)
     tokens = BuildTokens()
     services = Services()
+    # This app's own registry: tests make many apps in one process.
+    api_metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -213,7 +218,7 @@ def create_app(
                 )
             redis: Redis | None = None
             if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url.reveal())
+                redis = redis_client(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
             services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)
@@ -247,6 +252,7 @@ def create_app(
                 announce,
                 services.github,
                 tokens=tokens,
+                on_finished=api_metrics.build_finished,
             )
             services.builds = BuildChannel(
                 tokens,
@@ -297,6 +303,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            *metrics_route.ROUTES,
             UserController,
             AccountsController,
             TokenController,
@@ -313,6 +320,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={
             "settings": provide(settings),
+            "api_metrics": provide(api_metrics),
             "storage": provide(storage),
             "users": provide(users),
             "api_tokens": provide(users.tokens),
@@ -332,6 +340,7 @@ def create_app(
         },
         signature_types=[
             Settings,
+            ApiMetrics,
             Storage,
             LogBus,
             UserService,
@@ -348,6 +357,7 @@ def create_app(
             BuildChannel,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[metrics_route.request_counter(api_metrics)],
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),
