@@ -36,12 +36,14 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import UNSAFE_BUILDS, HealthChecks
+from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.metrics import ApiMetrics
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
@@ -49,6 +51,7 @@ from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
+from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
@@ -192,15 +195,18 @@ def create_app(
     """The API app. Tests may pass their own runner, resolver, GitHub clients or upload grants,
     or drive the background loops themselves (`reconcile=False`, then
     `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.drain()`)."""
+    settings.check_part("api")
     engine = database.make_engine(settings.database)
     database.bind(engine)
     storage = storage_from_settings(settings.storage)
-    sealer = Sealer(settings.secret_key)
+    sealer = Sealer(settings.require_secret_keys())
     resolver = ref_resolver or GitRefResolver()
     users = UserService(settings)
     views = DeploymentViews(settings)
     tokens = BuildTokens()
     services = Services()
+    # This app's own registry: tests make many apps in one process.
+    api_metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -213,7 +219,7 @@ def create_app(
                 )
             redis: Redis | None = None
             if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url.reveal())
+                redis = redis_client(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
             services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)
@@ -231,7 +237,7 @@ def create_app(
             services.github_users = github_users or github_users_from_settings(settings)
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
-            services.user_tokens = UserTokens(settings.secret_key, services.github_users)
+            services.user_tokens = UserTokens(settings.require_secret_keys(), services.github_users)
             services.access = access = Access(services.user_tokens, services.github_users)
             if services.github_users is not None:
                 services.github_sign_in = GitHubSignIn(
@@ -247,6 +253,7 @@ def create_app(
                 announce,
                 services.github,
                 tokens=tokens,
+                on_finished=api_metrics.build_finished,
             )
             services.builds = BuildChannel(
                 tokens,
@@ -298,6 +305,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            *metrics_route.ROUTES,
             UserController,
             AccountsController,
             TokenController,
@@ -314,6 +322,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={
             "settings": provide(settings),
+            "api_metrics": provide(api_metrics),
             "storage": provide(storage),
             "users": provide(users),
             "api_tokens": provide(users.tokens),
@@ -334,6 +343,7 @@ def create_app(
         },
         signature_types=[
             Settings,
+            ApiMetrics,
             Storage,
             LogBus,
             UserService,
@@ -350,6 +360,7 @@ def create_app(
             BuildChannel,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[metrics_route.request_counter(api_metrics)],
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),

@@ -25,6 +25,9 @@ from app.settings_parsing import (
     parse_database,
     parse_ecs,
     parse_github,
+    parse_key_ring,
+    parse_metrics_hosts,
+    parse_metrics_token,
     parse_networks,
     parse_oauth,
     parse_readonly_paths,
@@ -34,9 +37,11 @@ from app.settings_parsing import (
     runner_env,
 )
 from app.settings_parts import (
+    DatabaseKind,
     DatabaseSettings,
     EcsSettings,
     GitHubSettings,
+    KeyRing,
     OAuthSettings,
     Secret,
     SettingsError,
@@ -62,6 +67,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_ROOT_DOMAIN",
     "SCALEMESH_DEPLOYMENT_URL_TEMPLATE",
     "SCALEMESH_SECRET_KEY",
+    "SCALEMESH_PREVIEW_KEY",
     "SCALEMESH_GITHUB_APP_ID",
     "SCALEMESH_GITHUB_PRIVATE_KEY",
     "SCALEMESH_GITHUB_WEBHOOK_SECRET",
@@ -81,17 +87,21 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_RECONCILE_INTERVAL",
     "SCALEMESH_PROXY_CACHE_MB",
     "SCALEMESH_LOG_LEVEL",
+    "SCALEMESH_METRICS_TOKEN",
+    "SCALEMESH_PROXY_METRICS_HOSTS",
     "AWS_ENDPOINT_URL",
 )
 
 SECRET_VARIABLES = frozenset(
     {
         "SCALEMESH_SECRET_KEY",
+        "SCALEMESH_PREVIEW_KEY",
         "SCALEMESH_GITHUB_PRIVATE_KEY",
         "SCALEMESH_GITHUB_WEBHOOK_SECRET",
         "SCALEMESH_GITHUB_CLIENT_SECRET",
         "SCALEMESH_DATABASE_URL",
         "SCALEMESH_REDIS_URL",
+        "SCALEMESH_METRICS_TOKEN",
     }
 )
 
@@ -106,7 +116,12 @@ class Settings:
     data_dir: Path
     database: DatabaseSettings
     storage: StorageSettings
-    secret_key: Secret
+    secret_keys: KeyRing | None
+    """Sign sessions and seal secrets at rest; None only on PostgreSQL without
+    `SCALEMESH_SECRET_KEY` (the API refuses to start then; the proxy needs none)."""
+    preview_keys: KeyRing | None
+    """Sign and check protected previews' tokens (the API and the proxy); None only on
+    PostgreSQL without `SCALEMESH_PREVIEW_KEY`. Without it, on SQLite, the secret keys."""
     redis_url: Secret | None = None
     runner: Runner = Runner.LOCAL
     ecs: EcsSettings | None = None
@@ -136,6 +151,10 @@ class Settings:
     """Seconds between two passes of the reconcile loop."""
     proxy_cache_mb: int = 256
     log_level: str = "INFO"
+    metrics_token: Secret | None = None
+    """The bearer token of the API's `/metrics`; unset, the API has no `/metrics`."""
+    proxy_metrics_hosts: tuple[str, ...] = ()
+    """Hostnames (besides IP addresses) on which the proxy answers `/metrics`."""
     runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """What the local builder process inherits from ours: PATH, locale, and AWS credentials
     only to upload to S3 (never passed on to the project's own commands)."""
@@ -145,6 +164,35 @@ class Settings:
     """The Redis pub/sub channel that carries alias moves from the API to the proxies. Not read
     from the environment: every API and proxy of a deployment must agree on it, and only tests
     change it (each test its own channel, so parallel test workers never hear each other)."""
+
+    @property
+    def secret_key(self) -> Secret:
+        """The key that signs and seals now (the ring's first)."""
+        return self.require_secret_keys().primary.secret
+
+    def require_secret_keys(self) -> KeyRing:
+        if self.secret_keys is None:
+            raise SettingsError(
+                "SCALEMESH_SECRET_KEY",
+                "must be set when the database is PostgreSQL, to the same value on every "
+                "replica (e.g. k1:<64 hex digits>); no key file is written then",
+            )
+        return self.secret_keys
+
+    def require_preview_keys(self) -> KeyRing:
+        if self.preview_keys is None:
+            raise SettingsError(
+                "SCALEMESH_PREVIEW_KEY",
+                "must be set when the database is PostgreSQL, to the same value on the API and "
+                "the proxy (e.g. k1:<64 hex digits>)",
+            )
+        return self.preview_keys
+
+    def check_part(self, part: str) -> None:
+        """Refuse to serve `part` ("api" or "proxy") without the keys it needs."""
+        if part == "api":
+            self.require_secret_keys()
+        self.require_preview_keys()
 
     @property
     def secure_cookies(self) -> bool:
@@ -164,8 +212,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from `environ` (the process environment when omitted).
 
-        When `SCALEMESH_SECRET_KEY` is unset, a key is generated once into the data directory
-        (mode 0600) and reused on every later start.
+        When `SCALEMESH_SECRET_KEY` is unset on SQLite, a key is generated once into the data
+        directory (mode 0600) and reused on every later start; on PostgreSQL it stays unset
+        (`secret_keys` is None) and `serve api` refuses to start.
         """
         env = EnvReader(os.environ if environ is None else environ)
         data_dir = Path(env.get("SCALEMESH_DATA_DIR", ".scalemesh"))
@@ -215,18 +264,28 @@ class Settings:
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError("SCALEMESH_LOG_LEVEL", "must be one of DEBUG, INFO, WARNING, ERROR")
 
-        secret_key = env.get("SCALEMESH_SECRET_KEY", "")
-        if not secret_key:
-            secret_key = load_or_create_secret_key(data_dir)
-        elif len(secret_key) < 32:
-            raise SettingsError("SCALEMESH_SECRET_KEY", "must be at least 32 characters long")
-        env.seen["SCALEMESH_SECRET_KEY"] = secret_key
+        postgres = database.kind is DatabaseKind.POSTGRES
+        secret_raw = env.get("SCALEMESH_SECRET_KEY", "")
+        secret_keys: KeyRing | None = None
+        if secret_raw:
+            secret_keys = parse_key_ring("SCALEMESH_SECRET_KEY", secret_raw)
+        elif not postgres:
+            # One machine: a key of its own in the data directory. Never on PostgreSQL, where
+            # each replica would make its own and none could open another's sessions or seals.
+            secret_raw = load_or_create_secret_key(data_dir)
+            secret_keys = parse_key_ring("SCALEMESH_SECRET_KEY", secret_raw)
+        env.seen["SCALEMESH_SECRET_KEY"] = secret_raw
+        preview_raw = env.get("SCALEMESH_PREVIEW_KEY", "")
+        preview_keys = secret_keys if not postgres else None
+        if preview_raw:
+            preview_keys = parse_key_ring("SCALEMESH_PREVIEW_KEY", preview_raw)
 
         return cls(
             data_dir=data_dir,
             database=database,
             storage=storage,
-            secret_key=Secret(secret_key),
+            secret_keys=secret_keys,
+            preview_keys=preview_keys,
             redis_url=Secret(redis_url) if redis_url else None,
             runner=runner,
             ecs=ecs,
@@ -249,5 +308,7 @@ class Settings:
             runner_env=runner_env(env.environ, storage_is_s3=storage.url.startswith("s3://")),
             proxy_cache_mb=env.positive_int("SCALEMESH_PROXY_CACHE_MB", 256),
             log_level=log_level,
+            metrics_token=parse_metrics_token(env),
+            proxy_metrics_hosts=parse_metrics_hosts(env, root_domain),
             sources=dict(env.seen),
         )

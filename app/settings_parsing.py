@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping
 from ipaddress import ip_network
@@ -16,14 +17,18 @@ from app.settings_parts import (
     DatabaseSettings,
     EcsSettings,
     GitHubSettings,
+    KeyRing,
     OAuthSettings,
     Secret,
     SettingsError,
+    SigningKey,
     Signup,
     StorageSettings,
 )
 from builder.spec import BuildLimits
 
+MIN_KEY_LENGTH = 32
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _ROLE_ARN = re.compile(r"^arn:[a-z-]+:iam::[^:/\s]+:role/\S+$")
 
 
@@ -294,3 +299,63 @@ def is_dns_label(label: str) -> bool:
         and label[-1] != "-"
         and all(c.isascii() and (c.isalnum() or c == "-") for c in label)
     )
+
+
+MIN_METRICS_TOKEN = 16
+
+
+def parse_metrics_token(env: EnvReader) -> Secret | None:
+    """`SCALEMESH_METRICS_TOKEN`: unset, the API has no `/metrics`; set, it must be long."""
+    token = env.get("SCALEMESH_METRICS_TOKEN")
+    if not token:
+        return None
+    if len(token) < MIN_METRICS_TOKEN:
+        raise SettingsError(
+            "SCALEMESH_METRICS_TOKEN", f"must be at least {MIN_METRICS_TOKEN} characters long"
+        )
+    return Secret(token)
+
+
+def parse_metrics_hosts(env: EnvReader, root_domain: str) -> tuple[str, ...]:
+    """`SCALEMESH_PROXY_METRICS_HOSTS`: internal names the proxy answers `/metrics` on.
+
+    Every name under the root domain is a deployment's, so none of those may be one.
+    """
+    raw = env.get("SCALEMESH_PROXY_METRICS_HOSTS")
+    hosts = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    for host in hosts:
+        if not all(is_dns_label(label) for label in host.split(".")):
+            raise SettingsError("SCALEMESH_PROXY_METRICS_HOSTS", f"{host!r} is not a hostname")
+        if host == root_domain or host.endswith(f".{root_domain}"):
+            raise SettingsError(
+                "SCALEMESH_PROXY_METRICS_HOSTS",
+                f"{host!r} is under SCALEMESH_ROOT_DOMAIN, where deployments are served",
+            )
+    return hosts
+
+
+def parse_key_ring(variable: str, raw: str) -> KeyRing:
+    """`id:key,id:key,…` (the first signs and seals, every one opens) or one bare key.
+
+    A key without an id gets one made from a hash of the key (`key_id_of`), so the same bare key
+    has the same id wherever it is listed. Ids are letters, digits, `_` and `-` (at most 32).
+    """
+    keys: list[SigningKey] = []
+    for entry in raw.split(","):
+        entry = entry.strip()
+        key_id, colon, value = entry.partition(":")
+        if not (colon and _KEY_ID.match(key_id)):
+            key_id, value = key_id_of(entry), entry
+        if len(value) < MIN_KEY_LENGTH:
+            raise SettingsError(
+                variable, f"each key must be at least {MIN_KEY_LENGTH} characters long"
+            )
+        if any(key.id == key_id for key in keys):
+            raise SettingsError(variable, f"the key id {key_id!r} is listed twice")
+        keys.append(SigningKey(key_id, Secret(value)))
+    return KeyRing(tuple(keys))
+
+
+def key_id_of(value: str) -> str:
+    """The id of a key given without one: 8 hex digits of a hash, which tell nothing of it."""
+    return hashlib.sha256(b"scalemesh key id|" + value.encode()).hexdigest()[:8]

@@ -5,6 +5,8 @@ A leaf: `app.settings` and the modules that parse each group import these, never
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +44,47 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One key of a `KeyRing`: its id travels with what it sealed or signed."""
+
+    id: str
+    secret: Secret
+
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` under this key, as hex."""
+        return hmac.new(self.secret.reveal().encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """Keys with ids, for rotation: the first signs and seals, every one verifies and opens.
+
+    Written `SCALEMESH_SECRET_KEY=k2:<new>,k1:<old>`: add the new key in front on every
+    replica, and drop the old one once nothing sealed or signed with it is left.
+    """
+
+    keys: tuple[SigningKey, ...]
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            raise ValueError("a key ring needs at least one key")
+
+    @property
+    def primary(self) -> SigningKey:
+        return self.keys[0]
+
+    def find(self, key_id: str) -> SigningKey | None:
+        return next((key for key in self.keys if key.id == key_id), None)
+
+    def macs(self, message: bytes) -> list[str]:
+        """`message`'s HMAC under every key, the primary's first: what a stored hash may be."""
+        return [key.mac(message) for key in self.keys]
+
+    def __repr__(self) -> str:
+        return f"KeyRing(ids={[key.id for key in self.keys]!r})"
 
 
 class DatabaseKind(StrEnum):

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import database
 from app import preview_tokens as tokens
 from app.settings import Settings
+from app.settings_parsing import key_id_of
 from app.storage.choice import storage_from_settings
 from app.tables import Alias, Project
 from bench.proxy_site import make_files, manifest, seed, ship
@@ -110,7 +111,7 @@ async def measure(seconds: float, rounds: int) -> tuple[list[float], list[float]
             files,
             json.dumps(record).encode(),
         )
-        key = tokens.preview_key(SECRET)
+        key = tokens.preview_keys([(key_id_of(SECRET), SECRET)])
         cookie = tokens.sign(key, tokens.COOKIE, PROTECTED, tokens.COOKIE_SECONDS)
         open_request = scope(OPEN_HOST, [])
         protected_request = scope(

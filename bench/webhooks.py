@@ -96,6 +96,9 @@ def api_server(database_url: str, data_dir: Path) -> Iterator[str]:
         **os.environ,
         "SCALEMESH_DATA_DIR": str(data_dir),
         "SCALEMESH_DATABASE_URL": database_url,
+        # Required on PostgreSQL (README "Production"); harmless on SQLite.
+        "SCALEMESH_SECRET_KEY": "k1:" + "ab" * 32,
+        "SCALEMESH_PREVIEW_KEY": "p1:" + "cd" * 32,
         "SCALEMESH_STORAGE_URL": f"file://{data_dir / 'storage'}",
         "SCALEMESH_GITHUB_APP_ID": "4242",
         "SCALEMESH_GITHUB_PRIVATE_KEY": private_key(),

@@ -34,7 +34,9 @@ class Gate:
     """Decides what a request to a protected hostname gets; one per proxy process."""
 
     def __init__(self, settings: Settings) -> None:
-        self.key = tokens.preview_key(settings.secret_key.reveal())
+        self.key = tokens.preview_keys(
+            (key.id, key.secret.reveal()) for key in settings.require_preview_keys().keys
+        )
         self.root_domain = settings.root_domain
         self.auth_url = f"{settings.public_url}/auth/deployment"
         self.https = settings.deployment_url_template.startswith("https://")

@@ -19,7 +19,7 @@ from argon2 import PasswordHasher
 from app.aliases import ALIAS_CHANNEL
 from app.settings import Settings
 from app.users import passwords
-from tests.support.api import TEST_SECRET_KEY, Client, OfflineResolver
+from tests.support.api import TEST_PREVIEW_KEY, TEST_SECRET_KEY, Client, OfflineResolver
 from tests.support.lookup import World, make_world
 from tests.support.proxy import on_storage
 from tests.support.services import (
@@ -126,6 +126,7 @@ def make_settings(tmp_path: Path, alias_channel: str) -> Callable[..., Settings]
         environ = {
             "SCALEMESH_DATA_DIR": str(tmp_path / "data"),
             "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY,
+            "SCALEMESH_PREVIEW_KEY": TEST_PREVIEW_KEY,
             "SCALEMESH_STORAGE_URL": f"file://{tmp_path / 'storage'}",
             "SCALEMESH_SIGNUP": "open",
         }
@@ -166,3 +167,22 @@ def proxy_settings(
 async def world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:
     """A bound database with a user and a project `shop`, for alias lookups; counts queries."""
     return await make_world(settings, monkeypatch)
+
+
+# --- scheduling under xdist -------------------------------------------------------------------
+
+TOGETHER = ("tests/test_topology.py",)
+"""Modules whose tests share one expensive module-scoped fixture (the topology's processes):
+run on one worker, in order, instead of each worker that gets one of them starting its own."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Load scheduling, test by test, but each module of `TOGETHER` as one unit of work."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in TOGETHER else nodeid
+
+    return ModulesTogether(config, log)

@@ -76,16 +76,18 @@ def test_bad_usage_exits_2_naming_the_problem(
 
 def test_settings_prints_every_setting_with_secrets_masked(env: dict[str, str]) -> None:
     env["SCALEMESH_DATABASE_URL"] = "postgresql://scalemesh:hunter2-db-password@db:5432/scalemesh"
+    env["SCALEMESH_SECRET_KEY"] = key = "k1:" + "5e" * 32
+    env["SCALEMESH_PREVIEW_KEY"] = preview = "p1:" + "7f" * 32
 
     result = run_cli("settings", env=env)
 
     assert result.returncode == 0, result.stderr
-    key = (Path(env["SCALEMESH_DATA_DIR"]) / SECRET_KEY_FILE).read_text().strip()
-    assert len(key) >= 32
-    assert key not in result.stdout + result.stderr
+    assert key[3:] not in result.stdout + result.stderr
+    assert preview[3:] not in result.stdout + result.stderr
     assert "hunter2-db-password" not in result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert "SCALEMESH_SECRET_KEY=***" in lines
+    assert "SCALEMESH_PREVIEW_KEY=***" in lines
     assert "SCALEMESH_DATABASE_URL=***" in lines
     assert f"SCALEMESH_DATA_DIR={env['SCALEMESH_DATA_DIR']}" in lines
     assert "SCALEMESH_BUILD_TIMEOUT=900" in lines
@@ -109,3 +111,40 @@ def test_bad_configuration_exits_2_naming_the_variable(
     assert result.stderr.startswith("scalemesh: configuration error: ")
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
+
+
+POSTGRES_URL = "postgresql://scalemesh:pw@127.0.0.1:9/scalemesh"
+KEY = "k1:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("command", "given", "missing"),
+    [
+        (["serve", "api"], {}, "SCALEMESH_SECRET_KEY"),
+        (["serve", "api"], {"SCALEMESH_SECRET_KEY": ""}, "SCALEMESH_SECRET_KEY"),
+        (
+            ["serve", "api", "--workers", "2"],
+            {"SCALEMESH_PREVIEW_KEY": KEY},
+            "SCALEMESH_SECRET_KEY",
+        ),
+        (["serve", "api"], {"SCALEMESH_SECRET_KEY": KEY}, "SCALEMESH_PREVIEW_KEY"),
+        (["serve", "proxy"], {"SCALEMESH_SECRET_KEY": KEY}, "SCALEMESH_PREVIEW_KEY"),
+        (["serve", "proxy"], {"SCALEMESH_PREVIEW_KEY": " "}, "SCALEMESH_PREVIEW_KEY"),
+        (["dev"], {"SCALEMESH_PREVIEW_KEY": KEY}, "SCALEMESH_SECRET_KEY"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else str(value),
+)
+def test_serving_on_postgres_refuses_to_start_without_its_keys(
+    env: dict[str, str], command: list[str], given: dict[str, str], missing: str
+) -> None:
+    """Every replica must share the keys: none is generated, nothing half-works."""
+    env["SCALEMESH_DATABASE_URL"] = POSTGRES_URL
+    env.update(given)
+
+    result = run_cli(*command, "--port" if command[0] == "serve" else "--api-port", "0", env=env)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"scalemesh: configuration error: {missing}: must be set")
+    assert "PostgreSQL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (Path(env["SCALEMESH_DATA_DIR"]) / SECRET_KEY_FILE).exists()

@@ -53,7 +53,7 @@ def sign_in_with(client: Client, kind: type[T], stale_reads: int = 0) -> tuple[G
     """The API's `GitHubSignIn`, keeping GitHub tokens with a `kind` of `UserTokens`."""
     current: GitHubSignIn = client.app.state.services.github_sign_in
     settings: Settings = client.app.state.services.dashboard.settings
-    tokens = kind(settings.secret_key, current._github)
+    tokens = kind(settings.require_secret_keys(), current._github)
     if isinstance(tokens, StaleTokens):
         tokens.stale_reads = stale_reads
     service = GitHubSignIn(settings, current._engine, current._users, tokens, current._github)

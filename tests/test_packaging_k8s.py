@@ -154,10 +154,12 @@ def test_configmap_values_are_valid_settings() -> None:
     secrets = {
         "SCALEMESH_DATABASE_URL": "postgresql://scalemesh:pw@postgres:5432/scalemesh",
         "SCALEMESH_REDIS_URL": "redis://redis:6379/0",
-        "SCALEMESH_SECRET_KEY": "k" * 48,
+        "SCALEMESH_SECRET_KEY": "k1:" + "ab" * 32,
+        "SCALEMESH_PREVIEW_KEY": "p1:" + "cd" * 32,
     }
 
     settings = Settings.from_env({**configmap(), **secrets})
+    settings.check_part("api")
 
     assert settings.runner is Runner.ECS
     assert settings.storage.scheme == "s3"

@@ -29,7 +29,9 @@ def test_env_values_are_sealed_to_their_project_and_name(client: Client, token: 
             EnvVar.name
         )
     )
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    sealer = Sealer(
+        Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
+    )
     project_id = response.json()["id"]
     api_key = bytes(rows[0]["value_sealed"])
     assert b"s3cr3t-value" not in api_key
@@ -52,7 +54,9 @@ def test_patch_merges_env_vars(client: Client, token: str) -> None:
     assert response.status_code == 200
     assert response.json()["env"] == ["ADD", "KEEP", "REPLACE"]
     project_id = response.json()["id"]
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    sealer = Sealer(
+        Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
+    )
     rows = client.run(lambda: EnvVar.select(EnvVar.name, EnvVar.value_sealed))
     values = {r["name"]: sealer.open(project_id, r["name"], bytes(r["value_sealed"])) for r in rows}
     assert values == {"KEEP": "1", "REPLACE": "new", "ADD": "2"}
@@ -96,16 +100,20 @@ def test_env_rules(changes: dict[str, str], fragment: str) -> None:
 
 
 def test_sealer_refuses_an_unknown_version() -> None:
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    sealer = Sealer(
+        Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
+    )
     sealed = sealer.seal(1, "A", "value")
 
     with pytest.raises(SealError, match="unknown seal version"):
-        sealer.open(1, "A", b"\x02" + sealed[1:])
+        sealer.open(1, "A", b"\x07" + sealed[1:])
 
 
 def test_a_projects_env_opens_for_its_build(client: Client, token: str) -> None:
     project_id = create(client, token, name="web", env={"A": "1", "B": "two"}).json()["id"]
-    sealer = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).secret_key)
+    sealer = Sealer(
+        Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
+    )
 
     assert client.run(lambda: envvars.load(sealer, project_id)) == {"A": "1", "B": "two"}
 

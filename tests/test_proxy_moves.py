@@ -88,7 +88,12 @@ async def delete_web(served: Served, owner_id: int, announce: AliasAnnouncer) ->
     settings = served.proxy.settings
     engine = database.make_engine(settings.database)
     projects = ProjectService(
-        settings, engine, Sealer(settings.secret_key), served.proxy.storage, announce, Access()
+        settings,
+        engine,
+        Sealer(settings.require_secret_keys()),
+        served.proxy.storage,
+        announce,
+        Access(),
     )
     await projects.delete(owner_id, "web")
 

@@ -89,6 +89,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_ROOT_DOMAIN": "Example.app.",
         "SCALEMESH_DEPLOYMENT_URL_TEMPLATE": "https://{host}",
         "SCALEMESH_SECRET_KEY": KEY,
+        "SCALEMESH_PREVIEW_KEY": "p1:" + "9" * 64,
         "SCALEMESH_GITHUB_APP_ID": "1234",
         "SCALEMESH_GITHUB_PRIVATE_KEY": pem.replace("\n", "\\n"),
         "SCALEMESH_GITHUB_WEBHOOK_SECRET": "hook-secret",
@@ -114,6 +115,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_RECONCILE_INTERVAL": "0.25",
         "SCALEMESH_PROXY_CACHE_MB": "64",
         "SCALEMESH_LOG_LEVEL": "debug",
+        "SCALEMESH_METRICS_TOKEN": "m" * 20,
+        "SCALEMESH_PROXY_METRICS_HOSTS": "scalemesh-proxy.scalemesh.svc",
         "AWS_ENDPOINT_URL": "http://minio:9000",
     }
     assert set(environ) == set(VARIABLES)
@@ -165,6 +168,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.reconcile_interval == 0.25
     assert settings.proxy_cache_mb == 64
     assert settings.log_level == "DEBUG"
+    assert settings.preview_keys is not None
+    assert settings.preview_keys.primary.id == "p1"
+    assert settings.describe()["SCALEMESH_PREVIEW_KEY"] == "***"
 
 
 def test_secrets_never_show(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def tokens_for(settings: Settings, fake: FakeGitHubUsers) -> UserTokens:
         api_url=API_URL,
         transport=fake.transport,
     )
-    return UserTokens(settings.secret_key, github)
+    return UserTokens(settings.require_secret_keys(), github)
 
 
 def issued(fake: FakeGitHubUsers, login: str) -> UserToken:
@@ -67,7 +67,7 @@ def test_a_saved_token_is_sealed_to_its_account_and_read_back(
     sealed = client.run(lambda: GitHubAccount.select(GitHubAccount.token_sealed).first())
     blob = bytes(sealed["token_sealed"]) if sealed else b""
     assert token.token.encode() not in blob
-    sealer = TokenSealer(settings.secret_key)
+    sealer = TokenSealer(settings.require_secret_keys())
     assert sealer.open(user_id, "token", blob) == token.token
     assert sealer.open(user_id + 1, "token", blob) is None
     assert sealer.open(user_id, "refresh", blob) is None
@@ -110,7 +110,7 @@ def test_a_refresh_lost_to_another_replica_takes_its_token_and_a_dead_one_gives_
     other = issued(fake, "octo")
     fake.refresh_tokens.pop(str(old.refresh_token))
     client.run(lambda: tokens.save(user_id, GitHubUser(octo.id, "octo"), other))
-    stale_reader = UserTokens(settings.secret_key, tokens._github)
+    stale_reader = UserTokens(settings.require_secret_keys(), tokens._github)
 
     async def race() -> str | None:
         # This replica read the old row before the other one stored its token.
@@ -119,8 +119,10 @@ def test_a_refresh_lost_to_another_replica_takes_its_token_and_a_dead_one_gives_
         old_row = user_tokens._Stored.of(
             row
             | {
-                "token_sealed": TokenSealer(settings.secret_key).seal(user_id, "token", old.token),
-                "refresh_sealed": TokenSealer(settings.secret_key).seal(
+                "token_sealed": TokenSealer(settings.require_secret_keys()).seal(
+                    user_id, "token", old.token
+                ),
+                "refresh_sealed": TokenSealer(settings.require_secret_keys()).seal(
                     user_id, "refresh", str(old.refresh_token)
                 ),
                 "token_expires_at": expired.expires_at,
@@ -163,7 +165,7 @@ def test_an_expired_token_that_cannot_be_refreshed_gives_none_without_asking_git
         now - timedelta(minutes=1) if refresh_expired else now + timedelta(days=1),
     )
     client.run(lambda: tokens.save(user_id, GitHubUser(octo.id, "octo"), expired))
-    reader = tokens if with_github else UserTokens(settings.secret_key, None)
+    reader = tokens if with_github else UserTokens(settings.require_secret_keys(), None)
 
     assert client.run(lambda: reader.token_for(user_id)) is None
     assert fake.calls_to("POST", "/login/oauth/access_token") == []

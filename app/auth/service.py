@@ -10,7 +10,6 @@ with the same address is not taken over. The account's session is the usual one
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
@@ -87,15 +86,17 @@ class GitHubSignIn:
         tokens: UserTokens,
         github: GitHubUsersApi,
     ) -> None:
-        self._key = settings.secret_key.reveal().encode()
+        self._keys = settings.require_secret_keys()
         self._redirect_uri = settings.public_url + CALLBACK_PATH
         self._engine = engine
         self._users = users
         self._tokens = tokens
         self._github = github
 
-    def _hash(self, state: str) -> str:
-        return hmac.new(self._key, b"oauth-state|" + state.encode(), hashlib.sha256).hexdigest()
+    def _hashes(self, state: str) -> list[str]:
+        """The state's HMAC under each key, the signing key's first: a replica may still have
+        stored it under the key before the latest rotation."""
+        return self._keys.macs(b"oauth-state|" + state.encode())
 
     # --- the web flow ----------------------------------------------------------------------
 
@@ -105,7 +106,7 @@ class GitHubSignIn:
         state = secrets.token_urlsafe(32)
         await OAuthState.insert(
             OAuthState(
-                state_hash=self._hash(state),
+                state_hash=self._hashes(state)[0],
                 next_path=local_path(next_path),
                 expires_at=now + STATE_LIFETIME,
             )
@@ -132,7 +133,7 @@ class GitHubSignIn:
             raise UserError(ErrorCode.OAUTH_STATE_INVALID, STATE_INVALID)
         taken = await (
             OAuthState.delete()
-            .where(OAuthState.state_hash == self._hash(state))
+            .where(OAuthState.state_hash.is_in(self._hashes(state)))
             .returning(OAuthState.next_path, OAuthState.expires_at)
         )
         if not taken or taken[0]["expires_at"] <= datetime.now(UTC):

@@ -17,7 +17,7 @@ from typing import Any
 from app.github.api import GitHubError
 from app.github.oauth_api import GitHubUser, GitHubUsersApi, UserToken
 from app.sealing import Box, Unopenable
-from app.settings_parts import Secret
+from app.settings_parts import KeyRing
 from app.tables import GitHubAccount
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,8 @@ REFRESH_MARGIN = timedelta(minutes=5)
 class TokenSealer:
     """Seals and opens GitHub user tokens, bound to the account and the field they belong to."""
 
-    def __init__(self, secret_key: Secret) -> None:
-        self._box = Box(secret_key, b"scalemesh github tokens v1")
+    def __init__(self, keys: KeyRing) -> None:
+        self._box = Box(keys, b"scalemesh github tokens v1")
 
     def seal(self, user_id: int, what: str, value: str) -> bytes:
         return self._box.seal(_aad(user_id, what), value)
@@ -90,8 +90,8 @@ class UserTokens:
     """Where each account's GitHub identity and token live. `github` is None when "Sign in with
     GitHub" is not configured: then no account has a usable token."""
 
-    def __init__(self, secret_key: Secret, github: GitHubUsersApi | None) -> None:
-        self._sealer = TokenSealer(secret_key)
+    def __init__(self, keys: KeyRing, github: GitHubUsersApi | None) -> None:
+        self._sealer = TokenSealer(keys)
         self._github = github
 
     async def account_of_github_user(self, github_id: int) -> LinkedAccount | None:

@@ -50,6 +50,7 @@ class StartupFailed(CommandError):
 
 def dev(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    settings.check_part("api")  # the API's keys cover the proxy's
     start_logging(settings)
 
     async def run() -> int:
@@ -67,6 +68,8 @@ def dev(args: argparse.Namespace) -> int:
 
 def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    # Before any worker starts: on PostgreSQL a missing key is a configuration error (exit 2).
+    settings.check_part(args.part)
     start_logging(settings)
     if args.part == "proxy":
         return _serve_proxy(settings, args)

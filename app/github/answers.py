@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pydantic
 from githubkit.exception import (
     GitHubException,
-    RateLimitExceeded,
     RequestError,
     RequestFailed,
     RequestTimeout,
@@ -18,6 +18,7 @@ from githubkit.exception import (
 from githubkit.response import Response
 
 from app.github.api import GitHubError
+from app.github.waits import wait_of
 
 TIMEOUT = 10.0
 """Seconds for each request to GitHub (connect, read, write and pool wait each); the client
@@ -30,11 +31,12 @@ def translated(action: str) -> Iterator[None]:
     try:
         yield
     except RequestFailed as exc:
-        status = exc.response.status_code
-        retry_after = (
-            exc.retry_after.total_seconds() if isinstance(exc, RateLimitExceeded) else None
-        )
-        message = f"{action}: GitHub answered {status}{github_message(exc.response.raw_response)}"
+        raw = exc.response.raw_response
+        status, text = raw.status_code, error_text(raw)
+        # Read here rather than taken from githubkit's RateLimitExceeded, which misses a bare
+        # 429 and a rate-limit 403 that carry no header (GitHub's docs: wait a minute then).
+        retry_after = wait_of(status, raw.headers, text, datetime.now(UTC))
+        message = f"{action}: GitHub answered {status}{f': {text}' if text else ''}"
         raise GitHubError(message, status, retry_after=retry_after) from exc
     except RequestTimeout as exc:
         raise GitHubError(f"{action}: GitHub did not answer within {TIMEOUT:g} s") from exc
@@ -49,13 +51,13 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def github_message(response: httpx.Response) -> str:
+def error_text(response: httpx.Response) -> str:
     """GitHub's own one-line explanation from an error body, if it gave one."""
     try:
         message = response.json().get("message")
     except (ValueError, AttributeError):
         return ""
-    return f": {message[:200]}" if isinstance(message, str) and message else ""
+    return message[:200] if isinstance(message, str) else ""
 
 
 # Responses are read as plain JSON, taking only the fields we use: githubkit's models follow

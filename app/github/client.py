@@ -4,13 +4,15 @@
 keeps them until shortly before they expire, and mints a fresh read-only token scoped to one
 repository for each build. githubkit, httpx and pydantic errors stop here: callers only ever see
 `GitHubError` (or `CommentGone`). Nothing is retried here; the reconcile loop retries what failed.
+When GitHub asks for a wait (a rate limit), the client refuses further calls of the same kind
+(as that installation, or as the App itself) until the wait is over, without asking GitHub.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -33,6 +35,7 @@ from app.github.answers import (
 from app.github.api import CommentGone, GitHubError
 from app.github.inputs import SHA, one_of, shorten, split_repository
 from app.github.transport import SharedTransport
+from app.github.waits import APP, Holds, utcnow
 from app.settings_parts import GitHubSettings
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,7 @@ class GitHubAppClient:
     """`GitHubApi` over githubkit, authenticated as the GitHub App of `settings`.
 
     `api_url` is https://api.github.com or a GitHub Enterprise Server URL ending in /api/v3.
-    `transport` replaces the network, for tests.
+    `transport` replaces the network, for tests; `clock` tells the time waits end by.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class GitHubAppClient:
         api_url: str,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._transport = SharedTransport(transport or httpx.AsyncHTTPTransport())
         # Our own cache strategy: githubkit's default is one process-wide cache, which would
@@ -100,6 +104,7 @@ class GitHubAppClient:
         )
         self._tokens: dict[int, _Token] = {}
         self._minting: dict[int, anyio.Lock] = {}
+        self._holds = Holds(clock)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -109,7 +114,7 @@ class GitHubAppClient:
         _owner, name = split_repository(repository)
         action = f"mint a build token for {repository}"
         self._check_open(action)
-        with translated(action):
+        with self._translated(action, APP):
             response = await self._app.rest.apps.async_create_installation_access_token(
                 installation_id,
                 headers=API_HEADERS,
@@ -303,6 +308,7 @@ class GitHubAppClient:
     async def _as_installation(self, installation_id: int, action: str) -> GitHub[Any]:
         """A githubkit client carrying the installation's token, minting one when needed."""
         self._check_open(action)
+        self._holds.check(installation_id, action)
         token = self._fresh_token(installation_id)
         if token is None:
             async with self._minting.setdefault(installation_id, anyio.Lock()):
@@ -318,7 +324,7 @@ class GitHubAppClient:
 
     async def _mint(self, installation_id: int, action: str) -> _Token:
         """A new installation token, kept for the next calls."""
-        with translated(action):
+        with self._translated(action, APP):
             response = await self._app.rest.apps.async_create_installation_access_token(
                 installation_id, headers=API_HEADERS
             )
@@ -331,16 +337,19 @@ class GitHubAppClient:
         return token
 
     @contextlib.contextmanager
-    def _translated(
-        self, action: str, installation_id: int, *, gone: bool = False
-    ) -> Iterator[None]:
-        """`translated`; a 401 also drops the cached token (revoked early), `gone` maps 404/410."""
+    def _translated(self, action: str, caller: int | None, *, gone: bool = False) -> Iterator[None]:
+        """`translated` for a call as installation `caller` (or as the App): a wait GitHub asks
+        for holds back that caller's calls, a 401 drops its cached token (revoked early), and
+        `gone` maps 404/410 to `CommentGone`."""
+        if caller is APP:
+            self._holds.check(APP, action)
         try:
             with translated(action):
                 yield
         except GitHubError as exc:
-            if exc.status == 401:
-                self._tokens.pop(installation_id, None)
+            self._holds.note(caller, exc, action)
+            if exc.status == 401 and caller is not APP:
+                self._tokens.pop(caller, None)
             if gone and exc.status in (404, 410):
                 raise CommentGone(str(exc), exc.status) from exc
             raise

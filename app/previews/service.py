@@ -34,7 +34,9 @@ class PreviewService:
         self.settings = settings
         self.announce = announce
         self.access = access
-        self.key = tokens.preview_key(settings.secret_key.reveal())
+        self.key = tokens.preview_keys(
+            (key.id, key.secret.reveal()) for key in settings.require_preview_keys().keys
+        )
 
     async def hand_off(self, user_id: int, host: str, next_path: str) -> str:
         """Where to send a viewer of `host` who is signed in as `user_id`: the deployment's

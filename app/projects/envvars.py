@@ -15,7 +15,7 @@ from typing import Any
 
 from app.errors import ErrorCode, UserError
 from app.sealing import Box, Unopenable
-from app.settings_parts import Secret
+from app.settings_parts import KeyRing
 from app.tables import EnvVar
 
 MAX_NAME = 255
@@ -49,8 +49,8 @@ class SealError(RuntimeError):
 class Sealer:
     """Seals and opens env var values with a key derived from the platform's secret key."""
 
-    def __init__(self, secret_key: Secret) -> None:
-        self._box = Box(secret_key, b"scalemesh env vars v1")
+    def __init__(self, keys: KeyRing) -> None:
+        self._box = Box(keys, b"scalemesh env vars v1")
 
     def seal(self, project_id: int, name: str, value: str) -> bytes:
         return self._box.seal(_aad(project_id, name), value)

@@ -53,17 +53,16 @@ class CurrentUser:
     is_admin: bool = False
     credential: Credential = Credential.SESSION
 
-    COLUMNS = (Session.user, Session.user.email, Session.user.is_admin)
+    COLUMNS = (Session.user, Session.user.email, Session.user.is_admin, Session.token_hash)
 
     @classmethod
-    def of(
-        cls, row: dict[str, Any], token_hash: str, credential: Credential = Credential.SESSION
-    ) -> CurrentUser:
-        """From a row with `user`, `user.email` and `user.is_admin` (a session's or a token's)."""
+    def of(cls, row: dict[str, Any], credential: Credential = Credential.SESSION) -> CurrentUser:
+        """From a row with `user`, `user.email`, `user.is_admin` and `token_hash` (a session's
+        or a token's: the hash under whichever key of the ring it was made with)."""
         return cls(
             id=int(row["user"]),
             email=str(row["user.email"]),
-            token_hash=token_hash,
+            token_hash=str(row["token_hash"]),
             is_admin=bool(row["user.is_admin"]),
             credential=credential,
         )

@@ -9,8 +9,6 @@ be used to sign in. Failed sign-ins are counted per email and per client address
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -69,12 +67,18 @@ class UserService:
     """Accounts and sessions; the secret key makes session hashes useless to a database thief."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.secret_key.reveal().encode()
+        self._keys = settings.require_secret_keys()
         self._signup = settings.signup
-        self.tokens = ApiTokens(self.token_hash)
+        self.tokens = ApiTokens(self.token_hashes)
 
     def token_hash(self, token: str) -> str:
-        return hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()
+        """What is stored of a new session or API token: its HMAC under the signing key."""
+        return self._keys.primary.mac(token.encode())
+
+    def token_hashes(self, token: str) -> list[str]:
+        """What may be stored of a token: its HMAC under each key, for tokens made before the
+        latest key rotation."""
+        return self._keys.macs(token.encode())
 
     async def signup_open(self) -> bool:
         """Whether anyone may make an account with a password now (`settings.signup`)."""
@@ -186,14 +190,16 @@ class UserService:
     async def user_for_token(self, token: str, *, api_tokens: bool = True) -> CurrentUser | None:
         """The user a live session token belongs to, else (unless `api_tokens` is false, as
         for a cookie) the user of a live API token, else None."""
-        digest = self.token_hash(token)
         row = (
             await Session.select(*CurrentUser.COLUMNS)
-            .where((Session.token_hash == digest) & (Session.expires_at > datetime.now(UTC)))
+            .where(
+                Session.token_hash.is_in(self.token_hashes(token))
+                & (Session.expires_at > datetime.now(UTC))
+            )
             .first()
         )
         if row is not None:
-            return CurrentUser.of(row, digest)
+            return CurrentUser.of(row)
         return await self.tokens.user_for(token) if api_tokens else None
 
 

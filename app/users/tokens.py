@@ -84,10 +84,11 @@ def check_days(days: int | None) -> timedelta | None:
 
 
 class ApiTokens:
-    """Each user's API tokens; `token_hash` is `UserService.token_hash` (keyed by the secret)."""
+    """Each user's API tokens; `token_hashes` is `UserService.token_hashes` (keyed by the
+    secret keys, the signing key's first)."""
 
-    def __init__(self, token_hash: Callable[[str], str]) -> None:
-        self._hash = token_hash
+    def __init__(self, token_hashes: Callable[[str], list[str]]) -> None:
+        self._hashes = token_hashes
 
     async def create(
         self, user: CurrentUser, name: str, expires_in_days: int | None
@@ -105,7 +106,7 @@ class ApiTokens:
             ApiToken(
                 user=user.id,
                 name=name,
-                token_hash=self._hash(token),
+                token_hash=self._hashes(token)[0],
                 created_at=now,
                 expires_at=None if lifetime is None else now + lifetime,
             )
@@ -132,18 +133,18 @@ class ApiTokens:
 
     async def user_for(self, token: str) -> CurrentUser | None:
         """The user a live API token belongs to, else None; notes when it was used."""
-        digest = self._hash(token)
         now = datetime.now(UTC)
         row = (
             await ApiToken.select(
                 ApiToken._meta.primary_key,
+                ApiToken.token_hash,
                 ApiToken.last_used_at,
                 ApiToken.user,
                 ApiToken.user.email,
                 ApiToken.user.is_admin,
             )
             .where(
-                (ApiToken.token_hash == digest)
+                ApiToken.token_hash.is_in(self._hashes(token))
                 & (ApiToken.expires_at.is_null() | (ApiToken.expires_at > now))
             )
             .first()
@@ -155,4 +156,4 @@ class ApiTokens:
             await ApiToken.update({ApiToken.last_used_at: now}).where(
                 ApiToken._meta.primary_key == row["id"]
             )
-        return CurrentUser.of(row, digest, Credential.API_TOKEN)
+        return CurrentUser.of(row, Credential.API_TOKEN)

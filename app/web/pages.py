@@ -13,7 +13,6 @@ bearer token are not forms and are not affected.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import re
 import secrets
@@ -147,9 +146,14 @@ def viewer(request: Request[Any, Any, Any], settings: Settings, user: CurrentUse
 
 
 def csrf_token(settings: Settings, nonce: str, user: CurrentUser | None) -> str:
+    return csrf_tokens(settings, nonce, user)[0]
+
+
+def csrf_tokens(settings: Settings, nonce: str, user: CurrentUser | None) -> list[str]:
+    """The form token under each secret key, the signing key's first: a page rendered before
+    the latest key rotation still posts."""
     session = user.token_hash if user else ""
-    message = f"csrf|{nonce}|{session}".encode()
-    return hmac.new(settings.secret_key.reveal().encode(), message, hashlib.sha256).hexdigest()
+    return settings.require_secret_keys().macs(f"csrf|{nonce}|{session}".encode())
 
 
 def page(
@@ -247,7 +251,9 @@ def csrf_ok(
 ) -> bool:
     nonce = request.cookies.get(CSRF_COOKIE, "")
     sent = form.get(CSRF_FIELD, "")
-    return bool(nonce and sent) and hmac.compare_digest(sent, csrf_token(settings, nonce, user))
+    return bool(nonce and sent) and any(
+        hmac.compare_digest(sent, token) for token in csrf_tokens(settings, nonce, user)
+    )
 
 
 def expired_form(

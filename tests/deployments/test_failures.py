@@ -154,7 +154,7 @@ def test_env_vars_that_no_longer_open_fail_the_build(
         services.reconciler.storage,
         services.bus,
         runner,
-        Sealer(other_key.secret_key),
+        Sealer(other_key.require_secret_keys()),
     )
 
     client.run(reconciler.tick)

@@ -56,7 +56,7 @@ def test_two_reconcilers_start_each_build_once(
             services.reconciler.storage,
             services.bus,
             shared,
-            Sealer(settings.secret_key),
+            Sealer(settings.require_secret_keys()),
         )
         for _ in range(2)
     ]

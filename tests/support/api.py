@@ -15,6 +15,7 @@ from app.settings import Settings
 T = TypeVar("T")
 
 TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+TEST_PREVIEW_KEY = "test-preview-key-" + "y" * 32
 PASSWORD = "correct horse battery"
 
 

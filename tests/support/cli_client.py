@@ -29,7 +29,7 @@ from app.cli import main
 from app.client.config import Config, save_config
 from app.settings import Settings
 from tests.support.admins import make_admin_in_file
-from tests.support.api import PASSWORD, TEST_SECRET_KEY, bearer
+from tests.support.api import PASSWORD, TEST_PREVIEW_KEY, TEST_SECRET_KEY, bearer
 from tests.support.git import git
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,6 +91,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
         {
             "SCALEMESH_DATA_DIR": str(data / "data"),
             "SCALEMESH_SECRET_KEY": TEST_SECRET_KEY,
+            "SCALEMESH_PREVIEW_KEY": TEST_PREVIEW_KEY,
             "SCALEMESH_DATABASE_URL": f"sqlite:///{data / 'db.sqlite3'}",
             "SCALEMESH_STORAGE_URL": f"file://{data / 'storage'}",
             "SCALEMESH_RECONCILE_INTERVAL": "0.2",

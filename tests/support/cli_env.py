@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+PG_SECRET_KEY = "k1:" + "ab" * 32
+PG_PREVIEW_KEY = "p1:" + "cd" * 32
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
@@ -21,4 +24,7 @@ def db_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str
     """`env` on each engine: SQLite in the data directory, or a fresh PostgreSQL database."""
     if request.param == "postgres":
         env["SCALEMESH_DATABASE_URL"] = request.getfixturevalue("postgres_databases").new()
+        # On PostgreSQL the keys are required, as in production (README "Production").
+        env["SCALEMESH_SECRET_KEY"] = PG_SECRET_KEY
+        env["SCALEMESH_PREVIEW_KEY"] = PG_PREVIEW_KEY
     return env

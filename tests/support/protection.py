@@ -11,14 +11,15 @@ from typing import Any
 from app import preview_tokens as tokens
 from app.deployments.lifecycle import DeploymentState
 from app.settings import Settings
+from app.settings_parsing import key_id_of
 from app.storage.choice import storage_from_settings
 from app.tables import Alias, Deployment, Project
 from app.users.http import SESSION_COOKIE
 from proxy.asgi import running
-from tests.support.api import PASSWORD, TEST_SECRET_KEY, Client, sign_up
+from tests.support.api import PASSWORD, TEST_PREVIEW_KEY, Client, sign_up
 from tests.support.proxy import DEPLOYMENT, INDEX, Served, ship
 
-KEY = tokens.preview_key(TEST_SECRET_KEY)
+KEY = tokens.preview_keys([(key_id_of(TEST_PREVIEW_KEY), TEST_PREVIEW_KEY)])
 BRANCH = "web-git-feature"
 BRANCH_HOST = f"{BRANCH}.localhost:8080"
 PRODUCTION_HOST = "web.localhost:8080"
