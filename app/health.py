@@ -1,4 +1,6 @@
-"""`GET /health`: is each configured component answering?"""
+"""`GET /health` and `/readyz`: is each configured component answering? `/livez`: is this
+process? Liveness asks nothing of the database, Redis or storage (a restart cannot mend an
+outage of theirs), readiness asks all three."""
 
 from __future__ import annotations
 
@@ -83,4 +85,21 @@ async def health(
     return Response(result, status_code=200 if result.status == "ok" else 503)
 
 
-ROUTES = [health]
+@get("/readyz", summary="Ready to serve: the database, storage and log bus answer", cache=False)
+async def readyz(
+    health_checks: NamedDependency[HealthChecks], health_warnings: NamedDependency[list[str]]
+) -> Response[HealthOut]:
+    result = await run_checks(health_checks, health_warnings)
+    return Response(result, status_code=200 if result.status == "ok" else 503)
+
+
+class Alive(msgspec.Struct):
+    status: str = "alive"
+
+
+@get("/livez", summary="The process answers (nothing else is asked)", cache=False)
+async def livez() -> Alive:
+    return Alive()
+
+
+ROUTES = [health, readyz, livez]

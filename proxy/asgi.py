@@ -29,6 +29,7 @@ from proxy import metrics
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
+from proxy.readiness import PROBE_PATHS, Checks, probe, read_checks
 from proxy.routing import BadPath, path_to_key
 from proxy.sending import (
     ASGIApp,
@@ -78,10 +79,14 @@ class _Replay:
 class Proxy:
     """The proxy's state for one process: storage, the alias lookup, caches."""
 
-    def __init__(self, settings: Settings, storage: Storage, lookup: Lookup) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, lookup: Lookup, checks: Checks | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.lookup = lookup
+        self.checks = checks or read_checks(storage)
+        """What `/_scalemesh/readyz` asks (`running` adds the database and Redis)."""
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
@@ -119,6 +124,9 @@ class Proxy:
         raw_path = memo_key[2]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await send_answer(send, method, json_answer(200, {"status": "ok"}))
+            return
+        if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
+            await send_answer(send, method, json_answer(*await probe(scope["path"], self.checks)))
             return
         if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
             await send_answer(send, method, metrics.response(self.registry))
@@ -296,12 +304,13 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
+        storage, redis = storage_from_settings(settings.storage), None
         if settings.redis_url is not None:
             redis = redis_client(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
-        yield Proxy(settings, storage_from_settings(settings.storage), lookup)
+        yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
 
 
 def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
