@@ -113,8 +113,8 @@ def test_a_private_repository_github_refuses_a_token_for_fails_as_our_fault(
 ) -> None:
     body = payload("push.commits")
     body["repository"]["private"] = True
-    app.github.fail("access_tokens", status=422, body={"message": "repository not accessible"})
     app.deliver("push", body)
+    app.github.fail("access_tokens", status=422, body={"message": "repository not accessible"})
     tick(app.client)
     [deployment] = app.deployments()
     assert deployment["state"] == "failed"
@@ -138,8 +138,8 @@ def test_a_private_repository_waits_while_github_cannot_mint_a_token(
 ) -> None:
     body = payload("push.commits")
     body["repository"]["private"] = True
-    app.github.fail("access_tokens", status=status, headers=headers, times=1)
     app.deliver("push", body)
+    app.github.fail("access_tokens", status=status, headers=headers, times=1)
     before = datetime.now(UTC)
 
     tick(app.client)
@@ -162,8 +162,8 @@ def test_a_private_repository_waits_while_github_cannot_mint_a_token(
 def test_a_public_repository_clones_without_a_token_when_github_is_down(
     app: App, token: str, runner: FakeRunner
 ) -> None:
-    app.github.fail("access_tokens", status=502)
     app.deliver("push", payload("push.commits"))
+    app.github.fail("access_tokens", status=502)
     tick(app.client)
     [deployment] = app.deployments()
     assert runner.spec_of(str(deployment["id"])).token == ""
