@@ -66,6 +66,7 @@ from app.web import pages
 from app.web.projects import Dashboard
 from app.web.routes import ROUTES as PAGES
 from app.webhooks import edge
+from app.webhooks.dead_letters import count_dead
 from app.webhooks.worker import DeliveryWorker
 
 if TYPE_CHECKING:
@@ -193,7 +194,7 @@ def create_app(
 ) -> Litestar:
     """The API app. Tests may pass their own runner, resolver, GitHub clients or upload grants,
     or drive the background loops themselves (`reconcile=False`, then
-    `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.process(id)`)."""
+    `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.drain()`)."""
     settings.check_part("api")
     engine = database.make_engine(settings.database)
     database.bind(engine)
@@ -271,7 +272,8 @@ def create_app(
                 settings, users, services.projects, services.deployments, services.previews
             )
             services.deliveries = deliveries = DeliveryWorker(
-                HandlerContext(settings, engine, reconciler, announce), webhook_router()
+                HandlerContext(settings, engine, reconciler, announce, services.github),
+                webhook_router(),
             )
             app.state.services = services
             if reconcile:
@@ -337,6 +339,7 @@ def create_app(
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
             "health_warnings": Provide(health_warnings, sync_to_thread=False),
+            "dead_letter_count": provide(count_dead),
         },
         signature_types=[
             Settings,

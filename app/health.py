@@ -18,6 +18,7 @@ CHECK_TIMEOUT_S = 3.0
 
 HealthCheck = Callable[[], Awaitable[None]]
 HealthChecks = Mapping[str, HealthCheck]
+DeadLetterCount = Callable[[], Awaitable[int]]
 
 
 UNSAFE_BUILDS = (
@@ -33,6 +34,8 @@ class HealthOut(msgspec.Struct):
     """Each component's state: `ok`, or `down: <reason>`."""
     warnings: list[str] = msgspec.field(default_factory=list)
     """What works but is unsafe (builds without a sandbox)."""
+    dead_letters: int | None = None
+    """Webhook deliveries given up on (listed at `/deliveries`); null when it cannot be read."""
 
 
 async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) -> HealthOut:
@@ -62,11 +65,23 @@ async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) ->
     )
 
 
+async def counted(count: DeadLetterCount) -> int | None:
+    """The count, or None when it cannot be read (the database check then says why)."""
+    try:
+        with anyio.fail_after(CHECK_TIMEOUT_S):
+            return await count()
+    except Exception:
+        return None
+
+
 @get("/health", summary="Whether the database, storage and log bus answer", cache=False)
 async def health(
-    health_checks: NamedDependency[HealthChecks], health_warnings: NamedDependency[list[str]]
+    health_checks: NamedDependency[HealthChecks],
+    health_warnings: NamedDependency[list[str]],
+    dead_letter_count: NamedDependency[DeadLetterCount],
 ) -> Response[HealthOut]:
     result = await run_checks(health_checks, health_warnings)
+    result.dead_letters = await counted(dead_letter_count)
     return Response(result, status_code=200 if result.status == "ok" else 503)
 
 

@@ -85,7 +85,8 @@ class ApiMetrics:
         self.building.set(
             await Deployment.count().where(Deployment.state == DeploymentState.BUILDING)
         )
-        waiting = WebhookDelivery.processed_at.is_null()
+        # A dead letter waits for an admin, not for the worker: it is no backlog.
+        waiting = WebhookDelivery.processed_at.is_null() & WebhookDelivery.dead_at.is_null()
         self.unprocessed.set(await WebhookDelivery.count().where(waiting))
         oldest = (
             await WebhookDelivery.select(WebhookDelivery.received_at)

@@ -25,6 +25,7 @@ def test_health_is_ok_on_embedded_defaults(client: Client) -> None:
         "status": "ok",
         "components": {"database": "ok", "storage": "ok", "log_bus": "ok"},
         "warnings": [],
+        "dead_letters": 0,
     }
     assert response.headers["content-type"].startswith("application/json")
 

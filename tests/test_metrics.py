@@ -145,10 +145,11 @@ def test_the_webhook_backlog_is_its_oldest_unprocessed_delivery(client: Client) 
     now = datetime.now(UTC)
 
     async def store() -> None:
-        for delivery_id, age, processed in (
-            ("old", 120, False),
-            ("new", 5, False),
-            ("done", 600, True),
+        for delivery_id, age, processed, dead in (
+            ("old", 120, False, False),
+            ("new", 5, False, False),
+            ("done", 600, True, False),
+            ("dead", 900, False, True),  # a dead letter waits for an admin, not the worker
         ):
             await WebhookDelivery.insert(
                 WebhookDelivery(
@@ -156,6 +157,7 @@ def test_the_webhook_backlog_is_its_oldest_unprocessed_delivery(client: Client) 
                     event="push",
                     received_at=now - timedelta(seconds=age),
                     processed_at=now if processed else None,
+                    dead_at=now if dead else None,
                 )
             )
 
