@@ -265,7 +265,7 @@ def create_app(
             )
             services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage, access
+                engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
             services.previews = PreviewService(settings, announce, access)
             services.dashboard = Dashboard(
