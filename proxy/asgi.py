@@ -13,34 +13,39 @@ import html
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
-
-from redis.asyncio import Redis
 
 from app import database
 from app.local_paths import local_path
 from app.preview_tokens import AUTH_PATH
+from app.redis_client import redis_client
 from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
+from proxy import metrics
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
+from proxy.readiness import PROBE_PATHS, Checks, probe, read_checks
 from proxy.routing import BadPath, path_to_key
+from proxy.sending import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    json_answer,
+    page,
+    send_answer,
+    send_file,
+    storage_failed,
+)
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
 from proxy.target import Target
-
-# ASGI's own shapes; `Any` is allowed here because the scope is the raw edge of the protocol.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
@@ -71,43 +76,23 @@ class _Replay:
     span: tuple[int, int] | None
 
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · Scale Mesh</title>
-<style>
-body{{margin:0;min-height:100vh;display:grid;place-items:center;background:#0b1020;color:#e6e8ef;
-font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}}
-main{{max-width:32rem;padding:2rem;text-align:center}}
-h1{{margin:0 0 .5rem;font-size:1.75rem}}
-code{{padding:.1rem .35rem;border-radius:.25rem;background:#1c2440;color:#9fb4ff}}
-footer{{margin-top:2rem;color:#7d859c;font-size:.85rem}}
-</style>
-</head>
-<body>
-<main>
-<h1>{title}</h1>
-<p>{message}</p>
-<footer>Scale Mesh</footer>
-</main>
-</body>
-</html>
-"""
-
-
 class Proxy:
     """The proxy's state for one process: storage, the alias lookup, caches."""
 
-    def __init__(self, settings: Settings, storage: Storage, lookup: Lookup) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, lookup: Lookup, checks: Checks | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.lookup = lookup
+        self.checks = checks or read_checks(storage)
+        """What `/_scalemesh/readyz` asks (`running` adds the database and Redis)."""
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
+        self.sent = metrics.Sent()
+        self.registry = metrics.registry_for(self.cache, self.sent)
 
     def replay(self, memo_key: _MemoKey, scope: Scope) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
@@ -129,6 +114,7 @@ class Proxy:
         self._memo.move_to_end(memo_key)
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
+        self.sent.bytes += len(body)
         return replay.start, {"type": "http.response.body", "body": body}
 
     async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
@@ -137,34 +123,41 @@ class Proxy:
         host = memo_key[0].decode("latin-1")
         raw_path = memo_key[2]
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
-            await _send(send, method, _json(200, {"status": "ok"}))
+            await send_answer(send, method, json_answer(200, {"status": "ok"}))
             return
+        if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
+            await send_answer(send, method, json_answer(*await probe(scope["path"], self.checks)))
+            return
+        if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
+            await send_answer(send, method, metrics.response(self.registry))
+            return
+        send = metrics.counting(send, self.sent)
         if scope["path"] == AUTH_PATH:
             await self._hand_off(scope, send, memo_key)
             return
         try:
             key = path_to_key(raw_path)
         except BadPath:
-            await _send(send, method, _page(400, "Bad request", "That path is not allowed."))
+            await send_answer(send, method, page(400, "Bad request", "That path is not allowed."))
             return
         peeked = self.lookup.peek(host)
         target = await self.lookup.resolve(host) if peeked is MISSING else peeked
         if target is None:
             shown = html.escape(host.strip().lower() or "this address")
             message = f"Nothing is deployed at <code>{shown}</code>."
-            await _send(send, method, _page(404, "No deployment here", message))
+            await send_answer(send, method, page(404, "No deployment here", message))
             return
         if target.protected:
             refused = self.gate.check(
                 scope["headers"], scope.get("scheme", "http"), raw_path, memo_key[3], target
             )
             if refused is not None:
-                await _send(send, method, refused)
+                await send_answer(send, method, refused)
                 return
         if not target.ready:
             state = "still building" if target.state in ("queued", "building") else target.state
             message = f"This deployment is {html.escape(state)}."
-            await _send(send, method, _page(404, "Not ready yet", message))
+            await send_answer(send, method, page(404, "Not ready yet", message))
             return
         try:
             site = await self._site(target)
@@ -172,28 +165,29 @@ class Proxy:
             if target.protected:
                 response = private(response)
         except (ObjectNotFound, StorageError) as exc:
-            log.error(
-                "storage read failed",
-                extra={"deployment_id": target.deployment_id, "error": str(exc)},
-            )
-            await _send(send, method, _page(502, "Storage unavailable", "Try again shortly."))
+            await storage_failed(send, method, target, exc)
             return
         if sum(map(len, memo_key)) <= MAX_REPLAY_KEY:  # the method counts in characters
             self._remember(memo_key, target, method, response)
-        await _send(send, method, response)
+        if response.streamed:
+            await send_file(self.storage, self.cache, scope, send, target, response)
+        else:
+            await send_answer(send, method, response)
 
     async def _hand_off(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
         """`/_scalemesh/auth`: the API vouched for this browser; set the cookie (`Gate`)."""
         host, method = memo_key[0].decode("latin-1"), memo_key[1]
         target = await self.lookup.resolve(host)
         if target is None:
-            await _send(send, method, _page(404, "No deployment here", "Nothing is deployed here."))
+            await send_answer(
+                send, method, page(404, "No deployment here", "Nothing is deployed here.")
+            )
         elif not target.protected:
             query = dict(parse_qsl(memo_key[3].decode("latin-1")))
-            await _send(send, method, redirect(local_path(query.get("next", "/"))))
+            await send_answer(send, method, redirect(local_path(query.get("next", "/"))))
         else:
             answer = self.gate.hand_off(scope.get("scheme", "http"), memo_key[3], target)
-            await _send(send, method, answer)
+            await send_answer(send, method, answer)
 
     # --- replaying answers ----------------------------------------------------------------
     #
@@ -231,8 +225,13 @@ class Proxy:
             key = prefix + path
             return await self.cache.get_or_load(key, lambda: self.storage.get(key))
 
+        async def size(path: str) -> int:
+            return await self.storage.size(prefix + path)
+
         manifest = json.loads(await self.storage.get(prefix + MANIFEST))
-        site = await Site.load(manifest, read)
+        # What the cache would not keep is not read whole: it is streamed.
+        limit = self.cache.max_object_bytes
+        site = await Site.load(manifest, read, size=size, inline_limit=limit)
         if site.rules.errors:
             log.warning(
                 "site rules skipped",
@@ -305,12 +304,13 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
+        storage, redis = storage_from_settings(settings.storage), None
         if settings.redis_url is not None:
-            redis = Redis.from_url(settings.redis_url.reveal())
+            redis = redis_client(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
-        yield Proxy(settings, storage_from_settings(settings.storage), lookup)
+        yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
 
 
 def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
@@ -348,43 +348,3 @@ def memo_key_of(scope: Scope) -> _MemoKey:
         found[3],
         found[4],
     )
-
-
-def _page(status: int, title: str, message_html: str) -> ProxyResponse:
-    body = _PAGE.format(title=html.escape(title), message=message_html).encode()
-    return ProxyResponse(
-        status=status,
-        headers=[
-            ("content-type", "text/html; charset=utf-8"),
-            ("content-length", str(len(body))),
-            ("cache-control", "no-store"),
-            ("x-content-type-options", "nosniff"),
-        ],
-        body=body,
-    )
-
-
-def _json(status: int, value: object) -> ProxyResponse:
-    body = json.dumps(value, separators=(",", ":")).encode()
-    return ProxyResponse(
-        status=status,
-        headers=[
-            ("content-type", "application/json"),
-            ("content-length", str(len(body))),
-            ("cache-control", "no-store"),
-            ("x-content-type-options", "nosniff"),
-        ],
-        body=body,
-    )
-
-
-async def _send(send: Send, method: str, response: ProxyResponse) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(name.encode(), value.encode()) for name, value in response.headers],
-        }
-    )
-    # A HEAD answer carries the GET headers, Content-Length included, but no body.
-    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else response.body})

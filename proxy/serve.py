@@ -13,7 +13,9 @@ Public API:
 - `await respond(request: ProxyRequest, site: Site) -> ProxyResponse`: build the request with
   `key=routing.path_to_key(raw_path)` (its `BadPath` is the caller's 400). The response has
   lower-case header names, `Content-Length` included, and the body already read (empty for
-  HEAD and 304); a file the manifest lists but storage lacks raises `FileNotFoundError`.
+  HEAD and 304) unless `streamed` says the edge sends it (a range, or a file above the
+  site's `inline_limit`); a file the manifest lists but storage lacks raises
+  `FileNotFoundError`.
 
 The order of the rules (DESIGN §6): hidden files → `_redirects` (a rule without `!` only when no
 file matches) → the file, `dir/index.html`, clean URLs → `404.html` → the single-page-app
@@ -95,6 +97,10 @@ class ProxyResponse:
     can answer a repeat of this request from the object cache without deciding it again."""
     span: tuple[int, int] | None = None
     """For a 206, the slice `[start, stop)` of `source` that the body is."""
+    streamed: bool = False
+    """The body was not read: the edge sends `source` (its `span`), from memory when it is
+    there, else from storage reading only those bytes. Set for a GET's 206, and for a file
+    above the site's `inline_limit`, so a large file never sits whole in memory."""
 
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key == name), None)
@@ -229,9 +235,10 @@ async def _serve(
     if isinstance(byte_range, tuple):
         start, end = byte_range
         headers.append(("content-range", f"bytes {start}-{end}/{info.size}"))
-        body = b"" if request.method == "HEAD" else (await site.read(key))[start : end + 1]
-        response = _plain(206, body, headers, size=end - start + 1)
+        # Only the range is read, by the edge (or sliced from memory when the file is there).
+        response = _plain(206, b"", headers, size=end - start + 1)
         response.source, response.span = key, (start, end + 1)
+        response.streamed = request.method != "HEAD"
         return response
     return await _whole(request, site, key, status, headers, encoding)
 
@@ -244,16 +251,22 @@ async def _whole(
     headers: Headers,
     encoding: str | None,
 ) -> ProxyResponse:
+    size = site.files[key].size
+    large = site.inline_limit is not None and size > site.inline_limit
     if encoding is None:
-        body = b"" if request.method == "HEAD" else await site.read(key)
-        response = _plain(status, body, headers, size=site.files[key].size)
-        response.source = key
+        body = b"" if request.method == "HEAD" or large else await site.read(key)
+        response = _plain(status, body, headers, size=size)
+        response.source, response.streamed = key, large and request.method != "HEAD"
         return response
-    # The manifest does not give the compressed size, so even HEAD reads the sibling.
+    # The manifest does not give the compressed size: a small sibling is read (and cached),
+    # even for HEAD; a large one is only sized. Siblings are smaller than their file.
     sibling = key + SUFFIXES[encoding]
-    body = await site.read(sibling)
     headers.append(("content-encoding", encoding))
-    response = _plain(status, body, headers)
+    if large:
+        response = _plain(status, b"", headers, size=await site.size(sibling))
+        response.streamed = request.method != "HEAD"
+    else:
+        response = _plain(status, await site.read(sibling), headers)
     response.source = sibling
     return response
 

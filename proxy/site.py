@@ -12,6 +12,8 @@ from proxy.rules import HEADERS_FILE, REDIRECTS_FILE, Rules
 
 Reader = Callable[[str], Awaitable[bytes]]
 """Reads a file by its deployment-relative key; raises `FileNotFoundError` when it is missing."""
+Sizer = Callable[[str], Awaitable[int]]
+"""A file's size by its deployment-relative key, without reading it (same errors as `Reader`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +50,21 @@ class Site:
 
     files: Mapping[str, FileInfo]
     read: Reader
+    size: Sizer
     rules: Rules = field(default_factory=Rules)
+    inline_limit: int | None = None
+    """Files larger than this are never read whole: their body is streamed by the edge (None:
+    every file is read)."""
 
     @classmethod
-    async def load(cls, manifest: Mapping[str, Any], read: Reader) -> Site:
+    async def load(
+        cls,
+        manifest: Mapping[str, Any],
+        read: Reader,
+        *,
+        size: Sizer,
+        inline_limit: int | None = None,
+    ) -> Site:
         """Parse the manifest and read `_redirects`/`_headers` (the only reads done here)."""
         listed: Mapping[str, Any] = manifest.get("files") or {}
         texts: dict[str, str] = {}
@@ -65,4 +78,4 @@ class Site:
             if not is_hidden(key)
         }
         rules = Rules.parse(texts.get(REDIRECTS_FILE, ""), texts.get(HEADERS_FILE, ""))
-        return cls(files, read, rules)
+        return cls(files, read, size, rules, inline_limit)

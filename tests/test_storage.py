@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.settings import Settings
-from app.storage import ObjectNotFound, Storage, StorageError
+from app.storage import STREAM_CHUNK, ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.storage.s3 import S3Storage, s3_client
@@ -130,6 +131,79 @@ async def test_delete_prefix_past_one_batch(storage: Storage) -> None:
     assert await storage.list("") == ["other"]
 
 
+# --- size, stream, path_of ------------------------------------------------------------------
+
+
+async def collect(storage: Storage, key: str, start: int = 0, stop: int | None = None) -> bytes:
+    return b"".join([chunk async for chunk in storage.stream(key, start, stop)])
+
+
+async def test_size_reads_no_bytes_and_knows_missing_keys(storage: Storage) -> None:
+    await storage.put("a/blob", b"x" * 1234)
+    await storage.put("a/empty", b"")
+
+    assert await storage.size("a/blob") == 1234
+    assert await storage.size("a/empty") == 0
+    for key in ("nope", "a", "a/blob/deeper"):
+        with pytest.raises(ObjectNotFound):
+            await storage.size(key)
+
+
+async def test_stream_yields_the_range_asked_for_in_bounded_pieces(storage: Storage) -> None:
+    blob = bytes(range(256)) * (3 * STREAM_CHUNK // 256) + b"tail"
+    await storage.put("big/blob", blob)
+
+    pieces = [chunk async for chunk in storage.stream("big/blob")]
+    assert b"".join(pieces) == blob
+    assert max(map(len, pieces)) <= STREAM_CHUNK
+    assert await collect(storage, "big/blob", 10, 20) == blob[10:20]
+    assert (
+        await collect(storage, "big/blob", STREAM_CHUNK - 3, 2 * STREAM_CHUNK + 5)
+        == (blob[STREAM_CHUNK - 3 : 2 * STREAM_CHUNK + 5])
+    )
+    assert await collect(storage, "big/blob", len(blob) - 4) == b"tail"
+    # A stop past the end reads to the end.
+    assert await collect(storage, "big/blob", len(blob) - 2, len(blob) + 100) == b"il"
+    assert await collect(storage, "big/blob", 5, 5) == b""
+
+
+async def test_stream_of_an_empty_or_missing_object(storage: Storage) -> None:
+    await storage.put("dir/empty", b"")
+
+    assert await collect(storage, "dir/empty") == b""
+    for key in ("nope", "dir"):
+        with pytest.raises(ObjectNotFound):
+            await collect(storage, key)
+        with pytest.raises(ObjectNotFound):
+            await collect(storage, key, 0, 10)
+
+
+async def test_a_stream_closed_early_releases_what_it_held(storage: Storage) -> None:
+    await storage.put("big/blob", b"z" * (2 * STREAM_CHUNK))
+
+    chunks = storage.stream("big/blob")
+    async with contextlib.aclosing(chunks):
+        assert await anext(chunks) == b"z" * STREAM_CHUNK
+    # Closed mid-way: nothing more comes, and the object can still be replaced and read.
+    with pytest.raises(StopAsyncIteration):
+        await anext(chunks)
+    await storage.put("big/blob", b"new")
+    assert await collect(storage, "big/blob") == b"new"
+
+
+async def test_path_of_is_the_file_only_where_there_is_one(storage: Storage) -> None:
+    await storage.put("site/index.html", b"<h1>hi</h1>")
+
+    path = storage.path_of("site/index.html")
+
+    if isinstance(storage, LocalStorage):
+        assert path is not None
+        assert path.is_absolute()
+        assert path.read_bytes() == b"<h1>hi</h1>"
+    else:
+        assert path is None
+
+
 BAD_KEYS = [
     "",
     "/etc/passwd",
@@ -153,6 +227,12 @@ async def test_invalid_keys_are_refused(storage: Storage, key: str) -> None:
         await storage.get(key)
     with pytest.raises(ValueError, match="storage key"):
         await storage.exists(key)
+    with pytest.raises(ValueError, match="storage key"):
+        await storage.size(key)
+    with pytest.raises(ValueError, match="storage key"):
+        await collect(storage, key)
+    with pytest.raises(ValueError, match="storage key"):
+        storage.path_of(key)
 
 
 @pytest.mark.parametrize("prefix", ["/abs/", "a//", "../", "a/../b/", "a\\b/"])

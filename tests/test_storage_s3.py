@@ -11,6 +11,7 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from app.storage import ObjectNotFound, StorageError
+from app.storage import s3 as s3_module
 from app.storage.s3 import S3Storage, s3_client
 from tests.support import s3_bucket
 from tests.support.ports import refused_port
@@ -50,6 +51,26 @@ async def test_s3_sends_the_headers_the_proxy_serves(bucket: Any) -> None:
     assert plain["ContentType"] == "application/octet-stream"
     assert "CacheControl" not in plain
     assert "ContentEncoding" not in plain
+
+
+async def test_s3_streams_with_ranged_gets_of_one_window_each(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(s3_module, "STREAM_WINDOW", 1000)
+    client = s3_client()
+    asked: list[str] = []
+    client.meta.events.register(
+        "before-call.s3.GetObject", lambda params, **_: asked.append(params["headers"]["Range"])
+    )
+    storage = S3Storage(client, BUCKET, "p")
+    blob = bytes(range(256)) * 10
+    await storage.put("big", blob)
+
+    got = b"".join([chunk async for chunk in storage.stream("big", 100, 2300)])
+
+    assert got == blob[100:2300]
+    # Only the range asked for, a window per GET: S3 never sends the rest of the object.
+    assert asked == ["bytes=100-1099", "bytes=1100-2099", "bytes=2100-2299"]
 
 
 async def test_s3_prefix_isolates_keys(bucket: Any) -> None:

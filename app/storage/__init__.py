@@ -9,10 +9,16 @@ laptop works on S3 and the other way round.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 TEMP_MARK = ".~scalemesh-"
 """Names starting with this are `LocalStorage`'s files in flight, never objects."""
+
+STREAM_CHUNK = 256 * 1024
+"""Bytes per piece `Storage.stream` yields: large enough for few thread hops, small enough that
+many clients streaming at once hold little memory."""
 
 
 class StorageError(RuntimeError):
@@ -50,6 +56,24 @@ class Storage(Protocol):
         """The object's bytes; `ObjectNotFound` when there is none."""
 
     async def exists(self, key: str) -> bool: ...
+
+    async def size(self, key: str) -> int:
+        """The object's size in bytes, without reading it; `ObjectNotFound` when there is none."""
+
+    def stream(
+        self, key: str, start: int = 0, stop: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The object's bytes `[start, stop)` (to its end without `stop`, or when it is shorter),
+        in pieces of at most `STREAM_CHUNK`, reading only those bytes from the store.
+
+        `ObjectNotFound` is raised when the first piece is asked for. Close the iterator
+        (`contextlib.aclosing`) when stopping early, so the file or connection is released.
+        """
+
+    def path_of(self, key: str) -> Path | None:
+        """The file on this machine holding the object, for a server to send by itself
+        (`sendfile`, ASGI's pathsend); None when the store keeps objects elsewhere. The file is
+        not looked for: ask `size` first to learn whether it is there."""
 
     async def list(self, prefix: str) -> list[str]:
         """Every key starting with `prefix` (`""` for all), sorted."""

@@ -7,12 +7,23 @@ import contextlib
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 
 import anyio.to_thread
 
-from app.storage import TEMP_MARK, ObjectNotFound, StorageError, check_key, check_prefix
+from app.storage import (
+    STREAM_CHUNK,
+    TEMP_MARK,
+    ObjectNotFound,
+    StorageError,
+    check_key,
+    check_prefix,
+)
+
+_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
+"""What opening a key that names no file raises (a directory is a prefix, not an object: S3
+would say NoSuchKey too)."""
 
 
 @contextlib.contextmanager
@@ -85,8 +96,7 @@ class LocalStorage:
             with _os_errors(f"cannot read {key}"):
                 try:
                     return path.read_bytes()
-                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                    # A directory is a prefix, not an object: S3 would say NoSuchKey too.
+                except _MISSING:
                     return None
 
         data = await anyio.to_thread.run_sync(read)
@@ -105,6 +115,58 @@ class LocalStorage:
                 return path.is_file()
 
         return await anyio.to_thread.run_sync(exists)
+
+    async def size(self, key: str) -> int:
+        path = self._path(key)
+
+        def size() -> int | None:
+            with _os_errors(f"cannot look up {key}"):
+                try:
+                    with path.open("rb") as handle:  # open, not stat: a directory is no object
+                        return os.fstat(handle.fileno()).st_size
+                except _MISSING:
+                    return None
+
+        found = await anyio.to_thread.run_sync(size)
+        if found is None:
+            raise ObjectNotFound(key)
+        return found
+
+    async def stream(
+        self, key: str, start: int = 0, stop: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        path = self._path(key)
+
+        def open_() -> int | None:
+            with _os_errors(f"cannot read {key}"):
+                try:
+                    with path.open("rb") as handle:
+                        return os.dup(handle.fileno())
+                except _MISSING:
+                    return None
+
+        def read_at(fd: int, want: int, position: int) -> bytes:
+            with _os_errors(f"cannot read {key}"):
+                return os.pread(fd, want, position)
+
+        fd = await anyio.to_thread.run_sync(open_)
+        if fd is None:
+            raise ObjectNotFound(key)
+        try:
+            position = start
+            while stop is None or position < stop:
+                want = STREAM_CHUNK if stop is None else min(STREAM_CHUNK, stop - position)
+                # pread: no shared file position, and exactly the bytes asked for are read.
+                chunk = await anyio.to_thread.run_sync(read_at, fd, want, position)
+                if not chunk:
+                    return  # the end of the file
+                position += len(chunk)
+                yield chunk
+        finally:
+            os.close(fd)
+
+    def path_of(self, key: str) -> Path:
+        return Path(os.path.abspath(self._path(key)))
 
     async def list(self, prefix: str) -> list[str]:
         return await anyio.to_thread.run_sync(self._list, check_prefix(prefix))

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.storage import ObjectNotFound, StorageError, check_key, check_prefix
+from app.storage import STREAM_CHUNK, ObjectNotFound, StorageError, check_key, check_prefix
 
 T = TypeVar("T")
 
 DELETE_BATCH = 1000
 """S3 `DeleteObjects` takes at most this many keys per request."""
+
+STREAM_WINDOW = 16 * 1024 * 1024
+"""Bytes asked for per ranged GET when streaming: each response is read in `STREAM_CHUNK`
+pieces, and a long download is many short requests rather than one connection held for as
+long as the slowest client takes."""
 
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -104,6 +110,51 @@ class S3Storage:
         except ObjectNotFound:
             return False
         return True
+
+    async def size(self, key: str) -> int:
+        full_key = self.prefix + check_key(key)
+
+        def head() -> int:
+            return int(self.client.head_object(Bucket=self.bucket, Key=full_key)["ContentLength"])
+
+        try:
+            return await self._call(self._where(key), head)
+        except ObjectNotFound:
+            raise ObjectNotFound(key) from None
+
+    async def stream(
+        self, key: str, start: int = 0, stop: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        full_key = self.prefix + check_key(key)
+        where = self._where(key)
+        if stop is None:
+            stop = await self.size(key)
+        position = start
+        while position < stop:
+            last = min(position + STREAM_WINDOW, stop) - 1
+            window = f"bytes={position}-{last}"
+
+            def get(window: str = window) -> Any:
+                return self.client.get_object(Bucket=self.bucket, Key=full_key, Range=window)
+
+            try:
+                body = (await self._call(where, get))["Body"]
+            except ObjectNotFound:
+                raise ObjectNotFound(key) from None
+
+            def read(body: Any = body) -> bytes:
+                piece: bytes = body.read(STREAM_CHUNK)
+                return piece
+
+            with contextlib.closing(body):
+                while chunk := await self._call(where, read):
+                    position += len(chunk)
+                    yield chunk
+            if position <= last:
+                return  # the object ended before `stop`
+
+    def path_of(self, key: str) -> None:
+        check_key(key)  # refused alike on every store
 
     async def list(self, prefix: str) -> list[str]:
         full_prefix = self.prefix + check_prefix(prefix)

@@ -16,7 +16,13 @@ from proxy.site import Site
 class FakeDeployment:
     """A manifest and the files behind it, as the builder would have uploaded them."""
 
-    def __init__(self, files: Mapping[str, bytes], compressed: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        files: Mapping[str, bytes],
+        compressed: tuple[str, ...] = (),
+        inline_limit: int | None = None,
+    ) -> None:
+        self.inline_limit = inline_limit
         self.objects: dict[str, bytes] = dict(files)
         self.reads: list[str] = []
         records: dict[str, Any] = {}
@@ -45,8 +51,16 @@ class FakeDeployment:
         except KeyError:
             raise FileNotFoundError(key) from None
 
+    async def size(self, key: str) -> int:
+        try:
+            return len(self.objects[key])
+        except KeyError:
+            raise FileNotFoundError(key) from None
+
     async def site(self) -> Site:
-        return await Site.load(self.manifest, self.read)
+        return await Site.load(
+            self.manifest, self.read, size=self.size, inline_limit=self.inline_limit
+        )
 
 
 SITE = {
@@ -81,7 +95,12 @@ async def get(
         range=range,
         if_range=if_range,
     )
-    return await respond(request, site)
+    response = await respond(request, site)
+    if response.streamed:
+        # What the ASGI edge does: the body is the file, or the range of it, sent apart.
+        data = await site.read(response.source)
+        response.body = data if response.span is None else data[slice(*response.span)]
+    return response
 
 
 async def make(
