@@ -184,7 +184,6 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """When that claim goes stale (its replica died mid-report) and may be taken over."""
     attempts = Integer(default=0)
     """Builds started for it; one whose runner died with its API process is queued again."""
-<<<<<<< HEAD
     report_attempts = Integer(default=0)
     """Failed attempts to tell GitHub of the latest change (0 once it heard; `app.reporting`)."""
     report_next_at = Timestamptz(null=True, default=None)
@@ -195,7 +194,6 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """GitHub's HTTP status for that failure, when it answered."""
     report_failed_at = Timestamptz(null=True, default=None)
     """GitHub refused the report for good (a permanent 4xx): it is not retried."""
-=======
     runner_owner = Varchar(length=32, null=True, default=None)
     """The `Replica` that started its build and alone judges it while that replica lives."""
     start_after = Timestamptz(null=True, default=None)
@@ -204,7 +202,6 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """Ready, but its aliases may not point at it yet: set with `ready`, cleared once published."""
     finish_claimed_until = Timestamptz(null=True, default=None)
     """A replica is wrapping up the ending deployment until then; after, another may retry."""
->>>>>>> main
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):
