@@ -61,7 +61,11 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> Service:
-        """Start it (again), and return once it answers HTTP."""
+        """Start it (again), and return once it is ready."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> Service:
+        """Start it (again) without waiting: several services then start side by side."""
         if self.running:
             return self
         self._starts += 1
@@ -78,6 +82,9 @@ class Service:
                 start_new_session=True,
                 preexec_fn=as_from_a_shell,
             )
+        return self
+
+    def wait_ready(self) -> Service:
         wait_until(self._answers, within=START_S, interval=0.1, what=self.describe)
         return self
 
