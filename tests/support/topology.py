@@ -35,7 +35,7 @@ from tests.support.processes import ROOT, cli_env, http_client, run_cli
 from tests.support.redis_server import RedisServer
 from tests.support.services import PostgresDatabases
 from tests.support.sites import NPM_OFFLINE
-from tests.support.topology_processes import Service, moto_s3, scalemesh
+from tests.support.topology_processes import Service, moto_s3, scalemesh, stop_all
 from tests.support.topology_site import Site
 from tests.support.waiting import wait_until
 from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload, signature
@@ -372,8 +372,7 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
             ready=READYZ_PATH,
             workers=2,
         )
-        for service in (*apis, proxy):
-            stack.callback(service.stop)
+        stack.callback(stop_all, (*apis, proxy))
         for service in (*apis, proxy):
             service.launch()
         for service in (*apis, proxy):
