@@ -1,26 +1,33 @@
 """A Redis restart costs no log line and no result: on a redis-server of the test's own.
 
 Each test stops and starts that server (it keeps nothing on disk, so it comes back empty, and
-every pooled connection is dead), and checks what the log holds afterwards.
+every pooled connection is dead), and checks what the log holds afterwards: on the bus alone,
+and through the API, whose reconcile loop writes the result and archives the log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from app.logs.archive import archive, read_log
+from app.logs.archive import archive, read_archive, read_log
 from app.logs.bus import LogBusError
 from app.logs.redis_bus import RedisLogBus
 from app.redis_client import redis_client
+from app.settings import Settings
 from app.storage.local import LocalStorage
 from builder.events import LogEvent
 from builder.spec import log_stream
+from tests.support.api import bearer
+from tests.support.builds import open_builds
+from tests.support.deployments import succeed, tick
 from tests.support.logs import RESULT, collect, fresh_deployment_id, line
 from tests.support.redis_server import RedisServer
 
@@ -224,3 +231,30 @@ async def test_journals_of_logs_nobody_writes_to_any_more_are_let_go(
     finally:
         await bus.aclose()
         await redis.aclose()
+
+
+def test_a_build_that_ends_just_after_a_redis_restart_keeps_its_result_and_archive(
+    server: RedisServer, make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    settings = make_settings(SCALEMESH_DATABASE_URL=database_url, SCALEMESH_REDIS_URL=server.url)
+    with contextlib.contextmanager(open_builds)(settings) as builds:
+        deployment_id = builds.building()
+        succeed(builds.client, builds.runner, deployment_id)
+        restart(server)  # every pooled connection of the API is dead now
+        tick(builds.client)  # the loop sees the build done: ready, result, archive
+
+        shown = builds.shown(deployment_id)
+        storage = builds.client.app.state.services.reconciler.storage
+        archived = builds.client.run(lambda: read_archive(storage, deployment_id))
+        response = builds.client.get(
+            f"/deployments/{deployment_id}/logs",
+            headers={**bearer(builds.user_token), "Accept": "application/x-ndjson"},
+        )
+
+    assert shown["state"] == "ready"
+    assert archived is not None
+    assert [event["type"] for event in archived] == ["line", "step", "line", "end", "result"]
+    assert archived[-1]["state"] == "ready"
+    assert [event["seq"] for event in archived] == [1, 2, 3, 4, 5]
+    assert response.status_code == 200
+    assert [json.loads(row) for row in response.text.splitlines()] == archived

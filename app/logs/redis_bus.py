@@ -20,6 +20,7 @@ from itertools import islice
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from app.logs.bus import MAX_EVENTS, LogBusError, is_result
@@ -208,17 +209,17 @@ class RedisLogBus:
 
         `LogBusError` when Redis refused any of them (the others are written).
         """
-        pipe = self._redis.pipeline(transaction=False)
-        for item in batch:
-            pipe.xadd(
-                log_stream(item.deployment_id),
-                {STREAM_FIELD: item.payload},
-                id="0-*",
-                maxlen=self._max_events,
-                approximate=True,
-            )
-        with redis_errors("log append"):
-            replies = await pipe.execute(raise_on_error=False)
+        replies: list[Any]
+        if len(batch) == 1:
+            # One event, one command: a pipeline would cost more than the round trip it saves.
+            with redis_errors("log append"):
+                replies = [await self._xadd(self._redis, batch[0])]
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for item in batch:
+                self._xadd(pipe, item)
+            with redis_errors("log append"):
+                replies = await pipe.execute(raise_on_error=False)
         now = time.monotonic()
         lost: dict[str, None] = {}
         refused: RedisError | None = None
@@ -238,6 +239,15 @@ class RedisLogBus:
         if refused is not None:
             raise LogBusError(f"log append: {type(refused).__name__}: {refused}")
         return self._journals[batch[-1].deployment_id].last_seq
+
+    def _xadd(self, client: Redis | Pipeline, item: _Held) -> Any:
+        return client.xadd(
+            log_stream(item.deployment_id),
+            {STREAM_FIELD: item.payload},
+            id="0-*",
+            maxlen=self._max_events,
+            approximate=True,
+        )
 
     def _journal(self, deployment_id: str, now: float) -> _Journal:
         journal = self._journals.get(deployment_id)

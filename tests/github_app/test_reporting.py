@@ -159,8 +159,11 @@ def test_a_project_without_an_installation_is_not_reported(app: App) -> None:
 
 
 def test_a_manual_deploy_of_an_installed_repository_is_reported(app: App, token: str) -> None:
+    # A bound project's branch is resolved through GitHub's API (app.refs.resolve_on_github).
+    app.github.refs.set_branch(REPO, "main", "f" * 40)
     response = app.client.post("/deploy", json={"project": "web"}, headers=bearer(token))
     assert response.status_code == 202
+    assert response.json()["sha"] == "f" * 40
     app.report()
     assert app.github.calls_to("POST", f"/repos/{REPO}/deployments")
 
