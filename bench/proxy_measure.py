@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -26,16 +27,22 @@ class Result:
     """Socket errors plus non-2xx/3xx answers wrk saw."""
     round: int = 0
     """Which round measured it (0 in the table's medians)."""
+    threads: int = 2
+    """wrk's `-t`: with 1, the load generator leaves more of the CPU to the server."""
+    load: float = 0.0
+    """The machine's 1-minute load average when the run ended (other work skews a run)."""
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def wrk(port: int, path: str, seconds: int, connections: int) -> tuple[float, float, int]:
+def wrk(
+    port: int, path: str, seconds: int, connections: int, threads: int = 2
+) -> tuple[float, float, int]:
     """req/s, p99 in ms and error count of one wrk run."""
     argv = [
         shutil.which("wrk") or "wrk",
-        "-t2",
+        f"-t{threads}",
         f"-c{connections}",
         f"-d{seconds}s",
         "--latency",
@@ -81,9 +88,20 @@ def check_and_warm(
 
 
 def measure_once(
-    server: str, port: int, path: str, body: bytes, number: int, args: argparse.Namespace
+    server: str,
+    port: int,
+    path: str,
+    body: bytes,
+    number: int,
+    args: argparse.Namespace,
+    threads: int = 2,
 ) -> Result:
-    rate, p99, errors = wrk(port, url_path(path), args.duration, args.connections)
+    rate, p99, errors = wrk(port, url_path(path), args.duration, args.connections, threads)
+    load = os.getloadavg()[0]
     label = f"{path} ({len(body) // 1024} KB)"
-    print(f"  {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms", flush=True)
-    return Result(server, label, rate, p99, errors, number)
+    print(
+        f"  -t{threads} {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms"
+        f"  load {load:5.2f}",
+        flush=True,
+    )
+    return Result(server, label, rate, p99, errors, number, threads, load)
