@@ -13,7 +13,8 @@ with `-t2` (`--threads`), one server at a time, all on 127.0.0.1:
   (b) the proxy on local storage (`file://`);
   (c) the proxy on S3 (a moto server in its own process);
   (d) a naive ASGI app under uvicorn: one boto3 `get_object` per request, same moto and keys.
-(b) and (c) run once per ASGI server in `--servers` (uvicorn with uvloop and httptools, granian),
+(b) and (c) run once per server in `--servers` (uvicorn with uvloop and httptools; granian, through
+RSGI as `scalemesh serve proxy` runs it; granian-asgi, the ASGI app under granian),
 one worker each like nginx; the server `scalemesh serve proxy` uses is started through that
 command, the others directly with the same app factory. The targets are checked on the rows
 of the server `scalemesh serve proxy` uses; the others are there to compare.
@@ -67,7 +68,7 @@ from builder.spec import output_prefix  # noqa: E402
 
 BUCKET = "bench"
 INSTALL_HINT = "apt-get install -y nginx wrk"
-SERVERS = ("uvicorn", "granian")
+SERVERS = ("uvicorn", "granian", "granian-asgi")
 
 # Targets from the issue.
 LOCAL_VS_NGINX_SMALL = 0.75
@@ -94,13 +95,16 @@ def print_table(
         f"{os.cpu_count()} CPUs, all on 127.0.0.1, median of {args.rounds} round(s), "
         f"load average {min(loads):.2f}-{max(loads):.2f}\n"
     )
-    columns = f"| {'server':<28} | {'file':<32} | {'req/s':>9} | {'p99 ms':>8} | {'errors':>6} |"
+    columns = (
+        f"| {'server':<28} | {'file':<32} | {'req/s':>9} | {'p99 ms':>8} | {'errors':>6} "
+        f"| {'CPU us/req':>10} |"
+    )
     print(columns)
     print("|" + "|".join(":" + "-" * (len(cell) - 1) for cell in columns.split("|")[1:-1]) + "|")
     for row in results:
         print(
             f"| {row.server:<28} | {row.file:<32} | {row.requests_per_s:9.0f} "
-            f"| {row.p99_ms:8.2f} | {row.errors:6d} |"
+            f"| {row.p99_ms:8.2f} | {row.errors:6d} | {row.cpu_us:10.1f} |"
         )
 
     # Keyed by (a)…(d) plus the server name after the comma, e.g. ("(b)", "granian").
@@ -154,6 +158,22 @@ def print_table(
                 goal_text,
                 counts=counts,
             )
+    print(
+        "\nCPU per answer, nginx's over ours (req/s on an idle machine would follow it; "
+        "unlike req/s it hardly moves with other work on the machine), median of the rounds:"
+    )
+    for server in args.servers:
+        for file in (small, large):
+            cpu = {(row.server, row.round): row.cpu_us for row in rounds if row.file == file}
+            ours, theirs = named["(b)", server], named["(a)", nginx]
+            ratios = [
+                cpu[theirs, number] / cpu[ours, number]
+                for number in sorted({row.round for row in rounds})
+                if cpu.get((ours, number)) and cpu.get((theirs, number))
+            ]
+            if ratios:
+                shown = " ".join(f"{r:.2f}" for r in ratios)
+                print(f"  a/b CPU, {server}, {file}: {statistics.median(ratios):.2f} ({shown})")
     print("\nRatios are medians of the rounds' own ratios; each round's, in order:")
     load_by_round = {row.round: row.load for row in rounds}
     print(
@@ -225,6 +245,7 @@ def median_rounds(rounds: list[Result]) -> list[Result]:
             statistics.median(row.requests_per_s for row in rows),
             statistics.median(row.p99_ms for row in rows),
             sum(row.errors for row in rows),
+            cpu_us=statistics.median(row.cpu_us for row in rows),
         )
         for (server, file), rows in grouped.items()
     ]
@@ -388,7 +409,8 @@ def main() -> int:
             for threads in args.threads:
                 for path, body in files.items():
                     for name, port in ports.items():
-                        result = measure_once(name, port, path, body, number, args, threads)
+                        pid = dict(running.running)[name].pid
+                        result = measure_once(name, port, path, body, number, args, threads, pid)
                         rounds.append(result)
 
     ok = True

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.proxy_processes import fetch
 from bench.proxy_site import HOST, INDEX
@@ -31,6 +32,9 @@ class Result:
     """wrk's `-t`: with 1, the load generator leaves more of the CPU to the server."""
     load: float = 0.0
     """The machine's 1-minute load average when the run ended (other work skews a run)."""
+    cpu_us: float = 0.0
+    """CPU time the server's processes spent per answer, in µs: unlike req/s, barely moved by
+    other work on the machine taking turns on its cores."""
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -64,6 +68,22 @@ def wrk(
     return float(rate.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)], errors
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants (nginx's and granian's workers)."""
+    total, pending = 0.0, [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rpartition(")")[2].split()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(n) for n in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def url_path(path: str) -> str:
     return "/" if path == INDEX else f"/{path}"
 
@@ -95,13 +115,18 @@ def measure_once(
     number: int,
     args: argparse.Namespace,
     threads: int = 2,
+    pid: int | None = None,
 ) -> Result:
+    before = tree_cpu_seconds(pid) if pid else 0.0
     rate, p99, errors = wrk(port, url_path(path), args.duration, args.connections, threads)
+    cpu = tree_cpu_seconds(pid) - before if pid else 0.0
+    # wrk's rate times its duration is near enough the answers given (warm-up excluded).
+    cpu_us = cpu / max(rate * args.duration, 1) * 1e6
     load = os.getloadavg()[0]
     label = f"{path} ({len(body) // 1024} KB)"
     print(
         f"  -t{threads} {server:<28} {label:<32} {rate:9.0f} req/s  p99 {p99:7.2f} ms"
-        f"  load {load:5.2f}",
+        f"  cpu {cpu_us:6.1f} us/req  load {load:5.2f}",
         flush=True,
     )
-    return Result(server, label, rate, p99, errors, number, threads, load)
+    return Result(server, label, rate, p99, errors, number, threads, load, cpu_us)
