@@ -6,17 +6,40 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every package, transitive ones included, at one version with its hashes: `make lock` writes it
+# from pyproject.toml's pins, and installing checks each download against it.
+LOCK := requirements.lock
 
-.PHONY: dev test lint format migrate clean
+.PHONY: dev test lint format migrate clean lock audit
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Scale Mesh needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly what the lock says, each file checked against its hash (setuptools too, so our own
+# package builds without fetching anything unlocked); then our package alone. `pip check` fails
+# when pyproject.toml asks for something the lock lacks: run `make lock`.
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $(STAMP)
+
+# Resolve pyproject.toml (with the dev extra, and the setuptools that builds us) for every
+# platform and Python >= 3.11, with the hashes of every file. Needs only the venv's Python, not
+# an installable lock: a new dependency in pyproject.toml is what it is for.
+UV_PIN = $(shell grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')
+SETUPTOOLS_PIN = $(shell grep -o 'setuptools==[0-9.]*' pyproject.toml | head -n 1)
+
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --no-deps '$(UV_PIN)'
+	echo '$(SETUPTOOLS_PIN)' | $(BIN)/uv pip compile --quiet pyproject.toml - --extra dev \
+		--generate-hashes --universal --python-version 3.11 \
+		--custom-compile-command 'make lock' --output-file $(LOCK)
+
+# Known vulnerabilities in the locked versions (.ci/audit tells "none found" from "not checked").
+audit: $(STAMP)
+	$(BIN)/python .ci/audit.py $(LOCK)
 
 dev: $(STAMP)
 	$(BIN)/scalemesh migrate

@@ -36,12 +36,14 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import UNSAFE_BUILDS, HealthChecks
+from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
+from app.metrics import ApiMetrics
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
@@ -49,6 +51,7 @@ from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
+from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
@@ -63,6 +66,7 @@ from app.web import pages
 from app.web.projects import Dashboard
 from app.web.routes import ROUTES as PAGES
 from app.webhooks import edge
+from app.webhooks.dead_letters import count_dead
 from app.webhooks.worker import DeliveryWorker
 
 if TYPE_CHECKING:
@@ -190,7 +194,7 @@ def create_app(
 ) -> Litestar:
     """The API app. Tests may pass their own runner, resolver, GitHub clients or upload grants,
     or drive the background loops themselves (`reconcile=False`, then
-    `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.process(id)`)."""
+    `app.state.services.reconciler.tick()`, `.reporter.tick()`, `.deliveries.drain()`)."""
     settings.check_part("api")
     engine = database.make_engine(settings.database)
     database.bind(engine)
@@ -201,6 +205,8 @@ def create_app(
     views = DeploymentViews(settings)
     tokens = BuildTokens()
     services = Services()
+    # This app's own registry: tests make many apps in one process.
+    api_metrics = ApiMetrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -213,7 +219,7 @@ def create_app(
                 )
             redis: Redis | None = None
             if settings.redis_url is not None:
-                redis = Redis.from_url(settings.redis_url.reveal())
+                redis = redis_client(settings.redis_url.reveal())
                 stack.push_async_callback(redis.aclose)
             services.announce = announce = aliases.announcer(redis, settings.alias_channel)
             services.bus = bus = log_bus_from_settings(redis)
@@ -247,6 +253,7 @@ def create_app(
                 announce,
                 services.github,
                 tokens=tokens,
+                on_finished=api_metrics.build_finished,
             )
             services.builds = BuildChannel(
                 tokens,
@@ -265,7 +272,8 @@ def create_app(
                 settings, users, services.projects, services.deployments, services.previews
             )
             services.deliveries = deliveries = DeliveryWorker(
-                HandlerContext(settings, engine, reconciler, announce), webhook_router()
+                HandlerContext(settings, engine, reconciler, announce, services.github),
+                webhook_router(),
             )
             app.state.services = services
             if reconcile:
@@ -297,6 +305,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            *metrics_route.ROUTES,
             UserController,
             AccountsController,
             TokenController,
@@ -313,6 +322,7 @@ def create_app(
         lifespan=[lifespan],
         dependencies={
             "settings": provide(settings),
+            "api_metrics": provide(api_metrics),
             "storage": provide(storage),
             "users": provide(users),
             "api_tokens": provide(users.tokens),
@@ -329,9 +339,11 @@ def create_app(
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
             "health_checks": Provide(health_checks, sync_to_thread=False),
             "health_warnings": Provide(health_warnings, sync_to_thread=False),
+            "dead_letter_count": provide(count_dead),
         },
         signature_types=[
             Settings,
+            ApiMetrics,
             Storage,
             LogBus,
             UserService,
@@ -348,6 +360,7 @@ def create_app(
             BuildChannel,
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[metrics_route.request_counter(api_metrics)],
         before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),

@@ -83,6 +83,8 @@ class ErrorCode(StrEnum):
     UPLOAD_GRANT_UNAVAILABLE = "upload_grant_unavailable"
     BAD_LOG_EVENT = "bad_log_event"
     BUILD_LOG_TOO_LARGE = "build_log_too_large"
+    # The log bus (Redis) did not answer, and no archive stood in for it.
+    LOG_UNAVAILABLE = "log_unavailable"
     # Why a deployment did not go live (`Deployment.error_code`).
     BUILD_FAILED = "build_failed"
     TIMEOUT = "timeout"
@@ -146,6 +148,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.UPLOAD_GRANT_UNAVAILABLE: _K.UNAVAILABLE,
         _C.BAD_LOG_EVENT: _K.INVALID,
         _C.BUILD_LOG_TOO_LARGE: _K.TOO_LARGE,
+        _C.LOG_UNAVAILABLE: _K.UNAVAILABLE,
         _C.BUILD_FAILED: _K.BUILD,
         _C.TIMEOUT: _K.BUILD,
         _C.NO_OUTPUT: _K.PLATFORM,

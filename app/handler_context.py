@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
+from app.github.api import GitHubApi
 from app.pipeline import Pipeline
 from app.settings import Settings
 
@@ -16,3 +17,5 @@ class HandlerContext:
     engine: AnyEngine
     pipeline: Pipeline
     announce: AliasAnnouncer
+    github: GitHubApi | None = None
+    """The App's client, to ask GitHub what is true now (None: GitHub is not configured)."""

@@ -1,4 +1,6 @@
-"""`GET /health`: is each configured component answering?"""
+"""`GET /health` and `/readyz`: is each configured component answering? `/livez`: is this
+process? Liveness asks nothing of the database, Redis or storage (a restart cannot mend an
+outage of theirs), readiness asks all three."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ CHECK_TIMEOUT_S = 3.0
 
 HealthCheck = Callable[[], Awaitable[None]]
 HealthChecks = Mapping[str, HealthCheck]
+DeadLetterCount = Callable[[], Awaitable[int]]
 
 
 UNSAFE_BUILDS = (
@@ -31,6 +34,8 @@ class HealthOut(msgspec.Struct):
     """Each component's state: `ok`, or `down: <reason>`."""
     warnings: list[str] = msgspec.field(default_factory=list)
     """What works but is unsafe (builds without a sandbox)."""
+    dead_letters: int | None = None
+    """Webhook deliveries given up on (listed at `/deliveries`); null when it cannot be read."""
 
 
 async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) -> HealthOut:
@@ -60,12 +65,41 @@ async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) ->
     )
 
 
+async def counted(count: DeadLetterCount) -> int | None:
+    """The count, or None when it cannot be read (the database check then says why)."""
+    try:
+        with anyio.fail_after(CHECK_TIMEOUT_S):
+            return await count()
+    except Exception:
+        return None
+
+
 @get("/health", summary="Whether the database, storage and log bus answer", cache=False)
 async def health(
+    health_checks: NamedDependency[HealthChecks],
+    health_warnings: NamedDependency[list[str]],
+    dead_letter_count: NamedDependency[DeadLetterCount],
+) -> Response[HealthOut]:
+    result = await run_checks(health_checks, health_warnings)
+    result.dead_letters = await counted(dead_letter_count)
+    return Response(result, status_code=200 if result.status == "ok" else 503)
+
+
+@get("/readyz", summary="Ready to serve: the database, storage and log bus answer", cache=False)
+async def readyz(
     health_checks: NamedDependency[HealthChecks], health_warnings: NamedDependency[list[str]]
 ) -> Response[HealthOut]:
     result = await run_checks(health_checks, health_warnings)
     return Response(result, status_code=200 if result.status == "ok" else 503)
 
 
-ROUTES = [health]
+class Alive(msgspec.Struct):
+    status: str = "alive"
+
+
+@get("/livez", summary="The process answers (nothing else is asked)", cache=False)
+async def livez() -> Alive:
+    return Alive()
+
+
+ROUTES = [health, readyz, livez]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from app import aliases, hostnames
@@ -57,6 +58,7 @@ class Reconciler:
         announce: AliasAnnouncer | None = None,
         github: GitHubApi | None = None,
         tokens: BuildTokens | None = None,
+        on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -69,6 +71,8 @@ class Reconciler:
         self.specs = SpecMaker(settings, sealer, github)
         self.tokens = tokens or BuildTokens()
         self._wake = asyncio.Event()
+        self.on_finished = on_finished
+        """Told each final state and when its build started (the API's build metrics)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -275,6 +279,8 @@ class Reconciler:
         )
         assert row is not None  # noqa: S101 - claimed by this very call
         ending = Ending.of(row)
+        if self.on_finished is not None:
+            self.on_finished(ending.state, ending.started_at)
         ready = ending.state is S.READY
         if ending.runner_handle is not None and not ready:
             await self._cancel_quietly(deployment_id, ending.runner_handle)

@@ -26,6 +26,8 @@ from app.settings_parsing import (
     parse_ecs,
     parse_github,
     parse_key_ring,
+    parse_metrics_hosts,
+    parse_metrics_token,
     parse_networks,
     parse_oauth,
     parse_readonly_paths,
@@ -85,6 +87,8 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_RECONCILE_INTERVAL",
     "SCALEMESH_PROXY_CACHE_MB",
     "SCALEMESH_LOG_LEVEL",
+    "SCALEMESH_METRICS_TOKEN",
+    "SCALEMESH_PROXY_METRICS_HOSTS",
     "AWS_ENDPOINT_URL",
 )
 
@@ -97,6 +101,7 @@ SECRET_VARIABLES = frozenset(
         "SCALEMESH_GITHUB_CLIENT_SECRET",
         "SCALEMESH_DATABASE_URL",
         "SCALEMESH_REDIS_URL",
+        "SCALEMESH_METRICS_TOKEN",
     }
 )
 
@@ -146,6 +151,10 @@ class Settings:
     """Seconds between two passes of the reconcile loop."""
     proxy_cache_mb: int = 256
     log_level: str = "INFO"
+    metrics_token: Secret | None = None
+    """The bearer token of the API's `/metrics`; unset, the API has no `/metrics`."""
+    proxy_metrics_hosts: tuple[str, ...] = ()
+    """Hostnames (besides IP addresses) on which the proxy answers `/metrics`."""
     runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """What the local builder process inherits from ours: PATH, locale, and AWS credentials
     only to upload to S3 (never passed on to the project's own commands)."""
@@ -299,5 +308,7 @@ class Settings:
             runner_env=runner_env(env.environ, storage_is_s3=storage.url.startswith("s3://")),
             proxy_cache_mb=env.positive_int("SCALEMESH_PROXY_CACHE_MB", 256),
             log_level=log_level,
+            metrics_token=parse_metrics_token(env),
+            proxy_metrics_hosts=parse_metrics_hosts(env, root_domain),
             sources=dict(env.seen),
         )

@@ -301,6 +301,39 @@ def is_dns_label(label: str) -> bool:
     )
 
 
+MIN_METRICS_TOKEN = 16
+
+
+def parse_metrics_token(env: EnvReader) -> Secret | None:
+    """`SCALEMESH_METRICS_TOKEN`: unset, the API has no `/metrics`; set, it must be long."""
+    token = env.get("SCALEMESH_METRICS_TOKEN")
+    if not token:
+        return None
+    if len(token) < MIN_METRICS_TOKEN:
+        raise SettingsError(
+            "SCALEMESH_METRICS_TOKEN", f"must be at least {MIN_METRICS_TOKEN} characters long"
+        )
+    return Secret(token)
+
+
+def parse_metrics_hosts(env: EnvReader, root_domain: str) -> tuple[str, ...]:
+    """`SCALEMESH_PROXY_METRICS_HOSTS`: internal names the proxy answers `/metrics` on.
+
+    Every name under the root domain is a deployment's, so none of those may be one.
+    """
+    raw = env.get("SCALEMESH_PROXY_METRICS_HOSTS")
+    hosts = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    for host in hosts:
+        if not all(is_dns_label(label) for label in host.split(".")):
+            raise SettingsError("SCALEMESH_PROXY_METRICS_HOSTS", f"{host!r} is not a hostname")
+        if host == root_domain or host.endswith(f".{root_domain}"):
+            raise SettingsError(
+                "SCALEMESH_PROXY_METRICS_HOSTS",
+                f"{host!r} is under SCALEMESH_ROOT_DOMAIN, where deployments are served",
+            )
+    return hosts
+
+
 def parse_key_ring(variable: str, raw: str) -> KeyRing:
     """`id:key,id:key,…` (the first signs and seals, every one opens) or one bare key.
 

@@ -220,6 +220,17 @@ class WebhookDelivery(Table, tablename="scalemesh_webhook_delivery"):
     received_at = Timestamptz(default=TimestamptzNow())
     processed_at = Timestamptz(null=True, default=None, index=True)
     outcome = Varchar(length=255, null=True, default=None)
+    body_sha256 = Varchar(length=64, null=True, default=None, unique=True)
+    """The body's SHA-256 (hex): the same body under a new delivery id is a replay."""
+    attempts = Integer(default=0)
+    """Runs of its handlers that failed."""
+    next_attempt_at = Timestamptz(null=True, default=None)
+    """When a failed delivery is due again; null: at once."""
+    claimed_until = Timestamptz(null=True, default=None)
+    """The lease of the replica running it; another may take it once this has passed."""
+    last_error = Varchar(length=255, null=True, default=None)
+    dead_at = Timestamptz(null=True, default=None, index=True)
+    """Given up on (a permanent error, or too many attempts): only an admin's retry runs it."""
 
 
 class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):

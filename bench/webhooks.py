@@ -8,7 +8,8 @@ process, on SQLite and then on PostgreSQL (a throw-away database next to the one
 when it cannot be reached), with a GitHub App configured. The App is installed on the pushed
 repository, so every delivery is verified, stored and then processed in the background (the
 repository has no project, so processing ends at the installation check rather than starting
-builds). Each delivery is the real `push` fixture with its own delivery id, HMAC-signed.
+builds). Each delivery is the real `push` fixture with its own delivery id and commit,
+HMAC-signed.
 
 Two runs per database: deliveries arriving at `--rate` per second, each on its own request as
 GitHub sends them, for p50/p99 time to acknowledge (delivery due → 202 received, so time a
@@ -80,9 +81,11 @@ def signed(event: str, body: bytes) -> dict[str, str]:
     }
 
 
-def push_body() -> bytes:
+def push_body(number: int = 0) -> bytes:
+    """The push fixture, of its own commit: the same body twice would be a replay (a no-op)."""
     body = json.loads((FIXTURES / "push.commits.json").read_text())
     body["installation"]["id"] = INSTALLATION
+    body["after"] = f"{number:040x}"
     return json.dumps(body).encode()
 
 
@@ -151,9 +154,9 @@ async def install(url: str) -> None:
 
 def requests(deliveries: int, host: str) -> list[bytes]:
     """Every delivery as the bytes GitHub would send, signed before the clock starts."""
-    body = push_body()
     prepared = []
-    for _ in range(deliveries):
+    for number in range(deliveries):
+        body = push_body(number)
         headers = {"Host": host, "Content-Length": str(len(body)), **signed("push", body)}
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         prepared.append(f"POST /github/webhooks HTTP/1.1\r\n{head}\r\n".encode() + body)

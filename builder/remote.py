@@ -4,8 +4,8 @@ The task holds two variables: `SCALEMESH_BUILDER_API_URL` (its task definition) 
 `SCALEMESH_BUILD_TOKEN` (its overrides, the build's one secret). The token names its deployment
 (`<deployment id>.<secret>`), so both URLs follow from it: `POST <api>/internal/builds/<id>/spec`
 once, and `POST <api>/internal/builds/<id>/events` with batches of JSON lines (`HttpSink`).
-Standard library only. Connection failures, 5xx, 408 and 429 are tried again a few times; any
-other refusal is final.
+Standard library only. Connection failures, 5xx, 408 and 429 are tried again: a few times for
+the spec, for up to `SINK_RETRY_FOR_S` for the log; any other refusal is final.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ _TOKEN = re.compile(r"^[A-Za-z0-9._-]+$")
 _NUL_ESCAPE = "\\u0000"
 """The API refuses any body holding this (PostgreSQL stores no NUL): sent as U+FFFD instead."""
 
+SINK_RETRY_FOR_S = 300.0
+"""How long the log sink keeps trying a batch through API restarts and outages (a Redis
+restart behind the API answers 503 meanwhile) before the build fails for want of its log."""
+
 Sleep = Callable[[float], None]
+Clock = Callable[[], float]
 
 
 class RemoteError(RuntimeError):
@@ -116,18 +121,29 @@ def _detail(answer: bytes) -> str:
 
 
 def _post(
-    connection: _Connection, body: bytes, content_type: str, attempts: int, sleep: Sleep
+    connection: _Connection,
+    body: bytes,
+    content_type: str,
+    attempts: int | None,
+    sleep: Sleep,
+    *,
+    retry_for: float | None = None,
+    clock: Clock = time.monotonic,
 ) -> bytes:
-    """`connection.post`, tried again after transient failures, waiting longer each time."""
+    """`connection.post`, tried again after transient failures, waiting longer each time (up
+    to 8 s), until `attempts` tries or `retry_for` seconds, whichever limit is given, run out."""
+    started = clock()
     attempt = 0
     while True:
         try:
             return connection.post(body, content_type)
         except _Transient:
             attempt += 1
-            if attempt >= attempts:
+            if attempts is not None and attempt >= attempts:
                 raise
-        sleep(min(0.5 * 2 ** (attempt - 1), 8.0))
+            if retry_for is not None and clock() - started >= retry_for:
+                raise
+        sleep(min(0.5 * 2 ** min(attempt - 1, 5), 8.0))
 
 
 def fetch_spec(
@@ -166,8 +182,10 @@ class HttpSink:
 
     Events wait at most `flush_interval` seconds, or until `batch_size` of them are waiting; a
     request carries at most `max_batch_bytes`. Past `max_pending` waiting events, `emit` blocks:
-    an API that lags holds the build up rather than filling memory. A final refusal (a bad or
-    dead token, the log past its limit) reaches the build as `LogSinkError`, in the API's words.
+    an API that lags holds the build up rather than filling memory. A batch the API could not
+    take (unreachable, 5xx, 408, 429) is sent again for up to `retry_for` seconds, so nothing
+    is dropped while the API or its Redis restarts. A final refusal (a bad or dead token, the
+    log past its limit) reaches the build as `LogSinkError`, in the API's words.
     """
 
     def __init__(
@@ -181,8 +199,10 @@ class HttpSink:
         max_batch_bytes: int = 512 * 1024,
         max_pending: int = 20_000,
         timeout: float = TIMEOUT_S,
-        attempts: int = ATTEMPTS,
+        attempts: int | None = None,
+        retry_for: float = SINK_RETRY_FOR_S,
         sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
     ) -> None:
         self._connection = _Connection(build_url(api_url, token, "events"), token, timeout)
         self._masker = masker
@@ -192,7 +212,9 @@ class HttpSink:
         self._max_batch_bytes = max_batch_bytes
         self._max_pending = max_pending
         self._attempts = attempts
+        self._retry_for = retry_for
         self._sleep = sleep
+        self._clock = clock
         self._pending: list[str] = []
         self._closed = False
         self._error: str | None = None
@@ -236,7 +258,13 @@ class HttpSink:
             try:
                 for body in self._bodies(waiting):
                     _post(
-                        self._connection, body, "application/x-ndjson", self._attempts, self._sleep
+                        self._connection,
+                        body,
+                        "application/x-ndjson",
+                        self._attempts,
+                        self._sleep,
+                        retry_for=self._retry_for,
+                        clock=self._clock,
                     )
             except Exception as exc:  # whatever stops the sender must reach the build
                 self._fail(exc)

@@ -17,18 +17,19 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from redis.asyncio import Redis
-
 from app import database
 from app.local_paths import local_path
 from app.preview_tokens import AUTH_PATH
+from app.redis_client import redis_client
 from app.settings import Settings
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
+from proxy import metrics
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
+from proxy.readiness import PROBE_PATHS, Checks, probe, read_checks
 from proxy.routing import BadPath, path_to_key
 from proxy.sending import (
     ASGIApp,
@@ -80,14 +81,20 @@ class _Replay:
 class Proxy:
     """The proxy's state for one process: storage, the alias lookup, caches."""
 
-    def __init__(self, settings: Settings, storage: Storage, lookup: Lookup) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, lookup: Lookup, checks: Checks | None = None
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.lookup = lookup
+        self.checks = checks or read_checks(storage)
+        """What `/_scalemesh/readyz` asks (`running` adds the database and Redis)."""
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
         self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
+        self.sent = metrics.Sent()
+        self.registry = metrics.registry_for(self.cache, self.sent)
 
     def replay(self, memo_key: _MemoKey, scope: Scope) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
@@ -120,6 +127,7 @@ class Proxy:
         self._memo.move_to_end(memo_key)
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
+        self.sent.bytes += len(body)
         return replay, body
 
     async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
@@ -130,6 +138,13 @@ class Proxy:
         if scope["path"] == HEALTH_PATH and method in _READ_METHODS:
             await send_answer(send, method, json_answer(200, {"status": "ok"}))
             return
+        if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
+            await send_answer(send, method, json_answer(*await probe(scope["path"], self.checks)))
+            return
+        if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
+            await send_answer(send, method, metrics.response(self.registry))
+            return
+        send = metrics.counting(send, self.sent)
         if scope["path"] == AUTH_PATH:
             await self._hand_off(scope, send, memo_key)
             return
@@ -303,12 +318,13 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
+        storage, redis = storage_from_settings(settings.storage), None
         if settings.redis_url is not None:
-            redis = Redis.from_url(settings.redis_url.reveal())
+            redis = redis_client(settings.redis_url.reveal())
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
-        yield Proxy(settings, storage_from_settings(settings.storage), lookup)
+        yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
 
 
 def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:

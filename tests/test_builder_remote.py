@@ -287,9 +287,46 @@ def test_whatever_stops_the_sender_reaches_the_build_without_the_token() -> None
     assert str(caught.value) == "sending the build log failed: clock broke while holding ***"
 
 
-def test_an_unreachable_api_fails_the_sink() -> None:
+class FakeTime:
+    """A clock that only the sink's waits move forward."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def sleep(self, delay: float) -> None:
+        self.waits.append(delay)
+        self.now += delay
+
+    def clock(self) -> float:
+        return self.now
+
+
+def test_an_api_that_stays_unreachable_fails_the_sink_after_five_minutes() -> None:
+    fake = FakeTime()
     with refused_port() as port:
-        sink = HttpSink(f"http://127.0.0.1:{port}", TOKEN, Masker(()), sleep=no_sleep)
+        sink = HttpSink(
+            f"http://127.0.0.1:{port}", TOKEN, Masker(()), sleep=fake.sleep, clock=fake.clock
+        )
         sink.emit(line("x"))
         with pytest.raises(LogSinkError, match="could not be reached for the build log"):
             sink.close()
+
+    assert fake.waits[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert set(fake.waits[5:]) == {8.0}
+    assert 300 <= fake.now < 300 + 8
+
+
+def test_the_sink_keeps_a_batch_through_minutes_of_outage() -> None:
+    # A Redis restart behind the API answers 503 for a while: the batch is sent again, not
+    # dropped, and the build goes on (it used to give up after five tries, about 8 s).
+    fake = FakeTime()
+    outage = [(503, b'{"detail": "The build log cannot be read right now"}')] * 30
+    with scripted(*outage, (200, b'{"events": 1}')) as server:
+        sink = HttpSink(server.url, TOKEN, Masker(()), sleep=fake.sleep, clock=fake.clock)
+        sink.emit(line("kept"))
+        sink.close()
+
+    assert len(server.received) == 31
+    assert [json.loads(server.received[-1].body)["text"]] == ["kept"]
+    assert 200 < fake.now < 300

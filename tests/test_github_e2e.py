@@ -100,6 +100,7 @@ def test_a_push_and_a_pull_request_deploy_and_report(
             push = payload("push.commits")
             push["after"] = sha = head(repo)
             push["repository"]["clone_url"] = clone_url
+            github.refs.set_branch(REPO, "main", sha)  # what the push did on GitHub
             deliver(client, "push", push)
 
             statuses = f"/repos/{REPO}/statuses/{sha}"

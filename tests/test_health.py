@@ -25,6 +25,7 @@ def test_health_is_ok_on_embedded_defaults(client: Client) -> None:
         "status": "ok",
         "components": {"database": "ok", "storage": "ok", "log_bus": "ok"},
         "warnings": [],
+        "dead_letters": 0,
     }
     assert response.headers["content-type"].startswith("application/json")
 
@@ -89,3 +90,28 @@ def test_a_hanging_check_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.status == "degraded"
     assert result.components == {"database": "ok", "log_bus": "down: no answer within 0.05 s"}
+
+
+def test_livez_asks_nothing_and_readyz_names_what_is_down(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    """Liveness must not restart a replica for a Redis outage; readiness takes it out."""
+    with refused_port() as port:
+        settings = make_settings(
+            SCALEMESH_DATABASE_URL=database_url, SCALEMESH_REDIS_URL=f"redis://127.0.0.1:{port}/0"
+        )
+        with Client(create_app(settings)) as client:
+            alive = client.get("/livez")
+            ready = client.get("/readyz")
+
+    assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
+    assert ready.status_code == 503
+    assert ready.json()["components"]["log_bus"].startswith("down: ")
+    assert ready.json()["components"]["database"] == "ok"
+
+
+def test_readyz_is_ok_when_everything_answers(client: Client) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert set(response.json()["components"]) == {"database", "storage", "log_bus"}

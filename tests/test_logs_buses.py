@@ -210,15 +210,16 @@ async def test_redis_trims_old_events_but_keeps_numbering(redis_ids: NewId) -> N
 
 async def test_an_unreachable_redis_is_a_log_bus_error() -> None:
     with refused_port() as port:  # held for the whole test: nobody else can listen there
-        bus = RedisLogBus.from_url(f"redis://127.0.0.1:{port}/0")
+        # No retries: the client's retries only make each refusal take longer.
+        bus = RedisLogBus.from_url(f"redis://127.0.0.1:{port}/0", retries=0)
         try:
             with pytest.raises(LogBusError, match="redis ping: ConnectionError") as caught:
                 await bus.ping()
             assert caught.value.__cause__ is None
-            with pytest.raises(LogBusError, match="log append"):
-                await bus.append("d", line("a"))
+            # Appends are held for when Redis answers (`tests/test_logs_redis_restart.py`).
+            assert await bus.append("d", line("a")) == 0
             with pytest.raises(LogBusError, match="log read"):
-                await bus.read("d")
+                await bus.read("e")
             with pytest.raises(LogBusError, match="log forget"):
                 await bus.forget("d")
             with pytest.raises(LogBusError, match="log tail"):

@@ -25,6 +25,7 @@ from tests.support.logstream import (
     UNKNOWN_ID,
     BrokenBus,
     CountingBus,
+    FlakyBus,
     append,
     connect,
     finish,
@@ -305,7 +306,7 @@ def test_a_viewer_that_leaves_lets_go_of_the_log_and_may_talk_meanwhile(
     assert bus.open_tails == 0
 
 
-def test_a_log_bus_failure_closes_with_1011_after_what_was_read(
+def test_a_failure_no_retry_mends_closes_with_1011_after_what_was_read(
     client: Client, token: str, deployment_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     client.app.state.services.bus = BrokenBus()
@@ -317,3 +318,45 @@ def test_a_log_bus_failure_closes_with_1011_after_what_was_read(
     assert code == 1011
     failure = next(r for r in caplog.records if r.getMessage() == "log stream failed")
     assert failure.deployment_id == deployment_id  # type: ignore[attr-defined]
+
+
+def test_a_viewer_rides_out_a_log_bus_that_fails_again_and_again(
+    client: Client, token: str, deployment_id: str
+) -> None:
+    bus = client.app.state.services.bus = FlakyBus(failures=0)
+    events = [line("one"), line("two"), {"type": "result", "ts": 1.0, "state": "ready"}]
+    client.run(lambda: bus.extend(deployment_id, events))
+    bus.failures = 3
+
+    with connect(client, deployment_id, token) as ws:
+        received, code = read_to_close(ws)
+
+    assert [event.get("text", event["type"]) for event in received] == ["one", "two", "result"]
+    assert bus.failures == 0
+    assert code == 1000
+
+
+def test_a_viewer_gets_the_rest_from_the_archive_when_redis_lost_the_log(
+    client: Client, token: str, deployment_id: str
+) -> None:
+    # Redis came back empty and stays unreadable; another replica archived what it could.
+    client.app.state.services.bus = FlakyBus(failures=1_000)
+    archived = [
+        {"type": "line", "seq": 1, "text": "written after the loss"},
+        {"type": "result", "seq": 2, "state": "ready"},
+    ]
+    body = "".join(json.dumps(event) + "\n" for event in archived).encode()
+    storage = client.app.state.services.reconciler.storage
+
+    with connect(client, deployment_id, token, "?since=7") as ws:
+        client.run(lambda: storage.put(archive_key(deployment_id), body))
+        received, code = read_to_close(ws)
+    with connect(client, deployment_id, token, "?since=2") as ws:
+        nothing_left, code_when_done = read_to_close(ws)
+
+    # The viewer had seen seqs up to 7, which the archive never reached: it still learns how
+    # the build ended.
+    assert received == [archived[1]]
+    assert code == 1000
+    assert nothing_left == []
+    assert code_when_done == 1000

@@ -108,6 +108,13 @@ def test_lint_job_runs_make_lint() -> None:
     assert script(jobs(pipeline())["lint"]) == ["make lint"]
 
 
+def test_audit_job_runs_make_audit() -> None:
+    job = jobs(pipeline())["audit"]
+
+    assert job["stage"] == "lint"
+    assert script(job) == ["make audit"]
+
+
 def test_build_pushes_both_images_without_docker_in_docker() -> None:
     builds = {name: job for name, job in jobs(pipeline()).items() if job["stage"] == "build"}
     dockerfiles = set()

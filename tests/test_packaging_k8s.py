@@ -23,7 +23,7 @@ from app.settings import SECRET_VARIABLES, VARIABLES, Runner, Settings
 from tests.support.k8s import K8S, configmap, load
 
 KUSTOMIZATION = K8S / "kustomization.yaml"
-SECRET_TEMPLATES = ("scalemesh-secret.yaml", "postgres-secret.yaml")
+SECRET_TEMPLATES = ("scalemesh-secret.yaml", "proxy-secret.yaml", "postgres-secret.yaml")
 """Filled in and applied by hand, never by `apply -k` (it would blank the real values)."""
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job")
 APP_IMAGE = "scalemesh"
@@ -212,17 +212,16 @@ def test_api_and_proxy_run_two_replicas_with_health_probes() -> None:
     assert api["spec"]["replicas"] == 2
     assert proxy["spec"]["replicas"] == 2
     api_box, proxy_box = container(api), container(proxy)
-    assert api_box["readinessProbe"]["httpGet"]["path"] == "/health"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert proxy_box[probe]["httpGet"]["path"] == "/_scalemesh/health"
-    # Liveness must not restart the API for a database outage that /health reports.
-    assert "tcpSocket" in api_box["livenessProbe"]
+    # Liveness asks nothing of the database (a restart cannot mend its outage); readiness does.
+    for box, prefix in ((api_box, ""), (proxy_box, "/_scalemesh")):
+        assert box["readinessProbe"]["httpGet"]["path"] == f"{prefix}/readyz"
+        assert box["livenessProbe"]["httpGet"]["path"] == f"{prefix}/livez"
+    assert api_box["startupProbe"]["httpGet"]["path"] == "/livez"
     for box, port in ((api_box, 8000), (proxy_box, 8080)):
         ports = {p["name"]: p["containerPort"] for p in box["ports"]}
         assert ports["http"] == port
         for probe in ("readinessProbe", "livenessProbe"):
-            action = box[probe].get("httpGet") or box[probe]["tcpSocket"]
-            assert action["port"] == "http"
+            assert box[probe]["httpGet"]["port"] == "http"
 
 
 def test_commands_are_real_cli_commands() -> None:
@@ -236,7 +235,8 @@ def test_commands_are_real_cli_commands() -> None:
         assert box["image"].partition(":")[0] == APP_IMAGE
         assert args.command == words[0]
         env_from = {next(iter(ref.values()))["name"] for ref in box["envFrom"]}
-        assert {"scalemesh-config", "scalemesh-secrets"} <= env_from
+        secrets = "scalemesh-proxy-secrets" if component == "proxy" else "scalemesh-secrets"
+        assert {"scalemesh-config", secrets} <= env_from
 
 
 def test_proxy_scales_and_disruptions_keep_one_pod_serving() -> None:
@@ -299,3 +299,7 @@ def test_ingress_routes_the_api_host_and_the_deployment_wildcard() -> None:
     assert routes == {api_host: services["api"], wildcard: services["proxy"]}
     tls_hosts = {host for entry in ingress["spec"]["tls"] for host in entry["hosts"]}
     assert tls_hosts == {api_host, wildcard}
+    # GitHub's webhook payloads reach 25 MB; nginx refuses more than 1 MB by default.
+    assert (
+        ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "25m"
+    )

@@ -115,6 +115,8 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_RECONCILE_INTERVAL": "0.25",
         "SCALEMESH_PROXY_CACHE_MB": "64",
         "SCALEMESH_LOG_LEVEL": "debug",
+        "SCALEMESH_METRICS_TOKEN": "m" * 20,
+        "SCALEMESH_PROXY_METRICS_HOSTS": "scalemesh-proxy.scalemesh.svc",
         "AWS_ENDPOINT_URL": "http://minio:9000",
     }
     assert set(environ) == set(VARIABLES)

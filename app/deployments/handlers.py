@@ -3,7 +3,9 @@
 Each handler is glue: a typed view in, one domain function of `app.deployments.triggers`
 called, a one-line outcome out (stored with the delivery). Projects are found by the repository's
 id, and a delivery showing the repository under a new name renames their copy of it first (an
-installation delivery listing repositories too, beside `app.installations.handlers`).
+installation delivery listing repositories too, beside `app.installations.handlers`). A push
+whose commit is no longer its branch's head on GitHub (delivered late, or replayed) builds
+nothing.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from app.deployments import triggers
 from app.github import events
 from app.github.routing import Router
 from app.handler_context import HandlerContext
-from app.installations.service import ensure_covered
+from app.installations.service import Covered, ensure_covered
 from app.projects.binding import follow_rename
 
 router: Router[HandlerContext] = Router()
@@ -26,9 +28,10 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
     if push.branch is None:
         return f"ignored: {push.ref} is not a branch"
     await follow_rename(push.repository.id, push.repository.full_name)
-    if not await ensure_covered(
+    covered = await ensure_covered(
         context.engine, context.settings, push.installation, push.repository
-    ):
+    )
+    if covered is None:
         return NOT_INSTALLED
     if push.deleted or push.after == events.ZERO_SHA:
         count = await triggers.retire_branch(
@@ -38,12 +41,25 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
     message = push.head_commit.message if push.head_commit else ""
     if triggers.skipped(message):
         return "skipped: the commit message asks not to build"
+    if not await triggers.new_build_wanted(push.repository.id, push.branch, push.after):
+        return "queued 0 deployments"
+    if not await _still_head(context, covered, push.branch, push.after):
+        return f"ignored: {push.after[:12]} is no longer the head of {push.branch}"
     queued = await triggers.deploy_branch(
         context.engine, push.repository.id, push.branch, push.after, message
     )
-    if queued:
-        context.pipeline.wake()
+    context.pipeline.wake()
     return f"queued {len(queued)} deployments"
+
+
+async def _still_head(context: HandlerContext, covered: Covered, branch: str, sha: str) -> bool:
+    """Whether the branch still points at `sha` on GitHub. A push delivered late, or an old one
+    replayed, must not build (and make production) a commit the branch has moved past. A
+    GitHub error propagates: the delivery is tried again later."""
+    if context.github is None:
+        return True  # nothing to ask: GitHub was switched off since the delivery was stored
+    head = await context.github.branch_head(covered.installation_id, covered.full_name, branch)
+    return head == sha
 
 
 @router.on("pull_request", "opened", "synchronize", "reopened", view=events.PullRequest)

@@ -98,6 +98,7 @@ class Ending:
     error: str | None
     error_code: ErrorCode | None
     slug: str
+    started_at: datetime | None
 
     COLUMNS = (
         Deployment.state,
@@ -105,6 +106,7 @@ class Ending:
         Deployment.error,
         Deployment.error_code,
         Deployment.project.slug,
+        Deployment.started_at,
     )
 
     @classmethod
@@ -116,6 +118,7 @@ class Ending:
             error=row["error"],
             error_code=None if code is None else ErrorCode(code),
             slug=str(row["project.slug"]),
+            started_at=row["started_at"],
         )
 
 

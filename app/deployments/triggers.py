@@ -52,6 +52,12 @@ async def _existing(project_id: int, sha: str, branch: str | None = None) -> Lin
     return None if row is None else Linked.of(row)
 
 
+async def new_build_wanted(repository_id: int, branch: str, sha: str) -> bool:
+    """Whether a push of `sha` to `branch` would queue a build for any bound project."""
+    existing = [await _existing(p.id, sha, branch) for p in await bound_projects(repository_id)]
+    return None in existing
+
+
 async def deploy_branch(
     engine: AnyEngine, repository_id: int, branch: str, sha: str, message: str
 ) -> list[str]:

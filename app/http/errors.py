@@ -1,7 +1,8 @@
 """The one place exceptions become HTTP answers: `{"error": "<kind>", "detail": "<what to do>"}`.
 
 A `UserError`'s kind picks the status (`app.errors.STATUS`) and the `error` field. Litestar's
-own exceptions are mapped to the same shape. Anything unexpected is logged with its traceback
+own exceptions are mapped to the same shape, and the log bus being unreachable is a 503
+(`ErrorCode.LOG_UNAVAILABLE`). Anything unexpected is logged with its traceback
 and answered with a generic 500 that never shows the traceback.
 """
 
@@ -25,6 +26,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from app.errors import STATUS, ErrorCode, UserError
+from app.logs.bus import LogBusError
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,19 @@ async def refuse_nul_characters(request: Request[Any, Any, Any]) -> None:
         )
 
 
+def _log_unavailable(request: Request[Any, Any, Any], exc: LogBusError) -> Response[dict[str, str]]:
+    # Redis being away is an outage to wait out, not a bug: 503, never the generic 500.
+    log.warning("log bus unavailable", extra={"path": request.url.path, "error": str(exc)})
+    return _user_error(
+        request,
+        UserError(
+            ErrorCode.LOG_UNAVAILABLE,
+            "The build log cannot be read right now; try again in a few seconds.",
+            retry_after=5,
+        ),
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     log.exception("unhandled error", extra={"path": request.url.path, "method": request.method})
     return error_response(
@@ -134,6 +149,7 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UserError: _user_error,
+    LogBusError: _log_unavailable,
     ValidationException: _validation_error,
     HTTPException: _http_exception,
     Exception: _unexpected,

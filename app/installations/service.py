@@ -235,12 +235,12 @@ async def ensure_covered(
     settings: Settings,
     installation: events.InstallationRef | None,
     repository: events.Repository,
-) -> bool:
-    """Whether an active installation covers the repository; remembered first when the
+) -> Covered | None:
+    """The active installation that covers the repository, if any; remembered first when the
     delivery says something new of it (a first sight, a rename, a new clone URL)."""
     found = await covered_id(repository.id)
     if installation is None:
-        return found is not None
+        return found
     seen = Covered(
         installation.id,
         repository.id,
@@ -252,4 +252,4 @@ async def ensure_covered(
         owner = repository.full_name.split("/", 1)[0]
         await saw_repository(engine, installation.id, owner, repository)
         found = await covered_id(repository.id)
-    return found is not None
+    return found

@@ -6,7 +6,7 @@ from litestar import Router
 from litestar.static_files import create_static_files_router
 
 from app.http.csrf import FORM_ROUTES
-from app.web import accounts, deployments, projects
+from app.web import accounts, deliveries, deployments, projects
 from app.web.pages import APP_DIR, UI, Answered, answered
 
 ROUTES = [
@@ -15,7 +15,12 @@ ROUTES = [
         include_in_schema=False,
         exception_handlers={Answered: answered},
         opt=FORM_ROUTES,
-        route_handlers=[*accounts.ROUTES, *projects.ROUTES, *deployments.ROUTES],
+        route_handlers=[
+            *accounts.ROUTES,
+            *projects.ROUTES,
+            *deployments.ROUTES,
+            *deliveries.ROUTES,
+        ],
     ),
     create_static_files_router(
         path=f"{UI}/static", directories=[APP_DIR / "static"], include_in_schema=False

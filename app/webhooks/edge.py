@@ -1,13 +1,15 @@
 """The GitHub webhook edge: verify, record, acknowledge, hand off (DESIGN §7).
 
 `POST /github/webhooks` checks `X-Hub-Signature-256` over the raw body in constant time, stores
-the delivery under its `X-GitHub-Delivery` id (unique, so a redelivery is a no-op) and answers at
-once. A background worker (`app.webhooks.worker`) then runs the event's handlers and stores the
-outcome. Nothing here knows what a deployment is.
+the delivery under its `X-GitHub-Delivery` id and the SHA-256 of its body (each unique, so a
+redelivery, or an old body replayed under a new id, is a no-op) and answers at once. A
+background worker (`app.webhooks.worker`) then runs the event's handlers and stores the outcome.
+Nothing here knows what a deployment is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -84,6 +86,7 @@ async def receive(
     action = payload.get("action") if isinstance(payload.get("action"), str) else None
     handled = deliveries.router.handles(event, action)
     now = datetime.now(UTC)
+    claimed_until = deliveries.claim_for_edge()
     stored = (
         await WebhookDelivery.insert(
             WebhookDelivery(
@@ -94,9 +97,12 @@ async def receive(
                 received_at=now,
                 processed_at=None if handled else now,
                 outcome=None if handled else NOT_HANDLED,
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                claimed_until=claimed_until if handled else None,
             )
         )
-        .on_conflict(target=WebhookDelivery.delivery_id, action="DO NOTHING")
+        # Either unique key: the delivery id, or the body (a signed body replayed).
+        .on_conflict(action="DO NOTHING")
         .returning(WebhookDelivery.delivery_id)
     )
     if not stored:
@@ -108,7 +114,7 @@ async def receive(
     )
     if not handled:
         return Response({"status": "ignored"}, status_code=202)
-    deliveries.submit(delivery_id, (event, body))
+    deliveries.submit(delivery_id, claimed_until, body)
     return Response({"status": "accepted"}, status_code=202)
 
 

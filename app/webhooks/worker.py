@@ -1,19 +1,27 @@
-"""Run webhook handlers outside the request: an in-process queue of stored deliveries.
+"""Run webhook handlers outside the request: an in-process queue of stored, claimed deliveries.
 
-The edge (`app.webhooks.edge`) stores each delivery and hands it here. The worker dispatches it
-to the composed router and stores the outcome. Deliveries stored but never processed (the
-process died) are queued again when the app starts.
+The edge (`app.webhooks.edge`) stores each delivery with a claim (`claimed_until`, a lease of
+`CLAIM`) and hands it here. The worker renews the claim, dispatches the delivery to the composed
+router and stores the outcome. A handler that fails for now is tried again after a backoff
+(`FIRST_RETRY`, doubling); one that fails for good, or `MAX_ATTEMPTS` times, is a dead letter
+(`dead_at`) that only an admin's retry runs again. Every reconcile interval each replica claims
+the deliveries due (never run, due again, or claimed by a replica that died) and queues them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+from piccolo.custom_types import Combinable
+
 from app.database import write_transaction
+from app.github.api import GitHubError
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.tables import WebhookDelivery
@@ -21,19 +29,59 @@ from app.tables import WebhookDelivery
 log = logging.getLogger(__name__)
 
 MAX_OUTCOME = 255
+MAX_ATTEMPTS = 10
+"""Failed runs before a delivery becomes a dead letter."""
+FIRST_RETRY = timedelta(seconds=10)
+LAST_RETRY = timedelta(hours=1)
+"""The backoff doubles from FIRST_RETRY up to this."""
+CLAIM = timedelta(seconds=90)
+"""How long a replica holds a delivery it runs; longer than any handler takes."""
+SWEEP_BATCH = 50
+
+D = WebhookDelivery
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed run."""
+    return min(FIRST_RETRY * (1 << min(attempts - 1, 20)), LAST_RETRY)
+
+
+def permanent(exc: Exception) -> bool:
+    """Running the handlers again cannot help: a payload our views cannot read, or a GitHub
+    refusal that would be repeated. Anything else (the database, GitHub unavailable, a bug
+    fixed by the next release) may pass, and is tried again."""
+    if isinstance(exc, msgspec.DecodeError):
+        return True
+    return isinstance(exc, GitHubError) and exc.permanent
+
+
+def _unclaimed(now: datetime) -> Combinable:
+    return D.claimed_until.is_null() | (D.claimed_until <= now)
+
+
+def _pending() -> Combinable:
+    return D.processed_at.is_null() & D.dead_at.is_null()
 
 
 @dataclass(frozen=True, slots=True)
-class StoredDelivery:
-    event: str
-    payload: str
-    processed_at: datetime | None
+class Claimed:
+    """A delivery this replica holds: its event, attempts so far and, when read, its body."""
 
-    COLUMNS = (WebhookDelivery.event, WebhookDelivery.payload, WebhookDelivery.processed_at)
+    event: str
+    attempts: int
+    payload: str | None
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> StoredDelivery:
-        return cls(str(row["event"]), str(row["payload"]), row["processed_at"])
+    def of(cls, row: dict[str, Any]) -> Claimed:
+        return cls(str(row["event"]), int(row["attempts"]), row.get("payload"))
+
+
+Queued = tuple[str, bytes | None, datetime]
+"""A delivery id, its body when the edge had it, and the claim this replica took."""
 
 
 class DeliveryWorker:
@@ -42,26 +90,67 @@ class DeliveryWorker:
     def __init__(self, context: HandlerContext, router: Router[HandlerContext]) -> None:
         self.context = context
         self.router = router
-        self._queue: asyncio.Queue[tuple[str, tuple[str, bytes] | None]] = asyncio.Queue()
+        self.now: Callable[[], datetime] = now_utc
+        """The clock every claim and backoff is read from (a test may move it)."""
+        self._queue: asyncio.Queue[Queued] = asyncio.Queue()
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def submit(self, delivery_id: str, delivery: tuple[str, bytes] | None = None) -> None:
-        """Queue a stored delivery; `delivery` (event, payload) saves reading it back."""
+    def claim_for_edge(self) -> datetime:
+        """The claim the edge stores with a delivery it hands here."""
+        return self.now() + CLAIM
+
+    def submit(self, delivery_id: str, claimed_until: datetime, body: bytes | None = None) -> None:
+        """Queue a stored delivery this replica claimed until `claimed_until`; `body` saves
+        reading it back."""
         self.idle.clear()
-        self._queue.put_nowait((delivery_id, delivery))
+        self._queue.put_nowait((delivery_id, body, claimed_until))
 
     async def recover(self) -> int:
-        """Queue every delivery stored but not processed; return how many."""
-        unprocessed: list[str] = await (
-            WebhookDelivery.select(WebhookDelivery.delivery_id)
-            .where(WebhookDelivery.processed_at.is_null())
-            .order_by(WebhookDelivery.received_at)
-            .output(as_list=True)
+        """Claim and queue the deliveries due: never run, due again after a failure, or held by
+        a replica whose claim ran out. Oldest first, at most `SWEEP_BATCH`; how many."""
+        now = self.now()
+        due = (
+            _pending()
+            & _unclaimed(now)
+            & (D.next_attempt_at.is_null() | (D.next_attempt_at <= now))
         )
-        for delivery_id in unprocessed:
-            self.submit(str(delivery_id))
-        return len(unprocessed)
+        oldest = D.select(D.delivery_id).where(due).order_by(D.received_at).limit(SWEEP_BATCH)
+        until = now + CLAIM
+        # One conditional statement: a replica sweeping at the same time takes each delivery
+        # or leaves it (PostgreSQL checks `due` again on a row another has just updated).
+        claimed = await (
+            D.update({D.claimed_until: until})
+            .where(due & D.delivery_id.is_in(oldest))
+            .returning(D.delivery_id, D.received_at)
+        )
+        for row in sorted(claimed, key=lambda row: row["received_at"]):
+            self.submit(str(row["delivery_id"]), until)
+        taken = len(claimed)
+        if taken:
+            log.info("deliveries recovered", extra={"count": taken})
+        return taken
+
+    async def retry(self, delivery_id: str) -> bool:
+        """Run a dead letter again, with a fresh count of attempts; whether it was one."""
+        until = self.now() + CLAIM
+        revived = await (
+            D.update(
+                {
+                    D.dead_at: None,
+                    D.attempts: 0,
+                    D.next_attempt_at: None,
+                    D.claimed_until: until,
+                }
+            )
+            .where((D.delivery_id == delivery_id) & D.dead_at.is_not_null())
+            .returning(D.delivery_id)
+        )
+        if not revived:
+            return False
+        log.info("dead letter retried", extra={"delivery_id": delivery_id})
+        self.submit(delivery_id, until)
+        return True
 
     async def drain(self) -> None:
         """Process everything queued now, in this task (tests, and a loop-less app)."""
@@ -70,52 +159,97 @@ class DeliveryWorker:
         self.idle.set()
 
     async def run(self) -> None:
+        """Process the queue, and sweep for deliveries due every reconcile interval."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._sweep_forever())
+            group.create_task(self._work())
+
+    async def _sweep_forever(self) -> None:
         while True:
-            delivery_id, delivery = await self._queue.get()
+            # Only when idle: what is queued here already holds claims, and taking more
+            # than this replica can start would keep them from the others.
+            if self._queue.empty():
+                try:
+                    await self.recover()
+                except Exception:
+                    log.exception("deliveries not recovered")
+            await asyncio.sleep(self.context.settings.reconcile_interval)
+
+    async def _work(self) -> None:
+        while True:
+            queued = await self._queue.get()
             try:
-                await self._take(delivery_id, delivery)
+                await self._take(*queued)
             except Exception:
-                # The database is away: the delivery stays unprocessed, and the next start
-                # picks it up. The worker itself must live on.
-                log.exception("delivery not processed", extra={"delivery_id": delivery_id})
+                # The database is away: the delivery stays unprocessed, and a sweep takes it
+                # again once its claim has run out. The worker itself must live on.
+                log.exception("delivery not processed", extra={"delivery_id": queued[0]})
             if self._queue.empty():
                 self.idle.set()
 
-    async def _take(self, delivery_id: str, delivery: tuple[str, bytes] | None) -> None:
-        if delivery is None:
-            await self.process(delivery_id)
-        else:
-            await self._handle(delivery_id, *delivery)
-
-    async def process(self, delivery_id: str) -> None:
-        """Run the handler of a stored delivery, unless it was processed already."""
-        row = await (
-            WebhookDelivery.select(*StoredDelivery.COLUMNS)
-            .where(WebhookDelivery.delivery_id == delivery_id)
-            .first()
-        )
-        stored = None if row is None else StoredDelivery.of(row)
-        if stored is None or stored.processed_at is not None:
-            return
-        await self._handle(delivery_id, stored.event, stored.payload.encode("utf-8"))
-
-    async def _handle(self, delivery_id: str, event: str, payload: bytes) -> None:
-        try:
-            outcome = await self.router.dispatch(self.context, event, payload)
-        except Exception as exc:
-            # A payload our views cannot read, or a bug: record it rather than retry for ever.
-            log.exception(
-                "webhook handler failed", extra={"delivery_id": delivery_id, "event": event}
+    async def _claim(self, delivery_id: str, claim: datetime, read_body: bool) -> Claimed | None:
+        """Renew this replica's claim, unless the delivery is done, dead, or another replica
+        took it after ours ran out."""
+        now = self.now()
+        columns = [D.event, D.attempts, *([D.payload] if read_body else [])]
+        rows = await (
+            D.update({D.claimed_until: now + CLAIM})
+            .where(
+                (D.delivery_id == delivery_id)
+                & _pending()
+                & (_unclaimed(now) | (D.claimed_until == claim))
             )
-            outcome = f"failed: {type(exc).__name__}"
+            .returning(*columns)
+        )
+        return Claimed.of(rows[0]) if rows else None
+
+    async def _take(self, delivery_id: str, body: bytes | None, claim: datetime) -> None:
+        claimed = await self._claim(delivery_id, claim, body is None)
+        if claimed is None:
+            return
+        if claimed.payload is not None:
+            body = claimed.payload.encode("utf-8")
+        assert body is not None  # noqa: S101 - read above when not given
+        try:
+            outcome = await self.router.dispatch(self.context, claimed.event, body)
+        except Exception as exc:
+            await self._failed(delivery_id, claimed, exc)
+            return
         async with write_transaction(self.context.engine):
-            await WebhookDelivery.update(
+            await D.update(
                 {
-                    WebhookDelivery.processed_at: datetime.now(UTC),
-                    WebhookDelivery.outcome: outcome[:MAX_OUTCOME],
+                    D.processed_at: self.now(),
+                    D.outcome: outcome[:MAX_OUTCOME],
+                    D.claimed_until: None,
                 }
-            ).where(WebhookDelivery.delivery_id == delivery_id)
+            ).where(D.delivery_id == delivery_id)
         log.info(
             "delivery processed",
-            extra={"delivery_id": delivery_id, "event": event, "outcome": outcome},
+            extra={"delivery_id": delivery_id, "event": claimed.event, "outcome": outcome},
         )
+
+    async def _failed(self, delivery_id: str, claimed: Claimed, exc: Exception) -> None:
+        attempts = claimed.attempts + 1
+        error = f"{type(exc).__name__}: {exc}".strip()[:MAX_OUTCOME]
+        dead = permanent(exc) or attempts >= MAX_ATTEMPTS
+        now = self.now()
+        extra = {
+            "delivery_id": delivery_id,
+            "event": claimed.event,
+            "attempts": attempts,
+            "error": error,
+        }
+        if dead:
+            log.exception("delivery dead-lettered", extra=extra)
+        else:
+            log.warning("delivery failed, will retry", extra=extra, exc_info=exc)
+        async with write_transaction(self.context.engine):
+            await D.update(
+                {
+                    D.attempts: attempts,
+                    D.last_error: error,
+                    D.claimed_until: None,
+                    D.dead_at: now if dead else None,
+                    D.next_attempt_at: None if dead else now + backoff(attempts),
+                }
+            ).where(D.delivery_id == delivery_id)

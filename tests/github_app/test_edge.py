@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.support.github_app import (
     ROOT,
     App,
     post_raw,
+    push_to,
 )
 from tests.support.github_fake import WEBHOOK_SECRET, FakeGitHubApi
 from tests.support.webhooks import REPO, payload, signature
@@ -213,26 +215,29 @@ def test_a_delivery_stored_but_never_processed_is_processed_at_start(
         assert client.run(lambda: Repository.select(Repository.full_name)) == [{"full_name": REPO}]
 
 
-def test_a_handler_that_breaks_is_recorded_not_retried_for_ever(app: App) -> None:
+def test_a_payload_no_view_reads_is_a_dead_letter_at_once(app: App) -> None:
     body = payload("push.commits")
-    del body["repository"]  # a payload our view cannot read
+    del body["repository"]  # a payload our view cannot read: running it again cannot help
     assert app.deliver("push", body, delivery="broken").status_code == 202
     row = app.client.run(lambda: WebhookDelivery.select().first())
-    assert row["outcome"] == "failed: ValidationError"
-    assert row["processed_at"] is not None
+    assert row["processed_at"] is None
+    assert row["dead_at"] is not None
+    assert row["attempts"] == 1
+    assert row["last_error"].startswith("ValidationError: ")
+    assert row["claimed_until"] is None
 
 
 def test_the_worker_outlives_a_database_error(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     worker = app.services.deliveries
 
-    async def broken(delivery_id: str) -> None:
+    async def broken(*queued: object) -> None:
         raise RuntimeError("database is away")
 
-    monkeypatch.setattr(worker, "process", broken)
+    monkeypatch.setattr(worker, "_take", broken)
 
     async def run_once() -> None:
         task = asyncio.create_task(worker.run())
-        worker.submit("x")
+        worker.submit("x", datetime.now(UTC))
         await worker.idle.wait()
         task.cancel()
 
@@ -240,13 +245,15 @@ def test_the_worker_outlives_a_database_error(app: App, monkeypatch: pytest.Monk
     assert worker.idle.is_set()
 
 
-def test_process_skips_unknown_and_finished_deliveries(app: App) -> None:
+def test_the_worker_skips_unknown_and_finished_deliveries(app: App) -> None:
     worker = app.services.deliveries
-    app.client.run(lambda: worker.process("no-such-delivery"))
     app.deliver("star", {"action": "created"}, delivery="done")
-    app.client.run(lambda: worker.process("done"))
+    worker.submit("no-such-delivery", datetime.now(UTC))
+    worker.submit("done", datetime.now(UTC))
+    app.client.run(worker.drain)
     row = app.client.run(lambda: WebhookDelivery.select().first())
     assert row["outcome"] == "ignored: not handled"
+    assert row["attempts"] == 0
 
 
 def test_dispatch_ignores_an_event_without_a_handler(app: App) -> None:
@@ -261,6 +268,7 @@ def test_the_worker_processes_everything_queued(app: App, token: str) -> None:
     bodies = [payload("push.commits"), payload("push.commits")]
     bodies[1]["ref"] = "refs/heads/release"
     for index, body in enumerate(bodies):
+        push_to(app.github, body)
         response = app.client.post(
             "/github/webhooks",
             content=json.dumps(body).encode(),

@@ -41,7 +41,9 @@ def test_the_installation_lifecycle_decides_what_deploys(app: App, token: str) -
 
     app.deliver("installation", payload("installation.unsuspend"))
     assert installation_rows(app)[0]["suspended"] is False
-    app.deliver("push", payload("push.commits"))
+    again = payload("push.commits")
+    again["after"] = "d" * 40  # the same body again would be a replay
+    app.deliver("push", again)
     assert len(app.deployments()) == 1
 
     app.deliver("installation", payload("installation.deleted"))

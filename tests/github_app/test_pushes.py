@@ -112,8 +112,8 @@ def test_a_private_repository_without_a_token_fails_as_our_fault(
 ) -> None:
     body = payload("push.commits")
     body["repository"]["private"] = True
-    app.github.fail("access_tokens", status=502)
     app.deliver("push", body)
+    app.github.fail("access_tokens", status=502)
     tick(app.client)
     [deployment] = app.deployments()
     assert deployment["state"] == "failed"
@@ -125,8 +125,8 @@ def test_a_private_repository_without_a_token_fails_as_our_fault(
 def test_a_public_repository_clones_without_a_token_when_github_is_down(
     app: App, token: str, runner: FakeRunner
 ) -> None:
-    app.github.fail("access_tokens", status=502)
     app.deliver("push", payload("push.commits"))
+    app.github.fail("access_tokens", status=502)
     tick(app.client)
     [deployment] = app.deployments()
     assert runner.spec_of(str(deployment["id"])).token == ""

@@ -33,7 +33,7 @@ def test_forward_counts_no_attempt_yet_and_adds_the_token_table(engine: AnyEngin
     async def scenario() -> dict[str, Any]:
         await at_0005(engine)
         before = await dump(engine)
-        applied = await database.migrate(engine)
+        applied = await migrate_to(engine, MIGRATION_0006)
         rows = await Deployment.select(Deployment.id, Deployment.attempts)
         some = rows[0]["id"]
         await BuildToken.insert(
@@ -93,13 +93,13 @@ def test_backward_restores_0005_and_forward_runs_again(engine: AnyEngine) -> Non
             "schema 0005": await schema(engine),
             "rows 0005": await dump(engine),
         }
-        await database.migrate(engine)
+        await migrate_to(engine, MIGRATION_0006)
         seen["schema 0006"] = await schema(engine)
         database.bind(engine)
         result = await run_backwards("scalemesh", migration_id=MIGRATION_0006, auto_agree=True)
         assert result.success, result.message
         seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
-        seen["applied again"] = await database.migrate(engine)
+        seen["applied again"] = await migrate_to(engine, MIGRATION_0006)
         seen["schema again"] = await schema(engine)
         return seen
 

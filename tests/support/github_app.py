@@ -39,9 +39,19 @@ class App:
         self.services = client.app.state.services
 
     def deliver(
-        self, event: str, body: dict[str, Any] | bytes, *, delivery: str | None = None
+        self,
+        event: str,
+        body: dict[str, Any] | bytes,
+        *,
+        delivery: str | None = None,
+        move_head: bool = True,
     ) -> Any:
+        """Sign and post a delivery, then run the worker. A push first moves the fake GitHub's
+        branch to its `after`, as the push did on GitHub; `move_head=False` delivers it late
+        (or replays it), the branch left where it is."""
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if move_head and event == "push":
+            push_to(self.github, json.loads(raw))
         response = self.client.post(
             "/github/webhooks",
             content=raw,
@@ -81,6 +91,18 @@ class App:
 
     def statuses(self, sha: str) -> list[dict[str, Any]]:
         return [call.json for call in self.github.calls_to("POST", f"/repos/{REPO}/statuses/{sha}")]
+
+
+def push_to(github: FakeGitHubApi, push: dict[str, Any]) -> None:
+    """What the push did on GitHub: its branch now points at `after` (or is gone)."""
+    ref, after = str(push.get("ref", "")), str(push.get("after", ""))
+    if not ref.startswith("refs/heads/") or "repository" not in push:
+        return
+    repository, branch = push["repository"]["full_name"], ref.removeprefix("refs/heads/")
+    if push.get("deleted") or after == "0" * 40:
+        github.refs.delete_branch(repository, branch)
+    else:
+        github.refs.set_branch(repository, branch, after)
 
 
 def deployment_urls(app: App, deployment: dict[str, Any]) -> tuple[str, str]:

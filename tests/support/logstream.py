@@ -115,8 +115,38 @@ class CountingBus(MemoryLogBus):
 
 
 class BrokenBus(MemoryLogBus):
+    """A bus whose tail gives one event, then breaks in a way no retry mends."""
+
     async def tail(
         self, deployment_id: str, since: int = 0, *, heartbeat: float = 15.0
     ) -> AsyncGenerator[LogEvent | None, None]:
         yield {"type": "line", "seq": since + 1, "text": "before the fall"}
-        raise LogBusError("log tail: ConnectionError: gone")
+        raise RuntimeError("the tail broke")
+
+
+class FlakyBus(MemoryLogBus):
+    """A bus that fails, as Redis restarting does, its first `failures` appends, reads, tails."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def _fail(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise LogBusError("log tail: ConnectionError: gone")
+
+    async def append(self, deployment_id: str, event: LogEvent) -> int:
+        self._fail()
+        return await super().append(deployment_id, event)
+
+    async def read(self, deployment_id: str, since: int = 0) -> list[LogEvent]:
+        self._fail()
+        return await super().read(deployment_id, since)
+
+    async def tail(
+        self, deployment_id: str, since: int = 0, *, heartbeat: float = 15.0
+    ) -> AsyncGenerator[LogEvent | None, None]:
+        self._fail()
+        async for event in super().tail(deployment_id, since, heartbeat=heartbeat):
+            yield event

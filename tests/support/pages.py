@@ -35,6 +35,17 @@ def browser_signup(client: Client, email: str = "ada@example.com") -> str:
     return csrf_of(client.get("/new", headers=HTML).text)
 
 
+def browser_login(client: Client, email: str = "ada@example.com") -> None:
+    """Sign in to an existing account through the form, as a browser does."""
+    form = client.get("/login", headers=HTML)
+    response = client.post(
+        "/login",
+        data={"csrf": csrf_of(form.text), "email": email, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
 def new_project(client: Client, csrf: str, **fields: str) -> Any:
     data = {"csrf": csrf, "name": "My Site", "repo": "octocat/hello", "production_branch": "main"}
     return client.post("/new", data={**data, **fields}, follow_redirects=False)

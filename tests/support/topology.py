@@ -27,10 +27,11 @@ import asyncpg
 import boto3
 import httpx
 
+from proxy.readiness import READYZ_PATH
 from tests.support.github_fake import FakeGitHubApi
 from tests.support.github_server import github_over_http
 from tests.support.ports import LOOPBACK, reserved_port
-from tests.support.processes import cli_env, http_client, run_cli
+from tests.support.processes import ROOT, cli_env, http_client, run_cli
 from tests.support.redis_server import RedisServer
 from tests.support.services import PostgresDatabases
 from tests.support.sites import NPM_OFFLINE
@@ -40,6 +41,7 @@ from tests.support.waiting import wait_until
 from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload, signature
 
 BUCKET = "scalemesh-deployments"
+PROXY_ROLE_SQL = ROOT / "deploy" / "k8s" / "proxy-db-role.sql"
 ROOT_DOMAIN = "scalemesh.test"
 PROJECT = "web"
 EMAIL = "ops@example.com"
@@ -85,26 +87,21 @@ def _with_credentials(url: str, user: str, password: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _read_only_role(admin_url: str, database_url: str) -> tuple[str, str]:
-    """A login role that may only read the database (what the proxy runs as); its name and URL.
+def _read_only_role(database_url: str) -> tuple[str, str]:
+    """The proxy's role, made by the SQL an operator runs (`deploy/k8s/proxy-db-role.sql`), as
+    the tables' owner; its name and the proxy's database URL.
 
-    Roles belong to the whole PostgreSQL cluster: the name is unique to this run.
+    Roles belong to the whole PostgreSQL server: the name is made unique to this run.
     """
     role = f"scalemesh_proxy_{secrets.token_hex(4)}"
     password = secrets.token_hex(16)
-    database = urlsplit(database_url).path.lstrip("/")
+    sql = PROXY_ROLE_SQL.read_text()
+    sql = sql.replace("scalemesh_proxy", role).replace(":'proxy_password'", f"'{password}'")
 
     async def create() -> None:
-        connection = await asyncpg.connect(admin_url)
-        try:
-            await connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
-            await connection.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {role}')
-        finally:
-            await connection.close()
         connection = await asyncpg.connect(database_url)
         try:
-            await connection.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
-            await connection.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+            await connection.execute(sql)
         finally:
             await connection.close()
 
@@ -330,7 +327,7 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
         env.update(github.environ())
         migrated = run_cli("migrate", env=env)
         assert migrated.returncode == 0, migrated.stderr
-        role, proxy_database_url = _read_only_role(postgres.url, database_url)
+        role, proxy_database_url = _read_only_role(database_url)
         # After the databases are dropped (the role may hold no privilege there any more).
         stack.callback(_drop_role, postgres.url, role)
         stack.callback(postgres.drop_all)
@@ -347,6 +344,7 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
                 {**env, "SCALEMESH_DATA_DIR": str(tmp / f"data-{name}")},
                 tmp / "logs",
                 port=port,
+                ready="/readyz",
             )
             for name, port in zip("ab", api_ports, strict=True)
         )
@@ -358,7 +356,16 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
             "SCALEMESH_DATA_DIR": str(tmp / "data-proxy"),
             "SCALEMESH_DATABASE_URL": proxy_database_url,
         }
-        proxy = scalemesh("proxy", "proxy", proxy_env, tmp / "logs", port=proxy_port)
+        # Two workers, as README runs several: each has its own lookup cache to keep current.
+        proxy = scalemesh(
+            "proxy",
+            "proxy",
+            proxy_env,
+            tmp / "logs",
+            port=proxy_port,
+            ready=READYZ_PATH,
+            workers=2,
+        )
         for service in (*apis, proxy):
             stack.callback(service.stop)
         for service in (*apis, proxy):

@@ -29,9 +29,19 @@ class Service:
     """One server process on `port`, started from `argv` with `env`; its output under `logs`."""
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], logs: Path, *, port: int
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        logs: Path,
+        *,
+        port: int,
+        ready: str | None = None,
     ) -> None:
+        """`ready`: the path that answers 200 once it may take traffic (its readiness probe);
+        without one, any HTTP answer will do."""
         self.name = name
+        self.ready = ready
         self.argv = argv
         self.env = env
         self.logs = logs
@@ -77,11 +87,10 @@ class Service:
         assert exit_code is None, f"{self.name} exited with {exit_code}:\n{self.output()}"
         try:
             with http_client() as client:
-                # Any answer will do: a server listens only once its app has started.
-                client.get(self.url + "/", timeout=2)
+                answer = client.get(self.url + (self.ready or "/"), timeout=2)
         except httpx.TransportError:
             return False
-        return True
+        return self.ready is None or answer.status_code == 200
 
     def kill(self) -> None:
         """`kill -9`: no shutdown, no goodbye; what a crashed pod or machine looks like."""
@@ -120,12 +129,21 @@ class Service:
 
 
 def scalemesh(
-    name: str, part: str, env: dict[str, str], logs: Path, *, port: int | None = None
+    name: str,
+    part: str,
+    env: dict[str, str],
+    logs: Path,
+    *,
+    port: int | None = None,
+    ready: str | None = None,
+    workers: int = 1,
 ) -> Service:
-    """`scalemesh serve <part>` as the Dockerfile runs it, on a loopback port."""
+    """`scalemesh serve <part>` as the Dockerfile runs it, on a loopback port; ready once
+    `ready` (its readiness probe's path) answers 200."""
     port = port or reserved_port()
     argv = [*CLI, "serve", part, "--host", LOOPBACK, "--port", str(port)]
-    return Service(name, argv, env, logs / name, port=port)
+    argv += ["--workers", str(workers)]
+    return Service(name, argv, env, logs / name, port=port, ready=ready)
 
 
 def moto_s3(logs: Path) -> Service:

@@ -1,0 +1,108 @@
+"""Webhook deliveries that are retried, dead-lettered, claimed, and recognised when replayed.
+
+On `scalemesh_webhook_delivery`:
+- `body_sha256` (unique, null for a row without its body): the same body under a new delivery
+  id is a replay. Existing rows are backfilled from their stored payload; a body stored twice
+  before this migration keeps its hash on the first row only, so the unique index holds.
+- `attempts`, `next_attempt_at`, `last_error`: a handler that failed for now, and when to try
+  again. Existing rows get 0 and null.
+- `claimed_until`: the lease of the replica running it.
+- `dead_at`: given up on (a permanent error, or too many attempts); an admin may retry it.
+
+Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006.
+"""
+
+import hashlib
+import sqlite3
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.engine import Engine, engine_finder
+from piccolo.querystring import QueryString
+
+ID = "2026-12-03T02:00:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "webhook delivery retries"
+
+TABLE = '"scalemesh_webhook_delivery"'
+NEW_COLUMNS = (
+    ('"body_sha256"', "VARCHAR(64) DEFAULT null"),
+    ('"attempts"', "INTEGER NOT NULL DEFAULT 0"),
+    ('"next_attempt_at"', "TIMESTAMPTZ DEFAULT null"),
+    ('"claimed_until"', "TIMESTAMPTZ DEFAULT null"),
+    ('"last_error"', "VARCHAR(255) DEFAULT null"),
+    ('"dead_at"', "TIMESTAMPTZ DEFAULT null"),
+)
+UNIQUE_HASH = "scalemesh_webhook_delivery_body_sha256"
+DEAD_INDEX = "scalemesh_webhook_delivery_dead_at"
+
+
+def _add_columns() -> list[str]:
+    return [f"ALTER TABLE {TABLE} ADD COLUMN {name} {kind}" for name, kind in NEW_COLUMNS]
+
+
+def _indexes() -> list[str]:
+    return [
+        f'CREATE UNIQUE INDEX {UNIQUE_HASH} ON {TABLE} ("body_sha256")',
+        f'CREATE INDEX {DEAD_INDEX} ON {TABLE} ("dead_at")',
+    ]
+
+
+def _backwards_sql() -> list[str]:
+    # SQLite refuses to drop an indexed column: the indexes go first.
+    return [
+        f"DROP INDEX {UNIQUE_HASH}",
+        f"DROP INDEX {DEAD_INDEX}",
+        *(f"ALTER TABLE {TABLE} DROP COLUMN {name}" for name, _ in reversed(NEW_COLUMNS)),
+    ]
+
+
+async def _backfill(engine: Engine) -> None:
+    """Hash each stored body; a body seen already (a replay stored before) keeps null."""
+    rows = await engine.run_querystring(
+        QueryString(f'SELECT "id", "payload" FROM {TABLE} WHERE "payload" <> \'\' ORDER BY "id"')
+    )
+    seen: set[str] = set()
+    for row in rows:
+        digest = hashlib.sha256(str(row["payload"]).encode("utf-8")).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        await engine.run_querystring(
+            QueryString(
+                f'UPDATE {TABLE} SET "body_sha256" = {{}} WHERE "id" = {{}}',
+                digest,
+                row["id"],
+            )
+        )
+
+
+async def forwards() -> MigrationManager:
+    manager = MigrationManager(migration_id=ID, app_name="scalemesh", description=DESCRIPTION)
+
+    async def run(backwards: bool) -> None:
+        engine = engine_finder()
+        assert engine is not None
+        if engine.engine_type == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+            raise RuntimeError(
+                f"migration {ID} needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); "
+                f"this is {sqlite3.sqlite_version}"
+            )
+        if backwards:
+            for statement in _backwards_sql():
+                await engine.run_ddl(statement)
+            return
+        for statement in _add_columns():
+            await engine.run_ddl(statement)
+        await _backfill(engine)
+        for statement in _indexes():
+            await engine.run_ddl(statement)
+
+    async def forward() -> None:
+        await run(backwards=False)
+
+    async def backward() -> None:
+        await run(backwards=True)
+
+    manager.add_raw(forward)
+    manager.add_raw_backwards(backward)
+    return manager

@@ -1,0 +1,79 @@
+"""The proxy's probes: `/_scalemesh/livez` (this process answers) and `/_scalemesh/readyz` (the
+database, storage and Redis it reads from answer), for the liveness and readiness probes.
+
+Liveness asks nothing of anyone else: a restart cannot mend a database outage, so only
+readiness (taking the pod out of the Service) depends on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from redis.asyncio import Redis
+
+from app import database
+from app.storage import Storage
+
+log = logging.getLogger(__name__)
+
+LIVEZ_PATH = "/_scalemesh/livez"
+READYZ_PATH = "/_scalemesh/readyz"
+PROBE_PATHS = frozenset({LIVEZ_PATH, READYZ_PATH})
+CHECK_TIMEOUT_S = 3.0
+READYZ_KEY = "__outputs/.scalemesh-readyz"
+"""A key the proxy may read (its storage grant covers `__outputs/`); it need not exist."""
+
+Check = Callable[[], Awaitable[object]]
+Checks = Mapping[str, Check]
+
+
+def read_checks(
+    storage: Storage,
+    engine: database.AnyEngine | None = None,
+    redis: Redis | None = None,
+) -> dict[str, Check]:
+    """What readiness asks: reads only, as the proxy's database role and storage grant allow."""
+    checks: dict[str, Check] = {}
+    if engine is not None:
+        checks["database"] = lambda: database.ping(engine)
+    checks["storage"] = lambda: storage.exists(READYZ_KEY)
+    if redis is not None:
+        checks["redis"] = redis.ping
+    return checks
+
+
+async def probe(path: str, checks: Mapping[str, Check]) -> tuple[int, dict[str, object]]:
+    """The status and JSON body of a probe at `path` (one of `PROBE_PATHS`)."""
+    if path == LIVEZ_PATH:
+        return 200, {"status": "alive"}
+    ready, components = await readiness(checks)
+    return (
+        (200, {"status": "ok", "components": components})
+        if ready
+        else (
+            503,
+            {"status": "degraded", "components": components},
+        )
+    )
+
+
+async def readiness(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
+    """Whether every check passed, and each one's state: `ok` or `down: <reason>`."""
+
+    async def run(check: Check) -> str:
+        try:
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return f"down: no answer within {CHECK_TIMEOUT_S:g} s"
+        except Exception as exc:
+            return f"down: {type(exc).__name__}: {exc}".strip()[:200]
+        return "ok"
+
+    states = await asyncio.gather(*(run(check) for check in checks.values()))
+    components = dict(zip(checks, states, strict=True))
+    down = sorted(name for name, state in components.items() if state != "ok")
+    if down:
+        log.warning("proxy not ready", extra={"components": down})
+    return not down, components

@@ -1,0 +1,96 @@
+"""The proxy's probes: `/_scalemesh/livez` asks nothing, `/_scalemesh/readyz` asks what it reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from app.settings import Settings
+from proxy import readiness
+from proxy.asgi import Proxy, running
+from proxy.readiness import LIVEZ_PATH, READYZ_PATH
+from tests.support.proxy import Served, seed
+from tests.support.services import redis_url
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    await seed(settings)
+    async with running(settings) as proxy:
+        served = Served(proxy)
+        yield served
+        await served.http.aclose()
+
+
+@pytest.mark.anyio
+async def test_readyz_asks_the_database_and_storage_on_any_host(served: Served) -> None:
+    alive = await served.get(LIVEZ_PATH, host="anything.example")
+    ready = await served.get(READYZ_PATH, host="anything.example")
+    head = await served.http.head(READYZ_PATH, headers={"host": "web.localhost:8080"})
+
+    assert (alive.status_code, alive.json()) == (200, {"status": "alive"})
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "components": {"database": "ok", "storage": "ok"}}
+    assert ready.headers["cache-control"] == "no-store"
+    assert (head.status_code, head.content) == (200, b"")
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_readyz_pings_redis_when_the_proxy_listens_to_it(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    settings = make_settings(SCALEMESH_DATABASE_URL=database_url, SCALEMESH_REDIS_URL=redis_url())
+    async with running(settings) as proxy:
+        served = Served(proxy)
+        ready = await served.get(READYZ_PATH)
+        await served.http.aclose()
+
+    assert ready.json()["components"] == {"database": "ok", "storage": "ok", "redis": "ok"}
+
+
+@pytest.mark.anyio
+async def test_readyz_is_503_naming_what_is_down_while_livez_stays_200(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readiness, "CHECK_TIMEOUT_S", 0.05)
+
+    async def refused() -> None:
+        raise ConnectionRefusedError("connection refused")
+
+    async def hanging() -> None:
+        await asyncio.sleep(10)
+
+    proxy: Proxy = served.proxy
+    proxy.checks = {**proxy.checks, "database": refused, "redis": hanging}
+
+    ready = await served.get(READYZ_PATH)
+    alive = await served.get(LIVEZ_PATH)
+
+    assert ready.status_code == 503
+    assert ready.json() == {
+        "status": "degraded",
+        "components": {
+            "database": "down: ConnectionRefusedError: connection refused",
+            "storage": "ok",
+            "redis": "down: no answer within 0.05 s",
+        },
+    }
+    assert alive.status_code == 200
+
+
+def test_a_proxy_made_without_checks_asks_its_storage(settings: Settings) -> None:
+    from app.storage.choice import storage_from_settings
+    from proxy.lookup import Lookup
+
+    proxy = Proxy(settings, storage_from_settings(settings.storage), Lookup("localhost"))
+
+    assert list(proxy.checks) == ["storage"]
+    assert asyncio.run(readiness.readiness(proxy.checks)) == (True, {"storage": "ok"})
