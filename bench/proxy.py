@@ -60,7 +60,13 @@ from app.settings import Settings  # noqa: E402
 from app.storage.choice import storage_from_settings  # noqa: E402
 from app.storage.s3 import s3_client  # noqa: E402
 from bench.proxy_large import run_large, ship_large  # noqa: E402
-from bench.proxy_measure import Result, check_and_warm, measure_once  # noqa: E402
+from bench.proxy_measure import (  # noqa: E402
+    Result,
+    check_and_warm,
+    measure_once,
+    median_rounds,
+    print_cpu,
+)
 from bench.proxy_processes import free_port, processes  # noqa: E402
 from bench.proxy_servers import NAIVE_APP, PYTHON, nginx_config, proxy_argv, proxy_env  # noqa: E402
 from bench.proxy_site import make_files, manifest, seed, ship  # noqa: E402
@@ -158,22 +164,7 @@ def print_table(
                 goal_text,
                 counts=counts,
             )
-    print(
-        "\nCPU per answer, nginx's over ours (req/s on an idle machine would follow it; "
-        "unlike req/s it hardly moves with other work on the machine), median of the rounds:"
-    )
-    for server in args.servers:
-        for file in (small, large):
-            cpu = {(row.server, row.round): row.cpu_us for row in rounds if row.file == file}
-            ours, theirs = named["(b)", server], named["(a)", nginx]
-            ratios = [
-                cpu[theirs, number] / cpu[ours, number]
-                for number in sorted({row.round for row in rounds})
-                if cpu.get((ours, number)) and cpu.get((theirs, number))
-            ]
-            if ratios:
-                shown = " ".join(f"{r:.2f}" for r in ratios)
-                print(f"  a/b CPU, {server}, {file}: {statistics.median(ratios):.2f} ({shown})")
+    print_cpu(rounds, [named["(b)", server] for server in args.servers], named["(a)", nginx])
     print("\nRatios are medians of the rounds' own ratios; each round's, in order:")
     load_by_round = {row.round: row.load for row in rounds}
     print(
@@ -227,28 +218,6 @@ def round_ratios(rounds: list[Result], top: str, bottom: str, file: str) -> list
     rate = {(row.server, row.file, row.round): row.requests_per_s for row in rounds}
     numbers = sorted({row.round for row in rounds})
     return [rate[top, file, number] / rate[bottom, file, number] for number in numbers]
-
-
-def median_rounds(rounds: list[Result]) -> list[Result]:
-    """Per server and file, the median req/s and the median p99 of its rounds, in plan order.
-
-    Other work on the machine only ever slows a run down; the median of a few rounds, taken
-    with the servers interleaved, keeps one unlucky run from deciding a comparison.
-    """
-    grouped: dict[tuple[str, str], list[Result]] = {}
-    for row in rounds:
-        grouped.setdefault((row.server, row.file), []).append(row)
-    return [
-        Result(
-            server,
-            file,
-            statistics.median(row.requests_per_s for row in rows),
-            statistics.median(row.p99_ms for row in rows),
-            sum(row.errors for row in rows),
-            cpu_us=statistics.median(row.cpu_us for row in rows),
-        )
-        for (server, file), rows in grouped.items()
-    ]
 
 
 def find_tools() -> tuple[str, str] | None:

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,3 +131,45 @@ def measure_once(
         flush=True,
     )
     return Result(server, label, rate, p99, errors, number, threads, load, cpu_us)
+
+
+def median_rounds(rounds: list[Result]) -> list[Result]:
+    """Per server and file, the median req/s and the median p99 of its rounds, in plan order.
+
+    Other work on the machine only ever slows a run down; the median of a few rounds, taken
+    with the servers interleaved, keeps one unlucky run from deciding a comparison.
+    """
+    grouped: dict[tuple[str, str], list[Result]] = {}
+    for row in rounds:
+        grouped.setdefault((row.server, row.file), []).append(row)
+    return [
+        Result(
+            server,
+            file,
+            statistics.median(row.requests_per_s for row in rows),
+            statistics.median(row.p99_ms for row in rows),
+            sum(row.errors for row in rows),
+            cpu_us=statistics.median(row.cpu_us for row in rows),
+        )
+        for (server, file), rows in grouped.items()
+    ]
+
+
+def print_cpu(rounds: list[Result], ours: list[str], nginx: str) -> None:
+    """nginx's CPU per answer over each of `ours`, per file: the median and each round's."""
+    print(
+        "\nCPU per answer, nginx's over ours (req/s on an idle machine would follow it; "
+        "unlike req/s it hardly moves with other work on the machine), median of the rounds:"
+    )
+    cpu = {(row.server, row.file, row.round): row.cpu_us for row in rounds}
+    numbers = sorted({row.round for row in rounds})
+    for server in ours:
+        for file in dict.fromkeys(row.file for row in rounds):
+            ratios = [
+                cpu[nginx, file, number] / cpu[server, file, number]
+                for number in numbers
+                if cpu.get((server, file, number)) and cpu.get((nginx, file, number))
+            ]
+            if ratios:
+                shown = " ".join(f"{r:.2f}" for r in ratios)
+                print(f"  a/b CPU, {server}, {file}: {statistics.median(ratios):.2f} ({shown})")
