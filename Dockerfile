@@ -36,6 +36,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SCALEMESH_DATA_DIR=/var/lib/scalemesh
 
+# git answers a manual deploy by branch of a repository outside the GitHub App (`git
+# ls-remote`; GitHub repositories are asked through the API); ca-certificates lets it speak
+# https. Only these two runtime packages: no compiler or build tool reaches this stage. DL3008
+# (pin apt versions) is ignored as in builder/Dockerfile: the pinned base tag fixes the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && git --version
+
 # A fixed uid, so Kubernetes' runAsNonRoot can check it and volumes can be chowned to it.
 RUN groupadd --system --gid 10001 scalemesh \
     && useradd --system --uid 10001 --gid scalemesh --home-dir /var/lib/scalemesh \
@@ -49,7 +59,7 @@ EXPOSE 8000 8080
 
 # One image serves either part, so try both health endpoints: a container is healthy when the
 # part it runs answers 200 (an API reporting "degraded" answers 503 and counts as unhealthy).
-# Python's urllib, because the slim image has no curl and this stage installs nothing.
+# Python's urllib, because the slim image has no curl (this stage installs only git).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request\nfor url in ('http://127.0.0.1:8000/health', 'http://127.0.0.1:8080/_scalemesh/health'):\n    try:\n        urllib.request.urlopen(url, timeout=2)\n    except Exception:\n        continue\n    sys.exit(0)\nsys.exit(1)"]
 

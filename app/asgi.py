@@ -265,7 +265,7 @@ def create_app(
             )
             services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage, access
+                engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
             services.previews = PreviewService(settings, announce, access)
             services.dashboard = Dashboard(
@@ -276,6 +276,8 @@ def create_app(
                 webhook_router(),
             )
             app.state.services = services
+            # Registered before the loops: they stop first, so no pass beats after this goes.
+            stack.push_async_callback(reconciler.replica.stop)
             if reconcile:
                 await deliveries.recover()
                 loops = [reconciler.run(), deliveries.run()]

@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     OAUTH_REFUSED = "oauth_refused"
     OAUTH_PENDING = "oauth_pending"
     GITHUB_UNAVAILABLE = "github_unavailable"
+    GIT_UNAVAILABLE = "git_unavailable"
     NOT_JSON = "not_json"
     CROSS_SITE = "cross_site"
     TOKEN_NOT_FOUND = "token_not_found"  # noqa: S105 - an error code
@@ -136,6 +137,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.OAUTH_REFUSED: _K.INVALID,
         _C.OAUTH_PENDING: _K.CONFLICT,
         _C.GITHUB_UNAVAILABLE: _K.UNAVAILABLE,
+        _C.GIT_UNAVAILABLE: _K.UNAVAILABLE,
         _C.NOT_JSON: _K.UNSUPPORTED_MEDIA_TYPE,
         _C.CROSS_SITE: _K.FORBIDDEN,
         _C.TOKEN_NOT_FOUND: _K.NOT_FOUND,

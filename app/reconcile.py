@@ -1,9 +1,15 @@
 """The reconcile loop: the database is the queue, and every API process drives it.
 
-Each pass wraps up deployments that reached a final state, polls the builds in progress, and
-starts queued ones while there are free build slots. Every step is a conditional update, so
-any number of processes can run the loop at once, and a pass after a crash picks up where the
-last one stopped: nothing stays `queued` or `building` for ever.
+Each pass says this replica is alive, publishes ready deployments not yet published, wraps up
+deployments that reached a final state (`app.reconcile_finish`), polls the builds in progress,
+and starts queued ones while there are free build slots. Every step is a conditional update,
+so any number of processes can run the loop at once, and a pass after a crash picks up where
+the last one stopped: nothing stays `queued` or `building` for ever.
+
+A replica judges only the builds it started (`runner_owner`): only its runner knows how they
+are doing. A build whose replica died (`app.replicas`) is adopted by exactly one other: it
+polls it when its runner can see the handle (ECS), else queues it again (a local build died
+with its replica).
 """
 
 from __future__ import annotations
@@ -15,23 +21,24 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from app import aliases, hostnames
+from app import aliases
 from app.aliases import AliasAnnouncer
-from app.builds.specs import CloneTokenUnavailable, SpecMaker
+from app.builds.specs import CloneTokenDelayed, CloneTokenUnavailable, SpecMaker
 from app.builds.tokens import BuildTokens
 from app.database import AnyEngine
-from app.deployments.lifecycle import FINAL_STATES, DeploymentState
-from app.deployments.publish import publish
-from app.deployments.records import Ending, RunningBuild
-from app.deployments.transitions import move, requeue
+from app.deployments.lifecycle import DeploymentState
+from app.deployments.publish import publish_pending
+from app.deployments.records import RunningBuild
+from app.deployments.transitions import defer, move, requeue
 from app.errors import ErrorCode
 from app.github.api import GitHubApi
-from app.logs.archive import archive
 from app.logs.bus import LogBus
 from app.projects.envvars import Sealer, SealError
+from app.reconcile_finish import Finisher
+from app.replicas import Replica
 from app.runners.api import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
-from app.storage import Storage, StorageError
+from app.storage import Storage
 from app.tables import Deployment
 from builder.events import LogEvent
 from builder.spec import MANIFEST, output_prefix
@@ -44,6 +51,8 @@ TIMEOUT_GRACE = timedelta(seconds=60)
 # A claimed deployment whose runner never got a handle (the process died in between).
 START_GRACE = timedelta(seconds=60)
 MAX_ERROR = 500
+TOKEN_RETRY = timedelta(seconds=15)
+"""How long a build waits for another clone token when GitHub did not say how long."""
 
 
 class Reconciler:
@@ -58,6 +67,7 @@ class Reconciler:
         announce: AliasAnnouncer | None = None,
         github: GitHubApi | None = None,
         tokens: BuildTokens | None = None,
+        replica: Replica | None = None,
         on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -70,9 +80,9 @@ class Reconciler:
         self.github = github
         self.specs = SpecMaker(settings, sealer, github)
         self.tokens = tokens or BuildTokens()
+        self.replica = replica or Replica(settings.reconcile_interval)
+        self.finisher = Finisher(settings, storage, bus, runner, self.tokens, on_finished)
         self._wake = asyncio.Event()
-        self.on_finished = on_finished
-        """Told each final state and when its build started (the API's build metrics)."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -90,9 +100,15 @@ class Reconciler:
             self._wake.clear()
 
     async def tick(self) -> None:
-        await self._finish_pending()
+        await self.replica.beat()
+        await self._publish_pending()
+        await self.finisher.pending()
         await self._poll_building()
         await self._start_queued()
+
+    async def finish(self, deployment_id: str) -> None:
+        """Wrap up a deployment that reached a final state (or leave it to the next pass)."""
+        await self.finisher.finish(deployment_id)
 
     # --- starting -------------------------------------------------------------------------
 
@@ -103,7 +119,10 @@ class Reconciler:
             return
         queued: list[object] = await (
             Deployment.select(Deployment._meta.primary_key)
-            .where(Deployment.state == S.QUEUED)
+            .where(
+                (Deployment.state == S.QUEUED)
+                & (Deployment.start_after.is_null() | (Deployment.start_after <= datetime.now(UTC)))
+            )
             .order_by(Deployment.created_at)
             .limit(slots)
             .output(as_list=True)
@@ -116,6 +135,7 @@ class Reconciler:
                 S.BUILDING,
                 started_at=datetime.now(UTC),
                 new_attempt=True,
+                owner=self.replica.id,
             ):
                 await self._start(deployment_id)
 
@@ -128,6 +148,9 @@ class Reconciler:
                 "the project's env vars cannot be decrypted: was SCALEMESH_SECRET_KEY changed?",
                 ErrorCode.ENV_UNOPENABLE,
             )
+            return
+        except CloneTokenDelayed as exc:
+            await self._wait_for_token(deployment_id, exc)
             return
         except CloneTokenUnavailable as exc:
             await self._fail(deployment_id, str(exc), ErrorCode.CLONE_TOKEN_UNAVAILABLE)
@@ -152,17 +175,71 @@ class Reconciler:
         )
         if not saved:
             # Cancelled while the runner was starting it: whoever finished it had no handle.
-            await self._cancel_quietly(deployment_id, handle)
+            await self.finisher.cancel_quietly(deployment_id, handle)
             return
         log.info("build started", extra={"deployment_id": deployment_id, "handle": handle})
+
+    async def _wait_for_token(self, deployment_id: str, exc: CloneTokenDelayed) -> None:
+        """GitHub could not mint a clone token for now: queue the build again for later, without
+        counting this as an attempt."""
+        wait = TOKEN_RETRY if exc.retry_after is None else timedelta(seconds=exc.retry_after)
+        if not await defer(deployment_id, datetime.now(UTC) + wait):
+            return
+        log.warning(
+            "no clone token yet; queued again",
+            extra={"deployment_id": deployment_id, "error": str(exc), "wait": wait.total_seconds()},
+        )
+        await self.bus.append(
+            deployment_id, _line(f"{exc}; trying again in {wait.total_seconds():g} s")
+        )
 
     # --- watching -------------------------------------------------------------------------
 
     async def _poll_building(self) -> None:
         rows = await Deployment.select(*RunningBuild.COLUMNS).where(Deployment.state == S.BUILDING)
         now = datetime.now(UTC)
+        living: dict[str, str] | None = None
         for row in rows:
-            await self._poll(RunningBuild.of(row), now)
+            build = RunningBuild.of(row)
+            if build.owner == self.replica.id:
+                await self._poll(build, now)
+                continue
+            if living is None:
+                living = await self.replica.living()
+            if build.owner not in living:
+                await self._adopt(build, now)
+            # else: its own replica judges it; this one cannot see how it is doing.
+
+    async def _adopt(self, build: RunningBuild, now: datetime) -> None:
+        """Take over a build whose replica died: exactly one replica gets it."""
+        owner_host = (await self.replica.hosts()).get(build.owner or "")
+        owned = (
+            Deployment.runner_owner.is_null()
+            if build.owner is None
+            else Deployment.runner_owner == build.owner
+        )
+        adopted = await (
+            Deployment.update({Deployment.runner_owner: self.replica.id})
+            .where(
+                (Deployment._meta.primary_key == build.id)
+                & (Deployment.state == S.BUILDING)
+                & owned
+            )
+            .returning(Deployment._meta.primary_key)
+        )
+        if not adopted:
+            return  # another replica adopted it first
+        log.warning(
+            "build adopted from a dead replica",
+            extra={"deployment_id": build.id, "dead_replica": build.owner},
+        )
+        if build.runner_handle is None:
+            await self._interrupted(build.id, "interrupted by a restart before it began")
+        elif self.runner.shared_handles or owner_host == self.replica.host:
+            await self._poll(build, now)
+        else:
+            # A local build on another machine: it died with its replica (PR_SET_PDEATHSIG).
+            await self._interrupted(build.id, "interrupted by a restart")
 
     async def _poll(self, build: RunningBuild, now: datetime) -> None:
         deployment_id, handle = build.id, build.runner_handle
@@ -180,7 +257,7 @@ class Reconciler:
         if state.status is RunStatus.RUNNING:
             timeout = self.settings.build_timeout
             if now - started_at > timedelta(seconds=timeout) + TIMEOUT_GRACE:
-                await self._cancel_quietly(deployment_id, handle)
+                await self.finisher.cancel_quietly(deployment_id, handle)
                 await self._fail(
                     deployment_id, f"the build timed out after {timeout} s", ErrorCode.TIMEOUT
                 )
@@ -231,10 +308,32 @@ class Reconciler:
     # --- ending ---------------------------------------------------------------------------
 
     async def _ready(self, deployment_id: str) -> None:
-        if await move(deployment_id, [S.BUILDING], S.READY, ready_at=datetime.now(UTC)):
-            await publish(self.engine, deployment_id, self.announce)
+        # `ready` and "still to publish" in one statement: a crash after it leaves the publish
+        # to the next pass, on any replica.
+        if await move(
+            deployment_id, [S.BUILDING], S.READY, ready_at=datetime.now(UTC), publish=True
+        ):
             log.info("deployment ready", extra={"deployment_id": deployment_id})
+            await self._publish(deployment_id)
         await self.finish(deployment_id)
+
+    async def _publish_pending(self) -> None:
+        pending: list[object] = await (
+            Deployment.select(Deployment._meta.primary_key)
+            .where((Deployment.state == S.READY) & Deployment.publish_pending.eq(True))
+            .output(as_list=True)
+        )
+        for deployment_id in pending:
+            await self._publish(str(deployment_id))
+
+    async def _publish(self, deployment_id: str) -> None:
+        try:
+            await publish_pending(self.engine, deployment_id, self.announce)
+        except Exception as exc:
+            # Still marked: the next pass, on whichever replica, publishes it.
+            log.error(
+                "publishing failed", extra={"deployment_id": deployment_id, "error": repr(exc)}
+            )
 
     async def _fail(self, deployment_id: str, reason: str, code: ErrorCode) -> None:
         """Fail the deployment; the code's kind says whether the fault is ours or the build's."""
@@ -244,73 +343,6 @@ class Reconciler:
         ):
             log.info("deployment failed", extra={"deployment_id": deployment_id, "error": one_line})
         await self.finish(deployment_id)
-
-    async def _finish_pending(self) -> None:
-        pending: list[object] = await (
-            Deployment.select(Deployment._meta.primary_key)
-            .where(Deployment.state.is_in(list(FINAL_STATES)) & Deployment.finished_at.is_null())
-            .output(as_list=True)
-        )
-        for deployment_id in pending:
-            await self.finish(str(deployment_id))
-
-    async def finish(self, deployment_id: str) -> None:
-        """Stop the build if it still runs, write the result event and archive the log.
-
-        Whoever sets `finished_at` first does this, once.
-        """
-        claimed = await (
-            Deployment.update({Deployment.finished_at: datetime.now(UTC)})
-            .where(
-                (Deployment._meta.primary_key == deployment_id)
-                & Deployment.finished_at.is_null()
-                & Deployment.state.is_in(list(FINAL_STATES))
-            )
-            .returning(Deployment._meta.primary_key)
-        )
-        if not claimed:
-            return
-        # The build's token dies with it: nothing more reaches its log or fetches its spec.
-        await self.tokens.revoke(deployment_id)
-        row = await (
-            Deployment.select(*Ending.COLUMNS)
-            .where(Deployment._meta.primary_key == deployment_id)
-            .first()
-        )
-        assert row is not None  # noqa: S101 - claimed by this very call
-        ending = Ending.of(row)
-        if self.on_finished is not None:
-            self.on_finished(ending.state, ending.started_at)
-        ready = ending.state is S.READY
-        if ending.runner_handle is not None and not ready:
-            await self._cancel_quietly(deployment_id, ending.runner_handle)
-        label = hostnames.deployment_label(ending.slug, deployment_id)
-        await self.bus.append(
-            deployment_id,
-            {
-                "type": "result",
-                "ts": time.time(),
-                "state": ending.state.value,
-                "error": None if ready else ending.error,
-                "error_code": None if ending.error_code is None else ending.error_code.value,
-                "url": self.settings.deployment_url(label) if ready else None,
-            },
-        )
-        try:
-            await archive(self.bus, self.storage, deployment_id)
-        except StorageError as exc:
-            # The live copy stays readable; a later read still finds every line there.
-            log.error(
-                "log archive failed", extra={"deployment_id": deployment_id, "error": str(exc)}
-            )
-
-    async def _cancel_quietly(self, deployment_id: str, handle: str) -> None:
-        try:
-            await self.runner.cancel(handle)
-        except RunnerError as exc:
-            log.warning(
-                "could not stop build", extra={"deployment_id": deployment_id, "error": str(exc)}
-            )
 
 
 def _line(text: str) -> LogEvent:

@@ -184,6 +184,24 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """When that claim goes stale (its replica died mid-report) and may be taken over."""
     attempts = Integer(default=0)
     """Builds started for it; one whose runner died with its API process is queued again."""
+    report_attempts = Integer(default=0)
+    """Failed attempts to tell GitHub of the latest change (0 once it heard; `app.reporting`)."""
+    report_next_at = Timestamptz(null=True, default=None)
+    """No report attempt before this: backoff after a failure, or the wait GitHub asked for."""
+    report_error = Text(null=True, default=None)
+    """Why the last report failed; cleared once GitHub heard."""
+    report_error_status = Integer(null=True, default=None)
+    """GitHub's HTTP status for that failure, when it answered."""
+    report_failed_at = Timestamptz(null=True, default=None)
+    """GitHub refused the report for good (a permanent 4xx): it is not retried."""
+    runner_owner = Varchar(length=32, null=True, default=None)
+    """The `Replica` that started its build and alone judges it while that replica lives."""
+    start_after = Timestamptz(null=True, default=None)
+    """A queued deployment waits until then (GitHub asked us to wait before minting a token)."""
+    publish_pending = Boolean(default=False)
+    """Ready, but its aliases may not point at it yet: set with `ready`, cleared once published."""
+    finish_claimed_until = Timestamptz(null=True, default=None)
+    """A replica is wrapping up the ending deployment until then; after, another may retry."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):
@@ -233,6 +251,16 @@ class WebhookDelivery(Table, tablename="scalemesh_webhook_delivery"):
     """Given up on (a permanent error, or too many attempts): only an admin's retry runs it."""
 
 
+class Replica(Table, tablename="scalemesh_replica"):
+    """An API process running the reconcile loop, alive while its heartbeat is recent."""
+
+    id = Varchar(length=32, primary_key=True)
+    host = Varchar(length=255, default="")
+    """The machine it runs on: a local build's process is visible only there."""
+    heartbeat_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(default=TimestamptzNow())
+
+
 class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
     repository = Varchar(length=140)
     """`owner/name`; with `pr_number` unique (raw index in the migration)."""
@@ -260,5 +288,6 @@ TABLES: tuple[type[Table], ...] = (
     Alias,
     WebhookDelivery,
     PullRequestComment,
+    Replica,
 )
 """Every table, parents before children (the order they are created in)."""

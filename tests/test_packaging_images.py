@@ -182,9 +182,21 @@ def test_app_image_final_stage_has_no_build_tools() -> None:
     final = stages[-1]
     runs = " ".join(final.all("RUN"))
 
-    assert not re.search(r"apt-get|apk |pip |gcc|build-essential|\bmake\b", runs)
+    assert not re.search(r"apk |pip |gcc|build-essential|\bmake\b", runs)
+    installed = re.findall(r"apt-get install -y --no-install-recommends ([^&]+)", runs)
+    assert [names.split() for names in installed] == [["git", "ca-certificates"]]
     assert final.image == stages[0].image  # the venv's interpreter path exists in the final stage
     assert f"--from={stages[0].name} /opt/venv /opt/venv" in final.all("COPY")
+
+
+def test_app_image_has_git_for_deploys_of_repositories_outside_github() -> None:
+    """`git ls-remote` resolves a branch of any other URL; its absence was a 500."""
+    final = parse(APP_DOCKERFILE)[-1]
+    runs = " ".join(final.all("RUN"))
+
+    assert re.search(r"apt-get install .*\bgit\b", runs)
+    assert "git --version" in runs, "the build fails when git did not install"
+    assert "rm -rf /var/lib/apt/lists/*" in runs
 
 
 def test_builder_image_has_node_git_python_and_the_venv() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.refs import GitRefResolver, RefError
+from app.refs import GitRefResolver, GitUnavailable, RefError, resolve_on_github
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -102,3 +102,30 @@ def test_a_silent_server_times_out(tmp_path: Path) -> None:
 
         with pytest.raises(RefError, match=r"did not answer within 0\.5 s"):
             asyncio.run(resolver.resolve(f"http://127.0.0.1:{port}/repo.git", "main"))
+
+
+def test_without_git_a_branch_is_git_unavailable_not_a_crash() -> None:
+    """The API image once had no git: `FileNotFoundError` became a 500."""
+    resolver = GitRefResolver(git="/nonexistent/git")
+
+    with pytest.raises(GitUnavailable, match="git is not installed on this server"):
+        asyncio.run(resolver.resolve("https://git.example.com/a/b.git", "main"))
+    assert asyncio.run(resolver.resolve("https://x/y.git", "d" * 40)).sha == "d" * 40
+
+
+class NoGitHub:
+    """A `CommitLookup` that must not be asked."""
+
+    async def branch_head(self, installation_id: int, repository: str, branch: str) -> str | None:
+        raise AssertionError("asked GitHub")
+
+    async def commit_of(self, installation_id: int, repository: str, ref: str) -> str | None:
+        raise AssertionError("asked GitHub")
+
+
+def test_a_full_sha_needs_no_github_either() -> None:
+    resolved = asyncio.run(resolve_on_github(NoGitHub(), 1, "o/r", " " + "E" * 40))
+
+    assert (resolved.sha, resolved.branch) == ("e" * 40, None)
+    with pytest.raises(RefError, match="short sha"):
+        asyncio.run(resolve_on_github(NoGitHub(), 1, "o/r", "abc1234"))

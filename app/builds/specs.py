@@ -26,8 +26,18 @@ class CloneTokenUnavailable(RuntimeError):
     """GitHub would not give a token for a private repository, so it cannot be cloned."""
 
 
+class CloneTokenDelayed(CloneTokenUnavailable):
+    """GitHub could not give that token just now (down, rate limited): ask again later."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds GitHub asked us to wait, when it said."""
+
+
 class SpecMaker:
-    """Builds `BuildSpec`s from the database; raises `SealError` or `CloneTokenUnavailable`."""
+    """Builds `BuildSpec`s from the database; raises `SealError` or `CloneTokenUnavailable`
+    (`CloneTokenDelayed` when asking again later may get the token)."""
 
     def __init__(self, settings: Settings, sealer: Sealer, github: GitHubApi | None) -> None:
         self.settings = settings
@@ -85,9 +95,10 @@ class SpecMaker:
             token = await self.github.repo_token(found.installation_id, found.full_name)
         except GitHubError as exc:
             if found.private:
-                raise CloneTokenUnavailable(
-                    f"GitHub gave no token to clone the private repository {found.full_name}"
-                ) from exc
+                message = f"GitHub gave no token to clone the private repository {found.full_name}"
+                if exc.permanent:
+                    raise CloneTokenUnavailable(f"{message}: {exc}") from exc
+                raise CloneTokenDelayed(f"{message} just now: {exc}", exc.retry_after) from exc
             # A public repository clones without one.
             log.warning(
                 "no clone token; cloning anonymously",

@@ -2,7 +2,9 @@
 
 Aliases move only when a deployment is ready. Each alias is one upsert that never takes a
 hostname another project owns, and the proxies hear of the moved hostnames after the commit:
-told sooner, a proxy would re-read (and cache) the old rows.
+told sooner, a proxy would re-read (and cache) the old rows. Publishing a ready deployment is a
+step of its own (`publish_pending`): set with `ready`, cleared once done, so whichever replica
+comes next finishes what a crash interrupted; doing it twice points the same aliases again.
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnounce
         await announce(moved)
     if taken:
         await _refused(ready, taken)
+
+
+async def publish_pending(engine: AnyEngine, deployment_id: str, announce: AliasAnnouncer) -> None:
+    """Publish a ready deployment still marked `publish_pending`, then clear the mark.
+
+    Cleared only once the proxies were told too, so an announcement that failed is sent again.
+    """
+    await publish(engine, deployment_id, announce)
+    await Deployment.update({Deployment.publish_pending: False}).where(
+        Deployment._meta.primary_key == deployment_id
+    )
+    log.info("deployment published", extra={"deployment_id": deployment_id})
 
 
 async def _refused(ready: Publishable, taken: list[str]) -> None:

@@ -71,12 +71,15 @@ class RunningBuild:
     project_id: int
     runner_handle: str | None
     started_at: datetime | None
+    owner: str | None
+    """The replica that started it (`app.replicas`); None for a build started before 0007."""
 
     COLUMNS = (
         Deployment._meta.primary_key,
         Deployment.project,
         Deployment.runner_handle,
         Deployment.started_at,
+        Deployment.runner_owner,
     )
 
     @classmethod
@@ -86,6 +89,7 @@ class RunningBuild:
             project_id=int(row["project"]),
             runner_handle=row["runner_handle"],
             started_at=row["started_at"],
+            owner=row["runner_owner"],
         )
 
 

@@ -18,13 +18,14 @@ from app.deployments.queue import queue_commit
 from app.deployments.transitions import move
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.errors import ErrorCode, UserError
-from app.installations.service import covered
+from app.github.api import GitHubApi, GitHubError
+from app.installations.service import covered, covered_id
 from app.logs.archive import read_log
 from app.logs.bus import LogBus
 from app.pipeline import Pipeline
 from app.projects.access import Access, Role
 from app.projects.records import ProjectRecord
-from app.refs import RefError, RefResolver
+from app.refs import GitUnavailable, RefError, RefResolver, ResolvedRef, resolve_on_github
 from app.storage import Storage
 from app.tables import Deployment
 from builder.events import LogEvent
@@ -41,8 +42,10 @@ class DeploymentService:
         bus: LogBus,
         storage: Storage,
         access: Access,
+        github: GitHubApi | None = None,
     ) -> None:
         self.access = access
+        self.github = github
         self.engine = engine
         self.views = views
         self.resolver = resolver
@@ -58,14 +61,31 @@ class DeploymentService:
         await _refuse_unbound_on_the_app(project)
         wanted = (ref or "").strip() or project.production_branch
         try:
-            resolved = await self.resolver.resolve(project.git_url, wanted)
+            resolved = await self._resolve(project, wanted)
         except RefError as exc:
             raise UserError(ErrorCode.UNKNOWN_REF, str(exc)) from None
+        except GitUnavailable as exc:
+            raise UserError(ErrorCode.GIT_UNAVAILABLE, str(exc)) from None
+        except GitHubError as exc:
+            raise UserError(
+                ErrorCode.GITHUB_UNAVAILABLE,
+                f"GitHub could not say what {wanted!r} is in {project.github_repository}; "
+                "try again shortly.",
+            ) from exc
         deployment_id = await queue_commit(
             self.engine, project, sha=resolved.sha, ref=resolved.ref, branch=resolved.branch
         )
         self.pipeline.wake()
         return await self.get(user_id, deployment_id)
+
+    async def _resolve(self, project: ProjectRecord, wanted: str) -> ResolvedRef:
+        """Through GitHub's API for a project bound to a repository the App covers (no `git`
+        needed), else with `git ls-remote`."""
+        github, bound = self.github, project.github_repository_id
+        covering = None if github is None or bound is None else await covered_id(bound)
+        if github is None or covering is None:
+            return await self.resolver.resolve(project.git_url, wanted)
+        return await resolve_on_github(github, covering.installation_id, covering.full_name, wanted)
 
     async def get(self, user_id: int, deployment_id: str, need: Role = Role.PULL) -> DeploymentView:
         """The deployment, if the user's role on its project allows `need`."""

@@ -17,11 +17,16 @@ from app.tables import Deployment
 
 
 def report_again() -> dict[Any, Any]:
-    """The column values that tell the reporter GitHub is behind this deployment."""
+    """The column values that tell the reporter GitHub is behind this deployment.
+
+    A change is a new report: due at once, even if GitHub refused the previous one."""
     return {
         Deployment.report_pending: True,
         Deployment.report_claim: None,
         Deployment.report_claimed_until: None,
+        Deployment.report_attempts: 0,
+        Deployment.report_next_at: None,
+        Deployment.report_failed_at: None,
     }
 
 
@@ -35,10 +40,14 @@ async def move(
     started_at: datetime | None = None,
     ready_at: datetime | None = None,
     new_attempt: bool = False,
+    owner: str | None = None,
+    publish: bool = False,
 ) -> bool:
     """Move a deployment from any of `sources` to `target`; False when it was in none of them.
 
-    `new_attempt`: a build starts for it (counted against `Settings.build_attempts`)."""
+    `new_attempt`: a build starts for it (counted against `Settings.build_attempts`), run by
+    the replica `owner`. `publish`: its aliases are still to be pointed at it, a step set in
+    the same statement as `ready`, so no crash leaves it ready but never published."""
     sources = tuple(sources)
     check_transition(sources, target)
     changes: dict[Any, Any] = {Deployment.state: target, **report_again()}
@@ -55,6 +64,10 @@ async def move(
         changes[Deployment.ready_at] = ready_at
     if new_attempt:
         changes[Deployment.attempts] = Deployment.attempts + 1
+    if owner is not None:
+        changes[Deployment.runner_owner] = owner
+    if publish:
+        changes[Deployment.publish_pending] = True
     rows = await (
         Deployment.update(changes)
         .where(
@@ -73,6 +86,7 @@ async def requeue(deployment_id: str, max_attempts: int) -> bool:
     changes: dict[Any, Any] = {
         Deployment.state: DeploymentState.QUEUED,
         Deployment.runner_handle: None,
+        Deployment.runner_owner: None,
         Deployment.started_at: None,
         **report_again(),
     }
@@ -82,6 +96,32 @@ async def requeue(deployment_id: str, max_attempts: int) -> bool:
             (Deployment._meta.primary_key == deployment_id)
             & (Deployment.state == DeploymentState.BUILDING)
             & (Deployment.attempts < max_attempts)
+        )
+        .returning(Deployment._meta.primary_key)
+    )
+    return bool(rows)
+
+
+async def defer(deployment_id: str, until: datetime) -> bool:
+    """Put a build that could not start for a passing reason (GitHub busy) back in the queue,
+    to start no sooner than `until`; the attempt it took is given back.
+
+    False when it is no longer building."""
+    check_transition([DeploymentState.BUILDING], DeploymentState.QUEUED)
+    changes: dict[Any, Any] = {
+        Deployment.state: DeploymentState.QUEUED,
+        Deployment.runner_handle: None,
+        Deployment.runner_owner: None,
+        Deployment.started_at: None,
+        Deployment.start_after: until,
+        Deployment.attempts: Deployment.attempts - 1,
+        **report_again(),
+    }
+    rows = await (
+        Deployment.update(changes)
+        .where(
+            (Deployment._meta.primary_key == deployment_id)
+            & (Deployment.state == DeploymentState.BUILDING)
         )
         .returning(Deployment._meta.primary_key)
     )

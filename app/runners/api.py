@@ -34,6 +34,11 @@ class RunnerError(RuntimeError):
 
 
 class BuildRunner(Protocol):
+    shared_handles: bool
+    """Whether a replica on another machine can reach this runner's builds by their handles
+    (ECS: yes, any replica asks ECS). When False (local builds), only a replica on the same
+    machine can: elsewhere the build of a dead replica is gone with it."""
+
     async def start(self, spec: BuildSpec) -> str:
         """Start the build; return a handle to store with the deployment."""
 

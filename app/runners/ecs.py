@@ -69,6 +69,9 @@ class TokenIssuer(Protocol):
 class EcsRunner:
     """Starts one Fargate task per build; handles are `ecs:<task arn>`."""
 
+    shared_handles = True
+    """Every replica reaches every task through ECS."""
+
     def __init__(
         self,
         client: EcsClient,

@@ -70,6 +70,9 @@ class LocalRunner:
     process ran are recognisably foreign and reported GONE.
     """
 
+    shared_handles = False
+    """A local build is a process of this machine."""
+
     def __init__(
         self,
         bus: LogBus,

@@ -205,13 +205,16 @@ def test_a_restart_mid_build_builds_it_again_then_gives_up(
 
 
 def claim_without_a_build(client: Client, attempts_so_far: int) -> None:
+    """This replica claimed it long ago, and its runner never got to start it."""
     long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    owner = client.app.state.services.reconciler.replica.id
     client.run(
         lambda: Deployment.update(
             {
                 Deployment.state: "building",
                 Deployment.started_at: long_ago,
                 Deployment.attempts: attempts_so_far,
+                Deployment.runner_owner: owner,
             }
         ).where(Deployment.state == "queued")
     )

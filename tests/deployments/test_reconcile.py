@@ -87,17 +87,25 @@ def test_a_full_house_waits(
     assert len(runner.builds) == settings.max_concurrent_builds
 
 
-def test_a_fresh_claim_without_a_handle_is_given_time(client: Client, token: str) -> None:
+def test_a_fresh_claim_without_a_handle_is_given_time(
+    client: Client, token: str, runner: FakeRunner
+) -> None:
     deployment = deploy(client, token)
+    reconciler: Reconciler = client.app.state.services.reconciler
     client.run(
         lambda: Deployment.update(
-            {Deployment.state: "building", Deployment.started_at: datetime.now(UTC)}
+            {
+                Deployment.state: "building",
+                Deployment.started_at: datetime.now(UTC),
+                Deployment.runner_owner: reconciler.replica.id,
+            }
         ).where(Deployment.state == "queued")
     )
 
     tick(client)
 
     assert fetch(client, token, deployment["id"])["state"] == "building"
+    assert runner.builds == {}
 
 
 def test_a_build_cancelled_while_starting_is_stopped(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -107,19 +108,55 @@ def test_the_build_gets_a_repo_scoped_read_only_token(
     assert spec.env == {"API_KEY": "k-123456"}
 
 
-def test_a_private_repository_without_a_token_fails_as_our_fault(
+def test_a_private_repository_github_refuses_a_token_for_fails_as_our_fault(
     app: App, token: str, runner: FakeRunner
 ) -> None:
     body = payload("push.commits")
     body["repository"]["private"] = True
     app.deliver("push", body)
-    app.github.fail("access_tokens", status=502)
+    app.github.fail("access_tokens", status=422, body={"message": "repository not accessible"})
     tick(app.client)
     [deployment] = app.deployments()
     assert deployment["state"] == "failed"
+    assert deployment["error_code"] == "clone_token_unavailable"
     assert deployment["platform_fault"] is True
     assert "no token to clone the private repository" in deployment["error"]
     assert runner.builds == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "wait"),
+    [(502, {}, 15), (429, {"Retry-After": "90"}, 90)],
+)
+def test_a_private_repository_waits_while_github_cannot_mint_a_token(
+    app: App,
+    token: str,
+    runner: FakeRunner,
+    status: int,
+    headers: dict[str, str],
+    wait: int,
+) -> None:
+    body = payload("push.commits")
+    body["repository"]["private"] = True
+    app.deliver("push", body)
+    app.github.fail("access_tokens", status=status, headers=headers, times=1)
+    before = datetime.now(UTC)
+
+    tick(app.client)
+
+    [deployment] = app.deployments()
+    assert (deployment["state"], deployment["attempts"]) == ("queued", 0)
+    assert deployment["start_after"] >= before + timedelta(seconds=wait - 1)
+    assert runner.builds == {}
+    if status == 429:
+        return  # the client itself holds back every call to that installation meanwhile
+    app.client.run(
+        lambda: Deployment.update({Deployment.start_after: datetime.now(UTC)}, force=True)
+    )
+    tick(app.client)
+    [deployment] = app.deployments()
+    assert (deployment["state"], deployment["attempts"]) == ("building", 1)
+    assert runner.spec_of(str(deployment["id"])).token
 
 
 def test_a_public_repository_clones_without_a_token_when_github_is_down(

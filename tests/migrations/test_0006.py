@@ -1,4 +1,6 @@
-"""Migration 0006 (build isolation), forward and backward, on a database at 0005."""
+"""Migration 0006 (build isolation), forward and backward, on a database at 0005.
+
+Each migration stops at 0006: the later ones have tests of their own."""
 
 from __future__ import annotations
 

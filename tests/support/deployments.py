@@ -56,6 +56,8 @@ class FakeRunner:
     counter: Iterator[int] = field(default_factory=itertools.count)
     fail_start: str | None = None
     poll_error: bool = False
+    shared_handles: bool = True
+    """Like ECS: any replica reaches its builds (a test gives each replica its own otherwise)."""
 
     async def start(self, spec: BuildSpec) -> str:
         if self.fail_start:

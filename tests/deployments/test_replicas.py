@@ -1,0 +1,249 @@
+"""Replicas: each judges only the builds it started; a dead replica's builds are adopted once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.deployments.records import RunningBuild
+from app.projects.envvars import Sealer
+from app.reconcile import Reconciler
+from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Replica, dead_after
+from app.settings import Settings
+from app.tables import Deployment
+from app.tables import Replica as ReplicaRow
+from tests.support.api import Client
+from tests.support.deploying import deploy, make_roomy
+from tests.support.deployments import FakeRunner, succeed
+
+
+def replica(
+    client: Client, settings: Settings, runner: FakeRunner, name: str, host: str = "one"
+) -> Reconciler:
+    """A reconciler as another API process would run it: its own replica id, on `host`."""
+    services = client.app.state.services
+    return Reconciler(
+        make_roomy(settings),
+        services.reconciler.engine,
+        services.reconciler.storage,
+        services.bus,
+        runner,
+        Sealer(settings.require_secret_keys()),
+        replica=Replica(settings.reconcile_interval, id=name, host=host),
+    )
+
+
+def rows(client: Client) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = client.run(
+        lambda: Deployment.select(
+            Deployment.id,
+            Deployment.state,
+            Deployment.attempts,
+            Deployment.runner_owner,
+            Deployment.runner_handle,
+        ).order_by(Deployment.created_at)
+    )
+    return found
+
+
+def die(client: Client, name: str) -> None:
+    """What kill -9 leaves: the replica's row, no longer beating."""
+    stale = datetime.now(UTC) - MIN_DEAD_AFTER - timedelta(seconds=5)
+    client.run(
+        lambda: ReplicaRow.update({ReplicaRow.heartbeat_at: stale}).where(ReplicaRow.id == name)
+    )
+
+
+def passes(client: Client, reconcilers: list[Reconciler], times: int = 3) -> None:
+    async def race() -> None:
+        for _ in range(times):
+            await asyncio.gather(*(reconciler.tick() for reconciler in reconcilers))
+
+    client.run(race)
+
+
+def test_replicas_with_runners_of_their_own_do_not_fail_each_others_builds(
+    client: Client, token: str, settings: Settings
+) -> None:
+    for _ in range(6):
+        deploy(client, token, ref="v1.0")
+    # Like two hosts (or `serve api --workers 2`): each runner knows only its own builds.
+    runners = [FakeRunner(shared_handles=False), FakeRunner(shared_handles=False)]
+    reconcilers = [
+        replica(client, settings, r, name) for r, name in zip(runners, "ab", strict=True)
+    ]
+
+    passes(client, reconcilers)
+    started = {
+        build.spec.deployment_id: runner for runner in runners for build in runner.builds.values()
+    }
+    assert len(started) == 6
+    assert sum(len(runner.builds) for runner in runners) == 6
+    for deployment_id, runner in started.items():
+        succeed(client, runner, deployment_id)
+    passes(client, reconcilers)
+
+    seen = rows(client)
+    assert {row["state"] for row in seen} == {"ready"}
+    assert {row["attempts"] for row in seen} == {1}
+    assert sum(len(runner.builds) for runner in runners) == 6
+
+
+def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_seen(
+    client: Client, token: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployment = deploy(client, token)
+    shared = FakeRunner()  # ECS: every replica reaches every task
+    first = replica(client, settings, shared, "a")
+    passes(client, [first], times=1)
+    [before] = rows(client)
+    die(client, "a")
+    snapshot = RunningBuild.of(
+        client.run(
+            lambda: (
+                Deployment.select(*RunningBuild.COLUMNS)
+                .where(Deployment.id == deployment["id"])
+                .first()
+            )
+        )
+    )
+    survivors = [replica(client, settings, shared, name) for name in "bc"]
+
+    passes(client, survivors, times=1)
+    # A replica that saw the dead owner a moment ago, and claims it after the other did.
+    client.run(lambda: survivors[1]._adopt(snapshot, datetime.now(UTC)))
+
+    [after] = rows(client)
+    assert caplog.messages.count("build adopted from a dead replica") == 1
+    assert after["runner_owner"] in {"b", "c"}
+    assert after["state"] == "building"
+    assert after["runner_handle"] == before["runner_handle"]  # the same task, not a new build
+    assert len(shared.builds) == 1
+    succeed(client, shared, deployment["id"])
+    passes(client, survivors, times=1)
+    [done] = rows(client)
+    assert (done["state"], done["attempts"]) == ("ready", 1)
+
+
+def test_a_local_build_of_a_dead_replica_on_another_host_is_built_again(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deployment = deploy(client, token)
+    first = replica(client, settings, FakeRunner(shared_handles=False), "a", host="one")
+    passes(client, [first], times=1)
+    die(client, "a")
+    runner = FakeRunner(shared_handles=False)
+    survivor = replica(client, settings, runner, "b", host="two")
+
+    passes(client, [survivor], times=1)
+
+    [row] = rows(client)
+    assert (row["state"], row["attempts"], row["runner_owner"]) == ("building", 2, "b")
+    succeed(client, runner, deployment["id"])
+    passes(client, [survivor], times=1)
+    assert rows(client)[0]["state"] == "ready"
+
+
+def test_a_local_build_of_a_dead_replica_on_this_host_is_asked_about(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deploy(client, token)
+    first_runner = FakeRunner(shared_handles=False)
+    first = replica(client, settings, first_runner, "a", host="one")
+    passes(client, [first], times=1)
+    die(client, "a")
+    # The same machine sees the build's process: still running, so it is left to run.
+    survivor = replica(client, settings, first_runner, "b", host="one")
+
+    passes(client, [survivor], times=1)
+
+    [row] = rows(client)
+    assert (row["state"], row["attempts"], row["runner_owner"]) == ("building", 1, "b")
+
+
+def test_a_dead_replicas_claim_without_a_build_is_queued_again_at_once(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deploy(client, token)
+    client.run(
+        lambda: Deployment.update(
+            {
+                Deployment.state: "building",
+                Deployment.started_at: datetime.now(UTC),
+                Deployment.attempts: 1,
+                Deployment.runner_owner: "gone",
+            },
+            force=True,
+        )
+    )
+    runner = FakeRunner()
+
+    passes(client, [replica(client, settings, runner, "b")], times=1)
+
+    [row] = rows(client)
+    assert (row["state"], row["attempts"], row["runner_owner"]) == ("building", 2, "b")
+    assert len(runner.builds) == 1
+
+
+def test_a_build_started_before_replicas_were_recorded_is_adopted(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deploy(client, token)
+    shared = FakeRunner()
+    passes(client, [replica(client, settings, shared, "a")], times=1)
+    client.run(lambda: Deployment.update({Deployment.runner_owner: None}, force=True))
+
+    passes(client, [replica(client, settings, shared, "b")], times=1)
+
+    [row] = rows(client)
+    assert (row["state"], row["attempts"], row["runner_owner"]) == ("building", 1, "b")
+
+
+def test_a_replica_leaving_cleanly_removes_its_row_and_stale_rows_are_forgotten(
+    client: Client,
+) -> None:
+    reconciler: Reconciler = client.app.state.services.reconciler
+    long_dead = datetime.now(UTC) - FORGET_AFTER - timedelta(minutes=1)
+
+    async def scenario() -> list[str]:
+        await ReplicaRow.insert(ReplicaRow(id="old", host="x", heartbeat_at=long_dead))
+        await reconciler.replica.beat()
+        await reconciler.replica.beat()
+        return [str(row["id"]) for row in await ReplicaRow.select(ReplicaRow.id)]
+
+    assert client.run(scenario) == [reconciler.replica.id]
+    client.run(reconciler.replica.stop)
+    assert client.run(lambda: ReplicaRow.count()) == 0
+
+
+def test_a_replica_that_cannot_remove_its_row_still_stops(
+    client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    reconciler: Reconciler = client.app.state.services.reconciler
+    client.run(reconciler.replica.beat)
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("database gone")
+
+    monkeypatch.setattr(ReplicaRow, "delete", unreachable)
+    client.run(reconciler.replica.stop)
+
+    assert "replica row not removed" in caplog.messages
+
+
+def test_the_app_leaves_as_a_replica_when_it_stops(settings: Settings) -> None:
+    from app.asgi import create_app
+
+    with Client(create_app(settings, runner=FakeRunner(), reconcile=False)) as client:
+        client.run(client.app.state.services.reconciler.tick)
+        assert client.run(lambda: ReplicaRow.count()) == 1
+    with Client(create_app(settings, runner=FakeRunner(), reconcile=False)) as client:
+        assert client.run(lambda: ReplicaRow.count()) == 0
+
+
+def test_a_replica_is_dead_after_ten_missed_passes_and_never_sooner_than_ten_seconds() -> None:
+    assert dead_after(0.5) == timedelta(seconds=10)
+    assert dead_after(3.0) == timedelta(seconds=30)
