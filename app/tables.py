@@ -184,6 +184,16 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """When that claim goes stale (its replica died mid-report) and may be taken over."""
     attempts = Integer(default=0)
     """Builds started for it; one whose runner died with its API process is queued again."""
+    report_attempts = Integer(default=0)
+    """Failed attempts to tell GitHub of the latest change (0 once it heard; `app.reporting`)."""
+    report_next_at = Timestamptz(null=True, default=None)
+    """No report attempt before this: backoff after a failure, or the wait GitHub asked for."""
+    report_error = Text(null=True, default=None)
+    """Why the last report failed; cleared once GitHub heard."""
+    report_error_status = Integer(null=True, default=None)
+    """GitHub's HTTP status for that failure, when it answered."""
+    report_failed_at = Timestamptz(null=True, default=None)
+    """GitHub refused the report for good (a permanent 4xx): it is not retried."""
     runner_owner = Varchar(length=32, null=True, default=None)
     """The `Replica` that started its build and alone judges it while that replica lives."""
     start_after = Timestamptz(null=True, default=None)

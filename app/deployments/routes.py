@@ -43,6 +43,11 @@ class DeploymentOut(msgspec.Struct):
     error: str | None
     error_code: str | None = None
     """A stable code for why it did not go live (`build_failed`, `timeout`, `cancelled`, …)."""
+    github_error: str | None = None
+    """Why GitHub has not heard of its latest change (commit status, GitHub Deployment, PR
+    comment), or None. Retried unless `github_refused`."""
+    github_refused: bool = False
+    """GitHub refused that report for good; it is tried again only after the next change."""
 
     @classmethod
     def of(cls, view: DeploymentView) -> DeploymentOut:
@@ -63,6 +68,8 @@ class DeploymentOut(msgspec.Struct):
             finished_at=view.finished_at,
             error=view.error,
             error_code=None if view.error_code is None else view.error_code.value,
+            github_error=view.github_error,
+            github_refused=view.github_refused,
         )
 
 

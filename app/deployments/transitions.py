@@ -17,11 +17,16 @@ from app.tables import Deployment
 
 
 def report_again() -> dict[Any, Any]:
-    """The column values that tell the reporter GitHub is behind this deployment."""
+    """The column values that tell the reporter GitHub is behind this deployment.
+
+    A change is a new report: due at once, even if GitHub refused the previous one."""
     return {
         Deployment.report_pending: True,
         Deployment.report_claim: None,
         Deployment.report_claimed_until: None,
+        Deployment.report_attempts: 0,
+        Deployment.report_next_at: None,
+        Deployment.report_failed_at: None,
     }
 
 

@@ -54,6 +54,10 @@ class DeploymentView:
     branch_url: str | None
     older_than_production: bool
     """Made before what production points at: pointing production here is a rollback."""
+    github_error: str | None = None
+    """Why telling GitHub of its latest change failed, until GitHub hears of it."""
+    github_refused: bool = False
+    """GitHub refused that report for good: it is not retried (until the next change)."""
 
     @property
     def short_id(self) -> str:
@@ -102,6 +106,8 @@ _COLUMNS = (
     Deployment.error_code,
     Deployment.retired,
     Deployment.github_deployment_id,
+    Deployment.report_error,
+    Deployment.report_failed_at,
 )
 
 
@@ -199,4 +205,6 @@ class DeploymentViews:
             production_url=url(hostnames.production_label(slug)),
             branch_url=None if branch is None else url(hostnames.branch_label(slug, branch)),
             older_than_production=since is not None and row["created_at"] < since,
+            github_error=row["report_error"],
+            github_refused=row["report_failed_at"] is not None,
         )

@@ -3,9 +3,16 @@
 Driven by state, not by events: every change to a deployment sets `report_pending`, and each pass
 tells GitHub about such deployments (GitHub Deployment, commit status, PR comment), then records
 the phase it told. Only deployments of projects bound to their repository's id are reported, to
-the installation covering that id; the others are settled `unreported`. A failed call is logged
-and retried on a later pass with a growing delay, so reporting never blocks or fails a build,
-and a GitHub outage heals by itself.
+the installation covering that id; the others are settled `unreported`.
+
+A failure is kept on the deployment's row (`report_error`, `report_error_status`) for the API and
+the dashboard to show. A transient one (network, 5xx, rate limit) is retried from
+`report_next_at`, 2 s later, then twice as long each time up to 5 minutes, or after the wait
+GitHub asked for if that is longer. A permanent one (GitHub refused the request itself: a 4xx
+such as 422) is recorded in `report_failed_at` and not retried; the next change of the
+deployment is a new report and is tried again. Each pass takes the due reports with the fewest
+failures first, so reports that keep failing never hold back the others. Reporting never blocks
+or fails a build, and a GitHub outage heals by itself.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,18 +47,34 @@ CLAIM_TTL = 120.0
 """A claim older than this was left by a replica that died mid-report, and may be taken over."""
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
+ERROR_LENGTH = 500
+"""Characters of a failure's text kept on the row."""
+
+
+def retry_delay(failures: int, asked: float | None) -> float:
+    """Seconds before the next attempt after `failures` failures in a row, at least the wait
+    GitHub `asked` for."""
+    backoff = min(MAX_RETRY, FIRST_RETRY * (1 << min(failures - 1, 16)))
+    return max(backoff, asked or 0.0)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class Reporter:
-    """Tells GitHub about deployments whose latest change it has not heard of."""
+    """Tells GitHub about deployments whose latest change it has not heard of.
 
-    def __init__(self, settings: Settings, github: GitHubApi) -> None:
+    `clock` tells the time retries are due by."""
+
+    def __init__(
+        self, settings: Settings, github: GitHubApi, *, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
         self.settings = settings
         self.github = github
+        self.clock = clock
         self.views = DeploymentViews(settings)
         self.comments = PullRequestComments(github, self.views)
-        self._retry: dict[str, tuple[float, float]] = {}
-        """deployment id → (delay used last, monotonic time of the next attempt)."""
 
     async def run(self) -> None:
         while True:
@@ -64,22 +87,9 @@ class Reporter:
 
     async def tick(self) -> int:
         """One pass; returns how many deployments GitHub was told about."""
-        now = time.monotonic()
-        due = await self.views.find(
-            (Deployment.report_pending == True)  # noqa: E712 - SQL, not Python
-            & (
-                Deployment.report_claim.is_null()
-                | (Deployment.report_claimed_until < datetime.now(UTC))
-            )
-            & Deployment.project.github_repository.is_not_null(),
-            newest_first=False,
-            limit=BATCH,
-        )
+        due, failures = await self._due()
         told = 0
         for view in due:
-            retry = self._retry.get(view.id)
-            if retry is not None and retry[1] > now:
-                continue
             claim = await self._claim(view)
             if claim is None:
                 continue  # another replica is telling GitHub about it
@@ -91,23 +101,40 @@ class Reporter:
             try:
                 await self.report(view, found)
             except (GitHubError, CommentBusy) as exc:
-                await self._settle(view, claim, None)
-                delay = min(MAX_RETRY, retry[0] * 2 if retry else FIRST_RETRY)
-                self._retry[view.id] = (delay, now + delay)
-                log.warning(
-                    "github report failed; will retry",
-                    extra={
-                        "deployment_id": view.id,
-                        "project": view.slug,
-                        "error": str(exc),
-                        "retry_in": delay,
-                    },
-                )
+                await self._failed(view, claim, exc, failures[view.id] + 1)
                 continue
-            self._retry.pop(view.id, None)
             await self._settle(view, claim, phase_of(view))
             told += 1
         return told
+
+    async def _due(self) -> tuple[list[DeploymentView], dict[str, int]]:
+        """Up to `BATCH` reports due now, fewest failures first, and each one's failures."""
+        now = self.clock()
+        rows = await (
+            Deployment.select(Deployment._meta.primary_key, Deployment.report_attempts)
+            .where(
+                (Deployment.report_pending == True)  # noqa: E712 - SQL, not Python
+                & Deployment.report_failed_at.is_null()
+                & (Deployment.report_next_at.is_null() | (Deployment.report_next_at <= now))
+                & (
+                    Deployment.report_claim.is_null()
+                    | (Deployment.report_claimed_until < datetime.now(UTC))
+                )
+                & Deployment.project.github_repository.is_not_null()
+            )
+            .order_by(Deployment.report_attempts)
+            .order_by(Deployment.created_at)
+            .order_by(Deployment._meta.primary_key)
+            .limit(BATCH)
+        )
+        failures = {str(row["id"]): int(row["report_attempts"]) for row in rows}
+        if not failures:
+            return [], failures
+        views = await self.views.find(
+            Deployment._meta.primary_key.is_in(list(failures)), limit=BATCH, newest_first=False
+        )
+        order = {deployment_id: index for index, deployment_id in enumerate(failures)}
+        return sorted(views, key=lambda view: order[view.id]), failures
 
     async def _claim(self, view: DeploymentView) -> str | None:
         """Take the deployment for this pass, so two API replicas never report it both at once
@@ -134,8 +161,8 @@ class Reporter:
         )
         return claim if taken else None
 
-    async def _settle(self, view: DeploymentView, claim: str, phase: ReportedPhase | None) -> None:
-        """Record what GitHub now knows (None: nothing, try again later).
+    async def _settle(self, view: DeploymentView, claim: str, phase: ReportedPhase) -> None:
+        """Record that GitHub now knows `phase`, and forget any failure.
 
         Only if nothing changed meanwhile: every change clears the claim and sets
         `report_pending` again, and then the newer state is reported in its turn.
@@ -143,9 +170,39 @@ class Reporter:
         changes: dict[Any, Any] = {
             Deployment.report_claim: None,
             Deployment.report_claimed_until: None,
+            Deployment.report_pending: False,
+            Deployment.reported_phase: phase,
+            Deployment.report_attempts: 0,
+            Deployment.report_next_at: None,
+            Deployment.report_error: None,
+            Deployment.report_error_status: None,
+            Deployment.report_failed_at: None,
         }
-        if phase is not None:
-            changes |= {Deployment.report_pending: False, Deployment.reported_phase: phase}
+        await Deployment.update(changes).where(
+            (Deployment._meta.primary_key == view.id) & (Deployment.report_claim == claim)
+        )
+
+    async def _failed(
+        self, view: DeploymentView, claim: str, exc: GitHubError | CommentBusy, failures: int
+    ) -> None:
+        """Record a failed report: retried later if it may pass, never if GitHub refused it."""
+        now = self.clock()
+        github = exc if isinstance(exc, GitHubError) else None
+        changes: dict[Any, Any] = {
+            Deployment.report_claim: None,
+            Deployment.report_claimed_until: None,
+            Deployment.report_attempts: failures,
+            Deployment.report_error: (str(exc) or type(exc).__name__)[:ERROR_LENGTH],
+            Deployment.report_error_status: None if github is None else github.status,
+        }
+        context = {"deployment_id": view.id, "project": view.slug, "error": str(exc)}
+        if github is not None and github.permanent:
+            changes[Deployment.report_failed_at] = now
+            log.warning("github refused the report; not retried", extra=context)
+        else:
+            delay = retry_delay(failures, None if github is None else github.retry_after)
+            changes[Deployment.report_next_at] = now + timedelta(seconds=delay)
+            log.warning("github report failed; will retry", extra=context | {"retry_in": delay})
         await Deployment.update(changes).where(
             (Deployment._meta.primary_key == view.id) & (Deployment.report_claim == claim)
         )

@@ -62,6 +62,9 @@ class DeploymentRow:
     promote: str | None
     """`Promote` or `Rollback` when it is ready and not in production, else None."""
     finished: bool
+    github_error: str | None = None
+    """Why GitHub has not heard of its latest change, when reporting failed."""
+    github_refused: bool = False
 
     @classmethod
     def of(cls, view: DeploymentView, now: datetime | None = None) -> DeploymentRow:
@@ -88,6 +91,8 @@ class DeploymentRow:
             production=view.production,
             promote=promote,
             finished=view.finished,
+            github_error=view.github_error,
+            github_refused=view.github_refused,
         )
 
 

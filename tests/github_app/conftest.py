@@ -12,6 +12,7 @@ from app.github.client import GitHubAppClient
 from app.settings import Settings
 from tests.support.api import Client, bearer, sign_up
 from tests.support.binding import bind
+from tests.support.clock import FrozenClock
 from tests.support.deployments import FakeResolver, FakeRunner
 from tests.support.github_app import App
 from tests.support.github_fake import FakeGitHubApi
@@ -37,13 +38,22 @@ def runner() -> FakeRunner:
 
 
 @pytest.fixture
-def client(settings: Settings, runner: FakeRunner, github: FakeGitHubApi) -> Iterator[Client]:
+def clock() -> FrozenClock:
+    """The time the GitHub client's waits and the reporter's retries go by; still until moved."""
+    return FrozenClock()
+
+
+@pytest.fixture
+def client(
+    settings: Settings, runner: FakeRunner, github: FakeGitHubApi, clock: FrozenClock
+) -> Iterator[Client]:
     assert settings.github is not None
-    api = GitHubAppClient(settings.github, github.base_url, transport=github.transport)
+    api = GitHubAppClient(settings.github, github.base_url, transport=github.transport, clock=clock)
     app = create_app(
         settings, runner=runner, ref_resolver=FakeResolver(), reconcile=False, github=api
     )
     with Client(app) as test_client:
+        test_client.app.state.services.reporter.clock = clock
         yield test_client
 
 

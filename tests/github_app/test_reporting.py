@@ -14,6 +14,7 @@ from app.deployments.transitions import move
 from app.reporting.reporter import CLAIM_TTL, Reporter
 from app.settings import Settings
 from tests.support.api import bearer, sign_up
+from tests.support.clock import FrozenClock
 from tests.support.deployments import FakeRunner, tick
 from tests.support.github_app import (
     PR_SHA,
@@ -86,11 +87,7 @@ def test_a_superseded_deployment_is_reported_cancelled(app: App, token: str) -> 
     assert first.statuses[-1]["state"] == "inactive"
 
 
-def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch: Any) -> None:
-    import app.reporting.reporter as report_module
-
-    clock = [1000.0]
-    monkeypatch.setattr(report_module.time, "monotonic", lambda: clock[0])
+def test_reporting_retries_after_github_fails(app: App, token: str, clock: FrozenClock) -> None:
     app.github.fail("commit_status", status=502)
     app.deliver("push", payload("push.commits"))
     assert app.report() == 0
@@ -101,7 +98,7 @@ def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch:
 
     app.github.heal()
     assert app.report() == 0  # waits for its retry time
-    clock[0] += 2.5
+    clock.advance(2.5)
     assert app.report() == 1
     assert len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")) == 1
     assert app.statuses(PUSH_SHA)[-1]["state"] == "pending"
@@ -109,19 +106,15 @@ def test_reporting_retries_after_github_fails(app: App, token: str, monkeypatch:
 
 
 def test_reporting_backs_off_more_after_each_failure(
-    app: App, token: str, monkeypatch: Any
+    app: App, token: str, clock: FrozenClock
 ) -> None:
-    import app.reporting.reporter as report_module
-
-    clock = [0.0]
-    monkeypatch.setattr(report_module.time, "monotonic", lambda: clock[0])
     app.github.fail("create_deployment", status=500)
     app.deliver("push", payload("push.commits"))
     attempts = []
     for _ in range(12):
         app.report()
         attempts.append(len(app.github.calls_to("POST", f"/repos/{REPO}/deployments")))
-        clock[0] += 1.0
+        clock.advance(1.0)
     # tried at t=0, 2, 6: 2 s, then 4 s, then 8 s apart
     assert [attempts[i] for i in (0, 1, 2, 5, 6, 11)] == [1, 1, 2, 2, 3, 3]
 

@@ -68,6 +68,7 @@ class _Failure:
     headers: dict[str, str]
     error: Exception | None
     times: int | None
+    only: str | None
 
 
 class FakeGitHubApi:
@@ -166,8 +167,12 @@ class FakeGitHubApi:
         headers: Mapping[str, str] | None = None,
         error: Exception | None = None,
         times: int | None = None,
+        only: str | None = None,
     ) -> None:
         """Make `route` (one of `ROUTES`) answer `status`, `body` and `headers`, or raise `error`.
+
+        `only`: fail just the requests whose path or JSON body contains this text (a sha, a
+        repository); the others are served as usual and do not count against `times`.
 
         `body` may be JSON-able, or `str`/`bytes` sent as is (for malformed answers); the default
         is GitHub's error object. `error` is an httpx exception such as `httpx.ConnectError` or
@@ -177,7 +182,7 @@ class FakeGitHubApi:
         if route not in ROUTES:
             raise ValueError(f"unknown route {route!r}; one of {', '.join(ROUTES)}")
         with self._lock:
-            self._failures[route] = _Failure(status, body, dict(headers or {}), error, times)
+            self._failures[route] = _Failure(status, body, dict(headers or {}), error, times, only)
 
     def heal(self, route: str | None = None) -> None:
         """Stop failing `route`, or every route."""
@@ -238,6 +243,10 @@ class FakeGitHubApi:
         authorization: str | None,
     ) -> httpx.Response:
         failure = self._failures.get(name)
+        if failure is not None and failure.only is not None:
+            sent = request.url.path + (json.dumps(body) if body is not None else "")
+            if failure.only not in sent:
+                failure = None
         if failure is not None:
             if failure.times is not None:
                 failure.times -= 1
