@@ -81,7 +81,9 @@ class Reconciler:
         self.specs = SpecMaker(settings, sealer, github)
         self.tokens = tokens or BuildTokens()
         self.replica = replica or Replica(settings.reconcile_interval)
-        self.finisher = Finisher(settings, storage, bus, runner, self.tokens, on_finished)
+        self.finisher = Finisher(
+            settings, storage, bus, runner, self.tokens, on_finished, replica_id=self.replica.id
+        )
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -103,6 +105,7 @@ class Reconciler:
         await self.replica.beat()
         await self._publish_pending()
         await self.finisher.pending()
+        await self._stop_ended()
         await self._poll_building()
         await self._start_queued()
 
@@ -209,6 +212,23 @@ class Reconciler:
             if build.owner not in living:
                 await self._adopt(build, now)
             # else: its own replica judges it; this one cannot see how it is doing.
+
+    async def _stop_ended(self) -> None:
+        """Stop the builds this replica runs whose deployments another replica ended (a cancel
+        served there): only this one's runner may reach them."""
+        rows = await Deployment.select(
+            Deployment._meta.primary_key, Deployment.runner_handle
+        ).where(
+            (Deployment.runner_owner == self.replica.id)
+            & Deployment.state.is_in([S.FAILED, S.CANCELLED])
+            & Deployment.runner_handle.is_not_null()
+        )
+        for row in rows:
+            deployment_id = str(row["id"])
+            await self.finisher.cancel_quietly(deployment_id, str(row["runner_handle"]))
+            await Deployment.update({Deployment.runner_owner: None}).where(
+                Deployment._meta.primary_key == deployment_id
+            )
 
     async def _adopt(self, build: RunningBuild, now: datetime) -> None:
         """Take over a build whose replica died: exactly one replica gets it."""

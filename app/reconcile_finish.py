@@ -45,6 +45,8 @@ class Finisher:
         runner: BuildRunner,
         tokens: BuildTokens,
         on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
+        *,
+        replica_id: str = "",
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -53,6 +55,8 @@ class Finisher:
         self.tokens = tokens
         self.on_finished = on_finished
         """Told each final state and when its build started, once (the API's build metrics)."""
+        self.replica_id = replica_id
+        """This replica: it stops the builds it ran; those of another, that one stops."""
 
     async def pending(self) -> None:
         """Wrap up every ended deployment not wrapped up yet (nor being wrapped up)."""
@@ -115,7 +119,7 @@ class Finisher:
         assert row is not None  # noqa: S101 - claimed just now, and deployments are not deleted
         ending = Ending.of(row)
         ready = ending.state is DeploymentState.READY
-        if ending.runner_handle is not None and not ready:
+        if ending.runner_handle is not None and not ready and self._reaches(ending):
             await self.cancel_quietly(deployment_id, ending.runner_handle)
         events = await self.bus.read(deployment_id)
         if any(is_result(event) for event in events):
@@ -136,6 +140,12 @@ class Finisher:
         # Already archived (an earlier try failed after it): the bus is empty, nothing happens.
         await archive(self.bus, self.storage, deployment_id)
         return ending
+
+    def _reaches(self, ending: Ending) -> bool:
+        # A local handle names a process of its replica's machine: asked here, another machine
+        # might signal an unrelated process. Its replica stops it (`Reconciler._stop_ended`).
+        owner = ending.runner_owner
+        return self.runner.shared_handles or owner is None or owner == self.replica_id
 
     async def cancel_quietly(self, deployment_id: str, handle: str) -> None:
         try:

@@ -103,6 +103,8 @@ class Ending:
     error_code: ErrorCode | None
     slug: str
     started_at: datetime | None
+    runner_owner: str | None
+    """The replica that ran its build (`app.replicas`), if one did."""
 
     COLUMNS = (
         Deployment.state,
@@ -111,6 +113,7 @@ class Ending:
         Deployment.error_code,
         Deployment.project.slug,
         Deployment.started_at,
+        Deployment.runner_owner,
     )
 
     @classmethod
@@ -123,6 +126,7 @@ class Ending:
             error_code=None if code is None else ErrorCode(code),
             slug=str(row["project.slug"]),
             started_at=row["started_at"],
+            runner_owner=row["runner_owner"],
         )
 
 

@@ -20,7 +20,7 @@ from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
 from app.tables import Replica as ReplicaRow
-from tests.support.api import Client
+from tests.support.api import Client, bearer
 from tests.support.deploying import deploy, make_roomy
 from tests.support.deployments import FakeRunner, succeed
 from tests.support.runners import FAKE_BUILDER, FAKE_SANDBOX
@@ -149,6 +149,26 @@ def test_workers_on_one_machine_leave_each_others_ended_builds_to_their_owner(
     assert {row["attempts"] for row in seen} == {1}
     codes = client.run(lambda: Deployment.select(Deployment.error_code))
     assert {row["error_code"] for row in codes} == {"no_output"}
+
+
+def test_a_cancel_served_by_another_replica_is_carried_out_by_the_build_s_own(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deployment = deploy(client, token)
+    runner = FakeRunner(shared_handles=False)
+    owner = replica(client, settings, runner, "a", host="one")
+    passes(client, [owner], times=1)
+
+    # Served by the app's own replica, on another machine: it must not signal a pid there.
+    response = client.post(f"/deployments/{deployment['id']}/cancel", headers=bearer(token))
+
+    assert response.json()["state"] == "cancelled"
+    assert not runner.build_of(deployment["id"]).cancelled
+    passes(client, [owner], times=1)
+    assert runner.build_of(deployment["id"]).cancelled
+    [row] = rows(client)
+    assert row["runner_owner"] is None
+    passes(client, [owner], times=1)  # stopped once: nothing left to stop
 
 
 def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_seen(
