@@ -114,7 +114,7 @@ class Proxy:
         self._memo.move_to_end(memo_key)
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
-        self.sent.bytes += len(body)
+        self.sent.answered(replay.start["status"], len(body))
         return replay.start, {"type": "http.response.body", "body": body}
 
     async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:

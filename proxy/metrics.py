@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Any, Protocol
 
@@ -35,9 +35,16 @@ Send = Callable[[Message], Awaitable[None]]
 
 @dataclass(slots=True)
 class Sent:
-    """Response body bytes this proxy sent (a plain integer: the hot path adds to it)."""
+    """What this proxy answered: plain numbers, which the hot path adds to."""
 
     bytes: int = 0
+    """Response body bytes."""
+    statuses: dict[int, int] = field(default_factory=dict)
+    """Answers by status (not the health check's, nor `/metrics`')."""
+
+    def answered(self, status: int, size: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        self.bytes += size
 
 
 class _Resolves(Protocol):
@@ -78,6 +85,14 @@ class ProxyCollector(Collector):
             "Response body bytes the proxy sent (as sent: compressed when it was)",
             value=self.sent.bytes,
         )
+        responses = CounterMetricFamily(
+            "scalemesh_proxy_responses",
+            "Answers to requests for sites, by status",
+            labels=("status",),
+        )
+        for status, count in sorted(self.sent.statuses.items()):
+            responses.add_metric((str(status),), count)
+        yield responses
         yield GaugeMetricFamily(
             "scalemesh_proxy_cache_bytes", "Bytes held in the proxy's file cache", value=stats.bytes
         )
@@ -110,7 +125,9 @@ def counting(send: Send, sent: Sent) -> Send:
 
     async def counted(message: Message) -> None:
         kind = message["type"]
-        if kind == "http.response.body":
+        if kind == "http.response.start":
+            sent.answered(message["status"], 0)
+        elif kind == "http.response.body":
             sent.bytes += len(message.get("body", b""))
         elif kind == PATHSEND:
             # The server sends the whole file itself (a range never goes this way).

@@ -86,6 +86,25 @@ async def test_the_result_written_just_after_a_restart_is_kept_and_archived(
     assert [event["seq"] for event in events] == [1, 2, 3]
 
 
+async def test_writes_that_find_the_log_lost_at_once_restore_it_once(
+    server: RedisServer,
+) -> None:
+    bus = RedisLogBus.from_url(server.url)
+    deployment_id = fresh_deployment_id()
+    try:
+        await bus.extend(deployment_id, [line("one"), line("two")])
+        restart(server)
+        # Several writers at once (stdout and stderr pumps, other replicas' batches): each
+        # write sees the log gone.
+        await asyncio.gather(*(bus.append(deployment_id, line(f"after {n}")) for n in range(8)))
+        events = await bus.read(deployment_id)
+    finally:
+        await bus.aclose()
+    assert texts(events)[:2] == ["one", "two"]
+    assert sorted(texts(events)[2:]) == [f"after {n}" for n in range(8)]
+    assert [event["seq"] for event in events] == list(range(1, 11))
+
+
 async def test_lines_appended_while_redis_is_down_are_all_kept_in_order(
     server: RedisServer,
 ) -> None:

@@ -54,6 +54,7 @@ async def test_cache_hits_misses_and_bytes_sent_after_real_requests(served: Serv
     text = await scrape(served)
     assert value(text, "scalemesh_proxy_bytes_sent_total") == 0
     assert value(text, "scalemesh_proxy_cache_hits_total") == 0
+    assert value(text, "scalemesh_proxy_responses_total", status="200") is None
     assert value(text, "scalemesh_proxy_cache_misses_total") == 0
 
     first = await served.get("/")
@@ -78,6 +79,13 @@ async def test_cache_hits_misses_and_bytes_sent_after_real_requests(served: Serv
     assert value(text, "scalemesh_proxy_bytes_sent_total") == sent
     assert value(text, "scalemesh_proxy_cache_hits_total") == (hits or 0) + 2  # `/` twice
     assert value(text, "scalemesh_proxy_cache_misses_total") == misses + 1  # the script
+    # Every answer to a site, replayed or not; the scrapes themselves are not among them.
+    answers = [first, again, script, missing, head]
+    assert value(text, "scalemesh_proxy_responses_total", status="200") == len(answers)
+    unknown = await served.get("/", host="nothing-here.localhost")
+    text = await scrape(served)
+    assert unknown.status_code == 404
+    assert value(text, "scalemesh_proxy_responses_total", status="404") == 1
     cached = value(text, "scalemesh_proxy_cache_bytes")
     assert cached is not None
     assert cached >= len(INDEX) + script.num_bytes_downloaded
@@ -183,9 +191,12 @@ async def test_a_file_the_server_sends_itself_counts_its_size(tmp_path: Path) ->
     counted = counting(send, sent)
     await counted({"type": "http.response.start", "status": 200, "headers": []})
     await counted({"type": "http.response.pathsend", "path": str(big)})
+    await counted({"type": "http.response.trailers", "headers": [], "more_trailers": False})
 
     assert sent.bytes == 123_456
+    assert sent.statuses == {200: 1}
     assert [message["type"] for message in messages] == [
         "http.response.start",
         "http.response.pathsend",
+        "http.response.trailers",
     ]

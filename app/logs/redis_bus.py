@@ -61,6 +61,8 @@ class _Journal:
 
     entries: deque[tuple[int, str]] = field(default_factory=deque)
     written_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while this process writes to the log (or puts it back)."""
 
     @property
     def last_seq(self) -> int:
@@ -209,6 +211,19 @@ class RedisLogBus:
 
         `LogBusError` when Redis refused any of them (the others are written).
         """
+        now = time.monotonic()
+        journals = {item.deployment_id: self._journal(item.deployment_id, now) for item in batch}
+        if len(journals) == 1:  # the usual case, without the cost of an exit stack
+            async with journals[batch[0].deployment_id].lock:
+                return await self._write_locked(batch, journals)
+        async with contextlib.AsyncExitStack() as held:
+            # This process writes to a log one batch at a time (locks taken in one order), so
+            # the first write after Redis lost it is the one that sees its seq go back.
+            for key in sorted(journals):
+                await held.enter_async_context(journals[key].lock)
+            return await self._write_locked(batch, journals)
+
+    async def _write_locked(self, batch: Sequence[_Held], journals: dict[str, _Journal]) -> int:
         replies: list[Any]
         if len(batch) == 1:
             # One event, one command: a pipeline would cost more than the round trip it saves.
@@ -220,14 +235,13 @@ class RedisLogBus:
                 self._xadd(pipe, item)
             with redis_errors("log append"):
                 replies = await pipe.execute(raise_on_error=False)
-        now = time.monotonic()
         lost: dict[str, None] = {}
         refused: RedisError | None = None
         for item, entry_id in zip(batch, replies, strict=True):
             if isinstance(entry_id, RedisError):
                 refused = entry_id
                 continue
-            journal = self._journal(item.deployment_id, now)
+            journal = journals[item.deployment_id]
             seq = seq_of(entry_id)
             if item.deployment_id in lost or seq <= journal.last_seq:
                 # Redis came back without this log; the restore puts this entry back too.
@@ -235,10 +249,10 @@ class RedisLogBus:
                 continue
             journal.entries.append((seq, item.payload))
         for deployment_id in lost:
-            await self._restore_log(deployment_id)
+            await self._restore_log(journals[deployment_id], deployment_id)
         if refused is not None:
             raise LogBusError(f"log append: {type(refused).__name__}: {refused}")
-        return self._journals[batch[-1].deployment_id].last_seq
+        return journals[batch[-1].deployment_id].last_seq
 
     def _xadd(self, client: Redis | Pipeline, item: _Held) -> Any:
         return client.xadd(
@@ -264,9 +278,8 @@ class RedisLogBus:
         journal.written_at = now
         return journal
 
-    async def _restore_log(self, deployment_id: str) -> None:
-        journal = self._journals[deployment_id]
-        args = [part for seq, stored in sorted(journal.entries) for part in (seq, stored)]
+    async def _restore_log(self, journal: _Journal, deployment_id: str) -> None:
+        args = [part for seq, stored in journal.entries for part in (seq, stored)]
         with redis_errors("log restore"):
             added = await self._restore(keys=[log_stream(deployment_id)], args=args)
         for entry_id, added_payload in zip(added[::2], added[1::2], strict=True):

@@ -28,6 +28,10 @@ writer, so the entry id *is* the seq.
 
 
 RESTORE_SCRIPT = """
+local journal = {}
+for i = 1, #ARGV - 1, 2 do
+  journal[ARGV[i]] = ARGV[i + 1]
+end
 local existing = redis.call('XRANGE', KEYS[1], '-', '+')
 redis.call('DEL', KEYS[1])
 for i = 1, #ARGV - 1, 2 do
@@ -35,9 +39,10 @@ for i = 1, #ARGV - 1, 2 do
 end
 local added = {}
 for _, entry in ipairs(existing) do
+  local seq = string.match(entry[1], '-(%d+)$')
   local fields = entry[2]
   for j = 1, #fields - 1, 2 do
-    if fields[j] == 'e' then
+    if fields[j] == 'e' and journal[seq] ~= fields[j + 1] then
       added[#added + 1] = redis.call('XADD', KEYS[1], '0-*', 'e', fields[j + 1])
       added[#added + 1] = fields[j + 1]
     end
@@ -46,8 +51,9 @@ end
 return added
 """
 """Put a journal back into a stream Redis lost: the journal's entries under their own seqs,
-then whatever was written since the loss, numbered after them. One script, so no writer
-slips in between."""
+then whatever was written since the loss, numbered after them; an entry already there under
+its journal seq is not added twice (a second restore changes nothing). One script, so no
+writer slips in between."""
 
 
 class Unreachable(LogBusError):

@@ -115,10 +115,19 @@ class DeliveryWorker:
             & _unclaimed(now)
             & (D.next_attempt_at.is_null() | (D.next_attempt_at <= now))
         )
-        oldest = D.select(D.delivery_id).where(due).order_by(D.received_at).limit(SWEEP_BATCH)
+        # Read first: most sweeps find nothing, and a read takes no write lock (SQLite).
+        oldest: list[str] = await (
+            D.select(D.delivery_id)
+            .where(due)
+            .order_by(D.received_at)
+            .limit(SWEEP_BATCH)
+            .output(as_list=True)
+        )
+        if not oldest:
+            return 0
         until = now + CLAIM
-        # One conditional statement: a replica sweeping at the same time takes each delivery
-        # or leaves it (PostgreSQL checks `due` again on a row another has just updated).
+        # Conditional: a replica sweeping at the same time takes each delivery or leaves it
+        # (PostgreSQL checks `due` again on a row another has just updated).
         claimed = await (
             D.update({D.claimed_until: until})
             .where(due & D.delivery_id.is_in(oldest))
@@ -126,10 +135,8 @@ class DeliveryWorker:
         )
         for row in sorted(claimed, key=lambda row: row["received_at"]):
             self.submit(str(row["delivery_id"]), until)
-        taken = len(claimed)
-        if taken:
-            log.info("deliveries recovered", extra={"count": taken})
-        return taken
+        log.info("deliveries recovered", extra={"count": len(claimed)})
+        return len(claimed)
 
     async def retry(self, delivery_id: str) -> bool:
         """Run a dead letter again, with a fresh count of attempts; whether it was one."""

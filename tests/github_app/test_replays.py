@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.deployments import triggers
 from app.tables import Alias, WebhookDelivery
 from tests.support.github_app import App
-from tests.support.webhooks import payload
+from tests.support.webhooks import REPO_ID, payload
 
 OLD_SHA = "a" * 40
 NEW_SHA = "b" * 40
@@ -95,3 +96,16 @@ def test_a_push_of_a_commit_already_built_asks_github_nothing(app: App, token: s
 
     assert len(app.github.calls_to("GET", "/repos/Codertocat/Hello-World/branches/main")) == asked
     assert [d["sha"] for d in app.deployments()] == [NEW_SHA]
+
+
+def test_the_trigger_itself_queues_a_commit_once_per_branch(app: App, token: str) -> None:
+    engine = app.services.deliveries.context.engine
+
+    def deploy() -> list[str]:
+        queued: list[str] = app.client.run(
+            lambda: triggers.deploy_branch(engine, REPO_ID, "main", NEW_SHA, "message")
+        )
+        return queued
+
+    assert len(deploy()) == 1
+    assert deploy() == []  # two handlers racing for one push queue one build
