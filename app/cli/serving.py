@@ -36,9 +36,9 @@ FACTORIES = {
     "proxy": "proxy.asgi:create_proxy_from_env",
 }
 PROXY_SERVER = "granian"
-"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's HTTP layer
-(Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and a lower
-p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
+"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's
+HTTP layer (Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and
+a lower p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
 which granian does not offer outside an experimental API, and speed does not matter there."""
 PART_NAMES = {"api": "API", "proxy": "proxy"}
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared to, not bound

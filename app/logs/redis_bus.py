@@ -213,6 +213,9 @@ class RedisLogBus:
         """
         now = time.monotonic()
         journals = {item.deployment_id: self._journal(item.deployment_id, now) for item in batch}
+        if len(journals) == 1:  # the usual case, without the cost of an exit stack
+            async with journals[batch[0].deployment_id].lock:
+                return await self._write_locked(batch, journals)
         async with contextlib.AsyncExitStack() as held:
             # This process writes to a log one batch at a time (locks taken in one order), so
             # the first write after Redis lost it is the one that sees its seq go back.

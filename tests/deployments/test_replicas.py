@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,16 +15,20 @@ from app.deployments.records import RunningBuild
 from app.projects.envvars import Sealer
 from app.reconcile import Reconciler
 from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Replica, dead_after
+from app.runners.api import BuildRunner
+from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
 from app.tables import Replica as ReplicaRow
 from tests.support.api import Client
 from tests.support.deploying import deploy, make_roomy
 from tests.support.deployments import FakeRunner, succeed
+from tests.support.runners import FAKE_BUILDER, FAKE_SANDBOX
+from tests.support.waiting import eventually_async
 
 
 def replica(
-    client: Client, settings: Settings, runner: FakeRunner, name: str, host: str = "one"
+    client: Client, settings: Settings, runner: BuildRunner, name: str, host: str = "one"
 ) -> Reconciler:
     """A reconciler as another API process would run it: its own replica id, on `host`."""
     services = client.app.state.services
@@ -90,6 +97,58 @@ def test_replicas_with_runners_of_their_own_do_not_fail_each_others_builds(
     assert {row["state"] for row in seen} == {"ready"}
     assert {row["attempts"] for row in seen} == {1}
     assert sum(len(runner.builds) for runner in runners) == 6
+
+
+def test_workers_on_one_machine_leave_each_others_ended_builds_to_their_owner(
+    client: Client, token: str, settings: Settings, tmp_path: Path
+) -> None:
+    """`serve api --workers 2`: a worker used to find the other's builder gone the moment it
+    exited, before its owner had read its end, and queued the build again."""
+    for _ in range(3):
+        deploy(client, token, ref="v1.0")
+    bus = client.app.state.services.bus
+    runners = [
+        LocalRunner(
+            bus,
+            {"PATH": os.environ["PATH"]},
+            tmp_path / f"builds-{name}",
+            command=[sys.executable, str(FAKE_BUILDER)],
+            sandbox=FAKE_SANDBOX,
+        )
+        for name in "ab"
+    ]
+    owner, other = (
+        replica(client, settings, r, name) for r, name in zip(runners, "ab", strict=True)
+    )
+
+    async def scenario() -> None:
+        await owner.tick()  # starts all three
+        handles = [
+            row["runner_handle"] for row in await Deployment.select(Deployment.runner_handle)
+        ]
+
+        async def exited() -> bool:
+            return not any(_foreign_builder_alive(handle) for handle in handles)
+
+        await eventually_async(exited, what="the builders exiting")
+        await other.tick()  # the other worker passes first
+
+        async def ended() -> bool:
+            await owner.tick()
+            return not await Deployment.exists().where(Deployment.state == "building")
+
+        await eventually_async(ended, what="the owner reading the builds' ends")
+        for runner in runners:
+            await runner.aclose()
+
+    client.run(scenario)
+
+    seen = rows(client)
+    assert len(seen) == 3
+    # The fake builder uploads nothing: each ends as its owner saw it, built once.
+    assert {row["attempts"] for row in seen} == {1}
+    codes = client.run(lambda: Deployment.select(Deployment.error_code))
+    assert {row["error_code"] for row in codes} == {"no_output"}
 
 
 def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_seen(

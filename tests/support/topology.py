@@ -35,7 +35,7 @@ from tests.support.processes import ROOT, cli_env, http_client, run_cli
 from tests.support.redis_server import RedisServer
 from tests.support.services import PostgresDatabases
 from tests.support.sites import NPM_OFFLINE
-from tests.support.topology_processes import Service, moto_s3, scalemesh
+from tests.support.topology_processes import Service, moto_s3, scalemesh, stop_all
 from tests.support.topology_site import Site
 from tests.support.waiting import wait_until
 from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload, signature
@@ -109,11 +109,14 @@ def _read_only_role(database_url: str) -> tuple[str, str]:
     return role, _with_credentials(database_url, role, password)
 
 
-def _drop_role(admin_url: str, role: str) -> None:
+def _drop_role(database_url: str, role: str) -> None:
+    """What the role holds in the database, then the role (it belongs to the whole server)."""
+
     async def drop() -> None:
-        connection = await asyncpg.connect(admin_url)
+        connection = await asyncpg.connect(database_url)
         try:
-            await connection.execute(f"DROP ROLE IF EXISTS {role}")
+            await connection.execute(f'DROP OWNED BY "{role}"')
+            await connection.execute(f'DROP ROLE "{role}"')
         finally:
             await connection.close()
 
@@ -157,8 +160,11 @@ class Topology:
         """Every process running again, whatever an earlier path stopped."""
         if not self.redis.running:
             self.redis.start()
-        for service in (self.s3, *self.apis, self.proxy):
-            service.start()
+        services = (self.s3, *self.apis, self.proxy)
+        for service in services:
+            service.launch()
+        for service in services:
+            service.wait_ready()
 
     def replica_of_pid(self, pid: int) -> Service:
         """The API replica whose child process `pid` is (a local build runs as its child)."""
@@ -320,17 +326,17 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
         redis = stack.enter_context(RedisServer())
         s3 = moto_s3(tmp / "logs")
         stack.callback(s3.stop)
-        s3.start()
-        s3_client(s3.url).create_bucket(Bucket=BUCKET)
+        s3.launch()  # it starts while the database is made and migrated
         database_url = postgres.new()
+        stack.callback(postgres.drop_all)
         env = production_env(tmp, database_url=database_url, redis_url=redis.url, s3_url=s3.url)
         env.update(github.environ())
         migrated = run_cli("migrate", env=env)
         assert migrated.returncode == 0, migrated.stderr
         role, proxy_database_url = _read_only_role(database_url)
-        # After the databases are dropped (the role may hold no privilege there any more).
-        stack.callback(_drop_role, postgres.url, role)
-        stack.callback(postgres.drop_all)
+        stack.callback(_drop_role, database_url, role)
+        s3.wait_ready()
+        s3_client(s3.url).create_bucket(Bucket=BUCKET)
 
         proxy_port, api_ports = reserved_port(), (reserved_port(), reserved_port())
         # Every deployment URL the API hands out points at this proxy; the replicas stand
@@ -366,10 +372,11 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
             ready=READYZ_PATH,
             workers=2,
         )
+        stack.callback(stop_all, (*apis, proxy))
         for service in (*apis, proxy):
-            stack.callback(service.stop)
+            service.launch()
         for service in (*apis, proxy):
-            service.start()
+            service.wait_ready()
 
         database = Database(database_url)
         stack.callback(database.close)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -61,7 +62,11 @@ class Service:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> Service:
-        """Start it (again), and return once it answers HTTP."""
+        """Start it (again), and return once it is ready."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> Service:
+        """Start it (again) without waiting: several services then start side by side."""
         if self.running:
             return self
         self._starts += 1
@@ -78,6 +83,9 @@ class Service:
                 start_new_session=True,
                 preexec_fn=as_from_a_shell,
             )
+        return self
+
+    def wait_ready(self) -> Service:
         wait_until(self._answers, within=START_S, interval=0.1, what=self.describe)
         return self
 
@@ -103,12 +111,19 @@ class Service:
 
     def stop(self) -> None:
         """SIGTERM, as an orchestrator stops it, then SIGKILL for what still runs."""
+        self.terminate()
+        self.reap()
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self) -> None:
+        """Wait for a `terminate`d service to end; kill what is left of it after a while."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=15)
         # Granian's workers, uvicorn's, and anything else left in its session.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -126,6 +141,14 @@ class Service:
 
     def describe(self) -> str:
         return f"{self.name} on {self.url}:\n{self.output()}"
+
+
+def stop_all(services: Sequence[Service]) -> None:
+    """Stop them side by side: each gets its graceful shutdown at the same time."""
+    for service in services:
+        service.terminate()
+    for service in services:
+        service.reap()
 
 
 def scalemesh(
