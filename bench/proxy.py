@@ -13,8 +13,7 @@ with `-t2` (`--threads`), one server at a time, all on 127.0.0.1:
   (b) the proxy on local storage (`file://`);
   (c) the proxy on S3 (a moto server in its own process);
   (d) a naive ASGI app under uvicorn: one boto3 `get_object` per request, same moto and keys.
-(b) and (c) run once per server in `--servers` (uvicorn with uvloop and httptools; granian, through
-RSGI as `scalemesh serve proxy` runs it; granian-asgi, the ASGI app under granian),
+(b) and (c) run once per ASGI server in `--servers` (uvicorn with uvloop and httptools, granian),
 one worker each like nginx; the server `scalemesh serve proxy` uses is started through that
 command, the others directly with the same app factory. The targets are checked on the rows
 of the server `scalemesh serve proxy` uses; the others are there to compare.
@@ -74,7 +73,7 @@ from builder.spec import output_prefix  # noqa: E402
 
 BUCKET = "bench"
 INSTALL_HINT = "apt-get install -y nginx wrk"
-SERVERS = ("uvicorn", "granian", "granian-asgi")
+SERVERS = ("uvicorn", "granian")
 
 # Targets from the issue.
 LOCAL_VS_NGINX_SMALL = 0.75

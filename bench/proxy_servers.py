@@ -124,6 +124,5 @@ def proxy_argv(server: str, port: int) -> list[str]:
     if server == "uvicorn":
         options = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on"]
         return [PYTHON, "-m", "uvicorn", "--factory", FACTORIES["proxy"], *where, *options, *quiet]
-    # granian-asgi: the ASGI app under granian, to compare with the RSGI `serve proxy` runs.
     options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws"]
     return [PYTHON, "-m", "granian", "--factory", *options, *where, *quiet, FACTORIES["proxy"]]

@@ -81,11 +81,12 @@ def signed(event: str, body: bytes) -> dict[str, str]:
     }
 
 
-def push_body(number: int = 0) -> bytes:
-    """The push fixture, of its own commit: the same body twice would be a replay (a no-op)."""
+def push_body() -> bytes:
+    """The push fixture, of a commit of its own: the same body twice would be a replay (a
+    no-op), in this run or the next."""
     body = json.loads((FIXTURES / "push.commits.json").read_text())
     body["installation"]["id"] = INSTALLATION
-    body["after"] = f"{number:040x}"
+    body["after"] = secrets.token_hex(20)
     return json.dumps(body).encode()
 
 
@@ -155,8 +156,8 @@ async def install(url: str) -> None:
 def requests(deliveries: int, host: str) -> list[bytes]:
     """Every delivery as the bytes GitHub would send, signed before the clock starts."""
     prepared = []
-    for number in range(deliveries):
-        body = push_body(number)
+    for _ in range(deliveries):
+        body = push_body()
         headers = {"Host": host, "Content-Length": str(len(body)), **signed("push", body)}
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         prepared.append(f"POST /github/webhooks HTTP/1.1\r\n{head}\r\n".encode() + body)

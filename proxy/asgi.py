@@ -74,8 +74,6 @@ class _Replay:
     source: str
     """Storage key of the file the body is, to be found in the object cache."""
     span: tuple[int, int] | None
-    headers: list[tuple[str, str]]
-    """The same headers as text, for RSGI (`proxy.rsgi`), which takes them so."""
 
 
 class Proxy:
@@ -102,25 +100,14 @@ class Proxy:
         Not a coroutine, and the app sends what it returns: the hot path of a busy site
         costs no coroutine of its own.
         """
-        found = self.recall(memo_key)
-        if found is None:
-            return None
-        replay, body = found
-        if replay.target.protected and not self.gate.cookie_ok(scope["headers"], replay.target):
-            return None  # `handle` redirects, or takes the bypass secret
-        return replay.start, {"type": "http.response.body", "body": body}
-
-    def recall(self, memo_key: _MemoKey) -> tuple[_Replay, bytes] | None:
-        """The remembered answer to this request and its body, if it still holds.
-
-        The caller checks the gate's cookie when `replay.target.protected`.
-        """
         replay = self._memo.get(memo_key)
         # The alias lookup runs on every request, so a moved alias is honoured at once: a
         # remembered answer is only good while the host still names the same `Target`.
         # (Latin-1 never fails; `Lookup` strips, folds case and drops the port itself.)
         if replay is None or self.lookup.peek(memo_key[0].decode("latin-1")) is not replay.target:
             return None
+        if replay.target.protected and not self.gate.cookie_ok(scope["headers"], replay.target):
+            return None  # `handle` redirects, or takes the bypass secret
         body = replay.body if not replay.source else self.cache.get(replay.source)
         if body is None:
             return None
@@ -128,7 +115,7 @@ class Proxy:
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
         self.sent.answered(replay.start["status"], len(body))
-        return replay, body
+        return replay.start, {"type": "http.response.body", "body": body}
 
     async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
@@ -223,8 +210,7 @@ class Proxy:
             "status": response.status,
             "headers": [(name.encode(), value.encode()) for name, value in response.headers],
         }
-        text = list(response.headers)
-        self._memo[memo_key] = _Replay(target, start, body, source, response.span, text)
+        self._memo[memo_key] = _Replay(target, start, body, source, response.span)
         if len(self._memo) > MAX_REPLAYS:
             self._memo.popitem(last=False)
 

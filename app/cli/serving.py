@@ -35,10 +35,8 @@ FACTORIES = {
     "api": "app.asgi:create_app_from_env",
     "proxy": "proxy.asgi:create_proxy_from_env",
 }
-RSGI_FACTORY = "proxy.rsgi:create_proxy_server_from_env"
-"""What `scalemesh serve proxy` runs under granian (`FACTORIES["proxy"]` is the ASGI app)."""
 PROXY_SERVER = "granian"
-"""The server `scalemesh serve proxy` runs (through RSGI), chosen by `bench/proxy.py`: granian's
+"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's
 HTTP layer (Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and
 a lower p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
 which granian does not offer outside an experimental API, and speed does not matter there."""
@@ -107,12 +105,11 @@ def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:
     a graceful stop; each worker builds the app from the environment, as uvicorn's would.
     """
     server = Granian(
-        # RSGI: the same app, without the ASGI bridge's cost per request (see `proxy.rsgi`).
-        RSGI_FACTORY,
+        FACTORIES["proxy"],
         factory=True,
         address=args.host,
         port=args.port,
-        interface=Interfaces.RSGI,
+        interface=Interfaces.ASGI,
         workers=args.workers,
         loop=Loops.uvloop,
         # Deployments are static files; the app refuses a websocket anyway.

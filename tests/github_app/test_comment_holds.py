@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from app.reporting.comment import HOLD_TTL, MARKER, CommentBusy
-from app.reporting.reporter import Reporter
+from app.reporting.reporter import FIRST_RETRY, Reporter
 from app.settings import Settings
 from app.tables import (
     PullRequestComment,
 )
 from tests.support.api import bearer
 from tests.support.binding import bind
+from tests.support.clock import FrozenClock
 from tests.support.github_app import (
     App,
     pr_event,
@@ -81,7 +82,9 @@ def test_two_replicas_writing_one_pull_requests_comment_create_one(
     assert "**docs**" in body
 
 
-def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, token: str) -> None:
+def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(
+    app: App, token: str, clock: FrozenClock
+) -> None:
     app.deliver("pull_request", pr_event("opened"))
     # Died after creating the comment, before remembering its id.
     ours = app.github.add_comment(REPO, 2, f"{MARKER}\nhalf-written", login="scalemesh[bot]")
@@ -105,8 +108,7 @@ def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, toke
 
     app.client.run(lambda: PullRequestComment.delete(force=True))
     hold(datetime.now(UTC) - timedelta(seconds=HOLD_TTL + 60))
-    reporter: Reporter = app.services.reporter
-    reporter._retry.clear()
+    clock.advance(FIRST_RETRY)  # the failed pass's retry is due
     assert app.report() == 1
     assert [c.id for c in app.github.comments_on(REPO, 2)] == [ours.id]  # found, not doubled
     assert "half-written" not in app.github.comments[ours.id].body
@@ -115,14 +117,15 @@ def test_a_comment_hold_left_by_a_replica_that_died_is_taken_over(app: App, toke
     assert stored["state"] == "written"
 
 
-def test_a_failed_comment_write_lets_go_of_its_hold(app: App, token: str) -> None:
+def test_a_failed_comment_write_lets_go_of_its_hold(
+    app: App, token: str, clock: FrozenClock
+) -> None:
     app.deliver("pull_request", pr_event("opened"))
     app.github.fail("create_comment", status=502)
     assert app.report() == 0
     assert app.client.run(lambda: PullRequestComment.select()) == []  # no hold left behind
     app.github.heal()
-    reporter: Reporter = app.services.reporter
-    reporter._retry.clear()
+    clock.advance(FIRST_RETRY)  # the failed pass's retry is due
     assert app.report() == 1
     [comment] = app.github.comments_on(REPO, 2)
     stored = app.client.run(lambda: PullRequestComment.select().first())
