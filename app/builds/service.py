@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from app.builds.grants import UploadGrantError, UploadGrants
 from app.builds.ingest import parse_batch
-from app.builds.specs import CloneTokenUnavailable, SpecMaker
+from app.builds.specs import CloneTokenDelayed, CloneTokenUnavailable, SpecMaker
 from app.builds.tokens import BuildTokens, LogQuota
 from app.errors import ErrorCode, UserError
 from app.logs.bus import LogBus
@@ -55,6 +55,9 @@ class BuildChannel:
                 ErrorCode.SPEC_UNAVAILABLE,
                 "The project's env vars cannot be decrypted: was SCALEMESH_SECRET_KEY changed?",
             ) from None
+        except CloneTokenDelayed as exc:
+            # 503: the builder asks again (the token's one fetch is not used up yet).
+            raise UserError(ErrorCode.GITHUB_UNAVAILABLE, f"{exc}; try again.") from None
         except CloneTokenUnavailable as exc:
             raise UserError(ErrorCode.SPEC_UNAVAILABLE, str(exc)) from None
         try:

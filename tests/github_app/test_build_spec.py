@@ -47,7 +47,7 @@ def test_the_fetched_spec_clones_with_a_token_of_its_own(
 
 def test_a_private_repository_without_a_token_is_refused_at_the_fetch(app: App, token: str) -> None:
     deployment_id, build_token = building_private(app)
-    app.github.fail(ACCESS_TOKENS, status=502)
+    app.github.fail(ACCESS_TOKENS, status=422, body={"message": "repository not accessible"})
 
     response = app.client.post(
         f"/internal/builds/{deployment_id}/spec", headers=bearer(build_token)
@@ -55,3 +55,19 @@ def test_a_private_repository_without_a_token_is_refused_at_the_fetch(app: App, 
 
     assert response.status_code == 409, response.text
     assert "no token to clone the private repository" in response.json()["detail"]
+
+
+def test_a_token_github_cannot_mint_just_now_is_asked_for_again_by_the_builder(
+    app: App, token: str
+) -> None:
+    deployment_id, build_token = building_private(app)
+    app.github.fail(ACCESS_TOKENS, status=502, times=1)
+    url = f"/internal/builds/{deployment_id}/spec"
+
+    busy = app.client.post(url, headers=bearer(build_token))
+    again = app.client.post(url, headers=bearer(build_token))
+
+    assert busy.status_code == 503, busy.text  # the builder retries 5xx answers
+    assert "just now" in busy.json()["detail"]
+    assert again.status_code == 200, again.text
+    assert BuildSpec.from_json(again.json()).token
