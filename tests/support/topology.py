@@ -13,7 +13,6 @@ replica of the test's choosing, API calls with a bearer token, requests to the p
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import uuid
@@ -21,9 +20,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import asyncpg
 import boto3
 import httpx
 
@@ -31,17 +29,17 @@ from proxy.readiness import READYZ_PATH
 from tests.support.github_fake import FakeGitHubApi
 from tests.support.github_server import github_over_http
 from tests.support.ports import LOOPBACK, reserved_port
-from tests.support.processes import ROOT, cli_env, http_client, run_cli
+from tests.support.processes import cli_env, http_client, run_cli
 from tests.support.redis_server import RedisServer
 from tests.support.services import PostgresDatabases
 from tests.support.sites import NPM_OFFLINE
+from tests.support.topology_database import Database, drop_role, read_only_role
 from tests.support.topology_processes import Service, moto_s3, scalemesh, stop_all
 from tests.support.topology_site import Site
 from tests.support.waiting import wait_until
 from tests.support.webhooks import INSTALLATION, REPO, REPO_ID, payload, signature
 
 BUCKET = "scalemesh-deployments"
-PROXY_ROLE_SQL = ROOT / "deploy" / "k8s" / "proxy-db-role.sql"
 ROOT_DOMAIN = "scalemesh.test"
 PROJECT = "web"
 EMAIL = "ops@example.com"
@@ -59,68 +57,6 @@ def s3_client(endpoint_url: str) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-
-
-class Database:
-    """Queries on the topology's database over one connection, on a private event loop."""
-
-    def __init__(self, url: str) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._connection: asyncpg.Connection = self._loop.run_until_complete(asyncpg.connect(url))
-
-    def fetch(self, sql: str, *args: object) -> list[dict[str, Any]]:
-        rows = self._loop.run_until_complete(self._connection.fetch(sql, *args))
-        return [dict(row) for row in rows]
-
-    def execute(self, sql: str, *args: object) -> None:
-        self._loop.run_until_complete(self._connection.execute(sql, *args))
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._connection.close())
-        self._loop.close()
-
-
-def _with_credentials(url: str, user: str, password: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or "127.0.0.1"
-    netloc = f"{user}:{password}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _read_only_role(database_url: str) -> tuple[str, str]:
-    """The proxy's role, made by the SQL an operator runs (`deploy/k8s/proxy-db-role.sql`), as
-    the tables' owner; its name and the proxy's database URL.
-
-    Roles belong to the whole PostgreSQL server: the name is made unique to this run.
-    """
-    role = f"scalemesh_proxy_{secrets.token_hex(4)}"
-    password = secrets.token_hex(16)
-    sql = PROXY_ROLE_SQL.read_text()
-    sql = sql.replace("scalemesh_proxy", role).replace(":'proxy_password'", f"'{password}'")
-
-    async def create() -> None:
-        connection = await asyncpg.connect(database_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    return role, _with_credentials(database_url, role, password)
-
-
-def _drop_role(database_url: str, role: str) -> None:
-    """What the role holds in the database, then the role (it belongs to the whole server)."""
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(database_url)
-        try:
-            await connection.execute(f'DROP OWNED BY "{role}"')
-            await connection.execute(f'DROP ROLE "{role}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(drop())
 
 
 class Topology:
@@ -333,8 +269,8 @@ def topology(tmp: Path, postgres: PostgresDatabases) -> Iterator[Topology]:
         env.update(github.environ())
         migrated = run_cli("migrate", env=env)
         assert migrated.returncode == 0, migrated.stderr
-        role, proxy_database_url = _read_only_role(database_url)
-        stack.callback(_drop_role, database_url, role)
+        role, proxy_database_url = read_only_role(database_url)
+        stack.callback(drop_role, database_url, role)
         s3.wait_ready()
         s3_client(s3.url).create_bucket(Bucket=BUCKET)
 
