@@ -45,9 +45,13 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def backoff(attempts: int) -> timedelta:
-    """How long to wait after the `attempts`-th failed run."""
-    return min(FIRST_RETRY * (1 << min(attempts - 1, 20)), LAST_RETRY)
+def backoff(attempts: int, exc: Exception) -> timedelta:
+    """How long to wait after the `attempts`-th failed run, failed with `exc`: at least the
+    wait GitHub asked for (a rate-limited installation's deliveries would otherwise spend their
+    attempts on calls the client refuses, and become dead letters)."""
+    doubled = min(FIRST_RETRY * (1 << min(attempts - 1, 20)), LAST_RETRY)
+    asked = exc.retry_after if isinstance(exc, GitHubError) else None
+    return max(doubled, timedelta(seconds=asked or 0))
 
 
 def permanent(exc: Exception) -> bool:
@@ -257,6 +261,6 @@ class DeliveryWorker:
                     D.last_error: error,
                     D.claimed_until: None,
                     D.dead_at: now if dead else None,
-                    D.next_attempt_at: None if dead else now + backoff(attempts),
+                    D.next_attempt_at: None if dead else now + backoff(attempts, exc),
                 }
             ).where(D.delivery_id == delivery_id)
