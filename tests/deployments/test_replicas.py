@@ -12,35 +12,17 @@ from typing import Any
 import pytest
 
 from app.deployments.records import RunningBuild
-from app.projects.envvars import Sealer
 from app.reconcile import Reconciler
-from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Replica, dead_after
-from app.runners.api import BuildRunner
+from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, dead_after
 from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
 from app.tables import Replica as ReplicaRow
 from tests.support.api import Client, bearer
-from tests.support.deploying import deploy, make_roomy
+from tests.support.deploying import deploy, replica
 from tests.support.deployments import FakeRunner, succeed
 from tests.support.runners import FAKE_BUILDER, FAKE_SANDBOX
 from tests.support.waiting import eventually_async
-
-
-def replica(
-    client: Client, settings: Settings, runner: BuildRunner, name: str, host: str = "one"
-) -> Reconciler:
-    """A reconciler as another API process would run it: its own replica id, on `host`."""
-    services = client.app.state.services
-    return Reconciler(
-        make_roomy(settings),
-        services.reconciler.engine,
-        services.reconciler.storage,
-        services.bus,
-        runner,
-        Sealer(settings.require_secret_keys()),
-        replica=Replica(settings.reconcile_interval, id=name, host=host),
-    )
 
 
 def rows(client: Client) -> list[dict[str, Any]]:
