@@ -18,7 +18,7 @@ from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
 from app.tables import Replica as ReplicaRow
-from tests.support.api import Client, bearer
+from tests.support.api import Client, bearer, sign_up
 from tests.support.deploying import deploy, replica
 from tests.support.deployments import FakeRunner, fail, succeed
 from tests.support.runners import FAKE_BUILDER, FAKE_SANDBOX
@@ -181,6 +181,43 @@ def test_an_ended_build_is_stopped_once_by_whichever_replica_reaches_it(
 
     assert sorted(stops) == sorted(row["runner_handle"] for row in rows(client))
     assert {row["runner_owner"] for row in rows(client)} == {None}
+
+
+def test_another_account_cannot_cancel_a_build_another_replica_runs(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deployment = deploy(client, token)
+    runner = FakeRunner(shared_handles=False)
+    owner = replica(client, settings, runner, "a", host="one")
+    passes(client, [owner], times=1)
+    [before] = rows(client)
+    stranger = sign_up(client, "mallory@example.com")
+
+    response = client.post(f"/deployments/{deployment['id']}/cancel", headers=bearer(stranger))
+
+    assert response.status_code == 404
+    passes(client, [owner], times=1)  # nothing ended there for its owner to stop
+    assert not runner.build_of(deployment["id"]).cancelled
+    assert rows(client) == [before]
+    assert before["runner_owner"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("runner_owner", "a"),
+        ("start_after", "2000-01-01T00:00:00Z"),
+        ("publish_pending", True),
+        ("finish_claimed_until", "2100-01-01T00:00:00Z"),
+    ],
+)
+def test_a_deploy_request_cannot_set_who_runs_starts_publishes_or_wraps_up_its_build(
+    client: Client, token: str, column: str, value: object
+) -> None:
+    response = client.post("/deploy", json={"project": "web", column: value}, headers=bearer(token))
+
+    assert response.status_code == 400, response.text
+    assert rows(client) == []
 
 
 def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_seen(
