@@ -3,7 +3,8 @@
 GitHub says it three ways: `Retry-After` (seconds, or an HTTP date), `x-ratelimit-reset` (a
 Unix time) when `x-ratelimit-remaining` is 0, or nothing at all on a 429 or a rate-limit 403,
 for which its docs say to wait at least a minute. Every answer carries `x-ratelimit-reset`, so it
-counts only once the remaining calls are 0.
+counts only once the remaining calls are 0. `retry_delay` is the backoff of whoever tries a
+failed call again (the reporter, the webhook worker), never sooner than such a wait.
 See https://docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api.
 """
 
@@ -61,6 +62,14 @@ def wait_of(status: int, headers: Mapping[str, str], message: str, now: datetime
     if status == 429 or "rate limit" in message.lower():
         return DEFAULT_WAIT
     return None
+
+
+def retry_delay(failures: int, first: float, last: float, exc: BaseException) -> float:
+    """Seconds before trying again after `failures` failures in a row, the last with `exc`:
+    `first`, doubling up to `last`, and never sooner than a wait GitHub asked for."""
+    doubled = min(last, first * (1 << min(failures - 1, 20)))
+    asked = exc.retry_after if isinstance(exc, GitHubError) else None
+    return max(doubled, asked or 0.0)
 
 
 def normalised_retry_after(value: str, now: datetime) -> str | None:

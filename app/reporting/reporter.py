@@ -27,6 +27,7 @@ from typing import Any
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.github.api import GitHubApi, GitHubError
+from app.github.waits import retry_delay
 from app.installations.service import Covered, covered_id
 from app.reporting.comment import CommentBusy, PullRequestComments
 from app.reporting.messages import description, shorten
@@ -49,13 +50,6 @@ FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 ERROR_LENGTH = 500
 """Characters of a failure's text kept on the row."""
-
-
-def retry_delay(failures: int, asked: float | None) -> float:
-    """Seconds before the next attempt after `failures` failures in a row, at least the wait
-    GitHub `asked` for."""
-    backoff = min(MAX_RETRY, FIRST_RETRY * (1 << min(failures - 1, 16)))
-    return max(backoff, asked or 0.0)
 
 
 def _utcnow() -> datetime:
@@ -200,7 +194,7 @@ class Reporter:
             changes[Deployment.report_failed_at] = now
             log.warning("github refused the report; not retried", extra=context)
         else:
-            delay = retry_delay(failures, None if github is None else github.retry_after)
+            delay = retry_delay(failures, FIRST_RETRY, MAX_RETRY, exc)
             changes[Deployment.report_next_at] = now + timedelta(seconds=delay)
             log.warning("github report failed; will retry", extra=context | {"retry_in": delay})
         await Deployment.update(changes).where(

@@ -3,9 +3,10 @@
 The edge (`app.webhooks.edge`) stores each delivery with a claim (`claimed_until`, a lease of
 `CLAIM`) and hands it here. The worker renews the claim, dispatches the delivery to the composed
 router and stores the outcome. A handler that fails for now is tried again after a backoff
-(`FIRST_RETRY`, doubling); one that fails for good, or `MAX_ATTEMPTS` times, is a dead letter
-(`dead_at`) that only an admin's retry runs again. Every reconcile interval each replica claims
-the deliveries due (never run, due again, or claimed by a replica that died) and queues them.
+(`FIRST_RETRY`, doubling, or the wait GitHub asked for); one that fails for good, or
+`MAX_ATTEMPTS` times, is a dead letter (`dead_at`) that only an admin's retry runs again. Every
+reconcile interval each replica claims the deliveries due (never run, due again, or claimed by a
+replica that died) and queues them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from piccolo.custom_types import Combinable
 from app.database import write_transaction
 from app.github.api import GitHubError
 from app.github.routing import Router
+from app.github.waits import retry_delay
 from app.handler_context import HandlerContext
 from app.tables import WebhookDelivery
 
@@ -31,9 +33,9 @@ log = logging.getLogger(__name__)
 MAX_OUTCOME = 255
 MAX_ATTEMPTS = 10
 """Failed runs before a delivery becomes a dead letter."""
-FIRST_RETRY = timedelta(seconds=10)
-LAST_RETRY = timedelta(hours=1)
-"""The backoff doubles from FIRST_RETRY up to this."""
+FIRST_RETRY = 10.0
+LAST_RETRY = 3600.0
+"""Seconds: the backoff doubles from FIRST_RETRY up to this (or waits as GitHub asked)."""
 CLAIM = timedelta(seconds=90)
 """How long a replica holds a delivery it runs; longer than any handler takes."""
 SWEEP_BATCH = 50
@@ -43,11 +45,6 @@ D = WebhookDelivery
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def backoff(attempts: int) -> timedelta:
-    """How long to wait after the `attempts`-th failed run."""
-    return min(FIRST_RETRY * (1 << min(attempts - 1, 20)), LAST_RETRY)
 
 
 def permanent(exc: Exception) -> bool:
@@ -240,6 +237,9 @@ class DeliveryWorker:
         error = f"{type(exc).__name__}: {exc}".strip()[:MAX_OUTCOME]
         dead = permanent(exc) or attempts >= MAX_ATTEMPTS
         now = self.now()
+        # At least the wait GitHub asked for: a rate-limited installation's deliveries would
+        # otherwise spend their attempts on calls the client refuses, and become dead letters.
+        retry_in = timedelta(seconds=retry_delay(attempts, FIRST_RETRY, LAST_RETRY, exc))
         extra = {
             "delivery_id": delivery_id,
             "event": claimed.event,
@@ -257,6 +257,6 @@ class DeliveryWorker:
                     D.last_error: error,
                     D.claimed_until: None,
                     D.dead_at: now if dead else None,
-                    D.next_attempt_at: None if dead else now + backoff(attempts),
+                    D.next_attempt_at: None if dead else now + retry_in,
                 }
             ).where(D.delivery_id == delivery_id)
