@@ -77,26 +77,27 @@ async def send_file(
         response.body = cached if response.span is None else cached[slice(*response.span)]
         await send_answer(send, "GET", response)
         return
-    start, stop = response.span or (0, None)
-    path = None
+    # The object is looked for before the status goes out (its path asked, or its first piece
+    # read): a missing object is still a 502 then, not a cut-off 200.
     if response.span is None and PATHSEND in scope.get("extensions", {}):
-        path = storage.path_of(key)
+        try:
+            path = await storage.path_of(key)
+        except StorageError as exc:
+            await storage_failed(send, "GET", target, exc)
+            return
+        if path is not None:
+            await send(start_message(response))
+            await send({"type": PATHSEND, "path": str(path)})
+            return
+    start, stop = response.span or (0, None)
     chunks = storage.stream(key, start, stop)
     async with contextlib.aclosing(chunks):
         try:
-            # The first piece (or the file's size) is read before the status goes out: a
-            # missing object is still a 502 then, not a cut-off 200.
-            if path is None:
-                first = await anext(chunks, b"")
-            else:
-                await storage.size(key)
+            first = await anext(chunks, b"")
         except StorageError as exc:
             await storage_failed(send, "GET", target, exc)
             return
         await send(start_message(response))
-        if path is not None:
-            await send({"type": PATHSEND, "path": str(path)})
-            return
         await send({"type": "http.response.body", "body": first, "more_body": True})
         # A storage error past this point escapes: the server cuts the connection, and
         # the client sees a body shorter than its Content-Length.

@@ -7,11 +7,13 @@ Reads are counted by a `CountingStorage` put in place of the proxy's own.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -46,7 +48,19 @@ class Streaming:
 
 @pytest.fixture
 async def streaming(proxy_settings: Settings) -> AsyncIterator[Streaming]:
-    settings = dataclasses.replace(proxy_settings, proxy_cache_mb=1)
+    async with open_streaming(proxy_settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def local_streaming(settings: Settings) -> AsyncIterator[Streaming]:
+    async with open_streaming(settings) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def open_streaming(given: Settings) -> AsyncIterator[Streaming]:
+    settings = dataclasses.replace(given, proxy_cache_mb=1)
     project_id = await seed(settings)
     storage = storage_from_settings(settings.storage)
     prefix = output_prefix(project_id, DEPLOYMENT)
@@ -201,7 +215,8 @@ async def test_a_server_with_pathsend_sends_a_large_local_file_itself(
 
     assert sent[0]["status"] == 200
     assert (b"content-length", str(len(LARGE)).encode()) in sent[0]["headers"]
-    if streaming.storage.path_of("video.bin") is None:  # S3: no file here, so streamed
+    video = streaming.prefix + "video.bin"
+    if await streaming.storage.path_of(video) is None:  # S3: no file here, so streamed
         assert [m["type"] for m in sent[1:]] == ["http.response.body"] * len(sent[1:])
         assert b"".join(m["body"] for m in sent[1:]) == LARGE
     else:
@@ -212,3 +227,27 @@ async def test_a_server_with_pathsend_sends_a_large_local_file_itself(
     assert b"".join(m.get("body", b"") for m in ranged[1:]) == LARGE[5:10]
     assert missing[0]["status"] == 502
     assert streaming.storage.whole == []
+
+
+async def test_a_file_a_symlink_replaced_in_local_storage_is_never_served(
+    local_streaming: Streaming, tmp_path: Path
+) -> None:
+    # Builds upload copies, never links; a symlink in the store was put there by someone else
+    # and may lead anywhere: to another deployment's file or out of the store.
+    secret = tmp_path / "elsewhere" / "secret.bin"
+    secret.parent.mkdir()
+    secret.write_bytes(b"S" * len(LARGE))  # the size the manifest lists
+    root = local_streaming.served.proxy.settings.storage.local_root
+    video = root / local_streaming.prefix / "video.bin"
+    video.unlink()
+    video.symlink_to(secret)
+
+    sent = await call(local_streaming.served.app, "/video.bin")
+    streamed = await local_streaming.served.get("/video.bin")
+    ranged = await local_streaming.served.get("/video.bin", range="bytes=0-9")
+
+    assert sent[0]["status"] == 502
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert (streamed.status_code, ranged.status_code) == (502, 502)
+    assert b"SSSS" not in streamed.content + ranged.content + sent[1]["body"]
+    assert local_streaming.storage.bytes_read == 0

@@ -194,7 +194,7 @@ async def test_a_stream_closed_early_releases_what_it_held(storage: Storage) -> 
 async def test_path_of_is_the_file_only_where_there_is_one(storage: Storage) -> None:
     await storage.put("site/index.html", b"<h1>hi</h1>")
 
-    path = storage.path_of("site/index.html")
+    path = await storage.path_of("site/index.html")
 
     if isinstance(storage, LocalStorage):
         assert path is not None
@@ -202,6 +202,27 @@ async def test_path_of_is_the_file_only_where_there_is_one(storage: Storage) -> 
         assert path.read_bytes() == b"<h1>hi</h1>"
     else:
         assert path is None
+
+
+async def test_local_storage_follows_no_symlink_out_of_its_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"not yours")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "store")  # the root itself may be a link
+    storage = LocalStorage(tmp_path / "via")
+    await storage.put("site/index.html", b"ok")
+    (tmp_path / "store" / "site" / "leak").symlink_to(outside / "secret")
+    (tmp_path / "store" / "linked").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "store" / "site" / "alias").symlink_to(tmp_path / "store" / "site" / "index.html")
+
+    for key in ("site/leak", "linked/secret", "site/alias", "site"):
+        assert not await storage.exists(key)
+        for read in (storage.get, storage.size, storage.path_of, lambda k: collect(storage, k)):
+            with pytest.raises(ObjectNotFound):
+                await read(key)
+    assert await storage.path_of("site/index.html") == tmp_path / "store" / "site" / "index.html"
+    assert await storage.get("site/index.html") == b"ok"
 
 
 BAD_KEYS = [
@@ -232,7 +253,7 @@ async def test_invalid_keys_are_refused(storage: Storage, key: str) -> None:
     with pytest.raises(ValueError, match="storage key"):
         await collect(storage, key)
     with pytest.raises(ValueError, match="storage key"):
-        storage.path_of(key)
+        await storage.path_of(key)
 
 
 @pytest.mark.parametrize("prefix", ["/abs/", "a//", "../", "a/../b/", "a\\b/"])

@@ -70,10 +70,11 @@ class Storage(Protocol):
         (`contextlib.aclosing`) when stopping early, so the file or connection is released.
         """
 
-    def path_of(self, key: str) -> Path | None:
+    async def path_of(self, key: str) -> Path | None:
         """The file on this machine holding the object, for a server to send by itself
-        (`sendfile`, ASGI's pathsend); None when the store keeps objects elsewhere. The file is
-        not looked for: ask `size` first to learn whether it is there."""
+        (`sendfile`, ASGI's pathsend): its real path, inside the store, reached through no
+        symlink; `ObjectNotFound` when there is none. None when the store keeps objects
+        elsewhere (nothing is asked of it then)."""
 
     async def list(self, prefix: str) -> list[str]:
         """Every key starting with `prefix` (`""` for all), sorted."""

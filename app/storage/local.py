@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import os
 import secrets
+import stat
 import tempfile
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
@@ -21,9 +23,8 @@ from app.storage import (
     check_prefix,
 )
 
-_MISSING = (FileNotFoundError, NotADirectoryError, IsADirectoryError)
-"""What opening a key that names no file raises (a directory is a prefix, not an object: S3
-would say NoSuchKey too)."""
+_MISSING = (FileNotFoundError, NotADirectoryError)
+"""What looking up a key that names no file raises."""
 
 
 @contextlib.contextmanager
@@ -89,69 +90,70 @@ class LocalStorage:
 
         await anyio.to_thread.run_sync(write)
 
-    async def get(self, key: str) -> bytes:
-        path = self._path(key)
+    @functools.cached_property
+    def _real_root(self) -> str:
+        return os.path.realpath(self.root)
 
-        def read() -> bytes | None:
-            with _os_errors(f"cannot read {key}"):
-                try:
-                    return path.read_bytes()
-                except _MISSING:
+    def _open(self, path: Path, key: str) -> int | None:
+        """A read-only descriptor of `key`'s file (at `path`, its key checked), or None when the
+        store holds no such object; run in a worker thread.
+
+        Only the store's own files count: `put` never makes a symlink, so one met on the way
+        (in the key's directories or as its file) was put there by someone else and may lead
+        out of the root, and is not followed: the object is missing. So is a directory (a
+        prefix, not an object: S3 would say NoSuchKey too).
+        """
+        with _os_errors(f"cannot read {key}"):
+            try:
+                if os.path.realpath(path, strict=True) != os.path.join(self._real_root, key):
                     return None
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except _MISSING:
+                return None
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return fd
+            os.close(fd)
+            return None
 
-        data = await anyio.to_thread.run_sync(read)
-        if data is None:
+    async def _found(self, key: str) -> int:
+        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key)
+        if fd is None:
             # Raised here rather than in the worker thread: a missing key is routine (the
             # log archive probe), and on Python 3.11 an exception that crossed from a thread
             # stops line tracing (coverage, debuggers) in an async generator awaiting us.
             raise ObjectNotFound(key)
-        return data
+        return fd
+
+    async def get(self, key: str) -> bytes:
+        fd = await self._found(key)
+
+        def read() -> bytes:
+            with _os_errors(f"cannot read {key}"), open(fd, "rb") as handle:
+                return handle.read()
+
+        return await anyio.to_thread.run_sync(read)
 
     async def exists(self, key: str) -> bool:
-        path = self._path(key)
-
-        def exists() -> bool:
-            with _os_errors(f"cannot look up {key}"):
-                return path.is_file()
-
-        return await anyio.to_thread.run_sync(exists)
+        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key)
+        if fd is not None:
+            os.close(fd)
+        return fd is not None
 
     async def size(self, key: str) -> int:
-        path = self._path(key)
-
-        def size() -> int | None:
-            with _os_errors(f"cannot look up {key}"):
-                try:
-                    with path.open("rb") as handle:  # open, not stat: a directory is no object
-                        return os.fstat(handle.fileno()).st_size
-                except _MISSING:
-                    return None
-
-        found = await anyio.to_thread.run_sync(size)
-        if found is None:
-            raise ObjectNotFound(key)
-        return found
+        fd = await self._found(key)
+        try:
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
 
     async def stream(
         self, key: str, start: int = 0, stop: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        path = self._path(key)
-
-        def open_() -> int | None:
-            with _os_errors(f"cannot read {key}"):
-                try:
-                    with path.open("rb") as handle:
-                        return os.dup(handle.fileno())
-                except _MISSING:
-                    return None
-
         def read_at(fd: int, want: int, position: int) -> bytes:
             with _os_errors(f"cannot read {key}"):
                 return os.pread(fd, want, position)
 
-        fd = await anyio.to_thread.run_sync(open_)
-        if fd is None:
-            raise ObjectNotFound(key)
+        fd = await self._found(key)
         try:
             position = start
             while stop is None or position < stop:
@@ -165,8 +167,11 @@ class LocalStorage:
         finally:
             os.close(fd)
 
-    def path_of(self, key: str) -> Path:
-        return Path(os.path.abspath(self._path(key)))
+    async def path_of(self, key: str) -> Path:
+        fd = await self._found(key)
+        os.close(fd)
+        # The path it was found at is the real one: no symlink on the way to follow.
+        return Path(self._real_root, key)
 
     async def list(self, prefix: str) -> list[str]:
         return await anyio.to_thread.run_sync(self._list, check_prefix(prefix))

@@ -153,7 +153,7 @@ class S3Storage:
             if position <= last:
                 return  # the object ended before `stop`
 
-    def path_of(self, key: str) -> None:
+    async def path_of(self, key: str) -> None:
         check_key(key)  # refused alike on every store
 
     async def list(self, prefix: str) -> list[str]:

@@ -43,8 +43,8 @@ class CountingStorage:
             self.largest_piece = max(self.largest_piece, len(chunk))
             yield chunk
 
-    def path_of(self, key: str) -> Path | None:
-        return self.inner.path_of(key)
+    async def path_of(self, key: str) -> Path | None:
+        return await self.inner.path_of(key)
 
     @property
     def bytes_read(self) -> int:
