@@ -14,6 +14,8 @@ Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006, run 
 """
 
 import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import Engine
@@ -36,6 +38,9 @@ NEW_COLUMNS = (
 )
 UNIQUE_HASH = "scalemesh_webhook_delivery_body_sha256"
 DEAD_INDEX = "scalemesh_webhook_delivery_dead_at"
+BACKFILL_BATCH = 100
+"""Stored bodies hashed at a time: each may be up to 25 MiB, and the table holds every delivery
+ever received, more than a migration may read into memory at once."""
 
 
 def _forwards_sql(kind: Kind) -> list[Step]:
@@ -57,13 +62,28 @@ def _backwards_sql(kind: Kind) -> list[Step]:
     ]
 
 
+async def _stored_bodies(engine: Engine) -> AsyncIterator[dict[str, Any]]:
+    """Each row with a body, oldest first, read `BACKFILL_BATCH` at a time."""
+    after = 0
+    while True:
+        rows = await engine.run_querystring(
+            QueryString(
+                f'SELECT "id", "payload" FROM {TABLE} '
+                f'WHERE "payload" <> \'\' AND "id" > {{}} ORDER BY "id" LIMIT {BACKFILL_BATCH}',
+                after,
+            )
+        )
+        for row in rows:
+            yield row
+        if len(rows) < BACKFILL_BATCH:
+            return
+        after = rows[-1]["id"]
+
+
 async def _backfill(engine: Engine) -> None:
     """Hash each stored body; a body seen already (a replay stored before) keeps null."""
-    rows = await engine.run_querystring(
-        QueryString(f'SELECT "id", "payload" FROM {TABLE} WHERE "payload" <> \'\' ORDER BY "id"')
-    )
     seen: set[str] = set()
-    for row in rows:
+    async for row in _stored_bodies(engine):
         digest = hashlib.sha256(str(row["payload"]).encode("utf-8")).hexdigest()
         if digest in seen:
             continue

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import pytest
 from piccolo.querystring import QueryString
 
 from app.database import AnyEngine
+from app.piccolo_migrations import scalemesh_0008_delivery_retries as migration
 from tests.support.migration_checks import (
     MIGRATION_0008,
     assert_rows_kept,
@@ -102,6 +104,24 @@ def test_forward_hashes_each_stored_body_once_and_adds_the_retry_columns(
     } <= set(seen["columns"])
     assert seen["duplicate"] is not None  # a body stored once, under any delivery id
     assert_rows_kept(seen["before"], seen["after"])
+
+
+def test_forward_reads_the_stored_bodies_a_batch_at_a_time(
+    engine: AnyEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(migration, "BACKFILL_BATCH", 1)  # each row a batch of its own
+
+    async def scenario() -> dict[str, dict[str, Any]]:
+        await before_0008(engine)
+        await migrate_to(engine, MIGRATION_0008)
+        return await deliveries(engine)
+
+    rows = run(scenario)
+
+    assert rows["first"]["body_sha256"] == hashlib.sha256(BODY.encode()).hexdigest()
+    assert rows["replayed"]["body_sha256"] is None  # seen in an earlier batch
+    assert rows["other"]["body_sha256"] == hashlib.sha256(OTHER.encode()).hexdigest()
+    assert rows["ignored"]["body_sha256"] is None
 
 
 def test_backward_restores_the_schema_and_rows_and_forward_runs_again(engine: AnyEngine) -> None:
