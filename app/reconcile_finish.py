@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from piccolo.custom_types import Combinable
 
@@ -84,7 +85,7 @@ class Finisher:
         if not claimed:
             return False
         try:
-            ending = await self._wrap_up(deployment_id)
+            ending, left_running = await self._wrap_up(deployment_id)
         except Exception as exc:
             # Whatever failed (Redis, storage, the database), the next pass tries it all again.
             log.error(
@@ -95,10 +96,15 @@ class Finisher:
                 Deployment._meta.primary_key == deployment_id
             )
             return False
+        done: dict[Any, Any] = {
+            Deployment.finished_at: datetime.now(UTC),
+            Deployment.finish_claimed_until: None,
+        }
+        if not left_running:
+            # Nothing is left for its replica to stop (`Reconciler._stop_ended`).
+            done[Deployment.runner_owner] = None
         finished = await (
-            Deployment.update(
-                {Deployment.finished_at: datetime.now(UTC), Deployment.finish_claimed_until: None}
-            )
+            Deployment.update(done)
             .where((Deployment._meta.primary_key == deployment_id) & _unfinished())
             .returning(Deployment._meta.primary_key)
         )
@@ -108,7 +114,8 @@ class Finisher:
             self.on_finished(ending.state, ending.started_at)
         return True
 
-    async def _wrap_up(self, deployment_id: str) -> Ending:
+    async def _wrap_up(self, deployment_id: str) -> tuple[Ending, bool]:
+        """The ending, and whether its build may still run, left to its replica to stop."""
         # The build's token dies with it: nothing more reaches its log or fetches its spec.
         await self.tokens.revoke(deployment_id)
         row = await (
@@ -119,8 +126,10 @@ class Finisher:
         assert row is not None  # noqa: S101 - claimed just now, and deployments are not deleted
         ending = Ending.of(row)
         ready = ending.state is DeploymentState.READY
-        if ending.runner_handle is not None and not ready and self._reaches(ending):
-            await self.cancel_quietly(deployment_id, ending.runner_handle)
+        handle = None if ready else ending.runner_handle
+        left_running = handle is not None
+        if handle is not None and self._reaches(ending):
+            left_running = not await self.cancel_quietly(deployment_id, handle)
         events = await self.bus.read(deployment_id)
         if any(is_result(event) for event in events):
             pass  # written by an earlier try that failed after it
@@ -139,7 +148,7 @@ class Finisher:
             )
         # Already archived (an earlier try failed after it): the bus is empty, nothing happens.
         await archive(self.bus, self.storage, deployment_id)
-        return ending
+        return ending, left_running
 
     def _reaches(self, ending: Ending) -> bool:
         # A local handle names a process of its replica's machine: asked here, another machine
@@ -147,13 +156,16 @@ class Finisher:
         owner = ending.runner_owner
         return self.runner.shared_handles or owner is None or owner == self.replica_id
 
-    async def cancel_quietly(self, deployment_id: str, handle: str) -> None:
+    async def cancel_quietly(self, deployment_id: str, handle: str) -> bool:
+        """Stop the build; False (logged) when its runner could not be told."""
         try:
             await self.runner.cancel(handle)
         except RunnerError as exc:
             log.warning(
                 "could not stop build", extra={"deployment_id": deployment_id, "error": str(exc)}
             )
+            return False
+        return True
 
 
 def _unfinished() -> Combinable:

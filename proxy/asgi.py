@@ -225,8 +225,15 @@ class Proxy:
             key = prefix + path
             return await self.cache.get_or_load(key, lambda: self.storage.get(key))
 
+        sizes: dict[str, int] = {}
+
         async def size(path: str) -> int:
-            return await self.storage.size(prefix + path)
+            # A deployment's files never change: each sibling is sized once (a HEAD on S3),
+            # not on every download of its large file.
+            found = sizes.get(path)
+            if found is None:
+                found = sizes[path] = await self.storage.size(prefix + path)
+            return found
 
         manifest = json.loads(await self.storage.get(prefix + MANIFEST))
         # What the cache would not keep is not read whole: it is streamed.

@@ -89,7 +89,9 @@ async def send_file(
             await send(start_message(response))
             await send({"type": PATHSEND, "path": str(path)})
             return
-    start, stop = response.span or (0, None)
+    # A whole file's size is its Content-Length (always set): the store is not asked for it
+    # again (on S3, a HEAD before every download).
+    start, stop = response.span or (0, int(response.header("content-length") or ""))
     chunks = storage.stream(key, start, stop)
     async with contextlib.aclosing(chunks):
         try:

@@ -22,6 +22,7 @@ import pytest
 from app.settings import Settings
 from app.storage import STREAM_CHUNK
 from app.storage.choice import storage_from_settings
+from app.storage.s3 import S3Storage
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import ProxyApp, running
 from tests.support.counting_storage import CountingStorage
@@ -171,6 +172,24 @@ async def test_a_large_files_compressed_sibling_is_sized_then_streamed(
     assert zipped.content == TEXT  # httpx decodes it
     assert streaming.storage.whole == []
     assert streaming.storage.streamed == len(packed)
+
+
+async def test_a_large_files_size_is_asked_of_storage_once_at_most(streaming: Streaming) -> None:
+    heads: list[object] = []
+    inner = streaming.storage.inner
+    if isinstance(inner, S3Storage):
+        inner.client.meta.events.register(
+            "before-call.s3.HeadObject", lambda **call: heads.append(call)
+        )
+
+    for _ in range(3):
+        whole = await streaming.served.get("/video.bin")
+        zipped = await streaming.served.get("/data.txt", **{"accept-encoding": "gzip"})
+        assert (whole.content, zipped.content) == (LARGE, TEXT)
+
+    # The file's size is in its manifest; its compressed sibling's is asked once.
+    assert streaming.storage.sized == [streaming.prefix + "data.txt.gz"]
+    assert len(heads) == (1 if isinstance(inner, S3Storage) else 0)
 
 
 async def test_a_large_file_missing_from_storage_is_a_502(streaming: Streaming) -> None:

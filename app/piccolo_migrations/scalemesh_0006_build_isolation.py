@@ -4,13 +4,13 @@
   the log ingest of a builder that holds no platform secret).
 - `scalemesh_deployment.attempts`: builds started for a deployment. Existing rows get 0.
 
-Raw SQL with columns declared as Piccolo declares them, as in 0004 and 0005.
+Raw SQL with columns declared as Piccolo declares them, as in 0004 and 0005, run by
+`app.migration_steps`.
 """
 
-import sqlite3
-
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from app.migration_steps import Kind, Step, raw_migration
 
 ID = "2026-12-02T15:00:00:000000"
 VERSION = "1.38.0"
@@ -39,7 +39,7 @@ TOKEN_COLUMNS = {
 }
 
 
-def _forwards_sql(kind: str) -> list[str]:
+def _forwards_sql(kind: Kind) -> list[Step]:
     return [
         'ALTER TABLE "scalemesh_deployment" ADD COLUMN "attempts" INTEGER NOT NULL DEFAULT 0',
         f"CREATE TABLE {TOKENS_TABLE} ({TOKEN_COLUMNS[kind]})",
@@ -47,7 +47,7 @@ def _forwards_sql(kind: str) -> list[str]:
     ]
 
 
-def _backwards_sql() -> list[str]:
+def _backwards_sql(kind: Kind) -> list[Step]:
     return [
         f"DROP TABLE {TOKENS_TABLE}",
         'ALTER TABLE "scalemesh_deployment" DROP COLUMN "attempts"',
@@ -55,26 +55,4 @@ def _backwards_sql() -> list[str]:
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="scalemesh", description=DESCRIPTION)
-
-    async def run(backwards: bool) -> None:
-        engine = engine_finder()
-        assert engine is not None
-        kind = "sqlite" if engine.engine_type == "sqlite" else "postgres"
-        if kind == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-            raise RuntimeError(
-                f"migration {ID} needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); "
-                f"this is {sqlite3.sqlite_version}"
-            )
-        for statement in _backwards_sql() if backwards else _forwards_sql(kind):
-            await engine.run_ddl(statement)
-
-    async def forward() -> None:
-        await run(backwards=False)
-
-    async def backward() -> None:
-        await run(backwards=True)
-
-    manager.add_raw(forward)
-    manager.add_raw_backwards(backward)
-    return manager
+    return raw_migration(ID, DESCRIPTION, _forwards_sql, _backwards_sql)

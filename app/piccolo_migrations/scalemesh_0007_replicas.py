@@ -8,13 +8,13 @@
   they were published by the code that made them ready).
 - `scalemesh_deployment.finish_claimed_until`: the lease of the replica wrapping one up.
 
-Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006.
+Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006, run by
+`app.migration_steps`.
 """
 
-import sqlite3
-
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from app.migration_steps import Kind, Step, add_columns, drop_columns, raw_migration
 
 ID = "2026-12-03T01:00:00:000000"
 VERSION = "1.38.0"
@@ -36,43 +36,19 @@ NEW_COLUMNS = (
 )
 
 
-def _forwards_sql() -> list[str]:
+def _forwards_sql(kind: Kind) -> list[Step]:
     return [
-        *(
-            f'ALTER TABLE {DEPLOYMENT} ADD COLUMN "{name}" {declaration}'
-            for name, declaration in NEW_COLUMNS
-        ),
+        *add_columns(DEPLOYMENT, NEW_COLUMNS),
         f"CREATE TABLE {REPLICAS_TABLE} ({REPLICA_COLUMNS})",
     ]
 
 
-def _backwards_sql() -> list[str]:
+def _backwards_sql(kind: Kind) -> list[Step]:
     return [
         f"DROP TABLE {REPLICAS_TABLE}",
-        *(f'ALTER TABLE {DEPLOYMENT} DROP COLUMN "{name}"' for name, _ in reversed(NEW_COLUMNS)),
+        *drop_columns(DEPLOYMENT, (name for name, _ in NEW_COLUMNS)),
     ]
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="scalemesh", description=DESCRIPTION)
-
-    async def run(backwards: bool) -> None:
-        engine = engine_finder()
-        assert engine is not None
-        if engine.engine_type == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-            raise RuntimeError(
-                f"migration {ID} needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); "
-                f"this is {sqlite3.sqlite_version}"
-            )
-        for statement in _backwards_sql() if backwards else _forwards_sql():
-            await engine.run_ddl(statement)
-
-    async def forward() -> None:
-        await run(backwards=False)
-
-    async def backward() -> None:
-        await run(backwards=True)
-
-    manager.add_raw(forward)
-    manager.add_raw_backwards(backward)
-    return manager
+    return raw_migration(ID, DESCRIPTION, _forwards_sql, _backwards_sql)

@@ -9,15 +9,19 @@ On `scalemesh_webhook_delivery`:
 - `claimed_until`: the lease of the replica running it.
 - `dead_at`: given up on (a permanent error, or too many attempts); an admin may retry it.
 
-Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006.
+Raw SQL with columns declared as Piccolo declares them, as in 0004 to 0006, run by
+`app.migration_steps`.
 """
 
 import hashlib
-import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import Engine, engine_finder
+from piccolo.engine import Engine
 from piccolo.querystring import QueryString
+
+from app.migration_steps import Kind, Step, add_columns, drop_columns, raw_migration
 
 ID = "2026-12-03T02:00:00:000000"
 VERSION = "1.38.0"
@@ -25,44 +29,61 @@ DESCRIPTION = "webhook delivery retries"
 
 TABLE = '"scalemesh_webhook_delivery"'
 NEW_COLUMNS = (
-    ('"body_sha256"', "VARCHAR(64) DEFAULT null"),
-    ('"attempts"', "INTEGER NOT NULL DEFAULT 0"),
-    ('"next_attempt_at"', "TIMESTAMPTZ DEFAULT null"),
-    ('"claimed_until"', "TIMESTAMPTZ DEFAULT null"),
-    ('"last_error"', "VARCHAR(255) DEFAULT null"),
-    ('"dead_at"', "TIMESTAMPTZ DEFAULT null"),
+    ("body_sha256", "VARCHAR(64) DEFAULT null"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("next_attempt_at", "TIMESTAMPTZ DEFAULT null"),
+    ("claimed_until", "TIMESTAMPTZ DEFAULT null"),
+    ("last_error", "VARCHAR(255) DEFAULT null"),
+    ("dead_at", "TIMESTAMPTZ DEFAULT null"),
 )
 UNIQUE_HASH = "scalemesh_webhook_delivery_body_sha256"
 DEAD_INDEX = "scalemesh_webhook_delivery_dead_at"
+BACKFILL_BATCH = 100
+"""Stored bodies hashed at a time: each may be up to 25 MiB, and the table holds every delivery
+ever received, more than a migration may read into memory at once."""
 
 
-def _add_columns() -> list[str]:
-    return [f"ALTER TABLE {TABLE} ADD COLUMN {name} {kind}" for name, kind in NEW_COLUMNS]
-
-
-def _indexes() -> list[str]:
+def _forwards_sql(kind: Kind) -> list[Step]:
+    # The unique index comes after the backfill, which leaves each hash on one row only.
     return [
+        *add_columns(TABLE, NEW_COLUMNS),
+        _backfill,
         f'CREATE UNIQUE INDEX {UNIQUE_HASH} ON {TABLE} ("body_sha256")',
         f'CREATE INDEX {DEAD_INDEX} ON {TABLE} ("dead_at")',
     ]
 
 
-def _backwards_sql() -> list[str]:
+def _backwards_sql(kind: Kind) -> list[Step]:
     # SQLite refuses to drop an indexed column: the indexes go first.
     return [
         f"DROP INDEX {UNIQUE_HASH}",
         f"DROP INDEX {DEAD_INDEX}",
-        *(f"ALTER TABLE {TABLE} DROP COLUMN {name}" for name, _ in reversed(NEW_COLUMNS)),
+        *drop_columns(TABLE, (name for name, _ in NEW_COLUMNS)),
     ]
+
+
+async def _stored_bodies(engine: Engine) -> AsyncIterator[dict[str, Any]]:
+    """Each row with a body, oldest first, read `BACKFILL_BATCH` at a time."""
+    after = 0
+    while True:
+        rows = await engine.run_querystring(
+            QueryString(
+                f'SELECT "id", "payload" FROM {TABLE} '
+                f'WHERE "payload" <> \'\' AND "id" > {{}} ORDER BY "id" LIMIT {BACKFILL_BATCH}',
+                after,
+            )
+        )
+        for row in rows:
+            yield row
+        if len(rows) < BACKFILL_BATCH:
+            return
+        after = rows[-1]["id"]
 
 
 async def _backfill(engine: Engine) -> None:
     """Hash each stored body; a body seen already (a replay stored before) keeps null."""
-    rows = await engine.run_querystring(
-        QueryString(f'SELECT "id", "payload" FROM {TABLE} WHERE "payload" <> \'\' ORDER BY "id"')
-    )
     seen: set[str] = set()
-    for row in rows:
+    async for row in _stored_bodies(engine):
         digest = hashlib.sha256(str(row["payload"]).encode("utf-8")).hexdigest()
         if digest in seen:
             continue
@@ -77,32 +98,4 @@ async def _backfill(engine: Engine) -> None:
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="scalemesh", description=DESCRIPTION)
-
-    async def run(backwards: bool) -> None:
-        engine = engine_finder()
-        assert engine is not None
-        if engine.engine_type == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-            raise RuntimeError(
-                f"migration {ID} needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); "
-                f"this is {sqlite3.sqlite_version}"
-            )
-        if backwards:
-            for statement in _backwards_sql():
-                await engine.run_ddl(statement)
-            return
-        for statement in _add_columns():
-            await engine.run_ddl(statement)
-        await _backfill(engine)
-        for statement in _indexes():
-            await engine.run_ddl(statement)
-
-    async def forward() -> None:
-        await run(backwards=False)
-
-    async def backward() -> None:
-        await run(backwards=True)
-
-    manager.add_raw(forward)
-    manager.add_raw_backwards(backward)
-    return manager
+    return raw_migration(ID, DESCRIPTION, _forwards_sql, _backwards_sql)

@@ -6,13 +6,13 @@
 - `report_failed_at`: GitHub refused the report for good (a permanent 4xx); not retried.
 
 Existing rows get 0 attempts and nulls: every pending report is due at once. Raw SQL with columns
-declared as Piccolo declares them, as in 0004 to 0006; nothing here depends on 0007 or 0008.
+declared as Piccolo declares them, as in 0004 to 0006, run by
+`app.migration_steps`; nothing here depends on 0007 or 0008.
 """
 
-import sqlite3
-
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.engine import engine_finder
+
+from app.migration_steps import Kind, Step, add_columns, drop_columns, raw_migration
 
 ID = "2026-12-03T03:00:00:000000"
 VERSION = "1.38.0"
@@ -28,34 +28,13 @@ COLUMNS = {
 }
 
 
-def _forwards_sql() -> list[str]:
-    return [f'ALTER TABLE {TABLE} ADD COLUMN "{name}" {kind}' for name, kind in COLUMNS.items()]
+def _forwards_sql(kind: Kind) -> list[Step]:
+    return [*add_columns(TABLE, COLUMNS.items())]
 
 
-def _backwards_sql() -> list[str]:
-    return [f'ALTER TABLE {TABLE} DROP COLUMN "{name}"' for name in reversed(COLUMNS)]
+def _backwards_sql(kind: Kind) -> list[Step]:
+    return [*drop_columns(TABLE, COLUMNS)]
 
 
 async def forwards() -> MigrationManager:
-    manager = MigrationManager(migration_id=ID, app_name="scalemesh", description=DESCRIPTION)
-
-    async def run(backwards: bool) -> None:
-        engine = engine_finder()
-        assert engine is not None
-        if engine.engine_type == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-            raise RuntimeError(
-                f"migration {ID} needs SQLite 3.35 or newer (ALTER TABLE DROP COLUMN); "
-                f"this is {sqlite3.sqlite_version}"
-            )
-        for statement in _backwards_sql() if backwards else _forwards_sql():
-            await engine.run_ddl(statement)
-
-    async def forward() -> None:
-        await run(backwards=False)
-
-    async def backward() -> None:
-        await run(backwards=True)
-
-    manager.add_raw(forward)
-    manager.add_raw_backwards(backward)
-    return manager
+    return raw_migration(ID, DESCRIPTION, _forwards_sql, _backwards_sql)

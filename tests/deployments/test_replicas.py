@@ -12,35 +12,17 @@ from typing import Any
 import pytest
 
 from app.deployments.records import RunningBuild
-from app.projects.envvars import Sealer
 from app.reconcile import Reconciler
-from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Replica, dead_after
-from app.runners.api import BuildRunner
+from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Seen, dead_after
 from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
 from app.tables import Replica as ReplicaRow
-from tests.support.api import Client, bearer
-from tests.support.deploying import deploy, make_roomy
-from tests.support.deployments import FakeRunner, succeed
+from tests.support.api import Client, bearer, sign_up
+from tests.support.deploying import deploy, replica
+from tests.support.deployments import FakeRunner, fail, succeed
 from tests.support.runners import FAKE_BUILDER, FAKE_SANDBOX
 from tests.support.waiting import eventually_async
-
-
-def replica(
-    client: Client, settings: Settings, runner: BuildRunner, name: str, host: str = "one"
-) -> Reconciler:
-    """A reconciler as another API process would run it: its own replica id, on `host`."""
-    services = client.app.state.services
-    return Reconciler(
-        make_roomy(settings),
-        services.reconciler.engine,
-        services.reconciler.storage,
-        services.bus,
-        runner,
-        Sealer(settings.require_secret_keys()),
-        replica=Replica(settings.reconcile_interval, id=name, host=host),
-    )
 
 
 def rows(client: Client) -> list[dict[str, Any]]:
@@ -152,23 +134,90 @@ def test_workers_on_one_machine_leave_each_others_ended_builds_to_their_owner(
 
 
 def test_a_cancel_served_by_another_replica_is_carried_out_by_the_build_s_own(
-    client: Client, token: str, settings: Settings
+    client: Client, token: str, settings: Settings, runner: FakeRunner
 ) -> None:
+    runner.shared_handles = False  # the app's replica runs local builds too
     deployment = deploy(client, token)
-    runner = FakeRunner(shared_handles=False)
-    owner = replica(client, settings, runner, "a", host="one")
+    local = FakeRunner(shared_handles=False)
+    owner = replica(client, settings, local, "a", host="one")
     passes(client, [owner], times=1)
 
     # Served by the app's own replica, on another machine: it must not signal a pid there.
     response = client.post(f"/deployments/{deployment['id']}/cancel", headers=bearer(token))
 
     assert response.json()["state"] == "cancelled"
-    assert not runner.build_of(deployment["id"]).cancelled
+    assert not local.build_of(deployment["id"]).cancelled
     passes(client, [owner], times=1)
-    assert runner.build_of(deployment["id"]).cancelled
+    assert local.build_of(deployment["id"]).cancelled
     [row] = rows(client)
     assert row["runner_owner"] is None
     passes(client, [owner], times=1)  # stopped once: nothing left to stop
+
+
+def test_an_ended_build_is_stopped_once_by_whichever_replica_reaches_it(
+    client: Client,
+    token: str,
+    settings: Settings,
+    runner: FakeRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failing, cancelled = deploy(client, token), deploy(client, token, ref="v1.0")
+    shared = runner  # ECS: the replica serving the cancel (the app's) stops the task itself
+    owner, other = (replica(client, settings, shared, name) for name in "ab")
+    passes(client, [owner], times=1)
+    stops: list[str] = []
+    real_cancel = shared.cancel
+
+    async def counted(handle: str) -> None:
+        stops.append(handle)
+        await real_cancel(handle)
+
+    monkeypatch.setattr(shared, "cancel", counted)
+    fail(client, shared, failing["id"], "exit 1")
+    response = client.post(f"/deployments/{cancelled['id']}/cancel", headers=bearer(token))
+    assert response.json()["state"] == "cancelled"
+
+    passes(client, [owner, other])
+
+    assert sorted(stops) == sorted(row["runner_handle"] for row in rows(client))
+    assert {row["runner_owner"] for row in rows(client)} == {None}
+
+
+def test_another_account_cannot_cancel_a_build_another_replica_runs(
+    client: Client, token: str, settings: Settings
+) -> None:
+    deployment = deploy(client, token)
+    runner = FakeRunner(shared_handles=False)
+    owner = replica(client, settings, runner, "a", host="one")
+    passes(client, [owner], times=1)
+    [before] = rows(client)
+    stranger = sign_up(client, "mallory@example.com")
+
+    response = client.post(f"/deployments/{deployment['id']}/cancel", headers=bearer(stranger))
+
+    assert response.status_code == 404
+    passes(client, [owner], times=1)  # nothing ended there for its owner to stop
+    assert not runner.build_of(deployment["id"]).cancelled
+    assert rows(client) == [before]
+    assert before["runner_owner"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("runner_owner", "a"),
+        ("start_after", "2000-01-01T00:00:00Z"),
+        ("publish_pending", True),
+        ("finish_claimed_until", "2100-01-01T00:00:00Z"),
+    ],
+)
+def test_a_deploy_request_cannot_set_who_runs_starts_publishes_or_wraps_up_its_build(
+    client: Client, token: str, column: str, value: object
+) -> None:
+    response = client.post("/deploy", json={"project": "web", column: value}, headers=bearer(token))
+
+    assert response.status_code == 400, response.text
+    assert rows(client) == []
 
 
 def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_seen(
@@ -193,7 +242,8 @@ def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_s
 
     passes(client, survivors, times=1)
     # A replica that saw the dead owner a moment ago, and claims it after the other did.
-    client.run(lambda: survivors[1]._adopt(snapshot, datetime.now(UTC)))
+    dead = Seen(host="one", alive=False)
+    client.run(lambda: survivors[1]._adopt(snapshot, datetime.now(UTC), dead))
 
     [after] = rows(client)
     assert caplog.messages.count("build adopted from a dead replica") == 1

@@ -14,29 +14,14 @@ from app.builds.specs import CloneTokenDelayed, CloneTokenUnavailable
 from app.deployments import publish
 from app.logs.archive import archive_key, read_archive
 from app.logs.bus import is_result
-from app.projects.envvars import Sealer
 from app.reconcile import Reconciler
-from app.replicas import Replica
 from app.settings import Settings
 from app.tables import Deployment
 from builder.events import LogEvent
 from builder.spec import BuildSpec
 from tests.support.api import Client
-from tests.support.deploying import aliases, deploy, fetch
-from tests.support.deployments import FakeRunner, succeed, tick
-
-
-def other_replica(client: Client, settings: Settings, runner: FakeRunner) -> Reconciler:
-    services = client.app.state.services
-    return Reconciler(
-        settings,
-        services.reconciler.engine,
-        services.reconciler.storage,
-        services.bus,
-        runner,
-        Sealer(settings.require_secret_keys()),
-        replica=Replica(settings.reconcile_interval, id="other"),
-    )
+from tests.support.deploying import aliases, built, deploy, fetch, replica
+from tests.support.deployments import FakeRunner, tick
 
 
 def row(client: Client, deployment_id: str) -> dict[str, Any]:
@@ -62,6 +47,16 @@ def results(events: Sequence[LogEvent]) -> list[LogEvent]:
     return [event for event in events if is_result(event)]
 
 
+def count_finished(client: Client, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The final states the finisher reports (to the build metrics), as it reports them."""
+    counted: list[str] = []
+    finisher = client.app.state.services.reconciler.finisher
+    monkeypatch.setattr(
+        finisher, "on_finished", lambda state, started_at: counted.append(state.value)
+    )
+    return counted
+
+
 def tick_through_a_crash(client: Client) -> None:
     """A pass that may die half way, as its process would."""
     with contextlib.suppress(ConnectionError):
@@ -75,9 +70,7 @@ def test_a_crash_between_ready_and_publishing_is_published_by_a_later_pass(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
+    deployment = built(client, runner, token)
     real_point = publish.point_alias
 
     async def crash(hostname: str, project_id: int, deployment_id: str) -> bool:
@@ -89,7 +82,7 @@ def test_a_crash_between_ready_and_publishing_is_published_by_a_later_pass(
     assert aliases(client) == {}
     monkeypatch.setattr(publish, "point_alias", real_point)
 
-    client.run(other_replica(client, settings, runner).tick)
+    client.run(replica(client, settings, runner, "other").tick)
 
     assert set(aliases(client).values()) == {deployment["id"]}
     seen = row(client, deployment["id"])
@@ -106,9 +99,7 @@ def test_a_crash_between_ready_and_publishing_is_published_by_a_later_pass(
 def test_a_ready_deployment_is_wrapped_up_only_once_published(
     client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
+    deployment = built(client, runner, token)
 
     async def refuse(hostnames: list[str]) -> None:
         raise ConnectionError("Redis is restarting")
@@ -131,9 +122,7 @@ def test_a_redis_error_while_writing_the_result_is_retried_and_the_result_is_wri
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
+    deployment = built(client, runner, token)
     bus = client.app.state.services.bus
     storage = client.app.state.services.reconciler.storage
     real_append = bus.append
@@ -153,7 +142,7 @@ def test_a_redis_error_while_writing_the_result_is_retried_and_the_result_is_wri
     assert "finishing failed" in caplog.messages
     assert row(client, deployment["id"])["finished_at"] is None
     assert row(client, deployment["id"])["finish_claimed_until"] is None
-    client.run(other_replica(client, settings, runner).tick)
+    client.run(replica(client, settings, runner, "other").tick)
 
     seen = row(client, deployment["id"])
     assert seen["finished_at"] is not None
@@ -168,9 +157,7 @@ def test_a_redis_error_while_writing_the_result_is_retried_and_the_result_is_wri
 def test_a_crash_after_archiving_does_not_write_a_second_result(
     client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
+    deployment = built(client, runner, token)
     bus = client.app.state.services.bus
     storage = client.app.state.services.reconciler.storage
     real_forget = bus.forget
@@ -195,9 +182,7 @@ def test_a_crash_after_archiving_does_not_write_a_second_result(
 def test_a_wrap_up_another_replica_holds_is_left_to_it(
     client: Client, token: str, runner: FakeRunner
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
+    deployment = built(client, runner, token)
     held = datetime.now(UTC) + timedelta(seconds=30)
     real_finish = client.app.state.services.reconciler.finisher.finish
 
@@ -301,14 +286,9 @@ def test_a_deferred_build_cancelled_meanwhile_is_not_queued_again(
 def test_a_replica_that_lost_its_lease_does_not_count_the_build_twice(
     client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
-    counted: list[str] = []
+    deployment = built(client, runner, token)
+    counted = count_finished(client, monkeypatch)
     finisher = client.app.state.services.reconciler.finisher
-    monkeypatch.setattr(
-        finisher, "on_finished", lambda state, started_at: counted.append(state.value)
-    )
     real_wrap_up = finisher._wrap_up
 
     async def overtaken(deployment_id: str) -> Any:
@@ -330,14 +310,8 @@ def test_a_replica_that_lost_its_lease_does_not_count_the_build_twice(
 def test_a_finished_build_is_counted_once(
     client: Client, token: str, runner: FakeRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment = deploy(client, token)
-    tick(client)
-    succeed(client, runner, deployment["id"])
-    counted: list[str] = []
-    finisher = client.app.state.services.reconciler.finisher
-    monkeypatch.setattr(
-        finisher, "on_finished", lambda state, started_at: counted.append(state.value)
-    )
+    built(client, runner, token)
+    counted = count_finished(client, monkeypatch)
 
     tick(client)
     tick(client)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from app.builds.tokens import BuildTokens
+from app.tables import BuildToken
 from builder.spec import BuildSpec
 from tests.support.api import bearer
 from tests.support.deployments import FakeRunner, tick
@@ -71,3 +72,34 @@ def test_a_token_github_cannot_mint_just_now_is_asked_for_again_by_the_builder(
     assert "just now" in busy.json()["detail"]
     assert again.status_code == 200, again.text
     assert BuildSpec.from_json(again.json()).token
+
+
+def mint_requests(app: App) -> int:
+    return sum(call.path.endswith("/access_tokens") for call in app.github.calls)
+
+
+def test_a_build_token_cannot_fetch_another_builds_spec_even_while_github_is_busy(
+    app: App, token: str
+) -> None:
+    deployment_id, build_token = building_private(app)
+    body = payload("push.commits")
+    body["repository"]["private"] = True
+    body["ref"], body["after"] = "refs/heads/other", "d" * 40
+    app.deliver("push", body)
+    other_id = next(str(d["id"]) for d in app.deployments() if str(d["id"]) != deployment_id)
+    app.client.run(lambda: BuildTokens().issue(other_id, timedelta(minutes=5)))
+    app.github.fail(ACCESS_TOKENS, status=502)
+    asked = mint_requests(app)
+
+    response = app.client.post(f"/internal/builds/{other_id}/spec", headers=bearer(build_token))
+
+    assert response.status_code == 403, response.text  # not the 503 that says "ask again"
+    assert mint_requests(app) == asked  # GitHub was not asked for a token for the other build
+    fetched = app.client.run(
+        lambda: (
+            BuildToken.select(BuildToken.spec_fetched_at)
+            .where(BuildToken.deployment == other_id)
+            .first()
+        )
+    )
+    assert fetched == {"spec_fetched_at": None}  # its one fetch is still its own

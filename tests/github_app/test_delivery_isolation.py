@@ -12,16 +12,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.tables import WebhookDelivery
-from tests.support.api import bearer, sign_up
-from tests.support.binding import bind
+from tests.support.api import sign_up
 from tests.support.github_app import App, post_raw
+from tests.support.other_tenant import (
+    OTHER_INSTALLATION,
+    OTHER_REPO,
+    OTHER_SHA,
+    add_other_tenant,
+    installation_of,
+    other_push,
+)
 from tests.support.pages import HTML, browser_login, csrf_of
-from tests.support.webhooks import INSTALLATION, REPO, payload, signature
-
-OTHER_INSTALLATION = INSTALLATION + 1
-OTHER_REPO = "octo-org/other-site"
-OTHER_REPO_ID = 4242424
-OTHER_SHA = "c" * 40
+from tests.support.webhooks import REPO, payload, signature
 
 
 def deliveries(app: App, event: str = "push") -> list[dict[str, Any]]:
@@ -99,47 +101,6 @@ def test_a_forged_body_leaves_no_hash_behind_so_the_genuine_delivery_runs(
     assert len(app.deployments()) == 1
 
 
-def add_other_tenant(app: App) -> None:
-    """Bob's project on another repository, covered by another installation of the App."""
-    bob = sign_up(app.client, "bob@example.com")
-    created = app.client.post(
-        "/project",
-        json={"name": "other", "repo": OTHER_REPO, "production_branch": "main"},
-        headers=bearer(bob),
-    )
-    assert created.status_code == 201, created.text
-    bind(app.client, "other", OTHER_REPO_ID)
-    installed = payload("installation.created")
-    installed["installation"]["id"] = OTHER_INSTALLATION
-    installed["installation"]["account"]["login"] = "octo-org"
-    installed["repositories"] = [
-        {
-            "id": OTHER_REPO_ID,
-            "node_id": "R_other",
-            "name": "other-site",
-            "full_name": OTHER_REPO,
-            "private": True,
-        }
-    ]
-    assert app.deliver("installation", installed).status_code == 202
-
-
-def other_push(sha: str) -> dict[str, Any]:
-    body = payload("push.commits")
-    body["installation"]["id"] = OTHER_INSTALLATION
-    body["after"] = sha
-    repository = body["repository"]
-    repository.update(
-        id=OTHER_REPO_ID,
-        name="other-site",
-        full_name=OTHER_REPO,
-        private=True,
-        clone_url=f"https://github.com/{OTHER_REPO}.git",
-    )
-    repository["owner"]["login"] = "octo-org"
-    return body
-
-
 def test_a_rate_limited_installation_holds_back_no_other(app: App, token: str) -> None:
     add_other_tenant(app)
     # GitHub rate-limits Ada's installation for an hour (the branch check of her push).
@@ -160,5 +121,4 @@ def test_a_rate_limited_installation_holds_back_no_other(app: App, token: str) -
 
     # Bob's branch was read with a token of his installation, never Ada's.
     [asked] = app.github.calls_to("GET", f"/repos/{OTHER_REPO}/branches/main")
-    [minted] = [t for t in app.github.tokens if asked.authorization == f"token {t.token}"]
-    assert minted.installation_id == OTHER_INSTALLATION
+    assert installation_of(app.github, asked) == OTHER_INSTALLATION

@@ -12,6 +12,14 @@ from tests.support.api import PASSWORD, bearer
 from tests.support.clock import FrozenClock
 from tests.support.deployments import tick
 from tests.support.github_app import PUSH_SHA, App
+from tests.support.other_tenant import (
+    OTHER_INSTALLATION,
+    OTHER_REPO,
+    OTHER_SHA,
+    add_other_tenant,
+    installation_of,
+    other_push,
+)
 from tests.support.webhooks import REPO, payload
 
 
@@ -141,3 +149,27 @@ def test_stuck_reports_do_not_hold_back_the_others(
     assert app.report() == 1
     assert statuses_of(app, late) == 1
     assert sum(statuses_of(app, sha) for sha in stuck) == BATCH + BATCH - 1  # 1 left out
+
+
+def test_a_rate_limited_installation_holds_back_no_other_installations_reports(
+    app: App, token: str, clock: FrozenClock
+) -> None:
+    add_other_tenant(app)
+    app.deliver("push", payload("push.commits"))
+    app.deliver("push", other_push(OTHER_SHA))
+    asked_before = len(app.github.calls)
+    # GitHub rate-limits Ada's installation for an hour.
+    for route in ("create_deployment", "commit_status"):
+        app.github.fail(route, status=429, headers={"Retry-After": "3600"}, only="Hello-World")
+
+    assert app.report() == 1
+
+    [ada] = [d for d in app.deployments() if d["sha"] == PUSH_SHA]
+    assert (ada["report_pending"], ada["report_attempts"]) == (True, 1)
+    assert ada["report_next_at"] == clock() + timedelta(seconds=3600)
+    [told] = app.github.calls_to("POST", f"/repos/{OTHER_REPO}/statuses/{OTHER_SHA}")
+    assert installation_of(app.github, told) == OTHER_INSTALLATION
+    asked_for_ada = [call for call in app.github.calls[asked_before:] if REPO in call.path]
+    assert len(asked_for_ada) == 1  # the answer that asked for the wait
+    assert app.report() == 0
+    assert [call for call in app.github.calls[asked_before:] if REPO in call.path] == asked_for_ada

@@ -7,33 +7,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from piccolo.apps.migrations.commands.backwards import run_backwards
-
-from app import database
 from app.database import AnyEngine
 from app.tables import BuildToken, Deployment
 from tests.support.migration_checks import (
-    MIGRATION_0005,
     MIGRATION_0006,
+    assert_rows_kept,
+    at_migration_before,
+    check_round_trip,
     columns,
     dump,
     migrate_to,
     refusal,
     run,
-    schema,
     tables,
 )
-from tests.support.migration_fixture import build
-
-
-async def at_0005(engine: AnyEngine) -> None:
-    await build(engine)
-    await migrate_to(engine, MIGRATION_0005)
 
 
 def test_forward_counts_no_attempt_yet_and_adds_the_token_table(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, Any]:
-        await at_0005(engine)
+        await at_migration_before(engine, MIGRATION_0006)
         before = await dump(engine)
         applied = await migrate_to(engine, MIGRATION_0006)
         rows = await Deployment.select(Deployment.id, Deployment.attempts)
@@ -53,10 +45,11 @@ def test_forward_counts_no_attempt_yet_and_adds_the_token_table(engine: AnyEngin
             "b" * 64,
         )
         tokens = await BuildToken.select(BuildToken.token_hash, BuildToken.log_bytes)
+        after = await dump(engine)
         await Deployment.delete().where(Deployment.id == some)
         return {
             "before": before,
-            "after": await dump(engine),
+            "after": after,
             "applied": applied,
             "attempts": {row["attempts"] for row in rows},
             "tables": set(await tables(engine)),
@@ -82,32 +75,8 @@ def test_forward_counts_no_attempt_yet_and_adds_the_token_table(engine: AnyEngin
     assert seen["tokens"] == [{"token_hash": "a" * 64, "log_bytes": 0}]
     assert seen["duplicate"] is not None  # one token per deployment
     assert seen["tokens after delete"] == 0  # a deployment's token goes with it
-    for table, rows in seen["before"].items():
-        for key, row in rows.items():
-            if key in seen["after"].get(table, {}):
-                assert {name: seen["after"][table][key][name] for name in row} == row
+    assert_rows_kept(seen["before"], seen["after"])
 
 
 def test_backward_restores_0005_and_forward_runs_again(engine: AnyEngine) -> None:
-    async def scenario() -> dict[str, Any]:
-        await at_0005(engine)
-        seen: dict[str, Any] = {
-            "schema 0005": await schema(engine),
-            "rows 0005": await dump(engine),
-        }
-        await migrate_to(engine, MIGRATION_0006)
-        seen["schema 0006"] = await schema(engine)
-        database.bind(engine)
-        result = await run_backwards("scalemesh", migration_id=MIGRATION_0006, auto_agree=True)
-        assert result.success, result.message
-        seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
-        seen["applied again"] = await migrate_to(engine, MIGRATION_0006)
-        seen["schema again"] = await schema(engine)
-        return seen
-
-    seen = run(scenario)
-
-    assert seen["schema back"] == seen["schema 0005"]
-    assert seen["rows back"] == seen["rows 0005"]
-    assert seen["applied again"] == [MIGRATION_0006]
-    assert seen["schema again"] == seen["schema 0006"]
+    check_round_trip(engine, MIGRATION_0006)

@@ -5,37 +5,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from piccolo.apps.migrations.commands.backwards import run_backwards
-
-from app import database
 from app.database import AnyEngine
 from app.tables import Deployment, Replica
 from tests.support.migration_checks import (
-    MIGRATION_0006,
     MIGRATION_0007,
+    assert_rows_kept,
+    at_migration_before,
+    check_round_trip,
     columns,
     dump,
     migrate_to,
     refusal,
     run,
-    schema,
     tables,
 )
-from tests.support.migration_fixture import build
 
 NEW_COLUMNS = {"runner_owner", "start_after", "publish_pending", "finish_claimed_until"}
-
-
-async def at_0006(engine: AnyEngine) -> None:
-    await build(engine)
-    await migrate_to(engine, MIGRATION_0006)
 
 
 def test_forward_adds_the_replica_table_and_leaves_every_deployment_published_and_ownerless(
     engine: AnyEngine,
 ) -> None:
     async def scenario() -> dict[str, Any]:
-        await at_0006(engine)
+        await at_migration_before(engine, MIGRATION_0007)
         before = await dump(engine)
         applied = await migrate_to(engine, MIGRATION_0007)
         now = datetime.now(UTC)
@@ -71,31 +63,8 @@ def test_forward_adds_the_replica_table_and_leaves_every_deployment_published_an
     assert seen["duplicate"] is not None  # one row per replica
     assert seen["rows"]
     assert {tuple(row.values()) for row in seen["rows"]} == {(None, None, False, None)}
-    for table, rows in seen["before"].items():
-        for key, row in rows.items():
-            assert {name: seen["after"][table][key][name] for name in row} == row
+    assert_rows_kept(seen["before"], seen["after"])
 
 
 def test_backward_restores_0006_and_forward_runs_again(engine: AnyEngine) -> None:
-    async def scenario() -> dict[str, Any]:
-        await at_0006(engine)
-        seen: dict[str, Any] = {
-            "schema 0006": await schema(engine),
-            "rows 0006": await dump(engine),
-        }
-        await migrate_to(engine, MIGRATION_0007)
-        seen["schema 0007"] = await schema(engine)
-        database.bind(engine)
-        result = await run_backwards("scalemesh", migration_id=MIGRATION_0007, auto_agree=True)
-        assert result.success, result.message
-        seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
-        seen["applied again"] = await migrate_to(engine, MIGRATION_0007)
-        seen["schema again"] = await schema(engine)
-        return seen
-
-    seen = run(scenario)
-
-    assert seen["schema back"] == seen["schema 0006"]
-    assert seen["rows back"] == seen["rows 0006"]
-    assert seen["applied again"] == [MIGRATION_0007]
-    assert seen["schema again"] == seen["schema 0007"]
+    check_round_trip(engine, MIGRATION_0007)

@@ -7,21 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from piccolo.apps.migrations.commands.backwards import run_backwards
-
-from app import database
 from app.database import AnyEngine
 from app.tables import Deployment
 from tests.support.migration_checks import (
-    AFTER_0004,
     MIGRATION_0009,
+    assert_rows_kept,
+    at_migration_before,
+    check_round_trip,
     columns,
     dump,
     migrate_to,
     run,
-    schema,
 )
-from tests.support.migration_fixture import build
 
 NEW_COLUMNS = (
     "report_attempts",
@@ -32,17 +29,9 @@ NEW_COLUMNS = (
 )
 
 
-PREVIOUS = AFTER_0004[AFTER_0004.index(MIGRATION_0009) - 1]
-
-
-async def at_previous(engine: AnyEngine) -> None:
-    await build(engine)
-    await migrate_to(engine, PREVIOUS)
-
-
 def test_forward_leaves_every_pending_report_due(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, Any]:
-        await at_previous(engine)
+        await at_migration_before(engine, MIGRATION_0009)
         before = await dump(engine)
         applied = await migrate_to(engine, MIGRATION_0009)
         rows = await Deployment.select(*(getattr(Deployment, name) for name in NEW_COLUMNS))
@@ -81,31 +70,8 @@ def test_forward_leaves_every_pending_report_due(engine: AnyEngine) -> None:
     assert set(NEW_COLUMNS) <= set(seen["columns"])
     assert not seen["columns"]["report_attempts"][1]  # NOT NULL
     assert all(seen["columns"][name][1] for name in NEW_COLUMNS[1:])
-    for table, rows in seen["before"].items():
-        for key, row in rows.items():
-            assert {name: seen["after"][table][key][name] for name in row} == row
+    assert_rows_kept(seen["before"], seen["after"])
 
 
 def test_backward_restores_the_previous_schema_and_forward_runs_again(engine: AnyEngine) -> None:
-    async def scenario() -> dict[str, Any]:
-        await at_previous(engine)
-        seen: dict[str, Any] = {
-            "schema before": await schema(engine),
-            "rows before": await dump(engine),
-        }
-        await migrate_to(engine, MIGRATION_0009)
-        seen["schema 0009"] = await schema(engine)
-        database.bind(engine)
-        result = await run_backwards("scalemesh", migration_id=MIGRATION_0009, auto_agree=True)
-        assert result.success, result.message
-        seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
-        seen["applied again"] = await migrate_to(engine, MIGRATION_0009)
-        seen["schema again"] = await schema(engine)
-        return seen
-
-    seen = run(scenario)
-
-    assert seen["schema back"] == seen["schema before"]
-    assert seen["rows back"] == seen["rows before"]
-    assert seen["applied again"] == [MIGRATION_0009]
-    assert seen["schema again"] == seen["schema 0009"]
+    check_round_trip(engine, MIGRATION_0009)

@@ -1,11 +1,12 @@
-"""What migration 0004 must leave behind, and how its tests read a database's schema and rows."""
+"""What migration 0004 must leave behind, how the migration tests read a database's schema and
+rows, and the checks every migration after 0005 passes (its rows kept, undone and done again)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import asyncpg
@@ -15,7 +16,7 @@ from piccolo.querystring import QueryString
 
 from app import database
 from app.database import AnyEngine
-from tests.support.migration_fixture import DEPLOYMENTS, deployment_id
+from tests.support.migration_fixture import DEPLOYMENTS, build, deployment_id
 
 T = TypeVar("T")
 
@@ -291,3 +292,52 @@ def is_not_null_violation(exc: BaseException | None) -> bool:
     if isinstance(exc, asyncpg.exceptions.NotNullViolationError):
         return True
     return isinstance(exc, sqlite3.IntegrityError) and "NOT NULL" in str(exc)
+
+
+async def at_migration_before(engine: AnyEngine, migration_id: str) -> None:
+    """The fixture's database, migrated up to the migration just before `migration_id`."""
+    await build(engine)
+    ordered = [MIGRATION_0004, *AFTER_0004]
+    await migrate_to(engine, ordered[ordered.index(migration_id) - 1])
+
+
+def assert_rows_kept(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Any]) -> None:
+    """Every row of `before` (a `dump`) is still in `after`, each of its columns unchanged."""
+    for table, rows in before.items():
+        for key, row in rows.items():
+            assert {name: after[table][key][name] for name in row} == row
+
+
+def check_round_trip(
+    engine: AnyEngine,
+    migration_id: str,
+    prepare: Callable[[AnyEngine], Awaitable[None]] | None = None,
+) -> None:
+    """Applied, undone and applied again, `migration_id` leaves the schema and rows `prepare`
+    made (by default `at_migration_before`) as they were, and its own schema as it was."""
+
+    async def scenario() -> dict[str, Any]:
+        if prepare is None:
+            await at_migration_before(engine, migration_id)
+        else:
+            await prepare(engine)
+        seen: dict[str, Any] = {
+            "schema before": await schema(engine),
+            "rows before": await dump(engine),
+        }
+        await migrate_to(engine, migration_id)
+        seen["schema after"] = await schema(engine)
+        database.bind(engine)
+        result = await run_backwards("scalemesh", migration_id=migration_id, auto_agree=True)
+        assert result.success, result.message
+        seen["schema back"], seen["rows back"] = await schema(engine), await dump(engine)
+        seen["applied again"] = await migrate_to(engine, migration_id)
+        seen["schema again"] = await schema(engine)
+        return seen
+
+    seen = run(scenario)
+
+    assert seen["schema back"] == seen["schema before"]
+    assert seen["rows back"] == seen["rows before"]
+    assert seen["applied again"] == [migration_id]
+    assert seen["schema again"] == seen["schema after"]
