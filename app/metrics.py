@@ -20,6 +20,9 @@ BUILD_BUCKETS = (5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0
 """Seconds: static builds take from a few seconds to the 15 minute default timeout."""
 UNMATCHED = "unmatched"
 """The route label of a request no route took (a 404 or 405 before any handler ran)."""
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""The methods counted by name; any other (a client may send any token) is `OTHER_METHOD`."""
+OTHER_METHOD = "other"
 
 
 class ApiMetrics:
@@ -69,7 +72,8 @@ class ApiMetrics:
 
     def request(self, method: str, route: str | None, status: int) -> None:
         """Count one answered request; `route` is the template (`/projects/{slug}`), never the
-        path, so the labels stay few whatever paths clients try."""
+        path, and an unknown method is `other`, so the labels stay few whatever clients send."""
+        method = method if method in METHODS else OTHER_METHOD
         self.requests.labels(method, route or UNMATCHED, str(status)).inc()
 
     def build_finished(self, outcome: DeploymentState, started_at: datetime | None) -> None:

@@ -35,7 +35,7 @@ from app.github.api import GitHubApi
 from app.logs.bus import LogBus
 from app.projects.envvars import Sealer, SealError
 from app.reconcile_finish import Finisher
-from app.replicas import Replica
+from app.replicas import Replica, Seen
 from app.runners.api import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
 from app.storage import Storage
@@ -201,16 +201,17 @@ class Reconciler:
     async def _poll_building(self) -> None:
         rows = await Deployment.select(*RunningBuild.COLUMNS).where(Deployment.state == S.BUILDING)
         now = datetime.now(UTC)
-        living: dict[str, str] | None = None
+        replicas: dict[str, Seen] | None = None
         for row in rows:
             build = RunningBuild.of(row)
             if build.owner == self.replica.id:
                 await self._poll(build, now)
                 continue
-            if living is None:
-                living = await self.replica.living()
-            if build.owner not in living:
-                await self._adopt(build, now)
+            if replicas is None:
+                replicas = await self.replica.on_record()
+            owner = replicas.get(build.owner or "")
+            if owner is None or not owner.alive:
+                await self._adopt(build, now, owner)
             # else: its own replica judges it; this one cannot see how it is doing.
 
     async def _stop_ended(self) -> None:
@@ -230,9 +231,9 @@ class Reconciler:
                 Deployment._meta.primary_key == deployment_id
             )
 
-    async def _adopt(self, build: RunningBuild, now: datetime) -> None:
-        """Take over a build whose replica died: exactly one replica gets it."""
-        owner_host = (await self.replica.hosts()).get(build.owner or "")
+    async def _adopt(self, build: RunningBuild, now: datetime, owner: Seen | None) -> None:
+        """Take over a build whose replica (`owner`, if still on record) died: exactly one
+        replica gets it."""
         owned = (
             Deployment.runner_owner.is_null()
             if build.owner is None
@@ -255,7 +256,7 @@ class Reconciler:
         )
         if build.runner_handle is None:
             await self._interrupted(build.id, "interrupted by a restart before it began")
-        elif self.runner.shared_handles or owner_host == self.replica.host:
+        elif self.runner.shared_handles or (owner is not None and owner.host == self.replica.host):
             await self._poll(build, now)
         else:
             # A local build on another machine: it died with its replica (PR_SET_PDEATHSIG).

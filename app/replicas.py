@@ -13,6 +13,7 @@ import logging
 import secrets
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from app.tables import Replica as ReplicaRow
 
@@ -28,6 +29,15 @@ FORGET_AFTER = timedelta(days=1)
 def dead_after(reconcile_interval: float) -> timedelta:
     """How long a replica may go without a heartbeat before its builds are adopted."""
     return max(MIN_DEAD_AFTER, timedelta(seconds=BEATS_TO_DEATH * reconcile_interval))
+
+
+class Seen(NamedTuple):
+    """Another replica as its row shows it."""
+
+    host: str
+    """The machine it runs on: a local build's process is visible only there."""
+    alive: bool
+    """Its heartbeat is recent enough: it judges its builds itself."""
 
 
 class Replica:
@@ -63,15 +73,11 @@ class Replica:
             return
         log.info("replica stopped", extra={"replica": self.id})
 
-    async def living(self) -> dict[str, str]:
-        """Every replica alive now, by id, with its host."""
+    async def on_record(self) -> dict[str, Seen]:
+        """Every replica still on record (alive or not), by id: its host, and whether it lives."""
         since = datetime.now(UTC) - self.dead_after
-        rows = await ReplicaRow.select(ReplicaRow.id, ReplicaRow.host).where(
-            ReplicaRow.heartbeat_at >= since
-        )
-        return {str(row["id"]): str(row["host"]) for row in rows}
-
-    async def hosts(self) -> dict[str, str]:
-        """Every replica still on record (alive or not), by id, with its host."""
-        rows = await ReplicaRow.select(ReplicaRow.id, ReplicaRow.host)
-        return {str(row["id"]): str(row["host"]) for row in rows}
+        rows = await ReplicaRow.select(ReplicaRow.id, ReplicaRow.host, ReplicaRow.heartbeat_at)
+        return {
+            str(row["id"]): Seen(host=str(row["host"]), alive=row["heartbeat_at"] >= since)
+            for row in rows
+        }

@@ -10,11 +10,10 @@ Prometheus scrapes, by a collector of this proxy's own registry.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -22,15 +21,12 @@ from prometheus_client.registry import Collector
 
 from app.settings import Settings
 from proxy.cache import ObjectCache
+from proxy.sending import PATHSEND, Message, Send
 from proxy.serve import ProxyResponse
 from proxy.target import Target
 
 METRICS_PATH = "/metrics"
-PATHSEND = "http.response.pathsend"
 _READ_METHODS = frozenset({"GET", "HEAD"})
-
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -123,15 +119,20 @@ def response(registry: CollectorRegistry) -> ProxyResponse:
 def counting(send: Send, sent: Sent) -> Send:
     """`send`, adding the bytes of each body it sends to `sent`."""
 
+    start: Message = {}
+
     async def counted(message: Message) -> None:
+        nonlocal start
         kind = message["type"]
         if kind == "http.response.start":
             sent.answered(message["status"], 0)
+            start = message
         elif kind == "http.response.body":
             sent.bytes += len(message.get("body", b""))
         elif kind == PATHSEND:
-            # The server sends the whole file itself (a range never goes this way).
-            sent.bytes += os.stat(message["path"]).st_size
+            # The server sends the whole file itself (a range never goes this way): its size
+            # is the Content-Length already sent, not a stat of the file on the event loop.
+            sent.bytes += int(dict(start["headers"])[b"content-length"])
         await send(message)
 
     return counted

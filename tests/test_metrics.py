@@ -182,6 +182,20 @@ def test_without_a_token_there_is_no_metrics_route(
     assert "scalemesh_" not in response.text
 
 
+def test_made_up_methods_are_counted_as_one_label(client: Client) -> None:
+    """Anyone may send any method token: each must not become a series of its own, or
+    anonymous requests would grow the registry (and every scrape) without end."""
+    for method in ("BREW", "WHEN1", "WHEN2"):
+        assert client.request(method, "/health").status_code == 405
+
+    text = scrape(client)
+
+    other = {"method": "other", "route": "unmatched", "status": "405"}
+    assert value(text, "scalemesh_http_requests_total", **other) == 3
+    assert "BREW" not in text
+    assert "WHEN1" not in text
+
+
 @pytest.mark.parametrize(
     "authorization",
     [None, f"Bearer {METRICS_TOKEN}x", f"Basic {METRICS_TOKEN}", "Bearer", METRICS_TOKEN],

@@ -13,7 +13,7 @@ import pytest
 
 from app.deployments.records import RunningBuild
 from app.reconcile import Reconciler
-from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, dead_after
+from app.replicas import FORGET_AFTER, MIN_DEAD_AFTER, Seen, dead_after
 from app.runners.local import LocalRunner, _foreign_builder_alive
 from app.settings import Settings
 from app.tables import Deployment
@@ -242,7 +242,8 @@ def test_a_dead_replicas_build_is_adopted_once_and_watched_where_its_handle_is_s
 
     passes(client, survivors, times=1)
     # A replica that saw the dead owner a moment ago, and claims it after the other did.
-    client.run(lambda: survivors[1]._adopt(snapshot, datetime.now(UTC)))
+    dead = Seen(host="one", alive=False)
+    client.run(lambda: survivors[1]._adopt(snapshot, datetime.now(UTC), dead))
 
     [after] = rows(client)
     assert caplog.messages.count("build adopted from a dead replica") == 1
