@@ -126,7 +126,9 @@ class Proxy:
             await send_answer(send, method, json_answer(200, {"status": "ok"}))
             return
         if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
-            await send_answer(send, method, json_answer(*await probe(scope["path"], self.checks)))
+            reasons = metrics.is_metrics_host(host, self.settings.proxy_metrics_hosts)
+            answer = await probe(scope["path"], self.checks, reasons=reasons)
+            await send_answer(send, method, json_answer(*answer))
             return
         if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
             await send_answer(send, method, metrics.response(self.registry))

@@ -44,11 +44,20 @@ def read_checks(
     return checks
 
 
-async def probe(path: str, checks: Mapping[str, Check]) -> tuple[int, dict[str, object]]:
-    """The status and JSON body of a probe at `path` (one of `PROBE_PATHS`)."""
+async def probe(
+    path: str, checks: Mapping[str, Check], *, reasons: bool
+) -> tuple[int, dict[str, object]]:
+    """The status and JSON body of a probe at `path` (one of `PROBE_PATHS`).
+
+    Why a component is down (its error: addresses, names of hosts and buckets) only with
+    `reasons`, for an internal host; any other `Host` (a tenant's, an attacker's) learns no
+    more than `down`, and the reasons are logged.
+    """
     if path == LIVEZ_PATH:
         return 200, {"status": "alive"}
     ready, components = await readiness(checks)
+    if not reasons:
+        components = {name: state.partition(":")[0] for name, state in components.items()}
     return (
         (200, {"status": "ok", "components": components})
         if ready
@@ -73,7 +82,7 @@ async def readiness(checks: Mapping[str, Check]) -> tuple[bool, dict[str, str]]:
 
     states = await asyncio.gather(*(run(check) for check in checks.values()))
     components = dict(zip(checks, states, strict=True))
-    down = sorted(name for name, state in components.items() if state != "ok")
+    down = {name: state for name, state in sorted(components.items()) if state != "ok"}
     if down:
         log.warning("proxy not ready", extra={"components": down})
     return not down, components

@@ -57,7 +57,7 @@ async def test_readyz_pings_redis_when_the_proxy_listens_to_it(
 
 
 @pytest.mark.anyio
-async def test_readyz_is_503_naming_what_is_down_while_livez_stays_200(
+async def test_readyz_is_503_naming_what_is_down_only_to_an_internal_host(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(readiness, "CHECK_TIMEOUT_S", 0.05)
@@ -71,9 +71,15 @@ async def test_readyz_is_503_naming_what_is_down_while_livez_stays_200(
     proxy: Proxy = served.proxy
     proxy.checks = {**proxy.checks, "database": refused, "redis": hanging}
 
-    ready = await served.get(READYZ_PATH)
+    ready = await served.get(READYZ_PATH, host="10.0.0.7:8080")  # the kubelet: the pod's address
     alive = await served.get(LIVEZ_PATH)
+    public = await served.get(READYZ_PATH, host="web.localhost:8080")
 
+    assert public.status_code == 503
+    assert public.json() == {
+        "status": "degraded",
+        "components": {"database": "down", "storage": "ok", "redis": "down"},
+    }
     assert ready.status_code == 503
     assert ready.json() == {
         "status": "degraded",
