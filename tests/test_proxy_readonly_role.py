@@ -147,3 +147,17 @@ def test_the_proxy_role_can_change_no_table_schema_or_role(
     assert refused == ["InsufficientPrivilegeError"] * len(DDL_AND_WRITES)
     assert after == before
     assert before["rows"]["scalemesh_alias"]  # there was something to take
+
+
+def test_the_role_sql_refuses_a_public_schema_every_role_may_create_in(
+    postgres_databases: PostgresDatabases,
+) -> None:
+    # As before PostgreSQL 15: the proxy's role could plant objects the API's queries resolve.
+    owner_url = postgres_databases.new()
+    migrate(owner_url)
+    asyncio.run(admin(owner_url, "GRANT CREATE ON SCHEMA public TO PUBLIC"))
+    try:
+        with pytest.raises(asyncpg.RaiseError, match="may create objects in schema public"):
+            read_only_role(owner_url)
+    finally:
+        asyncio.run(admin(owner_url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC"))

@@ -20,3 +20,14 @@ ALTER ROLE scalemesh_proxy SET default_transaction_read_only = on;
 GRANT USAGE ON SCHEMA public TO scalemesh_proxy;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO scalemesh_proxy;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO scalemesh_proxy;
+-- Before PostgreSQL 15 every role may create objects in schema public; the proxy's could plant a
+-- function there that the API's queries call (CVE-2018-1058). Refuse until it cannot.
+DO $$
+BEGIN
+    IF has_schema_privilege('scalemesh_proxy', 'public', 'CREATE') THEN
+        RAISE EXCEPTION 'scalemesh_proxy may create objects in schema public: take the CREATE '
+            'privilege on it from PUBLIC (leave it to the role `scalemesh migrate` connects as), '
+            'then run this file again';
+    END IF;
+END
+$$;
