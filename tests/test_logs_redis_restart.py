@@ -252,6 +252,28 @@ async def test_journals_of_logs_nobody_writes_to_any_more_are_let_go(
         await redis.aclose()
 
 
+async def test_the_journals_together_stay_within_their_byte_limit_oldest_let_go_first(
+    server: RedisServer,
+) -> None:
+    redis = Redis.from_url(server.url)
+    # Room for about one log's lines: a replica whose builds end elsewhere keeps no more.
+    bus = RedisLogBus(redis, max_journal_bytes=200)
+    old, new = fresh_deployment_id(), fresh_deployment_id()
+    try:
+        await bus.append(old, line("old " + "x" * 100))
+        await asyncio.sleep(0.01)
+        await bus.append(new, line("new " + "y" * 100))
+        restart(server)
+        # Over the limit, the log written to longest ago lost its journal; the newest kept it.
+        await bus.append(new, line("new again"))
+        await bus.append(old, line("old again"))
+        assert texts(await bus.read(old)) == ["old again"]
+        assert texts(await bus.read(new)) == ["new " + "y" * 100, "new again"]
+    finally:
+        await bus.aclose()
+        await redis.aclose()
+
+
 def test_a_build_that_ends_just_after_a_redis_restart_keeps_its_result_and_archive(
     server: RedisServer, make_settings: Callable[..., Settings], database_url: str
 ) -> None:

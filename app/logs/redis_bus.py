@@ -53,6 +53,10 @@ READ_WAIT_S = 10.0
 """How long a read waits for what is held of its log to be written before giving up."""
 JOURNAL_IDLE_S = 3600.0
 """A journal nobody wrote to for this long is let go (its log was archived by another replica)."""
+MAX_JOURNAL_BYTES = 64 * 1024 * 1024
+"""What the journals of all logs may hold together. A replica whose builds are archived by
+another keeps their journals until they idle out; past this, the logs written to longest ago
+lose theirs first, so memory stays bounded whatever the build rate."""
 
 
 @dataclass(eq=False)
@@ -60,6 +64,8 @@ class _Journal:
     """What this bus wrote to one log, under the seqs Redis gave it, oldest first."""
 
     entries: deque[tuple[int, str]] = field(default_factory=deque)
+    size: int = 0
+    """The length of its payloads, counted towards the bus's `max_journal_bytes`."""
     written_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Held while this process writes to the log (or puts it back)."""
@@ -102,6 +108,7 @@ class RedisLogBus:
         flush_backoff: tuple[float, float] = FLUSH_BACKOFF_S,
         read_wait_s: float = READ_WAIT_S,
         journal_idle_s: float = JOURNAL_IDLE_S,
+        max_journal_bytes: int = MAX_JOURNAL_BYTES,
     ) -> None:
         self._redis = redis
         self._max_events = max_events
@@ -110,6 +117,8 @@ class RedisLogBus:
         self._flush_backoff = flush_backoff
         self._read_wait_s = read_wait_s
         self._journal_idle_s = journal_idle_s
+        self._max_journal_bytes = max_journal_bytes
+        self._journal_bytes = 0
         self._held: deque[_Held] = deque()
         self._held_logs: Counter[str] = Counter()
         """How many events of each log are held."""
@@ -247,9 +256,10 @@ class RedisLogBus:
                 # Redis came back without this log; the restore puts this entry back too.
                 lost[item.deployment_id] = None
                 continue
-            journal.entries.append((seq, item.payload))
+            self._keep(journal, seq, item.payload)
         for deployment_id in lost:
             await self._restore_log(journals[deployment_id], deployment_id)
+        self._bound_journals()
         if refused is not None:
             raise LogBusError(f"log append: {type(refused).__name__}: {refused}")
         return journals[batch[-1].deployment_id].last_seq
@@ -273,17 +283,44 @@ class RedisLogBus:
                 if now - kept.written_at > self._journal_idle_s
             ]
             for key in idle:
-                del self._journals[key]
-            journal = self._journals[deployment_id] = _Journal(deque(maxlen=self._max_events))
+                self._let_go(key)
+            journal = self._journals[deployment_id] = _Journal()
         journal.written_at = now
         return journal
+
+    def _keep(self, journal: _Journal, seq: int, payload: str) -> None:
+        """Journal one written entry; the oldest goes once the log holds `max_events`."""
+        if len(journal.entries) >= self._max_events:
+            _, oldest = journal.entries.popleft()
+            journal.size -= len(oldest)
+            self._journal_bytes -= len(oldest)
+        journal.entries.append((seq, payload))
+        journal.size += len(payload)
+        self._journal_bytes += len(payload)
+
+    def _let_go(self, deployment_id: str) -> None:
+        journal = self._journals.pop(deployment_id, None)
+        if journal is not None:
+            self._journal_bytes -= journal.size
+
+    def _bound_journals(self) -> None:
+        """Let go of the journals written to longest ago until all fit `max_journal_bytes`;
+        one a write holds right now stays (its writer is still counting on it)."""
+        if self._journal_bytes <= self._max_journal_bytes:
+            return
+        by_age = sorted(self._journals.items(), key=lambda kept: kept[1].written_at)
+        for key, journal in by_age:
+            if self._journal_bytes <= self._max_journal_bytes:
+                return
+            if not journal.lock.locked():
+                self._let_go(key)
 
     async def _restore_log(self, journal: _Journal, deployment_id: str) -> None:
         args = [part for seq, stored in journal.entries for part in (seq, stored)]
         with redis_errors("log restore"):
             added = await self._restore(keys=[log_stream(deployment_id)], args=args)
         for entry_id, added_payload in zip(added[::2], added[1::2], strict=True):
-            journal.entries.append((seq_of(entry_id), text(added_payload)))
+            self._keep(journal, seq_of(entry_id), text(added_payload))
         log.warning(
             "redis lost a log; restored it",
             extra={"deployment_id": deployment_id, "events": len(journal.entries)},
@@ -359,7 +396,7 @@ class RedisLogBus:
             yield cast(LogEvent, event)
 
     async def forget(self, deployment_id: str) -> None:
-        self._journals.pop(deployment_id, None)
+        self._let_go(deployment_id)
         with redis_errors("log forget"):
             await self._redis.delete(log_stream(deployment_id))
 
