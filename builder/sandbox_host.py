@@ -60,7 +60,11 @@ class HostUser:
             info = os.stat(current)
             if not _searchable(info, self.uid, self.gid):
                 mode = stat.S_IMODE(info.st_mode)
-                return f"uid {self.uid} cannot reach {path}: {current} is mode {mode:04o}"
+                return (
+                    f"uid {self.uid} cannot reach {path}: {current} is mode {mode:04o}"
+                    f" (let others search it: chmod o+x {current}; or run Scale Mesh as a"
+                    " user that is not root)"
+                )
             current = current / part
         return None
 

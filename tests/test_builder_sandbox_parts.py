@@ -114,8 +114,9 @@ def test_root_must_give_each_build_a_host_uid_of_its_own(build: Build) -> None:
         with pytest.raises(ConfinementError, match=error):
             Bubblewrap(LIMITS, bwrap=find_bwrap(), binds=[], host_uid=host_uid)
     build.root.chmod(0o700)
-    with pytest.raises(ConfinementError, match=f"uid {build.uid} cannot reach"):
+    with pytest.raises(ConfinementError, match=f"uid {build.uid} cannot reach") as refused:
         Bubblewrap(LIMITS, bwrap=build.root / "bwrap", binds=[], host_uid=build.uid)
+    assert f"chmod o+x {build.root}" in str(refused.value)  # what to change, not only why
     with pytest.raises(ConfinementError, match="only root can run a sandbox as another"):
         host_user(build.uid, euid=1000)
     assert isinstance(host_user(None, euid=1000), OwnUser)

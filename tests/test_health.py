@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +91,23 @@ def test_a_hanging_check_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert result.status == "degraded"
     assert result.components == {"database": "ok", "log_bus": "down: no answer within 0.05 s"}
+
+
+def test_a_failing_check_shows_its_kind_to_anyone_and_its_message_only_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """/health and /readyz answer anonymous requests: a driver's message (hosts, ports, the
+    database user) is for the operator's log."""
+
+    async def refused() -> None:
+        raise ConnectionError('connect to db.internal:5432 as user "scalemesh" refused')
+
+    with caplog.at_level(logging.WARNING, logger="app.health"):
+        result = asyncio.run(run_checks({"database": refused}))
+
+    assert result.components == {"database": "down: ConnectionError"}
+    logged = [getattr(record, "error", "") for record in caplog.records]
+    assert any("db.internal" in error for error in logged), logged
 
 
 def test_livez_asks_nothing_and_readyz_names_what_is_down(

@@ -111,3 +111,26 @@ def test_bypass_secrets_hashed_with_the_old_key_still_match() -> None:
         tokens.preview_keys([("p2", NEW), ("p1", OLD)]), stored, "let-me-in"
     )
     assert not tokens.bypass_matches(tokens.preview_keys([("p2", NEW)]), stored, "let-me-in")
+
+
+def test_a_preview_token_is_no_session_and_a_session_no_preview_token(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    """Key separation, even with one value for both variables: the preview ring signs only
+    preview tokens, the secret ring only sessions, and neither opens the other's."""
+    settings = make_settings(
+        SCALEMESH_DATABASE_URL=database_url,
+        SCALEMESH_SECRET_KEY=f"k1:{OLD}",
+        SCALEMESH_PREVIEW_KEY=f"p1:{OLD}",
+    )
+    ring = settings.require_preview_keys()
+    preview = tokens.preview_keys((key.id, key.secret.reveal()) for key in ring.keys)
+    with serving(settings) as client:
+        session = sign_up(client)
+        signed = tokens.sign(preview, tokens.COOKIE, "web-git-x", 60)
+
+        assert client.get("/user", headers=bearer(signed)).status_code == 401
+        assert client.get("/user", headers=bearer(session)).status_code == 200
+    assert not tokens.verify(preview, tokens.COOKIE, "web-git-x", session)
+    assert not tokens.verify(preview, tokens.COOKIE, "web-git-x", f"9999999999.p1.{session}")
+    assert tokens.verify(preview, tokens.COOKIE, "web-git-x", signed)

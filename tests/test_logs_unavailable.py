@@ -94,3 +94,16 @@ def test_a_builders_batch_is_refused_with_503_while_the_bus_fails(builds: Builds
     # 5xx: the builder's sink keeps the batch and tries again (`builder.remote.HttpSink`).
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "unavailable"
+
+
+def test_a_builders_token_writes_only_its_own_log(builds: Builds) -> None:
+    """A build is an attacker too: its token must not put lines into another build's log."""
+    mine, theirs = builds.building("main"), builds.building("feature/login")
+    token = builds.token_for(mine)
+    line = {"type": "line", "ts": 1.0, "stream": "stdout", "text": "forged"}
+
+    response = builds.send(theirs, token, line)
+
+    assert response.status_code in (401, 403), response.text
+    assert "forged" not in json.dumps(builds.log(theirs))
+    assert builds.send(mine, token, line).status_code == 200

@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -270,3 +271,69 @@ async def test_a_file_a_symlink_replaced_in_local_storage_is_never_served(
     assert (streamed.status_code, ranged.status_code) == (502, 502)
     assert b"SSSS" not in streamed.content + ranged.content + sent[1]["body"]
     assert local_streaming.storage.bytes_read == 0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=" + ",".join(["0-"] * 500),  # many overlapping ranges: ignored, the file once
+        "bytes=0-99999999999999999999",  # past the end: up to the end
+        "bytes=-99999999999999999999",
+    ],
+)
+async def test_many_or_huge_ranges_read_the_file_once_at_most(
+    streaming: Streaming, header: str
+) -> None:
+    response = await streaming.served.get("/video.bin", range=header)
+
+    assert response.status_code in (200, 206)
+    assert response.content == LARGE
+    assert streaming.storage.whole == []
+    assert streaming.storage.streamed == len(LARGE)
+    assert streaming.storage.largest_piece <= STREAM_CHUNK
+
+
+@pytest.mark.parametrize("path", ["/../video.bin", "/%2e%2e/%2e%2e/video.bin", "/a/..%2fvideo.bin"])
+async def test_a_range_on_a_hostile_path_reads_nothing(streaming: Streaming, path: str) -> None:
+    sent = await call(streaming.served.app, path, range="bytes=0-9")  # the raw path, as sent
+
+    assert sent[0]["status"] in (400, 404)
+    assert streaming.storage.bytes_read == 0
+
+
+async def test_a_client_that_stops_reading_pins_one_piece_and_frees_it_when_gone(
+    streaming: Streaming,
+) -> None:
+    await call(streaming.served.app, "/video.bin", range="bytes=0-0")  # warm: clients opened
+    streaming.storage.reset()
+    opened = len(os.listdir("/proc/self/fd"))
+    scope_sent: list[dict[str, Any]] = []
+    stalled = anyio.Event()
+
+    async def send(message: Any) -> None:
+        scope_sent.append(dict(message))
+        if message["type"] == "http.response.body":
+            stalled.set()
+            await anyio.sleep_forever()  # the client reads no more
+
+    async def receive() -> dict[str, Any]:
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/video.bin",
+        "raw_path": b"/video.bin",
+        "query_string": b"",
+        "headers": [(b"host", b"web.localhost")],
+    }
+    with anyio.move_on_after(5):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(streaming.served.app, scope, receive, send)
+            await stalled.wait()
+            assert streaming.storage.streamed == STREAM_CHUNK  # one piece, however long
+            tasks.cancel_scope.cancel()  # the server gives up on the client
+
+    assert [m["type"] for m in scope_sent] == ["http.response.start", "http.response.body"]
+    assert len(os.listdir("/proc/self/fd")) == opened  # the file (or S3 body) is released

@@ -33,7 +33,7 @@ from app.github.answers import (
     translated,
 )
 from app.github.api import CommentGone, GitHubError
-from app.github.inputs import SHA, one_of, shorten, split_repository
+from app.github.inputs import SHA, one_of, ref_in_path, shorten, split_repository
 from app.github.transport import SharedTransport
 from app.github.waits import APP, Holds, utcnow
 from app.settings_parts import GitHubSettings
@@ -270,7 +270,7 @@ class GitHubAppClient:
         try:
             with self._translated(action, installation_id):
                 response = await gh.rest.repos.async_get_branch(
-                    owner, name, branch, headers=API_HEADERS
+                    owner, name, ref_in_path(branch), headers=API_HEADERS
                 )
         except GitHubError as exc:
             if exc.status == 404:
@@ -286,7 +286,7 @@ class GitHubAppClient:
         try:
             with self._translated(action, installation_id):
                 response = await gh.rest.repos.async_get_commit(
-                    owner, name, ref, per_page=1, headers=API_HEADERS
+                    owner, name, ref_in_path(ref), per_page=1, headers=API_HEADERS
                 )
         except GitHubError as exc:
             # 422: "No commit found for SHA"; 404: no such ref (or repository).

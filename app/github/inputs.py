@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import TypeVar
+from urllib.parse import quote
 
 from app.github.api import GitHubError
 
@@ -23,6 +24,13 @@ def split_repository(repository: str) -> tuple[str, str]:
     if not _OWNER.fullmatch(owner) or not _NAME.fullmatch(name) or name in (".", ".."):
         raise GitHubError(f"{repository!r} is not a repository name like owner/name")
     return owner, name
+
+
+def ref_in_path(ref: str) -> str:
+    """A branch, tag or sha as a URL path's tail (githubkit puts it in as it is). Git allows `#`
+    and `%` in a name: sent bare, `#` would cut the path and `%2e%2e` would be read as `..`.
+    Its `/`s stay: GitHub takes `feature/x` as one branch."""
+    return quote(ref, safe="/")
 
 
 def one_of(value: str, allowed: tuple[_S, ...], what: str) -> _S:

@@ -94,7 +94,7 @@ class LocalStorage:
     def _real_root(self) -> str:
         return os.path.realpath(self.root)
 
-    def _open(self, path: Path, key: str) -> int | None:
+    def _open(self, path: Path, key: str, doing: str = "read") -> int | None:
         """A read-only descriptor of `key`'s file (at `path`, its key checked), or None when the
         store holds no such object; run in a worker thread.
 
@@ -103,7 +103,7 @@ class LocalStorage:
         out of the root, and is not followed: the object is missing. So is a directory (a
         prefix, not an object: S3 would say NoSuchKey too).
         """
-        with _os_errors(f"cannot read {key}"):
+        with _os_errors(f"cannot {doing} {key}"):
             try:
                 if os.path.realpath(path, strict=True) != os.path.join(self._real_root, key):
                     return None
@@ -115,8 +115,8 @@ class LocalStorage:
             os.close(fd)
             return None
 
-    async def _found(self, key: str) -> int:
-        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key)
+    async def _found(self, key: str, doing: str = "read") -> int:
+        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key, doing)
         if fd is None:
             # Raised here rather than in the worker thread: a missing key is routine (the
             # log archive probe), and on Python 3.11 an exception that crossed from a thread
@@ -134,13 +134,13 @@ class LocalStorage:
         return await anyio.to_thread.run_sync(read)
 
     async def exists(self, key: str) -> bool:
-        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key)
+        fd = await anyio.to_thread.run_sync(self._open, self._path(key), key, "look up")
         if fd is not None:
             os.close(fd)
         return fd is not None
 
     async def size(self, key: str) -> int:
-        fd = await self._found(key)
+        fd = await self._found(key, "look up")
         try:
             return os.fstat(fd).st_size
         finally:
@@ -168,7 +168,7 @@ class LocalStorage:
             os.close(fd)
 
     async def path_of(self, key: str) -> Path:
-        fd = await self._found(key)
+        fd = await self._found(key, "look up")
         os.close(fd)
         # The path it was found at is the real one: no symlink on the way to follow.
         return Path(self._real_root, key)

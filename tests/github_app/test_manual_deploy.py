@@ -57,6 +57,49 @@ def test_branches_and_tags_of_a_bound_project_come_from_github(
     assert github.calls_to("GET", f"/repos/{REPO}/branches/feature/x")
 
 
+def test_a_branch_name_with_url_characters_is_the_branch_asked_for(
+    client: Client, github: FakeGitHubApi, token: str
+) -> None:
+    """Git allows `#` and `%` in a name; sent bare, `fix#1` would be read as branch `fix`."""
+    github.refs.set_branch(REPO, "fix", TAGGED)
+    github.refs.set_branch(REPO, "fix#1", HEAD)
+    github.refs.set_tag(REPO, "v%2e1", HEAD)
+
+    branch = deploy(client, token, "web", "fix#1")
+    tag = deploy(client, token, "web", "v%2e1")
+
+    assert branch[0] == 202, branch
+    assert (branch[1]["sha"], branch[1]["branch"]) == (HEAD, "fix#1")
+    assert tag[0] == 202, tag
+    assert (tag[1]["sha"], tag[1]["branch"]) == (HEAD, None)
+
+
+def test_another_account_cannot_resolve_or_build_a_repository_it_does_not_own(
+    client: Client, github: FakeGitHubApi, token: str
+) -> None:
+    """The App is installed on Ada's repository; Bob naming it in a project of his own gets
+    neither its branch's head nor a build: his project is not bound, as before GitHub's API
+    resolved branches."""
+    github.refs.set_branch(REPO, "main", HEAD)
+    bob = sign_up(client, "bob@example.com")
+    made = client.post("/project", json={"name": "copy", "repo": REPO}, headers=bearer(bob))
+    assert made.status_code == 201, made.text
+    asked = len(github.calls)
+
+    own = deploy(client, bob, "copy", "main")
+    theirs = deploy(client, bob, "web", "main")
+
+    assert own[0] == 403
+    assert own[1]["error"] == "forbidden"
+    assert f"{REPO} is on the GitHub App" in own[1]["detail"]
+    assert HEAD not in str(own[1])
+    assert theirs[0] == 404
+    assert github.calls[asked:] == [], "GitHub was asked nothing for Bob"
+    listed = client.get("/projects/copy/deployments", headers=bearer(bob))
+    assert listed.status_code == 200
+    assert listed.json() == []
+
+
 def test_github_failing_is_a_503_not_a_500(
     client: Client, github: FakeGitHubApi, token: str
 ) -> None:

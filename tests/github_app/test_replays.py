@@ -8,6 +8,7 @@ from typing import Any
 from app.deployments import triggers
 from app.tables import Alias, WebhookDelivery
 from tests.support.github_app import App
+from tests.support.pages import HTML, browser_login, csrf_of
 from tests.support.webhooks import REPO_ID, payload
 
 OLD_SHA = "a" * 40
@@ -109,3 +110,38 @@ def test_the_trigger_itself_queues_a_commit_once_per_branch(app: App, token: str
 
     assert len(deploy()) == 1
     assert deploy() == []  # two handlers racing for one push queue one build
+
+
+def test_a_dead_letter_retried_after_the_branch_moved_does_not_move_production(
+    app: App, token: str
+) -> None:
+    app.github.fail("get_branch", status=403)  # refused for good: a dead letter at once
+    app.deliver("push", push_of(OLD_SHA), delivery="old-push")
+    app.github.heal()
+    app.deliver("push", push_of(NEW_SHA))
+    build_everything(app)
+    assert production_sha(app) == NEW_SHA
+
+    # An admin retries the old push, long after the branch moved on.
+    browser_login(app.client)
+    page = app.client.get("/deliveries", headers=HTML)
+    retried = app.client.post(
+        "/ui/deliveries/old-push/retry", data={"csrf": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert retried.status_code == 303
+    app.client.run(app.services.deliveries.drain)
+
+    row = app.client.run(
+        lambda: (
+            WebhookDelivery.select(WebhookDelivery.outcome, WebhookDelivery.dead_at)
+            .where(WebhookDelivery.delivery_id == "old-push")
+            .first()
+        )
+    )
+    assert row == {
+        "outcome": f"ignored: {OLD_SHA[:12]} is no longer the head of main",
+        "dead_at": None,
+    }
+    build_everything(app)
+    assert [d["sha"] for d in app.deployments()] == [NEW_SHA]
+    assert production_sha(app) == NEW_SHA

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -38,10 +39,12 @@ class CountingStorage:
     async def stream(
         self, key: str, start: int = 0, stop: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        async for chunk in self.inner.stream(key, start, stop):
-            self.streamed += len(chunk)
-            self.largest_piece = max(self.largest_piece, len(chunk))
-            yield chunk
+        # Closed with this one, as the proxy closes what it streams: `async for` would not.
+        async with contextlib.aclosing(self.inner.stream(key, start, stop)) as chunks:
+            async for chunk in chunks:
+                self.streamed += len(chunk)
+                self.largest_piece = max(self.largest_piece, len(chunk))
+                yield chunk
 
     async def path_of(self, key: str) -> Path | None:
         return await self.inner.path_of(key)
