@@ -176,13 +176,36 @@ TOGETHER = ("tests/test_topology.py",)
 run on one worker, in order, instead of each worker that gets one of them starting its own."""
 
 
+CHUNK = 4
+"""Other tests go out in runs of this many from one module. One test per unit of work cost the
+controller a round trip and a scan of all work given so far per test (3,000 empty tests under
+cProfile: 7 s in the scheduler against 0.1 s with xdist's plain load scheduling). Smaller than
+`TOGETHER`'s modules, which therefore go out first (units are ordered by size)."""
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-    """Load scheduling, test by test, but each module of `TOGETHER` as one unit of work."""
+    """Load scheduling in small runs of tests, but each module of `TOGETHER` as one unit."""
+    from collections import Counter
+
     from xdist.scheduler import LoadScopeScheduling
 
     class ModulesTogether(LoadScopeScheduling):
+        def __init__(self, config: pytest.Config, log: object) -> None:
+            super().__init__(config, log)
+            self._scopes: dict[str, str] = {}
+            self._counts: Counter[str] = Counter()
+
         def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            return module if module in TOGETHER else nodeid
+            # First called over the whole collection in order, so each test's run is fixed then.
+            scope = self._scopes.get(nodeid)
+            if scope is None:
+                module = nodeid.split("::", 1)[0]
+                if module in TOGETHER:
+                    scope = module
+                else:
+                    scope = f"{module}::{self._counts[module] // CHUNK}"
+                    self._counts[module] += 1
+                self._scopes[nodeid] = scope
+            return scope
 
     return ModulesTogether(config, log)
