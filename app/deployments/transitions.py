@@ -82,24 +82,7 @@ async def requeue(deployment_id: str, max_attempts: int) -> bool:
     """Put a build whose runner is gone back in the queue, unless it has had `max_attempts`.
 
     False when it is no longer building or has no attempt left (the caller then fails it)."""
-    check_transition([DeploymentState.BUILDING], DeploymentState.QUEUED)
-    changes: dict[Any, Any] = {
-        Deployment.state: DeploymentState.QUEUED,
-        Deployment.runner_handle: None,
-        Deployment.runner_owner: None,
-        Deployment.started_at: None,
-        **report_again(),
-    }
-    rows = await (
-        Deployment.update(changes)
-        .where(
-            (Deployment._meta.primary_key == deployment_id)
-            & (Deployment.state == DeploymentState.BUILDING)
-            & (Deployment.attempts < max_attempts)
-        )
-        .returning(Deployment._meta.primary_key)
-    )
-    return bool(rows)
+    return await _back_in_queue(deployment_id, {}, Deployment.attempts < max_attempts)
 
 
 async def defer(deployment_id: str, until: datetime) -> bool:
@@ -107,22 +90,29 @@ async def defer(deployment_id: str, until: datetime) -> bool:
     to start no sooner than `until`; the attempt it took is given back.
 
     False when it is no longer building."""
+    given_back = {Deployment.start_after: until, Deployment.attempts: Deployment.attempts - 1}
+    return await _back_in_queue(deployment_id, given_back)
+
+
+async def _back_in_queue(deployment_id: str, changes: dict[Any, Any], only_if: Any = None) -> bool:
+    """A building deployment queued again, with no runner and no start; False when it was not
+    building (or `only_if` did not hold)."""
     check_transition([DeploymentState.BUILDING], DeploymentState.QUEUED)
-    changes: dict[Any, Any] = {
-        Deployment.state: DeploymentState.QUEUED,
-        Deployment.runner_handle: None,
-        Deployment.runner_owner: None,
-        Deployment.started_at: None,
-        Deployment.start_after: until,
-        Deployment.attempts: Deployment.attempts - 1,
-        **report_again(),
-    }
+    where = (Deployment._meta.primary_key == deployment_id) & (
+        Deployment.state == DeploymentState.BUILDING
+    )
     rows = await (
-        Deployment.update(changes)
-        .where(
-            (Deployment._meta.primary_key == deployment_id)
-            & (Deployment.state == DeploymentState.BUILDING)
+        Deployment.update(
+            {
+                Deployment.state: DeploymentState.QUEUED,
+                Deployment.runner_handle: None,
+                Deployment.runner_owner: None,
+                Deployment.started_at: None,
+                **changes,
+                **report_again(),
+            }
         )
+        .where(where if only_if is None else where & only_if)
         .returning(Deployment._meta.primary_key)
     )
     return bool(rows)

@@ -9,10 +9,10 @@ offline, with no dependency to fetch.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.support.git import git, head
+from tests.support.sites import make_site
 
 TICK_S = 0.25
 
@@ -47,31 +47,7 @@ class Site:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.mkdir()
-        (path / "package.json").write_text(
-            json.dumps(
-                {
-                    "name": "site",
-                    "version": "1.0.0",
-                    "private": True,
-                    "scripts": {"build": "node build.js"},
-                }
-            )
-        )
-        lock = {
-            "name": "site",
-            "version": "1.0.0",
-            "lockfileVersion": 3,
-            "requires": True,
-            "packages": {"": {"name": "site", "version": "1.0.0"}},
-        }
-        (path / "package-lock.json").write_text(json.dumps(lock))
-        (path / "build.js").write_text(BUILD_JS)
-        (path / "message.txt").write_text("first\n")
-        (path / "ticks.txt").write_text("0\n")
-        git(path, "init", "-q", "-b", "main")
-        git(path, "add", ".")
-        git(path, "commit", "-qm", "site")
+        make_site(path, build__js=BUILD_JS, message__txt="first\n", ticks__txt="0\n")
 
     @property
     def clone_url(self) -> str:
