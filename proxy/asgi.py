@@ -29,7 +29,7 @@ from proxy import metrics
 from proxy.cache import ObjectCache
 from proxy.lookup import MISSING, AliasSubscriber, Lookup
 from proxy.protection import Gate, private, redirect
-from proxy.readiness import PROBE_PATHS, Checks, probe, read_checks
+from proxy.readiness import PROBE_PATHS, Checks, Readiness, probe, read_checks
 from proxy.routing import BadPath, path_to_key
 from proxy.sending import (
     ASGIApp,
@@ -85,7 +85,7 @@ class Proxy:
         self.settings = settings
         self.storage = storage
         self.lookup = lookup
-        self.checks = checks or read_checks(storage)
+        self.readiness = Readiness(checks or read_checks(storage))
         """What `/_scalemesh/readyz` asks (`running` adds the database and Redis)."""
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
@@ -127,7 +127,7 @@ class Proxy:
             return
         if scope["path"] in PROBE_PATHS and method in _READ_METHODS:
             reasons = metrics.is_metrics_host(host, self.settings.proxy_metrics_hosts)
-            answer = await probe(scope["path"], self.checks, reasons=reasons)
+            answer = await probe(scope["path"], self.readiness, reasons=reasons)
             await send_answer(send, method, json_answer(*answer))
             return
         if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from redis.asyncio import Redis
@@ -24,6 +26,11 @@ PROBE_PATHS = frozenset({LIVEZ_PATH, READYZ_PATH})
 CHECK_TIMEOUT_S = 3.0
 READYZ_KEY = "__outputs/.scalemesh-readyz"
 """A key the proxy may read (its storage grant covers `__outputs/`); it need not exist."""
+
+READYZ_FRESH_S = 1.0
+"""How long one readiness answer serves every probe. `/_scalemesh/readyz` answers on any Host,
+so a flood of it on a site's hostname costs the database, storage and Redis one round of
+checks a second per process, not one per request."""
 
 Check = Callable[[], Awaitable[object]]
 Checks = Mapping[str, Check]
@@ -44,8 +51,32 @@ def read_checks(
     return checks
 
 
+class Readiness:
+    """`readiness(checks)`, asked at most once per `fresh_s`; callers meanwhile share it."""
+
+    def __init__(
+        self,
+        checks: Checks,
+        fresh_s: float = READYZ_FRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.checks = checks
+        self._fresh_s = fresh_s
+        self._clock = clock
+        self._lock = asyncio.Lock()
+        self._answer: tuple[bool, dict[str, str]] = (False, {})
+        self._asked_at = -math.inf
+
+    async def __call__(self) -> tuple[bool, dict[str, str]]:
+        async with self._lock:
+            if self._clock() - self._asked_at >= self._fresh_s:
+                self._answer = await readiness(self.checks)
+                self._asked_at = self._clock()
+            return self._answer
+
+
 async def probe(
-    path: str, checks: Mapping[str, Check], *, reasons: bool
+    path: str, ready_now: Callable[[], Awaitable[tuple[bool, dict[str, str]]]], *, reasons: bool
 ) -> tuple[int, dict[str, object]]:
     """The status and JSON body of a probe at `path` (one of `PROBE_PATHS`).
 
@@ -55,7 +86,7 @@ async def probe(
     """
     if path == LIVEZ_PATH:
         return 200, {"status": "alive"}
-    ready, components = await readiness(checks)
+    ready, components = await ready_now()
     if not reasons:
         components = {name: state.partition(":")[0] for name, state in components.items()}
     return (

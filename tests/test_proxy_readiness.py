@@ -69,7 +69,9 @@ async def test_readyz_is_503_naming_what_is_down_only_to_an_internal_host(
         await asyncio.sleep(10)
 
     proxy: Proxy = served.proxy
-    proxy.checks = {**proxy.checks, "database": refused, "redis": hanging}
+    proxy.readiness = readiness.Readiness(
+        {**proxy.readiness.checks, "database": refused, "redis": hanging}
+    )
 
     ready = await served.get(READYZ_PATH, host="10.0.0.7:8080")  # the kubelet: the pod's address
     alive = await served.get(LIVEZ_PATH)
@@ -98,5 +100,31 @@ def test_a_proxy_made_without_checks_asks_its_storage(settings: Settings) -> Non
 
     proxy = Proxy(settings, storage_from_settings(settings.storage), Lookup("localhost"))
 
-    assert list(proxy.checks) == ["storage"]
-    assert asyncio.run(readiness.readiness(proxy.checks)) == (True, {"storage": "ok"})
+    assert list(proxy.readiness.checks) == ["storage"]
+    assert asyncio.run(proxy.readiness()) == (True, {"storage": "ok"})
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_readyz_on_a_sites_host_asks_the_checks_once_a_second(
+    served: Served,
+) -> None:
+    asked: list[str] = []
+    now = [100.0]
+
+    async def counted() -> None:
+        asked.append("database")
+
+    proxy: Proxy = served.proxy
+    proxy.readiness = readiness.Readiness({"database": counted}, clock=lambda: now[0])
+
+    flood = [served.get(READYZ_PATH, host="web.localhost:8080") for _ in range(50)]
+    answers = await asyncio.gather(*flood)
+    now[0] += 0.5
+    await served.get(READYZ_PATH, host="web.localhost:8080")
+    assert len(asked) == 1  # 51 probes within the second: one round of checks
+    now[0] += 0.5
+    later = await served.get(READYZ_PATH, host="web.localhost:8080")
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert later.status_code == 200
+    assert len(asked) == 2  # a second on, the next probe asks again
