@@ -15,7 +15,7 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import AsyncGenerator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, cast
 
@@ -34,6 +34,7 @@ from app.logs.redis_entries import (
     text,
     xread_entries,
 )
+from app.logs.redis_journals import JOURNAL_IDLE_S, MAX_JOURNAL_BYTES, Journal, Journals
 from app.redis_client import RETRIES, redis_client
 from builder.events import LogEvent
 from builder.spec import log_stream
@@ -51,28 +52,6 @@ FLUSH_BACKOFF_S = (0.2, 5.0)
 """The first and the longest wait between tries to write what is held."""
 READ_WAIT_S = 10.0
 """How long a read waits for what is held of its log to be written before giving up."""
-JOURNAL_IDLE_S = 3600.0
-"""A journal nobody wrote to for this long is let go (its log was archived by another replica)."""
-MAX_JOURNAL_BYTES = 64 * 1024 * 1024
-"""What the journals of all logs may hold together. A replica whose builds are archived by
-another keeps their journals until they idle out; past this, the logs written to longest ago
-lose theirs first, so memory stays bounded whatever the build rate."""
-
-
-@dataclass(eq=False)
-class _Journal:
-    """What this bus wrote to one log, under the seqs Redis gave it, oldest first."""
-
-    entries: deque[tuple[int, str]] = field(default_factory=deque)
-    size: int = 0
-    """The length of its payloads, counted towards the bus's `max_journal_bytes`."""
-    written_at: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while this process writes to the log (or puts it back)."""
-
-    @property
-    def last_seq(self) -> int:
-        return self.entries[-1][0] if self.entries else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +95,13 @@ class RedisLogBus:
         self._max_held = max_held
         self._flush_backoff = flush_backoff
         self._read_wait_s = read_wait_s
-        self._journal_idle_s = journal_idle_s
-        self._max_journal_bytes = max_journal_bytes
-        self._journal_bytes = 0
         self._held: deque[_Held] = deque()
         self._held_logs: Counter[str] = Counter()
         """How many events of each log are held."""
         self._dropped: Counter[str] = Counter()
         self._written = asyncio.Condition()
         self._flusher: asyncio.Task[None] | None = None
-        self._journals: dict[str, _Journal] = {}
+        self._journals = Journals(max_events, journal_idle_s, max_journal_bytes)
         self._restore = redis.register_script(RESTORE_SCRIPT)
 
     @classmethod
@@ -221,7 +197,9 @@ class RedisLogBus:
         `LogBusError` when Redis refused any of them (the others are written).
         """
         now = time.monotonic()
-        journals = {item.deployment_id: self._journal(item.deployment_id, now) for item in batch}
+        journals = {
+            item.deployment_id: self._journals.of(item.deployment_id, now) for item in batch
+        }
         if len(journals) == 1:  # the usual case, without the cost of an exit stack
             async with journals[batch[0].deployment_id].lock:
                 return await self._write_locked(batch, journals)
@@ -232,7 +210,7 @@ class RedisLogBus:
                 await held.enter_async_context(journals[key].lock)
             return await self._write_locked(batch, journals)
 
-    async def _write_locked(self, batch: Sequence[_Held], journals: dict[str, _Journal]) -> int:
+    async def _write_locked(self, batch: Sequence[_Held], journals: dict[str, Journal]) -> int:
         replies: list[Any]
         if len(batch) == 1:
             # One event, one command: a pipeline would cost more than the round trip it saves.
@@ -256,10 +234,10 @@ class RedisLogBus:
                 # Redis came back without this log; the restore puts this entry back too.
                 lost[item.deployment_id] = None
                 continue
-            self._keep(journal, seq, item.payload)
+            self._journals.keep(journal, seq, item.payload)
         for deployment_id in lost:
             await self._restore_log(journals[deployment_id], deployment_id)
-        self._bound_journals()
+        self._journals.bound()
         if refused is not None:
             raise LogBusError(f"log append: {type(refused).__name__}: {refused}")
         return journals[batch[-1].deployment_id].last_seq
@@ -273,54 +251,12 @@ class RedisLogBus:
             approximate=True,
         )
 
-    def _journal(self, deployment_id: str, now: float) -> _Journal:
-        journal = self._journals.get(deployment_id)
-        if journal is None:
-            # A new log is a good moment to let go of those whose deployments ended elsewhere.
-            idle = [
-                key
-                for key, kept in self._journals.items()
-                if now - kept.written_at > self._journal_idle_s
-            ]
-            for key in idle:
-                self._let_go(key)
-            journal = self._journals[deployment_id] = _Journal()
-        journal.written_at = now
-        return journal
-
-    def _keep(self, journal: _Journal, seq: int, payload: str) -> None:
-        """Journal one written entry; the oldest goes once the log holds `max_events`."""
-        if len(journal.entries) >= self._max_events:
-            _, oldest = journal.entries.popleft()
-            journal.size -= len(oldest)
-            self._journal_bytes -= len(oldest)
-        journal.entries.append((seq, payload))
-        journal.size += len(payload)
-        self._journal_bytes += len(payload)
-
-    def _let_go(self, deployment_id: str) -> None:
-        journal = self._journals.pop(deployment_id, None)
-        if journal is not None:
-            self._journal_bytes -= journal.size
-
-    def _bound_journals(self) -> None:
-        """Let go of the journals written to longest ago until all fit `max_journal_bytes`;
-        one a write holds right now stays (its writer is still counting on it)."""
-        if self._journal_bytes <= self._max_journal_bytes:
-            return
-        by_age = sorted(self._journals.items(), key=lambda kept: kept[1].written_at)
-        for key, journal in by_age:
-            if self._journal_bytes <= self._max_journal_bytes:
-                return
-            if not journal.lock.locked():
-                self._let_go(key)
-
-    async def _restore_log(self, journal: _Journal, deployment_id: str) -> None:
+    async def _restore_log(self, journal: Journal, deployment_id: str) -> None:
         args = [part for seq, stored in journal.entries for part in (seq, stored)]
         with redis_errors("log restore"):
             added = await self._restore(keys=[log_stream(deployment_id)], args=args)
         for entry_id, added_payload in zip(added[::2], added[1::2], strict=True):
-            self._keep(journal, seq_of(entry_id), text(added_payload))
+            self._journals.keep(journal, seq_of(entry_id), text(added_payload))
         log.warning(
             "redis lost a log; restored it",
             extra={"deployment_id": deployment_id, "events": len(journal.entries)},
@@ -396,7 +332,7 @@ class RedisLogBus:
             yield cast(LogEvent, event)
 
     async def forget(self, deployment_id: str) -> None:
-        self._let_go(deployment_id)
+        self._journals.let_go(deployment_id)
         with redis_errors("log forget"):
             await self._redis.delete(log_stream(deployment_id))
 
