@@ -27,18 +27,21 @@ UNSAFE_BUILDS = (
 )
 
 
-class HealthOut(msgspec.Struct):
+class ReadyOut(msgspec.Struct):
     status: str
     """`ok`, or `degraded` when any component is down."""
     components: dict[str, str]
     """Each component's state: `ok`, or `down: <reason>`."""
     warnings: list[str] = msgspec.field(default_factory=list)
     """What works but is unsafe (builds without a sandbox)."""
+
+
+class HealthOut(ReadyOut):
     dead_letters: int | None = None
     """Webhook deliveries given up on (listed at `/deliveries`); null when it cannot be read."""
 
 
-async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) -> HealthOut:
+async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) -> ReadyOut:
     """Each check's state. Anyone may ask, so a failure shows its kind only; its message
     (which may name hosts, ports, users or buckets) goes to the log."""
     components: dict[str, str] = {}
@@ -61,7 +64,7 @@ async def run_checks(checks: HealthChecks, warnings: list[str] | None = None) ->
     down = sorted(name for name, state in components.items() if state != "ok")
     if down:
         log.warning("health check failed", extra={"components": down})
-    return HealthOut(
+    return ReadyOut(
         status="degraded" if down else "ok",
         components={name: components[name] for name in checks},
         warnings=list(warnings or []),
@@ -83,15 +86,17 @@ async def health(
     health_warnings: NamedDependency[list[str]],
     dead_letter_count: NamedDependency[DeadLetterCount],
 ) -> Response[HealthOut]:
-    result = await run_checks(health_checks, health_warnings)
-    result.dead_letters = await counted(dead_letter_count)
+    ready = await run_checks(health_checks, health_warnings)
+    result = HealthOut(
+        **msgspec.structs.asdict(ready), dead_letters=await counted(dead_letter_count)
+    )
     return Response(result, status_code=200 if result.status == "ok" else 503)
 
 
 @get("/readyz", summary="Ready to serve: the database, storage and log bus answer", cache=False)
 async def readyz(
     health_checks: NamedDependency[HealthChecks], health_warnings: NamedDependency[list[str]]
-) -> Response[HealthOut]:
+) -> Response[ReadyOut]:
     result = await run_checks(health_checks, health_warnings)
     return Response(result, status_code=200 if result.status == "ok" else 503)
 

@@ -133,3 +133,12 @@ def test_readyz_is_ok_when_everything_answers(client: Client) -> None:
 
     assert response.status_code == 200
     assert set(response.json()["components"]) == {"database", "storage", "log_bus"}
+
+
+def test_readyz_reports_no_dead_letter_count_it_never_read(client: Client) -> None:
+    # /readyz is the probe: it does not count dead letters, so it must not claim a count
+    # (`null` means "cannot be read" on /health).
+    ready = client.get("/readyz").json()
+
+    assert "dead_letters" not in ready
+    assert client.get("/health").json()["dead_letters"] == 0
