@@ -153,6 +153,31 @@ async def test_a_long_outage_drops_lines_past_the_limit_and_says_so_but_keeps_th
     ]
 
 
+async def test_a_long_outage_holds_no_more_than_its_byte_limit_of_long_lines(
+    server: RedisServer,
+) -> None:
+    redis = redis_client(server.url, retries=0)
+    # Room for two of these lines: a build printing 1 MiB lines holds no more than the limit.
+    long = "x" * 1000
+    bus = RedisLogBus(redis, max_held_bytes=2500, flush_backoff=(0.05, 0.1))
+    deployment_id = fresh_deployment_id()
+    try:
+        server.stop()
+        await bus.extend(deployment_id, [line(f"{n} {long}") for n in range(5)])
+        await bus.append(deployment_id, RESULT)
+        server.start()
+        events = await bus.read(deployment_id)
+    finally:
+        await bus.aclose()
+        await redis.aclose()
+    assert texts(events) == [
+        f"0 {long}",
+        f"1 {long}",
+        "result",
+        "3 log lines were dropped while Redis was unreachable",
+    ]
+
+
 async def test_a_read_gives_up_while_redis_stays_away(server: RedisServer) -> None:
     redis = redis_client(server.url, retries=0)
     bus = RedisLogBus(redis, read_wait_s=0.2, flush_backoff=(0.05, 0.05))

@@ -48,6 +48,9 @@ _PAGE = 1000
 MAX_HELD = 100_000
 """Events held while Redis is unreachable; past this, lines are counted and dropped (results
 are always held: a deployment must not lose its ending)."""
+MAX_HELD_BYTES = 64 * 1024 * 1024
+"""What the held events may take in all: a build's lines may be up to 1 MiB each, so a count
+alone would let one build's output fill the API's memory during an outage."""
 FLUSH_BACKOFF_S = (0.2, 5.0)
 """The first and the longest wait between tries to write what is held."""
 READ_WAIT_S = 10.0
@@ -69,7 +72,8 @@ class RedisLogBus:
     in `XREAD BLOCK` that long. Each wait borrows a pooled connection only while it blocks;
     redis-py drops a connection whose read was cancelled, so a closed tail holds nothing.
 
-    While Redis is unreachable, `append` and `extend` hold events (at most `max_held`; lines
+    While Redis is unreachable, `append` and `extend` hold events (at most `max_held` and
+    `max_held_bytes`; lines
     past that are counted, and the log says how many went) and a background task writes them,
     in order, once it answers; `read` waits for its log's held events. Every event this bus
     wrote to a log stays in its journal until `forget`: when a write finds that Redis lost the
@@ -84,6 +88,7 @@ class RedisLogBus:
         max_events: int = MAX_EVENTS,
         owns_client: bool = False,
         max_held: int = MAX_HELD,
+        max_held_bytes: int = MAX_HELD_BYTES,
         flush_backoff: tuple[float, float] = FLUSH_BACKOFF_S,
         read_wait_s: float = READ_WAIT_S,
         journal_idle_s: float = JOURNAL_IDLE_S,
@@ -93,6 +98,8 @@ class RedisLogBus:
         self._max_events = max_events
         self._owns_client = owns_client
         self._max_held = max_held
+        self._max_held_bytes = max_held_bytes
+        self._held_bytes = 0
         self._flush_backoff = flush_backoff
         self._read_wait_s = read_wait_s
         self._held: deque[_Held] = deque()
@@ -137,10 +144,14 @@ class RedisLogBus:
 
     def _hold(self, batch: Iterable[_Held]) -> None:
         for item in batch:
-            if len(self._held) >= self._max_held and not item.result:
+            full = len(self._held) >= self._max_held or (
+                self._held_bytes + len(item.payload) > self._max_held_bytes
+            )
+            if full and not item.result:
                 self._dropped[item.deployment_id] += 1
                 continue
             self._held.append(item)
+            self._held_bytes += len(item.payload)
             self._held_logs[item.deployment_id] += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
@@ -165,6 +176,7 @@ class RedisLogBus:
                 )
             for item in batch:
                 self._held.popleft()
+                self._held_bytes -= len(item.payload)
                 self._held_logs[item.deployment_id] -= 1
                 if not self._held_logs[item.deployment_id]:
                     del self._held_logs[item.deployment_id]
