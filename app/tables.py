@@ -230,6 +230,41 @@ class Alias(Table, tablename="scalemesh_alias"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class Domain(Table, tablename="scalemesh_domain"):
+    """A custom hostname a project claims; served only once DNS proves its owner controls it.
+
+    It points at an alias label, not at a deployment: the project's production label, or its
+    branch label when `git_branch` is set, so it follows every deploy, promote and rollback
+    without being moved itself.
+    """
+
+    name = Varchar(length=253, unique=True)
+    """Lower-case ASCII (IDNA punycode); `*.example.com` for a wildcard (admins only)."""
+    project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
+    git_branch = Varchar(length=255, null=True, default=None)
+    """Serve this branch's alias instead of production."""
+    redirect_to = Varchar(length=253, null=True, default=None)
+    """Another domain of the same project: this one answers 308 to it, path and query kept."""
+    token = Varchar(length=64)
+    """What the TXT record `_scalemesh-challenge.<name>` must hold to prove ownership."""
+    verified_at = Timestamptz(null=True, default=None)
+    """When ownership was proven; None while pending (the proxy serves nothing for it)."""
+    routing = Varchar(length=20, default="unknown")
+    """`app.domains.records.Routing`: whether the name points at us (`unknown`, `ok`,
+    `misconfigured`), as of the last check."""
+    check_code = Varchar(length=40, null=True, default=None)
+    """The stable error code of the last check's finding, None when all was well."""
+    check_detail = Text(default="")
+    """What DNS returned and what it should return, for the user."""
+    checked_at = Timestamptz(null=True, default=None)
+    next_check_at = Timestamptz(null=True, default=None, index=True)
+    """When the reconcile loop checks again (backoff); None when no check is due."""
+    check_attempts = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    """Stamped on every change the proxy cares about (it polls the newest stamp)."""
+
+
 class WebhookDelivery(Table, tablename="scalemesh_webhook_delivery"):
     delivery_id = Varchar(length=64, unique=True)
     event = Varchar(length=64)
@@ -286,6 +321,7 @@ TABLES: tuple[type[Table], ...] = (
     Deployment,
     BuildToken,
     Alias,
+    Domain,
     WebhookDelivery,
     PullRequestComment,
     Replica,
