@@ -31,6 +31,10 @@ from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentViews
+from app.domains.dns import DnsPythonLookup
+from app.domains.rechecks import DomainRechecks
+from app.domains.routes import DomainController
+from app.domains.service import DomainService
 from app.github.api import GitHubApi
 from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
@@ -180,6 +184,7 @@ class Services:
     dashboard: Dashboard | None = None
     previews: PreviewService | None = None
     builds: BuildChannel | None = None
+    domains: DomainService | None = None
 
 
 def create_app(
@@ -243,6 +248,9 @@ def create_app(
                 services.github_sign_in = GitHubSignIn(
                     settings, engine, users, services.user_tokens, services.github_users
                 )
+            lookup = DnsPythonLookup(settings.domains.dns_resolvers)
+            rechecks = DomainRechecks(lookup, settings.domains, announce)
+            stack.push_async_callback(rechecks.aclose)
             services.reconciler = reconciler = Reconciler(
                 settings,
                 engine,
@@ -254,6 +262,7 @@ def create_app(
                 services.github,
                 tokens=tokens,
                 on_finished=api_metrics.build_finished,
+                domains=rechecks,
             )
             services.builds = BuildChannel(
                 tokens,
@@ -268,6 +277,7 @@ def create_app(
                 engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
             services.previews = PreviewService(settings, announce, access)
+            services.domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(
                 settings, users, services.projects, services.deployments, services.previews
             )
@@ -313,6 +323,7 @@ def create_app(
             TokenController,
             GitHubSignInController,
             ProjectController,
+            DomainController,
             DeploymentController,
             *preview_routes.ROUTES,
             *logstream.ROUTES,
@@ -336,6 +347,7 @@ def create_app(
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "previews": Provide(lambda: services.previews, sync_to_thread=False),
+            "domains": Provide(lambda: services.domains, sync_to_thread=False),
             "builds": Provide(lambda: services.builds, sync_to_thread=False),
             "access": Provide(lambda: services.access, sync_to_thread=False),
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
@@ -357,6 +369,7 @@ def create_app(
             GitHubUsersApi,
             UserTokens,
             PreviewService,
+            DomainService,
             Access,
             GitHubSignIn,
             BuildChannel,

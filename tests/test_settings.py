@@ -117,6 +117,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_LOG_LEVEL": "debug",
         "SCALEMESH_METRICS_TOKEN": "m" * 20,
         "SCALEMESH_PROXY_METRICS_HOSTS": "scalemesh-proxy.scalemesh.svc",
+        "SCALEMESH_CNAME_TARGET": "Edge.Example.net.",
+        "SCALEMESH_PUBLIC_IPS": "203.0.113.10, 2001:DB8::10",
+        "SCALEMESH_DNS_RESOLVERS": "10.0.0.2, 127.0.0.1:5353",
         "AWS_ENDPOINT_URL": "http://minio:9000",
     }
     assert set(environ) == set(VARIABLES)
@@ -171,6 +174,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.preview_keys is not None
     assert settings.preview_keys.primary.id == "p1"
     assert settings.describe()["SCALEMESH_PREVIEW_KEY"] == "***"
+    assert settings.domains.cname_target == "edge.example.net"
+    assert settings.domains.public_ips == ("203.0.113.10", "2001:db8::10")
+    assert settings.domains.dns_resolvers == (("10.0.0.2", 53), ("127.0.0.1", 5353))
 
 
 def test_secrets_never_show(tmp_path: Path) -> None:
