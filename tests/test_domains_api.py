@@ -117,7 +117,7 @@ def test_a_unicode_name_is_stored_as_punycode_and_shown_as_written(
         ("*.com", "a wildcard covers the names under a domain"),
         ("x" * 64 + ".example.com", "too long"),
         (".".join(["abcdefghi"] * 26) + ".com", "Domain too long"),
-        ("*." + ".".join(["abcdefghi"] * 25) + ".com", "it is 255 characters long; the limit is 253"),
+        ("*." + ".".join(["abcdefghi"] * 25) + ".com", "255 characters long; the limit is 253"),
         ("203.0.113.10", "an IP address is not a domain"),
         ("[2001:db8::1]", "an IP address is not a domain"),
         ("www.example.123", "cannot be a number"),
@@ -228,7 +228,8 @@ def test_a_name_belongs_to_one_project_and_the_claimant_is_told_how_to_prove_it(
         "record _scalemesh-challenge.www.example.com holding "
     )
     bob_token = detail.split(" holding ")[1].split(",")[0]
-    assert len(bob_token) == 40 and bob_token != ada_token
+    assert len(bob_token) == 40
+    assert bob_token != ada_token
     assert [row["project"] for row in api.rows()] == [1]
     assert api.show(bob, "other", "www.example.com").status_code == 404
 

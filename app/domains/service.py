@@ -118,9 +118,7 @@ class DomainService:
             .returning(*DomainRecord.COLUMNS)
         )
         if not rows:  # the name is claimed already
-            if await Domain.exists().where(
-                Domain.name == name.name, Domain.project == project.id
-            ):
+            if await Domain.exists().where(Domain.name == name.name, Domain.project == project.id):
                 raise UserError(
                     ErrorCode.DOMAIN_TAKEN, f"{name.name} is already a domain of this project."
                 )
