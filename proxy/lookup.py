@@ -191,10 +191,10 @@ class Lookup:
         generation = self._generation
         label: str | None = None
         try:
-            self._queries += 1
             if "." in name:
                 answer, label, allowed = await self._domain(name)
             else:
+                self._queries += 1
                 answer = await queries.alias_target(name)
                 allowed = answer is not None
         finally:
@@ -220,6 +220,7 @@ class Lookup:
             # The root itself, deeper than one label under it, or an IP address: never a
             # domain (the API refuses such names), so no query either.
             return None, None, False
+        self._queries += 1
         domain = await queries.verified_domain(name)
         if domain is None:
             return None, None, False
