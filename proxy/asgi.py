@@ -2,8 +2,9 @@
 
 Glossary: the *host* is the `Host` header; its *label* names an *alias* (a *custom domain*,
 any other hostname, names the label it follows); the alias points at a *deployment*; the
-request *path* becomes a *key* under the deployment's storage prefix. Deployment files never change, so every object
-read is cached in memory (`proxy.cache`) and a site's manifest and rules are parsed once.
+request *path* becomes a *key* under the deployment's storage prefix. Deployment files never
+change, so every object read is cached in memory (`proxy.cache`) and a site's manifest and
+rules are parsed once.
 """
 
 from __future__ import annotations
