@@ -225,7 +225,8 @@ class Lookup:
         if domain is None:
             return None, None, False
         if domain.redirect_to is not None:
-            return Redirect(name, domain.redirect_to), None, True
+            # Tied to its label all the same: deleting the project announces its labels.
+            return Redirect(name, domain.redirect_to), domain.label, True
         # Through the label's own cache entry: a domain costs no alias query while its
         # label is cached, and the label's moves reach it.
         target = (await self._lookup(domain.label))[0]
