@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ from litestar.di import Provide
 from redis.asyncio import Redis
 
 from app import aliases, database, health, logstream
-from app.aliases import AliasAnnouncer
 from app.auth.routes import GitHubSignInController
 from app.auth.service import GitHubSignIn
 from app.auth.user_tokens import UserTokens
@@ -59,6 +57,7 @@ from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
+from app.services import Services
 from app.settings import Runner, Settings
 from app.storage import Storage
 from app.storage.choice import storage_from_settings
@@ -162,29 +161,6 @@ def log_bus_from_settings(redis: Redis | None) -> LogBus:
     The lifespan owns and closes that client; the bus only borrows it.
     """
     return RedisLogBus(redis) if redis is not None else MemoryLogBus()
-
-
-@dataclass
-class Services:
-    """What the lifespan opens and closes; routes get them through dependencies."""
-
-    bus: LogBus | None = None
-    announce: AliasAnnouncer | None = None
-    runner: BuildRunner | None = None
-    reconciler: Reconciler | None = None
-    github: GitHubApi | None = None
-    github_users: GitHubUsersApi | None = None
-    user_tokens: UserTokens | None = None
-    access: Access | None = None
-    github_sign_in: GitHubSignIn | None = None
-    reporter: Reporter | None = None
-    deliveries: DeliveryWorker | None = None
-    deployments: DeploymentService | None = None
-    projects: ProjectService | None = None
-    dashboard: Dashboard | None = None
-    previews: PreviewService | None = None
-    builds: BuildChannel | None = None
-    domains: DomainService | None = None
 
 
 def create_app(
