@@ -37,9 +37,7 @@ async def add_domains(slug: str) -> None:
     )
 
 
-def test_production_is_reported_at_its_oldest_verified_custom_domain(
-    app: App, token: str
-) -> None:
+def test_production_is_reported_at_its_oldest_verified_custom_domain(app: App, token: str) -> None:
     app.client.run(lambda: add_domains("web"))
 
     app.deliver("push", payload("push.commits"))
