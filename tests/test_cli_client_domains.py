@@ -5,12 +5,15 @@ Each test signs up its own account and uses its own names, so they share one API
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.cli import main
+from app.client.answers import DnsRecordAnswer, DomainAnswer
+from app.client.domains import print_records
 from tests.support import cli_client
 from tests.support.cli_client import Account, Live, cli, serve_live
 from tests.support.dns_server import DnsServer
@@ -37,6 +40,8 @@ def live(
         SCALEMESH_DNS_RESOLVERS=dns.resolvers,
         SCALEMESH_CNAME_TARGET=CNAME_TARGET,
         SCALEMESH_PUBLIC_IPS=PUBLIC_IP,
+        # Domains are checked when a test says so (verify), not by the loop meanwhile.
+        SCALEMESH_RECONCILE_INTERVAL="3600",
     ) as served:
         yield served
 
@@ -88,22 +93,25 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
         "name": "_scalemesh-challenge.www.shop.example",
         "value": token,
     }
-    assert out.splitlines()[:5] == [
+    challenge = "_scalemesh-challenge.www.shop.example"
+    width = len(challenge)
+    assert out.splitlines() == [
         f"Added www.shop.example to {slug} (pending); it will serve production.",
         "Create these DNS records at your DNS provider:",
-        "  TYPE   NAME                                  VALUE",
-        f"  TXT    _scalemesh-challenge.www.shop.example  {token}",
-        f"  CNAME  www.shop.example                      {CNAME_TARGET}",
+        f"  TYPE   {'NAME':<{width}}  VALUE",
+        f"  TXT    {challenge}  {token}",
+        f"  CNAME  {'www.shop.example':<{width}}  {CNAME_TARGET}",
+        f"  A      {'www.shop.example':<{width}}  {PUBLIC_IP}",
+        "Point the name at Scale Mesh with the CNAME, or, for a name that cannot have one "
+        "(an apex such as example.com), with the A/AAAA records instead: not both.",
     ]
-    assert f"  A      www.shop.example                      {PUBLIC_IP}" in out.splitlines()
-    assert "not both" in out
     assert err == f"Then run: scalemesh domains verify www.shop.example --project {slug}\n"
 
     # Nothing in DNS yet: verify says what is missing, shows the records again, and fails.
     code, out, err = cli(capsys, "domains", "verify", "www.shop.example", "--project", slug)
     assert code == 1
     assert out.startswith("www.shop.example: pending, routing misconfigured\n")
-    assert f"  TXT    _scalemesh-challenge.www.shop.example  {token}" in out
+    assert f"  TXT    {challenge}  {token}" in out.splitlines()
     assert err.startswith("scalemesh: www.shop.example is not live yet: ")
     assert "_scalemesh-challenge.www.shop.example" in err
     assert len(err.splitlines()) == 1
@@ -127,6 +135,7 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
     code, _, err = cli(capsys, "domains", "add", "staging.shop.example", "--branch", "staging")
     assert code == 0, err
 
+    assert cli(capsys, "domains", "verify", "shop.example")[0] == 1  # no records: misconfigured
     code, out, _ = cli(capsys, "domains", "ls", "--project", slug)
     assert code == 0
     lines = out.splitlines()
@@ -134,11 +143,15 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:4]}
     assert rows == {
         "www.shop.example": ["verified", "ok", "production"],
-        "shop.example": ["pending", "unknown", "redirects", "to", "www.shop.example"],
+        "shop.example": ["pending", "misconfigured", "redirects", "to", "www.shop.example"],
         "staging.shop.example": ["pending", "unknown", "branch", "staging"],
     }
     # What is wrong with each domain that is not live, one line each.
-    assert [line.split(":")[0] for line in lines[4:]] == ["shop.example", "staging.shop.example"]
+    assert lines[4].startswith("shop.example: ")
+    assert "_scalemesh-challenge.shop.example" in lines[4]
+    assert lines[5:] == [
+        "staging.shop.example: not checked yet: run scalemesh domains verify staging.shop.example"
+    ]
 
     code, out, err = cli(capsys, "domains", "rm", "staging.shop.example")
     assert (code, err) == (0, "")
@@ -171,8 +184,8 @@ def test_an_international_name_is_shown_in_both_forms(
 def test_mistakes_get_one_line(
     account: Account, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    make_project(capsys, "Mine")
-    code, out, err = cli(capsys, *args)
+    slug = make_project(capsys, f"Mine {uuid.uuid4().hex[:8]}")
+    code, out, err = cli(capsys, *[slug if arg == "mine" else arg for arg in args])
 
     assert code == 1
     assert out == ""
@@ -197,7 +210,9 @@ def test_a_domain_taken_by_another_project_is_refused(
 
 
 def test_without_a_project_and_several_of_them_the_command_asks_for_one(
-    account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    account: Account,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     make_project(capsys, "One")
@@ -211,3 +226,24 @@ def test_without_a_project_and_several_of_them_the_command_asks_for_one(
         "scalemesh: none of your projects (one, two) builds the repository here; "
         "name one: scalemesh domains ... --project PROJECT\n"
     )
+
+
+def test_records_without_addresses_need_no_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without SCALEMESH_PUBLIC_IPS there is only the CNAME to create: no alternative named."""
+    domain = DomainAnswer(
+        name="www.shop.example",
+        display_name="www.shop.example",
+        project="shop",
+        state="verified",
+        routing="misconfigured",
+        url="https://www.shop.example",
+        instructions=[DnsRecordAnswer("CNAME", "www.shop.example", CNAME_TARGET)],
+    )
+
+    print_records(domain)
+
+    assert capsys.readouterr().out.splitlines() == [
+        "Create these DNS records at your DNS provider:",
+        "  TYPE   NAME              VALUE",
+        f"  CNAME  www.shop.example  {CNAME_TARGET}",
+    ]

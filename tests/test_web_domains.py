@@ -17,19 +17,27 @@ from app.tables import Domain
 from tests.support import dns_server as dns_support
 from tests.support.api import Client, serving
 from tests.support.dns_server import DnsServer
-from tests.support.domains import OUR_IP, TARGET, domain_settings
 from tests.support.pages import HTML, browser_signup, new_project
 
 dns_server = dns_support.dns_server
 
 NAME = "www.shop.example"
+TARGET = "cname.localhost"
+"""The default: `cname.<root domain>`."""
+OUR_IP = "203.0.113.10"
 
 
 @pytest.fixture
 def client(
     make_settings: Callable[..., Settings], database_url: str, dns_server: DnsServer
 ) -> Iterator[Client]:
-    with serving(domain_settings(make_settings, database_url, dns_server)) as client:
+    # No https public URL: the test client keeps the (then Secure) cookies the forms need.
+    settings = make_settings(
+        SCALEMESH_DATABASE_URL=database_url,
+        SCALEMESH_PUBLIC_IPS=OUR_IP,
+        SCALEMESH_DNS_RESOLVERS=dns_server.resolvers,
+    )
+    with serving(settings) as client:
         yield client
 
 

@@ -66,18 +66,13 @@ def _live(domain: DomainAnswer) -> bool:
 
 
 def _wrong(domain: DomainAnswer) -> str:
-    """What is wrong, on one line."""
+    """What is wrong, on one line: what the last check found, or that none ran yet."""
     detail = " ".join((domain.check_detail or "").split())
-    if detail:
-        return detail
-    if domain.state != "verified":
-        return "its ownership is not proven yet: create the TXT record below"
-    return f"its routing is {domain.routing}: create the records below"
+    return detail or f"not checked yet: run scalemesh domains verify {domain.name}"
 
 
-def _print_records(domain: DomainAnswer) -> None:
-    if not domain.instructions:
-        return
+def print_records(domain: DomainAnswer) -> None:
+    """The records to create, as a table, and which of them are alternatives."""
     print("Create these DNS records at your DNS provider:")
     rows = [("TYPE", "NAME", "VALUE")]
     rows += [(record.type, record.name, record.value) for record in domain.instructions]
@@ -97,9 +92,7 @@ def _add(args: argparse.Namespace) -> int:
         slug = _project(api, args.project)
         domain = api.answer(DomainAnswer, "POST", domains_path(slug), body=body)
     print(f"Added {_named(domain)} to {slug} ({domain.state}); it will serve {_serves(domain)}.")
-    if domain.check_detail:
-        print(f"Status: {_wrong(domain)}")
-    _print_records(domain)
+    print_records(domain)
     print(f"Then run: scalemesh domains verify {domain.name} --project {slug}", file=sys.stderr)
     return 0
 
@@ -137,7 +130,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{_named(domain)} is verified and points at Scale Mesh: {domain.url}")
         return 0
     print(f"{_named(domain)}: {domain.state}, routing {domain.routing}")
-    _print_records(domain)
+    print_records(domain)
     raise ClientError(f"{domain.name} is not live yet: {_wrong(domain)}")
 
 

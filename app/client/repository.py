@@ -66,8 +66,7 @@ def choose_project(
         return str(matches[0])
     if matches:
         raise ClientError(
-            f"projects {', '.join(matches)} all build this repository; "
-            f"name one: {naming}"
+            f"projects {', '.join(matches)} all build this repository; name one: {naming}"
         )
     if len(projects) == 1:
         return projects[0].slug
@@ -77,6 +76,5 @@ def choose_project(
         )
     names = ", ".join(p.slug for p in projects)
     raise ClientError(
-        f"none of your projects ({names}) builds the repository here; "
-        f"name one: {naming}"
+        f"none of your projects ({names}) builds the repository here; name one: {naming}"
     )

@@ -56,9 +56,7 @@ async def domain_add_submit(
     """Add a domain (pending until DNS proves ownership); the page then shows its records."""
     user, form = await form_user(request, dashboard.settings, dashboard.users)
     values = {field: form.get(field, "").strip() for field in FIELDS}
-    new = NewDomain(
-        values["name"], values["redirect_to"] or None, values["git_branch"] or None
-    )
+    new = NewDomain(values["name"], values["redirect_to"] or None, values["git_branch"] or None)
     try:
         added = await dashboard.domains.add(actor(user), slug, new)
     except UserError as exc:
