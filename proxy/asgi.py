@@ -1,9 +1,10 @@
 """The proxy: find the deployment a `Host` names and serve its files from storage (DESIGN §6).
 
-Glossary: the *host* is the `Host` header; its *label* (or, for a custom domain, the whole
-hostname) names an *alias*; the alias points at a *deployment*; the request *path* becomes a
-*key* under the deployment's storage prefix. Deployment files never change, so every object
-read is cached in memory (`proxy.cache`) and a site's manifest and rules are parsed once.
+Glossary: the *host* is the `Host` header; its *label* names an *alias* (a *custom domain*,
+any other hostname, names the label it follows); the alias points at a *deployment*; the
+request *path* becomes a *key* under the deployment's storage prefix. Deployment files never
+change, so every object read is cached in memory (`proxy.cache`) and a site's manifest and
+rules are parsed once.
 """
 
 from __future__ import annotations

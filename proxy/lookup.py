@@ -191,10 +191,10 @@ class Lookup:
         generation = self._generation
         label: str | None = None
         try:
-            self._queries += 1
             if "." in name:
                 answer, label, allowed = await self._domain(name)
             else:
+                self._queries += 1
                 answer = await queries.alias_target(name)
                 allowed = answer is not None
         finally:
@@ -220,11 +220,13 @@ class Lookup:
             # The root itself, deeper than one label under it, or an IP address: never a
             # domain (the API refuses such names), so no query either.
             return None, None, False
+        self._queries += 1
         domain = await queries.verified_domain(name)
         if domain is None:
             return None, None, False
         if domain.redirect_to is not None:
-            return Redirect(name, domain.redirect_to), None, True
+            # Tied to its label all the same: deleting the project announces its labels.
+            return Redirect(name, domain.redirect_to), domain.label, True
         # Through the label's own cache entry: a domain costs no alias query while its
         # label is cached, and the label's moves reach it.
         target = (await self._lookup(domain.label))[0]

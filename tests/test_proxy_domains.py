@@ -67,6 +67,17 @@ async def test_a_verified_domain_serves_the_production_deployment(served: Served
     assert (replayed.status_code, replayed.content) == (200, INDEX)
 
 
+async def test_a_served_domain_is_replayed_with_no_query(served: Served) -> None:
+    assert (await served.get("/", host="www.web.dev")).status_code == 200
+    stats = served.proxy.lookup.stats
+    for _ in range(20):
+        assert (await served.get("/", host="www.web.dev")).content == INDEX
+
+    after = served.proxy.lookup.stats
+    assert (after.queries, after.misses) == (stats.queries, stats.misses)
+    assert after.hits >= stats.hits + 20, "each request peeked at the cache"
+
+
 async def test_a_pending_domain_is_answered_as_an_unknown_host(served: Served) -> None:
     pending = await served.get("/", host="pending.web.dev")
     unknown = await served.get("/", host="unknown.web.dev")

@@ -92,6 +92,9 @@ async def test_a_redirecting_domain(world: World) -> None:
     assert await lookup.resolve("shop.io") == Redirect("shop.io", "www.shop.io")
     # Verified: a certificate may be had although nothing is deployed behind it.
     assert await lookup.tls_allowed("shop.io")
+    # Deleting the project announces its labels: the redirect goes with them.
+    lookup.invalidate(["shop"])
+    assert lookup.peek("shop.io") is MISSING
 
 
 async def test_a_verified_domain_with_nothing_deployed_yet(world: World) -> None:
