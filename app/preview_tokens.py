@@ -1,13 +1,13 @@
 """Signed tokens for protected previews: the API grants them, the proxy checks them.
 
 A token binds one purpose (`handoff`: the 60 s link from the API to the proxy; `cookie`: the
-proxy's own cookie), one alias hostname (a label such as `shop-git-main`, or a full custom
-hostname) and an expiry: `<expiry>.<key id>.<hex HMAC-SHA256>`. The keys are dedicated to this
-job, derived from the settings' preview keys (`SCALEMESH_PREVIEW_KEY`, the one key the proxy
-holds), so a token can open nothing else. They rotate as the secret keys do: the first signs,
-every one verifies, the token names its key (tokens from before keys had ids, `<expiry>.<hex>`,
-are tried with each). Bypass secrets are stored as a keyed hash (`bypass_hash`), never in the
-clear.
+proxy's own cookie), one alias hostname (a label such as `shop-git-main`, or a custom domain
+together with its project: `binding`) and an expiry: `<expiry>.<key id>.<hex HMAC-SHA256>`.
+The keys are dedicated to this job, derived from the settings' preview keys
+(`SCALEMESH_PREVIEW_KEY`, the one key the proxy holds), so a token can open nothing else. They
+rotate as the secret keys do: the first signs, every one verifies, the token names its key
+(tokens from before keys had ids, `<expiry>.<hex>`, are tried with each). Bypass secrets are
+stored as a keyed hash (`bypass_hash`), never in the clear.
 
 Which hostnames a protection level covers is decided here too (`protects`), so the proxy need
 not import the projects package. Standard library only: both sides import it.
@@ -64,6 +64,13 @@ def protects(protection: str, hostname: str, slug: str) -> bool:
     if protection == ALL:
         return True
     return protection == PREVIEWS and hostname != slug
+
+
+def binding(hostname: str, project_id: int) -> str:
+    """What a token for `hostname` is bound to: a label alone (a project's own name), a custom
+    domain together with its project, so a cookie for a domain does not open it once another
+    project has taken the name over (a proven claim can move a domain between tenants)."""
+    return f"{hostname}@{project_id}" if "." in hostname else hostname
 
 
 def _mac(key: bytes, purpose: str, hostname: str, expires: int) -> str:

@@ -30,6 +30,7 @@ from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import publish_pending
 from app.deployments.records import RunningBuild
 from app.deployments.transitions import defer, move, requeue
+from app.domains.rechecks import DomainRechecks
 from app.errors import ErrorCode
 from app.github.api import GitHubApi
 from app.logs.bus import LogBus
@@ -69,6 +70,7 @@ class Reconciler:
         tokens: BuildTokens | None = None,
         replica: Replica | None = None,
         on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
+        domains: DomainRechecks | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -85,6 +87,8 @@ class Reconciler:
             settings, storage, bus, runner, self.tokens, on_finished, replica_id=self.replica.id
         )
         self._wake = asyncio.Event()
+        self.domains = domains
+        """Custom domains' DNS re-checks, a pass of which starts with each of ours."""
 
     def wake(self) -> None:
         self._wake.set()
@@ -103,6 +107,8 @@ class Reconciler:
 
     async def tick(self) -> None:
         await self.replica.beat()
+        if self.domains is not None:
+            self.domains.kick()
         await self._publish_pending()
         await self.finisher.pending()
         await self._stop_ended()

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from app.secret_key import load_or_create_secret_key
+from app.settings_domains import DOMAIN_VARIABLES, DomainSettings, parse_domains
 from app.settings_parsing import (
     LIMIT_VARIABLES,
     EnvReader,
@@ -89,6 +90,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_LOG_LEVEL",
     "SCALEMESH_METRICS_TOKEN",
     "SCALEMESH_PROXY_METRICS_HOSTS",
+    *DOMAIN_VARIABLES,
     "AWS_ENDPOINT_URL",
 )
 
@@ -155,6 +157,8 @@ class Settings:
     """The bearer token of the API's `/metrics`; unset, the API has no `/metrics`."""
     proxy_metrics_hosts: tuple[str, ...] = ()
     """Hostnames (besides IP addresses) on which the proxy answers `/metrics`."""
+    domains: DomainSettings = field(default_factory=DomainSettings)
+    """Where custom domains must point, and which resolvers check them."""
     runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """What the local builder process inherits from ours: PATH, locale, and AWS credentials
     only to upload to S3 (never passed on to the project's own commands)."""
@@ -310,5 +314,6 @@ class Settings:
             log_level=log_level,
             metrics_token=parse_metrics_token(env),
             proxy_metrics_hosts=parse_metrics_hosts(env, root_domain),
+            domains=parse_domains(env, root_domain),
             sources=dict(env.seen),
         )

@@ -1,9 +1,10 @@
 """The proxy: find the deployment a `Host` names and serve its files from storage (DESIGN §6).
 
-Glossary: the *host* is the `Host` header; its *label* (or, for a custom domain, the whole
-hostname) names an *alias*; the alias points at a *deployment*; the request *path* becomes a
-*key* under the deployment's storage prefix. Deployment files never change, so every object
-read is cached in memory (`proxy.cache`) and a site's manifest and rules are parsed once.
+Glossary: the *host* is the `Host` header; its *label* names an *alias* (a *custom domain*,
+any other hostname, names the label it follows); the alias points at a *deployment*; the
+request *path* becomes a *key* under the deployment's storage prefix. Deployment files never
+change, so every object read is cached in memory (`proxy.cache`) and a site's manifest and
+rules are parsed once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST
 from proxy import metrics
 from proxy.cache import ObjectCache
-from proxy.lookup import MISSING, AliasSubscriber, Lookup
+from proxy.custom_domains import TLS_ALLOWED_PATH, tls_allowed
+from proxy.custom_domains import redirect as domain_redirect
+from proxy.lookup import MISSING, Lookup
 from proxy.protection import Gate, private, redirect
 from proxy.readiness import PROBE_PATHS, Checks, Readiness, probe, read_checks
 from proxy.routing import BadPath, path_to_key
@@ -45,7 +48,8 @@ from proxy.sending import (
 )
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
-from proxy.target import Target
+from proxy.subscriber import AliasSubscriber
+from proxy.target import Redirect, Target
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +134,9 @@ class Proxy:
             answer = await probe(scope["path"], self.readiness, reasons=reasons)
             await send_answer(send, method, json_answer(*answer))
             return
+        if scope["path"] == TLS_ALLOWED_PATH and method in _READ_METHODS:
+            await send_answer(send, method, await tls_allowed(self.lookup, memo_key[3]))
+            return
         if scope["path"] == metrics.METRICS_PATH and await metrics.answers(host, method, self):
             await send_answer(send, method, metrics.response(self.registry))
             return
@@ -138,12 +145,19 @@ class Proxy:
             await self._hand_off(scope, send, memo_key)
             return
         try:
-            key = path_to_key(raw_path)
+            key: str | None = path_to_key(raw_path)
         except BadPath:
-            await send_answer(send, method, page(400, "Bad request", "That path is not allowed."))
-            return
+            key = None
         peeked = self.lookup.peek(host)
         target = await self.lookup.resolve(host) if peeked is MISSING else peeked
+        if isinstance(target, Redirect):
+            # Any path goes along as sent: no file is read here, the other domain judges it.
+            scheme = scope.get("scheme", "http")
+            await send_answer(send, method, domain_redirect(scheme, raw_path, memo_key[3], target))
+            return
+        if key is None:
+            await send_answer(send, method, page(400, "Bad request", "That path is not allowed."))
+            return
         if target is None:
             shown = html.escape(host.strip().lower() or "this address")
             message = f"Nothing is deployed at <code>{shown}</code>."
@@ -183,6 +197,11 @@ class Proxy:
         if target is None:
             await send_answer(
                 send, method, page(404, "No deployment here", "Nothing is deployed here.")
+            )
+        elif isinstance(target, Redirect):
+            scheme = scope.get("scheme", "http")
+            await send_answer(
+                send, method, domain_redirect(scheme, memo_key[2], memo_key[3], target)
             )
         elif not target.protected:
             query = dict(parse_qsl(memo_key[3].decode("latin-1")))

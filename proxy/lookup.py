@@ -1,17 +1,25 @@
-"""Hostname → deployment for the proxy (DESIGN §6), cached, and told quickly when aliases move.
+"""Hostname → what it serves, for the proxy (DESIGN §6), cached, and told quickly of moves.
 
-`Lookup.resolve(host)` turns a `Host` into a `Target`: a label under the root domain
-(`shop`, `shop-git-main`, `shop-1a2b3c4d5`) or a full custom hostname is an `Alias` row, which
-points at a `Deployment`, whose files live under `builder.spec.output_prefix`.
+`Lookup.resolve(host)` turns a `Host` into a `Target`: a label under the root domain (`shop`,
+`shop-git-main`, `shop-1a2b3c4d5`) is an `Alias` row, which points at a `Deployment`, whose
+files live under `builder.spec.output_prefix`. Any other hostname is a custom domain: a
+verified `Domain` row (its own, else a verified wildcard `*.<parent>` one level up) names the
+label it follows (its project's production label, or a branch's), and that label's alias
+says what it serves; so a domain follows every publish, promote and rollback with no row
+moved. A domain with `redirect_to` is a `Redirect`. Pending and unknown domains are None.
+`Lookup.tls_allowed(host)` says whether a certificate may be issued for it (Caddy's ask).
 
-Answers are cached per hostname for a short TTL, and dropped sooner when an alias moves, so a
-promote or a new production deployment is served by every proxy replica within a second:
+Answers are cached per hostname for a short TTL, and dropped sooner when an alias or domain
+moves, so a promote or a new production deployment is served by every proxy replica within a
+second:
 
 - with Redis, the API calls `app.aliases.publish_alias_change` after the transaction that moved
-  aliases commits, and each proxy runs an `AliasSubscriber` that drops those hostnames;
-- without Redis (or while the subscriber is disconnected), `Lookup` polls an "aliases version"
-  (row count and newest `updated_at`) at most every `poll_interval` seconds, on lookup, and
-  drops everything when it changes. `point_alias` stamps `updated_at` on every move.
+  aliases (or changed a domain) commits, and each proxy runs an `AliasSubscriber` that drops
+  those names: an announced label drops every domain resolved through it too;
+- without Redis (or while the subscriber is disconnected), `Lookup` polls a version (row
+  counts and newest `updated_at` of aliases and domains) at most every `poll_interval`
+  seconds, on lookup, and drops everything when it changes. `point_alias` stamps
+  `updated_at` on every move.
 
 The proxy imports only the schema, settings, storage, the alias channel and the build spec:
 never the API.
@@ -27,18 +35,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
 from typing import Any, Final, Literal
 
-from piccolo.query.functions.aggregate import Count, Max
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from app.aliases import ALIAS_CHANNEL, FLUSH_ALL
 from app.deployments.lifecycle import DeploymentState
 from app.hostnames import alias_name
-from app.tables import Alias
-from proxy.target import Target
+from proxy import queries
+from proxy.target import Redirect, Target
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,11 @@ MISSING: Final = _Missing.MISSING
 _UNFINISHED = frozenset({DeploymentState.QUEUED, DeploymentState.BUILDING})
 
 
-Peeked = Target | None | Literal[_Missing.MISSING]
+Answer = Target | Redirect | None
+"""What a hostname serves: a deployment, a redirect (a custom domain), or nothing."""
+Peeked = Answer | Literal[_Missing.MISSING]
+_Entry = tuple[Answer, float, bool]
+"""An answer, when it expires, and whether a certificate may be issued for the hostname."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +73,7 @@ class LookupStats:
     hits: int
     misses: int
     queries: int
-    """Alias queries run (misses joined to a query in flight share it)."""
+    """Alias and domain queries run (misses joined to a query in flight share it)."""
     version_checks: int
     flushes: int
     entries: int
@@ -88,15 +94,20 @@ class Lookup:
     ) -> None:
         """`poll_interval=None` turns the version check off (then only TTL and pushes apply)."""
         self.root_domain = root_domain.strip(".").lower()
+        self._root_suffix = f".{self.root_domain}"
         self.ttl = ttl
         self.pending_ttl = min(pending_ttl, ttl)
         self.poll_interval = poll_interval
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[Target | None, float]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         # `Host` header → alias name, so a busy host's header is parsed once, not per request.
         self._names: dict[str, str | None] = {}
-        self._loading: dict[str, asyncio.Task[Target | None]] = {}
+        self._loading: dict[str, asyncio.Task[_Entry]] = {}
+        # A cached custom domain → the label it was resolved through, and back: a moved label
+        # must drop the domains that follow it. Only names in `_entries` are kept here.
+        self._via: dict[str, str] = {}
+        self._followers: dict[str, set[str]] = {}
         # Bumped by every invalidation: a query that started before it may have read the old
         # alias, so its answer is returned but not cached.
         self._generation = 0
@@ -142,17 +153,30 @@ class Lookup:
         self._hits += 1
         return entry[0]
 
-    async def resolve(self, host: str) -> Target | None:
-        """The deployment `host` serves (in any state), or None when no alias has that name."""
+    async def resolve(self, host: str) -> Answer:
+        """What `host` serves (a deployment in any state, or a redirect), or None."""
         name = self._name(host)
         if name is None:
             return None
         await self._check_version()
+        return (await self._lookup(name))[0]
+
+    async def tls_allowed(self, host: str) -> bool:
+        """Whether a certificate may be issued for `host`: a label under the root domain that
+        has an alias, or a verified custom domain (even one whose label has no deployment yet).
+        From the same cache as `resolve`, so asking costs what serving the host costs."""
+        name = self._name(host)
+        if name is None:
+            return False
+        await self._check_version()
+        return (await self._lookup(name))[2]
+
+    async def _lookup(self, name: str) -> _Entry:
         entry = self._entries.get(name)
         if entry is not None and entry[1] > self._clock():
             self._entries.move_to_end(name)
             self._hits += 1
-            return entry[0]
+            return entry
         self._misses += 1
         task = self._loading.get(name)
         if task is None:
@@ -163,39 +187,98 @@ class Lookup:
             task.add_done_callback(_consume_exception)
         return await asyncio.shield(task)
 
-    async def _load(self, name: str) -> Target | None:
+    async def _load(self, name: str) -> _Entry:
         generation = self._generation
+        label: str | None = None
         try:
-            self._queries += 1
-            target = await _query(name)
+            if "." in name:
+                answer, label, allowed = await self._domain(name)
+            else:
+                self._queries += 1
+                answer = await queries.alias_target(name)
+                allowed = answer is not None
         finally:
             del self._loading[name]
+        previous = self._entries.get(name)
+        if previous is not None and previous[0] == answer:
+            # The same answer again (an expired entry refreshed): keep the object the
+            # proxy's remembered answers were tied to, so they stay good.
+            answer = previous[0]
+        unfinished = isinstance(answer, Target) and answer.state in _UNFINISHED
+        entry = (answer, self._clock() + (self.pending_ttl if unfinished else self.ttl), allowed)
         if generation == self._generation:
-            previous = self._entries.get(name)
-            if previous is not None and previous[0] == target:
-                # The same answer again (an expired entry refreshed): keep the object the
-                # proxy's remembered answers were tied to, so they stay good.
-                target = previous[0]
-            ttl = (
-                self.pending_ttl if target is not None and target.state in _UNFINISHED else self.ttl
-            )
-            self._entries[name] = (target, self._clock() + ttl)
-            self._entries.move_to_end(name)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return target
+            self._store(name, entry, label)
+        return entry
+
+    async def _domain(self, name: str) -> tuple[Answer, str | None, bool]:
+        """A custom domain's answer, the label it follows, and whether it is verified."""
+        if (
+            name == self.root_domain
+            or name.endswith(self._root_suffix)
+            or name.rpartition(".")[2].isdigit()
+        ):
+            # The root itself, deeper than one label under it, or an IP address: never a
+            # domain (the API refuses such names), so no query either.
+            return None, None, False
+        self._queries += 1
+        domain = await queries.verified_domain(name)
+        if domain is None:
+            return None, None, False
+        if domain.redirect_to is not None:
+            # Tied to its label all the same: deleting the project announces its labels.
+            return Redirect(name, domain.redirect_to), domain.label, True
+        # Through the label's own cache entry: a domain costs no alias query while its
+        # label is cached, and the label's moves reach it.
+        target = (await self._lookup(domain.label))[0]
+        if not isinstance(target, Target) or target.project_id != domain.project_id:
+            # Nothing deployed there yet (or the label is another project's: never serve it).
+            return None, domain.label, True
+        return target.for_domain(name), domain.label, True
+
+    def _store(self, name: str, entry: _Entry, label: str | None) -> None:
+        self._unlink(name)
+        self._entries[name] = entry
+        self._entries.move_to_end(name)
+        if label is not None:
+            self._via[name] = label
+            self._followers.setdefault(label, set()).add(name)
+        while len(self._entries) > self.max_entries:
+            self._unlink(self._entries.popitem(last=False)[0])
+
+    def _drop(self, name: str) -> None:
+        self._entries.pop(name, None)
+        self._unlink(name)
+
+    def _unlink(self, name: str) -> None:
+        label = self._via.pop(name, None)
+        if label is not None:
+            followers = self._followers[label]
+            followers.discard(name)
+            if not followers:
+                del self._followers[label]
 
     # --- invalidation ---------------------------------------------------------------------
 
     def invalidate(self, hostnames: Iterable[str] | None = None) -> None:
-        """Forget these alias hostnames (as stored: labels or full names), or all when None."""
+        """Forget these names, or everything when None. A name is an alias label (its custom
+        domains go too), a custom domain, or a wildcard `*.<parent>` (every cached name one
+        level under `<parent>` goes: it may now be served, or no longer)."""
         self._generation += 1
         if hostnames is None:
             self._entries.clear()
+            self._via.clear()
+            self._followers.clear()
             self._flushes += 1
             return
-        for name in hostnames:
-            self._entries.pop(name.strip().lower(), None)
+        for hostname in hostnames:
+            name = hostname.strip().lower()
+            self._drop(name)
+            for follower in list(self._followers.get(name, ())):
+                self._drop(follower)  # which unlinks it from `name`'s followers
+            if name.startswith("*."):
+                parent = name[2:]
+                for cached in [key for key in self._entries if key.partition(".")[2] == parent]:
+                    self._drop(cached)
 
     def set_push_active(self, active: bool) -> None:
         """Called by `AliasSubscriber`: while pushes arrive, polling the version is not needed.
@@ -214,13 +297,13 @@ class Lookup:
             if self._clock() < self._next_poll:
                 return  # another request checked while we waited for the lock
             self._version_checks += 1
-            version = await _aliases_version()
+            version = await queries.version()
             self._next_poll = self._clock() + self.poll_interval
         # The first version read has nothing to compare with, and nothing cached to flush.
         changed = self._version is not None and version != self._version
         self._version = version
         if changed:
-            log.debug("aliases changed; lookup cache flushed")
+            log.debug("aliases or domains changed; lookup cache flushed")
             self.invalidate()
 
     @property
@@ -235,117 +318,8 @@ class Lookup:
         )
 
 
-async def _query(name: str) -> Target | None:
-    row = await Alias.select(*Target.COLUMNS).where(Alias.hostname == name).first()
-    return None if row is None else Target.of(name, row)
-
-
-async def _aliases_version() -> tuple[Any, ...]:
-    # The count catches deletions (a project removed, its aliases cascaded), the newest stamp
-    # catches moves. Compared only for equality, so the engine's timestamp type is irrelevant.
-    row = await Alias.select(Count(alias="n"), Max(Alias.updated_at, alias="latest")).first()
-    return (row["n"], row["latest"]) if row is not None else ()
-
-
-# --- Redis pushes -------------------------------------------------------------------------
-
-
-class AliasSubscriber:
-    """Listens on `channel` (`ALIAS_CHANNEL`) and drops the announced hostnames from a `Lookup`.
-
-    Reconnects on its own with backoff; while disconnected, the lookup polls the version.
-    Use as `async with AliasSubscriber(redis, lookup):` in the proxy's lifespan.
-    """
-
-    def __init__(
-        self,
-        redis: Redis,
-        lookup: Lookup,
-        *,
-        channel: str = ALIAS_CHANNEL,
-        max_backoff: float = 5.0,
-    ) -> None:
-        self._redis = redis
-        self._lookup = lookup
-        self._channel = channel
-        self._max_backoff = max_backoff
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def subscribed(self) -> bool:
-        return self._subscribed.is_set()
-
-    async def start(self, wait: float | None = 5.0) -> None:
-        """Start listening; wait up to `wait` seconds for the subscription (not an error)."""
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="alias-subscriber")
-        if wait:
-            try:
-                await asyncio.wait_for(self._subscribed.wait(), wait)
-            except TimeoutError:
-                log.warning("alias subscriber not connected yet; polling meanwhile")
-
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def __aenter__(self) -> AliasSubscriber:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    def _handle(self, message: dict[str, Any]) -> bool:
-        """Act on one pub/sub message; True when it confirms the subscription."""
-        if message["type"] == "subscribe":
-            # Only now is Redis sure to deliver; anything cached before this could have missed
-            # a message, hence the flush in set_push_active.
-            self._lookup.set_push_active(True)
-            self._subscribed.set()
-            return True
-        if message["type"] == "message":
-            self._lookup.invalidate(_hostnames(message["data"]))
-        return False
-
-    async def run(self) -> None:
-        """Listen until cancelled, reconnecting after errors."""
-        backoff = 0.1
-        while True:
-            try:
-                async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
-                    async for message in pubsub.listen():
-                        if self._handle(message):
-                            backoff = 0.1
-            except (RedisError, OSError) as exc:
-                log.warning("alias subscriber disconnected", extra={"error": str(exc)})
-            finally:
-                if self._subscribed.is_set():
-                    self._subscribed.clear()
-                    self._lookup.set_push_active(False)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self._max_backoff)
-
-
-def _consume_exception(task: asyncio.Task[Target | None]) -> None:
+def _consume_exception(task: asyncio.Task[_Entry]) -> None:
     # When every waiter was cancelled nobody reads the query's exception; reading it here keeps
     # asyncio from logging "Task exception was never retrieved" for a failure already raised.
     with contextlib.suppress(asyncio.CancelledError):
         task.exception()
-
-
-def _hostnames(data: bytes | str) -> list[str] | None:
-    # Only our own publisher writes here, but a stray message must not kill the subscriber.
-    text = data.decode(errors="replace") if isinstance(data, bytes) else data
-    names = [name for name in text.split("\n") if name]
-    return None if FLUSH_ALL in names else names

@@ -23,7 +23,7 @@ from app.settings import Settings
 from proxy.cache import ObjectCache
 from proxy.sending import PATHSEND, Message, Send
 from proxy.serve import ProxyResponse
-from proxy.target import Target
+from proxy.target import Redirect, Target
 
 METRICS_PATH = "/metrics"
 _READ_METHODS = frozenset({"GET", "HEAD"})
@@ -44,7 +44,7 @@ class Sent:
 
 
 class _Resolves(Protocol):
-    async def resolve(self, host: str) -> Target | None: ...
+    async def resolve(self, host: str) -> Target | Redirect | None: ...
 
 
 class _Proxy(Protocol):

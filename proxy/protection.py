@@ -1,7 +1,8 @@
 """The gate in front of protected deployments: the proxy's cookie, the bypass secret, the hand-off.
 
 A protected hostname (`Target.protected`) is served only to a request that carries this proxy's
-cookie for that very hostname (a signed `app.preview_tokens` token: one HMAC to check, the first
+cookie for that very hostname (for a custom domain: and its project; `Target.binding`; a signed
+`app.preview_tokens` token: one HMAC to check, the first
 time this process sees it; its expiry after that), or the
 project's bypass secret (header, or query parameter, which also sets the cookie). Anyone else is
 sent to the API's `/auth/deployment`, which checks who they are and sends them back to
@@ -41,7 +42,7 @@ class Gate:
         self.auth_url = f"{settings.public_url}/auth/deployment"
         self.https = settings.deployment_url_template.startswith("https://")
         self._verified: dict[tuple[str, bytes], float] = {}
-        """(hostname, cookie) → when it expires, for cookies whose HMAC was checked here."""
+        """(binding, cookie) → when it expires, for cookies whose HMAC was checked here."""
 
     def cookie_ok(self, headers: Iterable[tuple[bytes, bytes]], target: Target) -> bool:
         """The request carries a valid cookie for this hostname (the replay path's one check)."""
@@ -49,22 +50,22 @@ class Gate:
             if name == b"cookie" and _COOKIE_PREFIX in value:
                 for part in value.split(b";"):
                     part = part.strip()
-                    if part.startswith(_COOKIE_PREFIX) and self._valid(target.name, part):
+                    if part.startswith(_COOKIE_PREFIX) and self._valid(target.binding, part):
                         return True
         return False
 
-    def _valid(self, hostname: str, part: bytes) -> bool:
+    def _valid(self, binding: str, part: bytes) -> bool:
         now = time.time()
-        known = self._verified.get((hostname, part))
+        known = self._verified.get((binding, part))
         if known is not None:
             return known > now
         token = part[len(_COOKIE_PREFIX) :].decode("latin-1")
-        if not tokens.verify(self.key, tokens.COOKIE, hostname, token, now):
+        if not tokens.verify(self.key, tokens.COOKIE, binding, token, now):
             return False
         if len(self._verified) >= VERIFIED_KEPT:
             self._verified.clear()
         # The token's own expiry (checked by `verify`): a number before the dot.
-        self._verified[(hostname, part)] = float(token.partition(".")[0])
+        self._verified[(binding, part)] = float(token.partition(".")[0])
         return True
 
     def check(
@@ -97,12 +98,12 @@ class Gate:
         """`/_scalemesh/auth?token=…&next=…`: a valid hand-off token sets the cookie."""
         params = dict(parse_qsl(query.decode("latin-1")))
         token = params.get("token", "")
-        if not tokens.verify(self.key, tokens.HANDOFF, target.name, token):
+        if not tokens.verify(self.key, tokens.HANDOFF, target.binding, token):
             return _refused()
         return redirect(local_path(params.get("next", "/")), self._cookie(target, scheme))
 
     def _cookie(self, target: Target, scheme: str) -> str:
-        token = tokens.sign(self.key, tokens.COOKIE, target.name, tokens.COOKIE_SECONDS)
+        token = tokens.sign(self.key, tokens.COOKIE, target.binding, tokens.COOKIE_SECONDS)
         secure = "; Secure" if self.https or scheme == "https" else ""
         return (
             f"{tokens.COOKIE_NAME}={token}; Path=/; Max-Age={tokens.COOKIE_SECONDS}; "

@@ -1,9 +1,10 @@
 """Turn a request's `Host` and raw path into a label (or custom domain) and a safe file key.
 
 Glossary (DESIGN §6): the *host* is the `Host` header; its *label* is the one DNS label left of
-`SCALEMESH_ROOT_DOMAIN`; any other host is a *custom domain*, looked up as an alias. The *path*
-is what the client asked for; the *key* is the path relative to a deployment's prefix. Nothing
-here touches storage: the point is that no key built from a request can leave its prefix.
+`SCALEMESH_ROOT_DOMAIN`; any other host is a *custom domain*, looked up as a `Domain` row.
+The *path* is what the client asked for; the *key* is the path relative to a deployment's
+prefix. Nothing here touches storage: the point is that no key built from a request can leave
+its prefix.
 
 Public API:
 
@@ -35,7 +36,7 @@ class HostKind(StrEnum):
     LABEL = "label"
     """A label under the root domain: a project, branch or deployment alias."""
     CUSTOM = "custom"
-    """A full hostname outside the root domain: a custom-domain alias."""
+    """A full hostname outside the root domain: a custom domain (a `Domain` row)."""
     INVALID = "invalid"
     """Not a hostname we could serve; answer 400 (or the branded 404)."""
 

@@ -1,16 +1,19 @@
-"""What a hostname serves (`Target`), read from its alias row in the one query the lookup runs.
+"""What a hostname serves (`Target`), read from its alias row in the one query the lookup runs;
+or, for a custom domain that redirects, where to (`Redirect`).
 
 Besides the deployment, it carries what the protection gate needs (whether this hostname is
-protected, the project's bypass hash), so a protected request costs no query of its own.
+protected, what its tokens bind, the project's bypass hash), so a protected request costs no
+query of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from app.deployments.lifecycle import DeploymentState
-from app.preview_tokens import protects
+from app.preview_tokens import binding, protects
 from app.tables import Alias
 from builder.spec import output_prefix
 
@@ -25,7 +28,9 @@ class Target:
     prefix: str
     """Storage prefix of the deployment's files, ending with `/` (`builder.spec.output_prefix`)."""
     name: str = ""
-    """The alias hostname (a label or a full hostname) this answer is for: tokens bind it."""
+    """The hostname this answer is for: an alias label, or a custom domain."""
+    binding: str = ""
+    """What the gate's tokens for this hostname bind (`app.preview_tokens.binding`)."""
     protected: bool = False
     """Only viewers with the proxy's cookie (or the bypass secret) are served."""
     bypass_hash: str | None = None
@@ -49,10 +54,27 @@ class Target:
             state=DeploymentState(row["state"]),
             prefix=output_prefix(project_id, deployment_id),
             name=name,
+            binding=binding(name, project_id),
             protected=protects(str(row["protection"]), name, str(row["slug"])),
             bypass_hash=row["bypass_hash"],
         )
 
+    def for_domain(self, domain: str) -> Target:
+        """What custom domain `domain`, following this target's label, serves: the same
+        deployment, protected as the label is (a production domain as production), with
+        tokens of its own."""
+        return dataclasses.replace(self, name=domain, binding=binding(domain, self.project_id))
+
     @property
     def ready(self) -> bool:
         return self.state is DeploymentState.READY
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """What a verified custom domain with `redirect_to` serves: a 308 to that domain."""
+
+    name: str
+    """The custom domain asked for."""
+    to: str
+    """The domain it redirects to (the path and query go along)."""

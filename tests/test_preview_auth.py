@@ -4,6 +4,7 @@ stored only as its keyed hash."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from app import preview_tokens as tokens
 from app.errors import ErrorCode, UserError
 from app.settings import Settings
-from app.tables import Project
+from app.tables import Domain, Project
 from tests.support.api import Client, bearer, sign_up
 from tests.support.projects import create
 from tests.support.protection import KEY, browser_session, preview_of, through_proxy
@@ -105,6 +106,59 @@ def test_a_failure_to_check_access_is_answered_as_itself_not_as_not_found(
 
     assert response.status_code == 503
     assert response.json()["error"] == "unavailable"
+    assert "location" not in response.headers
+
+
+def verified_domain(client: Client, name: str, *, slug: str = "web", **values: object) -> None:
+    """A custom domain of project `slug`, verified unless `values` say otherwise."""
+
+    async def insert() -> None:
+        project = await Project.select(Project.id).where(Project.slug == slug).first()
+        assert project is not None
+        fields: dict[str, object] = {"verified_at": datetime.now(UTC), **values}
+        await Domain.insert(Domain(name=name, project=project["id"], token="t" * 32, **fields))
+
+    client.run(insert)
+
+
+def test_a_viewer_of_a_custom_domain_gets_a_token_bound_to_it_and_its_project(
+    client: Client, settings: Settings
+) -> None:
+    own_preview(client, settings)
+    verified_domain(client, "preview.web.dev", git_branch="feature")  # follows web-git-feature
+
+    response = client.get(
+        "/auth/deployment",
+        params={"host": "preview.web.dev", "next": "/"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 302
+    location = urlsplit(response.headers["location"])
+    assert location.netloc == "preview.web.dev:8080"
+    [token] = parse_qs(location.query)["token"]
+    project_id = client.run(lambda: Project.select(Project.id).first())["id"]
+    assert tokens.verify(KEY, tokens.HANDOFF, tokens.binding("preview.web.dev", project_id), token)
+    assert not tokens.verify(KEY, tokens.HANDOFF, "preview.web.dev", token)
+    host = "preview.web.dev:8080"
+    (hand_off,) = client.run(
+        lambda: through_proxy(settings, host, (f"{location.path}?{location.query}", ""))
+    )
+    assert hand_off.status_code == 302
+    preview_cookie = hand_off.headers["set-cookie"].split(";")[0]
+    (with_cookie,) = client.run(lambda: through_proxy(settings, host, ("/", preview_cookie)))
+    assert (with_cookie.status_code, with_cookie.content) == (200, INDEX)
+
+
+def test_a_pending_custom_domain_gets_no_token(client: Client, settings: Settings) -> None:
+    own_preview(client, settings)
+    verified_domain(client, "*.web.dev", verified_at=None)
+
+    response = client.get(
+        "/auth/deployment", params={"host": "a.web.dev", "next": "/"}, follow_redirects=False
+    )
+
+    assert response.status_code == 404
     assert "location" not in response.headers
 
 

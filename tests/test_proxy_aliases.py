@@ -18,7 +18,8 @@ from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.publish import point_alias, publish
 from app.hostnames import branch_label, deployment_label
 from app.tables import Alias
-from proxy.lookup import AliasSubscriber, Lookup, _hostnames
+from proxy.lookup import Lookup
+from proxy.subscriber import AliasSubscriber, _hostnames
 from tests.support.lookup import ROOT, FakeClock, World
 from tests.support.services import redis_url, unique_name
 from tests.support.waiting import eventually, eventually_async

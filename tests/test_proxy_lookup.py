@@ -14,8 +14,9 @@ from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import point_alias
 from app.tables import Deployment
 from builder.spec import output_prefix
-from proxy import lookup as lookup_module
+from proxy import queries
 from proxy.lookup import MISSING, Lookup
+from proxy.target import Target
 from tests.support.lookup import ROOT, FakeClock, World
 
 pytestmark = pytest.mark.anyio
@@ -39,15 +40,24 @@ async def test_a_label_under_the_root_domain(world: World) -> None:
     assert target.prefix == output_prefix(world.project_id, deployment_id)
 
 
-async def test_a_custom_domain_is_its_full_hostname(world: World) -> None:
+async def test_a_custom_domain_follows_its_projects_production_label(world: World) -> None:
+    deployment_id = await world.deployment()
+    await point_alias("shop", world.project_id, deployment_id)
+    await world.domain("www.shop.io")
+    lookup = Lookup(ROOT)
+    target = await lookup.resolve("WWW.shop.io.")
+    assert isinstance(target, Target)
+    assert target.deployment_id == deployment_id
+    assert target.name == "www.shop.io"
+    # Under the root domain but two labels deep: never an alias, never a domain.
+    assert await lookup.resolve("www.shop.example.test") is None
+
+
+async def test_an_alias_row_with_a_full_hostname_serves_nothing(world: World) -> None:
+    """Custom domains are `Domain` rows now: an old hand-made alias row is no way in."""
     deployment_id = await world.deployment()
     await point_alias("www.shop.io", world.project_id, deployment_id)
-    lookup = Lookup(ROOT)
-    target = await lookup.resolve("www.shop.io.")
-    assert target is not None
-    assert target.deployment_id == deployment_id
-    # Under the root domain but two labels deep: only a full-hostname alias can match.
-    assert await lookup.resolve("www.shop.example.test") is None
+    assert await Lookup(ROOT).resolve("www.shop.io") is None
 
 
 async def test_unknown_and_malformed_hosts(world: World) -> None:
@@ -199,7 +209,7 @@ async def test_an_answer_read_before_an_invalidation_is_not_cached(
     await point_alias("shop", world.project_id, deployment_id)
     lookup = Lookup(ROOT, poll_interval=None)
     reading, release = asyncio.Event(), asyncio.Event()
-    real = lookup_module._query
+    real = queries.alias_target
 
     async def slow_query(name: str) -> Any:
         answer = await real(name)
@@ -207,7 +217,7 @@ async def test_an_answer_read_before_an_invalidation_is_not_cached(
         await release.wait()
         return answer
 
-    monkeypatch.setattr(lookup_module, "_query", slow_query)
+    monkeypatch.setattr(queries, "alias_target", slow_query)
     pending = asyncio.create_task(lookup.resolve("shop.example.test"))
     await reading.wait()
     lookup.invalidate(["shop"])  # the alias moved while the query was out
@@ -222,7 +232,7 @@ async def test_a_failed_query_reaches_the_caller(
     async def broken(name: str) -> Any:
         raise OSError("database unreachable")
 
-    monkeypatch.setattr(lookup_module, "_query", broken)
+    monkeypatch.setattr(queries, "alias_target", broken)
     lookup = Lookup(ROOT, poll_interval=None)
     with pytest.raises(OSError, match="unreachable"):
         await lookup.resolve("shop.example.test")

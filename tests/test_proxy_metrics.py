@@ -29,7 +29,7 @@ def anyio_backend() -> str:
 async def served(
     make_settings: Callable[..., Settings], settings: Settings
 ) -> AsyncIterator[Served]:
-    # `www.web.dev` is one of the seeded site's aliases: naming it must not take it over.
+    # `www.web.dev` is the seeded site's custom domain: naming it must not take it over.
     chosen = make_settings(
         SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
         SCALEMESH_STORAGE_URL=settings.storage.url,

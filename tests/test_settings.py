@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from app.aliases import ALIAS_CHANNEL
-from app.secret_key import SECRET_KEY_FILE
 from app.settings import VARIABLES, Runner, Settings
 from app.settings_parts import DatabaseKind, Secret, SettingsError, Signup
 from builder.spec import BuildLimits
@@ -48,26 +46,6 @@ def test_defaults_need_no_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert settings.build_timeout == 900
     assert settings.proxy_cache_mb == 256
     assert settings.secure_cookies is False
-
-
-def test_secret_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
-    environ = {"SCALEMESH_DATA_DIR": str(tmp_path / "data")}
-
-    first = Settings.from_env(environ)
-    second = Settings.from_env(environ)
-
-    path = tmp_path / "data" / SECRET_KEY_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert first.secret_key.reveal() == path.read_text().strip()
-    assert second.secret_key == first.secret_key
-    assert len(first.secret_key.reveal()) >= 32
-
-
-def test_a_damaged_generated_key_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / SECRET_KEY_FILE).write_text("short")
-
-    with pytest.raises(SettingsError, match=r"SCALEMESH_SECRET_KEY.*delete the file"):
-        Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
 
 
 def test_every_variable_is_read(tmp_path: Path) -> None:
@@ -117,6 +95,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_LOG_LEVEL": "debug",
         "SCALEMESH_METRICS_TOKEN": "m" * 20,
         "SCALEMESH_PROXY_METRICS_HOSTS": "scalemesh-proxy.scalemesh.svc",
+        "SCALEMESH_CNAME_TARGET": "Edge.Example.net.",
+        "SCALEMESH_PUBLIC_IPS": "203.0.113.10, 2001:DB8::10",
+        "SCALEMESH_DNS_RESOLVERS": "10.0.0.2, 127.0.0.1:5353",
         "AWS_ENDPOINT_URL": "http://minio:9000",
     }
     assert set(environ) == set(VARIABLES)
@@ -171,6 +152,9 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert settings.preview_keys is not None
     assert settings.preview_keys.primary.id == "p1"
     assert settings.describe()["SCALEMESH_PREVIEW_KEY"] == "***"
+    assert settings.domains.cname_target == "edge.example.net"
+    assert settings.domains.public_ips == ("203.0.113.10", "2001:db8::10")
+    assert settings.domains.dns_resolvers == (("10.0.0.2", 53), ("127.0.0.1", 5353))
 
 
 def test_secrets_never_show(tmp_path: Path) -> None:
@@ -366,29 +350,6 @@ def test_the_alias_channel_is_fixed_not_configured(tmp_path: Path) -> None:
     assert settings.alias_channel == ALIAS_CHANNEL == "scalemesh:aliases"
     assert "SCALEMESH_ALIAS_CHANNEL" not in VARIABLES
     assert "SCALEMESH_ALIAS_CHANNEL" not in settings.describe()
-
-
-def test_a_key_written_by_another_process_at_the_same_moment_is_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / SECRET_KEY_FILE
-    real_read_text = Path.read_text
-    first = True
-
-    def racing_read_text(self: Path, *args: object, **kwargs: object) -> str:
-        # The first look finds no file; meanwhile another process writes one.
-        nonlocal first
-        if self == path and first:
-            first = False
-            path.write_text("w" * 64)
-            raise FileNotFoundError(path)
-        return real_read_text(self)
-
-    monkeypatch.setattr(Path, "read_text", racing_read_text)
-
-    settings = Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
-
-    assert settings.secret_key.reveal() == "w" * 64
 
 
 def test_s3_storage_without_a_custom_endpoint(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
-"""Key rings: `SCALEMESH_SECRET_KEY` and `SCALEMESH_PREVIEW_KEY`, required on PostgreSQL."""
+"""Key rings: `SCALEMESH_SECRET_KEY` and `SCALEMESH_PREVIEW_KEY`, required on PostgreSQL; on
+SQLite, the secret key generated once into the data directory."""
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,46 @@ def test_bad_key_rings_are_refused(tmp_path: Path, variable: str, value: str, pr
 def test_an_empty_key_ring_cannot_be_made() -> None:
     with pytest.raises(ValueError, match="at least one key"):
         KeyRing(())
+
+
+def test_secret_key_is_generated_once_with_mode_0600(tmp_path: Path) -> None:
+    environ = {"SCALEMESH_DATA_DIR": str(tmp_path / "data")}
+
+    first = Settings.from_env(environ)
+    second = Settings.from_env(environ)
+
+    path = tmp_path / "data" / SECRET_KEY_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert first.secret_key.reveal() == path.read_text().strip()
+    assert second.secret_key == first.secret_key
+    assert len(first.secret_key.reveal()) >= 32
+
+
+def test_a_damaged_generated_key_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / SECRET_KEY_FILE).write_text("short")
+
+    with pytest.raises(SettingsError, match=r"SCALEMESH_SECRET_KEY.*delete the file"):
+        Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
+
+
+def test_a_key_written_by_another_process_at_the_same_moment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / SECRET_KEY_FILE
+    real_read_text = Path.read_text
+    first = True
+
+    def racing_read_text(self: Path, *args: object, **kwargs: object) -> str:
+        # The first look finds no file; meanwhile another process writes one.
+        nonlocal first
+        if self == path and first:
+            first = False
+            path.write_text("w" * 64)
+            raise FileNotFoundError(path)
+        return real_read_text(self)
+
+    monkeypatch.setattr(Path, "read_text", racing_read_text)
+
+    settings = Settings.from_env({"SCALEMESH_DATA_DIR": str(tmp_path)})
+
+    assert settings.secret_key.reveal() == "w" * 64

@@ -1,8 +1,9 @@
 """Protected previews, the API's half: vouch for a signed-in viewer, keep the bypass secret.
 
-`PreviewService.hand_off` answers the proxy's redirect: the hostname's alias row names the
-project, the viewer must be allowed to see it (`Access`), and the browser is sent back to
-the deployment's `/_scalemesh/auth` with a 60 s token bound to that hostname. The bypass secret
+`PreviewService.hand_off` answers the proxy's redirect: the hostname's alias row (or verified
+custom domain) names the project, the viewer must be allowed to see it (`Access`), and the
+browser is sent back to the deployment's `/_scalemesh/auth` with a 60 s token bound to that
+hostname (and, for a custom domain, that project). The bypass secret
 is made here, shown once, and stored only as its keyed hash (`app.preview_tokens`).
 """
 
@@ -14,11 +15,11 @@ from urllib.parse import urlencode
 from app import preview_tokens as tokens
 from app.aliases import AliasAnnouncer
 from app.errors import ErrorCode, UserError
-from app.hostnames import alias_name, full_hostname
+from app.hostnames import alias_name, domain_candidates, full_hostname
 from app.projects.access import Access, Role
 from app.projects.service import refresh_aliases
 from app.settings import Settings
-from app.tables import Alias, Project
+from app.tables import Alias, Domain, Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +43,12 @@ class PreviewService:
         """Where to send a viewer of `host` who is signed in as `user_id`: the deployment's
         `/_scalemesh/auth` with a fresh token. Refused like a missing project otherwise."""
         name = alias_name(host, self.settings.root_domain)
-        row = None
-        if name is not None:
-            row = await Alias.select(Alias.project).where(Alias.hostname == name).first()
-        if name is None or row is None:
+        project_id = None if name is None else await _project_of(name)
+        if name is None or project_id is None:
             raise UserError(ErrorCode.DEPLOYMENT_NOT_FOUND, f"Nothing is deployed at {host!r}.")
-        await self.access.project_by_id(user_id, int(row["project"]))
-        token = tokens.sign(self.key, tokens.HANDOFF, name, tokens.HANDOFF_SECONDS)
+        await self.access.project_by_id(user_id, project_id)
+        bound = tokens.binding(name, project_id)
+        token = tokens.sign(self.key, tokens.HANDOFF, bound, tokens.HANDOFF_SECONDS)
         query = urlencode({"token": token, "next": next_path})
         base = self.settings.deployment_url_template.format(
             host=full_hostname(name, self.settings.root_domain)
@@ -72,3 +72,18 @@ class PreviewService:
         )
         # The proxies cache the hash with each hostname: make them read it again.
         await self.announce(await refresh_aliases(project_id))
+
+
+async def _project_of(name: str) -> int | None:
+    """The project whose hostname `name` is: an alias label's, or a verified custom domain's
+    (its own row, else its wildcard's), as the proxy resolves it."""
+    if "." not in name:
+        row = await Alias.select(Alias.project).where(Alias.hostname == name).first()
+        return None if row is None else int(row["project"])
+    candidates = domain_candidates(name)
+    rows = await Domain.select(Domain.name, Domain.project).where(
+        Domain.name.is_in(list(candidates)) & Domain.verified_at.is_not_null()
+    )
+    if not rows:
+        return None
+    return int(min(rows, key=lambda row: candidates.index(row["name"]))["project"])

@@ -38,7 +38,7 @@ from app.projects.rules import (
 )
 from app.settings import Settings
 from app.storage import Storage, StorageError
-from app.tables import Alias, Deployment, Project
+from app.tables import Alias, Deployment, Domain, Project
 from builder.spec import project_prefix
 
 log = logging.getLogger(__name__)
@@ -273,8 +273,8 @@ class ProjectService:
         return await self._reread(actor.id, project.id)
 
     async def delete(self, user_id: int, slug: str) -> None:
-        """Delete the project, its deployments and its aliases; tell the proxies once it is done;
-        then delete its deployments' files and build logs from storage.
+        """Delete the project, its deployments, aliases and domains; tell the proxies once it is
+        done; then delete its deployments' files and build logs from storage.
 
         Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
         before the delete commits, they would read the rows again.
@@ -282,6 +282,10 @@ class ProjectService:
         project = await self.access.project_for(user_id, slug, Role.ADMIN)
         hostnames: list[str] = await (
             Alias.select(Alias.hostname).where(Alias.project == project.id).output(as_list=True)
+        )
+        # Its custom domains go with it (the foreign key cascades): proxies drop them too.
+        hostnames += await (
+            Domain.select(Domain.name).where(Domain.project == project.id).output(as_list=True)
         )
         deployments: list[Any] = await (
             Deployment.select(Deployment._meta.primary_key)

@@ -30,6 +30,7 @@ from app.github.api import GitHubApi, GitHubError
 from app.github.waits import retry_delay
 from app.installations.service import Covered, covered_id
 from app.reporting.comment import CommentBusy, PullRequestComments
+from app.reporting.environments import environment_url
 from app.reporting.messages import description, shorten
 from app.reporting.phases import (
     ReportedPhase,
@@ -230,7 +231,7 @@ class Reporter:
                 state=to_github_deployment_state(
                     view.state, platform_fault=view.platform_fault, retired=view.retired
                 ),
-                environment_url=view.environment_url if ready else None,
+                environment_url=await environment_url(view) if ready else None,
                 log_url=view.log_url,
                 description=text,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from app import database
 from app.deployments.lifecycle import DeploymentState
 from app.settings import Settings
-from app.tables import Deployment, Project, User
+from app.tables import Deployment, Domain, Project, User
 
 ROOT = "example.test"
 """The root domain of the lookups: `shop.example.test` names the alias `shop`."""
@@ -28,13 +29,49 @@ class World:
     queries: list[str]
 
     async def deployment(
-        self, state: DeploymentState = DeploymentState.READY, **values: Any
+        self,
+        state: DeploymentState = DeploymentState.READY,
+        *,
+        project_id: int | None = None,
+        **values: Any,
     ) -> str:
         deployment_id = str(uuid.uuid4())
+        project = self.project_id if project_id is None else project_id
         await Deployment.insert(
-            Deployment(id=deployment_id, project=self.project_id, state=state, **values)
+            Deployment(id=deployment_id, project=project, state=state, **values)
         )
         return deployment_id
+
+    async def domain(
+        self,
+        name: str,
+        *,
+        verified: bool = True,
+        project_id: int | None = None,
+        git_branch: str | None = None,
+        redirect_to: str | None = None,
+    ) -> None:
+        """A `Domain` row as the domains service leaves it: verified (or pending), stamped."""
+        stamp = datetime.now(UTC)
+        await Domain.insert(
+            Domain(
+                name=name,
+                project=self.project_id if project_id is None else project_id,
+                git_branch=git_branch,
+                redirect_to=redirect_to,
+                token="t" * 32,
+                verified_at=stamp if verified else None,
+                updated_at=stamp,
+            )
+        )
+
+    async def project(self, slug: str) -> int:
+        """Another tenant's project, with an owner of its own."""
+        user = await User.insert(User(email=f"{slug}@example.com", password_hash="x"))
+        row = await Project.insert(
+            Project(slug=slug, name=slug, owner=user[0]["id"], git_url=f"https://x/{slug}.git")
+        )
+        return int(row[0]["id"])
 
 
 async def make_world(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> World:

@@ -22,7 +22,7 @@ from app import database
 from app.settings import Settings
 from app.storage import Storage
 from app.storage.choice import storage_from_settings
-from app.tables import Alias, Deployment, Project, User
+from app.tables import Alias, Deployment, Domain, Project, User
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import Proxy, ProxyApp
 
@@ -67,7 +67,8 @@ async def ship(storage: Storage, project_id: int, deployment_id: str, index: byt
 
 
 async def seed(settings: Settings, *, state: str = "ready") -> int:
-    """A user, a project `web` and one deployment behind the aliases `web` and `www.web.dev`."""
+    """A user, a project `web` and one deployment behind its production alias `web`, which
+    its verified custom domain `www.web.dev` follows."""
     engine = database.make_engine(settings.database)
     database.bind(engine)
     user = await User.insert(User(email="a@example.com", password_hash="x"))
@@ -79,8 +80,12 @@ async def seed(settings: Settings, *, state: str = "ready") -> int:
         await Deployment.insert(
             Deployment(id=deployment_id, project=project_id, sha="a" * 40, state=state)
         )
-    for hostname in ("web", "www.web.dev"):
-        await Alias.insert(Alias(hostname=hostname, project=project_id, deployment=DEPLOYMENT))
+    await Alias.insert(Alias(hostname="web", project=project_id, deployment=DEPLOYMENT))
+    # A verified custom domain: it follows the production label `web`.
+    stamp = datetime.now(UTC)
+    await Domain.insert(
+        Domain(name="www.web.dev", project=project_id, token="t" * 32, verified_at=stamp)
+    )
     storage = storage_from_settings(settings.storage)
     await ship(storage, project_id, DEPLOYMENT, INDEX)
     await ship(storage, project_id, OTHER, b"<h1>Other</h1>")
