@@ -253,9 +253,9 @@ def create_app(
                 engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
             services.previews = PreviewService(settings, announce, access)
-            services.domains = DomainService(settings, engine, access, lookup, announce)
+            services.domains = domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(
-                settings, users, services.projects, services.deployments, services.previews
+                settings, users, services.projects, services.deployments, services.previews, domains
             )
             services.deliveries = deliveries = DeliveryWorker(
                 HandlerContext(settings, engine, reconciler, announce, services.github),

@@ -81,6 +81,7 @@ class ErrorCode(StrEnum):
     DOMAIN_NOT_FOUND = "domain_not_found"
     DOMAIN_REDIRECT_INVALID = "domain_redirect_invalid"
     DOMAIN_IN_USE = "domain_in_use"
+    DOMAIN_LIMIT = "domain_limit"
     # A builder's calls to the API (`app.builds`), authenticated by its bootstrap token.
     BUILD_TOKEN_INVALID = "build_token_invalid"  # noqa: S105 - an error code
     BUILD_TOKEN_EXPIRED = "build_token_expired"  # noqa: S105 - an error code
@@ -154,6 +155,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.DOMAIN_NOT_FOUND: _K.NOT_FOUND,
         _C.DOMAIN_REDIRECT_INVALID: _K.INVALID,
         _C.DOMAIN_IN_USE: _K.CONFLICT,
+        _C.DOMAIN_LIMIT: _K.FORBIDDEN,
         _C.BUILD_TOKEN_INVALID: _K.UNAUTHORIZED,
         _C.BUILD_TOKEN_EXPIRED: _K.UNAUTHORIZED,
         _C.BUILD_TOKEN_OTHER_BUILD: _K.FORBIDDEN,

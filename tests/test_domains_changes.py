@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from app.domains import service
 from app.github.oauth_api import Permission
 from app.settings import Settings
 from tests.support.api import bearer, sign_up
@@ -126,6 +127,21 @@ def test_a_domain_either_redirects_or_serves_a_branch(api: DomainsApi, ada: str)
     assert pinned_redirect.status_code == 400
     assert switched.status_code == 200, switched.text
     assert (switched.json()["redirect_to"], switched.json()["git_branch"]) == (None, "staging")
+
+
+def test_a_project_has_a_bounded_number_of_domains(
+    api: DomainsApi, ada: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "MAX_DOMAINS", 2)
+    assert api.add(ada, "web", "example.com").status_code == 201
+
+    refused = api.add(ada, "web", "shop.example.com")
+
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "A project may have at most 2 domains; remove one you no longer use first."
+    )
+    assert len(api.rows()) == 2
 
 
 @pytest.fixture

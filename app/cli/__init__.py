@@ -4,7 +4,8 @@ Results go to stdout, JSON logs and human hints to stderr. Exit codes: 0 done, 1
 failed (message on stderr), 2 bad usage or configuration, 130 interrupted at a prompt.
 
 This module is the parser and the entry point; the commands are in `app.cli.serving` (dev,
-serve), `app.cli.admin` (migrate, user create, settings) and `app.client.commands` (the client).
+serve), `app.cli.admin` (migrate, user create, settings), `app.client.commands` (the client)
+and `app.client.domains` (custom domains).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.cli import admin, serving
 from app.cli.common import CommandError
 from app.client import ClientError
 from app.client.commands import add_commands
+from app.client.domains import add_domain_commands
 from app.errors import UserError
 from app.settings_parts import SettingsError
 
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=admin.print_settings
     )
     add_commands(commands, _command)
+    add_domain_commands(commands, _command)
     return parser
 
 

@@ -33,3 +33,31 @@ class DeploymentAnswer(msgspec.Struct):
     aliases: list[str]
     """Every URL that points at it now, its own included."""
     log_url: str
+
+
+class DnsRecordAnswer(msgspec.Struct):
+    """A record the domain's owner must create at their DNS provider."""
+
+    type: str
+    name: str
+    value: str
+
+
+class DomainAnswer(msgspec.Struct):
+    name: str
+    display_name: str
+    project: str
+    state: str
+    """`pending` until DNS proves ownership, then `verified`."""
+    routing: str
+    """Whether the name points at Scale Mesh: `unknown`, `ok` or `misconfigured`."""
+    url: str
+    instructions: list[DnsRecordAnswer]
+    redirect_to: str | None = None
+    git_branch: str | None = None
+    check_code: str | None = None
+    check_detail: str | None = None
+
+
+class DomainsAnswer(msgspec.Struct):
+    domains: list[DomainAnswer]

@@ -53,14 +53,20 @@ def _git(cwd: Path, *args: str) -> list[str]:
     return done.stdout.splitlines() if done.returncode == 0 else []
 
 
-def choose_project(projects: Sequence[ProjectAnswer], here: set[str], cwd: Path) -> str:
+def choose_project(
+    projects: Sequence[ProjectAnswer],
+    here: set[str],
+    cwd: Path,
+    naming: str = "scalemesh deploy PROJECT",
+) -> str:
+    """The project building the repository in `cwd`, else the only one; `naming` tells how a
+    command is given one instead."""
     matches = [p.slug for p in projects if repo_key(p.git_url, cwd) in here]
     if len(matches) == 1:
         return str(matches[0])
     if matches:
         raise ClientError(
-            f"projects {', '.join(matches)} all build this repository; "
-            "name one: scalemesh deploy PROJECT"
+            f"projects {', '.join(matches)} all build this repository; name one: {naming}"
         )
     if len(projects) == 1:
         return projects[0].slug
@@ -70,6 +76,5 @@ def choose_project(projects: Sequence[ProjectAnswer], here: set[str], cwd: Path)
         )
     names = ", ".join(p.slug for p in projects)
     raise ClientError(
-        f"none of your projects ({names}) builds the repository here; "
-        "name one: scalemesh deploy PROJECT"
+        f"none of your projects ({names}) builds the repository here; name one: {naming}"
     )

@@ -36,6 +36,9 @@ from app.tables import Domain
 
 log = logging.getLogger(__name__)
 
+MAX_DOMAINS = 100
+"""Domains one project may have: each costs DNS lookups for as long as it is pending."""
+
 
 class Keep(Enum):
     """A field of `DomainChanges` left out: it stays as it is."""
@@ -111,6 +114,12 @@ class DomainService:
         if new.redirect_to is not None:
             redirect = await self._redirect_target(project, name.name, new.redirect_to)
         _one_of(redirect, branch)
+        if await Domain.count().where(Domain.project == project.id) >= MAX_DOMAINS:
+            raise UserError(
+                ErrorCode.DOMAIN_LIMIT,
+                f"A project may have at most {MAX_DOMAINS} domains; remove one you no longer "
+                "use first.",
+            )
         values = self._new_row(project, name, redirect, branch, datetime.now(UTC))
         rows = await (
             Domain.insert(Domain(**values))

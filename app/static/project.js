@@ -26,3 +26,23 @@
   setInterval(refresh, EVERY_MS);
   document.addEventListener("visibilitychange", refresh);
 })();
+
+// Copy buttons next to the DNS records a domain needs: the exact text, one click.
+(() => {
+  "use strict";
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("button.copy[data-copy]");
+    if (!button) return;
+    const label = button.textContent;
+    try {
+      await navigator.clipboard.writeText(button.dataset.copy);
+      button.textContent = "Copied";
+    } catch {
+      // No clipboard (an insecure origin): the text is selectable, select it for the reader.
+      const code = button.previousElementSibling;
+      if (code) window.getSelection().selectAllChildren(code);
+      button.textContent = "Select and copy";
+    }
+    setTimeout(() => { button.textContent = label; }, 2000);
+  });
+})();

@@ -13,6 +13,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.deployments.service import DeploymentService
+from app.domains.service import DomainService
 from app.errors import ErrorCode, ErrorKind, UserError
 from app.http.errors import status_of
 from app.previews.service import PreviewService
@@ -76,6 +77,7 @@ class Dashboard:
     projects: ProjectService
     deployments: DeploymentService
     previews: PreviewService
+    domains: DomainService
 
     async def rows(
         self, project: ProjectRecord, limit: int = DEPLOYMENTS_SHOWN
@@ -93,9 +95,11 @@ class Dashboard:
         form: str = "deploy",
         env_name: str = "",
         bypass_secret: str | None = None,
+        domain_values: Mapping[str, str] | None = None,
     ) -> Response[str]:
-        """The project page; with what `form` (`deploy`, `env` or `protection`) was refused
-        for, if it was; with a new bypass secret, shown this once."""
+        """The project page; with what `form` (`deploy`, `env`, `protection` or `domains`) was
+        refused for, if it was, and the domain form as sent; with a new bypass secret, shown
+        this once."""
         try:
             details = await self.projects.get(user.id, slug)
         except UserError as exc:
@@ -128,6 +132,10 @@ class Dashboard:
             protection_error=refused.detail if refused and form == "protection" else None,
             protections=[level.value for level in Protection],
             bypass_secret=bypass_secret,
+            domains=await self.domains.list_for(user.id, slug),
+            can_manage_domains=details.role >= Role.ADMIN,
+            domains_error=refused.detail if refused and form == "domains" else None,
+            domain_values=domain_values or {},
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -24,14 +24,15 @@ CHROMIUM_ARGS = [
 
 
 @contextlib.contextmanager
-def chromium(wait_ms: int) -> Iterator[Browser]:
-    """A headless Chromium; Playwright's expectations wait up to `wait_ms` each."""
+def chromium(wait_ms: int, extra_args: Sequence[str] = ()) -> Iterator[Browser]:
+    """A headless Chromium; Playwright's expectations wait up to `wait_ms` each. `extra_args`
+    add to its command line (e.g. `--host-resolver-rules` for a custom domain)."""
     if not CHROMIUM.exists():  # .ci/run installs it; never download one
         pytest.skip("/usr/bin/chromium is not installed")
     expect.set_options(timeout=wait_ms)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *extra_args], headless=True
         )
         yield launched
         launched.close()

@@ -6,6 +6,7 @@ One API serves each test module that uses `live` (each test signs up its own acc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shlex
@@ -85,7 +86,13 @@ class Account:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Live]:
-    data = tmp_path_factory.mktemp("api")
+    with serve_live(tmp_path_factory.mktemp("api"), sqlite_template) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_live(data: Path, sqlite_template: Path, **environ: str) -> Iterator[Live]:
+    """The API on a loopback port, its data in `data`; `environ` adds to its settings."""
     shutil.copyfile(sqlite_template, data / "db.sqlite3")
     settings = Settings.from_env(
         {
@@ -98,6 +105,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
             "SCALEMESH_BUILD_TIMEOUT": "60",
             "SCALEMESH_SIGNUP": "open",
             "PATH": "/usr/local/bin:/usr/bin:/bin",
+            **environ,
         }
     )
     listener = socket.socket()
