@@ -1,7 +1,7 @@
 """Benchmark the proxy against nginx on a directory and against a naive S3 pass-through.
 
     .venv/bin/python bench/proxy.py [--duration 10] [--connections 32] [--seed 1] [--rounds 5]
-                                    [--servers uvicorn,granian] [--threads 1,2]
+                                    [--servers uvicorn,granian] [--threads 1,2] [--baselines]
     .venv/bin/python bench/proxy.py --large [--large-mb 1024] [--large-s3-mb 128] [--clients 8]
 
 Needs `nginx` and `wrk` (Debian: `apt-get install -y nginx wrk`). Seeds one deployment, as the
@@ -27,12 +27,21 @@ Prints every run (with the load average), req/s and p99 per server and file, the
 and c/d, and PASS/FAIL against the targets (>= 0.75 of nginx on 2 KB and >= 0.85 on 150 KB,
 decided by the -t1 runs); exits 1 when a target fails, 2 when a tool is missing.
 
+With `--baselines` two more servers run in every round, to show where the gap to nginx lies
+(not targets; ratios per pair and file, in req/s and in CPU per answer):
+  (e) nginx as (a) but with `sendfile off`: it then copies the body through user space, as
+      every ASGI server does (granian copies the bytes object into Rust, then into the socket);
+  (f) a bare ASGI app under granian, started as `scalemesh serve proxy` starts it, that sends
+      (b)'s own answers (status, headers and bytes) from memory and does nothing else.
+(f)/(a) is the most any app can reach under our server; (b)/(f) is what the proxy's own work
+costs; (b)/(e) compares the proxy with nginx when both copy the body.
+
 With `--large` it measures memory instead (`proxy_large.py`): the proxy's RSS growth while 8
 clients download a 1 GB file at once, on local storage and on S3 (moto); that needs only curl.
 
 The helpers are beside it: `proxy_site.py` (the deployment), `proxy_large.py` (`--large`),
-`proxy_processes.py` (starting and stopping), `proxy_servers.py` (each server's argv and config),
-`proxy_measure.py` (one wrk run).
+`proxy_processes.py` (starting and stopping), `proxy_servers.py` (each server's argv and config,
+the naive and the bare app), `proxy_measure.py` (one wrk run), `proxy_table.py` (the table).
 """
 
 from __future__ import annotations
@@ -42,7 +51,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,128 +67,30 @@ from app.settings import Settings  # noqa: E402
 from app.storage.choice import storage_from_settings  # noqa: E402
 from app.storage.s3 import s3_client  # noqa: E402
 from bench.proxy_large import run_large, ship_large  # noqa: E402
-from bench.proxy_measure import (  # noqa: E402
-    Result,
-    check_and_warm,
-    measure_once,
-    median_rounds,
-    print_cpu,
-)
+from bench.proxy_measure import Result, check_and_warm, measure_once  # noqa: E402
 from bench.proxy_processes import free_port, processes  # noqa: E402
-from bench.proxy_servers import NAIVE_APP, PYTHON, nginx_config, proxy_argv, proxy_env  # noqa: E402
+from bench.proxy_servers import (  # noqa: E402
+    BARE_APP,
+    NAIVE_APP,
+    PYTHON,
+    bare_argv,
+    bare_env,
+    nginx_argv,
+    proxy_argv,
+    proxy_env,
+)
 from bench.proxy_site import make_files, manifest, seed, ship  # noqa: E402
+from bench.proxy_table import (  # noqa: E402
+    BARE_APP_ROW,
+    NGINX_COPYING,
+    print_table,
+    round_ratios,  # noqa: F401 - tests/test_bench_proxy.py reads the arithmetic from here
+)
 from builder.spec import output_prefix  # noqa: E402
 
 BUCKET = "bench"
 INSTALL_HINT = "apt-get install -y nginx wrk"
 SERVERS = ("uvicorn", "granian")
-
-# Targets from the issue.
-LOCAL_VS_NGINX_SMALL = 0.75
-LOCAL_VS_NGINX_LARGE = 0.85
-CACHED_VS_NAIVE = 10.0
-P99_LIMIT_MS = 10.0
-
-
-# --- the table ------------------------------------------------------------------------------
-
-
-def print_table(
-    rounds: list[Result], args: argparse.Namespace, threads: int = 2, *, decides: bool = True
-) -> bool:
-    """Print the results, ratios and targets; True when every target passes.
-
-    `rounds` are the runs of one wrk thread count; with `decides` false its verdicts are shown
-    in lower case and do not count (only the `-t1` runs decide when they were made).
-    """
-    results = median_rounds(rounds)
-    loads = [row.load for row in rounds]
-    print(
-        f"\nwrk -t{threads} -c{args.connections} -d{args.duration}s --latency, "
-        f"{os.cpu_count()} CPUs, all on 127.0.0.1, median of {args.rounds} round(s), "
-        f"load average {min(loads):.2f}-{max(loads):.2f}\n"
-    )
-    columns = (
-        f"| {'server':<28} | {'file':<32} | {'req/s':>9} | {'p99 ms':>8} | {'errors':>6} "
-        f"| {'CPU us/req':>10} |"
-    )
-    print(columns)
-    print("|" + "|".join(":" + "-" * (len(cell) - 1) for cell in columns.split("|")[1:-1]) + "|")
-    for row in results:
-        print(
-            f"| {row.server:<28} | {row.file:<32} | {row.requests_per_s:9.0f} "
-            f"| {row.p99_ms:8.2f} | {row.errors:6d} | {row.cpu_us:10.1f} |"
-        )
-
-    # Keyed by (a)…(d) plus the server name after the comma, e.g. ("(b)", "granian").
-    by = {(row.server[:3], row.server.rpartition(", ")[2], row.file): row for row in results}
-    named = {(row.server[:3], row.server.rpartition(", ")[2]): row.server for row in results}
-    nginx = results[0].server.rpartition(", ")[2]
-    naive = results[-1].server.rpartition(", ")[2]
-    small, large = dict.fromkeys(row.file for row in results)
-    spreads: list[str] = []
-    ok = True
-
-    def ratio(top: tuple[str, str], bottom: tuple[str, str], file: str) -> float:
-        """The median of the rounds' ratios: each pair measured back to back in one round."""
-        ratios = round_ratios(rounds, named[top], named[bottom], file)
-        spreads.append(
-            f"{top[0][1]}/{bottom[0][1]}, {top[1]}, {file}: " + " ".join(f"{r:.2f}" for r in ratios)
-        )
-        return statistics.median(ratios)
-
-    def check(name: str, value: float, passed: bool, goal: str, *, counts: bool) -> None:
-        nonlocal ok
-        verdict = "PASS" if passed else "FAIL"
-        if counts:
-            ok = ok and passed
-        else:
-            verdict = verdict.lower()  # another server, shown to compare: not a target
-        print(f"| {name:<58} | {value:8.2f} | {goal:<8} | {verdict:<4} |")
-
-    print(
-        f"\n| {'target (lower-case verdict: not the server we ship)':<58} | {'value':>8} ", end=""
-    )
-    print(f"| {'goal':<8} | {'':<4} |")
-    print(f"|:{'-' * 59}|{'-' * 9}:|:{'-' * 9}|:{'-' * 5}|")
-    for server in args.servers:
-        counts = server == PROXY_SERVER and decides
-        for file, goal in ((small, LOCAL_VS_NGINX_SMALL), (large, LOCAL_VS_NGINX_LARGE)):
-            value = ratio(("(b)", server), ("(a)", nginx), file)
-            check(f"b/a req/s, {server}, {file}", value, value >= goal, f">= {goal}", counts=counts)
-        for file in (small, large):
-            value = ratio(("(c)", server), ("(d)", naive), file)
-            goal_text = f">= {CACHED_VS_NAIVE:g}"
-            passed = value >= CACHED_VS_NAIVE
-            check(f"c/d req/s, {server}, {file}", value, passed, goal_text, counts=counts)
-        for file in (small, large):
-            p99 = by["(b)", server, file].p99_ms
-            goal_text = f"< {P99_LIMIT_MS:g}"
-            check(
-                f"p99 of (b) ms, {server}, {file}",
-                p99,
-                p99 < P99_LIMIT_MS,
-                goal_text,
-                counts=counts,
-            )
-    print_cpu(rounds, [named["(b)", server] for server in args.servers], named["(a)", nginx])
-    print("\nRatios are medians of the rounds' own ratios; each round's, in order:")
-    load_by_round = {row.round: row.load for row in rounds}
-    print(
-        "  load average at each round's end: "
-        + " ".join(f"{v:.2f}" for v in load_by_round.values())
-    )
-    for line in spreads:
-        print(f"  {line}")
-    print(
-        f"\n`scalemesh serve proxy` runs {PROXY_SERVER}; its rows decide PASS/FAIL"
-        + ("." if decides else f" (with -t1; these -t{threads} verdicts are shown only).")
-    )
-    errors = sum(row.errors for row in results)
-    if errors:
-        print(f"\nwarning: wrk counted {errors} errors or non-2xx answers (see the table)")
-    return ok
-
 
 # --- the run --------------------------------------------------------------------------------
 
@@ -210,13 +120,6 @@ def _with_port(argv: list[str], port: int) -> list[str]:
         return argv  # nginx: the port is in its config
     at = argv.index("--port") + 1
     return [*argv[:at], str(port), *argv[at + 1 :]]
-
-
-def round_ratios(rounds: list[Result], top: str, bottom: str, file: str) -> list[float]:
-    """`top`'s req/s over `bottom`'s for `file`, one ratio per round, in round order."""
-    rate = {(row.server, row.file, row.round): row.requests_per_s for row in rounds}
-    numbers = sorted({row.round for row in rounds})
-    return [rate[top, file, number] / rate[bottom, file, number] for number in numbers]
 
 
 def find_tools() -> tuple[str, str] | None:
@@ -264,6 +167,12 @@ def main() -> int:
         help="on moto, which copies the whole object for every ranged GET (%(default)s)",
     )
     parser.add_argument("--clients", type=int, default=8, help="with --large (%(default)s)")
+    parser.add_argument(
+        "--baselines",
+        action="store_true",
+        help=f"also measure ({NGINX_COPYING}) and ({BARE_APP_ROW}), to show how much of "
+        "the gap to nginx is the server's and how much is sendfile's",
+    )
     args = parser.parse_args()
     tools = ("", "") if args.large else find_tools()
     if tools is None:
@@ -325,44 +234,47 @@ def main() -> int:
             sizes = ship_large(storage_dir, prefix, BUCKET, endpoint, args)
             return 0 if run_large(running, {"local": local_env, "s3": s3_env}, sizes, args) else 1
 
-        app_dir = work / "naive"
+        app_dir = work / "apps"
         app_dir.mkdir()
         (app_dir / "naive_passthrough.py").write_text(NAIVE_APP)
         naive_env = {**s3_env, "BENCH_BUCKET": BUCKET, "BENCH_PREFIX": prefix}
-        nginx_port = free_port()
-        config = nginx_config(work, site, nginx_port)
-        error_log = str(work / "nginx-error.log")
-        nginx_argv = [
-            nginx,
-            "-e",
-            error_log,
-            "-p",
-            str(work),
-            "-c",
-            str(config),
-            "-g",
-            "daemon off;",
-        ]
         naive_argv = [
             *[PYTHON, "-m", "uvicorn", "naive_passthrough:app", "--app-dir", str(app_dir)],
             *["--no-access-log", "--lifespan", "off", "--log-level", "warning"],
             *["--host", "127.0.0.1", "--port", "0"],
         ]
-        plan: list[tuple[str, list[str], Mapping[str, str] | None, str]] = [
-            ("(a) nginx, 1 worker", nginx_argv, None, "/"),
+        # nginx's port is in its config; the others take theirs when they start.
+        nginx_port, copying_port = free_port(), free_port()
+        ours = f"(b) local, {PROXY_SERVER}"
+        plan: list[tuple[str, list[str], Mapping[str, str] | None, str, int]] = [
+            (
+                "(a) nginx, 1 worker",
+                nginx_argv(nginx, work, site, nginx_port),
+                None,
+                "/",
+                nginx_port,
+            ),
             *(
-                (f"{name}, {server}", proxy_argv(server, 0), env, "/_scalemesh/health")
+                (f"{name}, {server}", proxy_argv(server, 0), env, "/_scalemesh/health", 0)
                 for name, env in (("(b) local", local_env), ("(c) S3 moto", s3_env))
                 for server in args.servers
             ),
-            ("(d) naive boto3 pass-through", naive_argv, naive_env, "/"),
+            ("(d) naive boto3 pass-through", naive_argv, naive_env, "/", 0),
         ]
+        if args.baselines:
+            (app_dir / "bare_asgi.py").write_text(BARE_APP)
+            copying = nginx_argv(nginx, work / "copying", site, copying_port, sendfile=False)
+            plan.append((NGINX_COPYING, copying, None, "/", copying_port))
+            plan.append((BARE_APP_ROW, bare_argv(app_dir), None, "/", 0))
         # Every server runs for the whole benchmark (an idle one costs nothing), so a round
         # measures one file on each server back to back, seconds apart: the ratios compare
         # runs that met the same machine, which a busy neighbour would otherwise decide.
         ports: dict[str, int] = {}
-        for name, argv, env, ready in plan:
-            port = nginx_port if argv is nginx_argv else free_port()
+        for name, argv, env, ready, fixed in plan:
+            port = fixed or free_port()
+            if name == BARE_APP_ROW:
+                # The very answers (b) gives, so only the app differs.
+                env = bare_env(ports[ours], site, files)
             running.start(name, _with_port(argv, port), env)
             running.wait_http(name, port, ready)
             check_and_warm(name, port, files, args)

@@ -1,15 +1,21 @@
 """How `bench/proxy.py` starts each server: argv, environment, nginx's config, the naive app.
 
-The naive app is the boto3 pass-through the cached proxy on S3 is compared with.
+The naive app is the boto3 pass-through the cached proxy on S3 is compared with; the bare app
+(`--baselines`) is the least an ASGI app can do under the proxy's server: the proxy's own
+answers, status, headers and bytes, from memory, so only the app differs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+from collections.abc import Mapping
 from pathlib import Path
 
 from app.cli.serving import FACTORIES, PROXY_SERVER
+from bench.proxy_measure import url_path
+from bench.proxy_processes import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -55,7 +61,56 @@ async def app(scope, receive, send):
 '''
 
 
-def nginx_config(work: Path, site: Path, port: int) -> Path:
+BARE_APP = '''
+"""The proxy's answers from memory, with nothing else to do: the floor of any ASGI app."""
+
+import json
+import os
+from pathlib import Path
+
+ANSWERS = {
+    path: (
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(name.encode(), value.encode()) for name, value in headers],
+        },
+        {"type": "http.response.body", "body": Path(file).read_bytes()},
+    )
+    for path, (headers, file) in json.loads(os.environ["BENCH_ANSWERS"]).items()
+}
+MISSING = (
+    {"type": "http.response.start", "status": 404, "headers": [(b"content-length", b"0")]},
+    {"type": "http.response.body", "body": b""},
+)
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    start, body = ANSWERS.get(scope["path"], MISSING)
+    await send(start)
+    await send(body)
+'''
+
+SERVER_HEADERS = frozenset({"server", "date"})
+"""Headers the server adds itself (granian's own), left out of the bare app's answers."""
+
+
+def nginx_argv(
+    nginx: str, work: Path, site: Path, port: int, *, sendfile: bool = True
+) -> list[str]:
+    """nginx in the foreground with its config, temp files and log in `work` (made here)."""
+    work.mkdir(exist_ok=True)
+    config = nginx_config(work, site, port, sendfile=sendfile)
+    error_log = str(work / "nginx-error.log")
+    return [nginx, "-e", error_log, "-p", str(work), "-c", str(config), "-g", "daemon off;"]
+
+
+def nginx_config(work: Path, site: Path, port: int, *, sendfile: bool = True) -> Path:
     # As root the worker would drop to `nobody`, who cannot enter our 0700 temp directory.
     user = pwd.getpwuid(os.geteuid()).pw_name
     temp = work / "nginx-temp"
@@ -71,7 +126,7 @@ http {{
     types {{ text/html html; text/javascript js; application/json json; }}
     default_type application/octet-stream;
     access_log off;
-    sendfile on;
+    sendfile {"on" if sendfile else "off"};
     tcp_nopush on;
     keepalive_requests 1000000;
     client_body_temp_path {temp}/body;
@@ -126,3 +181,20 @@ def proxy_argv(server: str, port: int) -> list[str]:
         return [PYTHON, "-m", "uvicorn", "--factory", FACTORIES["proxy"], *where, *options, *quiet]
     options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws"]
     return [PYTHON, "-m", "granian", "--factory", *options, *where, *quiet, FACTORIES["proxy"]]
+
+
+def bare_argv(app_dir: Path) -> list[str]:
+    """The bare app under granian, with the options `scalemesh serve proxy` gives it."""
+    options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws", "--working-dir", str(app_dir)]
+    where = ["--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
+    return [PYTHON, "-m", "granian", *options, *where, "bare_asgi:app"]
+
+
+def bare_env(port: int, site: Path, files: Mapping[str, bytes]) -> dict[str, str]:
+    """The bare app's environment: the answers the proxy on `port` gives for `files`."""
+    answers = {}
+    for path in files:
+        _, headers, _ = fetch(port, url_path(path))
+        kept = [(name, value) for name, value in headers.items() if name not in SERVER_HEADERS]
+        answers[url_path(path)] = (kept, str(site / path))
+    return {**os.environ, "BENCH_ANSWERS": json.dumps(answers)}

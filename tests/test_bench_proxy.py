@@ -106,3 +106,48 @@ def test_thread_counts_are_parsed_and_checked(bench: ModuleType) -> None:
     for bad in ("", "0", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench._threads(bad)
+
+
+def test_baselines_split_the_gap_between_the_server_and_sendfile(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--baselines` rows come after the naive app's: the c/d ratios must still find (d).
+    rows = rounds(bench, [24_000.0, 16_000.0, 28_800.0])
+    for number, nginx_large in enumerate([14_000.0, 14_000.0, 14_000.0], 1):
+        for server, large, cpu_us in (
+            (bench.NGINX_COPYING, nginx_large * 0.75, 48.0),  # copying costs nginx a quarter
+            (bench.BARE_APP_ROW, nginx_large * 0.95, 40.0),
+        ):
+            rows.append(bench.Result(server, SMALL, 30_000.0, 3.0, 0, number, cpu_us=20.0))
+            rows.append(bench.Result(server, LARGE, large, 6.0, 0, number, cpu_us=cpu_us))
+    for row in rows:
+        if row.server == LOCAL and row.file == LARGE:
+            row.cpu_us = 50.0
+
+    passed = table(bench, rows)
+
+    out = capsys.readouterr().out
+    assert "c/d, granian, index.html (2 KB): 126.32 84.21 151.58" in out
+    assert f"{bench.BARE_APP_ROW} over {NGINX}: the most an app reaches" in out
+    lines = out.splitlines()
+    ours_over_bare = lines.index(
+        f"  {LOCAL} over {bench.BARE_APP_ROW}: the proxy's own work, under the same server"
+    )
+    # 12 600 / 13 300 req/s; the bare app's 40 µs per answer over the proxy's 50.
+    assert (
+        lines[ours_over_bare + 2]
+        == f"    {LARGE}: req/s 0.95 (0.95 0.95 0.95), CPU 0.80 (0.80 0.80 0.80)"
+    )
+    copying = lines.index(
+        f"  {LOCAL} over {bench.NGINX_COPYING}: the proxy against nginx when both copy the body"
+    )
+    assert lines[copying + 2].startswith(f"    {LARGE}: req/s 1.20 (1.20 1.20 1.20)")
+    assert passed
+
+
+def test_no_baselines_without_their_rows(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table(bench, rounds(bench, [24_000.0, 16_000.0, 28_800.0]))
+
+    assert "Baselines" not in capsys.readouterr().out

@@ -164,6 +164,9 @@ def test_add_a_domain_create_its_records_verify_and_open_it(
         expect(entry.get_by_role("link", name=DOMAIN)).to_have_attribute(
             "href", f"https://{DOMAIN}"
         )
+        # Production's row in the deployments table (polled) lists the domain among its URLs.
+        listed = page.locator("#deployments .urls a", has_text=f"https://{DOMAIN}")
+        expect(listed).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "domains.png"), full_page=True)
 
         # Live: the proxy serves production at the name (within its half-second poll).
@@ -183,6 +186,7 @@ def test_add_a_domain_create_its_records_verify_and_open_it(
         entry.locator("summary", has_text="Remove").click()
         entry.get_by_role("button", name=f"Remove {DOMAIN}").click()
         expect(page.locator(f'li[data-domain="{DOMAIN}"]')).to_have_count(0)
+        expect(listed).to_have_count(0)
         wait_until(
             lambda: (
                 client.get(site.replace(DOMAIN, "127.0.0.1"), headers={"Host": DOMAIN}).status_code

@@ -15,6 +15,7 @@ from app.cli import main
 from app.client.answers import DnsRecordAnswer, DomainAnswer
 from app.client.domains import print_records
 from tests.support import cli_client
+from tests.support.api import bearer
 from tests.support.cli_client import Account, Live, cli, serve_live
 from tests.support.dns_server import DnsServer
 
@@ -96,7 +97,8 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
     challenge = "_scalemesh-challenge.www.shop.example"
     width = len(challenge)
     assert out.splitlines() == [
-        f"Added www.shop.example to {slug} (pending); it will serve production.",
+        f"Added www.shop.example to {slug} (pending): it serves production "
+        "once DNS proves you own it.",
         "Create these DNS records at your DNS provider:",
         f"  TYPE   {'NAME':<{width}}  VALUE",
         f"  TXT    {challenge}  {token}",
@@ -130,7 +132,7 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
     )
     assert code == 0, err
     assert out.startswith(
-        f"Added shop.example to {slug} (pending); it will serve redirects to www.shop.example."
+        f"Added shop.example to {slug} (pending): it serves a redirect to www.shop.example "
     )
     code, _, err = cli(capsys, "domains", "add", "staging.shop.example", "--branch", "staging")
     assert code == 0, err
@@ -143,7 +145,7 @@ def test_a_domain_is_added_shown_its_records_verified_and_removed(
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:4]}
     assert rows == {
         "www.shop.example": ["verified", "ok", "production"],
-        "shop.example": ["pending", "misconfigured", "redirects", "to", "www.shop.example"],
+        "shop.example": ["pending", "misconfigured", "a", "redirect", "to", "www.shop.example"],
         "staging.shop.example": ["pending", "unknown", "branch", "staging"],
     }
     # What is wrong with each domain that is not live, one line each.
@@ -194,8 +196,8 @@ def test_mistakes_get_one_line(
     assert len(err.splitlines()) == 1
 
 
-def test_a_domain_taken_by_another_project_is_refused(
-    live: Live, account: Account, capsys: pytest.CaptureFixture[str]
+def test_a_domain_taken_by_another_project_is_refused_until_dns_proves_it_ours(
+    live: Live, account: Account, dns: DnsServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other = live.account()
     assert other.post("/project", {"name": "First", "repo": "octocat/a"}).status_code == 201
@@ -206,7 +208,25 @@ def test_a_domain_taken_by_another_project_is_refused(
     code, out, err = cli(capsys, "domains", "add", "taken.example", "--project", slug)
 
     assert (code, out) == (1, "")
-    assert "_scalemesh-challenge.taken.example" in err
+    assert len(err.splitlines()) == 1
+    assert "is a domain of another project" in err
+    assert "_scalemesh-challenge.taken.example holding " in err
+    # The TXT record the refusal names proves the name is ours: adding it again takes it over.
+    token = err.split(" holding ")[1].split(",")[0]
+    dns.set("_scalemesh-challenge.taken.example", "TXT", token)
+    dns.set("taken.example", "CNAME", CNAME_TARGET)
+
+    code, out, err = cli(capsys, "domains", "add", "taken.example", "--project", slug)
+
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == f"Added taken.example to {slug} (verified): it serves production."
+    assert "_scalemesh-challenge" not in out  # ownership is proven: no TXT record to create
+    assert [d["name"] for d in account.get(f"/projects/{slug}/domains")["domains"]] == [
+        "taken.example"
+    ]
+    with live.http() as http:
+        gone = http.get("/projects/first/domains", headers=bearer(other.token)).json()
+    assert gone == {"domains": []}
 
 
 def test_without_a_project_and_several_of_them_the_command_asks_for_one(

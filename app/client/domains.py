@@ -55,7 +55,7 @@ def _named(domain: DomainAnswer) -> str:
 
 def _serves(domain: DomainAnswer) -> str:
     if domain.redirect_to is not None:
-        return f"redirects to {domain.redirect_to}"
+        return f"a redirect to {domain.redirect_to}"
     if domain.git_branch is not None:
         return f"branch {domain.git_branch}"
     return "production"
@@ -91,9 +91,12 @@ def _add(args: argparse.Namespace) -> int:
     with session() as api:
         slug = _project(api, args.project)
         domain = api.answer(DomainAnswer, "POST", domains_path(slug), body=body)
-    print(f"Added {_named(domain)} to {slug} ({domain.state}); it will serve {_serves(domain)}.")
+    # Verified at once when the claim took the name over from another project (DNS proved it).
+    until = "" if domain.state == "verified" else " once DNS proves you own it"
+    print(f"Added {_named(domain)} to {slug} ({domain.state}): it serves {_serves(domain)}{until}.")
     print_records(domain)
-    print(f"Then run: scalemesh domains verify {domain.name} --project {slug}", file=sys.stderr)
+    if not _live(domain):
+        print(f"Then run: scalemesh domains verify {domain.name} --project {slug}", file=sys.stderr)
     return 0
 
 

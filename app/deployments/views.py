@@ -1,7 +1,8 @@
 """The one read model of a deployment (`DeploymentView`), for the API, the dashboard and GitHub.
 
-`DeploymentViews` reads deployments with their project, the hostnames pointing at them now, and
-whether production does, in three queries for any number of them.
+`DeploymentViews` reads deployments with their project, the hostnames pointing at them now (the
+verified custom domains serving those labels too), and whether production does, in four
+queries for any number of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from app import hostnames
 from app.deployments.lifecycle import FINAL_STATES, DeploymentState, Target
 from app.errors import KIND, ErrorCode, ErrorKind
 from app.settings import Settings
-from app.tables import Alias, Deployment
+from app.tables import Alias, Deployment, Domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +147,45 @@ class DeploymentViews:
         return [self._view(row, aliases, production_since) for row in rows]
 
     async def _aliases(self, ids: Sequence[str]) -> dict[str, list[str]]:
+        """The URLs pointing at each deployment: its labels', each followed by the custom
+        domains that serve that label."""
         found: dict[str, list[str]] = {deployment_id: [] for deployment_id in ids}
         rows = await (
-            Alias.select(Alias.hostname, Alias.deployment)
+            Alias.select(Alias.hostname, Alias.project, Alias.deployment)
             .where(Alias.deployment.is_in(list(ids)))
             .order_by(Alias.hostname)
         )
+        domains = await self._domains({int(row["project"]) for row in rows})
         for row in rows:
-            found[str(row["deployment"])].append(self.settings.deployment_url(row["hostname"]))
+            urls = found[str(row["deployment"])]
+            urls.append(self.settings.deployment_url(row["hostname"]))
+            urls.extend(domains.get((int(row["project"]), row["hostname"]), ()))
+        return found
+
+    async def _domains(self, project_ids: set[int]) -> dict[tuple[int, str], list[str]]:
+        """The URLs of the verified custom domains serving each (project, label): a wildcard
+        names no one address, and a redirecting domain serves nothing itself."""
+        if not project_ids:
+            return {}
+        rows = await (
+            Domain.select(Domain.name, Domain.project, Domain.project.slug, Domain.git_branch)
+            .where(
+                Domain.project.is_in(list(project_ids))
+                & Domain.verified_at.is_not_null()
+                & Domain.redirect_to.is_null()
+                & Domain.name.not_like("*.%")
+            )
+            .order_by(Domain.name)
+        )
+        found: dict[tuple[int, str], list[str]] = {}
+        for row in rows:
+            slug, branch = str(row["project.slug"]), row["git_branch"]
+            label = (
+                hostnames.production_label(slug)
+                if branch is None
+                else hostnames.branch_label(slug, branch)
+            )
+            found.setdefault((int(row["project"]), label), []).append(f"https://{row['name']}")
         return found
 
     async def _production_since(self, slugs: set[str]) -> dict[str, datetime]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.tables import Domain, Project, User
+from tests.support.api import bearer
 from tests.support.github_app import App
 from tests.support.webhooks import payload
 
@@ -29,7 +30,7 @@ async def add_domains(slug: str) -> None:
     await Domain.insert(
         Domain(name="older.example.net", project=other[0]["id"], token="t", verified_at=T0),
         domain("*.example.com", T0),
-        domain("staging.example.com", T0, git_branch="staging"),
+        domain("staging.example.com", T0, git_branch="feature/login"),
         domain("example.com", T0, redirect_to="www.example.com"),
         domain("pending.example.com", None),
         domain("shop.example.com", T0 + timedelta(hours=2)),
@@ -48,6 +49,14 @@ def test_production_is_reported_at_its_oldest_verified_custom_domain(app: App, t
     [github_deployment] = app.github.deployments.values()
     assert github_deployment.statuses[-1]["state"] == "success"
     assert github_deployment.statuses[-1]["environment_url"] == "https://www.example.com"
+    # The API lists the domains serving production among its URLs; not those that do not.
+    shown = app.client.get(f"/deployments/{production['id']}", headers=bearer(token)).json()
+    assert shown["aliases"][:3] == [  # each custom domain after the label it follows
+        "http://web.localhost:8080",
+        "https://shop.example.com",
+        "https://www.example.com",
+    ]
+    assert not [url for url in shown["aliases"][3:] if url.startswith("https:")]
 
     # A preview keeps its branch's URL: custom domains stand for production only.
     body = payload("push.commits")
@@ -58,3 +67,8 @@ def test_production_is_reported_at_its_oldest_verified_custom_domain(app: App, t
     app.build(str(preview["id"]))
     statuses = [deployment.statuses for deployment in app.github.deployments.values()]
     assert statuses[-1][-1]["environment_url"] == "http://web-git-feature-login.localhost:8080"
+    # A branch's domain follows the branch's label.
+    shown = app.client.get(f"/deployments/{preview['id']}", headers=bearer(token)).json()
+    assert [url for url in shown["aliases"] if url.startswith("https:")] == [
+        "https://staging.example.com"
+    ]
