@@ -13,10 +13,13 @@ import contextlib
 import html
 import json
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
+
+from granian.utils.proxies import wrap_asgi_with_proxy_headers
 
 from app import database
 from app.local_paths import local_path
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_scalemesh/health"
 MAX_SITES = 512
+FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
+"""The hops whose X-Forwarded-* headers count: the variable uvicorn reads for the API."""
 """Parsed manifests and rules kept per process (each is small; the files are in the cache)."""
 _READ_METHODS = frozenset({"GET", "HEAD"})
 MAX_REPLAYS = 8192
@@ -320,8 +325,17 @@ def create_proxy(settings: Settings) -> ASGIApp:
 
 
 def create_proxy_from_env() -> ASGIApp:
-    """The factory the server runs (`--factory`): read settings when each worker starts."""
-    return create_proxy(Settings.from_env())
+    """The factory granian runs (`--factory`): settings are read when each worker starts.
+
+    Behind Caddy or an Ingress the scheme a visitor used arrives as `X-Forwarded-Proto`: a
+    custom domain's 308 and the protection hand-off must keep it (`https`, not the `http` hop).
+    It is believed only from the hops uvicorn believes for the API (`FORWARDED_ALLOW_IPS`,
+    127.0.0.1 unless set), so a visitor cannot claim a scheme by sending the header itself.
+    """
+    app = create_proxy(Settings.from_env())
+    trusted = os.environ.get(FORWARDED_ALLOW_IPS, "127.0.0.1")
+    wrapped: ASGIApp = wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted)
+    return wrapped
 
 
 @contextlib.asynccontextmanager
