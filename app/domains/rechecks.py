@@ -22,12 +22,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app import hostnames
 from app.aliases import AliasAnnouncer
+from app.deployments.transitions import report_again
 from app.domains.checks import CheckResult, check_domain
 from app.domains.dns import DnsLookup
 from app.domains.records import DomainRecord, Routing
 from app.settings_domains import DomainSettings
-from app.tables import Domain
+from app.tables import Alias, Deployment, Domain, Project
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,30 @@ async def check_and_store(
         return domain
     if verifies:
         await announce([domain.name])
+        if domain.git_branch is None and domain.redirect_to is None:
+            await report_production_again(domain.project_id)
     return DomainRecord.of(rows[0])
+
+
+async def report_production_again(project_id: int) -> None:
+    """Report the deployment serving the project's production again: GitHub names a verified
+    production domain as the environment's URL (`app.reporting.environments`), and without a
+    new report it would show the old one until the next production deploy."""
+    slug = await Project.select(Project.slug).where(Project._meta.primary_key == project_id).first()
+    if slug is None:  # pragma: no cover - only a project deleted since the domain was stored
+        return
+    serving: list[str] = await (
+        Alias.select(Alias.deployment)
+        .where(
+            (Alias.project == project_id)
+            & (Alias.hostname == hostnames.production_label(str(slug["slug"])))
+        )
+        .output(as_list=True)
+    )
+    if serving:
+        await Deployment.update(report_again()).where(
+            Deployment._meta.primary_key == str(serving[0])
+        )
 
 
 def _log(domain: DomainRecord, result: CheckResult, verifies: bool) -> None:

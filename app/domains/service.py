@@ -25,7 +25,7 @@ from app.database import AnyEngine, write_transaction
 from app.domains import rules
 from app.domains.checks import check_ownership, check_routing
 from app.domains.dns import DnsLookup
-from app.domains.rechecks import check_and_store, next_check
+from app.domains.rechecks import check_and_store, next_check, report_production_again
 from app.domains.records import DomainRecord, DomainView, Routing
 from app.domains.rules import DomainName, check_allowed, check_branch, domain_name
 from app.errors import ErrorCode, UserError
@@ -251,6 +251,8 @@ class DomainService:
             )
             rows = await Domain.insert(Domain(**values)).returning(*DomainRecord.COLUMNS)
         await self.announce([name.name, *(str(row["name"]) for row in cleared)])
+        if redirect is None and branch is None:
+            await report_production_again(project.id)
         log.warning(
             "domain taken over",
             extra={

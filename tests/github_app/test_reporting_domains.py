@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from app.domains.dns import DnsPythonLookup
+from app.domains.rechecks import check_and_store
+from app.domains.records import DomainRecord
+from app.settings_domains import DomainSettings
 from app.tables import Domain, Project, User
 from tests.support.api import bearer
+from tests.support.dns_server import DnsServer, dns_server
 from tests.support.github_app import App
 from tests.support.webhooks import payload
+
+__all__ = ["dns_server"]
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -72,3 +79,39 @@ def test_production_is_reported_at_its_oldest_verified_custom_domain(app: App, t
     assert [url for url in shown["aliases"] if url.startswith("https:")] == [
         "https://staging.example.com"
     ]
+
+
+def test_verifying_a_production_domain_reports_production_again_at_it(
+    app: App, token: str, dns_server: DnsServer
+) -> None:
+    app.deliver("push", payload("push.commits"))
+    [production] = app.deployments()
+    app.settle()
+    app.build(str(production["id"]))
+    [github_deployment] = app.github.deployments.values()
+    assert github_deployment.statuses[-1]["environment_url"] == "http://web.localhost:8080"
+    told = len(github_deployment.statuses)
+
+    async def verify() -> None:
+        project = await Project.select(Project.id).where(Project.slug == "web").first()
+        assert project is not None
+        [row] = await Domain.insert(
+            Domain(name="www.example.com", project=project["id"], token="proof-token")
+        ).returning(*DomainRecord.COLUMNS)
+        dns_server.set("_scalemesh-challenge.www.example.com", "TXT", "proof-token")
+        settings = DomainSettings(dns_resolvers=(("127.0.0.1", dns_server.port),))
+        lookup = DnsPythonLookup(settings.dns_resolvers, timeout=0.5, lifetime=1.0)
+
+        async def heard(names: list[str]) -> None:
+            pass
+
+        checked = await check_and_store(lookup, settings, heard, DomainRecord.of(row))
+        assert checked.verified_at is not None
+
+    app.client.run(verify)
+    app.report()
+
+    # No new deploy: GitHub hears of the domain from the deployment already serving production.
+    assert len(github_deployment.statuses) == told + 1
+    assert github_deployment.statuses[-1]["state"] == "success"
+    assert github_deployment.statuses[-1]["environment_url"] == "https://www.example.com"
