@@ -251,8 +251,7 @@ class DomainService:
             )
             rows = await Domain.insert(Domain(**values)).returning(*DomainRecord.COLUMNS)
         await self.announce([name.name, *(str(row["name"]) for row in cleared)])
-        if redirect is None and branch is None:
-            await report_production_again(project.id)
+        await report_production_again(project.id)
         log.warning(
             "domain taken over",
             extra={
