@@ -4,34 +4,22 @@ and the TXT-proven takeover, removing, and who may do what."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 
-from app.settings import Settings
 from tests.support.admins import sign_up_admin
 from tests.support.api import bearer, sign_up
-from tests.support.dns_server import DnsServer, dns_server
+from tests.support.dns_server import dns_server
 from tests.support.domains import (
     API_HOST,
     OUR_IP,
     ROOT,
     TARGET,
     DomainsApi,
-    domain_settings,
-    domains_api,
+    api,
 )
 from tests.support.projects import create
 
-__all__ = ["dns_server"]
-
-
-@pytest.fixture
-def api(
-    make_settings: Callable[..., Settings], database_url: str, dns_server: DnsServer
-) -> Iterator[DomainsApi]:
-    with domains_api(domain_settings(make_settings, database_url, dns_server), dns_server) as api:
-        yield api
+__all__ = ["api", "dns_server"]
 
 
 @pytest.fixture

@@ -12,19 +12,11 @@ from app.github.oauth_api import Permission
 from app.settings import Settings
 from tests.support.api import bearer, sign_up
 from tests.support.dns_server import DnsServer, dns_server
-from tests.support.domains import DomainsApi, domain_settings, domains_api
+from tests.support.domains import DomainsApi, api, domain_settings
 from tests.support.github_users import CLIENT_ID, CLIENT_SECRET, github_app
 from tests.support.projects import create
 
-__all__ = ["dns_server"]
-
-
-@pytest.fixture
-def api(
-    make_settings: Callable[..., Settings], database_url: str, dns_server: DnsServer
-) -> Iterator[DomainsApi]:
-    with domains_api(domain_settings(make_settings, database_url, dns_server), dns_server) as api:
-        yield api
+__all__ = ["api", "dns_server"]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Custom domains in tests: settings pointing the checks at a test DNS server, an API with
-announcements recorded, and the DNS records that make a domain work."""
+announcements recorded (and `api`, a fixture serving it: bind it in a test module by name), and
+the DNS records that make a domain work."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import pytest
 
 from app.domains.service import DomainService
 from app.settings import Settings
@@ -92,4 +95,13 @@ def domains_api(settings: Settings, dns: DnsServer) -> Iterator[DomainsApi]:
 
         api.service.announce = record
         client.app.state.services.projects.announce = record
+        yield api
+
+
+@pytest.fixture
+def api(
+    make_settings: Callable[..., Settings], database_url: str, dns_server: DnsServer
+) -> Iterator[DomainsApi]:
+    """The domains API on `domain_settings`, checking DNS against `dns_server`."""
+    with domains_api(domain_settings(make_settings, database_url, dns_server), dns_server) as api:
         yield api
