@@ -1,57 +1,25 @@
 """The alias lookup's reads of the database: an alias label's row, a hostname's verified custom
-domain, and the version of both tables (what a proxy without Redis polls).
+domain (`app.custom_hosts`, shared with the API), and the version of both tables (what a proxy
+without Redis polls).
 
 Read-only, as the proxy's database role allows (`deploy/k8s/proxy-db-role.sql`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from app.hostnames import domain_candidates, domain_label
-from app.tables import Alias, Domain
+from app.custom_hosts import verified_domain
+from app.tables import Alias
 from proxy.target import Target
 
-
-@dataclass(frozen=True, slots=True)
-class VerifiedDomain:
-    """The verified `Domain` row that serves a hostname: by its own name, or its wildcard's."""
-
-    name: str
-    """The row's name: the hostname itself, or `*.<parent>`."""
-    project_id: int
-    label: str
-    """The alias label it follows (`app.hostnames.domain_label`)."""
-    redirect_to: str | None
+__all__ = ["alias_target", "verified_domain", "version"]
 
 
 async def alias_target(name: str) -> Target | None:
     """What alias label (or hostname) `name` serves, or None when no alias has that name."""
     row = await Alias.select(*Target.COLUMNS).where(Alias.hostname == name).first()
     return None if row is None else Target.of(name, row)
-
-
-async def verified_domain(hostname: str) -> VerifiedDomain | None:
-    """The verified domain serving `hostname` (its own row before its parent's wildcard), or
-    None: a pending domain serves nothing, as an unknown one."""
-    candidates = domain_candidates(hostname)
-    rows = await Domain.select(
-        Domain.name,
-        Domain.project.as_alias("project_id"),
-        Domain.project.slug.as_alias("slug"),
-        Domain.git_branch,
-        Domain.redirect_to,
-    ).where(Domain.name.is_in(list(candidates)) & Domain.verified_at.is_not_null())
-    if not rows:
-        return None
-    row = min(rows, key=lambda row: candidates.index(row["name"]))
-    return VerifiedDomain(
-        name=row["name"],
-        project_id=int(row["project_id"]),
-        label=domain_label(row["slug"], row["git_branch"]),
-        redirect_to=row["redirect_to"] or None,
-    )
 
 
 _VERSION = (

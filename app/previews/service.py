@@ -14,12 +14,13 @@ from urllib.parse import urlencode
 
 from app import preview_tokens as tokens
 from app.aliases import AliasAnnouncer
+from app.custom_hosts import verified_domain
 from app.errors import ErrorCode, UserError
-from app.hostnames import alias_name, domain_candidates, full_hostname
+from app.hostnames import alias_name, full_hostname
 from app.projects.access import Access, Role
 from app.projects.service import refresh_aliases
 from app.settings import Settings
-from app.tables import Alias, Domain, Project
+from app.tables import Alias, Project
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +81,5 @@ async def _project_of(name: str) -> int | None:
     if "." not in name:
         row = await Alias.select(Alias.project).where(Alias.hostname == name).first()
         return None if row is None else int(row["project"])
-    candidates = domain_candidates(name)
-    rows = await Domain.select(Domain.name, Domain.project).where(
-        Domain.name.is_in(list(candidates)) & Domain.verified_at.is_not_null()
-    )
-    if not rows:
-        return None
-    return int(min(rows, key=lambda row: candidates.index(row["name"]))["project"])
+    domain = await verified_domain(name)
+    return None if domain is None else domain.project_id
