@@ -13,6 +13,7 @@ from proxy.asgi import HEALTH_PATH
 from tests.support import cli_env
 from tests.support.ports import reserved_port
 from tests.support.processes import http_client, run_cli, running
+from tests.support.waiting import wait_until
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 env = cli_env.env
@@ -119,6 +120,12 @@ def test_serve_with_workers_logs_json_and_stops_on_sigterm(
     with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
         health = served.wait_until_ok(client, f"http://127.0.0.1:{port}{health_path}")
         client.close()
+        # One worker answering is not both up: a SIGTERM while granian is still spawning the
+        # second leaves that one to its kill timeout, as long as this test's own wait.
+        wait_until(
+            lambda: sum(started in line for line in served.stderr.splitlines()) >= 2,
+            what="both workers started",
+        )
         exit_code = served.stop(signal.SIGTERM)
 
     assert health.json()["status"] == "ok"
