@@ -20,6 +20,7 @@ from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.logsink import LogSink, LogSinkError, basic_auth
+from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
 from builder.upload import (
@@ -135,6 +136,8 @@ class Build:
         self.staging = private / "output"
         self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
+        self.config = SiteConfig()
+        """The repository's config file, read after the clone (`builder.siteconfig`)."""
         binds = [(self.checkout, f"{BUILD_ROOT}/repo"), (self.home, f"{BUILD_ROOT}/home")]
         self.confinement: Confinement = confine(binds, log.line)
 

@@ -20,6 +20,8 @@ RESERVED_DIR = ".scalemesh/"
 """Inside a deployment's prefix, ours: a site's own files there are not uploaded."""
 MANIFEST = RESERVED_DIR + "manifest.json"
 """Kept apart from the site's own paths: a site may well ship its own `/manifest.json`."""
+SKIPPED = RESERVED_DIR + "skipped.json"
+"""Written instead of the manifest when the build decided not to deploy: `{"reason": "..."}`."""
 LOG_STREAM_PREFIX = "scalemesh:logs:"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -149,6 +151,16 @@ class BuildSpec:
     timeout: int = 900
     """Seconds the install and build steps may take together."""
     limits: BuildLimits = field(default_factory=BuildLimits)
+    target: str = "preview"
+    """`production` or `preview`: which environment's settings and variables apply."""
+    branch: str = ""
+    """The branch built ("" for a tag or a bare commit): branch-scoped settings and variables."""
+    from_fork: bool = False
+    """Built from a fork's pull request: it may read, never write, what the project keeps."""
+    previous_sha: str = ""
+    """The commit of the last ready deployment of this target (`SCALEMESH_PREVIOUS_SHA`)."""
+    env_scopes: Mapping[str, str] = field(default_factory=dict)
+    """For each name in `env`, the scope it came from (`production`, `preview`, `branch:x`)."""
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.sha):
@@ -176,6 +188,11 @@ class BuildSpec:
             "timeout": self.timeout,
             "env": dict(sorted(self.env.items())),
             "limits": self.limits.to_json(),
+            "target": self.target,
+            "branch": self.branch,
+            "from_fork": self.from_fork,
+            "previous_sha": self.previous_sha,
+            "env_scopes": dict(sorted(self.env_scopes.items())),
         }
         optional: dict[str, Any] = {
             "token": self.token,
@@ -216,6 +233,17 @@ class BuildSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in env.items()
         ):
             raise SpecError("env must be a JSON object of strings")
+        scopes = raw.get("env_scopes", {})
+        if not isinstance(scopes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in scopes.items()
+        ):
+            raise SpecError("env_scopes must be a JSON object of strings")
+        from_fork = raw.get("from_fork", False)
+        if not isinstance(from_fork, bool):
+            raise SpecError("from_fork must be true or false")
+        previous = text("previous_sha")
+        if previous and not _SHA.match(previous):
+            raise SpecError(f"previous_sha must be 40 hex characters, not {previous!r}")
         credentials = raw.get("storage_credentials")
         return cls(
             deployment_id=text("deployment_id", required=True),
@@ -236,6 +264,11 @@ class BuildSpec:
             ),
             timeout=number("timeout", 900),
             limits=BuildLimits.from_json(raw.get("limits", {})),
+            target=text("target") or "preview",
+            branch=text("branch"),
+            from_fork=from_fork,
+            previous_sha=previous,
+            env_scopes=scopes,
         )
 
 

@@ -40,6 +40,11 @@ def full_spec() -> BuildSpec:
         ),
         timeout=60,
         limits=BuildLimits(cpu_seconds=60, memory_mb=512, processes=64, max_log_mb=2),
+        target="production",
+        branch="main",
+        from_fork=True,
+        previous_sha="9f" * 20,
+        env_scopes={"API_KEY": "production", "EMPTY": "branch:main"},
     )
 
 
@@ -106,6 +111,10 @@ def test_derived_names() -> None:
         ({"limits": {"memory_mb": 0}}, "limits.memory_mb must be a whole number above 0"),
         ({"limits": {"processes": True}}, "limits.processes"),
         ({"storage_credentials": {"access_key_id": "A"}}, "three credential strings"),
+        ({"env_scopes": {"A": 1}}, "env_scopes must be a JSON object of strings"),
+        ({"env_scopes": []}, "env_scopes must be a JSON object of strings"),
+        ({"from_fork": "yes"}, "from_fork must be true or false"),
+        ({"previous_sha": "HEAD"}, "previous_sha must be 40 hex characters"),
     ],
 )
 def test_bad_values_name_the_problem(change: dict[str, Any], message: str) -> None:

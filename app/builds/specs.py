@@ -71,6 +71,9 @@ class SpecMaker:
             env={} if source.from_fork else await envvars.load(self.sealer, source.project_id),
             timeout=self.settings.build_timeout,
             limits=self.settings.build_limits,
+            target=source.target,
+            branch=source.branch or "",
+            from_fork=source.from_fork,
         )
 
     async def _clone_from(self, deployment_id: str, source: BuildSource) -> tuple[str, str]:

@@ -18,6 +18,8 @@ class BuildSource:
     project_id: int
     sha: str
     git_ref: str
+    branch: str | None
+    target: str
     from_fork: bool
     git_url: str
     github_repository: str | None
@@ -32,6 +34,8 @@ class BuildSource:
         Deployment.project,
         Deployment.sha,
         Deployment.git_ref,
+        Deployment.branch,
+        Deployment.target,
         Deployment.from_fork,
         Deployment.project.git_url,
         Deployment.project.github_repository,
@@ -48,6 +52,8 @@ class BuildSource:
             project_id=int(row["project"]),
             sha=str(row["sha"]),
             git_ref=str(row["git_ref"]),
+            branch=row["branch"],
+            target=str(row["target"]),
             from_fork=bool(row["from_fork"]),
             git_url=str(row["project.git_url"]),
             github_repository=row["project.github_repository"],
