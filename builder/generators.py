@@ -79,8 +79,8 @@ def find(repo: Path, root: Path, *, chosen: str | None, static: bool) -> Site | 
         return mkdocs(repo, root, f"framework is {MKDOCS}")
     if chosen == STATIC:
         found = folder(repo, root)
-        why = f"framework is static, {found.reason}" if found else "framework is static"
-        return Site(STATIC, None, None, found.output if found else ".", why)
+        said = f"framework is static, {found.reason}" if found else "framework is static"
+        return Site(STATIC, None, None, found.output if found else ".", said)
     if chosen is not None:
         return None
     if why := hugo_marker(repo, root):
