@@ -1,5 +1,5 @@
-"""The builder's skip decision: previews globs, the monorepo diff and the ignoreCommand, each on a
-real git repository, and a skipped build's log and storage."""
+"""The builder's skip decision: previews globs and the monorepo diff, on real git repositories,
+and a skipped build's log and storage (the ignoreCommand: `test_builder_skipping_ignore.py`)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,9 @@ from typing import Any
 import pytest
 
 from builder import skipping
-from builder.buildlog import Log
-from builder.confine import ConfinementError, Launch, Unconfined, given
-from builder.detect import Plan
-from builder.errors import BuildError
-from builder.pipeline import Build
 from builder.siteconfig.records import Previews, SiteConfig
-from builder.spec import MANIFEST, SKIPPED, STEPS, BuildSpec
-from builder.upload import LocalStorage
+from builder.spec import MANIFEST, SKIPPED, STEPS
 from tests.support.builder import (
-    PATH,
-    CapturingSink,
     deployed,
     fake_git,
     make_repo,
@@ -31,56 +23,9 @@ from tests.support.builder import (
     steps,
 )
 from tests.support.git import git
+from tests.support.skipping import decide, monorepo, prepared
 
 GONE_SHA = "0123456789abcdef" * 2 + "01234567"
-
-
-def monorepo(tmp_path: Path) -> tuple[Path, str, str]:
-    """Two sites and docs; a second commit that changes only apps/a (and its sha)."""
-    repo, first = make_repo(
-        tmp_path / "repo",
-        files={
-            "index.html": "<p>root",
-            "apps/a/index.html": "<p>a",
-            "apps/b/index.html": "<p>b",
-            "packages/shared/util.js": "export {}",
-            "docs/readme.md": "docs",
-        },
-    )
-    (repo / "apps/a/index.html").write_text("<p>a, again")
-    git(repo, "commit", "-q", "-am", "touch a")
-    return repo, first, git(repo, "rev-parse", "HEAD")
-
-
-def prepared(
-    tmp_path: Path, spec: BuildSpec, config: SiteConfig | None = None, *, path: str = PATH
-) -> tuple[Build, Plan, CapturingSink]:
-    """A build cloned and detected, as the skip decision finds it."""
-    sink = CapturingSink()
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    build = Build(
-        spec,
-        Log(sink),
-        LocalStorage(tmp_path / "storage"),
-        path=path,
-        workdir=workdir,
-        confine=given(Unconfined(spec.limits)),
-    )
-    build.clone()
-    build.config = config or SiteConfig()
-    return build, build.detect(), sink
-
-
-def decide(
-    tmp_path: Path, config: SiteConfig | None = None, **overrides: Any
-) -> tuple[str | None, CapturingSink]:
-    path = overrides.pop("path", PATH)
-    repo, first, second = monorepo(tmp_path)
-    values: dict[str, Any] = {"previous_sha": first, **overrides}
-    spec = make_spec(repo, second, tmp_path / "storage", **values)
-    build, plan, sink = prepared(tmp_path, spec, config, path=path)
-    return skipping.skip_reason(build, plan), sink
 
 
 # --- previews -------------------------------------------------------------------------------
@@ -263,117 +208,6 @@ def test_watched(path: str, roots: Sequence[str], expected: bool) -> None:
 
 def test_a_root_outside_the_checkout_is_no_root() -> None:
     assert skipping._root_of(Path("/work/repo"), Path("/work")) is None
-
-
-# --- ignoreCommand --------------------------------------------------------------------------
-
-DOCS_ONLY = 'test "$SCALEMESH_PREVIOUS_SHA" = "$CACHED_COMMIT_REF" && git diff --quiet '
-DOCS_ONLY += '"$SCALEMESH_PREVIOUS_SHA" HEAD -- docs/'
-
-
-def test_an_ignore_command_exiting_0_skips(tmp_path: Path) -> None:
-    config = SiteConfig(source="scalemesh.json", ignore_command=DOCS_ONLY)
-
-    reason, sink = decide(tmp_path, config)
-
-    assert reason == f"the ignoreCommand {DOCS_ONLY!r} exited with code 0"
-    lines = sink.lines()
-    assert f"Running {DOCS_ONLY} (ignoreCommand of scalemesh.json) to decide whether to build" in (
-        lines
-    )
-    assert "The ignoreCommand exited with code 0: skipping this build" in lines
-
-
-def test_an_ignore_command_exiting_1_builds(tmp_path: Path) -> None:
-    config = SiteConfig(ignore_command="git diff --quiet $SCALEMESH_PREVIOUS_SHA HEAD -- apps/")
-
-    reason, sink = decide(tmp_path, config)
-
-    assert reason is None
-    assert "The ignoreCommand exited with code 1: building" in sink.lines()
-
-
-def test_the_ignore_command_sees_the_commits_under_every_name(tmp_path: Path) -> None:
-    names = [
-        "SCALEMESH_PREVIOUS_SHA", "SCALEMESH_SHA", "SCALEMESH_BRANCH", "SCALEMESH_TARGET",
-        "VERCEL_GIT_PREVIOUS_SHA", "VERCEL_GIT_COMMIT_SHA", "VERCEL_GIT_COMMIT_REF", "VERCEL_ENV",
-        "CACHED_COMMIT_REF", "COMMIT_REF", "BRANCH",
-    ]  # fmt: skip
-    shown = " ".join(f"{name}=${name}" for name in names)
-    config = SiteConfig(ignore_command=f'echo "{shown} PWD=$PWD"; exit 1')
-
-    _, sink = decide(tmp_path, config, root_directory="apps/a", target="production", branch="main")
-
-    first = git(tmp_path / "repo", "rev-parse", "HEAD~1")
-    second = git(tmp_path / "repo", "rev-parse", "HEAD")
-    printed = next(line for line in sink.lines() if line.startswith("SCALEMESH_PREVIOUS_SHA="))
-    assert printed == (
-        f"SCALEMESH_PREVIOUS_SHA={first} SCALEMESH_SHA={second} SCALEMESH_BRANCH=main "
-        f"SCALEMESH_TARGET=production VERCEL_GIT_PREVIOUS_SHA={first} "
-        f"VERCEL_GIT_COMMIT_SHA={second} VERCEL_GIT_COMMIT_REF=main VERCEL_ENV=production "
-        f"CACHED_COMMIT_REF={first} COMMIT_REF={second} BRANCH=main "
-        f"PWD={tmp_path / 'work' / 'repo' / 'apps' / 'a'}"
-    )
-
-
-def test_without_a_previous_deployment_the_ignore_command_does_not_run(tmp_path: Path) -> None:
-    reason, sink = decide(tmp_path, SiteConfig(ignore_command="exit 0"), previous_sha="")
-
-    assert reason is None
-    assert not any(line.startswith("Running exit 0") for line in sink.lines())
-
-
-@pytest.mark.parametrize(
-    ("command", "killed_by"),
-    [("kill -9 $$", "SIGKILL"), ("exit 137", "SIGKILL"), ("kill -40 $$", "signal 40")],
-)
-def test_a_killed_ignore_command_fails_the_build(
-    tmp_path: Path, command: str, killed_by: str
-) -> None:
-    with pytest.raises(BuildError) as raised:
-        decide(tmp_path, SiteConfig(ignore_command=command))
-
-    assert str(raised.value) == f"the ignoreCommand {command!r} was killed by {killed_by}"
-
-
-def test_an_ignore_command_that_times_out_fails_the_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(skipping, "IGNORE_TIMEOUT", 1)
-
-    with pytest.raises(BuildError, match=r"^the ignoreCommand timed out after 1 s$"):
-        decide(tmp_path, SiteConfig(ignore_command="sleep 30"))
-
-
-def test_an_ignore_command_that_cannot_start_fails_the_build(tmp_path: Path) -> None:
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    repo, first, second = monorepo(tmp_path)
-    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
-    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 0"))
-    build.path = str(empty)  # no sh
-
-    with pytest.raises(BuildError, match="sh"):
-        skipping.skip_reason(build, plan)
-
-
-class Unlaunchable(Unconfined):
-    def launch(self, argv: Sequence[str], *, cwd: Path, env: Any) -> Launch:
-        raise ConfinementError("no sandbox today")
-
-
-def test_an_ignore_command_its_sandbox_refuses_fails_the_build(tmp_path: Path) -> None:
-    repo, first, second = monorepo(tmp_path)
-    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
-    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 0"))
-    build.confinement = Unlaunchable(spec.limits)
-
-    with pytest.raises(BuildError) as raised:
-        skipping.skip_reason(build, plan)
-
-    assert (
-        str(raised.value) == "sh -c 'exit 0' could not be started in its sandbox: no sandbox today"
-    )
 
 
 # --- the pipeline ---------------------------------------------------------------------------
