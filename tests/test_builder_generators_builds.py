@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder import generators, pipeline
+from builder import sandbox as sandbox_module
 from builder.confine import Confine
 from builder.confinement_choice import confinement_for
 from builder.egress import refusal
@@ -210,3 +211,22 @@ def test_an_unknown_framework_in_the_config_fails_the_detect_step(
 
     assert not ok
     assert failure(sink).startswith("detect failed: framework 'jekyll' is not one Scale Mesh knows")
+
+
+def test_a_hugo_the_sandboxs_uid_cannot_reach_is_left_out_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = tmp_path / "private" / "hugo" / "binaries"  # pytest's tmp_path is 0700
+    hidden.mkdir(parents=True)
+    monkeypatch.setattr(sandbox_module, "tool_directories", lambda: [hidden])
+    with build_dirs() as build, sandbox(build) as confinement:
+        launch = confinement.launch(
+            ["sh", "-c", "echo $PATH; test -e /run/scalemesh/tools || echo no tools"],
+            cwd=build.repo,
+            env=build.env(PATH=f"{hidden}:/usr/bin"),
+        )
+        done = run_launch(launch)
+
+    assert done.stdout.splitlines() == ["/usr/bin", "no tools"]
+    [warning] = build.lines
+    assert warning.startswith(f"Warning: hugo is not available to builds: uid {build.uid} cannot")
