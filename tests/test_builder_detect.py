@@ -274,9 +274,27 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
     ),
     (
         "an unsupported manager with a custom install command",
+        {"package.json": package(manager="deno@2.0.0")},
+        {"install_command": "deno install"},
+        {"manager": None, "install": "deno install", "build": "npm run build"},
+    ),
+    (
+        "bun's binary lockfile",
         {"package.json": package(), "bun.lockb": ""},
-        {"install_command": "bun install"},
-        {"manager": None, "install": "bun install", "build": "npm run build"},
+        {},
+        {"manager": "bun", "install": "bun install --frozen-lockfile", "build": "bun run build"},
+    ),
+    (
+        "bun's text lockfile",
+        {"package.json": package(), "bun.lock": ""},
+        {},
+        {"manager": "bun", "install": "bun install --frozen-lockfile"},
+    ),
+    (
+        "bun by packageManager, no lockfile yet",
+        {"package.json": package(manager="bun@1.1.38")},
+        {},
+        {"manager": "bun", "install": "bun install", "build": "bun run build"},
     ),
 ]
 
@@ -301,22 +319,10 @@ def test_detect(
 
 FAILURES: list[tuple[str, dict[str, str], dict[str, str], str]] = [
     (
-        "bun lockfile",
-        {"package.json": package(), "bun.lockb": ""},
-        {},
-        "bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
-    ),
-    (
-        "bun text lockfile",
-        {"package.json": package(), "bun.lock": ""},
-        {},
-        "bun is not supported yet (found bun.lock)",
-    ),
-    (
         "unsupported packageManager",
         {"package.json": package(manager="deno@2.0.0")},
         {},
-        "deno is not supported yet (packageManager in package.json); use npm, pnpm or yarn",
+        "deno is not supported (packageManager in package.json); use npm, pnpm, yarn or bun",
     ),
     (
         "root directory outside the repository",

@@ -160,9 +160,10 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
     ("files", "overrides", "error", "last_step"),
     [
         (
-            {"package.json": "{}", "bun.lockb": ""},
+            {"package.json": '{"packageManager": "deno@2.0.0"}'},
             {},
-            "detect failed: bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
+            "detect failed: deno is not supported (packageManager in package.json); "
+            "use npm, pnpm, yarn or bun",
             "detect",
         ),
         (

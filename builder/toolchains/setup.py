@@ -1,0 +1,70 @@
+"""The install step's first part: the Node.js (and bun) a build asks for, first on its PATH.
+
+npm and corepack stay the builder's own: their `#!/usr/bin/env node` runs them with the Node
+chosen here, and corepack fetches pnpm and yarn through the build's egress proxy into the
+build's own home (`COREPACK_HOME` is under it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from builder.detect import Plan
+from builder.toolchains import bun, node
+from builder.toolchains.registry import Registry, cache_root
+
+
+def prepare(
+    repo: Path,
+    plan: Plan,
+    *,
+    node_version: str | None,
+    config_file: str | None,
+    cache: Path | None,
+    path: str,
+    note: Callable[[str], None],
+    registry: Registry | None = None,
+    machine: str | None = None,
+) -> str:
+    """The PATH the build's commands get; `note` tells the build log what was chosen and why.
+
+    `node_version`: the config file's `nodeVersion` (`config_file` names the file). Raises
+    `BuildError` when the version asked for cannot be found or fetched.
+    """
+    registry = registry or Registry()
+    repo = repo.resolve()
+    request = node.requested(repo, plan.root, node_version, config_file)
+    if request is None and plan.package_manager is None:
+        return path  # nothing of Node's runs here (a static site, another generator)
+    checked = cache_root(cache) if cache is not None else None
+    source = request.source if request else "default"
+    choice = node.choose(
+        request, node.host_version(path), node.fetcher(registry, checked, source, machine)
+    )
+    note(choice.note)
+    if choice.bin_dir is not None:
+        path = f"{choice.bin_dir}:{path}"
+    if plan.package_manager == "bun":
+        wanted = bun.declared(_package_manager(repo, plan))
+        version, bin_dir = bun.install(
+            registry, checked, wanted, bun.platform_package(machine)
+        )
+        why = "packageManager in package.json" if wanted else "the newest"
+        note(f"bun {version} ({why}), for {plan.lockfile or 'package.json'}")
+        path = f"{bin_dir}:{path}"
+    return path
+
+
+def _package_manager(repo: Path, plan: Plan) -> object:
+    """`packageManager` of the install directory's package.json, else the app's."""
+    for directory in (plan.install_dir, plan.root):
+        text = node.read_text(repo, directory / "package.json", node.MAX_PACKAGE)
+        try:
+            value = json.loads(text).get("packageManager") if text else None
+        except (json.JSONDecodeError, AttributeError):
+            value = None
+        if value is not None:
+            return value
+    return None
