@@ -16,15 +16,15 @@ from builder.toolchains import bun, node
 from builder.toolchains.registry import Registry, cache_root
 
 
-def prepare(
+def prepare_toolchains(  # noqa: PLR0913 - the build's facts, each of its own
     repo: Path,
     plan: Plan,
-    *,
     node_version: str | None,
     config_file: str | None,
     cache: Path | None,
     path: str,
     note: Callable[[str], None],
+    *,
     registry: Registry | None = None,
     machine: str | None = None,
 ) -> str:
