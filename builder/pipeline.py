@@ -23,7 +23,7 @@ from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
-from builder.toolchains.setup import prepare_toolchains
+from builder.toolchains.setup import TOOLCHAIN_ENV, prepare_toolchains
 from builder.upload import (
     Storage,
     StorageError,
@@ -287,10 +287,7 @@ class Build:
 
     def build_env(self) -> dict[str, str]:
         """The whole environment of install and build: nothing of the builder's own leaks in."""
-        # Corepack checks pnpm's and yarn's registry signatures against keys it ships with,
-        # which a mirror (or a newer signing key) fails; npm's sha512 check of the tarball, as for
-        # every dependency, remains. A project may set it back.
-        env = {"LANG": "C.UTF-8", "COREPACK_INTEGRITY_KEYS": "0", **self.spec.env}
+        env = {"LANG": "C.UTF-8", **TOOLCHAIN_ENV, **self.spec.env}
         env |= {
             "PATH": self.path,
             "HOME": str(self.home),

@@ -15,6 +15,19 @@ from builder.detect import Plan
 from builder.toolchains import bun, node
 from builder.toolchains.registry import Registry, cache_root
 
+SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
+"""Debian's CA bundle, which the sandbox shows (its /etc/ssl)."""
+TOOLCHAIN_ENV = {
+    # Corepack checks pnpm's and yarn's registry signatures against keys it ships with, which a
+    # registry mirror (or a newer signing key) fails; the sha512 check of the tarball remains,
+    # as for every dependency npm installs.
+    "COREPACK_INTEGRITY_KEYS": "0",
+    # Node's fetch (corepack's) trusts only Node's own CAs; git, curl and npm (its cafile) trust
+    # the system's, which may hold a registry mirror's CA.
+    **({"NODE_EXTRA_CA_CERTS": str(SYSTEM_CAS)} if SYSTEM_CAS.is_file() else {}),
+}
+"""Defaults of the build's environment; a project's own variables override them."""
+
 
 def prepare_toolchains(  # noqa: PLR0913 - the build's facts, each of its own
     repo: Path,
