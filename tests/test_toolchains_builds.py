@@ -65,7 +65,7 @@ def test_an_nvmrc_asking_for_node_22_gets_node_22(tmp_path: Path) -> None:
 
 
 PLANT = (
-    "sh -c 'bin=$(dirname \"$(command -v node)\"); node --version; "
+    'sh -c \'bin=$(dirname "$(command -v node)"); node --version; '
     'touch "$bin/planted" || echo "the cache is read-only"; '
     'cp "$bin/node" /tmp/node; echo "#!/bin/sh" > "$bin/node" || echo "node is kept"; '
     "node build.js'"

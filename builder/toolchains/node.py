@@ -64,9 +64,9 @@ class Choice:
     """For the build log: which Node, and why."""
 
 
-def requested(repo: Path, root: Path, configured: str | None, config_file: str | None) -> (
-    Request | None
-):
+def requested(
+    repo: Path, root: Path, configured: str | None, config_file: str | None
+) -> Request | None:
     """The version the repository asks for, first source first; None when it names none."""
     if configured and configured.strip():
         return Request(configured.strip(), f"{config_file or 'the config file'} nodeVersion")
@@ -162,9 +162,7 @@ def choose(
     return Choice(version, bin_dir, f"Node {version} {why}")
 
 
-def resolve(
-    versions: list[str], wanted: semver.Range | None, lts: bool, source: str
-) -> str:
+def resolve(versions: list[str], wanted: semver.Range | None, lts: bool, source: str) -> str:
     """The newest of the registry's `versions` in `wanted` (newest LTS, or newest release)."""
     releases = [found for found in map(semver.release, versions) if found is not None]
     if lts:

@@ -181,8 +181,7 @@ def _unpack(data: bytes, into: Path, label: str) -> Path:
             wanted = [
                 member
                 for member in members
-                if (member.isfile() or member.isdir())
-                and member.name.split("/", 1)[0] == "package"
+                if (member.isfile() or member.isdir()) and member.name.split("/", 1)[0] == "package"
             ]
             # "data": no absolute paths, no `..`, no special files or set-uid bits.
             archive.extractall(into, members=wanted, filter="data")
@@ -194,14 +193,12 @@ def _unpack(data: bytes, into: Path, label: str) -> Path:
 def _readable(top: Path) -> None:
     """Everything under `top` readable (and directories searchable) by every user, writable by
     the builder alone: builds run as other users."""
-    for root, directories, files in os.walk(top):
-        os.chmod(root, 0o755)
+    for root, _, files in os.walk(top):
+        os.chmod(root, 0o755)  # noqa: S103 - builds (other users) must read the toolchain
         for name in files:
             path = os.path.join(root, name)
-            mode = os.lstat(path).st_mode
-            executable = mode & stat.S_IXUSR
+            executable = os.lstat(path).st_mode & stat.S_IXUSR
             os.chmod(path, 0o755 if executable else 0o644)
-        del directories  # walked by os.walk itself
 
 
 def cache_root(path: Path) -> Path:

@@ -83,7 +83,7 @@ def parse(text: str) -> Range:
 
 def _parse_set(text: str) -> tuple[_Bound, ...]:
     if hyphen := _HYPHEN.match(text):
-        low, low_given = _partial(hyphen.group(1))
+        low, _ = _partial(hyphen.group(1))
         high, high_given = _partial(hyphen.group(2))
         return (_Bound(">=", low), *_upper(high, high_given, inclusive=True))
     bounds: list[_Bound] = []

@@ -29,7 +29,7 @@ TOOLCHAIN_ENV = {
 """Defaults of the build's environment; a project's own variables override them."""
 
 
-def prepare_toolchains(  # noqa: PLR0913 - the build's facts, each of its own
+def prepare_toolchains(
     repo: Path,
     plan: Plan,
     node_version: str | None,
@@ -61,9 +61,7 @@ def prepare_toolchains(  # noqa: PLR0913 - the build's facts, each of its own
         path = f"{choice.bin_dir}:{path}"
     if plan.package_manager == "bun":
         wanted = bun.declared(_package_manager(repo, plan))
-        version, bin_dir = bun.install(
-            registry, checked, wanted, bun.platform_package(machine)
-        )
+        version, bin_dir = bun.install(registry, checked, wanted, bun.platform_package(machine))
         why = "packageManager in package.json" if wanted else "the newest"
         note(f"bun {version} ({why}), for {plan.lockfile or 'package.json'}")
         path = f"{bin_dir}:{path}"
