@@ -77,7 +77,8 @@ def main(
         else:
             spec = read_spec(stdin)
             sink = StdoutSink(Masker.for_spec(spec), stdout)
-        confine = _confinement(environ, spec)
+        toolchains = _toolchains(environ)
+        confine = _confinement(environ, spec, toolchains)
         storage = open_storage(
             spec.storage_url,
             endpoint_url=spec.storage_endpoint_url,
@@ -98,7 +99,7 @@ def main(
             path=environ.get("PATH", os.defpath),
             confine=confine,
             work_root=_work_root(environ),
-            toolchains=_toolchains(environ),
+            toolchains=toolchains,
         )
         sink.close()
     except LogSinkError as exc:
@@ -109,9 +110,8 @@ def main(
     return OK if ok else FAILED
 
 
-def _confinement(environ: Mapping[str, str], spec: BuildSpec) -> Confine:
+def _confinement(environ: Mapping[str, str], spec: BuildSpec, toolchains: Path | None) -> Confine:
     run_as = parse_run_as(environ.get(RUN_AS, ""))
-    toolchains = _toolchains(environ)
     return confinement_for(run_as, environ.get(SANDBOX, ""), spec.limits, toolchains=toolchains)
 
 

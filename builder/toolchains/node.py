@@ -42,6 +42,8 @@ VERSION_FILES = (".nvmrc", ".node-version")
 MAX_FILE = 64 << 10
 """An .nvmrc larger than this is refused (it holds one line)."""
 MAX_PACKAGE = 4 << 20
+HOST_TIMEOUT = 30.0
+"""Seconds `node --version` may take."""
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _ARCHES = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 _HOST_VERSION = re.compile(r"v(\d+\.\d+\.\d+)\s*$")
@@ -81,16 +83,21 @@ def requested(
             if not spec:
                 raise BuildError(f"{label} is empty; write a Node version in it, such as 22")
             return Request(spec, label)
-    package = read_text(repo, root / "package.json", MAX_PACKAGE)
-    try:
-        engines = json.loads(package).get("engines") if package else None
-    except (json.JSONDecodeError, AttributeError):
-        engines = None  # detection has read it already, and said what is wrong with it
+    engines = package_field(repo, root, "engines")
     wanted = engines.get("node") if isinstance(engines, dict) else None
     if isinstance(wanted, str) and wanted.strip():
         label = (root / "package.json").relative_to(repo).as_posix()
         return Request(wanted.strip(), f"{label} engines.node")
     return None
+
+
+def package_field(repo: Path, directory: Path, name: str) -> object:
+    """A top-level field of `directory`'s package.json; None when there is none."""
+    text = read_text(repo, directory / "package.json", MAX_PACKAGE)
+    try:
+        return json.loads(text).get(name) if text else None
+    except (json.JSONDecodeError, AttributeError):
+        return None  # detection has read it already, and said what is wrong with it
 
 
 def read_text(repo: Path, path: Path, limit: int) -> str | None:
@@ -118,7 +125,7 @@ def host_version(path: str) -> semver.Version | None:
         return None
     try:
         done = subprocess.run(  # noqa: S603 - the builder's own node, a fixed argv
-            [found, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [found, "--version"], capture_output=True, text=True, timeout=HOST_TIMEOUT, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -149,7 +156,12 @@ def choose(
         return Choice(version, bin_dir, f"Node {version} (the newest LTS: no Node on the builder)")
     alias = request.spec.lower()
     lts = alias == "lts" or alias.startswith("lts/")
-    wanted = None if lts or alias in LATEST else semver.parse(request.spec)
+    try:
+        wanted = None if lts or alias in LATEST else semver.parse(request.spec)
+    except semver.RangeError as exc:
+        raise BuildError(
+            f"{request.source}: {exc}; write a version such as 22, or a range such as >=20 <23"
+        ) from None
     why = f"from {request.source} ({request.spec})"
     if wanted is not None and host is not None and wanted.allows(host):
         return Choice(_text(host), None, f"Node {_text(host)} {why}: the builder's own")
@@ -170,7 +182,7 @@ def resolve(versions: list[str], wanted: semver.Range | None, lts: bool, source:
         releases = [version for version in releases if version[0] in majors]
     best = wanted.best(releases) if wanted is not None else max(releases, default=None)
     if best is None:
-        asked = wanted.text if wanted is not None else "an LTS release"
+        asked = wanted.text if wanted is not None else "an LTS" if lts else "any release"
         raise BuildError(f"no Node.js release matches {asked} ({source})")
     return _text(best)
 

@@ -29,7 +29,7 @@ class RangeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Bound:
-    operator: str  # one of >=, >, <, <=, =
+    operator: str  # one of >=, >, <, <=
     version: Version
 
     def allows(self, version: Version) -> bool:
@@ -39,9 +39,7 @@ class _Bound:
             return version > self.version
         if self.operator == "<":
             return version < self.version
-        if self.operator == "<=":
-            return version <= self.version
-        return version == self.version
+        return version <= self.version
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +83,7 @@ def _parse_set(text: str) -> tuple[_Bound, ...]:
     if hyphen := _HYPHEN.match(text):
         low, _ = _partial(hyphen.group(1))
         high, high_given = _partial(hyphen.group(2))
-        return (_Bound(">=", low), *_upper(high, high_given, inclusive=True))
+        return (_Bound(">=", low), *_upper(high, high_given))
     bounds: list[_Bound] = []
     for word in _SPACED_OPERATOR.sub(r"\1", text).split():
         bounds += _comparator(word)
@@ -101,13 +99,13 @@ def _comparator(word: str) -> list[_Bound]:
         # `*`, `x`, `>=*`: any version; `<*` and `>*` match nothing, as in npm.
         return [_Bound("<", (0, 0, 0))] if operator in ("<", ">") else []
     if operator in ("", "="):
-        return [_Bound(">=", version), *_upper(version, given, inclusive=True)]
+        return [_Bound(">=", version), *_upper(version, given)]
     if operator == ">=":
         return [_Bound(">=", version)]
     if operator == "<":
         return [_Bound("<", version)]
     if operator == "<=":
-        return _upper(version, given, inclusive=True)
+        return _upper(version, given)
     if operator == ">":
         return [_Bound(">", version) if given == 3 else _Bound(">=", _bump(version, given - 1))]
     if operator == "^":
@@ -131,10 +129,10 @@ def _partial(text: str) -> tuple[Version, int]:
     return (parts[0], parts[1], parts[2]), given
 
 
-def _upper(version: Version, given: int, *, inclusive: bool) -> list[_Bound]:
+def _upper(version: Version, given: int) -> list[_Bound]:
     """The top of a partial version: `<=1.2.3`, `<1.3.0` for 1.2, `<2.0.0` for 1, none for *."""
     if given == 3:
-        return [_Bound("<=" if inclusive else "<", version)]
+        return [_Bound("<=", version)]
     if given == 0:
         return []
     return [_Bound("<", _bump(version, given - 1))]

@@ -7,7 +7,6 @@ build's own home (`COREPACK_HOME` is under it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,12 +69,5 @@ def prepare_toolchains(
 
 def _package_manager(repo: Path, plan: Plan) -> object:
     """`packageManager` of the install directory's package.json, else the app's."""
-    for directory in (plan.install_dir, plan.root):
-        text = node.read_text(repo, directory / "package.json", node.MAX_PACKAGE)
-        try:
-            value = json.loads(text).get("packageManager") if text else None
-        except (json.JSONDecodeError, AttributeError):
-            value = None
-        if value is not None:
-            return value
-    return None
+    declared = node.package_field(repo, plan.install_dir, "packageManager")
+    return declared or node.package_field(repo, plan.root, "packageManager")
