@@ -115,7 +115,10 @@ def test_a_projects_env_opens_for_its_build(client: Client, token: str) -> None:
         Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
     )
 
-    assert client.run(lambda: envvars.load(sealer, project_id)) == {"A": "1", "B": "two"}
+    for target in ("production", "preview"):
+        env = client.run(lambda: envvars.load(sealer, project_id, target, "main"))
+        assert env.values == {"A": "1", "B": "two"}
+        assert env.scopes == {"A": target, "B": target}
 
 
 def test_a_slug_taken_between_check_and_insert_is_a_409(
