@@ -27,14 +27,13 @@ from tests.support.migration_checks import (
 )
 
 SEALER = Sealer(Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys())
-PROJECT_ID = 'SELECT "id" FROM "scalemesh_project" WHERE "slug" = {}'
 OLD_VAR = (
     'INSERT INTO "scalemesh_env_var" ("project", "name", "value_sealed") '
-    f"VALUES (({PROJECT_ID}), {{}}, {{}})"
+    'VALUES ((SELECT "id" FROM "scalemesh_project" WHERE "slug" = {}), {}, {})'
 )
 SCOPED_VAR = (
     'INSERT INTO "scalemesh_env_var" ("project", "name", "value_sealed", "scope", "git_branch") '
-    f"VALUES (({PROJECT_ID}), {{}}, {{}}, {{}}, {{}})"
+    'VALUES ((SELECT "id" FROM "scalemesh_project" WHERE "slug" = {}), {}, {}, {}, {})'
 )
 VARS = {("site", "API_URL"): "https://api.example.com", ("site", "TOKEN"): "s3cr3t",
         ("docs", "API_URL"): "https://docs-api.example.com"}  # fmt: skip
