@@ -19,6 +19,7 @@ from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
+from builder.generators import tool_path
 from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
@@ -120,7 +121,7 @@ class Build:
         self.workdir = workdir
         self.log = log
         self.storage = storage
-        self.path = path
+        self.path = tool_path(path)  # the builder's own generators (Hugo) too
         # The build may write `repo` and `home` only. `private` (scratch, staged output,
         # manifest) stays the builder's alone, and `workdir` itself is not the build's to
         # change, so no entry of ours can be swapped for a symlink.
@@ -219,9 +220,10 @@ class Build:
             install_command=spec.install_command,
             build_command=spec.build_command,
             output_directory=spec.output_directory,
+            framework=self.config.framework,
         )
         manager = f" ({plan.package_manager})" if plan.package_manager else ""
-        self.log.line(f"Detected {plan.framework}{manager}")
+        self.log.line(f"Detected {plan.framework}{manager}: {plan.reason}")
         if spec.root_directory:
             self.log.line(f"Root directory: {spec.root_directory}")
         self.log.line(f"Output directory: {plan.output_directory}")
