@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from builder import shell
+from builder import shell, skipping
 from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
@@ -22,6 +22,7 @@ from builder.errors import BuildError, Stopped
 from builder.generators import tool_path
 from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.siteconfig.records import SiteConfig
+from builder.siterules.files import problems as site_rule_problems
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
 from builder.upload import (
@@ -86,6 +87,10 @@ def _steps(build: Build, log: Log, durations: dict[str, int]) -> str | None:
             build.clone()
         with log.running("detect", durations):
             plan = build.detect()
+            skipped = skipping.skip_reason(build, plan)
+        if skipped is not None:
+            skipping.record(build, skipped)
+            return None
         with log.running("install", durations):
             build.install(plan)
         with log.running("build", durations):
@@ -313,6 +318,8 @@ class Build:
         files = stage(
             self.checkout, plan.output_path, self.staging, self.spec.limits, self.log.line
         )
+        for problem in site_rule_problems(files):
+            self.log.line(f"Warning: {problem}")
         self.log.line(f"Uploading {len(files)} files from {label}")
         uploaded = upload_output(files, self.storage, self.spec.output_prefix, self.scratch)
         steps = {**durations, "upload": round((time.monotonic() - started) * 1000)}

@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 
 from builder import generators, pipeline
-from builder.confine import Confine
+from builder import sandbox as sandbox_module
+from builder.confine import Confine, Unconfined, given
 from builder.confinement_choice import confinement_for
 from builder.egress import refusal
 from builder.sandbox import find_bwrap
 from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, BuildLimits
+from builder.upload import LocalStorage
 from proxy.site import Site
 from tests.support.builder import (
+    PATH,
+    CapturingSink,
     deployed,
     failure,
     make_repo,
@@ -210,3 +214,44 @@ def test_an_unknown_framework_in_the_config_fails_the_detect_step(
 
     assert not ok
     assert failure(sink).startswith("detect failed: framework 'jekyll' is not one Scale Mesh knows")
+
+
+def test_a_hugo_the_sandboxs_uid_cannot_reach_is_left_out_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hidden = tmp_path / "private" / "hugo" / "binaries"  # pytest's tmp_path is 0700
+    hidden.mkdir(parents=True)
+    monkeypatch.setattr(sandbox_module, "tool_directories", lambda: [hidden])
+    with build_dirs() as build, sandbox(build) as confinement:
+        launch = confinement.launch(
+            ["sh", "-c", "echo $PATH; test -e /run/scalemesh/tools || echo no tools"],
+            cwd=build.repo,
+            env=build.env(PATH=f"{hidden}:/usr/bin"),
+        )
+        done = run_launch(launch)
+
+    assert done.stdout.splitlines() == ["/usr/bin", "no tools"]
+    [warning] = build.lines
+    assert warning.startswith(f"Warning: hugo is not available to builds: uid {build.uid} cannot")
+
+
+def test_without_a_venv_module_in_python3_mkdocs_uses_the_builders_python(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text("#!/bin/sh\necho 'No module named venv (fake)' >&2\nexit 1\n")
+    (fake / "python3").chmod(0o755)
+    repo, sha = make_repo(tmp_path / "repo", "mkdocs")
+    spec = make_spec(repo, sha, tmp_path / "storage")
+    sink = CapturingSink()
+    storage = LocalStorage(tmp_path / "storage")
+
+    ok = pipeline.run(
+        spec, sink, storage, path=f"{fake}:{PATH}", confine=given(Unconfined(spec.limits))
+    )
+    storage.close()
+
+    assert ok, failure(sink)
+    assert "No module named venv (fake)" in sink.lines("install")
+    assert (deployed(tmp_path) / "guide/setup/index.html").is_file()
