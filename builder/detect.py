@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from builder import generators
 from builder.errors import BuildError
 
 SUPPORTED = ("npm", "pnpm", "yarn")
@@ -61,6 +62,8 @@ class Plan:
     framework: str
     output_path: str
     """The output directory relative to the checkout, POSIX style (what `staging.stage` takes)."""
+    reason: str
+    """Why this framework, for the build log ("vite in devDependencies, package-lock.json")."""
 
 
 def detect(
@@ -70,11 +73,16 @@ def detect(
     install_command: str | None = None,
     build_command: str | None = None,
     output_directory: str | None = None,
+    framework: str | None = None,
 ) -> Plan:
     """The plan for the checkout at `repo`, with the project's overrides applied.
 
-    Raises `BuildError` for what the user must fix: a root or output directory outside the
-    repository, a package manager we do not run, an unreadable package.json.
+    `framework` overrides detection. Accepted names: the Node frameworks of `FRAMEWORKS`
+    (next, astro, sveltekit, docusaurus, create-react-app, eleventy, vite), hugo, mkdocs,
+    static (no build step), and Vercel's preset names nextjs, sveltekit-1, docusaurus-2 and
+    other (= static); case does not matter. Raises `BuildError` for what the user must fix: an
+    unknown framework, a root or output directory outside the repository, a package manager we
+    do not run, an unreadable package.json.
     """
     repo = repo.resolve()
     root, _ = _inside(repo, repo, root_directory or ".", "root_directory")
@@ -83,15 +91,17 @@ def detect(
     package = _read_package_json(repo, root)
     install = _custom("install_command", install_command)
     build = _custom("build_command", build_command)
+    node = tuple(name for _, name, _ in FRAMEWORKS)
+    chosen = generators.framework_name(framework, node) if framework else None
 
     if package is None:
-        framework = CUSTOM if build else STATIC if _file(repo, root / "index.html") else None
-        if framework is None:
-            raise BuildError(
-                f"found neither package.json nor index.html in {_label(repo, root)}; "
-                "set root_directory, or build_command and output_directory"
-            )
-        output = CUSTOM_OUTPUT if framework == CUSTOM else "."
+        if chosen in node:
+            raise BuildError(f"framework {framework} needs a package.json in {_label(repo, root)}")
+        found = generators.find(repo, root, chosen=chosen, static=build is None)
+        site = found or _without_site(repo, root, build, output_directory)
+        framework, output = site.framework, site.output
+        reason = f"{site.reason}, no package.json" if found else site.reason
+        install, build = install or site.install, build or site.build
         manager = lockfile = None
         install_dir = root
     else:
@@ -103,9 +113,15 @@ def detect(
         scripts = package.get("scripts")
         if build is None and isinstance(scripts, dict) and "build" in scripts:
             build = (*_runner(manager), "run", "build")
-        framework, output = _framework(package)
-        if framework == CUSTOM and build is None and _file(repo, root / "index.html"):
-            framework, output = STATIC, "."
+        framework, output, reason = _framework(package, chosen, lockfile)
+        if chosen in generators.GENERATORS or (framework == CUSTOM and build is None):
+            beside = generators.find(repo, root, chosen=chosen, static=True)
+            if beside is not None:
+                framework, output = beside.framework, beside.output
+                reason = beside.reason if chosen else f"{beside.reason}, package.json has no build"
+                build = _custom("build_command", build_command) or beside.build
+                if beside.install and not install_command:
+                    install, install_dir = beside.install, root
     if output_directory:
         _, output = _inside(repo, root, output_directory, "output_directory")
     return Plan(
@@ -117,6 +133,7 @@ def detect(
         build=build,
         output_directory=output,
         framework=framework,
+        reason=reason,
         output_path=PurePosixPath(
             os.path.relpath(os.path.normpath(root / output), repo)
         ).as_posix(),
@@ -245,12 +262,33 @@ def _runner(manager: str) -> tuple[str, ...]:
     return ("corepack", manager) if manager in ("pnpm", "yarn") else ("npm",)
 
 
-def _framework(package: dict[str, Any]) -> tuple[str, str]:
-    dependencies: dict[str, Any] = {}
-    for field in ("dependencies", "devDependencies"):
+def _without_site(
+    repo: Path, root: Path, build: tuple[str, ...] | None, output_directory: str | None
+) -> generators.Site:
+    """No package.json and nothing `generators` knows: a build command, or a folder as it is."""
+    if build:
+        return generators.Site(CUSTOM, None, None, CUSTOM_OUTPUT, "build_command, no package.json")
+    if output_directory:
+        why = f"no package.json and no build command: {output_directory} is deployed as it is"
+        return generators.Site(STATIC, None, None, ".", why)
+    raise BuildError(
+        f"found neither package.json nor index.html in {_label(repo, root)}; "
+        "set root_directory, or build_command and output_directory"
+    )
+
+
+def _framework(
+    package: dict[str, Any], chosen: str | None, lockfile: str | None
+) -> tuple[str, str, str]:
+    """(framework, output directory, why) from package.json's dependencies or `chosen`."""
+    found = f", {lockfile}" if lockfile else ", no lockfile"
+    dependencies: dict[str, str] = {}
+    for field in ("devDependencies", "dependencies"):
         if isinstance(section := package.get(field), dict):
-            dependencies.update(section)
+            dependencies |= dict.fromkeys(section, field)
     for dependency, framework, output in FRAMEWORKS:
-        if dependency in dependencies:
-            return framework, output
-    return CUSTOM, CUSTOM_OUTPUT
+        if chosen == framework:
+            return framework, output, f"framework is {chosen}{found}"
+        if chosen is None and dependency in dependencies:
+            return framework, output, f"{dependency} in {dependencies[dependency]}{found}"
+    return CUSTOM, CUSTOM_OUTPUT, f"package.json, no known framework in it{found}"

@@ -19,6 +19,7 @@ from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
+from builder.generators import tool_path
 from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.siteconfig import effective
 from builder.siteconfig.reading import read_config
@@ -122,7 +123,7 @@ class Build:
         self.workdir = workdir
         self.log = log
         self.storage = storage
-        self.path = path
+        self.path = tool_path(path)  # the builder's own generators (Hugo) too
         # The build may write `repo` and `home` only. `private` (scratch, staged output,
         # manifest) stays the builder's alone, and `workdir` itself is not the build's to
         # change, so no entry of ours can be swapped for a symlink.
@@ -219,9 +220,9 @@ class Build:
         for line in effective.file_lines(self.config):
             self.log.line(line)
         given = effective.given(spec, self.config)
-        plan = detect(self.checkout, **given)
+        plan = detect(self.checkout, **given, framework=self.config.framework)
         manager = f" ({plan.package_manager})" if plan.package_manager else ""
-        self.log.line(f"Detected {plan.framework}{manager}")
+        self.log.line(f"Detected {plan.framework}{manager}: {plan.reason}")
         if given["root_directory"]:
             self.log.line(f"Root directory: {given['root_directory']}")
         self.log.line(f"Output directory: {plan.output_directory}")

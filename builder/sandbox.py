@@ -28,6 +28,7 @@ from pathlib import Path
 
 from builder.confine import KILL_ROUNDS, ConfinementError, Launch, apply_rlimits, rlimits
 from builder.egress import SOCKET_NAME, EgressProxy
+from builder.generators import tool_directories
 from builder.sandbox_cgroup import CGROUP_ROOT, Cgroup, NoCgroup, make_cgroup
 from builder.sandbox_host import Sandboxes, alive, host_user, kill_checked
 from builder.sandbox_mounts import (
@@ -35,6 +36,7 @@ from builder.sandbox_mounts import (
     RELAY,
     RUNTIME,
     SANDBOX_UID,
+    TOOLS,
     checked_binds,
     inside,
     relay_python,
@@ -86,7 +88,14 @@ class Bubblewrap:
         if not _NAME.fullmatch(name):
             raise ConfinementError(f"a cgroup name is letters, digits, - and _, not {name!r}")
         self._user = host_user(host_uid)
-        self._binds = checked_binds(binds, readonly_paths)
+        # The builder's own generators (Hugo), when this uid can reach them (else only their
+        # builds fail, with "not found"), each in a directory of our runtime one.
+        self._tools = {
+            path: f"{TOOLS}/{path.parent.name}"
+            for path in tool_directories()
+            if self._user.unreachable(path) is None
+        }
+        self._binds = checked_binds(binds, [*readonly_paths, *self._tools])
         self._readonly = [Path(os.path.abspath(path)) for path in readonly_paths]
         self._bwrap, self._egress, self._note, self._limits = bwrap, egress, note, limits
         self._python, python_home = relay_python(self._user)
@@ -95,7 +104,7 @@ class Bubblewrap:
                 raise ConfinementError(why)
         self._closed = False
         self._sandboxes = Sandboxes()
-        self._runtime = runtime_directory()
+        self._runtime = runtime_directory(Path(dest).name for dest in self._tools.values())
         self._cgroup: Cgroup | None
         try:
             self._cgroup = make_cgroup(name, limits, root=cgroup_root)
@@ -125,6 +134,8 @@ class Bubblewrap:
         for name in ("passwd", "group", "hosts"):
             options += ["--ro-bind", str(self._runtime / name), f"/etc/{name}"]
         options += ["--ro-bind", str(self._runtime), RUNTIME]
+        for source, dest in self._tools.items():
+            options += ["--ro-bind", str(source), dest]
         if self._egress is not None:
             options += ["--ro-bind", str(self._egress.directory), EGRESS]
         for path in [python_home, *self._readonly]:
@@ -222,6 +233,8 @@ class Bubblewrap:
                 entries.append(entry)
             elif (translated := inside(Path(entry), self._binds)) is not None:
                 entries.append(translated)
+            elif (tool := self._tools.get(Path(entry))) is not None:
+                entries.append(tool)
             elif any(Path(entry).is_relative_to(root) for root in shown):
                 entries.append(entry)
         return ":".join(entries) or DEFAULT_PATH

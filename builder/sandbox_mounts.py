@@ -13,7 +13,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from builder import egress_relay
@@ -25,6 +25,8 @@ SANDBOX_UID = 1000
 RUNTIME = "/run/scalemesh"
 """Where our own files (the relay, passwd, group, hosts) are, read-only, in the sandbox."""
 RELAY = f"{RUNTIME}/relay.py"
+TOOLS = f"{RUNTIME}/tools"
+"""Where the builder's own generators (`builder.generators.tool_directories`) are, read-only."""
 EGRESS = "/run/egress"
 """Where the egress proxy's socket directory is, read-only, in the sandbox."""
 FALLBACK_PYTHON = Path("/usr/bin/python3")
@@ -97,8 +99,9 @@ def system_options(memory_bytes: int, host_root: Path = Path("/")) -> list[str]:
     ]
 
 
-def runtime_directory() -> Path:
-    """A new directory of our own files for the sandbox (the caller removes it)."""
+def runtime_directory(tools: Iterable[str] = ()) -> Path:
+    """A new directory of our own files for the sandbox (the caller removes it), with an empty
+    `tools/<name>` for each of `tools` to mount a directory on."""
     directory = Path(tempfile.mkdtemp(prefix="scalemesh-sandbox-"))
     try:
         for name, text in _OWN_FILES.items():
@@ -106,6 +109,10 @@ def runtime_directory() -> Path:
         shutil.copyfile(egress_relay.__file__, directory / "relay.py")
         for entry in directory.iterdir():
             entry.chmod(0o644)
+        for name in tools:
+            (directory / "tools" / name).mkdir(parents=True)
+            for made in (directory / "tools", directory / "tools" / name):
+                made.chmod(0o755)  # whatever the umask: bwrap's uid must reach them
         # Searchable by the sandbox's host uid (bwrap resolves its sources as that uid); it
         # cannot list or change anything in it.
         directory.chmod(stat.S_IRWXU | stat.S_IXGRP | stat.S_IXOTH)

@@ -5,7 +5,7 @@ the answer is a `ProxyResponse` for the ASGI edge to send.
 
 Public API:
 
-- `Rules.parse(redirects_text, headers_text) -> Rules` (`proxy.rules`): a site's `_redirects`
+- `Rules.parse(redirects_text, headers_text) -> Rules` (`builder.siterules`): a site's `_redirects`
   and `_headers` (Netlify's formats); lines that cannot be used are skipped and listed in
   `Rules.errors`.
 - `await Site.load(manifest, read) -> Site` (`proxy.site`): a deployment's manifest plus its
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from builder.content import REVALIDATE
+from builder.siterules.files import NOT_FOUND, REWRITE, Headers
 from proxy.request_headers import SUFFIXES, etag_for, none_match, parse_range, pick_encoding
 from proxy.routing import BadPath, path_to_key
-from proxy.rules import NOT_FOUND, REWRITE, Headers
 from proxy.site import FileInfo, Site, is_hidden
 
 NOT_FOUND_FILE = "404.html"

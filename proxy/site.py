@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from builder.content import REVALIDATE, is_compressible
+from builder.siterules.files import HEADERS_FILE, REDIRECTS_FILE, Rules
 from builder.spec import RESERVED_DIR
-from proxy.rules import HEADERS_FILE, REDIRECTS_FILE, Rules
 
 Reader = Callable[[str], Awaitable[bytes]]
 """Reads a file by its deployment-relative key; raises `FileNotFoundError` when it is missing."""

@@ -97,7 +97,9 @@ def test_an_npm_site_builds_and_deploys(tmp_path: Path) -> None:
     ]
     assert events[-1]["type"] == "end"
     assert events[-1]["ok"] is True
-    assert "Detected custom (npm)" in texts(events, "detect")
+    assert "Detected custom (npm): package.json, no known framework in it, package-lock.json" in (
+        texts(events, "detect")
+    )
     assert "Running npm ci" in texts(events, "install")
     assert "Running npm run build" in texts(events, "build")
     build_lines = [

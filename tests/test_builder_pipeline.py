@@ -14,6 +14,7 @@ import pytest
 from builder import pipeline
 from builder.confine import Unconfined, given
 from builder.errors import Stopped
+from builder.generators import tool_path
 from builder.logsink import LogSinkError
 from builder.spec import MANIFEST, STEPS, BuildLimits
 from builder.upload import Headers, LocalStorage, Pending
@@ -56,7 +57,7 @@ def test_a_static_site_goes_through_every_step(tmp_path: Path) -> None:
     )
     lines = sink.lines()
     assert f"Cloning {spec.git_url} at {spec.sha[:7]} (main)" in lines
-    assert "Detected static" in lines
+    assert "Detected static: index.html at the repository root, no package.json" in lines
     assert "No install step: there is no package.json" in lines
     assert "No build step: static site" in lines
     assert "Uploading 2 files from ./" in lines
@@ -145,7 +146,7 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
         "LANG",
         "PATH",
     ]
-    assert names["PATH"] == PATH
+    assert names["PATH"] == tool_path(PATH)  # the builder's Hugo first
     assert names["CI"] == "1"
     assert names["COREPACK_ENABLE_DOWNLOAD_PROMPT"] == "0"
     assert names["LANG"] == "en_US.UTF-8"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.rules import Rules
+from builder.siterules import Rules
 from tests.support.proxy_site import SITE, FakeDeployment, get, make
 
 pytestmark = pytest.mark.anyio

@@ -25,6 +25,7 @@ def plan(**overrides: Any) -> Plan:
         "output_directory": "dist",
         "framework": "vite",
         "output_path": "dist",
+        "reason": "vite in package.json",
     }
     return Plan(**(values | overrides))
 
@@ -116,12 +117,12 @@ def test_detection_and_defaults_fill_the_rest() -> None:
     }
 
 
-def test_a_framework_detection_did_not_take_is_shown_as_detected() -> None:
-    file = SiteConfig(source="scalemesh.json", framework="hugo")
+def test_the_files_framework_shows_by_the_name_detection_knows_it_by() -> None:
+    file = SiteConfig(source="vercel.json", framework="nextjs")
 
-    settings = sources(effective.settings(spec(), file, plan(framework="static")))
+    settings = sources(effective.settings(spec(), file, plan(framework="next")))
 
-    assert settings["framework"] == ("static", "detected")
+    assert settings["framework"] == ("next", "vercel.json")
 
 
 def test_env_lists_names_and_scopes_and_the_project_wins() -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from builder.siteconfig.netlify import toml_lines
 from tests.support.siteconfig import read, refusal
 
 CONTEXTS = """\
@@ -128,7 +127,7 @@ REDIRECTS = """\
 
 [[redirects]]
   from = "/api/*"
-  to = "https://api.example.com/:splat"
+  to = "/api-docs/:splat"
   status = 200
   force = true
 
@@ -215,7 +214,7 @@ def test_redirects_and_headers_become_netlify_rules(tmp_path: Path) -> None:
             {"source": "/old/*", "destination": "/new/:splat", "status": 301, "force": False},
             {
                 "source": "/api/*",
-                "destination": "https://api.example.com/:splat",
+                "destination": "/api-docs/:splat",
                 "status": 200,
                 "force": True,
             },
@@ -251,8 +250,16 @@ def test_redirects_and_headers_become_netlify_rules(tmp_path: Path) -> None:
             {"source": "/assets/*", "headers": [["Cache-Control", "public, max-age=31536000"]]},
         ],
     }
-    assert config.rule_lines["redirects"] == (1, 5, 16, 22, 37, 42)
-    assert config.rule_lines["headers"] == (47, 56)
+    # The redirects not applied keep their own numbers out of the others' messages.
+    assert config.rule_positions["redirects"] == (
+        ("redirects[0]", 1),
+        ("redirects[1]", 5),
+        ("redirects[3]", 16),
+        ("redirects[4]", 22),
+        ("redirects[7]", 37),
+        ("redirects[8]", 42),
+    )
+    assert config.rule_positions["headers"] == (("headers[0]", 47), ("headers[1]", 56))
 
 
 def test_what_is_not_applied_is_named_with_its_line(tmp_path: Path) -> None:
@@ -335,41 +342,3 @@ def test_what_is_not_applied_is_named_with_its_line(tmp_path: Path) -> None:
 )
 def test_mistakes_name_the_field_and_line(tmp_path: Path, text: str, message: str) -> None:
     assert refusal(tmp_path, {"netlify.toml": text}) == message
-
-
-def test_toml_lines_index_arrays_of_tables_and_dotted_keys() -> None:
-    text = (
-        "# comment\n"
-        "[build]\n"
-        'command = "x"\n'
-        "[[redirects]]\n"
-        'from = "/a"\n'
-        "[[redirects]]\n"
-        "a.b = 1\n"
-        "[[headers]]\n"
-        "[headers.values]\n"
-        "'X-A' = \"1\"\n"
-        '"X-B" = "2"\n'
-    )
-
-    lines = toml_lines(text)
-
-    assert lines[("build",)] == 2
-    assert lines[("build", "command")] == 3
-    assert lines[("redirects", 0)] == 4
-    assert lines[("redirects", 0, "from")] == 5
-    assert lines[("redirects", 1)] == 6
-    assert lines[("redirects", 1, "a")] == 7
-    assert lines[("redirects", 1, "a", "b")] == 7
-    assert lines[("headers", 0, "values")] == 9
-    assert lines[("headers", 0, "values", "X-A")] == 10
-    assert lines[("headers", 0, "values", "X-B")] == 11
-
-
-def test_an_empty_netlify_toml_sets_nothing(tmp_path: Path) -> None:
-    config = read(tmp_path, {"netlify.toml": ""}, target="production", branch="main")
-
-    assert config.source == "netlify.toml"
-    assert config.build_command is None
-    assert config.env == {}
-    assert config.rules is None

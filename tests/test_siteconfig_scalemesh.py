@@ -64,10 +64,11 @@ def test_rules_are_in_the_rules_format_with_their_lines(tmp_path: Path) -> None:
         "headers": [{"source": "/(.*)", "headers": [["X-Frame-Options", "DENY"], ["X-Empty", ""]]}],
     }
     # json.dumps(indent=2): the redirects list opens on line 16, its first rule below it.
-    redirect_lines = config.rule_lines["redirects"]
-    assert redirect_lines[0] == 17
-    assert list(redirect_lines) == sorted(redirect_lines)
-    assert len(config.rule_lines["headers"]) == 1
+    redirects = config.rule_positions["redirects"]
+    assert redirects[0] == ("redirects[0]", 17)
+    assert [path for path, _ in redirects] == [f"redirects[{i}]" for i in range(4)]
+    assert [line for _, line in redirects] == sorted(line for _, line in redirects)
+    assert config.rule_positions["headers"][0][0] == "headers[0]"
 
 
 def test_an_empty_file_object_sets_nothing(tmp_path: Path) -> None:

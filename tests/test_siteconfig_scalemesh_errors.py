@@ -8,6 +8,8 @@ import pytest
 
 from builder.siteconfig import scalemesh
 from builder.siteconfig.nodes import ConfigError
+from builder.siteconfig.records import SiteConfig
+from builder.siteconfig.rules import check_compiled
 from tests.support.siteconfig import read, refusal
 
 # --- errors: the field and its line --------------------------------------------------------------
@@ -242,3 +244,48 @@ def test_the_reader_names_the_fields_it_knows() -> None:
         "framework", "nodeVersion", "ignoreCommand", "watchPaths", "cleanUrls", "trailingSlash",
         "redirects", "rewrites", "headers", "env", "previews",
     }  # fmt: skip
+
+
+# --- what the proxy would refuse fails the build, at the rule's line ----------------------------
+
+
+def test_a_pattern_the_proxy_cannot_compile_fails_at_its_line(tmp_path: Path) -> None:
+    text = (
+        '{\n  "rewrites": [\n    {"source": "/a", "destination": "/b"},\n'
+        '    {"source": "/(a", "destination": "/b"}\n  ]\n}'
+    )
+
+    message = refusal(tmp_path, {"scalemesh.json": text})
+
+    assert message.startswith("scalemesh.json:4: rewrites[1]: source ")
+
+
+def test_set_cookie_fails_at_its_line(tmp_path: Path) -> None:
+    rules = {"headers": [{"source": "/(.*)", "headers": [{"key": "Set-Cookie", "value": "a=b"}]}]}
+
+    message = refusal(tmp_path, {"scalemesh.json": rules})
+
+    assert message.startswith("scalemesh.json:3: headers[0]: ")
+    assert "Set-Cookie" in message
+
+
+def test_a_rewrite_to_another_site_is_refused_in_scalemesh_json(tmp_path: Path) -> None:
+    rules = {"rewrites": [{"source": "/api/(.*)", "destination": "https://api.example.com/$1"}]}
+
+    message = refusal(tmp_path, {"scalemesh.json": rules})
+
+    assert message == (
+        "scalemesh.json:3: rewrites[0]: a rewrite may not point at another site "
+        "(only redirects may)"
+    )
+
+
+def test_a_setting_the_proxy_refuses_is_named_at_its_field() -> None:
+    config = SiteConfig(
+        source="scalemesh.json", rules={"semantics": "vercel", "clean_urls": "yes"}, lines={}
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        check_compiled(config)
+
+    assert str(caught.value) == "scalemesh.json: clean_urls: must be true or false"

@@ -65,8 +65,8 @@ def test_a_typical_static_sites_file_is_read_whole(tmp_path: Path) -> None:
             "headers": [["Cache-Control", "public, max-age=31536000, immutable"]],
         }
     ]
-    assert config.rule_lines["redirects"] == (12, 13, 14, 15)
-    assert config.rule_lines["rewrites"] == (18,)
+    assert [line for _, line in config.rule_positions["redirects"]] == [12, 13, 14, 15]
+    assert config.rule_positions["rewrites"] == (("rewrites[0]", 18),)
 
 
 UNSUPPORTED = """{
@@ -169,3 +169,16 @@ def test_an_empty_vercel_json_sets_nothing(tmp_path: Path) -> None:
     assert config.source == "vercel.json"
     assert config.rules is None
     assert config.warnings == ()
+
+
+def test_a_proxy_rewrite_is_named_and_not_applied(tmp_path: Path) -> None:
+    rewrite = '{"source": "/api/(.*)", "destination": "https://api.example.com/$1"}'
+    text = '{\n  "rewrites": [\n    ' + rewrite + "\n  ]\n}"
+
+    config = read(tmp_path, {"vercel.json": text})
+
+    assert config.rules is None
+    assert config.warnings == (
+        "vercel.json:3: rewrites[0] proxies to another site, which Scale Mesh does not do; "
+        "this rewrite is not applied",
+    )

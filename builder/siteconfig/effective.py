@@ -61,10 +61,8 @@ def settings(spec: BuildSpec, config: SiteConfig, plan: Plan) -> dict[str, Setti
         "outputDirectory": pick(
             spec.output_directory, config.output_directory, plan.output_directory
         ),
-        # The file's framework counts only where detection took it.
-        "framework": pick(
-            None, config.framework if config.framework == plan.framework else None, plan.framework
-        ),
+        # Detection took the file's framework (or refused it), by the name it knows it by.
+        "framework": pick(None, plan.framework if config.framework else None, plan.framework),
         "nodeVersion": pick(None, config.node_version),
         "ignoreCommand": pick(None, config.ignore_command),
         "watchPaths": pick(None, list(config.watch_paths) or None, default=[]),

@@ -77,10 +77,10 @@ def read(text: str, source: str, *, target: str, branch: str) -> SiteConfig:
         for item in fields["redirects"].items(most=MAX_RULES):
             rule = _redirect(item, rules.warnings)
             if rule is not None:
-                rules.add("redirects", rule, item.line)
+                rules.add("redirects", rule, item)
     if "headers" in fields:
         for item in fields["headers"].items(most=MAX_RULES):
-            rules.add("headers", _headers(item, rules.warnings), item.line)
+            rules.add("headers", _headers(item, rules.warnings), item)
     return SiteConfig(
         source=source,
         build_command=merged.get("command"),
@@ -89,7 +89,7 @@ def read(text: str, source: str, *, target: str, branch: str) -> SiteConfig:
         ignore_command=merged.get("ignore"),
         node_version=env.get("NODE_VERSION"),
         rules=None if rules.empty() else rules.to_json(),
-        rule_lines={kind: tuple(lines) for kind, lines in rules.lines.items()},
+        rule_positions=rules.positions(),
         env=env,
         env_scopes=scopes,
         warnings=(*warnings, *rules.warnings),
@@ -150,6 +150,15 @@ def _redirect(item: Node, warnings: list[str]) -> dict[str, Any] | None:
     status = fields["status"].integer() if "status" in fields else 301
     if status not in REDIRECT_STATUSES:
         fields["status"].fail("must be one of " + ", ".join(map(str, REDIRECT_STATUSES)))
+    destination = fields["to"].text()
+    if status == 200 and destination.startswith(("http://", "https://")):
+        warnings.append(
+            fields["to"].warning(
+                "proxies to another site (a 200 to a URL), which Scale Mesh does not do; "
+                "this rule is not applied"
+            )
+        )
+        return None
     has: list[dict[str, str]] = []
     if "conditions" in fields:
         for name, condition in fields["conditions"].members().items():
@@ -177,7 +186,7 @@ def _redirect(item: Node, warnings: list[str]) -> dict[str, Any] | None:
             has.append({"type": "query", "key": name, "value": _query_value(value)})
     rule: dict[str, Any] = {
         "source": source,
-        "destination": fields["to"].text(),
+        "destination": destination,
         "status": status,
         "force": fields["force"].flag() if "force" in fields else False,
     }

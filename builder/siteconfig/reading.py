@@ -15,6 +15,7 @@ from pathlib import Path
 
 from builder.siteconfig import files, netlify, scalemesh, vercel
 from builder.siteconfig.records import SiteConfig
+from builder.siteconfig.rules import check_compiled
 from builder.spec import BuildSpec
 
 NAMES = (scalemesh.NAME, vercel.NAME, netlify.NAME)
@@ -65,6 +66,7 @@ def _read(repo: Path, directory: str, found: list[str], spec: BuildSpec) -> Site
         config = vercel.read(text, source, present=present)
     else:
         config = netlify.read(text, source, target=spec.target, branch=spec.branch)
+    check_compiled(config)
     ignored = [
         f"{posixpath.join(directory, other)} is not read: {source} is" for other in found[1:]
     ]

@@ -8,7 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from builder.siteconfig.nodes import Node
+from builder.siteconfig.nodes import ConfigError, Node
+from builder.siteconfig.records import SiteConfig
+from builder.siterules import RuleError, compile_rules
 
 MAX_RULES = 2048
 """Rules of each kind (redirects, rewrites, headers) a site may have."""
@@ -34,12 +36,22 @@ class RuleSet:
     lines: dict[str, list[int | None]] = field(
         default_factory=lambda: {"redirects": [], "rewrites": [], "headers": []}
     )
+    paths: dict[str, list[str]] = field(
+        default_factory=lambda: {"redirects": [], "rewrites": [], "headers": []}
+    )
     warnings: list[str] = field(default_factory=list)
 
-    def add(self, kind: str, rule: dict[str, Any], line: int | None) -> None:
+    def add(self, kind: str, rule: dict[str, Any], item: Node) -> None:
         rules: list[dict[str, Any]] = getattr(self, kind)
         rules.append(rule)
-        self.lines[kind].append(line)
+        self.lines[kind].append(item.line)
+        self.paths[kind].append(item.path)
+
+    def positions(self) -> dict[str, tuple[tuple[str, int | None], ...]]:
+        """Each rule's path and line in the file, by kind (`SiteConfig.rule_positions`)."""
+        return {
+            kind: tuple(zip(self.paths[kind], self.lines[kind], strict=True)) for kind in self.lines
+        }
 
     def empty(self) -> bool:
         return not (
@@ -78,11 +90,21 @@ def vercel_rules(fields: Mapping[str, Node], source: str, *, strict: bool) -> Ru
         if kind in fields:
             for item in fields[kind].items(most=MAX_RULES):
                 known = _item_fields(item, _FIELDS[kind], strict, rules.warnings)
-                rules.add(kind, reader(item, known), item.line)
+                rule = reader(item, known)
+                if not strict and kind == "rewrites" and _external(rule):
+                    # vercel.json proxies an API this way; scalemesh.json is told it cannot.
+                    rules.warnings.append(item.warning(_PROXY))
+                    continue
+                rules.add(kind, rule, item)
     return rules
 
 
 _FIELDS = {"redirects": _REDIRECT, "rewrites": _REWRITE, "headers": _HEADERS}
+_PROXY = "proxies to another site, which Scale Mesh does not do; this rewrite is not applied"
+
+
+def _external(rule: Mapping[str, Any]) -> bool:
+    return str(rule["destination"]).startswith(("http://", "https://"))
 
 
 def _item_fields(
@@ -193,3 +215,19 @@ def _condition(item: Node) -> dict[str, str]:
     if "value" in fields:
         condition["value"] = fields["value"].text(empty=True)
     return condition
+
+
+def check_compiled(config: SiteConfig) -> None:
+    """The rules compiled as the proxy will (`builder.siterules`): a rule it refuses fails the
+    build here, at the rule's line, not when the site is served."""
+    if config.rules is None:
+        return
+    try:
+        compile_rules(config.rules)
+    except RuleError as exc:
+        known = config.rule_positions.get(exc.kind, ())
+        if exc.index is not None and exc.index < len(known):
+            path, line = known[exc.index]
+        else:  # a whole list, or a top-level setting: the readers always write those right
+            path, line = exc.kind, config.lines.get(exc.kind)
+        raise ConfigError(config.source or "config", line, f"{path}: {exc.message}") from None

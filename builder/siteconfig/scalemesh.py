@@ -71,7 +71,7 @@ def read(text: str, source: str, *, target: str, branch: str) -> SiteConfig:
         clean_urls=rules.clean_urls if "cleanUrls" in fields else None,
         trailing_slash=rules.trailing_slash,
         rules=None if rules.empty() else rules.to_json(),
-        rule_lines={kind: tuple(lines) for kind, lines in rules.lines.items()},
+        rule_positions=rules.positions(),
         env=env,
         env_scopes=scopes,
         previews=previews(fields["previews"]) if "previews" in fields else Previews(),

@@ -51,6 +51,7 @@ FRAMEWORKS = {
     "eleventy": "eleventy",
     "vite": "vite",
     "hugo": "hugo",
+    "other": "static",
 }
 
 
@@ -86,7 +87,7 @@ def read(text: str, source: str, *, present: Callable[[str], bool]) -> SiteConfi
         clean_urls=rules.clean_urls if "cleanUrls" in fields else None,
         trailing_slash=rules.trailing_slash,
         rules=None if rules.empty() else rules.to_json(),
-        rule_lines={kind: tuple(lines) for kind, lines in rules.lines.items()},
+        rule_positions=rules.positions(),
         warnings=(*warnings, *rules.warnings),
         lines={name: node.line for name, node in fields.items() if node.line},
     )

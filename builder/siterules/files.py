@@ -6,9 +6,11 @@ Lines that cannot be used are skipped and listed in `Rules.errors`, for the depl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote
+
+from builder.siterules.netlify import compile_pattern, fill
+from builder.siterules.safety import header_problem
 
 Headers = list[tuple[str, str]]
 
@@ -20,23 +22,8 @@ REWRITE = 200
 NOT_FOUND = 404
 _RULE_STATUSES = REDIRECT_STATUSES | {REWRITE, NOT_FOUND}
 
-# A `_headers` file may set caching and security headers, but not the ones that describe the
-# bytes on the wire: a wrong one would corrupt the response rather than just mislabel it.
-_FRAMING_HEADERS = frozenset(
-    {
-        "content-length",
-        "content-range",
-        "content-encoding",
-        "transfer-encoding",
-        "etag",
-        "location",
-        "connection",
-        "vary",
-        "accept-ranges",
-    }
-)
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_PLACEHOLDER = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+MAX_RULES = 2048
+"""Rules of each kind a site may have (redirects, rewrites, header blocks); more are refused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +70,7 @@ class Rules:
                 continue
             found = rule.pattern.fullmatch(path)
             if found is not None:
-                return rule, _fill(rule.target, found.groupdict(default=""))
+                return rule, fill(rule.target, found.groupdict(default=""))
         return None
 
     def headers_for(self, path: str) -> Headers:
@@ -126,7 +113,7 @@ def _parse_redirects(text: str, errors: list[str]) -> Iterable[RedirectRule]:
             # A 200 to another origin would make us a proxy for anyone's site.
             errors.append(f"{where}: only redirects may point at another site")
             continue
-        pattern = _compile(source, splat_anywhere=False)
+        pattern = compile_pattern(source, splat_anywhere=False)
         if pattern is None:
             errors.append(f"{where}: `*` may only end the source")
             continue
@@ -147,7 +134,7 @@ def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
                 yield HeaderRule(source, tuple(block), pattern)
             source, block = stripped, []
             if stripped.startswith("/"):
-                pattern = _compile(stripped, splat_anywhere=True)
+                pattern = compile_pattern(stripped, splat_anywhere=True)
             else:
                 # Netlify's per-host blocks: every deployment has several hosts, so such a
                 # block would apply inconsistently; drop it whole rather than on every host.
@@ -158,57 +145,11 @@ def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
         name, value = name.strip(), value.strip()
         if source is None:
             errors.append(f"{where}: a header before any path")
-        elif not colon or not _TOKEN.fullmatch(name) or not _is_header_value(value):
+        elif not colon:
             errors.append(f"{where}: expected `Name: value`")
-        elif name.lower() in _FRAMING_HEADERS:
-            errors.append(f"{where}: {name} is set by the proxy")
+        elif (problem := header_problem(name, value)) is not None:
+            errors.append(f"{where}: {problem}")
         else:
             block.append((name, value))
     if source is not None and pattern is not None and block:
         yield HeaderRule(source, tuple(block), pattern)
-
-
-def _is_header_value(value: str) -> bool:
-    # Printable ASCII only: the ASGI edge sends bytes, and CR/LF would split the response.
-    return value.isascii() and value.isprintable()
-
-
-def _compile(source: str, *, splat_anywhere: bool) -> re.Pattern[str] | None:
-    """A regex for a Netlify path pattern: `:name` is one segment, `*` the rest (the splat).
-
-    Trailing slashes do not matter (`/about` and `/about/` are one page), and `/a/*` matches `/a`.
-    """
-    body = source.rstrip("/")
-    if body.endswith("/*"):
-        head, tail = body[:-2], r"(?:/(?P<splat>.*))?/?"
-    else:
-        head, tail = body, "/?"
-    if not splat_anywhere and "*" in head:
-        return None
-    parts: list[str] = []
-    seen: set[str] = set()
-    for index, piece in enumerate(re.split(r"(:[A-Za-z_][A-Za-z0-9_]*|\*)", head)):
-        if index % 2 == 0:
-            parts.append(re.escape(piece))
-        elif piece == "*":
-            # Only `_headers` gets here: `*` inside a path (`/*.js`) is "anything".
-            parts.append(".*")
-        elif piece[1:] in seen or piece[1:] == "splat":
-            parts.append("[^/]+")
-        else:
-            seen.add(piece[1:])
-            parts.append(f"(?P<{piece[1:]}>[^/]+)")
-    return re.compile("".join(parts) + (tail if head or tail != "/?" else "/"))
-
-
-def _fill(target: str, values: Mapping[str, str]) -> str:
-    """`target` with `:splat` and `:name` replaced by what they matched, percent-encoded."""
-
-    def replace(found: re.Match[str]) -> str:
-        name = found.group(1)
-        if name not in values:
-            # `https://host:8080/` has no placeholder, just a port; keep such text as it is.
-            return found.group(0)
-        return quote(values[name], safe="/" if name == "splat" else "")
-
-    return _PLACEHOLDER.sub(replace, target)

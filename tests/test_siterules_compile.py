@@ -1,0 +1,238 @@
+"""`builder.siterules.compile_rules`: what fails a build, and the 2,048-rule limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from builder.siterules import MAX_RULES, RequestView, RuleError, compile_rules
+from tests.support.site_rules import netlify, vercel
+
+# --- compile_rules: what fails a build -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "index", "message"),
+    [
+        ([], "rules", None, "must be an object"),
+        ({"semantics": "apache"}, "semantics", None, "'vercel' or 'netlify'"),
+        (vercel(clean_urls="yes"), "clean_urls", None, "true or false"),
+        (vercel(trailing_slash=1), "trailing_slash", None, "true, false or null"),
+        (vercel(redirects={}), "redirects", None, "must be a list"),
+        (vercel(redirects=["/a"]), "redirects", 0, "must be an object"),
+        (vercel(redirects=[{"destination": "/b"}]), "redirects", 0, "source must be"),
+        (vercel(redirects=[{"source": "/a"}]), "redirects", 0, "destination must be"),
+        (
+            vercel(redirects=[{"source": "/a", "destination": "b"}]),
+            "redirects",
+            0,
+            "starting with /",
+        ),
+        (
+            vercel(redirects=[{"source": "/a", "destination": "/" + "b" * 4096}]),
+            "redirects",
+            0,
+            "longer",
+        ),
+        (vercel(redirects=[{"source": "/a", "destination": "/b\n"}]), "redirects", 0, "control"),
+        (
+            vercel(redirects=[{"source": "/a", "destination": "/b", "status": 200}]),
+            "redirects",
+            0,
+            "301, 302",
+        ),
+        (
+            vercel(redirects=[{"source": "/a", "destination": "/b", "status": True}]),
+            "redirects",
+            0,
+            "status",
+        ),
+        (
+            vercel(redirects=[{"source": "/a", "destination": "/b", "force": 1}]),
+            "redirects",
+            0,
+            "force",
+        ),
+        (
+            vercel(redirects=[{"source": "/:a(", "destination": "/b"}]),
+            "redirects",
+            0,
+            "source '/:a('",
+        ),
+        (
+            vercel(rewrites=[{"source": "/api/:p*", "destination": "https://api.example/:p*"}]),
+            "rewrites",
+            0,
+            "may not point at another site",
+        ),
+        (
+            netlify(
+                redirects=[{"source": "/a", "destination": "https://x.example/", "status": 200}]
+            ),
+            "redirects",
+            0,
+            "another site",
+        ),
+        (
+            netlify(redirects=[{"source": "/a/*/b", "destination": "/c"}]),
+            "redirects",
+            0,
+            "* only at its end",
+        ),
+        (
+            netlify(redirects=[{"source": "a", "destination": "/c"}]),
+            "redirects",
+            0,
+            "starting with /",
+        ),
+        (vercel(headers=[{"source": "/(.*)", "headers": []}]), "headers", 0, "non-empty list"),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["X-A"]]}]),
+            "headers",
+            0,
+            "[name, value] strings",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["Set-Cookie", "a=1"]]}]),
+            "headers",
+            0,
+            "may not set or clear cookies",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["set-COOKIE", "a=1"]]}]),
+            "headers",
+            0,
+            "cookies",
+        ),
+        (
+            netlify(headers=[{"source": "/*", "headers": [["Clear-Site-Data", '"cookies"']]}]),
+            "headers",
+            0,
+            "cookies",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["Content-Length", "1"]]}]),
+            "headers",
+            0,
+            "set by the proxy",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["X A", "1"]]}]),
+            "headers",
+            0,
+            "not a header name",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["X-A", "caf\u00e9"]]}]),
+            "headers",
+            0,
+            "printable ASCII",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["X-A", "1"]], "has": {}}]),
+            "headers",
+            0,
+            "has must be a list",
+        ),
+        (
+            vercel(headers=[{"source": "/(.*)", "headers": [["X-A", "1"]], "has": [1]}]),
+            "headers",
+            0,
+            "has[0] must be an object",
+        ),
+        (
+            vercel(
+                headers=[{"source": "/(.*)", "headers": [["X-A", "1"]], "has": [{"type": "ip"}]}]
+            ),
+            "headers",
+            0,
+            "type must be one of",
+        ),
+        (
+            vercel(
+                headers=[
+                    {"source": "/(.*)", "headers": [["X-A", "1"]], "missing": [{"type": "header"}]}
+                ]
+            ),
+            "headers",
+            0,
+            "missing[0].key",
+        ),
+        (
+            vercel(
+                headers=[{"source": "/(.*)", "headers": [["X-A", "1"]], "has": [{"type": "host"}]}]
+            ),
+            "headers",
+            0,
+            "needs a value",
+        ),
+        (
+            vercel(
+                headers=[
+                    {
+                        "source": "/(.*)",
+                        "headers": [["X-A", "1"]],
+                        "has": [{"type": "query", "key": "a", "value": 1}],
+                    }
+                ]
+            ),
+            "headers",
+            0,
+            "value must be a string",
+        ),
+        (
+            vercel(
+                headers=[
+                    {
+                        "source": "/(.*)",
+                        "headers": [["X-A", "1"]],
+                        "has": [{"type": "query", "key": "a", "value": "(a+)+$"}],
+                    }
+                ]
+            ),
+            "headers",
+            0,
+            "exponential",
+        ),
+        (
+            vercel(
+                headers=[
+                    {
+                        "source": "/(.*)",
+                        "headers": [["X-A", "1"]],
+                        "has": [{"type": "query", "key": "a", "value": "a*b*c*"}],
+                    }
+                ]
+            ),
+            "headers",
+            0,
+            "more than 2 unbounded",
+        ),
+    ],
+)
+def test_compile_errors(raw: Any, kind: str, index: int | None, message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        compile_rules(raw)
+    assert message in caught.value.message
+    assert (caught.value.kind, caught.value.index) == (kind, index)
+    assert str(caught.value).startswith(kind if index is None else f"{kind}[{index}]: ")
+
+
+@pytest.mark.parametrize("kind", ["redirects", "rewrites", "headers"])
+def test_2048_rules_of_a_kind_compile_and_2049_fail(kind: str) -> None:
+    rule: dict[str, Any] = {"source": "/a/:x", "destination": "/b"}
+    if kind == "headers":
+        rule = {"source": "/a/:x", "headers": [["X-A", "1"]]}
+    compiled = compile_rules(vercel(**{kind: [rule] * MAX_RULES}))
+    assert len(getattr(compiled, kind)) == 2048
+    with pytest.raises(RuleError, match="has 2,049 rules; at most 2,048") as caught:
+        compile_rules(vercel(**{kind: [rule] * (MAX_RULES + 1)}))
+    assert (caught.value.kind, caught.value.index) == (kind, None)
+
+
+def test_empty_rules_compile_to_nothing() -> None:
+    compiled = compile_rules({"semantics": "netlify"})
+    assert (compiled.redirects, compiled.rewrites, compiled.headers) == ((), (), ())
+    assert not compiled.reads_headers
+    assert compiled.match_redirect(RequestView("/")) is None
