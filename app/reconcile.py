@@ -29,6 +29,7 @@ from app.database import AnyEngine
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import publish_pending
 from app.deployments.records import RunningBuild
+from app.deployments.skips import skipped_reason
 from app.deployments.transitions import defer, move, requeue
 from app.domains.rechecks import DomainRechecks
 from app.errors import ErrorCode
@@ -289,9 +290,11 @@ class Reconciler:
                     deployment_id, f"the build timed out after {timeout} s", ErrorCode.TIMEOUT
                 )
         elif state.status is RunStatus.SUCCEEDED:
-            manifest = output_prefix(build.project_id, deployment_id) + MANIFEST
-            if await self.storage.exists(manifest):
+            prefix = output_prefix(build.project_id, deployment_id)
+            if await self.storage.exists(prefix + MANIFEST):
                 await self._ready(deployment_id)
+            elif (reason := await skipped_reason(self.storage, prefix)) is not None:
+                await self._skipped(deployment_id, reason)
             else:
                 await self._fail(
                     deployment_id,
@@ -342,6 +345,13 @@ class Reconciler:
         ):
             log.info("deployment ready", extra={"deployment_id": deployment_id})
             await self._publish(deployment_id)
+        await self.finish(deployment_id)
+
+    async def _skipped(self, deployment_id: str, reason: str) -> None:
+        """The build decided not to deploy: final, no alias moves (`error` says why)."""
+        one_line = " ".join(reason.split())[:MAX_ERROR]
+        if await move(deployment_id, [S.BUILDING], S.SKIPPED, error=one_line):
+            log.info("deployment skipped", extra={"deployment_id": deployment_id, "why": one_line})
         await self.finish(deployment_id)
 
     async def _publish_pending(self) -> None:

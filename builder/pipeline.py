@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from builder import shell
+from builder import shell, skipping
 from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
@@ -88,6 +88,10 @@ def _steps(build: Build, log: Log, durations: dict[str, int]) -> str | None:
             build.clone()
         with log.running("detect", durations):
             plan = build.detect()
+            skipped = skipping.skip_reason(build, plan)
+        if skipped is not None:
+            skipping.record(build, skipped)
+            return None
         with log.running("install", durations):
             build.install(plan)
         with log.running("build", durations):

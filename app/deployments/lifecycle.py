@@ -17,6 +17,9 @@ class DeploymentState(StrEnum):
     READY = "ready"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    """Built to the point of deciding not to deploy (ignoreCommand, monorepo paths, previews
+    off): `error` holds why, `error_code` stays empty; no alias moves to it."""
 
 
 class Target(StrEnum):
@@ -25,17 +28,18 @@ class Target(StrEnum):
 
 
 S = DeploymentState
-FINAL_STATES = frozenset({S.READY, S.FAILED, S.CANCELLED})
+FINAL_STATES = frozenset({S.READY, S.FAILED, S.CANCELLED, S.SKIPPED})
 UNFINISHED = (S.QUEUED, S.BUILDING)
 
 TRANSITIONS: Mapping[DeploymentState, frozenset[DeploymentState]] = MappingProxyType(
     {
         S.QUEUED: frozenset({S.BUILDING, S.FAILED, S.CANCELLED}),
         # Back to the queue: its runner died with its API process (at most `build_attempts`).
-        S.BUILDING: frozenset({S.QUEUED, S.READY, S.FAILED, S.CANCELLED}),
+        S.BUILDING: frozenset({S.QUEUED, S.READY, S.FAILED, S.CANCELLED, S.SKIPPED}),
         S.READY: frozenset(),
         S.FAILED: frozenset(),
         S.CANCELLED: frozenset(),
+        S.SKIPPED: frozenset(),
     }
 )
 """Every allowed move; final states go nowhere."""

@@ -43,6 +43,7 @@ BADGES: Mapping[DeploymentState, str] = MappingProxyType(
         DeploymentState.READY: "✅ Ready",
         DeploymentState.FAILED: "❌ Failed",
         DeploymentState.CANCELLED: "⏹️ Cancelled",
+        DeploymentState.SKIPPED: "⏭️ Skipped",
     }
 )
 """The PR comment's Status column."""
@@ -63,6 +64,8 @@ def description(view: DeploymentView) -> str:
         return "Building…"
     if view.state is DeploymentState.READY:
         return shorten(f"Deployed to {view.url}")
+    if view.state is DeploymentState.SKIPPED:
+        return shorten(f"Skipped: {view.error or 'nothing to deploy'}")
     code = view.error_code or (
         ErrorCode.CANCELLED if view.state is DeploymentState.CANCELLED else ErrorCode.BUILD_FAILED
     )

@@ -24,6 +24,7 @@ class ReportedPhase(StrEnum):
     READY = "ready"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
     INACTIVE = "inactive"
     """Retired: its pull request closed or its branch was deleted."""
     UNREPORTED = "unreported"
@@ -38,6 +39,8 @@ _COMMIT_STATES: Mapping[DeploymentState, str] = MappingProxyType(
         S.READY: "success",
         S.FAILED: "failure",
         S.CANCELLED: "failure",
+        # Success, so that a required check does not block a pull request nothing was built for.
+        S.SKIPPED: "success",
     }
 )
 _DEPLOYMENT_STATES: Mapping[DeploymentState, str] = MappingProxyType(
@@ -47,6 +50,7 @@ _DEPLOYMENT_STATES: Mapping[DeploymentState, str] = MappingProxyType(
         S.READY: "success",
         S.FAILED: "failure",
         S.CANCELLED: "inactive",
+        S.SKIPPED: "inactive",
     }
 )
 
@@ -65,10 +69,11 @@ def to_github_deployment_state(
 ) -> str:
     """The GitHub Deployment status for a deployment state.
 
-    A retired deployment (its pull request closed, its branch deleted) and a cancelled one are
-    `inactive`: nothing failed, there is just nothing to visit.
+    A retired deployment (its pull request closed, its branch deleted), a cancelled and a
+    skipped one are `inactive`: nothing failed, there is just nothing to visit (and, unlike
+    `success`, it leaves the environment's live deployment active).
     """
-    if retired or state is S.CANCELLED:
+    if retired or state in (S.CANCELLED, S.SKIPPED):
         return "inactive"
     return "error" if platform_fault else _DEPLOYMENT_STATES[state]
 

@@ -50,6 +50,9 @@ CLAIM_TTL = 120.0
 FIRST_RETRY = 2.0
 MAX_RETRY = 300.0
 ERROR_LENGTH = 500
+_NOTHING_TO_VISIT = (DeploymentState.CANCELLED, DeploymentState.SKIPPED)
+"""No GitHub Deployment is made for these when GitHub first hears of them already so; one
+made earlier becomes `inactive`."""
 """Characters of a failure's text kept on the row."""
 
 
@@ -207,7 +210,7 @@ class Reporter:
         text = description(view)
         installation, repository = found.installation_id, found.full_name
         github_id = view.github_deployment_id
-        never_built = view.state is DeploymentState.CANCELLED or view.retired
+        never_built = view.state in _NOTHING_TO_VISIT or view.retired
         if github_id is None and not never_built:
             github_id = await self.github.create_deployment(
                 installation,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from app.reconcile import Reconciler
 from app.refs import RefError, ResolvedRef
 from app.runners.api import RunnerError, RunState, RunStatus
-from builder.spec import MANIFEST, BuildSpec
+from builder.spec import MANIFEST, SKIPPED, BuildSpec
 from tests.support.api import Client
 
 MAIN_SHA = "a" * 40
@@ -109,6 +109,20 @@ def succeed(client: Client, runner: FakeRunner, deployment_id: str) -> None:
         )
         await storage.put(f"{build.spec.output_prefix}index.html", b"<h1>hi</h1>")
         await storage.put(f"{build.spec.output_prefix}{MANIFEST}", b'{"version": 1}')
+        await services.bus.append(deployment_id, {"type": "end", "ok": True})
+
+    client.run(work)
+    build.status = RunStatus.SUCCEEDED
+
+
+def skip(client: Client, runner: FakeRunner, deployment_id: str, raw: bytes) -> None:
+    """What a builder that decided not to deploy does: `raw` in place of the manifest, an ok end."""
+    build = runner.build_of(deployment_id)
+    services = client.app.state.services
+    storage = services.reconciler.storage
+
+    async def work() -> None:
+        await storage.put(f"{build.spec.output_prefix}{SKIPPED}", raw)
         await services.bus.append(deployment_id, {"type": "end", "ok": True})
 
     client.run(work)

@@ -1,0 +1,126 @@
+"""The ignoreCommand: run in the build's confinement after the clone, exit 0 skips, another code
+builds, killed or timed out fails the build; the commits it compares under every name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from builder import skipping
+from builder.confine import ConfinementError, Launch, Unconfined
+from builder.errors import BuildError
+from builder.siteconfig.records import SiteConfig
+from tests.support.builder import make_spec
+from tests.support.git import git
+from tests.support.skipping import decide, monorepo, prepared
+
+DOCS_ONLY = 'test "$SCALEMESH_PREVIOUS_SHA" = "$CACHED_COMMIT_REF" && git diff --quiet '
+DOCS_ONLY += '"$SCALEMESH_PREVIOUS_SHA" HEAD -- docs/'
+
+
+def test_an_ignore_command_exiting_0_skips(tmp_path: Path) -> None:
+    config = SiteConfig(source="scalemesh.json", ignore_command=DOCS_ONLY)
+
+    reason, sink = decide(tmp_path, config)
+
+    assert reason == f"the ignoreCommand {DOCS_ONLY!r} exited with code 0"
+    lines = sink.lines()
+    assert f"Running {DOCS_ONLY} (ignoreCommand of scalemesh.json) to decide whether to build" in (
+        lines
+    )
+    assert "The ignoreCommand exited with code 0: skipping this build" in lines
+
+
+def test_an_ignore_command_exiting_1_builds(tmp_path: Path) -> None:
+    config = SiteConfig(ignore_command="git diff --quiet $SCALEMESH_PREVIOUS_SHA HEAD -- apps/")
+
+    reason, sink = decide(tmp_path, config)
+
+    assert reason is None
+    assert "The ignoreCommand exited with code 1: building" in sink.lines()
+
+
+def test_the_ignore_command_sees_the_commits_under_every_name(tmp_path: Path) -> None:
+    names = [
+        "SCALEMESH_PREVIOUS_SHA", "SCALEMESH_SHA", "SCALEMESH_BRANCH", "SCALEMESH_TARGET",
+        "VERCEL_GIT_PREVIOUS_SHA", "VERCEL_GIT_COMMIT_SHA", "VERCEL_GIT_COMMIT_REF", "VERCEL_ENV",
+        "CACHED_COMMIT_REF", "COMMIT_REF", "BRANCH",
+    ]  # fmt: skip
+    shown = " ".join(f"{name}=${name}" for name in names)
+    config = SiteConfig(ignore_command=f'echo "{shown} PWD=$PWD"; exit 1')
+
+    _, sink = decide(tmp_path, config, root_directory="apps/a", target="production", branch="main")
+
+    first = git(tmp_path / "repo", "rev-parse", "HEAD~1")
+    second = git(tmp_path / "repo", "rev-parse", "HEAD")
+    printed = next(line for line in sink.lines() if line.startswith("SCALEMESH_PREVIOUS_SHA="))
+    assert printed == (
+        f"SCALEMESH_PREVIOUS_SHA={first} SCALEMESH_SHA={second} SCALEMESH_BRANCH=main "
+        f"SCALEMESH_TARGET=production VERCEL_GIT_PREVIOUS_SHA={first} "
+        f"VERCEL_GIT_COMMIT_SHA={second} VERCEL_GIT_COMMIT_REF=main VERCEL_ENV=production "
+        f"CACHED_COMMIT_REF={first} COMMIT_REF={second} BRANCH=main "
+        f"PWD={tmp_path / 'work' / 'repo' / 'apps' / 'a'}"
+    )
+
+
+def test_without_a_previous_deployment_the_ignore_command_does_not_run(tmp_path: Path) -> None:
+    reason, sink = decide(tmp_path, SiteConfig(ignore_command="exit 0"), previous_sha="")
+
+    assert reason is None
+    assert not any(line.startswith("Running exit 0") for line in sink.lines())
+
+
+@pytest.mark.parametrize(
+    ("command", "killed_by"),
+    [("kill -9 $$", "SIGKILL"), ("exit 137", "SIGKILL"), ("kill -40 $$", "signal 40")],
+)
+def test_a_killed_ignore_command_fails_the_build(
+    tmp_path: Path, command: str, killed_by: str
+) -> None:
+    with pytest.raises(BuildError) as raised:
+        decide(tmp_path, SiteConfig(ignore_command=command))
+
+    assert str(raised.value) == f"the ignoreCommand {command!r} was killed by {killed_by}"
+
+
+def test_an_ignore_command_that_times_out_fails_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(skipping, "IGNORE_TIMEOUT", 1)
+
+    with pytest.raises(BuildError, match=r"^the ignoreCommand timed out after 1 s$"):
+        decide(tmp_path, SiteConfig(ignore_command="sleep 30"))
+
+
+def test_an_ignore_command_that_cannot_start_fails_the_build(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    repo, first, second = monorepo(tmp_path)
+    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
+    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 0"))
+    build.path = str(empty)  # no sh
+
+    with pytest.raises(BuildError, match="sh"):
+        skipping.skip_reason(build, plan)
+
+
+class Unlaunchable(Unconfined):
+    def launch(self, argv: Sequence[str], *, cwd: Path, env: Any) -> Launch:
+        raise ConfinementError("no sandbox today")
+
+
+def test_an_ignore_command_its_sandbox_refuses_fails_the_build(tmp_path: Path) -> None:
+    repo, first, second = monorepo(tmp_path)
+    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
+    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 0"))
+    build.confinement = Unlaunchable(spec.limits)
+
+    with pytest.raises(BuildError) as raised:
+        skipping.skip_reason(build, plan)
+
+    assert (
+        str(raised.value) == "sh -c 'exit 0' could not be started in its sandbox: no sandbox today"
+    )
