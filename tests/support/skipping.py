@@ -51,8 +51,10 @@ def prepared(
         confine=given(Unconfined(spec.limits)),
     )
     build.clone()
-    build.config = config or SiteConfig()
-    return build, build.detect(), sink
+    plan = build.detect()
+    if config is not None:  # in place of what detect read from the repository's config file
+        build.config = config
+    return build, plan, sink
 
 
 def decide(
