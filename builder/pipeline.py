@@ -24,6 +24,7 @@ from builder.logsink import LogSink, LogSinkError, basic_auth
 from builder.siteconfig import effective
 from builder.siteconfig.reading import read_config
 from builder.siteconfig.records import SiteConfig
+from builder.siterules.files import problems as site_rule_problems
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
 from builder.upload import (
@@ -319,6 +320,8 @@ class Build:
         files = stage(
             self.checkout, plan.output_path, self.staging, self.spec.limits, self.log.line
         )
+        for problem in site_rule_problems(files):
+            self.log.line(f"Warning: {problem}")
         self.log.line(f"Uploading {len(files)} files from {label}")
         uploaded = upload_output(files, self.storage, self.spec.output_prefix, self.scratch)
         steps = {**durations, "upload": round((time.monotonic() - started) * 1000)}

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -182,13 +182,15 @@ class Proxy:
             return
         try:
             site = await self._site(target)
-            response = await respond(_request(key, memo_key), site)
+            # Rules that read headers or cookies get them, and their answers are not replayed.
+            headers = scope["headers"] if site.reads_headers else ()
+            response = await respond(_request(key, memo_key, headers), site)
             if target.protected:
                 response = private(response)
         except (ObjectNotFound, StorageError) as exc:
             await storage_failed(send, method, target, exc)
             return
-        if sum(map(len, memo_key)) <= MAX_REPLAY_KEY:  # the method counts in characters
+        if sum(map(len, memo_key)) <= MAX_REPLAY_KEY and not site.reads_headers:
             self._remember(memo_key, target, method, response)
         if response.streamed:
             await send_file(self.storage, self.cache, scope, send, target, response)
@@ -355,9 +357,12 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
         yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
 
 
-def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
-    """What `respond` reads, from the very values the answer will be remembered under."""
-    _, method, _, query, accept_encoding, if_none_match, range_, if_range = memo_key
+def _request(
+    key: str, memo_key: _MemoKey, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> ProxyRequest:
+    """What `respond` reads, from the very values the answer will be remembered under (and the
+    raw `headers` when the site's rules read them: such answers are never remembered)."""
+    host, method, _, query, accept_encoding, if_none_match, range_, if_range = memo_key
     # Latin-1 never fails to decode; escaping happens where a value is rendered.
     return ProxyRequest(
         method=method,
@@ -367,6 +372,8 @@ def _request(key: str, memo_key: _MemoKey) -> ProxyRequest:
         if_none_match=if_none_match.decode("latin-1"),
         range=range_.decode("latin-1"),
         if_range=if_range.decode("latin-1"),
+        host=host.decode("latin-1"),
+        headers=tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in headers),
     )
 
 

@@ -17,9 +17,14 @@ Public API:
   site's `inline_limit`); a file the manifest lists but storage lacks raises
   `FileNotFoundError`.
 
-The order of the rules (DESIGN §6): hidden files → `_redirects` (a rule without `!` only when no
-file matches) → the file, `dir/index.html`, clean URLs → `404.html` → the single-page-app
-fallback → a branded 404. `_headers` then applies to whatever was answered.
+The order of the rules (DESIGN §6): hidden files → `_redirects`, then a `netlify.toml`'s
+redirects (a rule without `!`/`force` only when no file matches) → the file, `dir/index.html`,
+clean URLs → `404.html` → the single-page-app fallback → a branded 404. `_headers` (and the
+config file's header rules) then apply to whatever was answered.
+
+A site whose rules come from a `vercel.json` or `scalemesh.json` follows Vercel's order instead:
+`cleanUrls`/`trailingSlash` redirects → redirects → `_redirects` → the file (`vercel_paths`) →
+rewrites (only after a miss) → `404.html` → the single-page-app fallback → a branded 404.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from builder.content import REVALIDATE
-from builder.siterules.files import NOT_FOUND, REWRITE, Headers
+from builder.siterules import CompiledRules, RequestView
+from builder.siterules.compiled import VERCEL
+from builder.siterules.files import NOT_FOUND, REDIRECT_STATUSES, REWRITE, Headers
+from proxy import vercel_paths
 from proxy.request_headers import SUFFIXES, etag_for, none_match, parse_range, pick_encoding
 from proxy.routing import BadPath, path_to_key
 from proxy.site import FileInfo, Site, is_hidden
+from proxy.vercel_paths import INDEX_FILE
 
 NOT_FOUND_FILE = "404.html"
-INDEX_FILE = "index.html"
 
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%~"
@@ -79,11 +87,19 @@ class ProxyRequest:
     range: str = ""
     if_range: str = ""
     """An ETag; `Range` only counts while it still names the file (RFC 9110 §13.1.5)."""
+    host: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Lower-case names; given only when the site's rules read them (`Site.reads_headers`)."""
 
     @property
     def path(self) -> str:
         """The decoded path the rules match against."""
         return "/" + self.key
+
+    @property
+    def view(self) -> RequestView:
+        """What a `has`/`missing` condition may look at."""
+        return RequestView(self.path, self.query, self.host, dict(self.headers))
 
 
 @dataclass(slots=True)
@@ -123,31 +139,75 @@ async def respond(request: ProxyRequest, site: Site) -> ProxyResponse:
         response = await _not_found(request, site, allow_spa=False)
     else:
         response = await _route(request, site)
-    _apply_custom_headers(site.rules.headers_for(request.path), response.headers)
-    response.headers.append(("x-content-type-options", "nosniff"))
+    _apply_custom_headers(site.headers_for(request.view), response.headers)
+    if response.header("x-content-type-options") is None:
+        response.headers.append(("x-content-type-options", "nosniff"))
     if request.method == "HEAD":
         response.body = b""
     return response
 
 
 async def _route(request: ProxyRequest, site: Site) -> ProxyResponse:
+    if site.config is not None and site.config.semantics == VERCEL:
+        return await _route_vercel(request, site, site.config)
     found = _find(site, request.key)
-    matched = site.rules.match_redirect(request.path, file_exists=found is not None)
-    if matched is not None:
-        rule, target = matched
-        if rule.is_redirect:
-            return _redirect(rule.status, _with_query(target, request.query))
-        rewritten = _find_target(site, target)
-        if rewritten is not None and rewritten.info is not None:
-            status = 200 if rule.status == REWRITE else NOT_FOUND
-            return await _serve(request, site, rewritten.key, rewritten.info, status)
-        if rule.status == NOT_FOUND:
-            return await _not_found(request, site, allow_spa=False)
+    answer = await _redirect_rules(request, site, site.config, file_exists=found is not None)
+    if answer is not None:
+        return answer
     if found is None:
         return await _not_found(request, site, allow_spa=True)
     if found.info is None:
         return _redirect(308, _with_query(found.location, request.query))
     return await _serve(request, site, found.key, found.info, 200)
+
+
+async def _route_vercel(request: ProxyRequest, site: Site, config: CompiledRules) -> ProxyResponse:
+    location = vercel_paths.canonical(
+        request.path, clean_urls=config.clean_urls, trailing_slash=config.trailing_slash
+    )
+    if location is not None:
+        return _redirect(308, _with_query(location, request.query))
+    matched = config.match_redirect(request.view)
+    if matched is not None:
+        return _redirect(matched.status, _with_query(matched.target, request.query))
+    key = vercel_paths.find(site.files, request.key, clean_urls=config.clean_urls)
+    # The output's own `_redirects` still counts, as on every site, shadowed by a file.
+    answer = await _redirect_rules(request, site, None, file_exists=key is not None)
+    if answer is not None:
+        return answer
+    if key is not None:
+        return await _serve(request, site, key, site.files[key], 200)
+    target = config.match_rewrite(request.view)
+    if target is None:
+        return await _not_found(request, site, allow_spa=True)
+    rewritten = _find_target(site, target)
+    if rewritten is None or rewritten.info is None:
+        return await _not_found(request, site, allow_spa=False)
+    return await _serve(request, site, rewritten.key, rewritten.info, 200)
+
+
+async def _redirect_rules(
+    request: ProxyRequest, site: Site, config: CompiledRules | None, *, file_exists: bool
+) -> ProxyResponse | None:
+    """The first of `_redirects`, then `netlify.toml`'s redirects, that answers the request."""
+    matched = site.rules.match_redirect(request.path, file_exists=file_exists)
+    if matched is not None:
+        status, target = matched[0].status, matched[1]
+    elif config is not None and (
+        found := config.match_redirect(request.view, file_exists=file_exists)
+    ):
+        status, target = found.status, found.target
+    else:
+        return None
+    if status in REDIRECT_STATUSES:
+        return _redirect(status, _with_query(target, request.query))
+    rewritten = _find_target(site, target)
+    if rewritten is not None and rewritten.info is not None:
+        answer = 200 if status == REWRITE else NOT_FOUND
+        return await _serve(request, site, rewritten.key, rewritten.info, answer)
+    if status == NOT_FOUND:
+        return await _not_found(request, site, allow_spa=False)
+    return None
 
 
 def _find(site: Site, key: str) -> _Found | None:

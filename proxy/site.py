@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from builder.content import REVALIDATE, is_compressible
-from builder.siterules.files import HEADERS_FILE, REDIRECTS_FILE, Rules
+from builder.siterules import CompiledRules, RequestView, RuleError, compile_rules
+from builder.siterules.compiled import VERCEL
+from builder.siterules.files import HEADERS_FILE, REDIRECTS_FILE, Headers, Rules
 from builder.spec import RESERVED_DIR
 
 Reader = Callable[[str], Awaitable[bytes]]
@@ -55,6 +57,27 @@ class Site:
     inline_limit: int | None = None
     """Files larger than this are never read whole: their body is streamed by the edge (None:
     every file is read)."""
+    config: CompiledRules | None = None
+    """The rules of the repository's config file (the manifest's `rules`), if it has any."""
+
+    @property
+    def reads_headers(self) -> bool:
+        """Answers depend on request headers or cookies (a `has`/`missing` rule reads them)."""
+        return self.config is not None and self.config.reads_headers
+
+    def headers_for(self, request: RequestView) -> Headers:
+        """`_headers`, then the config file's header rules: Vercel's replace a name, Netlify's
+        join it."""
+        found = self.rules.headers_for(request.path)
+        if self.config is None:
+            return found
+        combined = {name.lower(): (name, value) for name, value in found}
+        for name, value in self.config.headers_for(request):
+            earlier = combined.get(name.lower())
+            if earlier is not None and self.config.semantics != VERCEL:
+                value = f"{earlier[1]}, {value}"
+            combined[name.lower()] = (name, value)
+        return list(combined.values())
 
     @classmethod
     async def load(
@@ -65,7 +88,8 @@ class Site:
         size: Sizer,
         inline_limit: int | None = None,
     ) -> Site:
-        """Parse the manifest and read `_redirects`/`_headers` (the only reads done here)."""
+        """Parse the manifest, compile its `rules` and read `_redirects`/`_headers` (the only
+        reads done here)."""
         listed: Mapping[str, Any] = manifest.get("files") or {}
         texts: dict[str, str] = {}
         for name in (REDIRECTS_FILE, HEADERS_FILE):
@@ -78,4 +102,12 @@ class Site:
             if not is_hidden(key)
         }
         rules = Rules.parse(texts.get(REDIRECTS_FILE, ""), texts.get(HEADERS_FILE, ""))
-        return cls(files, read, size, rules, inline_limit)
+        config = None
+        if manifest.get("rules") is not None:
+            try:
+                config = compile_rules(manifest["rules"])
+            except RuleError as exc:
+                # The builder refuses such rules; a manifest from before it did (or written by
+                # hand) loses its rules, not the site: the problem goes to the proxy's log.
+                rules = replace(rules, errors=(*rules.errors, f"rules: {exc}"))
+        return cls(files, read, size, rules, inline_limit, config)

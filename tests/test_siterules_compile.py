@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from builder.siterules import MAX_RULES, RequestView, RuleError, compile_rules
+from builder.siterules import MAX_RULES, RequestView, RuleError, Rules, compile_rules
 from tests.support.site_rules import netlify, vercel
 
 # --- compile_rules: what fails a build -----------------------------------------------------
@@ -236,3 +236,15 @@ def test_empty_rules_compile_to_nothing() -> None:
     assert (compiled.redirects, compiled.rewrites, compiled.headers) == ((), (), ())
     assert not compiled.reads_headers
     assert compiled.match_redirect(RequestView("/")) is None
+
+
+def test_rules_files_beyond_the_limit_keep_the_first_2048() -> None:
+    redirects = "".join(f"/r{n} /t{n}\n" for n in range(MAX_RULES + 3))
+    headers = "".join(f"/h{n}\n  X-N: {n}\n" for n in range(MAX_RULES + 1))
+    rules = Rules.parse(redirects, headers)
+    assert (len(rules.redirects), len(rules.headers)) == (MAX_RULES, MAX_RULES)
+    assert rules.redirects[-1].source == "/r2047"
+    assert rules.errors == (
+        "_redirects: only the first 2,048 of 2,051 rules count",
+        "_headers: only the first 2,048 of 2,049 rules count",
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from builder.siterules.netlify import compile_pattern, fill
 from builder.siterules.safety import header_problem
@@ -24,6 +25,8 @@ _RULE_STATUSES = REDIRECT_STATUSES | {REWRITE, NOT_FOUND}
 
 MAX_RULES = 2048
 """Rules of each kind a site may have (redirects, rewrites, header blocks); more are refused."""
+MAX_REPORTED = 20
+"""Problems of `_redirects`/`_headers` listed one by one in a build log; the rest are counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,10 @@ class Rules:
         errors: list[str] = []
         redirects = tuple(_parse_redirects(redirects_text, errors))
         headers = tuple(_parse_headers(headers_text, errors))
-        return cls(redirects, headers, tuple(errors))
+        for name, rules in ((REDIRECTS_FILE, redirects), (HEADERS_FILE, headers)):
+            if len(rules) > MAX_RULES:
+                errors.append(f"{name}: only the first {MAX_RULES:,} of {len(rules):,} rules count")
+        return cls(redirects[:MAX_RULES], headers[:MAX_RULES], tuple(errors))
 
     def match_redirect(self, path: str, *, file_exists: bool) -> tuple[RedirectRule, str] | None:
         """The first rule for `path` and its target with placeholders filled in.
@@ -153,3 +159,18 @@ def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
             block.append((name, value))
     if source is not None and pattern is not None and block:
         yield HeaderRule(source, tuple(block), pattern)
+
+
+def problems(files: Iterable[tuple[str, Path]]) -> list[str]:
+    """What the proxy will skip in an output's `_redirects` and `_headers`, for the build log:
+    the first `MAX_REPORTED` problems, then how many more there are."""
+    texts = {
+        path: staged.read_bytes().decode("utf-8", errors="replace")
+        for path, staged in files
+        if path in (REDIRECTS_FILE, HEADERS_FILE)
+    }
+    errors = Rules.parse(texts.get(REDIRECTS_FILE, ""), texts.get(HEADERS_FILE, "")).errors
+    shown = [f"{error} (the proxy skips this rule)" for error in errors[:MAX_REPORTED]]
+    if len(errors) > MAX_REPORTED:
+        shown.append(f"{len(errors) - MAX_REPORTED} more problems in _redirects/_headers")
+    return shown

@@ -24,8 +24,9 @@ MAX_SOURCE = 4096
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 _QUANTIFIED = re.compile(r"[*+?{]")
 _PREFIXES = "./"
-# In a destination, `:name` may keep the modifier it had in the source (`/news/:slug*`).
-_DEST_PARAM = re.compile(r":([A-Za-z0-9_]+)[*+?]?|\$([0-9]+)")
+# In a destination, `:name` may keep the modifier it had in the source (`/news/:slug*`); a `?`
+# is one only before `/` or the end, else it starts the query (`/p/:id?from=post`).
+_DEST_PARAM = re.compile(r":([A-Za-z0-9_]+)(?:[*+]|\?(?=/|$))?|\$([0-9]+)")
 
 
 @dataclass(frozen=True, slots=True)

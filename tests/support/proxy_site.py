@@ -84,6 +84,8 @@ async def get(
     if_none_match: str = "",
     range: str = "",
     if_range: str = "",
+    host: str = "web.localhost",
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> ProxyResponse:
     raw, _, raw_query = path.partition("?")
     request = ProxyRequest(
@@ -94,6 +96,8 @@ async def get(
         if_none_match=if_none_match,
         range=range,
         if_range=if_range,
+        host=host,
+        headers=headers,
     )
     response = await respond(request, site)
     if response.streamed:
@@ -109,13 +113,18 @@ async def make(
     redirects: str | None = None,
     headers: str | None = None,
     compressed: tuple[str, ...] = (),
+    rules: Mapping[str, Any] | None = None,
 ) -> Site:
+    """A site of `files`, with a `_redirects`, a `_headers` and a manifest's `rules` if given."""
     everything = dict(files)
     if redirects is not None:
         everything["_redirects"] = redirects.encode()
     if headers is not None:
         everything["_headers"] = headers.encode()
-    return await FakeDeployment(everything, compressed).site()
+    deployment = FakeDeployment(everything, compressed)
+    if rules is not None:
+        deployment.manifest["rules"] = rules
+    return await deployment.site()
 
 
 def etag_of(data: bytes) -> str:
