@@ -27,6 +27,7 @@ from builder.siteconfig.records import SiteConfig
 from builder.siterules.files import problems as site_rule_problems
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
+from builder.toolchains.setup import TOOLCHAIN_ENV, prepare_toolchains
 from builder.upload import (
     Storage,
     StorageError,
@@ -52,6 +53,7 @@ def run(
     path: str,
     confine: Confine,
     work_root: Path | None = None,
+    toolchains: Path | None = None,
 ) -> bool:
     """Build `spec` and upload its output to `storage`; True when it is deployed.
 
@@ -60,6 +62,7 @@ def run(
     unprivileged user), so they cannot read the builder's own environment (its clone token) or
     touch its files; every process of theirs is killed before the output is read. `work_root`:
     where the build's directory is made (the system's temporary directory when None).
+    `toolchains`: the cache Node and bun versions are fetched into (`builder.toolchains`).
     Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
     """
     log = Log(sink, max_bytes=spec.limits.max_log_mb << 20)
@@ -69,6 +72,7 @@ def run(
     ) as tmp:
         try:
             build = Build(spec, log, storage, path=path, workdir=Path(tmp), confine=confine)
+            build.toolchains = toolchains
         except ConfinementError as exc:
             log.end(f"the build could not be confined: {exc}")
             return False
@@ -144,6 +148,7 @@ class Build:
         self.staging = private / "output"
         self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
+        self.toolchains: Path | None = None
         self.config = SiteConfig()
         """The repository's config file, read after the clone (`builder.siteconfig`)."""
         binds = [(self.checkout, f"{BUILD_ROOT}/repo"), (self.home, f"{BUILD_ROOT}/home")]
@@ -241,6 +246,11 @@ class Build:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
         self.confinement.hand_over([self.checkout, self.home])
+        config = self.config
+        self.path = prepare_toolchains(
+            self.checkout, plan, config.node_version, config.source, self.toolchains, self.path,
+            self.log.line,
+        )  # fmt: skip
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
@@ -286,7 +296,7 @@ class Build:
     def build_env(self) -> dict[str, str]:
         """The whole environment of install and build: nothing of the builder's own leaks in."""
         # The project's variables win over the config file's.
-        env = {"LANG": "C.UTF-8", **self.config.env, **self.spec.env}
+        env = {"LANG": "C.UTF-8", **TOOLCHAIN_ENV, **self.config.env, **self.spec.env}
         env |= {
             "PATH": self.path,
             "HOME": str(self.home),

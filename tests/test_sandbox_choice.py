@@ -121,3 +121,7 @@ def test_else_in_a_temporary_directory_of_their_own(tmp_path: Path) -> None:
     assert not root.is_relative_to(closed)
     assert root.stat().st_mode & 0o777 == 0o711
     root.rmdir()
+    cache = work_root_for(closed / "data", "toolchains", 0o755)
+    assert cache.name.startswith("scalemesh-toolchains-")
+    assert cache.stat().st_mode & 0o777 == 0o755
+    cache.rmdir()

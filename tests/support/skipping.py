@@ -52,8 +52,8 @@ def prepared(
     )
     build.clone()
     plan = build.detect()
-    if config is not None:  # in place of what detect read from the repository's config file
-        build.config = config
+    # After detection, which reads the repository's own file (none here) into it.
+    build.config = config or SiteConfig()
     return build, plan, sink
 
 
