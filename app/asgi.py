@@ -38,6 +38,7 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import UNSAFE_BUILDS, HealthChecks
+from app.http import config_schema
 from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
@@ -295,6 +296,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            *config_schema.ROUTES,
             *metrics_route.ROUTES,
             UserController,
             AccountsController,

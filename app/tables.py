@@ -11,6 +11,7 @@ Piccolo's `Unique([...])`, which emits `ALTER TABLE .. ADD CONSTRAINT` that SQLi
 from __future__ import annotations
 
 from piccolo.columns import (
+    JSON,
     UUID,
     BigInt,
     Boolean,
@@ -206,6 +207,9 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """Ready, but its aliases may not point at it yet: set with `ready`, cleared once published."""
     finish_claimed_until = Timestamptz(null=True, default=None)
     """A replica is wrapping up the ending deployment until then; after, another may retry."""
+    config = JSON(null=True, default=None)
+    """The build's effective config, from its manifest once ready (`app.deployments.build_config`):
+    each field's value and source, env names and scopes, warnings; null before, or if none."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):
