@@ -49,6 +49,7 @@ from app.metrics import ApiMetrics
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
+from app.projects.env_routes import EnvController
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -300,6 +301,7 @@ def create_app(
             TokenController,
             GitHubSignInController,
             ProjectController,
+            EnvController,
             DomainController,
             DeploymentController,
             *preview_routes.ROUTES,

@@ -137,12 +137,16 @@ class Project(Table, tablename="scalemesh_project"):
 
 
 class EnvVar(Table, tablename="scalemesh_env_var"):
-    """A project's build variable; the value is AES-GCM sealed to (project id, name)."""
+    """A build variable of a project in one scope; its value is sealed to (project id, name)."""
 
     project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
     name = Varchar(length=255)
     value_sealed = Bytea()
     updated_at = Timestamptz(default=TimestamptzNow())
+    scope = Varchar(length=20, default="production")
+    """`production`, `preview` or `branch` (`app.projects.scopes.ScopeKind`)."""
+    git_branch = Varchar(length=255, default="")
+    """The branch of a `branch` scope, else "". One value per (project, name, scope, git_branch)."""
 
 
 class Deployment(Table, tablename="scalemesh_deployment"):

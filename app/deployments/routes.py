@@ -41,6 +41,7 @@ class DeploymentOut(msgspec.Struct):
     ready_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    """Why it did not go live; for a `skipped` one, why the build was skipped (no code)."""
     error_code: str | None = None
     """A stable code for why it did not go live (`build_failed`, `timeout`, `cancelled`, …)."""
     github_error: str | None = None
