@@ -21,6 +21,8 @@ from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.generators import tool_path
 from builder.logsink import LogSink, LogSinkError, basic_auth
+from builder.siteconfig import effective
+from builder.siteconfig.reading import read_config
 from builder.siteconfig.records import SiteConfig
 from builder.siterules.files import problems as site_rule_problems
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
@@ -224,19 +226,18 @@ class Build:
 
     def detect(self) -> Plan:
         spec = self.spec
-        plan = detect(
-            self.checkout,
-            root_directory=spec.root_directory,
-            install_command=spec.install_command,
-            build_command=spec.build_command,
-            output_directory=spec.output_directory,
-            framework=self.config.framework,
-        )
+        self.config = read_config(self.checkout, spec)
+        for line in effective.file_lines(self.config):
+            self.log.line(line)
+        given = effective.given(spec, self.config)
+        plan = detect(self.checkout, **given, framework=self.config.framework)
         manager = f" ({plan.package_manager})" if plan.package_manager else ""
         self.log.line(f"Detected {plan.framework}{manager}: {plan.reason}")
-        if spec.root_directory:
-            self.log.line(f"Root directory: {spec.root_directory}")
+        if given["root_directory"]:
+            self.log.line(f"Root directory: {given['root_directory']}")
         self.log.line(f"Output directory: {plan.output_directory}")
+        for line in effective.log_lines(spec, self.config, plan):
+            self.log.line(line)
         return plan
 
     # --- install and build ---------------------------------------------------------------
@@ -294,7 +295,8 @@ class Build:
 
     def build_env(self) -> dict[str, str]:
         """The whole environment of install and build: nothing of the builder's own leaks in."""
-        env = {"LANG": "C.UTF-8", **TOOLCHAIN_ENV, **self.spec.env}
+        # The project's variables win over the config file's.
+        env = {"LANG": "C.UTF-8", **TOOLCHAIN_ENV, **self.config.env, **self.spec.env}
         env |= {
             "PATH": self.path,
             "HOME": str(self.home),
@@ -353,7 +355,8 @@ class Build:
             "files": {path: record.to_json() for path, record in files.items()},
             "steps": dict(steps),
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+            "config": effective.manifest_config(self.spec, self.config, plan),
+        } | ({"rules": dict(self.config.rules)} if self.config.rules is not None else {})
 
 
 def _limit_hint(signum: int, limits: BuildLimits) -> str:

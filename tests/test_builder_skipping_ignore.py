@@ -124,3 +124,23 @@ def test_an_ignore_command_its_sandbox_refuses_fails_the_build(tmp_path: Path) -
     assert (
         str(raised.value) == "sh -c 'exit 0' could not be started in its sandbox: no sandbox today"
     )
+
+
+class Unstoppable(Unconfined):
+    def stop_all(self) -> None:
+        raise ConfinementError("processes of user 1001 survived SIGKILL")
+
+
+def test_an_ignore_command_whose_processes_survive_fails_the_build(tmp_path: Path) -> None:
+    repo, first, second = monorepo(tmp_path)
+    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
+    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 1"))
+    build.confinement = Unstoppable(spec.limits)
+
+    with pytest.raises(BuildError) as raised:
+        skipping.skip_reason(build, plan)
+
+    assert str(raised.value) == (
+        "the ignoreCommand's processes could not all be stopped: "
+        "processes of user 1001 survived SIGKILL"
+    )
