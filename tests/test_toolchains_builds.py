@@ -1,8 +1,9 @@
-"""Real builds with real toolchains: a Vite + React site through npm, pnpm (corepack) and bun, and
-a site whose .nvmrc asks for Node 22, each in the sandbox; builds cannot write the toolchain cache.
+"""Real builds with real toolchains: a Vite + React site through npm, pnpm and yarn (corepack)
+and bun, and a site whose .nvmrc asks for Node 22, each in the sandbox; builds cannot write the
+toolchain cache.
 
 They reach the npm registry (the builder for Node and bun, the sandbox through its egress proxy
-for packages and pnpm). The toolchain cache is shared (`tests.support.toolchains`).
+for packages, pnpm and yarn). The toolchain cache is shared (`tests.support.toolchains`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def assert_vite_react_deployed(tmp_path: Path) -> None:
     [
         ("npm", "Running npm ci", r"Node 20\.\d+\.\d+ \(the builder's default\)"),
         ("pnpm", "Running corepack pnpm install --frozen-lockfile", r"Node 20\."),
+        ("yarn", "Running corepack yarn install --immutable", r"Node 20\."),
         ("bun", "Running bun install --frozen-lockfile", r"bun 1\.4\.5 \(packageManager in"),
     ],
 )
