@@ -66,6 +66,20 @@ def test_an_nvmrc_asking_for_node_22_gets_node_22(tmp_path: Path) -> None:
     assert (deployed(tmp_path) / "index.html").is_file()
 
 
+def test_node_version_in_scalemesh_json_wins_over_nvmrc(tmp_path: Path) -> None:
+    files = {".nvmrc": "20\n", "scalemesh.json": '{"nodeVersion": "22"}'}
+    repo, sha = make_repo(tmp_path / "repo", "npm", files)
+    build = "sh -c 'node --version && npm run build'"
+    spec = make_spec(repo, sha, tmp_path / "storage", env=NPM_OFFLINE, build_command=build)
+
+    ok, sink = sandboxed(spec)
+
+    assert ok, sink.events[-1]
+    chosen = next(line for line in sink.lines("install") if line.startswith("Node "))
+    assert re.fullmatch(r"Node 22\.\d+\.\d+ from scalemesh\.json nodeVersion \(22\)", chosen)
+    assert sink.lines("build")[1].startswith("v22.")
+
+
 PLANT = (
     'sh -c \'bin=$(dirname "$(command -v node)"); node --version; '
     'touch "$bin/planted" || echo "the cache is read-only"; '
