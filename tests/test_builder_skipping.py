@@ -253,3 +253,24 @@ def test_a_build_with_no_root_directory_nor_ignore_command_fetches_nothing(
 
     assert reason is None
     assert not any("last ready deployment" in line for line in sink.lines())
+
+
+@pytest.mark.parametrize(
+    ("target", "skipped"), [("preview", True), ("production", False)], ids=["preview", "production"]
+)
+def test_previews_off_in_scalemesh_json_skip_previews_only(
+    tmp_path: Path, target: str, skipped: bool
+) -> None:
+    repo, sha = make_repo(
+        tmp_path / "repo", "static", {"scalemesh.json": '{"previews": {"enabled": false}}'}
+    )
+    spec = make_spec(repo, sha, tmp_path / "storage", target=target, branch="feature/x")
+
+    ok, sink = run(spec)
+
+    assert ok, sink.events[-1]
+    assert (deployed(tmp_path) / SKIPPED).exists() is skipped
+    assert (deployed(tmp_path) / MANIFEST).exists() is not skipped
+    if skipped:
+        reason = json.loads((deployed(tmp_path) / SKIPPED).read_text())["reason"]
+        assert reason == "previews are off for branch feature/x"

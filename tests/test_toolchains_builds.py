@@ -1,8 +1,9 @@
-"""Real builds with real toolchains: a Vite + React site through npm, pnpm (corepack) and bun, and
-a site whose .nvmrc asks for Node 22, each in the sandbox; builds cannot write the toolchain cache.
+"""Real builds with real toolchains: a Vite + React site through npm, pnpm and yarn (corepack)
+and bun, and a site whose .nvmrc asks for Node 22, each in the sandbox; builds cannot write the
+toolchain cache.
 
 They reach the npm registry (the builder for Node and bun, the sandbox through its egress proxy
-for packages and pnpm). The toolchain cache is shared (`tests.support.toolchains`).
+for packages, pnpm and yarn). The toolchain cache is shared (`tests.support.toolchains`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def assert_vite_react_deployed(tmp_path: Path) -> None:
     [
         ("npm", "Running npm ci", r"Node 20\.\d+\.\d+ \(the builder's default\)"),
         ("pnpm", "Running corepack pnpm install --frozen-lockfile", r"Node 20\."),
+        ("yarn", "Running corepack yarn install --immutable", r"Node 20\."),
         ("bun", "Running bun install --frozen-lockfile", r"bun 1\.4\.5 \(packageManager in"),
     ],
 )
@@ -62,6 +64,20 @@ def test_an_nvmrc_asking_for_node_22_gets_node_22(tmp_path: Path) -> None:
     assert re.fullmatch(r"Node 22\.\d+\.\d+ from \.nvmrc \(22\)", chosen[0])
     assert chosen[0].removeprefix("Node ").split()[0] == sink.lines("build")[1].removeprefix("v")
     assert (deployed(tmp_path) / "index.html").is_file()
+
+
+def test_node_version_in_scalemesh_json_wins_over_nvmrc(tmp_path: Path) -> None:
+    files = {".nvmrc": "20\n", "scalemesh.json": '{"nodeVersion": "22"}'}
+    repo, sha = make_repo(tmp_path / "repo", "npm", files)
+    build = "sh -c 'node --version && npm run build'"
+    spec = make_spec(repo, sha, tmp_path / "storage", env=NPM_OFFLINE, build_command=build)
+
+    ok, sink = sandboxed(spec)
+
+    assert ok, sink.events[-1]
+    chosen = next(line for line in sink.lines("install") if line.startswith("Node "))
+    assert re.fullmatch(r"Node 22\.\d+\.\d+ from scalemesh\.json nodeVersion \(22\)", chosen)
+    assert sink.lines("build")[1].startswith("v22.")
 
 
 PLANT = (

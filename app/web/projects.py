@@ -284,6 +284,8 @@ async def env_submit(
     user, form = await form_user(request, dashboard.settings, dashboard.users)
     name = form.get("name", "").strip()
     try:
+        # Who may change them is said before what is wrong with the form.
+        await dashboard.projects.get(user.id, slug, Role.PUSH)
         if "delete" in form:
             scope = form.get("scope", "")
             chosen = parse_scopes([scope] if scope else [])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from builder.detect import Plan
 from builder.toolchains import bun, node
-from builder.toolchains.registry import Registry, cache_root
+from builder.toolchains.registry import REGISTRY, Registry, cache_root
 
 SYSTEM_CAS = Path("/etc/ssl/certs/ca-certificates.crt")
 """Debian's CA bundle, which the sandbox shows (its /etc/ssl)."""
@@ -21,6 +21,9 @@ TOOLCHAIN_ENV = {
     # registry mirror (or a newer signing key) fails; the sha512 check of the tarball remains,
     # as for every dependency npm installs.
     "COREPACK_INTEGRITY_KEYS": "0",
+    # Yarn 2+ from the npm registry (@yarnpkg/cli-dist), like pnpm and yarn 1, rather than from
+    # repo.yarnpkg.com: one origin for every package manager, the one a build's network allows.
+    "COREPACK_NPM_REGISTRY": REGISTRY,
     # Node's fetch (corepack's) trusts only Node's own CAs; git, curl and npm (its cafile) trust
     # the system's, which may hold a registry mirror's CA.
     **({"NODE_EXTRA_CA_CERTS": str(SYSTEM_CAS)} if SYSTEM_CAS.is_file() else {}),

@@ -24,9 +24,14 @@ from builder.toolchains.registry import REGISTRY, cache_root
 from tests.support.builder import SITES, CapturingSink, make_repo, make_spec, run
 
 VITE_REACT = SITES / "vite-react"
-LOCKS = {"npm": "package-lock.json", "pnpm": "pnpm-lock.yaml", "bun": "bun.lock"}
-PNPM = "pnpm@10.34.8"
-BUN = "bun@1.4.5"
+LOCKS = {
+    "npm": "package-lock.json",
+    "pnpm": "pnpm-lock.yaml",
+    "yarn": "yarn.lock",
+    "bun": "bun.lock",
+}
+DECLARED = {"npm": None, "pnpm": "pnpm@10.34.8", "yarn": "yarn@4.9.2", "bun": "bun@1.4.5"}
+YARNRC = "nodeLinker: node-modules\nenableTelemetry: false\n"
 
 
 def shared_cache() -> Path:
@@ -37,15 +42,15 @@ def shared_cache() -> Path:
     return cache_root(Path(raw) if raw else default)
 
 
-def vite_react(tmp_path: Path, manager: str, **files: str) -> BuildSpec:
+def vite_react(tmp_path: Path, manager: str) -> BuildSpec:
     """The Vite + React site with `manager`'s lockfile (and packageManager), committed."""
     repo = tmp_path / "repo"
     shutil.copytree(VITE_REACT, repo, ignore=shutil.ignore_patterns("locks"))
     shutil.copy(VITE_REACT / "locks" / LOCKS[manager], repo)
     package: dict[str, Any] = json.loads((repo / "package.json").read_text())
-    package["packageManager"] = {"npm": None, "pnpm": PNPM, "bun": BUN}[manager]
+    package["packageManager"] = DECLARED[manager]
     (repo / "package.json").write_text(json.dumps(package, indent=2))
-    repo, sha = make_repo(repo, files=dict(files))
+    repo, sha = make_repo(repo, files={".yarnrc.yml": YARNRC} if manager == "yarn" else {})
     return make_spec(repo, sha, tmp_path / "storage", timeout=240)
 
 
