@@ -114,7 +114,7 @@ def runner_from_settings(
             settings.runner_env,
             work_root_for(settings.data_dir),
             sandbox=choose_sandbox(settings),
-            toolchains=work_root_for(settings.data_dir, "toolchains", 0o755),
+            toolchains=work_root_for(settings.data_dir, "toolchains"),
         )
     if settings.ecs is None:
         raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")

@@ -319,18 +319,23 @@ class LocalRunner:
         return state
 
 
-def work_root_for(data_dir: Path, name: str = "builds", mode: int = 0o711) -> Path:
+def work_root_for(data_dir: Path, name: str = "builds") -> Path:
     """Where builds get their directories: `<data dir>/builds` when every directory above it
     lets others through (a sandbox's own host uid must reach its build's directory), else a
     directory of this runner's own in the system's temporary directory.
 
-    `name="toolchains", mode=0o755`: the toolchain cache, which builds read, the same way."""
+    `name="toolchains"`: the toolchain cache, which builds read, the same way; its fallback is
+    one per user, kept from run to run (the builder refuses it unless it is ours alone)."""
     wanted = data_dir.resolve() / name
     wanted.mkdir(parents=True, exist_ok=True)
     if all(parent.stat().st_mode & 0o001 for parent in wanted.parents):
         return wanted
+    if name == "toolchains":
+        shared = Path(tempfile.gettempdir()) / f"scalemesh-toolchains-{os.geteuid()}"
+        shared.mkdir(mode=0o755, exist_ok=True)
+        return shared
     temporary = Path(tempfile.mkdtemp(prefix=f"scalemesh-{name}-"))
-    temporary.chmod(mode)
+    temporary.chmod(0o711)
     return temporary
 
 
