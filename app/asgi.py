@@ -38,6 +38,7 @@ from app.github.oauth_api import GitHubUsersApi
 from app.github.routing import Router
 from app.handler_context import HandlerContext
 from app.health import UNSAFE_BUILDS, HealthChecks
+from app.http import config_schema
 from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
 from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
@@ -49,6 +50,7 @@ from app.metrics import ApiMetrics
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
+from app.projects.env_routes import EnvController
 from app.projects.envvars import Sealer
 from app.projects.routes import ProjectController
 from app.projects.service import ProjectService
@@ -113,6 +115,7 @@ def runner_from_settings(
             settings.runner_env,
             work_root_for(settings.data_dir),
             sandbox=choose_sandbox(settings),
+            toolchains=work_root_for(settings.data_dir, "toolchains"),
         )
     if settings.ecs is None:
         raise RunnerError("SCALEMESH_RUNNER=ecs needs the SCALEMESH_ECS_* settings")
@@ -293,12 +296,14 @@ def create_app(
     return Litestar(
         route_handlers=[
             *health.ROUTES,
+            *config_schema.ROUTES,
             *metrics_route.ROUTES,
             UserController,
             AccountsController,
             TokenController,
             GitHubSignInController,
             ProjectController,
+            EnvController,
             DomainController,
             DeploymentController,
             *preview_routes.ROUTES,

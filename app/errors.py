@@ -107,6 +107,10 @@ class ErrorCode(StrEnum):
     BRANCH_DELETED = "branch_deleted"
     FORK_REFUSED = "fork_refused"
     ALIAS_TAKEN = "alias_taken"
+    # Env var scopes (`app.projects.scopes`).
+    ENV_SCOPE_INVALID = "env_scope_invalid"
+    ENV_BRANCH_INVALID = "env_branch_invalid"
+    ENV_NOT_FOUND = "env_not_found"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -178,6 +182,9 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.BRANCH_DELETED: _K.STOPPED,
         _C.FORK_REFUSED: _K.STOPPED,
         _C.ALIAS_TAKEN: _K.PLATFORM,
+        _C.ENV_SCOPE_INVALID: _K.INVALID,
+        _C.ENV_BRANCH_INVALID: _K.INVALID,
+        _C.ENV_NOT_FOUND: _K.NOT_FOUND,
     }
 )
 """The kind of every code."""

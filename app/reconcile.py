@@ -26,6 +26,7 @@ from app.aliases import AliasAnnouncer
 from app.builds.specs import CloneTokenDelayed, CloneTokenUnavailable, SpecMaker
 from app.builds.tokens import BuildTokens
 from app.database import AnyEngine
+from app.deployments.build_config import record_config
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import publish_pending
 from app.deployments.records import RunningBuild
@@ -292,6 +293,7 @@ class Reconciler:
         elif state.status is RunStatus.SUCCEEDED:
             prefix = output_prefix(build.project_id, deployment_id)
             if await self.storage.exists(prefix + MANIFEST):
+                await record_config(self.storage, prefix, deployment_id)
                 await self._ready(deployment_id)
             elif (reason := await skipped_reason(self.storage, prefix)) is not None:
                 await self._skipped(deployment_id, reason)

@@ -11,6 +11,7 @@ Piccolo's `Unique([...])`, which emits `ALTER TABLE .. ADD CONSTRAINT` that SQLi
 from __future__ import annotations
 
 from piccolo.columns import (
+    JSON,
     UUID,
     BigInt,
     Boolean,
@@ -137,12 +138,16 @@ class Project(Table, tablename="scalemesh_project"):
 
 
 class EnvVar(Table, tablename="scalemesh_env_var"):
-    """A project's build variable; the value is AES-GCM sealed to (project id, name)."""
+    """A build variable of a project in one scope; its value is sealed to (project id, name)."""
 
     project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
     name = Varchar(length=255)
     value_sealed = Bytea()
     updated_at = Timestamptz(default=TimestamptzNow())
+    scope = Varchar(length=20, default="production")
+    """`production`, `preview` or `branch` (`app.projects.scopes.ScopeKind`)."""
+    git_branch = Varchar(length=255, default="")
+    """The branch of a `branch` scope, else "". One value per (project, name, scope, git_branch)."""
 
 
 class Deployment(Table, tablename="scalemesh_deployment"):
@@ -202,6 +207,9 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """Ready, but its aliases may not point at it yet: set with `ready`, cleared once published."""
     finish_claimed_until = Timestamptz(null=True, default=None)
     """A replica is wrapping up the ending deployment until then; after, another may retry."""
+    config = JSON(null=True, default=None)
+    """The build's effective config, from its manifest once ready (`app.deployments.build_config`):
+    each field's value and source, env names and scopes, warnings; null before, or if none."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):

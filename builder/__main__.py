@@ -36,6 +36,8 @@ RUN_AS = "SCALEMESH_BUILDER_RUN_AS"
 """`uid:gid` the project's commands run as; set by the builder image, which starts as root."""
 WORK_ROOT = "SCALEMESH_BUILDER_WORK_ROOT"
 """Where the build's directory is made (the local runner's, inside the data directory)."""
+TOOLCHAINS = "SCALEMESH_BUILDER_TOOLCHAINS"
+"""The toolchain cache (Node and bun versions a build asks for); builds only read it."""
 MAX_SPEC_BYTES = 1 << 20
 
 
@@ -75,7 +77,8 @@ def main(
         else:
             spec = read_spec(stdin)
             sink = StdoutSink(Masker.for_spec(spec), stdout)
-        confine = _confinement(environ, spec)
+        toolchains = _toolchains(environ)
+        confine = _confinement(environ, spec, toolchains)
         storage = open_storage(
             spec.storage_url,
             endpoint_url=spec.storage_endpoint_url,
@@ -96,6 +99,7 @@ def main(
             path=environ.get("PATH", os.defpath),
             confine=confine,
             work_root=_work_root(environ),
+            toolchains=toolchains,
         )
         sink.close()
     except LogSinkError as exc:
@@ -106,14 +110,27 @@ def main(
     return OK if ok else FAILED
 
 
-def _confinement(environ: Mapping[str, str], spec: BuildSpec) -> Confine:
+def _confinement(environ: Mapping[str, str], spec: BuildSpec, toolchains: Path | None) -> Confine:
     run_as = parse_run_as(environ.get(RUN_AS, ""))
-    return confinement_for(run_as, environ.get(SANDBOX, ""), spec.limits)
+    return confinement_for(run_as, environ.get(SANDBOX, ""), spec.limits, toolchains=toolchains)
 
 
 def _work_root(environ: Mapping[str, str]) -> Path | None:
     raw = environ.get(WORK_ROOT, "")
     return Path(raw) if raw else None
+
+
+def _toolchains(environ: Mapping[str, str]) -> Path | None:
+    raw = environ.get(TOOLCHAINS, "")
+    if not raw:
+        return None
+    path = Path(raw).absolute()
+    try:
+        # Made now: the sandbox mounts it before any build asks for something in it.
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"{TOOLCHAINS} {path} cannot be made: {exc.strerror}") from None
+    return path
 
 
 def _refuse(error: SpecError, sink: LogSink) -> int:

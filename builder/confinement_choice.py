@@ -31,10 +31,17 @@ BUILD_UIDS = 1_000_000
 own, unique while the builder lives, so its processes are its alone to count and kill."""
 
 
-def confinement_for(run_as: tuple[int, int] | None, sandbox: str, limits: BuildLimits) -> Confine:
+def confinement_for(
+    run_as: tuple[int, int] | None,
+    sandbox: str,
+    limits: BuildLimits,
+    *,
+    toolchains: Path | None = None,
+) -> Confine:
     """`run_as` (the builder image's uid:gid) wins; else the sandbox the local runner chose.
 
-    With neither, refuse: a build never runs unconfined unless someone asked for it."""
+    With neither, refuse: a build never runs unconfined unless someone asked for it.
+    `toolchains`: the toolchain cache, which a sandbox shows read-only."""
     if run_as is not None:
         return given(RunAs(*run_as, limits))
     if not sandbox:
@@ -47,7 +54,7 @@ def confinement_for(run_as: tuple[int, int] | None, sandbox: str, limits: BuildL
     if kind == "none":
         return given(Unconfined(limits))
     if kind == "bubblewrap":
-        return _bubblewrap(config, limits)
+        return _bubblewrap(config, limits, toolchains)
     raise SpecError(f"{SANDBOX} names no known sandbox ({kind!r})")
 
 
@@ -58,10 +65,11 @@ def build_uid(pid: int | None = None) -> int | None:
     return BUILD_UIDS + (os.getpid() if pid is None else pid)
 
 
-def _bubblewrap(config: Mapping[str, Any], limits: BuildLimits) -> Confine:
+def _bubblewrap(config: Mapping[str, Any], limits: BuildLimits, toolchains: Path | None) -> Confine:
     try:
         bwrap = Path(config["bwrap"])
         readonly = [Path(path) for path in config.get("readonly_paths", [])]
+        readonly += [toolchains] if toolchains is not None else []
         networks = [ipaddress.ip_network(net) for net in config.get("allow_networks", [])]
     except (KeyError, TypeError, ValueError) as exc:
         raise SpecError(f"{SANDBOX} has a bad bubblewrap setting: {exc}") from None

@@ -13,7 +13,7 @@ from typing import Any
 from builder import generators
 from builder.errors import BuildError
 
-SUPPORTED = ("npm", "pnpm", "yarn")
+SUPPORTED = ("npm", "pnpm", "yarn", "bun")
 LOCKFILES: dict[str, str] = {
     # In this order when one directory holds several and package.json's packageManager does
     # not choose among them.
@@ -52,7 +52,7 @@ class Plan:
     install_dir: Path
     """Where the install runs: the directory of the lockfile (a workspace root) or `root`."""
     package_manager: str | None
-    """`npm`, `pnpm` or `yarn`; None when there is no package.json."""
+    """`npm`, `pnpm`, `yarn` or `bun`; None when there is no package.json."""
     lockfile: str | None
     install: tuple[str, ...] | None
     build: tuple[str, ...] | None
@@ -244,9 +244,12 @@ def _install_argv(
 ) -> tuple[str, ...]:
     if manager not in SUPPORTED:
         found = f"found {lockfile}" if lockfile else "packageManager in package.json"
-        raise BuildError(f"{manager} is not supported yet ({found}); use npm, pnpm or yarn")
+        raise BuildError(f"{manager} is not supported ({found}); use npm, pnpm, yarn or bun")
     if manager == "npm":
         return ("npm", "ci") if lockfile else ("npm", "install")
+    if manager == "bun":
+        # bun.lock or bun.lockb: either is frozen; without one, bun writes bun.lock.
+        return ("bun", "install", "--frozen-lockfile") if lockfile else ("bun", "install")
     if lockfile is None:
         return ("corepack", manager, "install")
     if manager == "pnpm":
@@ -259,6 +262,8 @@ def _install_argv(
 
 
 def _runner(manager: str) -> tuple[str, ...]:
+    if manager == "bun":
+        return ("bun",)
     return ("corepack", manager) if manager in ("pnpm", "yarn") else ("npm",)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -125,12 +127,16 @@ def hugo(reason: str) -> Site:
 
 
 def mkdocs(repo: Path, root: Path, reason: str) -> Site:
-    """MkDocs in a virtualenv of the build's own, from PyPI through its egress proxy."""
+    """MkDocs in a virtualenv of the build's own, from PyPI through its egress proxy.
+
+    The venv is made by the system's python3, or where that has no venv module (Debian without
+    python3-venv) by the builder's own interpreter, which every confinement shows the build."""
     requirements = _is(repo, root / "requirements.txt", file=True)
     wanted = "-r requirements.txt mkdocs" if requirements else "mkdocs"
+    builders = shlex.quote(os.path.realpath(sys.executable))
     install = (
-        f'python3 -m venv "{MKDOCS_VENV}" && '
-        f'"{MKDOCS_VENV}/bin/pip" install --no-input --progress-bar off {wanted}'
+        f'{{ python3 -m venv "{MKDOCS_VENV}" || {builders} -m venv --clear "{MKDOCS_VENV}"; }} '
+        f'&& "{MKDOCS_VENV}/bin/pip" install --no-input --progress-bar off {wanted}'
     )
     build = f'exec "{MKDOCS_VENV}/bin/python" -m mkdocs build'
     return Site(MKDOCS, ("sh", "-c", install), ("sh", "-c", build), "site", reason)

@@ -21,10 +21,13 @@ from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
 from builder.generators import tool_path
 from builder.logsink import LogSink, LogSinkError, basic_auth
+from builder.siteconfig import effective
+from builder.siteconfig.reading import read_config
 from builder.siteconfig.records import SiteConfig
 from builder.siterules.files import problems as site_rule_problems
 from builder.spec import MANIFEST, MANIFEST_VERSION, BuildLimits, BuildSpec
 from builder.staging import stage
+from builder.toolchains.setup import TOOLCHAIN_ENV, prepare_toolchains
 from builder.upload import (
     Storage,
     StorageError,
@@ -50,6 +53,7 @@ def run(
     path: str,
     confine: Confine,
     work_root: Path | None = None,
+    toolchains: Path | None = None,
 ) -> bool:
     """Build `spec` and upload its output to `storage`; True when it is deployed.
 
@@ -58,6 +62,7 @@ def run(
     unprivileged user), so they cannot read the builder's own environment (its clone token) or
     touch its files; every process of theirs is killed before the output is read. `work_root`:
     where the build's directory is made (the system's temporary directory when None).
+    `toolchains`: the cache Node and bun versions are fetched into (`builder.toolchains`).
     Every outcome ends with an `end` event; only a failing log sink raises (`LogSinkError`).
     """
     log = Log(sink, max_bytes=spec.limits.max_log_mb << 20)
@@ -67,6 +72,7 @@ def run(
     ) as tmp:
         try:
             build = Build(spec, log, storage, path=path, workdir=Path(tmp), confine=confine)
+            build.toolchains = toolchains
         except ConfinementError as exc:
             log.end(f"the build could not be confined: {exc}")
             return False
@@ -142,6 +148,7 @@ class Build:
         self.staging = private / "output"
         self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
+        self.toolchains: Path | None = None
         self.config = SiteConfig()
         """The repository's config file, read after the clone (`builder.siteconfig`)."""
         binds = [(self.checkout, f"{BUILD_ROOT}/repo"), (self.home, f"{BUILD_ROOT}/home")]
@@ -219,19 +226,18 @@ class Build:
 
     def detect(self) -> Plan:
         spec = self.spec
-        plan = detect(
-            self.checkout,
-            root_directory=spec.root_directory,
-            install_command=spec.install_command,
-            build_command=spec.build_command,
-            output_directory=spec.output_directory,
-            framework=self.config.framework,
-        )
+        self.config = read_config(self.checkout, spec)
+        for line in effective.file_lines(self.config):
+            self.log.line(line)
+        given = effective.given(spec, self.config)
+        plan = detect(self.checkout, **given, framework=self.config.framework)
         manager = f" ({plan.package_manager})" if plan.package_manager else ""
         self.log.line(f"Detected {plan.framework}{manager}: {plan.reason}")
-        if spec.root_directory:
-            self.log.line(f"Root directory: {spec.root_directory}")
+        if given["root_directory"]:
+            self.log.line(f"Root directory: {given['root_directory']}")
         self.log.line(f"Output directory: {plan.output_directory}")
+        for line in effective.log_lines(spec, self.config, plan):
+            self.log.line(line)
         return plan
 
     # --- install and build ---------------------------------------------------------------
@@ -240,6 +246,11 @@ class Build:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
         self.confinement.hand_over([self.checkout, self.home])
+        config = self.config
+        self.path = prepare_toolchains(
+            self.checkout, plan, config.node_version, config.source, self.toolchains, self.path,
+            self.log.line,
+        )  # fmt: skip
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
@@ -284,7 +295,8 @@ class Build:
 
     def build_env(self) -> dict[str, str]:
         """The whole environment of install and build: nothing of the builder's own leaks in."""
-        env = {"LANG": "C.UTF-8", **self.spec.env}
+        # The project's variables win over the config file's.
+        env = {"LANG": "C.UTF-8", **TOOLCHAIN_ENV, **self.config.env, **self.spec.env}
         env |= {
             "PATH": self.path,
             "HOME": str(self.home),
@@ -343,7 +355,8 @@ class Build:
             "files": {path: record.to_json() for path, record in files.items()},
             "steps": dict(steps),
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+            "config": effective.manifest_config(self.spec, self.config, plan),
+        } | ({"rules": dict(self.config.rules)} if self.config.rules is not None else {})
 
 
 def _limit_hint(signum: int, limits: BuildLimits) -> str:

@@ -221,6 +221,8 @@ class Bubblewrap:
             proxy = f"http://127.0.0.1:{RELAY_PORT}"
             for name in ("HTTPS_PROXY", "HTTP_PROXY"):
                 given[name] = given[name.lower()] = proxy
+            # Yarn 2+ reads its own variables only.
+            given["YARN_HTTPS_PROXY"] = given["YARN_HTTP_PROXY"] = proxy
             given["NO_PROXY"] = given["no_proxy"] = NO_PROXY
         return given
 

@@ -235,6 +235,12 @@ def ignore_reason(build: Building, command: str, cwd: Path) -> str | None:
     build.confinement.hand_over([build.checkout, build.home])
     timeout = min(IGNORE_TIMEOUT, spec.timeout)
     code = _run_confined(build, ["sh", "-c", command], cwd, timeout)
+    try:
+        # Nothing it started may go on running while the builder reads the checkout again
+        # (the install step's toolchain files): it could swap them between check and read.
+        build.confinement.stop_all()
+    except ConfinementError as exc:
+        raise BuildError(f"the ignoreCommand's processes could not all be stopped: {exc}") from None
     # A sandbox reports a command killed by signal N as exit code 128 + N, as a shell does.
     signum = -code if code < 0 else code - 128 if 128 < code <= 128 + _MAX_SIGNAL else 0
     if signum:

@@ -354,7 +354,19 @@ def _with_text(event: LogEvent, text: str) -> LogEvent:
 #                            "cache_control": "public, max-age=0, must-revalidate",
 #                            "encodings": ["br", "gzip"]}, ...},
 #   "steps": {"clone": 812, "detect": 3, "install": 10234, "build": 5012, "upload": 901},  # ms
-#   "created_at": "2026-11-27T21:00:00Z"
+#   "created_at": "2026-11-27T21:00:00Z",
+#   "config": {                                  # the effective config (builder.siteconfig)
+#     "file": "scalemesh.json" | "vercel.json" | "apps/web/netlify.toml" | null,
+#     "fields": {"buildCommand": {"value": "npm run build", "source": "scalemesh.json"}, ...},
+#                # every field of scalemesh.json but $schema, env, rules; sources: "project",
+#                # the file, "detected", "default"; values: string, bool, list, object, null
+#     "env": {"API_URL": "production", "DEBUG": "scalemesh.json: preview"},  # names, never values
+#     "warnings": ["vercel.json:3: functions (serverless functions) are not supported: ..."]
+#   },
+#   "rules": {"semantics": "vercel" | "netlify", "source": "scalemesh.json",
+#             "clean_urls": false, "trailing_slash": null,
+#             "redirects": [...], "rewrites": [...], "headers": [...]}  # builder.siterules; left
+#                                                                   # out when the file has none
 # }
 # A file with "br" in `encodings` also exists as `<path>.br`, "gzip" as `<path>.gz`; those
 # siblings are not listed as files of their own.

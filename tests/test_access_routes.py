@@ -59,6 +59,12 @@ ROUTES = {
     "settings with env": Route(
         "PATCH", "/projects/site", Role.ADMIN, 200, json={"env": {"A": "1"}, "name": "x"}
     ),
+    "list env": Route("GET", "/projects/site/env", Role.PULL, 200),
+    "set env": Route(
+        "PUT", "/projects/site/env/A", Role.PUSH, 200, json={"value": "1", "scopes": ["preview"]}
+    ),
+    # Nothing to delete: said only to those who may delete.
+    "unset env": Route("DELETE", "/projects/site/env/A?scope=preview", Role.PUSH, 404),
     "link": Route("POST", "/projects/site/link", Role.ADMIN, 200),
     "delete": Route("DELETE", "/projects/site", Role.ADMIN, 204),
     "project page": Route("GET", "/projects/site", Role.PULL, 200, page=True),
@@ -66,7 +72,12 @@ ROUTES = {
     "deployment page": Route("GET", "/deployments/{id}", Role.PULL, 200, page=True),
     "deploy form": Route("POST", "/ui/projects/site/deploy", Role.PUSH, 303, form={}, page=True),
     "env form": Route(
-        "POST", "/ui/projects/site/env", Role.PUSH, 303, form={"name": "A", "value": "1"}, page=True
+        "POST",
+        "/ui/projects/site/env",
+        Role.PUSH,
+        303,
+        form={"name": "A", "value": "1", "branch": "staging"},
+        page=True,
     ),
     "cancel form": Route("POST", "/ui/deployments/{id}/cancel", Role.PUSH, 303, form={}, page=True),
     "link form": Route("POST", "/ui/projects/site/link", Role.ADMIN, 303, form={}, page=True),

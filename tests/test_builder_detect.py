@@ -274,9 +274,9 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
     ),
     (
         "an unsupported manager with a custom install command",
-        {"package.json": package(), "bun.lockb": ""},
-        {"install_command": "bun install"},
-        {"manager": None, "install": "bun install", "build": "npm run build"},
+        {"package.json": package(manager="deno@2.0.0")},
+        {"install_command": "deno install"},
+        {"manager": None, "install": "deno install", "build": "npm run build"},
     ),
 ]
 
@@ -301,22 +301,10 @@ def test_detect(
 
 FAILURES: list[tuple[str, dict[str, str], dict[str, str], str]] = [
     (
-        "bun lockfile",
-        {"package.json": package(), "bun.lockb": ""},
-        {},
-        "bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
-    ),
-    (
-        "bun text lockfile",
-        {"package.json": package(), "bun.lock": ""},
-        {},
-        "bun is not supported yet (found bun.lock)",
-    ),
-    (
         "unsupported packageManager",
         {"package.json": package(manager="deno@2.0.0")},
         {},
-        "deno is not supported yet (packageManager in package.json); use npm, pnpm or yarn",
+        "deno is not supported (packageManager in package.json); use npm, pnpm, yarn or bun",
     ),
     (
         "root directory outside the repository",

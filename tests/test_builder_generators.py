@@ -4,6 +4,7 @@ override, and the reason detection gives for what it chose."""
 from __future__ import annotations
 
 import os
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ MKDOCS_BUILD = 'sh -c exec "$HOME/.scalemesh-mkdocs/bin/python" -m mkdocs build'
 
 
 def mkdocs_install(wanted: str) -> str:
+    builders = os.path.realpath(sys.executable)
     return (
-        'sh -c python3 -m venv "$HOME/.scalemesh-mkdocs" && '
+        'sh -c { python3 -m venv "$HOME/.scalemesh-mkdocs" || '
+        f'{builders} -m venv --clear "$HOME/.scalemesh-mkdocs"; }} && '
         f'"$HOME/.scalemesh-mkdocs/bin/pip" install --no-input --progress-bar off {wanted}'
     )
 

@@ -14,14 +14,16 @@ import pytest
 
 from builder import generators, pipeline
 from builder import sandbox as sandbox_module
-from builder.confine import Confine
+from builder.confine import Confine, Unconfined, given
 from builder.confinement_choice import confinement_for
 from builder.egress import refusal
 from builder.sandbox import find_bwrap
-from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, BuildLimits
+from builder.upload import LocalStorage
 from proxy.site import Site
 from tests.support.builder import (
+    PATH,
+    CapturingSink,
     deployed,
     failure,
     make_repo,
@@ -171,17 +173,11 @@ def test_the_sandbox_runs_the_builders_hugo_from_path_at_a_path_of_its_own() -> 
     assert str(directory).split("/")[1] not in said[3:]  # the host's path is not shown
 
 
-def test_the_config_files_framework_overrides_detection_in_the_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clone = pipeline.Build.clone
-
-    def clone_and_read_config(build: pipeline.Build) -> None:
-        clone(build)
-        build.config = SiteConfig(source="scalemesh.json", framework="static")
-
-    monkeypatch.setattr(pipeline.Build, "clone", clone_and_read_config)
-    files: dict[str, str | bytes] = {"package.json": package(deps={"vite": "5"})}
+def test_the_config_files_framework_overrides_detection_in_the_log(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        "package.json": package(deps={"vite": "5"}),
+        "scalemesh.json": '{"framework": "static"}',
+    }
 
     ok, sink = run(static_spec(tmp_path, files, install_command="true"))
 
@@ -196,18 +192,8 @@ def test_the_config_files_framework_overrides_detection_in_the_log(
     assert set(manifest["files"]) >= {"index.html", "style.css"}
 
 
-def test_an_unknown_framework_in_the_config_fails_the_detect_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    clone = pipeline.Build.clone
-
-    def clone_and_read_config(build: pipeline.Build) -> None:
-        clone(build)
-        build.config = SiteConfig(source="scalemesh.json", framework="jekyll")
-
-    monkeypatch.setattr(pipeline.Build, "clone", clone_and_read_config)
-
-    ok, sink = run(static_spec(tmp_path))
+def test_an_unknown_framework_in_the_config_fails_the_detect_step(tmp_path: Path) -> None:
+    ok, sink = run(static_spec(tmp_path, {"scalemesh.json": '{"framework": "jekyll"}'}))
 
     assert not ok
     assert failure(sink).startswith("detect failed: framework 'jekyll' is not one Scale Mesh knows")
@@ -230,3 +216,25 @@ def test_a_hugo_the_sandboxs_uid_cannot_reach_is_left_out_and_said(
     assert done.stdout.splitlines() == ["/usr/bin", "no tools"]
     [warning] = build.lines
     assert warning.startswith(f"Warning: hugo is not available to builds: uid {build.uid} cannot")
+
+
+def test_without_a_venv_module_in_python3_mkdocs_uses_the_builders_python(
+    tmp_path: Path,
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "python3").write_text("#!/bin/sh\necho 'No module named venv (fake)' >&2\nexit 1\n")
+    (fake / "python3").chmod(0o755)
+    repo, sha = make_repo(tmp_path / "repo", "mkdocs")
+    spec = make_spec(repo, sha, tmp_path / "storage")
+    sink = CapturingSink()
+    storage = LocalStorage(tmp_path / "storage")
+
+    ok = pipeline.run(
+        spec, sink, storage, path=f"{fake}:{PATH}", confine=given(Unconfined(spec.limits))
+    )
+    storage.close()
+
+    assert ok, failure(sink)
+    assert "No module named venv (fake)" in sink.lines("install")
+    assert (deployed(tmp_path) / "guide/setup/index.html").is_file()

@@ -229,6 +229,26 @@ def test_main_deploys_and_restores_the_signal_handler(tmp_path: Path) -> None:
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_main_makes_the_toolchain_cache_builds_read(tmp_path: Path) -> None:
+    cache = tmp_path / "data" / "toolchains"
+    environ = {**ENV, entry.TOOLCHAINS: str(cache)}
+
+    assert entry.main(environ, io.StringIO(), static_spec(tmp_path)) == 0
+    assert cache.stat().st_mode & 0o777 == 0o755
+
+
+def test_a_toolchain_cache_that_cannot_be_made_is_a_bad_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("")
+    environ = {**ENV, entry.TOOLCHAINS: str(tmp_path / "file" / "toolchains")}
+
+    assert entry.main(environ, io.StringIO(), static_spec(tmp_path)) == 2
+    assert (
+        f"{entry.TOOLCHAINS} {tmp_path}/file/toolchains cannot be made" in capsys.readouterr().err
+    )
+
+
 def test_main_with_a_failing_build_exits_1(tmp_path: Path) -> None:
     stdout = io.StringIO()
 

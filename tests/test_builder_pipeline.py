@@ -17,6 +17,7 @@ from builder.errors import Stopped
 from builder.generators import tool_path
 from builder.logsink import LogSinkError
 from builder.spec import MANIFEST, STEPS, BuildLimits
+from builder.toolchains.setup import TOOLCHAIN_ENV
 from builder.upload import Headers, LocalStorage, Pending
 from tests.support.builder import (
     DEPLOYMENT_ID,
@@ -129,6 +130,7 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
             "PATH": "/smuggled",
             "HOME": "/smuggled",
             "CI": "0",
+            "NODE_EXTRA_CA_CERTS": "/etc/ssl/mine.pem",
         },
     )
     sink = CapturingSink()  # unmasked: the test must see what the command saw
@@ -138,14 +140,13 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
     storage.close()
 
     names = dict(line.split("=", 1) for line in sink.lines("build")[1:])
-    assert sorted(names) == [
-        "API_URL",
-        "CI",
-        "COREPACK_ENABLE_DOWNLOAD_PROMPT",
-        "HOME",
-        "LANG",
-        "PATH",
-    ]
+    assert sorted(names) == sorted(
+        {"API_URL", "CI", "COREPACK_ENABLE_DOWNLOAD_PROMPT", "HOME", "LANG", "PATH"}
+        | {"NODE_EXTRA_CA_CERTS", *TOOLCHAIN_ENV}
+    )
+    # Defaults for corepack and Node's CAs (builder.toolchains), the project's own winning.
+    assert names["NODE_EXTRA_CA_CERTS"] == "/etc/ssl/mine.pem"
+    assert names["COREPACK_INTEGRITY_KEYS"] == "0"
     assert names["PATH"] == tool_path(PATH)  # the builder's Hugo first
     assert names["CI"] == "1"
     assert names["COREPACK_ENABLE_DOWNLOAD_PROMPT"] == "0"
@@ -161,9 +162,10 @@ def test_commands_run_with_a_scrubbed_env(tmp_path: Path) -> None:
     ("files", "overrides", "error", "last_step"),
     [
         (
-            {"package.json": "{}", "bun.lockb": ""},
+            {"package.json": '{"packageManager": "deno@2.0.0"}'},
             {},
-            "detect failed: bun is not supported yet (found bun.lockb); use npm, pnpm or yarn",
+            "detect failed: deno is not supported (packageManager in package.json); "
+            "use npm, pnpm, yarn or bun",
             "detect",
         ),
         (

@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from builder import skipping
+from builder.logsink import basic_auth
 from builder.siteconfig.records import Previews, SiteConfig
 from builder.spec import MANIFEST, SKIPPED, STEPS
 from tests.support.builder import (
+    TOKEN,
     deployed,
     fake_git,
     make_repo,
@@ -253,3 +255,48 @@ def test_a_build_with_no_root_directory_nor_ignore_command_fetches_nothing(
 
     assert reason is None
     assert not any("last ready deployment" in line for line in sink.lines())
+
+
+@pytest.mark.parametrize(
+    ("target", "skipped"), [("preview", True), ("production", False)], ids=["preview", "production"]
+)
+def test_previews_off_in_scalemesh_json_skip_previews_only(
+    tmp_path: Path, target: str, skipped: bool
+) -> None:
+    repo, sha = make_repo(
+        tmp_path / "repo", "static", {"scalemesh.json": '{"previews": {"enabled": false}}'}
+    )
+    spec = make_spec(repo, sha, tmp_path / "storage", target=target, branch="feature/x")
+
+    ok, sink = run(spec)
+
+    assert ok, sink.events[-1]
+    assert (deployed(tmp_path) / SKIPPED).exists() is skipped
+    assert (deployed(tmp_path) / MANIFEST).exists() is not skipped
+    if skipped:
+        reason = json.loads((deployed(tmp_path) / SKIPPED).read_text())["reason"]
+        assert reason == "previews are off for branch feature/x"
+
+
+def test_the_previous_commit_is_fetched_with_the_token_in_the_environment_only(
+    tmp_path: Path,
+) -> None:
+    calls = tmp_path / "calls"
+    path = fake_git(
+        tmp_path,
+        f'if [ "$1" = fetch ]; then printf "argv %s\\n" "$*" >> {calls}; env >> {calls}; fi\n'
+        'exec "$REAL_GIT" "$@"',
+    )
+
+    reason, sink = decide(tmp_path, root_directory="apps/b", token=TOKEN, path=path)
+
+    assert reason is not None
+    recorded = calls.read_text()
+    argv = [line for line in recorded.splitlines() if line.startswith("argv ")]
+    assert len(argv) == 2  # the clone's fetch, then the previous commit's
+    assert argv[-1].endswith(
+        f"--depth 1 --no-tags origin {git(tmp_path / 'repo', 'rev-parse', 'HEAD~1')}"
+    )
+    assert not any(TOKEN in line or basic_auth(TOKEN) in line for line in argv)
+    assert recorded.count(f"GIT_CONFIG_VALUE_0=Authorization: Basic {basic_auth(TOKEN)}") == 2
+    assert TOKEN not in sink.buffer.getvalue()

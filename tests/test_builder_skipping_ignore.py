@@ -3,6 +3,7 @@ builds, killed or timed out fails the build; the commits it compares under every
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from builder import skipping
 from builder.confine import ConfinementError, Launch, Unconfined
 from builder.errors import BuildError
 from builder.siteconfig.records import SiteConfig
-from tests.support.builder import make_spec
+from builder.spec import MANIFEST, SKIPPED
+from tests.support.builder import deployed, make_repo, make_spec, run
 from tests.support.git import git
 from tests.support.skipping import decide, monorepo, prepared
 
@@ -123,4 +125,55 @@ def test_an_ignore_command_its_sandbox_refuses_fails_the_build(tmp_path: Path) -
 
     assert (
         str(raised.value) == "sh -c 'exit 0' could not be started in its sandbox: no sandbox today"
+    )
+
+
+class Unstoppable(Unconfined):
+    def stop_all(self) -> None:
+        raise ConfinementError("processes of user 1001 survived SIGKILL")
+
+
+def test_an_ignore_command_whose_processes_survive_fails_the_build(tmp_path: Path) -> None:
+    repo, first, second = monorepo(tmp_path)
+    spec = make_spec(repo, second, tmp_path / "storage", previous_sha=first)
+    build, plan, _ = prepared(tmp_path, spec, SiteConfig(ignore_command="exit 1"))
+    build.confinement = Unstoppable(spec.limits)
+
+    with pytest.raises(BuildError) as raised:
+        skipping.skip_reason(build, plan)
+
+    assert str(raised.value) == (
+        "the ignoreCommand's processes could not all be stopped: "
+        "processes of user 1001 survived SIGKILL"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("scalemesh.json", '{"ignoreCommand": "%s"}'),
+        ("vercel.json", '{"ignoreCommand": "%s"}'),
+        ("netlify.toml", '[build]\nignore = "%s"\n'),
+    ],
+)
+def test_each_config_files_ignore_command_is_run(tmp_path: Path, name: str, text: str) -> None:
+    command = "git diff --quiet $CACHED_COMMIT_REF $COMMIT_REF -- apps/b"
+    repo, first = make_repo(
+        tmp_path / "repo",
+        files={"index.html": "<p>root", "apps/b/b.txt": "b", name: text % command},
+    )
+    (repo / "apps" / "a").mkdir()
+    (repo / "apps" / "a" / "a.txt").write_text("a")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "only a")
+    spec = make_spec(repo, git(repo, "rev-parse", "HEAD"), tmp_path / "storage", previous_sha=first)
+
+    ok, sink = run(spec)
+
+    assert ok, sink.events[-1]
+    why = f"the ignoreCommand {command!r} exited with code 0"
+    assert json.loads((deployed(tmp_path) / SKIPPED).read_text()) == {"reason": why}
+    assert not (deployed(tmp_path) / MANIFEST).exists()
+    assert f"Running {command} (ignoreCommand of {name}) to decide whether to build" in (
+        sink.lines("detect")
     )

@@ -103,13 +103,37 @@ def test_projects_are_created_listed_and_their_env_managed(
     code, out, _ = cli(capsys, "env", "set", "my-site", "API_KEY=s3cr3t=x", "MODE=", "OLD=1")
     assert (code, out) == (
         0,
-        "Set API_KEY, MODE, OLD on my-site; the next deployment uses the change.\n",
+        "Set API_KEY, MODE, OLD on my-site for production, preview; "
+        "the next deployment uses the change.\n",
     )
     code, out, _ = cli(capsys, "env", "unset", "my-site", "OLD")
-    assert (code, out) == (0, "Unset OLD on my-site; the next deployment uses the change.\n")
+    assert (code, out) == (
+        0,
+        "Unset OLD from every scope on my-site; the next deployment uses the change.\n",
+    )
+    code, out, _ = cli(
+        capsys, "env", "set", "my-site", "API_URL=https://staging", "--scope", "preview",
+        "--branch", "staging", "--scope", "branch:next",
+    )  # fmt: skip
+    assert (code, out) == (
+        0,
+        "Set API_URL on my-site for preview, branch:next, branch:staging; "
+        "the next deployment uses the change.\n",
+    )
+    code, out, _ = cli(capsys, "env", "unset", "my-site", "API_URL", "--branch", "next")
+    assert (code, out) == (
+        0,
+        "Unset API_URL from branch:next on my-site; the next deployment uses the change.\n",
+    )
     code, out, _ = cli(capsys, "env", "list", "my-site")
-    assert (code, out) == (0, "API_KEY\nMODE\n")
-    assert account.get("/projects/my-site")["env"] == ["API_KEY", "MODE"]
+    assert (code, out) == (
+        0,
+        "NAME     SCOPES\n"
+        "API_KEY  production, preview\n"
+        "API_URL  preview, branch:staging\n"
+        "MODE     production, preview\n",
+    )
+    assert account.get("/projects/my-site")["env"] == ["API_KEY", "API_URL", "MODE"]
 
     code, out, err = cli(capsys, "env", "list", "blog")
     assert (code, out, err) == (0, "", "blog has no env vars\n")
@@ -138,6 +162,30 @@ def test_mistakes_get_one_line_from_the_api(
     assert err.startswith("scalemesh: ")
     assert message in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["set", "A=1", "--scope", "prod"], "'prod' is not an env var scope: use production"),
+        (["set", "A=1", "--scope", "branch:"], "'' is not a valid branch name"),
+        (["set", "A=1", "--branch", "a..b"], "'a..b' is not a valid branch name"),
+        (["unset", "NONE"], "has no env var NONE."),
+        (["unset", "A", "--scope", "production"], "has no env var A in production."),
+    ],
+)
+def test_bad_env_scopes_and_missing_names_are_refused(
+    account: Account, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    slug = f"env-{account.email.partition('@')[0]}"  # the API outlives one test
+    cli(capsys, "project", "create", slug, "--repo", "octocat/hello-world")
+    cli(capsys, "env", "set", slug, "A=1", "--scope", "preview")
+
+    code, out, err = cli(capsys, "env", args[0], slug, *args[1:])
+
+    assert (code, out) == (1, "")
+    assert message in err
+    assert account.get(f"/projects/{slug}")["env_scopes"] == {"A": ["preview"]}
 
 
 # --- deploy, logs, rollback: real builds ----------------------------------------------------------

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from builder.toolchains.setup import TOOLCHAIN_ENV
 from tests.support.api import PASSWORD, bearer
 from tests.support.git import git
 from tests.support.github_shapes import app_private_key
@@ -226,7 +227,8 @@ def test_the_builds_environment_is_only_what_its_spec_says(escape: Escape) -> No
         for line in (escape.published / "results" / "env.txt").read_text().splitlines()
     }
     proxies = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy"}
-    spec = {"CI", "HOME", "PATH", "LANG", "COREPACK_ENABLE_DOWNLOAD_PROMPT"}
+    proxies |= {"YARN_HTTPS_PROXY", "YARN_HTTP_PROXY"}
+    spec = {"CI", "HOME", "PATH", "LANG", "COREPACK_ENABLE_DOWNLOAD_PROMPT", *TOOLCHAIN_ENV}
     project = {name for name in names if name.startswith("ESC_")}
     assert names - proxies - spec - project <= {"PWD", "SHLVL", "_"}
 

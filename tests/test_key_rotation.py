@@ -75,7 +75,8 @@ def test_sessions_tokens_and_env_vars_survive_a_key_rotation(
         for token in (session, api_token.json()["token"]):
             assert after.get("/user", headers=bearer(token)).status_code == 200
         sealer = Sealer(rotated.require_secret_keys())
-        assert after.run(lambda: envvars.load(sealer, made.json()["id"])) == {"A": "1"}
+        opened = after.run(lambda: envvars.load(sealer, made.json()["id"], "production", "main"))
+        assert opened.values == {"A": "1"}
         fresh = after.post("/user/login", json={"email": "ada@example.com", "password": PASSWORD})
         assert fresh.status_code == 200
 

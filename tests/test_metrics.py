@@ -12,7 +12,7 @@ from app.settings import Settings
 from app.tables import WebhookDelivery
 from tests.support.api import Client, bearer, sign_up
 from tests.support.deploying import deploy
-from tests.support.deployments import FakeResolver, FakeRunner, fail, succeed, tick
+from tests.support.deployments import FakeResolver, FakeRunner, fail, skip, succeed, tick
 from tests.support.metrics import METRICS_TOKEN, value
 
 SCRAPE = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -135,6 +135,19 @@ def test_a_deployment_cancelled_before_it_started_counts_without_a_duration(
 
     assert value(text, "scalemesh_builds_finished_total", outcome="cancelled") == 1
     assert value(text, "scalemesh_build_duration_seconds_count", outcome="cancelled") is None
+
+
+def test_a_skipped_build_counts_as_skipped(client: Client, token: str, runner: FakeRunner) -> None:
+    skipped = deploy(client, token)["id"]
+    tick(client)
+    skip(client, runner, skipped, b'{"reason": "previews are off"}')
+    tick(client)
+
+    text = scrape(client)
+
+    assert value(text, "scalemesh_builds_finished_total", outcome="skipped") == 1
+    assert value(text, "scalemesh_build_duration_seconds_count", outcome="skipped") == 1
+    assert value(text, "scalemesh_builds_finished_total", outcome="ready") is None
 
 
 def test_the_webhook_backlog_is_its_oldest_unprocessed_delivery(client: Client) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.__main__ import TOOLCHAINS
+
 ROOT = Path(__file__).resolve().parent.parent
 APP_DOCKERFILE = ROOT / "Dockerfile"
 BUILDER_DOCKERFILE = ROOT / "builder" / "Dockerfile"
@@ -215,6 +217,22 @@ def test_builder_image_has_node_git_python_and_the_venv() -> None:
     assert "builder /opt/scalemesh/builder" in final.all("COPY")
     env = " ".join(final.all("ENV"))
     assert "PATH=/opt/venv/bin:" in env
+
+
+def test_builder_image_has_an_empty_toolchain_cache_only_root_writes() -> None:
+    final = parse(BUILDER_DOCKERFILE)[-1]
+    cache = next(
+        args.split("=", 1)[1]
+        for keyword, args in final.instructions
+        if keyword == "ENV" and args.startswith(f"{TOOLCHAINS}=")
+    )
+    made = [args for args in final.all("RUN") if cache in args]
+    assert len(made) == 1
+    assert re.search(rf"install -d -m 0755 -o root -g root .*{re.escape(cache)}$", made[0])
+    assert cache.startswith("/var/cache/"), "not in the builder user's home, nor in /tmp"
+    # Versions are fetched when a build asks for them: none is downloaded into the image.
+    runs = " ".join(final.all("RUN")) + " ".join(final.all("COPY"))
+    assert not re.search(r"node-linux-|@oven/bun|registry\.npmjs\.org|curl|wget", runs)
 
 
 def test_builder_image_has_hugo_and_a_python_that_makes_venvs_for_mkdocs() -> None:

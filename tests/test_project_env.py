@@ -115,7 +115,12 @@ def test_a_projects_env_opens_for_its_build(client: Client, token: str) -> None:
         Settings.from_env({"SCALEMESH_SECRET_KEY": TEST_SECRET_KEY}).require_secret_keys()
     )
 
-    assert client.run(lambda: envvars.load(sealer, project_id)) == {"A": "1", "B": "two"}
+    production = client.run(lambda: envvars.load(sealer, project_id, "production", "main"))
+    preview = client.run(lambda: envvars.load(sealer, project_id, "preview", "main"))
+
+    assert production.values == preview.values == {"A": "1", "B": "two"}
+    assert production.scopes == {"A": "production", "B": "production"}
+    assert preview.scopes == {"A": "preview", "B": "preview"}
 
 
 def test_a_slug_taken_between_check_and_insert_is_a_409(

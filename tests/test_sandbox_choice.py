@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,3 +123,7 @@ def test_else_in_a_temporary_directory_of_their_own(tmp_path: Path) -> None:
     assert not root.is_relative_to(closed)
     assert root.stat().st_mode & 0o777 == 0o711
     root.rmdir()
+    # The toolchain cache: one per user, the same each time, so a restart downloads nothing.
+    cache = work_root_for(closed / "data", "toolchains")
+    assert cache == Path(tempfile.gettempdir()) / f"scalemesh-toolchains-{os.geteuid()}"
+    assert work_root_for(closed / "other", "toolchains") == cache

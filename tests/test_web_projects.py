@@ -118,30 +118,65 @@ def test_env_vars_are_added_replaced_and_deleted_but_never_shown(client: Client)
     csrf = browser_signup(client)
     new_project(client, csrf)
     url = "/ui/projects/my-site/env"
+    everywhere = {"csrf": csrf, "production": "1", "preview": "1"}
     added = client.post(
-        url, data={"csrf": csrf, "name": "API_KEY", "value": "first-secret"}, follow_redirects=False
+        url, data={**everywhere, "name": "API_KEY", "value": "first-secret"}, follow_redirects=False
     )
     assert (added.status_code, added.headers["location"]) == (303, "/projects/my-site#env")
-    client.post(url, data={"csrf": csrf, "name": "API_KEY", "value": "second-secret"})
-    client.post(url, data={"csrf": csrf, "name": "OTHER", "value": "x"})
+    client.post(url, data={**everywhere, "name": "API_KEY", "value": "second-secret"})
+    client.post(url, data={**everywhere, "name": "OTHER", "value": "x"})
     page = client.get("/projects/my-site", headers=HTML).text
     assert "<code>API_KEY</code>" in page
     assert "first-secret" not in page
     assert "second-secret" not in page
     rows = client.run(lambda: EnvVar.select(EnvVar.name).order_by(EnvVar.name))
-    assert [row["name"] for row in rows] == ["API_KEY", "OTHER"]
+    assert [row["name"] for row in rows] == ["API_KEY", "API_KEY", "OTHER", "OTHER"]
 
     deleted = client.post(url, data={"csrf": csrf, "name": "OTHER", "delete": "1"})
     assert deleted.status_code == 200
     assert "<code>OTHER</code>" not in deleted.text
-    assert client.run(lambda: EnvVar.count()) == 1
+    assert client.run(lambda: EnvVar.count()) == 2
 
-    refused = client.post(url, data={"csrf": csrf, "name": "AWS_SECRET", "value": "x"})
+    refused = client.post(url, data={**everywhere, "name": "AWS_SECRET", "value": "x"})
     assert refused.status_code == 400
     assert "is reserved by Scale Mesh" in refused.text
     assert 'value="AWS_SECRET"' in refused.text
     missing = client.post("/ui/projects/nope/env", data={"csrf": csrf, "name": "A", "value": "b"})
     assert missing.status_code == 404
+
+
+def test_env_vars_are_set_and_shown_per_scope(client: Client) -> None:
+    csrf = browser_signup(client)
+    new_project(client, csrf)
+    url = "/ui/projects/my-site/env"
+    api_url = {"csrf": csrf, "name": "API_URL"}
+    client.post(url, data={**api_url, "value": "prod-secret", "production": "1"})
+    client.post(url, data={**api_url, "value": "preview-secret", "preview": "1"})
+    client.post(url, data={"csrf": csrf, "name": "FLAG", "value": "on", "branch": " staging "})
+
+    page = client.get("/projects/my-site", headers=HTML).text
+    scoped = client.get("/projects/my-site").json()["env_scopes"]
+    client.post(url, data={"csrf": csrf, "name": "API_URL", "scope": "preview", "delete": "1"})
+    after = client.get("/projects/my-site").json()["env_scopes"]
+    none = client.post(url, data={"csrf": csrf, "name": "X", "value": "1"})
+    bad = client.post(url, data={"csrf": csrf, "name": "X", "value": "1", "branch": "a..b"})
+    missing = client.post(
+        url, data={"csrf": csrf, "name": "FLAG", "scope": "preview", "delete": "1"}
+    )
+
+    assert scoped == {"API_URL": ["production", "preview"], "FLAG": ["branch:staging"]}
+    assert 'aria-label="Delete API_URL from preview"' in page
+    assert "<span>branch:staging</span>" in page
+    assert "prod-secret" not in page
+    assert "preview-secret" not in page
+    assert after == {"API_URL": ["production"], "FLAG": ["branch:staging"]}
+    assert none.status_code == 400
+    assert "Choose where the value applies" in none.text
+    assert bad.status_code == 400
+    assert "&#39;a..b&#39; is not a valid branch name" in bad.text
+    assert missing.status_code == 404
+    assert "my-site has no env var FLAG in preview." in missing.text
+    assert client.run(lambda: EnvVar.count()) == 2
 
 
 def test_the_deploy_button_queues_a_build_and_opens_its_page(client: Client) -> None:

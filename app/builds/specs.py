@@ -1,4 +1,5 @@
-"""Make a deployment's build spec: its commit, the project's settings and env vars, a clone token.
+"""Make a deployment's build spec: its commit, the project's settings, the env vars of its
+target (and branch), a clone token.
 
 The reconcile loop makes one before it starts a build (so an env var that cannot be opened, or a
 private repository without a token, fails the deployment at once with its own code), and the
@@ -55,6 +56,14 @@ class SpecMaker:
             raise LookupError(f"there is no deployment {deployment_id}")
         source = BuildSource.of(row)
         git_url, token = await self._clone_from(deployment_id, source)
+        # A fork's code never sees the project's secrets (DESIGN §7).
+        env = (
+            envvars.BuildEnv()
+            if source.from_fork
+            else await envvars.load(
+                self.sealer, source.project_id, source.target, source.branch or ""
+            )
+        )
         return BuildSpec(
             deployment_id=deployment_id,
             project_id=source.project_id,
@@ -68,8 +77,8 @@ class SpecMaker:
             install_command=source.install_command,
             build_command=source.build_command,
             output_directory=source.output_directory,
-            # A fork's code never sees the project's secrets (DESIGN §7).
-            env={} if source.from_fork else await envvars.load(self.sealer, source.project_id),
+            env=env.values,
+            env_scopes=env.scopes,
             timeout=self.settings.build_timeout,
             limits=self.settings.build_limits,
             target=source.target,

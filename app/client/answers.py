@@ -22,6 +22,11 @@ class ProjectAnswer(msgspec.Struct):
     """Names only."""
 
 
+class EnvVarAnswer(msgspec.Struct):
+    name: str
+    scopes: list[str]
+
+
 class DeploymentAnswer(msgspec.Struct):
     id: str
     project: str

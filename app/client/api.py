@@ -44,7 +44,7 @@ class Api:
         path: str,
         *,
         body: Any = None,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         headers: Mapping[str, str] | None = None,
         accept: Collection[int] = (),
     ) -> httpx.Response:

@@ -1,4 +1,4 @@
-"""The client commands (login, projects, deploy, logs, rollback, env...) and their arguments."""
+"""The client commands (login, projects, deploy, logs, rollback...) and their arguments."""
 
 from __future__ import annotations
 
@@ -230,37 +230,6 @@ def _previous(api: Api, slug: str, production_url: str) -> DeploymentAnswer:
     )
 
 
-def _env_set(args: argparse.Namespace) -> int:
-    changes: dict[str, str | None] = {}
-    for pair in args.pairs:
-        name, equals, value = pair.partition("=")
-        if not equals:
-            raise ClientError(f"{pair!r} is not NAME=VALUE")
-        changes[name] = value
-    return _change_env(args.project, changes, "Set")
-
-
-def _env_unset(args: argparse.Namespace) -> int:
-    return _change_env(args.project, dict.fromkeys(args.names), "Unset")
-
-
-def _change_env(slug: str, changes: dict[str, str | None], done: str) -> int:
-    with session() as api:
-        project = api.answer(ProjectAnswer, "PATCH", project_path(slug), body={"env": changes})
-    print(f"{done} {', '.join(changes)} on {project.slug}; the next deployment uses the change.")
-    return 0
-
-
-def _env_list(args: argparse.Namespace) -> int:
-    with session() as api:
-        project = api.answer(ProjectAnswer, "GET", project_path(args.project))
-    for name in project.env:
-        print(name)
-    if not project.env:
-        print(f"{project.slug} has no env vars", file=sys.stderr)
-    return 0
-
-
 # --- parsing ----------------------------------------------------------------------------------
 
 
@@ -334,17 +303,3 @@ def add_commands(
         help="the deployment to serve (default: the newest ready one older than production's)",
     )
     rollback.set_defaults(handler=_rollback)
-
-    env = command(commands, "env", "Manage a project's build env vars.")
-    env_actions = env.add_subparsers(dest="env_command", required=True, metavar="ACTION")
-    env_set = command(env_actions, "set", "Set env vars (values are write-only).")
-    env_set.add_argument("project", help="the project's slug")
-    env_set.add_argument("pairs", nargs="+", metavar="NAME=VALUE")
-    env_set.set_defaults(handler=_env_set)
-    env_unset = command(env_actions, "unset", "Delete env vars.")
-    env_unset.add_argument("project", help="the project's slug")
-    env_unset.add_argument("names", nargs="+", metavar="NAME")
-    env_unset.set_defaults(handler=_env_unset)
-    env_list = command(env_actions, "list", "List the names of a project's env vars.")
-    env_list.add_argument("project", help="the project's slug")
-    env_list.set_defaults(handler=_env_list)

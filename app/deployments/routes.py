@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from app.deployments.build_config import BuildConfig
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentView
 from app.logs.text import render_text
@@ -41,6 +42,7 @@ class DeploymentOut(msgspec.Struct):
     ready_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    """Why it did not go live; for a `skipped` one, why the build was skipped (no code)."""
     error_code: str | None = None
     """A stable code for why it did not go live (`build_failed`, `timeout`, `cancelled`, …)."""
     github_error: str | None = None
@@ -48,6 +50,9 @@ class DeploymentOut(msgspec.Struct):
     comment), or None. Retried unless `github_refused`."""
     github_refused: bool = False
     """GitHub refused that report for good; it is tried again only after the next change."""
+    config: BuildConfig | None = None
+    """The build's effective config once ready: each field's value and source (`project`, the
+    config file, `detected`, `default`), env var names and scopes (never values), warnings."""
 
     @classmethod
     def of(cls, view: DeploymentView) -> DeploymentOut:
@@ -70,6 +75,7 @@ class DeploymentOut(msgspec.Struct):
             error_code=None if view.error_code is None else view.error_code.value,
             github_error=view.github_error,
             github_refused=view.github_refused,
+            config=view.config,
         )
 
 

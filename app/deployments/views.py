@@ -15,6 +15,7 @@ from typing import Any
 from piccolo.custom_types import Combinable
 
 from app import hostnames
+from app.deployments.build_config import BuildConfig, stored
 from app.deployments.lifecycle import FINAL_STATES, DeploymentState, Target
 from app.errors import KIND, ErrorCode, ErrorKind
 from app.settings import Settings
@@ -59,6 +60,8 @@ class DeploymentView:
     """Why telling GitHub of its latest change failed, until GitHub hears of it."""
     github_refused: bool = False
     """GitHub refused that report for good: it is not retried (until the next change)."""
+    config: BuildConfig | None = None
+    """The build's effective config, once ready (`app.deployments.build_config`)."""
 
     @property
     def short_id(self) -> str:
@@ -109,6 +112,7 @@ _COLUMNS = (
     Deployment.github_deployment_id,
     Deployment.report_error,
     Deployment.report_failed_at,
+    Deployment.config,
 )
 
 
@@ -239,4 +243,5 @@ class DeploymentViews:
             older_than_production=since is not None and row["created_at"] < since,
             github_error=row["report_error"],
             github_refused=row["report_failed_at"] is not None,
+            config=stored(row["config"]),
         )

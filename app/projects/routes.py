@@ -61,6 +61,7 @@ class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
     protection: Protection | None = None
     """Who may open deployments: default `previews` for a private repository, else `none`."""
     env: dict[EnvName, EnvValue] = {}
+    """Each for production and preview (`PUT /projects/{slug}/env/{name}` scopes one)."""
 
     def new_project(self) -> NewProject:
         return NewProject(**msgspec.structs.asdict(self))
@@ -69,7 +70,8 @@ class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
 class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     """Fields left out stay as they are; `null` resets a build setting to auto-detect.
 
-    `env` merges: each name given is set, a name given as null is deleted, others are kept.
+    `env` merges: each name given is set for production and preview, a name given as null is
+    deleted from every scope, others are kept. `PUT /projects/{slug}/env/{name}` sets scopes.
     """
 
     name: Name | msgspec.UnsetType = msgspec.UNSET
@@ -121,6 +123,8 @@ class ProjectOut(msgspec.Struct):
     """What you may do with it: `pull` (see), `push` (also deploy, env vars) or `admin`."""
     env: list[str]
     """Names only: values are write-only."""
+    env_scopes: dict[str, list[str]]
+    """Each name's scopes: `production`, `preview`, `branch:<name>` (a branch's previews)."""
     production_url: str
     created_at: datetime
     updated_at: datetime
@@ -148,6 +152,9 @@ class ProjectOut(msgspec.Struct):
             bound=project.github_repository_id is not None,
             role=details.role.name.lower(),
             env=list(details.env),
+            env_scopes={
+                name: [scope.label for scope in scopes] for name, scopes in details.env.items()
+            },
             production_url=details.production_url,
             created_at=project.created_at,
             updated_at=project.updated_at,

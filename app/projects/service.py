@@ -10,7 +10,7 @@ records (`ProjectDetails`). Nothing here knows of HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum
@@ -36,6 +36,7 @@ from app.projects.rules import (
     check_relative_dir,
     parse_repo,
 )
+from app.projects.scopes import DEFAULT_SCOPES, Scope
 from app.settings import Settings
 from app.storage import Storage, StorageError
 from app.tables import Alias, Deployment, Domain, Project
@@ -99,8 +100,8 @@ class ProjectDetails:
     """A project as the user asking sees it."""
 
     project: ProjectRecord
-    env: tuple[str, ...]
-    """Names only: values are write-only."""
+    env: Mapping[str, tuple[Scope, ...]]
+    """Each env var's name and scopes, by name: values are write-only."""
     production_url: str
     github: GitHubStatus | None
     """For a GitHub repository while the App is configured: is it installed there?"""
@@ -205,16 +206,13 @@ class ProjectService:
                     f"The URL name {slug!r} was just taken; try the name {free!r}.",
                 ) from None
             raise
-        return await self._details(created, tuple(sorted(new.env)))
+        return await self._details(created, dict.fromkeys(sorted(new.env), DEFAULT_SCOPES))
 
     async def list_for(self, user_id: int) -> list[ProjectDetails]:
         """The projects the user may see (`Access.visible`), by slug."""
         visible = await self.access.visible(user_id)
-        env_names = await envvars.names([project.id for project, _ in visible])
-        return [
-            await self._details(project, tuple(env_names[project.id]), role)
-            for project, role in visible
-        ]
+        env = await envvars.scopes([project.id for project, _ in visible])
+        return [await self._details(project, env[project.id], role) for project, role in visible]
 
     async def get(self, user_id: int, slug: str, need: Role = Role.PULL) -> ProjectDetails:
         project = await self.access.project_for(user_id, slug, need)
@@ -261,6 +259,27 @@ class ProjectService:
         if not isinstance(changes.protection, Keep) and changes.protection != project.protection:
             await self.announce(await refresh_aliases(project.id))
         return await self._reread(actor.id, project.id)
+
+    async def set_env(
+        self, actor: Actor, slug: str, name: str, value: str, scopes: Sequence[Scope] = ()
+    ) -> tuple[Scope, ...]:
+        """Give env var `name` this value in each scope (production and preview when none is
+        given; its other scopes keep theirs); needs push access. Its scopes now."""
+        project = await self.access.project_for(actor.id, slug, Role.PUSH)
+        async with write_transaction(self.engine):
+            await envvars.set_value(self.sealer, project.id, name, value, scopes)
+        return (await envvars.scopes([project.id]))[project.id][name]
+
+    async def unset_env(
+        self, actor: Actor, slug: str, name: str, scopes: Sequence[Scope] = ()
+    ) -> None:
+        """Delete env var `name` from these scopes (from all when none is given)."""
+        project = await self.access.project_for(actor.id, slug, Role.PUSH)
+        async with write_transaction(self.engine):
+            gone = await envvars.unset(project.id, name, scopes)
+        if not gone:
+            where = f" in {', '.join(scope.label for scope in scopes)}" if scopes else ""
+            raise UserError(ErrorCode.ENV_NOT_FOUND, f"{slug} has no env var {name}{where}.")
 
     async def link(self, actor: Actor, slug: str) -> ProjectDetails:
         """Bind the project to its GitHub repository again, with the actor's push access
@@ -316,11 +335,14 @@ class ProjectService:
         return await self._shown(user_id, ProjectRecord.of(row))
 
     async def _shown(self, user_id: int, project: ProjectRecord) -> ProjectDetails:
-        env = tuple((await envvars.names([project.id]))[project.id])
+        env = (await envvars.scopes([project.id]))[project.id]
         return await self._details(project, env, await self.access.role(user_id, project))
 
     async def _details(
-        self, project: ProjectRecord, env: tuple[str, ...], role: Role = Role.ADMIN
+        self,
+        project: ProjectRecord,
+        env: Mapping[str, tuple[Scope, ...]],
+        role: Role = Role.ADMIN,
     ) -> ProjectDetails:
         return ProjectDetails(
             project=project,

@@ -46,6 +46,7 @@ UNSAFE_WARNING = (
     "WARNING: this build runs WITHOUT a sandbox (SCALEMESH_UNSAFE_LOCAL_BUILDS=1): "
     "its commands can read and change everything this machine's Scale Mesh user can"
 )
+TOOLCHAINS = "SCALEMESH_BUILDER_TOOLCHAINS"
 NO_SANDBOX = json.dumps({"kind": "none"})
 
 
@@ -82,6 +83,7 @@ class LocalRunner:
         command: Sequence[str] | None = None,
         *,
         sandbox: str,
+        toolchains: Path | None = None,
         cancel_grace: float = 5.0,
         drain_timeout: float = 10.0,
     ) -> None:
@@ -92,6 +94,7 @@ class LocalRunner:
         self.unsafe = sandbox == NO_SANDBOX
         self._base_env = dict(base_env)
         self._work_root = work_root
+        self._toolchains = {TOOLCHAINS: str(toolchains)} if toolchains else {}
         # -P: the working directory (where the project is cloned) must not shadow the
         # builder's own imports.
         self._command = list(command) if command is not None else [python, "-P", "-m", "builder"]
@@ -111,6 +114,7 @@ class LocalRunner:
             **self._base_env,
             SANDBOX: self._sandbox,
             WORK_ROOT: str(workdir),
+            **self._toolchains,
             # A piped stdout is block-buffered: without this the live log arrives in bursts.
             "PYTHONUNBUFFERED": "1",
         }
@@ -315,15 +319,22 @@ class LocalRunner:
         return state
 
 
-def work_root_for(data_dir: Path) -> Path:
+def work_root_for(data_dir: Path, name: str = "builds") -> Path:
     """Where builds get their directories: `<data dir>/builds` when every directory above it
     lets others through (a sandbox's own host uid must reach its build's directory), else a
-    directory of this runner's own in the system's temporary directory."""
-    wanted = data_dir.resolve() / "builds"
+    directory of this runner's own in the system's temporary directory.
+
+    `name="toolchains"`: the toolchain cache, which builds read, the same way; its fallback is
+    one per user, kept from run to run (the builder refuses it unless it is ours alone)."""
+    wanted = data_dir.resolve() / name
     wanted.mkdir(parents=True, exist_ok=True)
     if all(parent.stat().st_mode & 0o001 for parent in wanted.parents):
         return wanted
-    temporary = Path(tempfile.mkdtemp(prefix="scalemesh-builds-"))
+    if name == "toolchains":
+        shared = Path(tempfile.gettempdir()) / f"scalemesh-toolchains-{os.geteuid()}"
+        shared.mkdir(mode=0o755, exist_ok=True)
+        return shared
+    temporary = Path(tempfile.mkdtemp(prefix=f"scalemesh-{name}-"))
     temporary.chmod(0o711)
     return temporary
 

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect
 
+from app.deployments.build_config import BuildConfig
 from app.deployments.views import DeploymentView
 from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
@@ -47,6 +48,8 @@ async def deployment_page(
         can_push=await dashboard.deployments.role(user.id, view) >= Role.PUSH,
         log_url=f"/deployments/{view.id}/logs",
         socket_path=f"/deployments/{view.id}/logs/ws",
+        config=view.config,
+        config_rows=config_rows(view.config),
     )
 
 
@@ -97,3 +100,22 @@ def refused_page(
 
 
 ROUTES = [deployment_page, promote_submit, cancel_submit]
+
+
+def config_rows(config: BuildConfig | None) -> list[tuple[str, str, str]]:
+    """The build config's table: (field, value as text, where it came from)."""
+    if config is None:
+        return []
+    return [(name, _shown(field.value), field.source) for name, field in config.fields.items()]
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_shown(item)}" for key, item in value.items())
+    return str(value)

@@ -28,6 +28,7 @@ from app.projects.rules import (
     check_relative_dir,
     parse_repo,
 )
+from app.projects.scopes import Scope, ScopeKind, branch_scope, parse_scopes
 from app.projects.service import ProjectChanges, ProjectService
 from app.settings import Settings
 from app.users.http import signed_in
@@ -278,17 +279,39 @@ async def deploy_submit(
 async def env_submit(
     request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
 ) -> Response[str] | Redirect:
-    """Add or replace one env var, or delete it (`delete` set): values only ever go in."""
+    """Set one env var for the scopes ticked (and a branch's previews, if one is named), or
+    delete it (`delete` set) from one `scope` or every one: values only ever go in."""
     user, form = await form_user(request, dashboard.settings, dashboard.users)
     name = form.get("name", "").strip()
-    change: dict[str, str | None] = {name: None if "delete" in form else form.get("value", "")}
     try:
-        await dashboard.projects.update(actor(user), slug, ProjectChanges(env=change))
+        # Who may change them is said before what is wrong with the form.
+        await dashboard.projects.get(user.id, slug, Role.PUSH)
+        if "delete" in form:
+            scope = form.get("scope", "")
+            chosen = parse_scopes([scope] if scope else [])
+            await dashboard.projects.unset_env(actor(user), slug, name, chosen)
+        else:
+            await dashboard.projects.set_env(
+                actor(user), slug, name, form.get("value", ""), _ticked(form)
+            )
     except UserError as exc:
         return await dashboard.project_page(
             request, user, slug, refused=exc, form="env", env_name=name
         )
     return Redirect(f"/projects/{slug}#env", status_code=303)
+
+
+def _ticked(form: Mapping[str, str]) -> tuple[Scope, ...]:
+    """The env form's scopes: the boxes ticked, and the branch named; at least one."""
+    labels = [kind for kind in (ScopeKind.PRODUCTION, ScopeKind.PREVIEW) if kind in form]
+    branch = form.get("branch", "").strip()
+    chosen = parse_scopes(labels) + ((branch_scope(branch),) if branch else ())
+    if not chosen:
+        raise UserError(
+            ErrorCode.ENV_SCOPE_INVALID,
+            "Choose where the value applies: production, preview, or a branch's previews.",
+        )
+    return chosen
 
 
 @post(f"{UI}/projects/{{slug:str}}/protection", status_code=200)

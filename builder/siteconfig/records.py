@@ -41,6 +41,9 @@ class SiteConfig:
     trailing_slash: bool | None = None
     rules: Mapping[str, Any] | None = None
     """The manifest's `rules` object (see `builder.siterules`); None: the file has no rules."""
+    rule_positions: Mapping[str, tuple[tuple[str, int | None], ...]] = field(default_factory=dict)
+    """For each kind of `rules` (`redirects`, ...), each rule's path in the file and its line,
+    in order: `("redirects[3]", 12)`. For messages about a rule."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Non-secret build variables for this build's target and branch."""
     env_scopes: Mapping[str, str] = field(default_factory=dict)

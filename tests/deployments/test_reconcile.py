@@ -213,6 +213,7 @@ def test_late_news_of_an_ended_deployment_changes_nothing(
     # What a second replica polling the same build a moment too late would do.
     client.run(lambda: reconciler._ready(deployment["id"]))
     client.run(lambda: reconciler._fail(deployment["id"], "late", ErrorCode.BUILD_FAILED))
+    client.run(lambda: reconciler._skipped(deployment["id"], "late"))
 
     assert fetch(client, token, deployment["id"]) == before
     assert aliases(client) == {}

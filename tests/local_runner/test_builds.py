@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.runners.api import CANCELLED_REASON, RunnerError, RunState, RunStatus
-from app.runners.local import NO_SANDBOX, UNSAFE_WARNING, WORK_ROOT, LocalRunner
+from app.runners.local import NO_SANDBOX, TOOLCHAINS, UNSAFE_WARNING, WORK_ROOT, LocalRunner
 from builder.confinement_choice import SANDBOX
 from builder.spec import Masker
 from tests.support.runners import (
@@ -165,6 +165,27 @@ async def test_only_the_base_env_and_the_spec_reach_the_builder(
     assert event["spec"] == spec.to_json()
     assert not any(TOKEN in value for value in environ.values())
     assert Path(event["cwd"]).parent == work_root
+
+
+async def test_the_builder_is_told_its_toolchain_cache(
+    bus: FakeBus, work_root: Path, base_env: dict[str, str], tmp_path: Path
+) -> None:
+    runner = LocalRunner(
+        bus,
+        base_env,
+        work_root,
+        command=[sys.executable, str(FAKE_BUILDER)],
+        sandbox=FAKE_SANDBOX,
+        toolchains=tmp_path / "toolchains",
+    )
+    try:
+        handle = await runner.start(make_spec(FAKE_MODE="environ"))
+        assert (await finished(runner, handle)).status is RunStatus.SUCCEEDED
+    finally:
+        await runner.aclose()
+
+    (event,) = bus.events["dep-1"]
+    assert event["environ"][TOOLCHAINS] == str(tmp_path / "toolchains")
 
 
 async def test_cancel_stops_the_whole_process_group(

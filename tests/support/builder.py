@@ -114,6 +114,7 @@ def run(
     *,
     confine: Confine | None = None,
     work_root: Path | None = None,
+    toolchains: Path | None = None,
 ) -> tuple[bool, CapturingSink]:
     """The pipeline, its commands unconfined unless a `confinement` (or a `confine` factory,
     as the sandbox needs) is given."""
@@ -127,6 +128,7 @@ def run(
             path=PATH,
             confine=confine or given(confinement or Unconfined(spec.limits)),
             work_root=work_root,
+            toolchains=toolchains,
         )
     finally:
         storage.close()

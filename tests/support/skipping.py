@@ -51,8 +51,10 @@ def prepared(
         confine=given(Unconfined(spec.limits)),
     )
     build.clone()
+    plan = build.detect()
+    # After detection, which reads the repository's own file (none here) into it.
     build.config = config or SiteConfig()
-    return build, build.detect(), sink
+    return build, plan, sink
 
 
 def decide(
