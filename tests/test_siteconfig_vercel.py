@@ -182,3 +182,13 @@ def test_a_proxy_rewrite_is_named_and_not_applied(tmp_path: Path) -> None:
         "vercel.json:3: rewrites[0] proxies to another site, which Scale Mesh does not do; "
         "this rewrite is not applied",
     )
+
+
+def test_an_empty_command_is_left_to_detection_and_said(tmp_path: Path) -> None:
+    config = read(
+        tmp_path, {"vercel.json": '{\n  "buildCommand": "",\n  "installCommand": "npm i"\n}'}
+    )
+
+    assert config.build_command is None
+    assert config.install_command == "npm i"
+    assert config.warnings == ("vercel.json:2: buildCommand is empty; ignored (detection decides)",)

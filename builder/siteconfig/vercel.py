@@ -72,6 +72,10 @@ def read(text: str, source: str, *, present: Callable[[str], bool]) -> SiteConfi
     ]
 
     def text_of(name: str) -> str | None:
+        if name in fields and fields[name].value == "":
+            # Vercel's "override with nothing"; here detection decides, and the log says so.
+            warnings.append(fields[name].warning("is empty; ignored (detection decides)"))
+            return None
         return fields[name].optional_text() if name in fields else None
 
     rules = vercel_rules(fields, source, strict=False)
