@@ -248,3 +248,50 @@ def test_rules_files_beyond_the_limit_keep_the_first_2048() -> None:
         "_redirects: only the first 2,048 of 2,051 rules count",
         "_headers: only the first 2,048 of 2,049 rules count",
     )
+
+
+def test_only_four_rules_may_hold_two_unbounded_patterns() -> None:
+    costly = [{"source": f"/(.*)-(.*)/{n}", "destination": "/"} for n in range(4)]
+    cheap = [{"source": "/(.*)", "destination": "/"}, {"source": "/:a/:b", "destination": "/"}]
+    assert len(compile_rules(vercel(rewrites=costly + cheap)).rewrites) == 6
+    netlify_costly = {"source": "/*/*.png", "headers": [["X-A", "1"]]}
+    with pytest.raises(RuleError) as caught:
+        compile_rules(
+            vercel(rewrites=costly + cheap, headers=[netlify_costly | {"source": "/(.*).(.*)"}])
+        )
+    assert (caught.value.kind, caught.value.index) == ("headers", 0)
+    assert "more than 4 rules have two unbounded patterns" in caught.value.message
+    with pytest.raises(RuleError, match="more than 4"):
+        compile_rules(netlify(headers=[netlify_costly] * 5))
+
+
+def test_a_headers_file_keeps_its_first_four_paths_with_two_stars() -> None:
+    text = "".join(f"/{n}/*/*.png\n  X-N: {n}\n" for n in range(6)) + "/*\n  X-All: 1\n"
+    rules = Rules.parse(headers_text=text)
+    assert [rule.source for rule in rules.headers] == [
+        "/0/*/*.png",
+        "/1/*/*.png",
+        "/2/*/*.png",
+        "/3/*/*.png",
+        "/*",
+    ]
+    assert rules.errors == (
+        "_headers: only the first 4 paths with two * count (2 more are skipped)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("/a/*/*/*", "may use * at most 2 times"),
+        ("/:a:b", "needs text between :a and :b"),
+        ("/:a*", "needs text between :a and *"),
+    ],
+)
+def test_netlify_header_paths_that_could_match_slowly(source: str, message: str) -> None:
+    with pytest.raises(RuleError) as caught:
+        compile_rules(netlify(headers=[{"source": source, "headers": [["X-A", "1"]]}]))
+    assert message in caught.value.message
+    assert Rules.parse(headers_text=f"{source}\n  X-A: 1\n").errors == (
+        f"_headers:1: the path {message}",
+    )

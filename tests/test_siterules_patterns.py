@@ -65,6 +65,8 @@ def test_path_to_regexp(source: str, path: str, captures: dict[str, str] | None)
         ("/:a(\\d+)+", "whose pattern has a repeat"),
         ("/:a([a-z)", "unterminated ["),
         ("/:a(a{2,1})", "not a valid"),
+        ("/:a:b", "needs text between two parameters (before :b)"),
+        ("/(.*)(.*)", "needs text between two parameters (before (.*))"),
     ],
 )
 def test_refused_sources(source: str, reason: str) -> None:
@@ -93,7 +95,7 @@ def test_has_value_patterns(pattern: str, translated: str, unbounded: int) -> No
 
 
 @pytest.mark.parametrize(
-    "pattern", ["x" * 513, "a)", "(a", "a\\", "(?i)a", "\\k<a>", "[a\\]", "(?P=a)"]
+    "pattern", ["x" * 513, "[[a]", "a)", "(a", "a\\", "(?i)a", "\\k<a>", "[a\\]", "(?P=a)"]
 )
 def test_refused_value_patterns(pattern: str) -> None:
     with pytest.raises(PatternError):

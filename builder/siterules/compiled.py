@@ -27,7 +27,13 @@ from builder.siterules.pathregexp import (
     parameters,
     substitute,
 )
-from builder.siterules.safety import MAX_MATCHED, PatternError, header_problem
+from builder.siterules.safety import (
+    MAX_COSTLY,
+    MAX_MATCHED,
+    MAX_UNBOUNDED,
+    PatternError,
+    header_problem,
+)
 
 VERCEL = "vercel"
 NETLIFY = "netlify"
@@ -178,7 +184,7 @@ def compile_rules(raw: Mapping[str, Any]) -> CompiledRules:
                 kind, None, f"has {len(items):,} rules; at most {MAX_RULES:,} are allowed"
             )
         lists[kind] = items
-    return CompiledRules(
+    compiled = CompiledRules(
         semantics=str(semantics),
         source=str(raw.get("source") or ""),
         clean_urls=clean_urls,
@@ -193,6 +199,21 @@ def compile_rules(raw: Mapping[str, Any]) -> CompiledRules:
             _headers(item, index, str(semantics)) for index, item in enumerate(lists["headers"])
         ),
     )
+    costly = [
+        (kind, index)
+        for kind in KINDS
+        for index, rule in enumerate(getattr(compiled, kind))
+        if rule.pattern.cost >= MAX_UNBOUNDED
+    ]
+    if len(costly) > MAX_COSTLY:
+        kind, index = costly[MAX_COSTLY]
+        raise RuleError(
+            kind,
+            index,
+            f"more than {MAX_COSTLY} rules have two unbounded patterns ((.*), *); "
+            "make this one narrower",
+        )
+    return compiled
 
 
 def _base(kind: str, index: int, item: Any, semantics: str) -> dict[str, Any]:
@@ -219,10 +240,8 @@ def _pattern(source: str, semantics: str, *, splat_anywhere: bool) -> PathPatter
     if not source.startswith("/") or len(source) > MAX_SOURCE:
         raise PatternError(f"must be a path starting with / of at most {MAX_SOURCE} characters")
     regex = compile_pattern(source, splat_anywhere=splat_anywhere)
-    if regex is None:
-        raise PatternError("may use * only at its end")
     names = sorted(regex.groupindex, key=regex.groupindex.__getitem__)
-    return PathPattern(source, regex, tuple(names))
+    return PathPattern(source, regex, tuple(names), source.count("*"))
 
 
 def _destination(kind: str, index: int, item: Mapping[str, Any], *, external: bool) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.siterules.netlify import compile_pattern, fill
-from builder.siterules.safety import header_problem
+from builder.siterules.safety import MAX_COSTLY, MAX_UNBOUNDED, PatternError, header_problem
 
 Headers = list[tuple[str, str]]
 
@@ -61,6 +61,14 @@ class Rules:
         errors: list[str] = []
         redirects = tuple(_parse_redirects(redirects_text, errors))
         headers = tuple(_parse_headers(headers_text, errors))
+        costly = [rule for rule in headers if rule.source.count("*") >= MAX_UNBOUNDED]
+        if len(costly) > MAX_COSTLY:
+            dropped = set(map(id, costly[MAX_COSTLY:]))
+            headers = tuple(rule for rule in headers if id(rule) not in dropped)
+            errors.append(
+                f"{HEADERS_FILE}: only the first {MAX_COSTLY} paths with two * count "
+                f"({len(dropped)} more are skipped)"
+            )
         for name, rules in ((REDIRECTS_FILE, redirects), (HEADERS_FILE, headers)):
             if len(rules) > MAX_RULES:
                 errors.append(f"{name}: only the first {MAX_RULES:,} of {len(rules):,} rules count")
@@ -119,9 +127,10 @@ def _parse_redirects(text: str, errors: list[str]) -> Iterable[RedirectRule]:
             # A 200 to another origin would make us a proxy for anyone's site.
             errors.append(f"{where}: only redirects may point at another site")
             continue
-        pattern = compile_pattern(source, splat_anywhere=False)
-        if pattern is None:
-            errors.append(f"{where}: `*` may only end the source")
+        try:
+            pattern = compile_pattern(source, splat_anywhere=False)
+        except PatternError as exc:
+            errors.append(f"{where}: the source {exc}")
             continue
         yield RedirectRule(source, target, status, force, pattern)
 
@@ -140,7 +149,11 @@ def _parse_headers(text: str, errors: list[str]) -> Iterable[HeaderRule]:
                 yield HeaderRule(source, tuple(block), pattern)
             source, block = stripped, []
             if stripped.startswith("/"):
-                pattern = compile_pattern(stripped, splat_anywhere=True)
+                try:
+                    pattern = compile_pattern(stripped, splat_anywhere=True)
+                except PatternError as exc:
+                    errors.append(f"{where}: the path {exc}")
+                    pattern = None
             else:
                 # Netlify's per-host blocks: every deployment has several hosts, so such a
                 # block would apply inconsistently; drop it whole rather than on every host.

@@ -35,6 +35,9 @@ class PathPattern:
     regex: re.Pattern[str]
     names: tuple[str, ...]
     """One per capturing group in order: the name, or `""` for an unnamed group (`$n`)."""
+    cost: int = 0
+    """Its unbounded repeats that may cross segments (`(.*)`, Netlify's `*`): two make a
+    failing match quadratic in the path, so a site may have only `MAX_COSTLY` such rules."""
 
     def match(self, path: str) -> dict[str, str] | None:
         """The captures for `path` by name and by `$n` (1-based), or None if it does not match."""
@@ -66,7 +69,7 @@ def compile_source(source: str) -> PathPattern:
         raise PatternError(f"is longer than {MAX_SOURCE} characters")
     if not source.startswith("/"):
         raise PatternError("must be a path starting with /")
-    tokens = _tokens(source)
+    tokens, cost = _tokens(source)
     parts: list[str] = []
     for index, token in enumerate(tokens):
         if isinstance(token, str):
@@ -82,11 +85,12 @@ def compile_source(source: str) -> PathPattern:
             pattern = f"[^/{stop}]+?"
         parts.append(_key(re.escape(token.prefix), pattern, token.modifier))
     names = tuple(token.name for token in tokens if isinstance(token, _Key))
-    return PathPattern(source, re.compile("".join(parts)), names)
+    return PathPattern(source, re.compile("".join(parts)), names, cost)
 
 
-def _tokens(source: str) -> list[str | _Key]:
-    """The literal text and parameters of `source`, as path-to-regexp's parser splits it."""
+def _tokens(source: str) -> tuple[list[str | _Key], int]:
+    """The literal text and parameters of `source`, as path-to-regexp's parser splits it, and
+    the unbounded repeats of its custom patterns."""
     tokens: list[str | _Key] = []
     names: set[str] = set()
     literal, last_plain, unbounded = "", False, 0
@@ -105,7 +109,7 @@ def _tokens(source: str) -> list[str | _Key]:
         if char not in ":(":
             literal, last_plain, i = literal + char, True, i + 1
             continue
-        name = ""
+        name, start = "", i
         if char == ":":
             j = i + 1
             while j < len(source) and source[j] in _NAME_CHARS:
@@ -135,13 +139,16 @@ def _tokens(source: str) -> list[str | _Key]:
         # Only a plain (unescaped) `/` or `.` right before the parameter is its prefix.
         if literal and last_plain and literal[-1] in _PREFIXES:
             literal, prefix = literal[:-1], literal[-1]
+        if not literal and not prefix and tokens and isinstance(tokens[-1], _Key):
+            # As path-to-regexp 6.3 requires: `/:a:b` would try every split of a segment.
+            raise PatternError(f"needs text between two parameters (before {source[start:i]})")
         if literal:
             tokens.append(literal)
         tokens.append(_Key(name, prefix, pattern, modifier))
         literal, last_plain = "", False
     if literal:
         tokens.append(literal)
-    return tokens
+    return tokens, unbounded
 
 
 def _group(source: str, start: int) -> tuple[str, int]:

@@ -11,14 +11,17 @@ repeats in one rule; and the proxy matches at most `MAX_MATCHED` characters of a
 from __future__ import annotations
 
 import re
+import warnings
 
 MAX_REGEX = 512
 """Characters in one user regex."""
 MAX_UNBOUNDED = 2
 """Unbounded repeats (`*`, `+`, `{n,}`) in the user regexes of one rule: matching is then at
 worst quadratic in the input."""
-MAX_MATCHED = 2048
+MAX_MATCHED = 1024
 """Characters of a path or header value a rule's regex is run on; longer ones match no rule."""
+MAX_COSTLY = 4
+"""Rules of one site with two unbounded repeats (quadratic when they fail to match)."""
 
 # A `_headers` file (or any header rule) may set caching and security headers, but not the ones
 # that describe the bytes on the wire: a wrong one would corrupt the response rather than just
@@ -138,10 +141,13 @@ def check_pattern(pattern: str, *, named: bool = False) -> tuple[str, int]:
     if len(stack) != 1:
         raise PatternError("has an unbalanced (")
     translated = "".join(out)
-    try:
-        re.compile(translated)
-    except re.error as exc:
-        raise PatternError(f"is not a valid regular expression: {exc}") from None
+    with warnings.catch_warnings():
+        # Python warns of syntax whose meaning will change (`[[`): refuse it rather than guess.
+        warnings.simplefilter("error")
+        try:
+            re.compile(translated)
+        except (re.error, FutureWarning) as exc:
+            raise PatternError(f"is not a valid regular expression: {exc}") from None
     return translated, unbounded
 
 
