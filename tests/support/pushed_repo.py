@@ -36,6 +36,8 @@ class PushedRepo:
     github: FakeGitHubApi
     repo: Path
     user_token: str
+    settings: Settings
+    """The API's settings: its database and storage, for a proxy to serve them."""
 
     def project(self, name: str, **fields: Any) -> None:
         response = self.client.post(
@@ -134,6 +136,6 @@ def pushed_repo(
         assert settings.github is not None
         api = GitHubAppClient(settings.github, github.base_url, transport=github.transport)
         with Client(create_app(settings, github=api)) as client:
-            found = PushedRepo(client, github, path, sign_up(client))
+            found = PushedRepo(client, github, path, sign_up(client), settings)
             found.deliver("installation", payload("installation.created"))
             yield found
