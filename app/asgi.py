@@ -58,6 +58,7 @@ from app.reconcile import TIMEOUT_GRACE, Reconciler
 from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.reporter import Reporter
+from app.retention.chore_loop import Retention
 from app.runners.api import BuildRunner, RunnerError
 from app.services import Services
 from app.settings import Runner, Settings
@@ -230,6 +231,8 @@ def create_app(
             lookup = DnsPythonLookup(settings.domains.dns_resolvers)
             rechecks = DomainRechecks(lookup, settings.domains, announce)
             stack.push_async_callback(rechecks.aclose)
+            retention = Retention(storage, announce, settings.retention)
+            stack.push_async_callback(retention.aclose)
             services.reconciler = reconciler = Reconciler(
                 settings,
                 engine,
@@ -242,6 +245,7 @@ def create_app(
                 tokens=tokens,
                 on_finished=api_metrics.build_finished,
                 domains=rechecks,
+                retention=retention,
             )
             services.builds = BuildChannel(
                 tokens,

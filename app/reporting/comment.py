@@ -18,6 +18,7 @@ from app.errors import ErrorCode
 from app.github.api import CommentGone, GitHubApi
 from app.projects.binding import bound_projects
 from app.reporting.messages import badge
+from app.retention.wording import removed_row_text
 from app.tables import Deployment, PullRequestComment
 
 MARKER = "<!-- scalemesh:preview -->"
@@ -93,6 +94,8 @@ class PullRequestComments:
                 if view.state is DeploymentState.READY
                 else "—"
             )
+            if view.pruned_at is not None:
+                preview = removed_row_text()
             updated = view.finished_at or view.created_at
             lines.append(
                 f"| **{view.slug}** | {badge(view)} | {preview} | [Inspect]({view.log_url}) "
