@@ -101,7 +101,8 @@ def test_a_preview_diffs_against_production_reading_two_manifests_once(
     }
     assert body["pages_added"] == {"count": 0, "names": []}
     assert body["pages_removed"] == {"count": 1, "names": ["/old.html"]}
-    assert counting.streamed > 0 and counting.whole == [] and counting.sized == []
+    assert counting.streamed > 0
+    assert (counting.whole, counting.sized) == ([], [])
     read = counting.streamed
 
     assert asked(client, token, preview).json() == body  # the same pair: no read again
@@ -210,7 +211,9 @@ def test_the_page_shows_the_diff_with_names_escaped(
     assert 'id="changes"' in page
     assert f"<code>{production[:8]}</code>" in page
     assert "1 added, 1 removed, 1 changed, 1 unchanged." in page
-    assert "<td>Brotli</td>" in page and "<td>30.8 KiB</td>" in page and "+2.2 KiB" in page
+    assert "<td>Brotli</td>" in page
+    assert "<td>30.8 KiB</td>" in page
+    assert "+2.2 KiB" in page
     assert "<li><code>&lt;script&gt;alert(1)&lt;/script&gt;.js</code></li>" in page
     assert HOSTILE not in page
     assert "<summary>Pages removed (1)</summary>" in page
