@@ -109,6 +109,20 @@ def test_a_preview_diffs_against_production_reading_two_manifests_once(
     assert counting.streamed == read
 
 
+def test_only_the_newest_pairs_are_remembered(
+    client: Client, runner: FakeRunner, token: str
+) -> None:
+    production, preview = production_and_preview(client, runner, token)
+    counting = counted(client)
+    client.app.state.services.deployments.diffs.remembered = 1
+    asked(client, token, preview)
+    first = counting.streamed
+    asked(client, token, production)  # another pair: the first one is let go
+    second = counting.streamed
+    asked(client, token, preview)
+    assert counting.streamed == second + first
+
+
 def test_production_against_itself_is_one_read_and_no_change(
     client: Client, runner: FakeRunner, token: str
 ) -> None:
