@@ -13,6 +13,7 @@ import uuid
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.deployments import publish
+from app.deployments.diffs import ProductionDiff, ProductionDiffs
 from app.deployments.lifecycle import UNFINISHED, DeploymentState
 from app.deployments.queue import queue_commit
 from app.deployments.transitions import move
@@ -53,6 +54,7 @@ class DeploymentService:
         self.announce = announce
         self.bus = bus
         self.storage = storage
+        self.diffs = ProductionDiffs(storage)
 
     async def deploy(self, user_id: int, slug: str, ref: str | None) -> DeploymentView:
         """Queue a build of the project at `ref` (default: its production branch); needs push,
@@ -148,6 +150,10 @@ class DeploymentService:
             )
         await publish.promote(self.engine, self.announce, shown.slug, shown.project_id, shown.id)
         return await self.get(user_id, deployment_id)
+
+    async def diff(self, user_id: int, deployment_id: str) -> ProductionDiff:
+        """What the deployment changed against production (`app.deployments.diffs`)."""
+        return await self.diffs.against_production(await self.get(user_id, deployment_id))
 
     async def logs(self, user_id: int, deployment_id: str, since: int = 0) -> list[LogEvent]:
         """The build log so far: live from the bus, else from its archive."""
