@@ -57,6 +57,7 @@ from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
 from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
+from app.reporting.promotions import PromotionReports
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
 from app.services import Services
@@ -252,8 +253,10 @@ def create_app(
                 build_token_ttl(settings),
             )
             services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
+            promotions = None if services.github is None else PromotionReports(settings, services.github)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage, access, services.github
+                engine, views, resolver, reconciler, announce, bus, storage, access, services.github,
+                None if promotions is None else promotions.report,
             )
             services.previews = PreviewService(settings, announce, access)
             services.domains = domains = DomainService(settings, engine, access, lookup, announce)
