@@ -253,11 +253,12 @@ def create_app(
                 build_token_ttl(settings),
             )
             services.projects = ProjectService(settings, engine, sealer, storage, announce, access)
-            promotions = None if services.github is None else PromotionReports(settings, services.github)
             services.deployments = DeploymentService(
-                engine, views, resolver, reconciler, announce, bus, storage, access, services.github,
-                None if promotions is None else promotions.report,
+                engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
+            if services.github is not None:
+                promotions = PromotionReports(settings, services.github)
+                services.deployments.on_promoted = promotions.report
             services.previews = PreviewService(settings, announce, access)
             services.domains = domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(

@@ -9,8 +9,8 @@ older deployment); promoting the newest ready production deployment, or a previe
 all of them, unpins. Unpinning promotes the newest ready production deployment.
 
 Every change of the pin, and every publish of a production build, first locks the project's row
-(`publish.locked_pin`) in the transaction that moves the production alias: two replicas, or a promote racing
-a publish, take their turns, and the second sees what the first committed.
+(`publish.locked_pin`) in the transaction that moves the production alias: two replicas, or a
+promote racing a publish, take their turns, and the second sees what the first committed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from app.deployments.publish import locked_pin, point_alias
 from app.tables import Alias, Deployment, Project
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Promotion:

@@ -32,7 +32,6 @@ from app.installations.service import Covered, covered_id
 from app.reporting.comment import CommentBusy, PullRequestComments
 from app.reporting.environments import environment_url
 from app.reporting.messages import description, shorten
-from app.reporting.promotions import held_back
 from app.reporting.phases import (
     ReportedPhase,
     environment,
@@ -40,6 +39,7 @@ from app.reporting.phases import (
     to_github_deployment_state,
     to_github_state,
 )
+from app.reporting.promotions import held_back
 from app.settings import Settings
 from app.tables import Deployment
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app import hostnames
 from piccolo.engine.sqlite import SQLiteEngine
 from piccolo.querystring import QueryString
 
+from app import hostnames
 from app.database import AnyEngine, write_transaction
 from app.deployments import publish
 from app.settings import Settings
@@ -163,9 +163,11 @@ def test_two_replicas_publishing_under_a_pin_leave_production_alone(
         assert served[hostnames.deployment_label("web", deployment_id)] == deployment_id
         assert fetch(client, token, deployment_id)["state"] == "ready"
     pending = client.run(
-        lambda: Deployment.select(Deployment.publish_pending)
-        .where(Deployment.id.is_in(ids))
-        .output(as_list=True)
+        lambda: (
+            Deployment.select(Deployment.publish_pending)
+            .where(Deployment.id.is_in(ids))
+            .output(as_list=True)
+        )
     )
     assert pending == [False, False]
 
@@ -219,7 +221,7 @@ async def _until_waiting(engine: AnyEngine) -> None:
     waiting = QueryString(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     )
-    while not (await engine.run_querystring(waiting))[0]["n"]:
+    while not (await engine.run_querystring(waiting))[0]["n"]:  # noqa: ASYNC110 - the waiter is another connection: no event to await
         await asyncio.sleep(0.01)
 
 

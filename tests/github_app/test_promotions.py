@@ -34,9 +34,11 @@ def push(app: App, sha: str, branch: str = "main") -> dict[str, Any]:
 
 def github_deployment(app: App, row: dict[str, Any]) -> FakeDeployment:
     found = app.client.run(
-        lambda: Deployment.select(Deployment.github_deployment_id)
-        .where(Deployment.id == row["id"])
-        .first()
+        lambda: (
+            Deployment.select(Deployment.github_deployment_id)
+            .where(Deployment.id == row["id"])
+            .first()
+        )
     )
     return app.github.deployments[int(found["github_deployment_id"])]
 
