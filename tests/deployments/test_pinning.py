@@ -13,7 +13,7 @@ from app import hostnames
 from app.database import AnyEngine, write_transaction
 from app.deployments import publish
 from app.settings import Settings
-from app.tables import Deployment, Project
+from app.tables import Alias, Deployment, Project
 from tests.support.api import Client, bearer, sign_up
 from tests.support.deploying import aliases, deploy, fetch, replica, ship
 from tests.support.deployments import FakeRunner, succeed, tick
@@ -70,6 +70,34 @@ def test_promoting_the_newest_deployment_does_not_pin(
 
     promote(client, token, second["id"])
 
+    assert project(client, token)["production_pin"] is None
+
+
+def test_a_preview_promoted_where_production_serves_nothing_yet_is_not_pinned(
+    client: Client, token: str, runner: FakeRunner
+) -> None:
+    preview = ship(client, runner, token, ref="feature/login")
+
+    promote(client, token, preview["id"])
+
+    assert aliases(client)["web"] == preview["id"]
+    assert project(client, token)["production_pin"] is None
+
+
+def test_a_production_hostname_another_project_owns_is_left_alone(
+    client: Client, token: str, runner: FakeRunner
+) -> None:
+    first = ship(client, runner, token)
+    second = ship(client, runner, token)
+    response = client.post(
+        "/project", json={"name": "other", "repo": "octo/other"}, headers=bearer(token)
+    )
+    other = response.json()["id"]
+    client.run(lambda: Alias.update({Alias.project: other}).where(Alias.hostname == "web"))
+
+    promote(client, token, first["id"])
+
+    assert aliases(client)["web"] == second["id"]
     assert project(client, token)["production_pin"] is None
 
 

@@ -52,6 +52,11 @@ def test_a_rollback_and_a_promote_move_githubs_production(app: App, token: str) 
     first = push(app, "a" * 40)
     second = push(app, "b" * 40)
     assert github_deployment(app, second).statuses[-1]["state"] == "success"
+    promote(app, token, second)  # already production: told again, nothing replaced
+    assert github_deployment(app, second).statuses[-1]["description"] == (
+        "Production promoted bbbbbbb"
+    )
+    assert github_deployment(app, first).statuses[-1]["state"] == "success"  # untouched
 
     promote(app, token, first)  # a rollback
 
