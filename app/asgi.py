@@ -218,7 +218,7 @@ def create_app(
             services.github = github or github_from_settings(settings)
             if services.github is not None:
                 stack.push_async_callback(services.github.aclose)
-                services.reporter = Reporter(settings, services.github)
+                services.reporter = Reporter(settings, services.github, storage=storage)
             services.github_users = github_users or github_users_from_settings(settings)
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
 from app.deployments import pinning
+from app.deployments.diffs import ProductionDiff, ProductionDiffs
 from app.deployments.lifecycle import UNFINISHED, DeploymentState
 from app.deployments.queue import queue_commit
 from app.deployments.transitions import move
@@ -57,6 +58,7 @@ class DeploymentService:
         self.announce = announce
         self.bus = bus
         self.storage = storage
+        self.diffs = ProductionDiffs(storage)
 
     async def deploy(self, user_id: int, slug: str, ref: str | None) -> DeploymentView:
         """Queue a build of the project at `ref` (default: its production branch); needs push,
@@ -169,6 +171,10 @@ class DeploymentService:
     async def _promoted(self, promotion: pinning.Promotion | None) -> None:
         if promotion is not None and self.on_promoted is not None:
             await self.on_promoted(promotion)
+
+    async def diff(self, user_id: int, deployment_id: str) -> ProductionDiff:
+        """What the deployment changed against production (`app.deployments.diffs`)."""
+        return await self.diffs.against_production(await self.get(user_id, deployment_id))
 
     async def logs(self, user_id: int, deployment_id: str, since: int = 0) -> list[LogEvent]:
         """The build log so far: live from the bus, else from its archive."""

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.deployments.diffs import ProductionDiffs
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.github.api import GitHubApi, GitHubError
@@ -41,6 +42,7 @@ from app.reporting.phases import (
 )
 from app.reporting.promotions import held_back
 from app.settings import Settings
+from app.storage import Storage
 from app.tables import Deployment
 
 log = logging.getLogger(__name__)
@@ -67,13 +69,19 @@ class Reporter:
     `clock` tells the time retries are due by."""
 
     def __init__(
-        self, settings: Settings, github: GitHubApi, *, clock: Callable[[], datetime] = _utcnow
+        self,
+        settings: Settings,
+        github: GitHubApi,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
         self.github = github
         self.clock = clock
         self.views = DeploymentViews(settings)
-        self.comments = PullRequestComments(github, self.views)
+        diffs = None if storage is None else ProductionDiffs(storage)  # the comment's diffs
+        self.comments = PullRequestComments(github, self.views, diffs)
 
     async def run(self) -> None:
         while True:

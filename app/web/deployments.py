@@ -10,10 +10,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.deployments.build_config import BuildConfig
+from app.deployments.diffs import ProductionDiff
+from app.deployments.lifecycle import DeploymentState
 from app.deployments.views import DeploymentView
 from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
 from app.projects.access import Role
+from app.reporting.diff_section import UNKNOWN, signed, size
 from app.users.records import CurrentUser
 from app.web.pages import UI, Answered, form_user, not_found, page, page_user
 from app.web.projects import Dashboard
@@ -38,6 +41,12 @@ async def deployment_page(
 ) -> Response[str] | Redirect:
     user = await page_user(request, dashboard.users)
     view = await shown_deployment(request, dashboard, user, deployment_id)
+    changes: ProductionDiff | UserError | None = None
+    if view.state is DeploymentState.READY:
+        try:
+            changes = await dashboard.deployments.diffs.against_production(view)
+        except UserError as exc:
+            changes = exc
     return page(
         request,
         dashboard.settings,
@@ -50,6 +59,11 @@ async def deployment_page(
         socket_path=f"/deployments/{view.id}/logs/ws",
         config=view.config,
         config_rows=config_rows(view.config),
+        changes=changes,
+        changes_error=changes.detail if isinstance(changes, UserError) else None,
+        size=size,
+        signed=signed,
+        unknown=UNKNOWN,
     )
 
 
