@@ -13,6 +13,7 @@ malformed one raises `ManifestError`.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
@@ -61,8 +62,8 @@ class Listed:
 
     @classmethod
     def of(cls, names: Iterable[str]) -> Listed:
-        every = sorted(names)
-        return cls(len(every), tuple(every[:NAMES]))
+        every = list(names)
+        return cls(len(every), tuple(heapq.nsmallest(NAMES, every)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +120,18 @@ def parse(data: bytes) -> dict[str, _File]:
 
 def diff(before: bytes, after: bytes) -> ManifestDiff:
     """Compare two manifests (production's, then the preview's)."""
-    return compare(parse(before), parse(after))
+    return _compare(parse(before), parse(after))
 
 
-def compare(old: dict[str, _File], new: dict[str, _File]) -> ManifestDiff:
+def _compare(old: dict[str, _File], new: dict[str, _File]) -> ManifestDiff:
     added = new.keys() - old.keys()
     removed = old.keys() - new.keys()
     changed = {path for path in new.keys() & old.keys() if new[path].sha256 != old[path].sha256}
-    changes = [
+    deltas = (
+        (-abs((_size(new.get(path)) or 0) - (_size(old.get(path)) or 0)), path)
+        for path in added | removed | changed
+    )
+    largest = [
         AssetChange(
             path,
             _size(old.get(path)),
@@ -134,9 +139,8 @@ def compare(old: dict[str, _File], new: dict[str, _File]) -> ManifestDiff:
             _br(old.get(path)),
             _br(new.get(path)),
         )
-        for path in added | removed | changed
+        for _, path in heapq.nsmallest(LARGEST, deltas)
     ]
-    changes.sort(key=lambda change: (-abs(change.delta), change.path))
     return ManifestDiff(
         added=Listed.of(added),
         removed=Listed.of(removed),
@@ -144,7 +148,7 @@ def compare(old: dict[str, _File], new: dict[str, _File]) -> ManifestDiff:
         unchanged=len(new) - len(added) - len(changed),
         before=_totals(old),
         after=_totals(new),
-        largest=tuple(changes[:LARGEST]),
+        largest=tuple(largest),
         pages_added=Listed.of(page_path(path) for path in added if _is_page(path, new[path])),
         pages_removed=Listed.of(page_path(path) for path in removed if _is_page(path, old[path])),
     )

@@ -8,6 +8,7 @@ at every report, and the page ask again without reading storage again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ class ProductionDiffs:
             else await self._manifest(view.project_id, production, "production's")
         )
         try:
-            return diff(before, after)
+            # Off the event loop: a hostile manifest may list hundreds of thousands of files.
+            return await asyncio.to_thread(diff, before, after)
         except ManifestError as exc:
             raise UserError(
                 ErrorCode.DIFF_MANIFEST_UNREADABLE, f"A manifest cannot be compared: {exc}."

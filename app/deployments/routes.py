@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -80,6 +80,11 @@ class DeploymentOut(msgspec.Struct):
             github_refused=view.github_refused,
             config=view.config,
         )
+
+
+class UnpinnedOut(msgspec.Struct):
+    production: DeploymentOut | None
+    """What production serves now; None while no production deployment is ready."""
 
 
 class ListedOut(msgspec.Struct):
@@ -230,6 +235,20 @@ class DeploymentController(Controller):
         deployments: NamedDependency[DeploymentService],
     ) -> DeploymentOut:
         return DeploymentOut.of(await deployments.promote(user.id, deployment_id))
+
+    @delete(
+        "/projects/{slug:str}/production-pin",
+        status_code=200,
+        summary="Unpin production: serve the newest ready production deployment again",
+    )
+    async def unpin(
+        self,
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> UnpinnedOut:
+        moved = await deployments.unpin(user.id, slug)
+        return UnpinnedOut(production=None if moved is None else DeploymentOut.of(moved))
 
     @get(
         "/deployments/{deployment_id:str}/logs",

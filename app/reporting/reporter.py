@@ -40,6 +40,7 @@ from app.reporting.phases import (
     to_github_deployment_state,
     to_github_state,
 )
+from app.reporting.promotions import held_back
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
@@ -235,13 +236,16 @@ class Reporter:
             )
         if github_id is not None:
             ready = view.state is DeploymentState.READY and not view.retired
+            state = to_github_deployment_state(
+                view.state, platform_fault=view.platform_fault, retired=view.retired
+            )
+            if await held_back(view):  # production pinned to another: not GitHub's live one
+                state, ready = "inactive", False
             await self.github.set_deployment_status(
                 installation,
                 repository,
                 github_id,
-                state=to_github_deployment_state(
-                    view.state, platform_fault=view.platform_fault, retired=view.retired
-                ),
+                state=state,
                 environment_url=await environment_url(view) if ready else None,
                 log_url=view.log_url,
                 description=text,
