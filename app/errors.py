@@ -111,6 +111,7 @@ class ErrorCode(StrEnum):
     ENV_SCOPE_INVALID = "env_scope_invalid"
     ENV_BRANCH_INVALID = "env_branch_invalid"
     ENV_NOT_FOUND = "env_not_found"
+    CACHE_REDEPLOY_NO_BRANCH = "cache_redeploy_no_branch"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -185,6 +186,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.ENV_SCOPE_INVALID: _K.INVALID,
         _C.ENV_BRANCH_INVALID: _K.INVALID,
         _C.ENV_NOT_FOUND: _K.NOT_FOUND,
+        _C.CACHE_REDEPLOY_NO_BRANCH: _K.CONFLICT,
     }
 )
 """The kind of every code."""

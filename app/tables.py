@@ -210,6 +210,8 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     config = JSON(null=True, default=None)
     """The build's effective config, from its manifest once ready (`app.deployments.build_config`):
     each field's value and source, env names and scopes, warnings; null before, or if none."""
+    clear_cache = Boolean(default=False)
+    """Built without restoring the build cache ("Redeploy without cache")."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):
