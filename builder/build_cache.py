@@ -23,8 +23,9 @@ import stat
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from builder.buildlog import Log
 from builder.cache_archive import (
     EXPAND_FACTOR,
     FORMAT,
@@ -33,12 +34,11 @@ from builder.cache_archive import (
     extract_archive,
     write_archive,
 )
-from builder.confine import ConfinementError
+from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan
-from builder.upload import Headers, Pending, StorageError
-
-if TYPE_CHECKING:
-    from builder.pipeline import Build
+from builder.siteconfig.records import SiteConfig
+from builder.spec import BuildSpec
+from builder.upload import Headers, Pending, Storage, StorageError
 
 HOME_CACHES = (
     ".npm",  # npm's download cache (_cacache)
@@ -74,6 +74,19 @@ class CacheStorage(Protocol):
 
     def get(self, key: str, target: Path) -> bool:
         """Copy the object at `key` to `target`, streamed; False when there is none."""
+
+
+class Build(Protocol):
+    """What of `builder.pipeline.Build` the cache uses."""
+
+    spec: BuildSpec
+    log: Log
+    storage: Storage
+    checkout: Path
+    home: Path
+    scratch: Path
+    config: SiteConfig
+    confinement: Confinement
 
 
 def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
@@ -154,7 +167,9 @@ def save(build: Build, plan: Plan) -> None:
         say(f"Warning: build cache not saved: {exc}")
         return
     trees = _trees(build, plan)
-    if not any(_is_directory(root / path) for paths in trees.values() for path, root in paths.items()):
+    if not any(
+        _is_directory(root / path) for paths in trees.values() for path, root in paths.items()
+    ):
         say("Build cache: nothing to save (no dependencies or framework caches)")
         return
     started = time.monotonic()

@@ -13,6 +13,8 @@ holds a whole archive in memory: tar streams through zstandard to and from a fil
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import posixpath
@@ -100,25 +102,16 @@ def write_archive(
     with target.open("wb") as raw:
         capped = _Capped(raw, cap)
         compressor = zstandard.ZstdCompressor(level=LEVEL)
-        with compressor.stream_writer(capped, closefd=False) as packed:  # type: ignore[arg-type] # duck-typed file
-            with tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-                text = json.dumps(dict(meta), sort_keys=True).encode()
-                info = tarfile.TarInfo(META)
-                info.size = len(text)
-                tar.addfile(info, _Bytes(text))
-                for name, paths in trees.items():
-                    for relative, root in paths.items():
-                        _add_tree(tar, name, root, relative, owner)
+        packed = compressor.stream_writer(capped, closefd=False)  # type: ignore[arg-type] # a duck-typed file
+        with packed, tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            text = json.dumps(dict(meta), sort_keys=True).encode()
+            info = tarfile.TarInfo(META)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+            for name, paths in trees.items():
+                for relative, root in paths.items():
+                    _add_tree(tar, name, root, relative, owner)
         return capped.written
-
-
-class _Bytes:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def read(self, size: int = -1) -> bytes:
-        data, self._data = (self._data, b"") if size < 0 else self._data[:size], self._data[size:]
-        return data
 
 
 def _add_tree(tar: tarfile.TarFile, name: str, root: Path, relative: str, owner: int) -> None:
@@ -297,7 +290,11 @@ def _hostile(member: tarfile.TarInfo, parts: list[str], fds: Mapping[str, int]) 
     if member.islnk():
         return "a hard link"
     if member.issym():
-        return None if _link_inside("/".join(parts[1:]), member.linkname) else "a symlink leaving its root"
+        return (
+            None
+            if _link_inside("/".join(parts[1:]), member.linkname)
+            else "a symlink leaving its root"
+        )
     if not (member.isdir() or member.isreg()):
         return "a device, FIFO or other special file"
     return None
@@ -319,10 +316,8 @@ def _descend(fd: int, parts: list[str]) -> int:
 
 
 def _make_directory(fd: int, name: str) -> None:
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(name, 0o755, dir_fd=fd)
-    except FileExistsError:
-        pass
 
 
 def _write_file(

@@ -45,7 +45,9 @@ def test_the_second_build_restores_the_cache_and_installs_without_the_registry(
     # npm may not reach the registry, yet npm ci succeeds: every package came from the cache.
     assert second_ok, second.lines()
     (hit,) = [line for line in cache_lines(second) if line.startswith("Build cache: hit")]
-    assert hit.startswith(f"Build cache: hit {stored(tmp_path, 'main').relative_to(tmp_path / 'storage')}")
+    assert hit.startswith(
+        f"Build cache: hit {stored(tmp_path, 'main').relative_to(tmp_path / 'storage')}"
+    )
     assert f"lockfile key {archive['meta']['lockfile'][:16]} matches: node_modules restored" in hit
     assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"
 
@@ -75,9 +77,7 @@ def test_a_fork_and_a_new_branch_start_from_production_and_only_the_branch_saves
     build(spec_of(tmp_path, repo, sha, 1))
     production = stored(tmp_path, "main").read_bytes()
 
-    fork_ok, fork = build(
-        spec_of(tmp_path, repo, sha, 2, branch="", from_fork=True, env=OFFLINE)
-    )
+    fork_ok, fork = build(spec_of(tmp_path, repo, sha, 2, branch="", from_fork=True, env=OFFLINE))
     branch_ok, branch = build(spec_of(tmp_path, repo, sha, 3, branch="feature/x", env=OFFLINE))
 
     assert fork_ok, fork.lines()
@@ -120,7 +120,9 @@ def test_a_corrupt_cache_is_ignored_with_a_warning_and_replaced(tmp_path: Path) 
 
     assert ok, sink.lines()
     warning = cache_lines(sink)[0]
-    assert warning.startswith(f"Warning: the build cache {archive.relative_to(tmp_path / 'storage')}")
+    assert warning.startswith(
+        f"Warning: the build cache {archive.relative_to(tmp_path / 'storage')}"
+    )
     assert warning.endswith("; building without it")
     assert cache_lines(sink)[1].startswith("Build cache: saved")
     assert members(archive)["meta"]["branch"] == "main"

@@ -73,7 +73,9 @@ def roots(tmp_path: Path) -> dict[str, Path]:
 
 def extract(tmp_path: Path, roots: dict[str, Path], members: list[Member], **kw: Any) -> Any:
     source = archive(tmp_path / "cache.tar.zst", members, kw.pop("meta", None))
-    return extract_archive(source, roots, kw.pop("choose", everything), max_bytes=kw.pop("max_bytes", 1 << 20))
+    return extract_archive(
+        source, roots, kw.pop("choose", everything), max_bytes=kw.pop("max_bytes", 1 << 20)
+    )
 
 
 def test_plain_members_are_extracted_with_set_id_bits_dropped(
@@ -271,10 +273,14 @@ def test_writing_keeps_own_files_and_inside_symlinks_only(tmp_path: Path) -> Non
     roots = {"repo": tmp_path / "again"}
     roots["repo"].mkdir()
     done = extract_archive(target, roots, everything, max_bytes=1 << 20)
-    found = sorted(
-        str(path.relative_to(roots["repo"])) for path in roots["repo"].rglob("*")
-    )
-    assert found == ["node_modules", "node_modules/.bin", "node_modules/.bin/a", "node_modules/a", "node_modules/a/index.js"]
+    found = sorted(str(path.relative_to(roots["repo"])) for path in roots["repo"].rglob("*"))
+    assert found == [
+        "node_modules",
+        "node_modules/.bin",
+        "node_modules/.bin/a",
+        "node_modules/a",
+        "node_modules/a/index.js",
+    ]
     assert done.refused == []
 
 

@@ -81,7 +81,11 @@ def session_policy(
         return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": arn + resource}
 
     statements = [
-        allow("UploadThisDeploymentOnly", UPLOAD_ACTIONS, f"{output_prefix(project_id, deployment_id)}*"),
+        allow(
+            "UploadThisDeploymentOnly",
+            UPLOAD_ACTIONS,
+            f"{output_prefix(project_id, deployment_id)}*",
+        ),
         allow("ReadThisProjectsBuildCaches", CACHE_READ_ACTIONS, f"{cache_prefix(project_id)}*"),
     ]
     if cache_branch is not None:

@@ -106,7 +106,7 @@ async def redeploy_submit(
     deployment_id: FromPath[str],
     dashboard: NamedDependency[Dashboard],
 ) -> Response[str] | Redirect:
-    """"Redeploy without cache": the same commit again, its build cache not restored."""
+    """ "Redeploy without cache": the same commit again, its build cache not restored."""
     user, _ = await form_user(request, dashboard.settings, dashboard.users)
     view = await shown_deployment(request, dashboard, user, deployment_id)
     try:

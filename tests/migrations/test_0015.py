@@ -29,7 +29,9 @@ def test_forward_marks_every_existing_deployment_as_built_with_its_cache(
         flags = await Deployment.select(Deployment.clear_cache).output(as_list=True)
         some = (await Deployment.select(Deployment.id).first())["id"]  # type: ignore[index]
         await Deployment.update({Deployment.clear_cache: True}).where(Deployment.id == some)
-        stored = await Deployment.select(Deployment.clear_cache).where(Deployment.id == some).first()
+        stored = (
+            await Deployment.select(Deployment.clear_cache).where(Deployment.id == some).first()
+        )
         return {
             "before": before,
             "after": await dump(engine),
