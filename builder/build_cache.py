@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import stat
 import time
 from collections.abc import Callable, Mapping
@@ -52,6 +53,7 @@ HOME_CACHES = (
 FRAMEWORK_CACHES = (".next/cache", ".astro", "resources/_gen")
 """Below the app's root directory: Next.js, Astro, Hugo."""
 MAX_LOCKFILE = 256 << 20
+PACKAGE = "package.json"
 _CONTENT_TYPE = "application/zstd"
 CACHE_ROOT = "__cache"
 
@@ -96,15 +98,16 @@ def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list
     return own + fallback
 
 
-def restore(build: Build, plan: Plan) -> None:
-    """Extract the best cache for this build into its home and checkout (before `hand_over`)."""
+def restore(build: Build, plan: Plan) -> bool:
+    """Extract the best cache for this build into its home and checkout (before `hand_over`);
+    True when node_modules was restored for this very lockfile and package.json."""
     spec, say = build.spec, build.log.line
     storage = build.storage
     if not isinstance(storage, CacheStorage):
-        return
+        return False
     if spec.clear_cache:
         say("Build cache: not restored (redeploy without cache); a fresh one is saved")
-        return
+        return False
     started = time.monotonic()
     archive = build.scratch / "cache-in.tar.zst"
     branches = branches_read(spec.branch, spec.production_branch, from_fork=spec.from_fork)
@@ -118,7 +121,7 @@ def restore(build: Build, plan: Plan) -> None:
     else:
         names = " or ".join(f"branch {branch!r}" for branch in branches) or "a build of no branch"
         say(f"Build cache: miss (none for {names})")
-        return
+        return False
     size = archive.stat().st_size
     lock = lockfile_key(plan)
     roots = {"home": build.home, "repo": build.checkout}
@@ -132,7 +135,7 @@ def restore(build: Build, plan: Plan) -> None:
         done = extract_archive(archive, roots, choose, max_bytes=bound)
     except ArchiveError as exc:
         say(f"Warning: the build cache {key} is unreadable ({exc}); building without it")
-        return
+        return False
     finally:
         archive.unlink(missing_ok=True)
     for refusal in done.refused[:10]:
@@ -146,6 +149,18 @@ def restore(build: Build, plan: Plan) -> None:
         f"Build cache: hit {key}{whose}, {_size(size)}; lockfile key {_short(lock)} {modules}; "
         f"{done.files} files ({_size(done.bytes)}) restored in {time.monotonic() - started:.1f} s"
     )
+    return matched
+
+
+def install_argv(build: Build, install: tuple[str, ...], matched: bool) -> tuple[str, ...]:
+    """The install to run. `npm ci` deletes node_modules first, so over a node_modules restored
+    for this very package.json and lockfile (a build's `npm ci` made it) the detected `npm ci`
+    becomes `npm install`, which checks the tree against the lockfile and changes nothing."""
+    chosen = build.spec.install_command or build.config.install_command
+    if not matched or chosen is not None or install != ("npm", "ci"):
+        return install
+    build.log.line("Build cache: node_modules matches the lockfile: npm install checks it")
+    return ("npm", "install")
 
 
 def save(build: Build, plan: Plan) -> None:
@@ -224,21 +239,24 @@ def _is_directory(path: Path) -> bool:
 
 
 def lockfile_key(plan: Plan) -> str | None:
-    """The hash of the package manager, where it installs and its lockfile; None: no lockfile
-    (or one that is not a plain file), so node_modules is never restored."""
+    """The hash of the machine, the package manager, its lockfile and the package.json files
+    beside it and in the root directory; None: no lockfile (or one that is not a plain file),
+    so node_modules is never restored."""
     if plan.lockfile is None or plan.package_manager is None:
         return None
-    digest = hashlib.sha256(f"{plan.package_manager}\0{plan.install_dir.name}\0".encode())
-    try:
-        fd = os.open(plan.install_dir / plan.lockfile, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as stream:
-        found = os.fstat(stream.fileno())
-        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
+    digest = hashlib.sha256(f"{platform.machine()}\0{plan.package_manager}\0".encode())
+    for path in (plan.install_dir / plan.lockfile, plan.install_dir / PACKAGE, plan.root / PACKAGE):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
             return None
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
+        with os.fdopen(fd, "rb") as stream:
+            found = os.fstat(stream.fileno())
+            if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
+                return None
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
     return digest.hexdigest()
 
 

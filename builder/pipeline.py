@@ -246,7 +246,7 @@ class Build:
     def install(self, plan: Plan) -> None:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
-        build_cache.restore(self, plan)  # as the builder, before the build's user owns it all
+        restored = build_cache.restore(self, plan)  # by the builder, before hand_over
         self.confinement.hand_over([self.checkout, self.home])
         config = self.config
         self.path = prepare_toolchains(
@@ -256,7 +256,7 @@ class Build:
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
-        self._command(plan.install, plan.install_dir)
+        self._command(build_cache.install_argv(self, plan.install, restored), plan.install_dir)
 
     def build(self, plan: Plan) -> None:
         if plan.build is None:
