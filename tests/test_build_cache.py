@@ -49,6 +49,10 @@ def test_the_second_build_restores_the_cache_and_installs_without_the_registry(
         f"Build cache: hit {stored(tmp_path, 'main').relative_to(tmp_path / 'storage')}"
     )
     assert f"lockfile key {archive['meta']['lockfile'][:16]} matches: node_modules restored" in hit
+    assert "Running npm ci" in first.lines()
+    # npm ci would delete the restored node_modules: npm install checks it instead.
+    assert "Build cache: node_modules matches the lockfile: npm install checks it" in second.lines()
+    assert "Running npm install" in second.lines()
     assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"
 
 
@@ -65,6 +69,7 @@ def test_a_changed_lockfile_restores_the_download_cache_but_not_node_modules(
     assert ok, sink.lines()
     (hit,) = [line for line in cache_lines(sink) if line.startswith("Build cache: hit")]
     assert "differs: node_modules not restored" in hit
+    assert "Running npm ci" in sink.lines()
     assert served(tmp_path, 2) == "<p>is-number 6.0.0, build 2</p>\n"
     after = members(stored(tmp_path, "main"))["meta"]["lockfile"]
     assert after != before

@@ -7,7 +7,6 @@ files, stores symlinks without following them and stops at its cap."""
 from __future__ import annotations
 
 import io
-import json
 import os
 import tarfile
 from collections.abc import Callable, Mapping
@@ -25,38 +24,7 @@ from builder.cache_archive import (
     extract_archive,
     write_archive,
 )
-
-Member = tuple[str, str, bytes | str]
-"""(kind, name, content or link target); kinds: file, dir, symlink, hardlink, char, fifo."""
-
-
-def archive(path: Path, members: list[Member], meta: Mapping[str, Any] | None = None) -> Path:
-    """A .tar.zst with our meta first (unless `meta` is {}), then `members`."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        if meta != {}:
-            text = json.dumps(meta or {"format": FORMAT, "lockfile": "abc"}).encode()
-            info = tarfile.TarInfo(META)
-            info.size = len(text)
-            tar.addfile(info, io.BytesIO(text))
-        for kind, name, content in members:
-            info = tarfile.TarInfo(name)
-            data = content if isinstance(content, bytes) else b""
-            info.type = {
-                "file": tarfile.REGTYPE,
-                "dir": tarfile.DIRTYPE,
-                "symlink": tarfile.SYMTYPE,
-                "hardlink": tarfile.LNKTYPE,
-                "char": tarfile.CHRTYPE,
-                "fifo": tarfile.FIFOTYPE,
-            }[kind]
-            info.mode = 0o4755 if kind == "file" else 0o755
-            if isinstance(content, str):
-                info.linkname = content
-            info.size = len(data) if kind == "file" else 0
-            tar.addfile(info, io.BytesIO(data) if kind == "file" else None)
-    path.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
-    return path
+from tests.support.build_cache import Member, archive
 
 
 def everything(meta: Mapping[str, Any]) -> Callable[[str], bool]:

@@ -3,15 +3,18 @@ builds of it one after another against one storage, and what a stored cache arch
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tarfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import zstandard
 
 from builder.build_cache import cache_key
+from builder.cache_archive import FORMAT, META
 from builder.spec import BuildSpec
 from tests.support.builder import PROJECT_ID, SITES, CapturingSink, make_repo, make_spec, run
 from tests.support.git import git
@@ -76,3 +79,36 @@ def members(archive: Path) -> dict[str, Any]:
                     meta = json.loads(stream.read())
                 names.append(member.name)
     return {"meta": meta, "names": names}
+
+
+Member = tuple[str, str, bytes | str]
+"""(kind, name, content or link target); kinds: file, dir, symlink, hardlink, char, fifo."""
+
+
+def archive(path: Path, members: list[Member], meta: Mapping[str, Any] | None = None) -> Path:
+    """A .tar.zst with our meta first (unless `meta` is {}), then `members`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        if meta != {}:
+            text = json.dumps(meta or {"format": FORMAT, "lockfile": "abc"}).encode()
+            info = tarfile.TarInfo(META)
+            info.size = len(text)
+            tar.addfile(info, io.BytesIO(text))
+        for kind, name, content in members:
+            info = tarfile.TarInfo(name)
+            data = content if isinstance(content, bytes) else b""
+            info.type = {
+                "file": tarfile.REGTYPE,
+                "dir": tarfile.DIRTYPE,
+                "symlink": tarfile.SYMTYPE,
+                "hardlink": tarfile.LNKTYPE,
+                "char": tarfile.CHRTYPE,
+                "fifo": tarfile.FIFOTYPE,
+            }[kind]
+            info.mode = 0o4755 if kind == "file" else 0o755
+            if isinstance(content, str):
+                info.linkname = content
+            info.size = len(data) if kind == "file" else 0
+            tar.addfile(info, io.BytesIO(data) if kind == "file" else None)
+    path.write_bytes(zstandard.ZstdCompressor().compress(buffer.getvalue()))
+    return path
