@@ -25,12 +25,23 @@ def builds(settings: Settings) -> Iterator[Builds]:
 
 def stored_flag(client: Client, deployment_id: str) -> bool:
     row = client.run(
-        lambda: Deployment.select(Deployment.clear_cache)
-        .where(Deployment._meta.primary_key == deployment_id)
-        .first()
+        lambda: (
+            Deployment.select(Deployment.clear_cache)
+            .where(Deployment._meta.primary_key == deployment_id)
+            .first()
+        )
     )
     assert row is not None
     return bool(row["clear_cache"])
+
+
+def mark_from_fork(client: Client, deployment_id: str) -> None:
+    async def mark() -> None:
+        await Deployment.update({Deployment.from_fork: True}).where(
+            Deployment._meta.primary_key == deployment_id
+        )
+
+    client.run(mark)
 
 
 def test_deploying_with_clear_cache_reaches_the_builds_spec(builds: Builds) -> None:
@@ -65,11 +76,7 @@ def test_the_grant_writes_the_branchs_cache_and_never_a_forks(settings: Settings
     for builds in open_builds(make_roomy(settings), grants):
         branch = builds.building("main")
         fork = builds.building("feature/login")
-        builds.client.run(
-            lambda: Deployment.update({Deployment.from_fork: True}).where(
-                Deployment._meta.primary_key == fork
-            )
-        )
+        mark_from_fork(builds.client, fork)
         tag = builds.building("v1.0")
         for deployment_id in (branch, fork, tag):
             fetched = builds.fetch_spec(deployment_id, builds.token_for(deployment_id))

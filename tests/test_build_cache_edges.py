@@ -4,6 +4,7 @@ once; and both storages' `get`."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from builder import build_cache
-from builder.build_cache import branches_read
+from builder.build_cache import branches_read, lockfile_key
 from builder.confine import ConfinementError, Unconfined
+from builder.detect import detect
 from builder.spec import BuildLimits
 from builder.upload import Headers, LocalStorage, Pending, S3Storage, StorageError
 from tests.support.build_cache import archive, cache_lines, stored
@@ -199,6 +201,33 @@ def test_many_hostile_entries_are_each_refused_and_counted(tmp_path: Path) -> No
     assert (
         "lockfile key none (no lockfile) differs: node_modules not restored; 0 files" in lines[11]
     )
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lockfile_the_build_swapped_for_no_plain_file_has_no_key(
+    tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "package-lock.json").write_text("{}")
+    plan = detect(tmp_path)
+    # What a build could leave behind by the time its cache is saved.
+    (tmp_path / "package-lock.json").unlink()
+    if kind == "symlink":
+        (tmp_path / "package-lock.json").symlink_to("/etc/passwd")
+    else:
+        os.mkfifo(tmp_path / "package-lock.json")
+
+    assert lockfile_key(plan) is None
+
+
+def test_the_lockfile_key_covers_package_json_too(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "package-lock.json").write_text("{}")
+    before = lockfile_key(detect(tmp_path))
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"y": "1"}}')
+
+    assert before is not None
+    assert lockfile_key(detect(tmp_path)) not in (None, before)
 
 
 def test_local_storage_reads_back_what_it_has(tmp_path: Path) -> None:

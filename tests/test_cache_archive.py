@@ -18,13 +18,14 @@ import zstandard
 
 from builder.cache_archive import (
     FORMAT,
+    MAX_DEPTH,
     META,
     ArchiveError,
     ArchiveTooLarge,
     extract_archive,
     write_archive,
 )
-from tests.support.build_cache import Member, archive
+from tests.support.build_cache import Member, archive, members
 
 
 def everything(meta: Mapping[str, Any]) -> Callable[[str], bool]:
@@ -265,3 +266,30 @@ def test_writing_stops_at_the_cap(tmp_path: Path) -> None:
             cap=100 << 10,
             owner=os.getuid(),
         )
+
+
+def test_a_symlink_over_a_path_the_checkout_has_is_skipped(
+    tmp_path: Path, roots: dict[str, Path]
+) -> None:
+    (roots["repo"] / "x").write_text("committed")
+
+    done = extract(tmp_path, roots, [("symlink", "repo/x", "y")])
+
+    assert (roots["repo"] / "x").read_text() == "committed"
+    assert done.skipped == 1
+
+
+def test_writing_stops_descending_past_the_depth_limit(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    deep = home.joinpath(".npm", *["d"] * (MAX_DEPTH + 3))
+    deep.mkdir(parents=True)
+    (deep / "file").write_text("too deep")
+    target = tmp_path / "out.tar.zst"
+
+    write_archive(
+        target, {"format": FORMAT}, {"home": {".npm": home}}, cap=1 << 20, owner=os.getuid()
+    )
+
+    names = members(target)["names"]
+    assert max(name.count("/") for name in names) == MAX_DEPTH + 1
+    assert not any(name.endswith("/file") for name in names)
