@@ -57,6 +57,7 @@ from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
 from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
+from app.reporting.promotions import PromotionReports
 from app.reporting.reporter import Reporter
 from app.runners.api import BuildRunner, RunnerError
 from app.services import Services
@@ -217,7 +218,7 @@ def create_app(
             services.github = github or github_from_settings(settings)
             if services.github is not None:
                 stack.push_async_callback(services.github.aclose)
-                services.reporter = Reporter(settings, services.github)
+                services.reporter = Reporter(settings, services.github, storage=storage)
             services.github_users = github_users or github_users_from_settings(settings)
             if services.github_users is not None:
                 stack.push_async_callback(services.github_users.aclose)
@@ -255,6 +256,9 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
+            if services.github is not None:
+                promotions = PromotionReports(settings, services.github)
+                services.deployments.on_promoted = promotions.report
             services.previews = PreviewService(settings, announce, access)
             services.domains = domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(

@@ -111,6 +111,12 @@ class ErrorCode(StrEnum):
     ENV_SCOPE_INVALID = "env_scope_invalid"
     ENV_BRANCH_INVALID = "env_branch_invalid"
     ENV_NOT_FOUND = "env_not_found"
+    # A deployment's diff against production (`app.deployments.diffs`).
+    DIFF_NOT_READY = "diff_not_ready"
+    DIFF_NO_PRODUCTION = "diff_no_production"
+    DIFF_MANIFEST_GONE = "diff_manifest_gone"
+    DIFF_MANIFEST_UNREADABLE = "diff_manifest_unreadable"
+    DIFF_STORAGE_UNAVAILABLE = "diff_storage_unavailable"
     CACHE_REDEPLOY_NO_BRANCH = "cache_redeploy_no_branch"
 
 
@@ -186,6 +192,11 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.ENV_SCOPE_INVALID: _K.INVALID,
         _C.ENV_BRANCH_INVALID: _K.INVALID,
         _C.ENV_NOT_FOUND: _K.NOT_FOUND,
+        _C.DIFF_NOT_READY: _K.CONFLICT,
+        _C.DIFF_NO_PRODUCTION: _K.NOT_FOUND,
+        _C.DIFF_MANIFEST_GONE: _K.NOT_FOUND,
+        _C.DIFF_MANIFEST_UNREADABLE: _K.CONFLICT,
+        _C.DIFF_STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
         _C.CACHE_REDEPLOY_NO_BRANCH: _K.CONFLICT,
     }
 )

@@ -135,6 +135,18 @@ class Project(Table, tablename="scalemesh_project"):
     """Keyed hash of the project's protection bypass secret (shown once), when one was made."""
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    production_pinned_to = UUID(null=True, default=None)
+    """The deployment production is pinned to by a rollback (`app.deployments.pinning`): new
+    production builds still go ready but leave production alone. None: production follows
+    pushes. Not a foreign key: a row referencing its own children would knot deletion."""
+    production_pinned_at = Timestamptz(null=True, default=None)
+    production_pinned_by = ForeignKey(
+        references=User, null=True, default=None, on_delete=OnDelete.set_null
+    )
+    """Who pinned it, while that account exists."""
+    production_github_deployment_id = BigInt(null=True, default=None)
+    """The GitHub Deployment last told it serves production by a promote or rollback, to be
+    marked `inactive` when the next one replaces it (`app.reporting.promotions`)."""
 
 
 class EnvVar(Table, tablename="scalemesh_env_var"):

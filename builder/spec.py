@@ -364,7 +364,9 @@ def _with_text(event: LogEvent, text: str) -> LogEvent:
 #   "files": {"index.html": {"size": 1234, "sha256": "...",
 #                            "content_type": "text/html; charset=utf-8",
 #                            "cache_control": "public, max-age=0, must-revalidate",
-#                            "encodings": ["br", "gzip"]}, ...},
+#                            "encodings": ["br", "gzip"],
+#                            "br_size": 512}, ...},  # the .br sibling's size, else "size";
+#                                 # missing in manifests written before sizes were recorded
 #   "steps": {"clone": 812, "detect": 3, "install": 10234, "build": 5012, "upload": 901},  # ms
 #   "created_at": "2026-11-27T21:00:00Z",
 #   "config": {                                  # the effective config (builder.siteconfig)

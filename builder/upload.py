@@ -215,6 +215,8 @@ class UploadedFile:
     content_type: str
     cache_control: str
     encodings: tuple[str, ...] = ()
+    br_size: int | None = None
+    """The `.br` sibling's size; None without one (the raw size is what is sent then)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -223,6 +225,8 @@ class UploadedFile:
             "content_type": self.content_type,
             "cache_control": self.cache_control,
             "encodings": list(self.encodings),
+            # Always written, so a reader tells a new manifest from an old one (no sizes).
+            "br_size": self.size if self.br_size is None else self.br_size,
         }
 
 
@@ -333,6 +337,7 @@ def _prepare(
     """Hash the file and, with a brotli `quality`, compress it (`names`: every path published)."""
     digest = hashlib.sha256()
     siblings: list[tuple[str, str, Path]] = []
+    br_size = None
     if quality is not None:
         data = source.read_bytes()
         size = len(data)
@@ -349,6 +354,7 @@ def _prepare(
             if len(packed) < size:
                 target = scratch.with_name(scratch.name + suffix)
                 target.write_bytes(packed)
+                br_size = len(packed) if encoding == "br" else br_size
                 siblings.append((encoding, suffix, target))
     else:
         size = 0
@@ -362,5 +368,6 @@ def _prepare(
         content_type=content.content_type(path),
         cache_control=content.cache_control(path),
         encodings=tuple(encoding for encoding, _, _ in siblings),
+        br_size=br_size,
     )
     return _Prepared(path, source, record, tuple(siblings))

@@ -32,7 +32,7 @@ from tests.support.builder import (
     static_spec,
 )
 from tests.support.detection import package
-from tests.support.proxy_site import get
+from tests.support.proxy_site import get, uploaded
 from tests.support.sandbox import build_dirs, sandbox
 from tests.support.sandbox import run as run_launch
 
@@ -61,19 +61,6 @@ def sandboxed(*hosts: str) -> Confine:
     return confinement_for(None, json.dumps(config), BuildLimits())
 
 
-async def served(output: Path) -> Site:
-    """The deployment the builder uploaded to `output`, loaded as the proxy loads it."""
-    manifest = json.loads((output / MANIFEST).read_text())
-
-    async def read(key: str) -> bytes:
-        return (output / key).read_bytes()
-
-    async def size(key: str) -> int:
-        return (output / key).stat().st_size
-
-    return await Site.load(manifest, read, size=size)
-
-
 async def page(site: Site, path: str) -> str:
     response = await get(site, path)
     assert response.status == 200, (path, response.status)
@@ -94,7 +81,7 @@ async def test_a_hugo_site_builds_in_the_sandbox_and_is_served(
     assert "Output directory: public" in sink.lines("detect")
     assert "No install step: there is no package.json" in sink.lines("install")
     assert "Running hugo --gc" in sink.lines("build")
-    site = await served(deployed(tmp_path))
+    site = await uploaded(deployed(tmp_path))
     home = await page(site, "/")
     assert "<h1>Scale Mesh on Hugo</h1>" in home
     assert "<strong>Hugo</strong> in the build" in home
@@ -117,7 +104,7 @@ async def test_a_mkdocs_site_installs_mkdocs_from_pypi_in_the_sandbox_and_is_ser
     assert any(
         "Successfully installed" in line and "mkdocs-" in line for line in sink.lines("install")
     )
-    site = await served(deployed(tmp_path))
+    site = await uploaded(deployed(tmp_path))
     assert "Built by <strong>MkDocs</strong>" in await page(site, "/")
     assert '<h1 id="setup">Setup</h1>' in await page(site, "/guide/setup/")
 
@@ -135,7 +122,7 @@ async def test_a_public_folder_deploys_as_it_is(tmp_path: Path) -> None:
     assert ok, failure(sink)
     assert "Detected static: public/ has index.html, no package.json" in sink.lines("detect")
     assert "No build step: static site" in sink.lines("build")
-    site = await served(deployed(tmp_path))
+    site = await uploaded(deployed(tmp_path))
     assert await page(site, "/") == "<h1>plain</h1>"
     assert await page(site, "/about/") == "<h1>about</h1>"
     assert (await get(site, "/README.md")).status == 404
@@ -151,7 +138,7 @@ async def test_any_folder_given_as_output_directory_deploys_as_it_is(tmp_path: P
         "Detected static: no package.json and no build command: www is deployed as it is"
         in sink.lines("detect")
     )
-    assert await page(await served(deployed(tmp_path)), "/hello") == "<p>hello"  # clean URLs
+    assert await page(await uploaded(deployed(tmp_path)), "/hello") == "<p>hello"  # clean URLs
 
 
 def test_the_sandbox_runs_the_builders_hugo_from_path_at_a_path_of_its_own() -> None:

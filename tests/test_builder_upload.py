@@ -118,6 +118,10 @@ def test_upload_to_a_directory(tmp_path: Path) -> None:
         assert record.sha256 == hashlib.sha256(original).hexdigest()
         if "br" in record.encodings:
             assert brotli.decompress((deployed / f"{path}.br").read_bytes()) == original
+            # The manifest records what a browser asking for brotli is sent.
+            assert record.to_json()["br_size"] == (deployed / f"{path}.br").stat().st_size
+        else:
+            assert record.to_json()["br_size"] == record.size
         if "gzip" in record.encodings:
             assert gzip.decompress((deployed / f"{path}.gz").read_bytes()) == original
     records = uploaded.files

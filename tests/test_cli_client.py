@@ -48,6 +48,7 @@ account = cli_client.account
         ["deploy"],
         ["logs"],
         ["rollback"],
+        ["unpin"],
         ["env"],
         ["env", "set"],
         ["env", "unset"],
@@ -251,9 +252,17 @@ def test_deploy_follow_logs_and_rollback(
     monkeypatch.setattr(api, "PAGE", 1)
     code, out, _ = cli(capsys, "rollback", slug)
     assert code == 0
-    assert out.startswith(f"Production of {slug} now serves {first} (main @ ")
-    assert out.endswith(f"): http://{slug}.localhost:8080\n")
+    rolled, pinned = out.splitlines()
+    assert rolled.startswith(f"Production of {slug} now serves {first} (main @ ")
+    assert rolled.endswith(f"): http://{slug}.localhost:8080")
+    assert pinned.startswith(f"{slug}: production is pinned to {first} since ")
+    assert pinned.endswith(
+        f" by {account.email}; pushes build but do not go live until: scalemesh unpin {slug}"
+    )
     assert production() == first
+    code, out, _ = cli(capsys, "projects")
+    assert code == 0
+    assert out.splitlines()[-1] == pinned
 
     code, _, err = cli(capsys, "rollback", slug)
     assert code == 1
@@ -261,9 +270,23 @@ def test_deploy_follow_logs_and_rollback(
         f"scalemesh: no ready deployment of {slug} is older than the one in production ({first})\n"
     )
 
-    code, _, _ = cli(capsys, "rollback", slug, second)
+    code, out, _ = cli(capsys, "rollback", slug, second)  # the newest: production unpinned
     assert code == 0
+    assert len(out.splitlines()) == 1
     assert production() == second
+    assert account.get(f"/projects/{slug}")["production_pin"] is None
+
+    assert cli(capsys, "rollback", slug)[0] == 0
+    code, out, _ = cli(capsys, "unpin", slug)
+    assert code == 0
+    assert out.startswith(f"Production of {slug} is unpinned and serves {second} (main @ ")
+    assert out.endswith("); pushes go live again\n")
+    assert production() == second
+    code, out, _ = cli(capsys, "unpin", other)
+    assert (code, out) == (
+        0,
+        f"Production of {other} is unpinned; no production deployment is ready yet\n",
+    )
 
     code, _, err = cli(capsys, "rollback", other, second)
     assert code == 1

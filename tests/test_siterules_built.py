@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.spec import MANIFEST
 from proxy.site import Site
 from tests.support.builder import deployed, run, static_spec
-from tests.support.proxy_site import get
+from tests.support.proxy_site import get, uploaded
 
 pytestmark = pytest.mark.anyio
 
@@ -24,16 +23,7 @@ def anyio_backend() -> str:
 async def built(tmp_path: Path, files: dict[str, str | bytes]) -> Site:
     ok, sink = run(static_spec(tmp_path, files))
     assert ok, sink.lines()
-    root = deployed(tmp_path)
-    manifest = json.loads((root / MANIFEST).read_text())
-
-    async def read(key: str) -> bytes:
-        return (root / key).read_bytes()
-
-    async def size(key: str) -> int:
-        return (root / key).stat().st_size
-
-    return await Site.load(manifest, read, size=size)
+    return await uploaded(deployed(tmp_path))
 
 
 VERCEL_JSON = {

@@ -8,6 +8,7 @@ for packages, pnpm and yarn). The toolchain cache is shared (`tests.support.tool
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from builder.confine import RunAs
 from builder.spec import BuildLimits
 from tests.support.builder import deployed, make_repo, make_spec, run
+from tests.support.proxy_site import get, uploaded
 from tests.support.sites import NPM_OFFLINE
 from tests.support.toolchains import sandboxed, shared_cache, vite_react
 
@@ -23,11 +25,21 @@ NOBODY = 65534
 
 
 def assert_vite_react_deployed(tmp_path: Path) -> None:
-    output = deployed(tmp_path)
-    assert '<div id="root">' in (output / "index.html").read_text()
-    scripts = list((output / "assets").glob("index-*.js"))
-    assert len(scripts) == 1
-    assert "Hello from Vite and React" in scripts[0].read_text()
+    """Uploaded, and served by the proxy's own code: the page, and the script it loads."""
+
+    async def answers() -> tuple[str, str]:
+        site = await uploaded(deployed(tmp_path))
+        page = await get(site, "/")
+        assert page.status == 200
+        html = bytes(page.body).decode()
+        [script] = re.findall(r'src="(/assets/index-[^"]+\.js)"', html)
+        code = await get(site, script)
+        assert code.status == 200
+        return html, bytes(code.body).decode()
+
+    html, code = asyncio.run(answers())
+    assert '<div id="root">' in html
+    assert "Hello from Vite and React" in code
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,12 @@ class UserAnswer(msgspec.Struct):
     email: str
 
 
+class PinAnswer(msgspec.Struct):
+    deployment: str
+    since: str
+    by: str | None
+
+
 class ProjectAnswer(msgspec.Struct):
     slug: str
     production_url: str
@@ -20,6 +26,8 @@ class ProjectAnswer(msgspec.Struct):
     git_url: str
     env: list[str]
     """Names only."""
+    production_pin: PinAnswer | None = None
+    """Set after a rollback: production stays on that deployment until a promote or unpin."""
 
 
 class EnvVarAnswer(msgspec.Struct):
@@ -38,6 +46,10 @@ class DeploymentAnswer(msgspec.Struct):
     aliases: list[str]
     """Every URL that points at it now, its own included."""
     log_url: str
+
+
+class UnpinnedAnswer(msgspec.Struct):
+    production: DeploymentAnswer | None
 
 
 class DnsRecordAnswer(msgspec.Struct):

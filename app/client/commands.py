@@ -13,7 +13,14 @@ from pathlib import Path
 import msgspec
 
 from app.client import ClientError
-from app.client.answers import DeploymentAnswer, ProjectAnswer, TokenAnswer, UserAnswer
+from app.client.answers import (
+    DeploymentAnswer,
+    PinAnswer,
+    ProjectAnswer,
+    TokenAnswer,
+    UnpinnedAnswer,
+    UserAnswer,
+)
 from app.client.api import EXPIRED, Api, deployment_path, project_path, session
 from app.client.config import DEFAULT_API, Config, check_api_url, config_path, save_config
 from app.client.follow import LogPrinter, follow
@@ -121,7 +128,19 @@ def _projects(_: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
     for slug, url, repo in rows:
         print(f"{slug:<{widths[0]}}  {url:<{widths[1]}}  {repo}")
+    for project in projects:
+        if project.production_pin is not None:
+            print(pinned_line(project.slug, project.production_pin))
     return 0
+
+
+def pinned_line(slug: str, pin: PinAnswer) -> str:
+    """What a pinned production serves, since when, by whom, and how to unpin it."""
+    by = "" if pin.by is None else f" by {pin.by}"
+    return (
+        f"{slug}: production is pinned to {pin.deployment} since {pin.since}{by}; "
+        f"pushes build but do not go live until: scalemesh unpin {slug}"
+    )
 
 
 def _project_create(args: argparse.Namespace) -> int:
@@ -207,10 +226,29 @@ def _rollback(args: argparse.Namespace) -> int:
         else:
             target = _previous(api, slug, project.production_url)
         promoted = api.answer(DeploymentAnswer, "POST", f"{deployment_path(target.id)}/promote")
+        after = api.answer(ProjectAnswer, "GET", project_path(slug))
     where = promoted.branch or promoted.ref
     print(
         f"Production of {slug} now serves {promoted.id} ({where} @ {promoted.sha[:7]}): "
         f"{project.production_url}"
+    )
+    if after.production_pin is not None:
+        print(pinned_line(slug, after.production_pin))
+    return 0
+
+
+def _unpin(args: argparse.Namespace) -> int:
+    with session() as api:
+        answer = api.answer(
+            UnpinnedAnswer, "DELETE", f"{project_path(args.project)}/production-pin"
+        )
+    if answer.production is None:
+        print(f"Production of {args.project} is unpinned; no production deployment is ready yet")
+        return 0
+    served = answer.production
+    print(
+        f"Production of {args.project} is unpinned and serves {served.id} "
+        f"({served.branch or served.ref} @ {served.sha[:7]}); pushes go live again"
     )
     return 0
 
@@ -303,3 +341,9 @@ def add_commands(
         help="the deployment to serve (default: the newest ready one older than production's)",
     )
     rollback.set_defaults(handler=_rollback)
+
+    unpin = command(
+        commands, "unpin", "Let production follow pushes again after a rollback (serve the newest)."
+    )
+    unpin.add_argument("project", help="the project's slug")
+    unpin.set_defaults(handler=_unpin)

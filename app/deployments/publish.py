@@ -19,9 +19,16 @@ from app.deployments.lifecycle import Target
 from app.deployments.records import Publishable
 from app.deployments.transitions import report_again
 from app.errors import KIND, ErrorCode, ErrorKind
-from app.tables import Alias, Deployment
+from app.tables import Alias, Deployment, Project
 
 log = logging.getLogger(__name__)
+
+_LOCK = (
+    'UPDATE "scalemesh_project" SET "production_pinned_to" = "production_pinned_to" '
+    'WHERE "id" = {} RETURNING "production_pinned_to"'
+)
+"""Writing the row locks it until the transaction ends (PostgreSQL); a writer that waited reads
+the pin committed meanwhile. SQLite's write transactions already take turns."""
 
 
 async def point_alias(hostname: str, project_id: int, deployment_id: str) -> bool:
@@ -55,7 +62,7 @@ async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnounce
 
     Its own label always; its branch's label; the production label when it is a production
     deployment no older than the one production points at now (a late old build does not take
-    production back).
+    production back) and production is not pinned by a rollback (`app.deployments.pinning`).
     """
     row = await (
         Deployment.select(*Publishable.COLUMNS)
@@ -71,7 +78,7 @@ async def publish(engine: AnyEngine, deployment_id: str, announce: AliasAnnounce
     async with write_transaction(engine):
         if ready.branch:
             wanted.append(hostnames.branch_label(ready.slug, ready.branch))
-        if ready.target is Target.PRODUCTION and await _newer_than_production(ready):
+        if ready.target is Target.PRODUCTION and await _takes_production(ready):
             wanted.append(hostnames.production_label(ready.slug))
         for hostname in wanted:
             pointed = await point_alias(hostname, ready.project_id, ready.id)
@@ -125,6 +132,13 @@ async def _refused(ready: Publishable, taken: list[str]) -> None:
     ).where(Deployment._meta.primary_key == ready.id)
 
 
+async def _takes_production(ready: Publishable) -> bool:
+    """Whether production moves to this ready production deployment: not while pinned to
+    another one (the project's row stays locked until the alias moved)."""
+    pinned = await locked_pin(ready.project_id)
+    return pinned in (None, ready.id) and await _newer_than_production(ready)
+
+
 async def _newer_than_production(ready: Publishable) -> bool:
     current: list[datetime] = await (
         Alias.select(Alias.deployment.created_at)
@@ -134,18 +148,9 @@ async def _newer_than_production(ready: Publishable) -> bool:
     return not current or current[0] <= ready.created_at
 
 
-async def promote(
-    engine: AnyEngine, announce: AliasAnnouncer, slug: str, project_id: int, deployment_id: str
-) -> None:
-    """Point production at a ready deployment (a rollback when it is older)."""
-    label = hostnames.production_label(slug)
-    async with write_transaction(engine):
-        pointed = await point_alias(label, project_id, deployment_id)
-    if not pointed:
-        log.warning(
-            "alias taken by another project",
-            extra={"deployment_id": deployment_id, "hostname": label, "project": slug},
-        )
-        return
-    await announce([label])
-    log.info("deployment promoted", extra={"deployment_id": deployment_id})
+async def locked_pin(project_id: int) -> str | None:
+    """Lock the project's row for the running transaction (its production pin changes and
+    production publishes take turns); the deployment production is pinned to, or None."""
+    rows = await Project.raw(_LOCK, project_id)
+    pinned = rows[0]["production_pinned_to"] if rows else None
+    return None if pinned is None else str(pinned)

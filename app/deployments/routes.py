@@ -6,13 +6,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.deployments.build_config import BuildConfig
+from app.deployments.diff import AssetChange, Listed
+from app.deployments.diffs import ProductionDiff
 from app.deployments.service import DeploymentService
 from app.deployments.views import DeploymentView
+from app.errors import ErrorCode, UserError
 from app.logs.text import render_text
 from app.users.http import provide_user
 from app.users.records import CurrentUser
@@ -81,6 +84,77 @@ class DeploymentOut(msgspec.Struct):
         )
 
 
+class UnpinnedOut(msgspec.Struct):
+    production: DeploymentOut | None
+    """What production serves now; None while no production deployment is ready."""
+
+
+class ListedOut(msgspec.Struct):
+    count: int
+    names: list[str]
+    """The first 20, sorted."""
+
+    @classmethod
+    def of(cls, listed: Listed) -> ListedOut:
+        return cls(listed.count, list(listed.names))
+
+
+class SizesOut(msgspec.Struct):
+    raw: int
+    """Bytes of every file, as stored."""
+    br: int | None
+    """Bytes sent to a browser taking brotli (`.br` siblings, else the file); null when the
+    deployment's manifest predates recorded brotli sizes."""
+
+
+class AssetOut(msgspec.Struct):
+    path: str
+    before: int | None
+    """Bytes in production; null when the file is new."""
+    after: int | None
+    """Bytes in this deployment; null when it was removed."""
+    delta: int
+    br_delta: int | None
+
+
+class DiffOut(msgspec.Struct):
+    deployment: str
+    against: str
+    """The production deployment compared with."""
+    added: ListedOut
+    removed: ListedOut
+    changed: ListedOut
+    """Files in both whose sha256 differs."""
+    unchanged: int
+    before: SizesOut
+    after: SizesOut
+    largest: list[AssetOut]
+    """The five files added, removed or changed with the largest raw size change."""
+    pages_added: ListedOut
+    pages_removed: ListedOut
+
+    @classmethod
+    def of(cls, found: ProductionDiff) -> DiffOut:
+        d = found.diff
+        return cls(
+            deployment=found.deployment_id,
+            against=found.production_id,
+            added=ListedOut.of(d.added),
+            removed=ListedOut.of(d.removed),
+            changed=ListedOut.of(d.changed),
+            unchanged=d.unchanged,
+            before=SizesOut(d.before.raw, d.before.br),
+            after=SizesOut(d.after.raw, d.after.br),
+            largest=[_asset(change) for change in d.largest],
+            pages_added=ListedOut.of(d.pages_added),
+            pages_removed=ListedOut.of(d.pages_removed),
+        )
+
+
+def _asset(change: AssetChange) -> AssetOut:
+    return AssetOut(change.path, change.before, change.after, change.delta, change.br_delta)
+
+
 class DeploymentController(Controller):
     path = "/"
     dependencies = {"user": Provide(provide_user)}  # noqa: RUF012 - Litestar's own class attribute
@@ -105,6 +179,23 @@ class DeploymentController(Controller):
         deployments: NamedDependency[DeploymentService],
     ) -> DeploymentOut:
         return DeploymentOut.of(await deployments.get(user.id, deployment_id))
+
+    @get(
+        "/deployments/{deployment_id:str}/diff",
+        summary="What a ready deployment changed against production: files, sizes, pages",
+    )
+    async def diff(
+        self,
+        deployment_id: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+        against: Annotated[str, QueryParameter(max_length=32)] = "production",
+    ) -> DiffOut:
+        if against != "production":
+            raise UserError(
+                ErrorCode.INVALID_REQUEST, f"against must be 'production', not {against!r}."
+            )
+        return DiffOut.of(await deployments.diff(user.id, deployment_id))
 
     @get("/projects/{slug:str}/deployments", summary="A project's deployments, newest first")
     async def index(
@@ -149,6 +240,20 @@ class DeploymentController(Controller):
         deployments: NamedDependency[DeploymentService],
     ) -> DeploymentOut:
         return DeploymentOut.of(await deployments.promote(user.id, deployment_id))
+
+    @delete(
+        "/projects/{slug:str}/production-pin",
+        status_code=200,
+        summary="Unpin production: serve the newest ready production deployment again",
+    )
+    async def unpin(
+        self,
+        slug: FromPath[str],
+        user: NamedDependency[CurrentUser],
+        deployments: NamedDependency[DeploymentService],
+    ) -> UnpinnedOut:
+        moved = await deployments.unpin(user.id, slug)
+        return UnpinnedOut(production=None if moved is None else DeploymentOut.of(moved))
 
     @get(
         "/deployments/{deployment_id:str}/logs",

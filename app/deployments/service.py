@@ -9,10 +9,12 @@ deployment the user may not see answers as a missing one does. Inputs are typed 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
-from app.deployments import publish
+from app.deployments import pinning
+from app.deployments.diffs import ProductionDiff, ProductionDiffs
 from app.deployments.lifecycle import UNFINISHED, DeploymentState
 from app.deployments.queue import queue_commit
 from app.deployments.transitions import move
@@ -43,7 +45,10 @@ class DeploymentService:
         storage: Storage,
         access: Access,
         github: GitHubApi | None = None,
+        on_promoted: Callable[[pinning.Promotion], Awaitable[object]] | None = None,
     ) -> None:
+        self.on_promoted = on_promoted
+        """Told of each promote (GitHub's Deployment statuses, `app.reporting.promotions`)."""
         self.access = access
         self.github = github
         self.engine = engine
@@ -53,6 +58,7 @@ class DeploymentService:
         self.announce = announce
         self.bus = bus
         self.storage = storage
+        self.diffs = ProductionDiffs(storage)
 
     async def deploy(
         self, user_id: int, slug: str, ref: str | None, *, clear_cache: bool = False
@@ -171,15 +177,36 @@ class DeploymentService:
         return await self.get(user_id, deployment_id)
 
     async def promote(self, user_id: int, deployment_id: str) -> DeploymentView:
-        """Serve a ready deployment in production (a rollback when it is older)."""
+        """Serve a ready deployment in production; a rollback (a newer ready production
+        deployment exists) pins production there (`app.deployments.pinning`)."""
         shown = await self.get(user_id, deployment_id, Role.PUSH)
         if shown.state is not DeploymentState.READY:
             raise UserError(
                 ErrorCode.NOT_PROMOTABLE,
                 f"Only a ready deployment can be promoted; this one is {shown.state}.",
             )
-        await publish.promote(self.engine, self.announce, shown.slug, shown.project_id, shown.id)
+        await self._promoted(
+            await pinning.promote(
+                self.engine, self.announce, shown.slug, shown.project_id, shown.id, by=user_id
+            )
+        )
         return await self.get(user_id, deployment_id)
+
+    async def unpin(self, user_id: int, slug: str) -> DeploymentView | None:
+        """Let production follow pushes again: serve the newest ready production deployment
+        (None when there is none yet); needs push."""
+        project = await self.access.project_for(user_id, slug, Role.PUSH)
+        moved = await pinning.promote(self.engine, self.announce, project.slug, project.id, None)
+        await self._promoted(moved)
+        return None if moved is None else await self.get(user_id, moved.deployment_id)
+
+    async def _promoted(self, promotion: pinning.Promotion | None) -> None:
+        if promotion is not None and self.on_promoted is not None:
+            await self.on_promoted(promotion)
+
+    async def diff(self, user_id: int, deployment_id: str) -> ProductionDiff:
+        """What the deployment changed against production (`app.deployments.diffs`)."""
+        return await self.diffs.against_production(await self.get(user_id, deployment_id))
 
     async def logs(self, user_id: int, deployment_id: str, since: int = 0) -> list[LogEvent]:
         """The build log so far: live from the bus, else from its archive."""

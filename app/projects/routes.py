@@ -101,6 +101,14 @@ class GitHubStatus(msgspec.Struct):
     """Where to install the App (or add this repository to it)."""
 
 
+class PinOut(msgspec.Struct):
+    deployment: str
+    """The deployment production stays on until someone promotes again."""
+    since: datetime
+    by: str | None
+    """Who rolled back (their email), while that account exists."""
+
+
 class ProjectOut(msgspec.Struct):
     id: int
     slug: str
@@ -130,6 +138,9 @@ class ProjectOut(msgspec.Struct):
     updated_at: datetime
     github: GitHubStatus | None = None
     """For a GitHub repository while the App is configured: is it installed there?"""
+    production_pin: PinOut | None = None
+    """Set after a rollback: new production builds go ready but production stays on this
+    deployment until one is promoted (`DELETE /projects/{slug}/production-pin` unpins)."""
 
     @classmethod
     def of(cls, details: ProjectDetails) -> ProjectOut:
@@ -161,6 +172,9 @@ class ProjectOut(msgspec.Struct):
             github=None
             if github is None
             else GitHubStatus(installed=github.installed, install_url=github.install_url),
+            production_pin=None
+            if details.pin is None
+            else PinOut(details.pin.deployment_id, details.pin.since, details.pin.by),
         )
 
 

@@ -25,6 +25,7 @@ from app.projects import envvars
 from app.projects.access import Access, Actor, Role
 from app.projects.envvars import Sealer
 from app.projects.linking import bound_id, check_source_allowed, link_id
+from app.projects.pins import ProductionPin, read_pin
 from app.projects.records import ProjectRecord
 from app.projects.rules import (
     MAX_SLUG,
@@ -107,6 +108,8 @@ class ProjectDetails:
     """For a GitHub repository while the App is configured: is it installed there?"""
     role: Role = Role.ADMIN
     """What the user asking may do with it."""
+    pin: ProductionPin | None = None
+    """Production pinned by a rollback, or None: it follows pushes."""
 
 
 async def _default_protection(repository: str | None) -> Protection:
@@ -350,6 +353,7 @@ class ProjectService:
             production_url=self.settings.deployment_url(project.slug),
             github=await self._github_status(project),
             role=role,
+            pin=await read_pin(project.id),
         )
 
     async def _github_status(self, project: ProjectRecord) -> GitHubStatus | None:

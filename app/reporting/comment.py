@@ -12,11 +12,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from app.deployments.diffs import ProductionDiff, ProductionDiffs
 from app.deployments.lifecycle import DeploymentState
-from app.deployments.views import DeploymentViews
-from app.errors import ErrorCode
+from app.deployments.views import DeploymentView, DeploymentViews
+from app.errors import ErrorCode, UserError
 from app.github.api import CommentGone, GitHubApi
 from app.projects.binding import bound_projects
+from app.reporting import diff_section
 from app.reporting.messages import badge
 from app.tables import Deployment, PullRequestComment
 
@@ -65,9 +67,12 @@ def _this(repository: str, number: int) -> Any:
 class PullRequestComments:
     """Writes the comment of each pull request, as `views` read its deployments."""
 
-    def __init__(self, github: GitHubApi, views: DeploymentViews) -> None:
+    def __init__(
+        self, github: GitHubApi, views: DeploymentViews, diffs: ProductionDiffs | None = None
+    ) -> None:
         self.github = github
         self.views = views
+        self.diffs = diffs
 
     async def body(self, repository_id: int, number: int) -> str:
         """A table with one row per project bound to the repository: its newest deployment for
@@ -80,6 +85,7 @@ class PullRequestComments:
             "| :--- | :--- | :--- | :--- | :--- |",
         ]
         refusal = None
+        ready: list[DeploymentView] = []
         for project in await bound_projects(repository_id):
             view = await self.views.one(
                 (Deployment.project == project.id) & (Deployment.pr_number == number)
@@ -93,6 +99,8 @@ class PullRequestComments:
                 if view.state is DeploymentState.READY
                 else "—"
             )
+            if view.state is DeploymentState.READY:
+                ready.append(view)
             updated = view.finished_at or view.created_at
             lines.append(
                 f"| **{view.slug}** | {badge(view)} | {preview} | [Inspect]({view.log_url}) "
@@ -100,7 +108,20 @@ class PullRequestComments:
             )
         if refusal:  # the reason once, under the table, not in every row
             lines += ["", f"> {refusal}"]
-        return "\n".join(lines) + "\n"
+        table = "\n".join(lines) + "\n"
+        if self.diffs is None or not ready:
+            return table
+        sections = [await self._section(view, self.diffs) for view in ready]
+        budget = diff_section.COMMENT_LIMIT - len(table) - diff_section.MARGIN
+        return table + "\n" + "\n\n".join(diff_section.fit(sections, budget)) + "\n"
+
+    async def _section(self, view: DeploymentView, diffs: ProductionDiffs) -> diff_section.Section:
+        """The project's "what changed" section (the reason instead, when there is no diff)."""
+        try:
+            found: ProductionDiff | UserError = await diffs.against_production(view)
+        except UserError as exc:
+            found = exc
+        return diff_section.section(view.slug, view.log_url, found)
 
     async def refresh(
         self, installation: int, repository: str, number: int, *, repository_id: int

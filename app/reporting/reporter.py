@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.deployments.diffs import ProductionDiffs
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.github.api import GitHubApi, GitHubError
@@ -39,7 +40,9 @@ from app.reporting.phases import (
     to_github_deployment_state,
     to_github_state,
 )
+from app.reporting.promotions import held_back
 from app.settings import Settings
+from app.storage import Storage
 from app.tables import Deployment
 
 log = logging.getLogger(__name__)
@@ -66,13 +69,19 @@ class Reporter:
     `clock` tells the time retries are due by."""
 
     def __init__(
-        self, settings: Settings, github: GitHubApi, *, clock: Callable[[], datetime] = _utcnow
+        self,
+        settings: Settings,
+        github: GitHubApi,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        storage: Storage | None = None,
     ) -> None:
         self.settings = settings
         self.github = github
         self.clock = clock
         self.views = DeploymentViews(settings)
-        self.comments = PullRequestComments(github, self.views)
+        diffs = None if storage is None else ProductionDiffs(storage)  # the comment's diffs
+        self.comments = PullRequestComments(github, self.views, diffs)
 
     async def run(self) -> None:
         while True:
@@ -227,13 +236,16 @@ class Reporter:
             )
         if github_id is not None:
             ready = view.state is DeploymentState.READY and not view.retired
+            state = to_github_deployment_state(
+                view.state, platform_fault=view.platform_fault, retired=view.retired
+            )
+            if await held_back(view):  # production pinned to another: not GitHub's live one
+                state, ready = "inactive", False
             await self.github.set_deployment_status(
                 installation,
                 repository,
                 github_id,
-                state=to_github_deployment_state(
-                    view.state, platform_fault=view.platform_fault, retired=view.retired
-                ),
+                state=state,
                 environment_url=await environment_url(view) if ready else None,
                 log_url=view.log_url,
                 description=text,

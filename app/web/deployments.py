@@ -11,10 +11,13 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from app.deployments.build_config import BuildConfig
+from app.deployments.diffs import ProductionDiff
+from app.deployments.lifecycle import DeploymentState
 from app.deployments.views import DeploymentView
 from app.errors import ErrorCode, UserError
 from app.http.errors import status_of
 from app.projects.access import Role
+from app.reporting.diff_section import UNKNOWN, signed, size
 from app.users.records import CurrentUser
 from app.web.pages import UI, Answered, form_user, not_found, page, page_user
 from app.web.projects import Dashboard
@@ -39,6 +42,12 @@ async def deployment_page(
 ) -> Response[str] | Redirect:
     user = await page_user(request, dashboard.users)
     view = await shown_deployment(request, dashboard, user, deployment_id)
+    changes: ProductionDiff | UserError | None = None
+    if view.state is DeploymentState.READY:
+        try:
+            changes = await dashboard.deployments.diffs.against_production(view)
+        except UserError as exc:
+            changes = exc
     return page(
         request,
         dashboard.settings,
@@ -51,6 +60,11 @@ async def deployment_page(
         socket_path=f"/deployments/{view.id}/logs/ws",
         config=view.config,
         config_rows=config_rows(view.config),
+        changes=changes,
+        changes_error=changes.detail if isinstance(changes, UserError) else None,
+        size=size,
+        signed=signed,
+        unknown=UNKNOWN,
     )
 
 
@@ -67,6 +81,19 @@ async def promote_submit(
     except UserError as exc:
         return await dashboard.project_page(request, user, view.slug, refused=exc)
     return Redirect(f"/projects/{view.slug}", status_code=303)
+
+
+@post(f"{UI}/projects/{{slug:str}}/unpin", status_code=200)
+async def unpin_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """The pinned banner's button: production serves the newest ready deployment again."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        await dashboard.deployments.unpin(user.id, slug)
+    except UserError as exc:  # a project not found is shown as such by its page
+        return await dashboard.project_page(request, user, slug, refused=exc)
+    return Redirect(f"/projects/{slug}", status_code=303)
 
 
 @post(f"{UI}/deployments/{{deployment_id:str}}/cancel", status_code=200)
@@ -116,7 +143,7 @@ async def redeploy_submit(
     return Redirect(f"/deployments/{queued.id}", status_code=303)
 
 
-ROUTES = [deployment_page, promote_submit, cancel_submit, redeploy_submit]
+ROUTES = [deployment_page, promote_submit, unpin_submit, cancel_submit, redeploy_submit]
 
 
 def config_rows(config: BuildConfig | None) -> list[tuple[str, str, str]]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from builder.content import cache_control, content_type
+from builder.spec import MANIFEST
 from proxy.routing import path_to_key
 from proxy.serve import ProxyRequest, ProxyResponse, respond
 from proxy.site import Site
@@ -129,3 +132,17 @@ async def make(
 
 def etag_of(data: bytes) -> str:
     return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+
+
+async def uploaded(output: Path) -> Site:
+    """The deployment a real build uploaded to the directory `output`, loaded as the proxy
+    loads it (its manifest, then its files)."""
+    manifest = json.loads((output / MANIFEST).read_text())
+
+    async def read(key: str) -> bytes:
+        return (output / key).read_bytes()
+
+    async def size(key: str) -> int:
+        return (output / key).stat().st_size
+
+    return await Site.load(manifest, read, size=size)
