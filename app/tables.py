@@ -229,6 +229,8 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """A retired preview is torn down then (`app.retention`); None: nothing is due."""
     pruned_at = Timestamptz(null=True, default=None)
     """Its files were deleted then (torn down or past retention): its URL answers 410."""
+    clear_cache = Boolean(default=False)
+    """Built without restoring the build cache ("Redeploy without cache")."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):

@@ -87,6 +87,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_BUILD_MAX_FILE_MB": "10",
         "SCALEMESH_BUILD_MAX_OUTPUT_MB": "100",
         "SCALEMESH_BUILD_MAX_LOG_MB": "4",
+        "SCALEMESH_BUILD_CACHE_MB": "256",
         "SCALEMESH_BUILD_ATTEMPTS": "5",
         "SCALEMESH_UNSAFE_LOCAL_BUILDS": "yes",
         "SCALEMESH_SANDBOX_READONLY_PATHS": "/opt/node:/srv/tools",
@@ -154,6 +155,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         max_file_mb=10,
         max_output_mb=100,
         max_log_mb=4,
+        cache_mb=256,
     )
     assert settings.build_attempts == 5
     assert settings.unsafe_local_builds is True

@@ -39,6 +39,8 @@ class SiteConfig:
     ignore_command: str | None = None
     watch_paths: tuple[str, ...] = ()
     """Paths (relative to the repository) whose changes build a project with a root directory."""
+    cache: tuple[str, ...] = ()
+    """Paths (relative to the root directory) kept in the build cache (`builder.build_cache`)."""
     clean_urls: bool | None = None
     trailing_slash: bool | None = None
     rules: Mapping[str, Any] | None = None
