@@ -299,3 +299,18 @@ def test_a_setting_the_proxy_refuses_is_named_at_its_field() -> None:
         check_compiled(config)
 
     assert str(caught.value) == "scalemesh.json: clean_urls: must be true or false"
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "1.5", '"7"'])
+def test_previews_ttl_days_must_be_a_sensible_number_of_days(tmp_path: Path, days: str) -> None:
+    message = refusal(tmp_path, {"scalemesh.json": '{"previews": {"ttlDays": ' + days + "}}"})
+
+    assert message.startswith("scalemesh.json:1: previews.ttlDays ")
+
+
+def test_previews_ttl_days_reaches_the_effective_config(tmp_path: Path) -> None:
+    from builder.siteconfig.records import Previews
+
+    config = read(tmp_path, {"scalemesh.json": '{"previews": {"ttlDays": 14}}'})
+
+    assert config.previews == Previews(ttl_days=14)

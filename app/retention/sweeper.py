@@ -45,13 +45,13 @@ def owner(key: str) -> tuple[int | None, str] | None:
 
 
 async def _live(owners: set[tuple[int | None, str]]) -> set[tuple[int | None, str]]:
-    ids = sorted({deployment for _, deployment in owners})
+    ids = _uuids(sorted({deployment for _, deployment in owners}))
     live: set[tuple[int | None, str]] = set()
     for start in range(0, len(ids), 500):
         rows = await Deployment.select(
             Deployment._meta.primary_key.as_alias("id"), Deployment.project
         ).where(
-            Deployment._meta.primary_key.is_in(_uuids(ids[start : start + 500]))
+            Deployment._meta.primary_key.is_in(ids[start : start + 500])
             & Deployment.pruned_at.is_null()
         )
         for row in rows:

@@ -167,3 +167,55 @@ async def test_one_replica_at_a_time_runs_the_chore_and_a_storage_error_backs_of
     assert chore["failures"] == 1
     assert chore["next_run_at"] == clock() + timedelta(seconds=30)
     assert old in await pruned_ids()
+
+
+async def test_a_run_is_bounded_by_its_batch_and_resumes(world: World, settings: Settings) -> None:
+    storage = storage_from_settings(settings.storage)
+    clock = FrozenClock(NOW)
+    old = [await aged(storage, world.project_id, "shop", NOW, days=400) for _ in range(3)]
+    loop = Retention(storage, Announced(), RetentionSettings(), batch=2, clock=clock)
+
+    await loop.run()
+    assert len(await pruned_ids()) == 2
+    clock.advance(61)
+    await loop.run()
+
+    assert await pruned_ids() == set(old)
+
+
+async def test_kick_runs_beside_the_caller_once_and_a_failure_is_logged(
+    world: World,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = storage_from_settings(settings.storage)
+    loop = retention(storage, Announced(), FrozenClock(NOW))
+
+    async def broken(now: datetime, batch: int) -> int:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr("app.retention.idle.retire_idle", broken)
+    loop.kick()
+    first = loop.running
+    loop.kick()  # still running: the same run
+    assert loop.running is first
+    assert first is not None
+    assert await first is None
+    assert "retention run failed" in caplog.text
+    chore = await Chore.select().where(Chore.name == "retention").first()
+    assert chore is not None
+    assert chore["failures"] == 1
+    await loop.aclose()
+
+
+async def test_aclose_stops_a_run_under_way(world: World, settings: Settings) -> None:
+    import asyncio
+
+    storage = storage_from_settings(settings.storage)
+    loop = retention(storage, Announced(), FrozenClock(NOW))
+    loop.running = asyncio.create_task(asyncio.sleep(60))  # type: ignore[assignment]
+
+    await loop.aclose()
+
+    assert loop.running.cancelled()
