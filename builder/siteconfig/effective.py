@@ -77,6 +77,7 @@ def settings(spec: BuildSpec, config: SiteConfig, plan: Plan) -> dict[str, Setti
                 "enabled": previews.enabled,
                 "include": list(previews.include),
                 "exclude": list(previews.exclude),
+                **({} if previews.ttl_days is None else {"ttlDays": previews.ttl_days}),
             },
             default={"enabled": True, "include": [], "exclude": []},
         ),

@@ -16,6 +16,8 @@ class Previews:
     """Branch globs (`fnmatch`); empty: every branch."""
     exclude: tuple[str, ...] = ()
     """Branch globs never previewed; they win over `include`."""
+    ttl_days: int | None = None
+    """A preview idle (no push) this many days is torn down (`previews.ttlDays`); None: never."""
 
 
 @dataclass(frozen=True, slots=True)

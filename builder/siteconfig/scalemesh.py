@@ -34,6 +34,8 @@ FIELDS = (
 )
 MAX_LIST = 256
 """Entries of `watchPaths` and of each `previews` glob list."""
+MAX_TTL_DAYS = 3650
+"""`previews.ttlDays` at most (ten years)."""
 MAX_CACHE_PATHS = 32
 _FRAMEWORK = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
@@ -165,7 +167,7 @@ def variables(node: Node) -> dict[str, str]:
 
 
 def previews(node: Node) -> Previews:
-    fields = node.fields(("enabled", "branches"), what="previews")
+    fields = node.fields(("enabled", "branches", "ttlDays"), what="previews")
     enabled = fields["enabled"].flag() if "enabled" in fields else True
     globs: Mapping[str, Node] = {}
     if "branches" in fields:
@@ -174,4 +176,9 @@ def previews(node: Node) -> Previews:
         globs[name].strings(most=MAX_LIST, length=255) if name in globs else ()
         for name in ("include", "exclude")
     )
-    return Previews(enabled=enabled, include=include, exclude=exclude)
+    ttl_days = None
+    if "ttlDays" in fields:
+        ttl_days = fields["ttlDays"].integer()
+        if not 1 <= ttl_days <= MAX_TTL_DAYS:
+            fields["ttlDays"].fail(f"must be between 1 and {MAX_TTL_DAYS} days")
+    return Previews(enabled=enabled, include=include, exclude=exclude, ttl_days=ttl_days)
