@@ -227,6 +227,12 @@ class DeploymentController(Controller):
         "/deployments/{deployment_id:str}/promote",
         status_code=200,
         summary="Serve a ready deployment in production (also a rollback)",
+        description=(
+            "Promoting a deployment older than the newest ready production one is a rollback: "
+            "production is pinned there, and new production builds go ready without taking it, "
+            "until the next promote (of the newest: unpinned) or "
+            "`DELETE /projects/{slug}/production-pin`."
+        ),
     )
     async def promote(
         self,
