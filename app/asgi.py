@@ -59,6 +59,7 @@ from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
 from app.reporting.promotions import PromotionReports
 from app.reporting.reporter import Reporter
+from app.retention.chore_loop import Retention
 from app.runners.api import BuildRunner, RunnerError
 from app.services import Services
 from app.settings import Runner, Settings
@@ -231,6 +232,8 @@ def create_app(
             lookup = DnsPythonLookup(settings.domains.dns_resolvers)
             rechecks = DomainRechecks(lookup, settings.domains, announce)
             stack.push_async_callback(rechecks.aclose)
+            retention = Retention(storage, announce, settings.retention)
+            stack.push_async_callback(retention.aclose)
             services.reconciler = reconciler = Reconciler(
                 settings,
                 engine,
@@ -243,6 +246,7 @@ def create_app(
                 tokens=tokens,
                 on_finished=api_metrics.build_finished,
                 domains=rechecks,
+                retention=retention,
             )
             services.builds = BuildChannel(
                 tokens,

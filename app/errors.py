@@ -117,6 +117,7 @@ class ErrorCode(StrEnum):
     DIFF_MANIFEST_GONE = "diff_manifest_gone"
     DIFF_MANIFEST_UNREADABLE = "diff_manifest_unreadable"
     DIFF_STORAGE_UNAVAILABLE = "diff_storage_unavailable"
+    CACHE_REDEPLOY_NO_BRANCH = "cache_redeploy_no_branch"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -196,6 +197,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.DIFF_MANIFEST_GONE: _K.NOT_FOUND,
         _C.DIFF_MANIFEST_UNREADABLE: _K.CONFLICT,
         _C.DIFF_STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
+        _C.CACHE_REDEPLOY_NO_BRANCH: _K.CONFLICT,
     }
 )
 """The kind of every code."""

@@ -39,6 +39,7 @@ from app.logs.bus import LogBus
 from app.projects.envvars import Sealer, SealError
 from app.reconcile_finish import Finisher
 from app.replicas import Replica, Seen
+from app.retention.chore_loop import Retention
 from app.runners.api import BuildRunner, RunnerError, RunStatus
 from app.settings import Settings
 from app.storage import Storage
@@ -73,6 +74,7 @@ class Reconciler:
         replica: Replica | None = None,
         on_finished: Callable[[DeploymentState, datetime | None], None] | None = None,
         domains: DomainRechecks | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -91,6 +93,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self.domains = domains
         """Custom domains' DNS re-checks, a pass of which starts with each of ours."""
+        self.retention = retention
 
     def wake(self) -> None:
         self._wake.set()
@@ -111,6 +114,8 @@ class Reconciler:
         await self.replica.beat()
         if self.domains is not None:
             self.domains.kick()
+        if self.retention is not None:
+            self.retention.kick()  # teardown, retention policy, storage sweep (`app.retention`)
         await self._publish_pending()
         await self.finisher.pending()
         await self._stop_ended()

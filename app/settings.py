@@ -49,6 +49,7 @@ from app.settings_parts import (
     Signup,
     StorageSettings,
 )
+from app.settings_retention import RETENTION_VARIABLES, RetentionSettings, parse_retention
 from builder.spec import BuildLimits
 
 VARIABLES: tuple[str, ...] = (
@@ -91,6 +92,7 @@ VARIABLES: tuple[str, ...] = (
     "SCALEMESH_METRICS_TOKEN",
     "SCALEMESH_PROXY_METRICS_HOSTS",
     *DOMAIN_VARIABLES,
+    *RETENTION_VARIABLES,
     "AWS_ENDPOINT_URL",
 )
 
@@ -159,6 +161,8 @@ class Settings:
     """Hostnames (besides IP addresses) on which the proxy answers `/metrics`."""
     domains: DomainSettings = field(default_factory=DomainSettings)
     """Where custom domains must point, and which resolvers check them."""
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    """How long closed previews and each kind of deployment are kept (`app.retention`)."""
     runner_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     """What the local builder process inherits from ours: PATH, locale, and AWS credentials
     only to upload to S3 (never passed on to the project's own commands)."""
@@ -315,5 +319,6 @@ class Settings:
             metrics_token=parse_metrics_token(env),
             proxy_metrics_hosts=parse_metrics_hosts(env, root_domain),
             domains=parse_domains(env, root_domain),
+            retention=parse_retention(env),
             sources=dict(env.seen),
         )

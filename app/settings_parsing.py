@@ -100,6 +100,7 @@ LIMIT_VARIABLES = {
     "SCALEMESH_BUILD_MAX_FILE_MB": "max_file_mb",
     "SCALEMESH_BUILD_MAX_OUTPUT_MB": "max_output_mb",
     "SCALEMESH_BUILD_MAX_LOG_MB": "max_log_mb",
+    "SCALEMESH_BUILD_CACHE_MB": "cache_mb",
 }
 """Each build limit's variable and its `BuildLimits` field."""
 

@@ -135,6 +135,9 @@ class Project(Table, tablename="scalemesh_project"):
     """Keyed hash of the project's protection bypass secret (shown once), when one was made."""
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    preview_ttl_days = Integer(null=True, default=None)
+    """Previews idle (no push) this many days are torn down; None: the repository's
+    `previews.ttlDays`, else never."""
     production_pinned_to = UUID(null=True, default=None)
     """The deployment production is pinned to by a rollback (`app.deployments.pinning`): new
     production builds still go ready but leave production alone. None: production follows
@@ -222,6 +225,12 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     config = JSON(null=True, default=None)
     """The build's effective config, from its manifest once ready (`app.deployments.build_config`):
     each field's value and source, env names and scopes, warnings; null before, or if none."""
+    teardown_at = Timestamptz(null=True, default=None, index=True)
+    """A retired preview is torn down then (`app.retention`); None: nothing is due."""
+    pruned_at = Timestamptz(null=True, default=None)
+    """Its files were deleted then (torn down or past retention): its URL answers 410."""
+    clear_cache = Boolean(default=False)
+    """Built without restoring the build cache ("Redeploy without cache")."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):
@@ -327,6 +336,20 @@ class PullRequestComment(Table, tablename="scalemesh_pull_request_comment"):
     updated_at = Timestamptz(default=TimestamptzNow())
 
 
+class Chore(Table, tablename="scalemesh_chore"):
+    """A background chore of the reconcile loop (`app.retention.chores`): who holds it until
+    when, when it runs next (backoff after a failure), and where it stopped."""
+
+    name = Varchar(length=40, unique=True)
+    holder = Varchar(length=32, null=True, default=None)
+    held_until = Timestamptz(null=True, default=None)
+    next_run_at = Timestamptz(null=True, default=None)
+    failures = Integer(default=0)
+    """Failed runs in a row (storage errors): the next waits longer."""
+    cursor = Text(default="")
+    """Where a resumable chore (the storage sweep) goes on from; "" from the start."""
+
+
 TABLES: tuple[type[Table], ...] = (
     User,
     GitHubAccount,
@@ -345,5 +368,6 @@ TABLES: tuple[type[Table], ...] = (
     WebhookDelivery,
     PullRequestComment,
     Replica,
+    Chore,
 )
 """Every table, parents before children (the order they are created in)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from builder import shell, skipping
+from builder import build_cache, shell, skipping
 from builder.buildlog import Log
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
@@ -102,6 +102,7 @@ def _steps(build: Build, log: Log, durations: dict[str, int]) -> str | None:
         with log.running("build", durations):
             build.build(plan)
         with log.running("upload", durations):
+            build_cache.save(build, plan)
             build.upload(plan, durations)
     except (BuildError, StorageError) as exc:
         return f"{log.step} failed: {exc}"
@@ -245,6 +246,7 @@ class Build:
     def install(self, plan: Plan) -> None:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
+        restored = build_cache.restore(self, plan)  # by the builder, before hand_over
         self.confinement.hand_over([self.checkout, self.home])
         config = self.config
         self.path = prepare_toolchains(
@@ -254,7 +256,7 @@ class Build:
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
-        self._command(plan.install, plan.install_dir)
+        self._command(build_cache.install_argv(self, plan.install, restored), plan.install_dir)
 
     def build(self, plan: Plan) -> None:
         if plan.build is None:

@@ -62,6 +62,8 @@ class BuildLimits:
     """The output directory, all files together."""
     max_log_mb: int = 16
     """Log output of the build; past it the build is stopped."""
+    cache_mb: int = 1024
+    """The build cache archive (compressed); a larger one is not saved."""
 
     def to_json(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _LIMIT_NAMES}
@@ -87,6 +89,7 @@ _LIMIT_NAMES = (
     "max_file_mb",
     "max_output_mb",
     "max_log_mb",
+    "cache_mb",
 )
 
 
@@ -161,6 +164,10 @@ class BuildSpec:
     """The commit of the last ready deployment of this target (`SCALEMESH_PREVIOUS_SHA`)."""
     env_scopes: Mapping[str, str] = field(default_factory=dict)
     """For each name in `env`, the scope it came from (`production`, `preview`, `branch:x`)."""
+    production_branch: str = ""
+    """Whose build cache a branch without one (or a fork's pull request) starts from."""
+    clear_cache: bool = False
+    """Build without restoring the cache ("Redeploy without cache"); a fresh one is saved."""
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.sha):
@@ -193,6 +200,8 @@ class BuildSpec:
             "from_fork": self.from_fork,
             "previous_sha": self.previous_sha,
             "env_scopes": dict(sorted(self.env_scopes.items())),
+            "production_branch": self.production_branch,
+            "clear_cache": self.clear_cache,
         }
         optional: dict[str, Any] = {
             "token": self.token,
@@ -238,9 +247,10 @@ class BuildSpec:
             isinstance(k, str) and isinstance(v, str) for k, v in scopes.items()
         ):
             raise SpecError("env_scopes must be a JSON object of strings")
-        from_fork = raw.get("from_fork", False)
-        if not isinstance(from_fork, bool):
-            raise SpecError("from_fork must be true or false")
+        from_fork, clear_cache = raw.get("from_fork", False), raw.get("clear_cache", False)
+        for name, flag in (("from_fork", from_fork), ("clear_cache", clear_cache)):
+            if not isinstance(flag, bool):
+                raise SpecError(f"{name} must be true or false")
         previous = text("previous_sha")
         if previous and not _SHA.match(previous):
             raise SpecError(f"previous_sha must be 40 hex characters, not {previous!r}")
@@ -269,6 +279,8 @@ class BuildSpec:
             from_fork=from_fork,
             previous_sha=previous,
             env_scopes=scopes,
+            production_branch=text("production_branch"),
+            clear_cache=clear_cache,
         )
 
 

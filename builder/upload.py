@@ -85,6 +85,16 @@ class LocalStorage:
     def close(self, *, cancel: bool = False) -> None:
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
+    def get(self, key: str, target: Path) -> bool:
+        """Copy the file at `key` to `target`; False when there is none."""
+        try:
+            shutil.copyfile(self._root / key, target)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageError(f"reading {key} from {self._root} failed: {exc}") from exc
+        return True
+
     def _copy(self, key: str, source: Path) -> None:
         target = self._root / key
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
@@ -157,6 +167,20 @@ class S3Storage:
         full_key = self._prefix + key
         future = self._manager.upload(str(source), self._bucket, full_key, extra_args=extra_args)
         return _S3Upload(future, full_key)
+
+    def get(self, key: str, target: Path) -> bool:
+        """Download `key` to `target` in parts; False when there is none (or it may not be
+        read: without s3:ListBucket, S3 answers 403 for a missing key)."""
+        full_key = self._prefix + key
+        try:
+            self._manager.download(self._bucket, full_key, str(target)).result()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "403", "NoSuchKey"):
+                return False
+            raise StorageError(f"downloading {full_key} failed: {exc}") from exc
+        except (BotoCoreError, Boto3Error) as exc:
+            raise StorageError(f"downloading {full_key} failed: {exc}") from exc
+        return True
 
     def close(self, *, cancel: bool = False) -> None:
         self._manager.shutdown(cancel=cancel)

@@ -44,6 +44,7 @@ from proxy.sending import (
     Scope,
     Send,
     json_answer,
+    not_served,
     page,
     send_answer,
     send_file,
@@ -176,9 +177,7 @@ class Proxy:
                 await send_answer(send, method, refused)
                 return
         if not target.ready:
-            state = "still building" if target.state in ("queued", "building") else target.state
-            message = f"This deployment is {html.escape(state)}."
-            await send_answer(send, method, page(404, "Not ready yet", message))
+            await send_answer(send, method, not_served(target))
             return
         try:
             site = await self._site(target)

@@ -122,6 +122,20 @@ def page(status: int, title: str, message_html: str) -> ProxyResponse:
     )
 
 
+def not_served(target: Target) -> ProxyResponse:
+    """What a deployment that serves no files answers: 410 Gone once pruned (it existed and
+    will not come back: links and crawlers may drop it), else 404 while it is not ready."""
+    if target.pruned:
+        return page(
+            410,
+            "Deployment removed",
+            "This deployment was removed (its pull request closed, or it expired). "
+            "A new push deploys it again.",
+        )
+    state = "still building" if target.state in ("queued", "building") else target.state
+    return page(404, "Not ready yet", f"This deployment is {html.escape(state)}.")
+
+
 def json_answer(status: int, value: object) -> ProxyResponse:
     body = json.dumps(value, separators=(",", ":")).encode()
     return ProxyResponse(

@@ -35,6 +35,8 @@ class Target:
     """Only viewers with the proxy's cookie (or the bypass secret) are served."""
     bypass_hash: str | None = None
     """The project's keyed hash of its bypass secret, when it has one."""
+    pruned: bool = False
+    """Its files were deleted (torn down, or past retention): it answers 410 Gone."""
 
     COLUMNS = (
         Alias.deployment.project.as_alias("project_id"),
@@ -43,6 +45,7 @@ class Target:
         Alias.project.slug.as_alias("slug"),
         Alias.project.protection.as_alias("protection"),
         Alias.project.bypass_hash.as_alias("bypass_hash"),
+        Alias.deployment.pruned_at.as_alias("pruned_at"),
     )
 
     @classmethod
@@ -57,6 +60,7 @@ class Target:
             binding=binding(name, project_id),
             protected=protects(str(row["protection"]), name, str(row["slug"])),
             bypass_hash=row["bypass_hash"],
+            pruned=row.get("pruned_at") is not None,
         )
 
     def for_domain(self, domain: str) -> Target:
@@ -67,7 +71,7 @@ class Target:
 
     @property
     def ready(self) -> bool:
-        return self.state is DeploymentState.READY
+        return self.state is DeploymentState.READY and not self.pruned
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from app.runners.ecs import EcsRunner
 from app.settings import Settings
+from builder.build_cache import CACHE_ROOT
 from builder.remote import API_URL_VARIABLE, TOKEN_VARIABLE
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT, BuildSpec
 from tests.support.ecs import TTL, FakeTokens
@@ -280,7 +281,7 @@ def test_api_policy_is_scoped_to_the_builder_family_cluster_roles_and_bucket() -
             assert condition["iam:PassedToService"] == "ecs-tasks.amazonaws.com"
 
 
-def test_only_the_api_may_assume_the_upload_role_which_may_only_write_outputs() -> None:
+def test_only_the_api_may_assume_the_upload_role_which_may_only_write_outputs_and_caches() -> None:
     (trust,) = UPLOAD_TRUST["Statement"]
     api_role = load_k8s("api-serviceaccount.yaml")["metadata"]["annotations"][
         "eks.amazonaws.com/role-arn"
@@ -289,10 +290,14 @@ def test_only_the_api_may_assume_the_upload_role_which_may_only_write_outputs() 
 
     allowed = grants(UPLOAD_POLICY)
     # AbortMultipartUpload: a cancelled build cleans up its unfinished large-file uploads. Each
-    # build's session policy narrows this to its own `__outputs/<project>/<deployment>/*`.
-    assert set(allowed) == {"s3:PutObject", "s3:AbortMultipartUpload"}
-    for resources in allowed.values():
-        assert resources == {f"arn:aws:s3:::{bucket()}/{OUTPUTS_ROOT}/*"}
+    # build's session policy narrows this to its own `__outputs/<project>/<deployment>/*`, reads
+    # of its project's `__cache/<project>/*` and writes of its branch's cache key alone.
+    outputs, caches = (f"arn:aws:s3:::{bucket()}/{root}/*" for root in (OUTPUTS_ROOT, CACHE_ROOT))
+    assert allowed == {
+        "s3:PutObject": {outputs, caches},
+        "s3:AbortMultipartUpload": {outputs, caches},
+        "s3:GetObject": {caches},
+    }
 
 
 def test_proxy_policy_only_reads_deployment_outputs() -> None:

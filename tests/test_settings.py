@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from app.aliases import ALIAS_CHANNEL
 from app.settings import VARIABLES, Runner, Settings
 from app.settings_parts import DatabaseKind, Secret, SettingsError, Signup
+from app.settings_retention import RetentionSettings
 from builder.spec import BuildLimits
 
 KEY = "k" * 40
@@ -85,6 +87,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_BUILD_MAX_FILE_MB": "10",
         "SCALEMESH_BUILD_MAX_OUTPUT_MB": "100",
         "SCALEMESH_BUILD_MAX_LOG_MB": "4",
+        "SCALEMESH_BUILD_CACHE_MB": "256",
         "SCALEMESH_BUILD_ATTEMPTS": "5",
         "SCALEMESH_UNSAFE_LOCAL_BUILDS": "yes",
         "SCALEMESH_SANDBOX_READONLY_PATHS": "/opt/node:/srv/tools",
@@ -98,6 +101,11 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         "SCALEMESH_CNAME_TARGET": "Edge.Example.net.",
         "SCALEMESH_PUBLIC_IPS": "203.0.113.10, 2001:DB8::10",
         "SCALEMESH_DNS_RESOLVERS": "10.0.0.2, 127.0.0.1:5353",
+        "SCALEMESH_PREVIEW_TTL_AFTER_CLOSE": "0",
+        "SCALEMESH_RETENTION_CANCELED_DAYS": "7",
+        "SCALEMESH_RETENTION_ERRORED_DAYS": "0.5",
+        "SCALEMESH_RETENTION_PREVIEW_DAYS": "0",
+        "SCALEMESH_RETENTION_PRODUCTION_DAYS": "730",
         "AWS_ENDPOINT_URL": "http://minio:9000",
     }
     assert set(environ) == set(VARIABLES)
@@ -105,6 +113,13 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     settings = Settings.from_env(environ)
 
     assert settings.database.kind is DatabaseKind.POSTGRES
+    assert settings.retention == RetentionSettings(
+        ttl_after_close=timedelta(0),
+        canceled=timedelta(days=7),
+        errored=timedelta(hours=12),
+        preview=None,
+        production=timedelta(days=730),
+    )
     assert settings.redis_url == Secret("redis://redis:6379/0")
     assert (settings.storage.bucket, settings.storage.prefix) == ("deployments", "prod/")
     assert settings.storage.endpoint_url == "http://minio:9000"
@@ -140,6 +155,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
         max_file_mb=10,
         max_output_mb=100,
         max_log_mb=4,
+        cache_mb=256,
     )
     assert settings.build_attempts == 5
     assert settings.unsafe_local_builds is True

@@ -54,6 +54,16 @@ ERRORS: list[tuple[str, str]] = [
         "absolute one",
     ),
     ('{"watchPaths": [null]}', "scalemesh.json:1: watchPaths[0] must be a string"),
+    (
+        '{"cache": [\n".next/cache",\n"../shared"]}',
+        "scalemesh.json:3: cache[1] must be a path inside the root directory: not absolute, "
+        "no '..'",
+    ),
+    (
+        '{"cache": ["/tmp"]}',
+        "scalemesh.json:1: cache[0] must be a path inside the root directory: "
+        "not absolute, no '..'",
+    ),
     ('{"cleanUrls": "yes"}', "scalemesh.json:1: cleanUrls must be true or false"),
     ('{"trailingSlash": 1}', "scalemesh.json:1: trailingSlash must be true or false"),
     ('{"redirects": {}}', "scalemesh.json:1: redirects must be an array"),
@@ -241,8 +251,8 @@ def test_errors_never_quote_values(tmp_path: Path) -> None:
 def test_the_reader_names_the_fields_it_knows() -> None:
     assert set(scalemesh.FIELDS) == {
         "$schema", "buildCommand", "installCommand", "outputDirectory", "rootDirectory",
-        "framework", "nodeVersion", "ignoreCommand", "watchPaths", "cleanUrls", "trailingSlash",
-        "redirects", "rewrites", "headers", "env", "previews",
+        "framework", "nodeVersion", "ignoreCommand", "watchPaths", "cache", "cleanUrls",
+        "trailingSlash", "redirects", "rewrites", "headers", "env", "previews",
     }  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from app.builds.grants import (
     upload_grants_from_settings,
 )
 from app.settings import Settings
+from builder.build_cache import cache_key
 from builder.spec import output_prefix
 from tests.support.iam import allows, load, session_allows
 from tests.support.ports import refused_port
@@ -83,6 +84,10 @@ def test_the_session_policy_lets_a_build_write_its_own_prefix_and_nothing_else()
         return session_allows(UPLOAD_ROLE_POLICY, policy, action, resource)
 
     assert policy["Statement"][0]["Resource"] == key(7, DEPLOYMENT, "*")
+    assert [statement["Sid"] for statement in policy["Statement"]] == [
+        "UploadThisDeploymentOnly",
+        "ReadThisProjectsBuildCaches",
+    ]
     assert may("s3:PutObject", key(7, DEPLOYMENT, "index.html"))
     assert may("s3:PutObject", key(7, DEPLOYMENT, ".scalemesh/manifest.json"))
     assert may("s3:AbortMultipartUpload", key(7, DEPLOYMENT, "big.bin"))
@@ -101,9 +106,61 @@ def test_the_session_policy_lets_a_build_write_its_own_prefix_and_nothing_else()
 def test_the_session_policy_follows_the_storage_prefix_and_partition() -> None:
     policy = session_policy("aws-cn", "deployments", "prod/", 7, DEPLOYMENT)
 
-    (statement,) = policy["Statement"]
+    statement, caches = policy["Statement"]
     assert statement["Resource"] == f"arn:aws-cn:s3:::deployments/prod/__outputs/7/{DEPLOYMENT}/*"
     assert statement["Action"] == ["s3:PutObject", "s3:AbortMultipartUpload"]
+    assert caches["Resource"] == "arn:aws-cn:s3:::deployments/prod/__cache/7/*"
+    assert caches["Action"] == ["s3:GetObject"]
+
+
+def cache_arn(project_id: int, branch: str) -> str:
+    return f"arn:aws:s3:::scalemesh-deployments/{cache_key(project_id, branch)}"
+
+
+def test_a_branch_build_reads_its_projects_caches_and_writes_its_own_branch_key_only() -> None:
+    policy = session_policy("aws", "scalemesh-deployments", "", 7, DEPLOYMENT, "feature/x")
+
+    def may(action: str, resource: str) -> bool:
+        return session_allows(UPLOAD_ROLE_POLICY, policy, action, resource)
+
+    own, production = cache_arn(7, "feature/x"), cache_arn(7, "main")
+    assert may("s3:GetObject", own)
+    assert may("s3:GetObject", production)  # a new branch starts from production's
+    assert may("s3:PutObject", own)
+    assert may("s3:AbortMultipartUpload", own)
+    # Never another branch's cache (production's included), nor another project's.
+    assert not may("s3:PutObject", production)
+    assert not may("s3:PutObject", own + ".tmp")
+    assert not may("s3:GetObject", cache_arn(8, "main"))
+    assert not may("s3:PutObject", cache_arn(8, "feature/x"))
+    for action in ("s3:DeleteObject", "s3:ListBucket"):
+        assert not may(action, own), action
+    # The deployment's outputs stay write-only.
+    assert not may("s3:GetObject", key(7, DEPLOYMENT, "index.html"))
+
+
+def test_a_forks_build_reads_the_projects_caches_and_writes_none() -> None:
+    policy = session_policy("aws", "scalemesh-deployments", "", 7, DEPLOYMENT, None)
+
+    def may(action: str, resource: str) -> bool:
+        return session_allows(UPLOAD_ROLE_POLICY, policy, action, resource)
+
+    assert may("s3:GetObject", cache_arn(7, "main"))
+    for branch in ("main", "feature/x", ""):
+        assert not may("s3:PutObject", cache_arn(7, branch))
+        assert not may("s3:AbortMultipartUpload", cache_arn(7, branch))
+
+
+async def test_the_grant_names_the_branch_whose_cache_it_may_write(sts: Recording) -> None:
+    grants = StsUploadGrants(sts, ROLE, "scalemesh-deployments", "")
+
+    await grants.grant(7, DEPLOYMENT, 900, "main")
+
+    (request,) = sts.requests
+    assert json.loads(request["Policy"]) == session_policy(
+        "aws", "scalemesh-deployments", "", 7, DEPLOYMENT, "main"
+    )
+    assert json.loads(request["Policy"])["Statement"][-1]["Resource"] == cache_arn(7, "main")
 
 
 @pytest.mark.parametrize(("asked", "sent"), [(960, 960), (60, 900), (43_200, 3600)])

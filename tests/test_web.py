@@ -156,6 +156,7 @@ def test_forms_without_the_right_csrf_token_are_refused(client: Client) -> None:
         "/ui/projects/my-site/env",
         "/ui/deployments/x/promote",
         "/ui/deployments/x/cancel",
+        "/ui/deployments/x/redeploy",
     ):
         for data in ({}, {"csrf": "0" * 64}):
             response = client.post(path, data=data, follow_redirects=False)
@@ -190,6 +191,7 @@ def test_signed_out_form_posts_go_to_the_login_page(client: Client) -> None:
         "/ui/projects/x/env",
         "/ui/deployments/x/promote",
         "/ui/deployments/x/cancel",
+        "/ui/deployments/x/redeploy",
     ):
         response = client.post(path, data={"csrf": "x"}, follow_redirects=False)
         assert (response.status_code, response.headers["location"]) == (303, "/login?next=/")

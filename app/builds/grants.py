@@ -1,8 +1,11 @@
-"""Upload grants: short-lived S3 credentials that may write one deployment's prefix, nothing else.
+"""Upload grants: short-lived S3 credentials that may write one deployment's prefix, read its
+project's build caches and write its own branch's, nothing else.
 
 `StsUploadGrants` assumes the upload role (`SCALEMESH_ECS_UPLOAD_ROLE_ARN`) with an inline
-session policy naming only `<storage prefix>__outputs/<project>/<deployment>/*`: the session's
-rights are what both the role and that policy allow. boto3 is synchronous, so each call runs in a
+session policy naming only `<storage prefix>__outputs/<project>/<deployment>/*`, reads of
+`__cache/<project>/*` and writes of the one cache key of the build's branch (none for a fork's
+build or a tag: `builder.build_cache`): the session's rights are what both the role and that
+policy allow. boto3 is synchronous, so each call runs in a
 worker thread; botocore's errors stop here as `UploadGrantError`.
 """
 
@@ -16,6 +19,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.settings import Settings
+from builder.build_cache import cache_key, cache_prefix
 from builder.spec import StorageCredentials, output_prefix
 
 MIN_SECONDS = 900
@@ -24,6 +28,7 @@ MAX_SECONDS = 3600
 """The longest a chained role session may last (the API's own credentials come from a role)."""
 UPLOAD_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 """Write objects (multipart uploads included), and abandon a cancelled upload's parts."""
+CACHE_READ_ACTIONS = ("s3:GetObject",)
 
 
 class UploadGrantError(RuntimeError):
@@ -32,9 +37,10 @@ class UploadGrantError(RuntimeError):
 
 class UploadGrants(Protocol):
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int
+        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
     ) -> StorageCredentials | None:
-        """Credentials for one deployment's upload, or None: the builder uses its own."""
+        """Credentials for one deployment's upload (and its branch's build cache, unless
+        `cache_branch` is None), or None: the builder uses its own."""
 
     async def aclose(self) -> None: ...
 
@@ -43,7 +49,7 @@ class NoUploadGrants:
     """Local storage (or the local runner): the builder writes with what it has."""
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int
+        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
     ) -> StorageCredentials | None:
         return None
 
@@ -60,21 +66,32 @@ class StsClient(Protocol):
 
 
 def session_policy(
-    partition: str, bucket: str, storage_prefix: str, project_id: int, deployment_id: str
+    partition: str,
+    bucket: str,
+    storage_prefix: str,
+    project_id: int,
+    deployment_id: str,
+    cache_branch: str | None = None,
 ) -> dict[str, Any]:
-    """The inline policy that narrows the upload role to this deployment's own prefix."""
-    key = f"{storage_prefix}{output_prefix(project_id, deployment_id)}*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "UploadThisDeploymentOnly",
-                "Effect": "Allow",
-                "Action": list(UPLOAD_ACTIONS),
-                "Resource": f"arn:{partition}:s3:::{bucket}/{key}",
-            }
-        ],
-    }
+    """The inline policy that narrows the upload role to this deployment's own prefix, reads
+    of its project's build caches and, with a `cache_branch`, writes of that branch's cache."""
+    arn = f"arn:{partition}:s3:::{bucket}/{storage_prefix}"
+
+    def allow(sid: str, actions: tuple[str, ...], resource: str) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": arn + resource}
+
+    statements = [
+        allow(
+            "UploadThisDeploymentOnly",
+            UPLOAD_ACTIONS,
+            f"{output_prefix(project_id, deployment_id)}*",
+        ),
+        allow("ReadThisProjectsBuildCaches", CACHE_READ_ACTIONS, f"{cache_prefix(project_id)}*"),
+    ]
+    if cache_branch is not None:
+        key = cache_key(project_id, cache_branch)
+        statements.append(allow("WriteThisBranchsBuildCache", UPLOAD_ACTIONS, key))
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def session_seconds(seconds: int) -> int:
@@ -101,10 +118,15 @@ class StsUploadGrants:
         self._owns_client = owns_client
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int
+        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
     ) -> StorageCredentials | None:
         policy = session_policy(
-            self._partition, self._bucket, self._storage_prefix, project_id, deployment_id
+            self._partition,
+            self._bucket,
+            self._storage_prefix,
+            project_id,
+            deployment_id,
+            cache_branch,
         )
         call = functools.partial(
             self._client.assume_role,

@@ -62,7 +62,11 @@ class BuildChannel:
             raise UserError(ErrorCode.SPEC_UNAVAILABLE, str(exc)) from None
         try:
             credentials = await self.grants.grant(
-                spec.project_id, deployment_id, int(self.grant_lifetime.total_seconds())
+                spec.project_id,
+                deployment_id,
+                int(self.grant_lifetime.total_seconds()),
+                # A fork's build (or a tag's) reads the project's caches, never writes one.
+                None if spec.from_fork or not spec.branch else spec.branch,
             )
         except UploadGrantError as exc:
             log.warning(

@@ -84,6 +84,8 @@ class SpecMaker:
             target=source.target,
             branch=source.branch or "",
             from_fork=source.from_fork,
+            production_branch=source.production_branch,
+            clear_cache=source.clear_cache,
             previous_sha=await previous_sha(source.project_id, source.target, source.branch),
         )
 

@@ -18,6 +18,7 @@ from app import database
 from app.asgi import NotMigrated
 from app.cli import admin, serving
 from app.cli.common import CommandError
+from app.cli.storage_admin import add_storage_commands
 from app.client import ClientError
 from app.client.commands import add_commands
 from app.client.domains import add_domain_commands
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(commands, _command)
     add_env_commands(commands, _command)
     add_domain_commands(commands, _command)
+    add_storage_commands(commands)
     return parser
 
 

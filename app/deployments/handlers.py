@@ -35,7 +35,11 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
         return NOT_INSTALLED
     if push.deleted or push.after == events.ZERO_SHA:
         count = await triggers.retire_branch(
-            context.engine, push.repository.id, push.branch, context.announce
+            context.engine,
+            push.repository.id,
+            push.branch,
+            context.announce,
+            context.settings.retention.ttl_after_close,
         )
         return f"branch {push.branch} deleted: {count} deployments retired"
     message = push.head_commit.message if push.head_commit else ""
@@ -89,7 +93,9 @@ async def deploy_pull_request_preview(context: HandlerContext, event: events.Pul
 async def tear_down_preview(context: HandlerContext, event: events.PullRequest) -> str:
     """A closed pull request (merged or not) retires its previews."""
     await follow_rename(event.repository.id, event.repository.full_name)
-    count = await triggers.retire_pull_request(event.repository.id, event.number)
+    count = await triggers.retire_pull_request(
+        event.repository.id, event.number, context.settings.retention.ttl_after_close
+    )
     return f"#{event.number} closed: {count} deployments retired"
 
 

@@ -29,6 +29,8 @@ class BuildSource:
     install_command: str | None
     build_command: str | None
     output_directory: str | None
+    production_branch: str
+    clear_cache: bool
 
     COLUMNS = (
         Deployment.project,
@@ -44,6 +46,8 @@ class BuildSource:
         Deployment.project.install_command,
         Deployment.project.build_command,
         Deployment.project.output_directory,
+        Deployment.project.production_branch,
+        Deployment.clear_cache,
     )
 
     @classmethod
@@ -66,6 +70,8 @@ class BuildSource:
             install_command=row["project.install_command"],
             build_command=row["project.build_command"],
             output_directory=row["project.output_directory"],
+            production_branch=str(row["project.production_branch"]),
+            clear_cache=bool(row["clear_cache"]),
         )
 
 

@@ -25,6 +25,8 @@ class DeployIn(msgspec.Struct, forbid_unknown_fields=True):
     project: Annotated[str, msgspec.Meta(max_length=63)]
     ref: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     """A branch, a tag or a full sha; the project's production branch when left out."""
+    clear_cache: bool = False
+    """Build without restoring the branch's build cache (a fresh one is saved after)."""
 
 
 class DeploymentOut(msgspec.Struct):
@@ -164,7 +166,10 @@ class DeploymentController(Controller):
         user: NamedDependency[CurrentUser],
         deployments: NamedDependency[DeploymentService],
     ) -> DeploymentOut:
-        return DeploymentOut.of(await deployments.deploy(user.id, data.project, data.ref))
+        queued = await deployments.deploy(
+            user.id, data.project, data.ref, clear_cache=data.clear_cache
+        )
+        return DeploymentOut.of(queued)
 
     @get("/deployments/{deployment_id:str}", summary="One deployment")
     async def show(

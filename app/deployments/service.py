@@ -60,9 +60,12 @@ class DeploymentService:
         self.storage = storage
         self.diffs = ProductionDiffs(storage)
 
-    async def deploy(self, user_id: int, slug: str, ref: str | None) -> DeploymentView:
+    async def deploy(
+        self, user_id: int, slug: str, ref: str | None, *, clear_cache: bool = False
+    ) -> DeploymentView:
         """Queue a build of the project at `ref` (default: its production branch); needs push,
-        checked afresh (within the access cache's minute) for a bound project."""
+        checked afresh (within the access cache's minute) for a bound project. `clear_cache`:
+        build without restoring the branch's build cache (a fresh one is saved)."""
         project = await self.access.project_for(user_id, slug, Role.PUSH)
         await _refuse_unbound_on_the_app(project)
         wanted = (ref or "").strip() or project.production_branch
@@ -79,7 +82,36 @@ class DeploymentService:
                 "try again shortly.",
             ) from exc
         deployment_id = await queue_commit(
-            self.engine, project, sha=resolved.sha, ref=resolved.ref, branch=resolved.branch
+            self.engine,
+            project,
+            sha=resolved.sha,
+            ref=resolved.ref,
+            branch=resolved.branch,
+            clear_cache=clear_cache,
+        )
+        self.pipeline.wake()
+        return await self.get(user_id, deployment_id)
+
+    async def redeploy_without_cache(self, user_id: int, deployment_id: str) -> DeploymentView:
+        """Build the deployment's commit on its branch again, without restoring the build cache
+        (a fresh one is saved); needs push. A fork's or a tag's deployment has no branch cache."""
+        shown = await self.get(user_id, deployment_id, Role.PUSH)
+        if shown.branch is None:
+            raise UserError(
+                ErrorCode.CACHE_REDEPLOY_NO_BRANCH,
+                "Only a branch's deployment can be redeployed without cache; this one was built "
+                f"from {shown.ref!r}.",
+            )
+        project = await self.access.project_by_id(user_id, shown.project_id, Role.PUSH)
+        await _refuse_unbound_on_the_app(project)
+        deployment_id = await queue_commit(
+            self.engine,
+            project,
+            sha=shown.sha,
+            ref=shown.ref,
+            branch=shown.branch,
+            message=shown.commit_message,
+            clear_cache=True,
         )
         self.pipeline.wake()
         return await self.get(user_id, deployment_id)

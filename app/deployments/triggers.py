@@ -10,11 +10,13 @@ merely names the repository is never built, cancelled or retired by its events.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from app import hostnames
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine, write_transaction
-from app.deployments.lifecycle import UNFINISHED, DeploymentState
+from app.deployments.lifecycle import UNFINISHED, DeploymentState, Target
 from app.deployments.queue import Refusal, queue_commit
 from app.deployments.records import Linked
 from app.deployments.transitions import move, report_again
@@ -45,6 +47,7 @@ async def _existing(project_id: int, sha: str, branch: str | None = None) -> Lin
         (Deployment.project == project_id)
         & (Deployment.sha == sha)
         & Deployment.state.is_in([S.QUEUED, S.BUILDING, S.READY])
+        & Deployment.pruned_at.is_null()  # torn down: pushing again builds it anew
     )
     if branch is not None:
         where &= Deployment.branch == branch
@@ -96,10 +99,18 @@ async def deploy_pull_request(
     for project in await bound_projects(repository_id):
         existing = await _existing(project.id, sha)
         if existing is not None:
-            if existing.pr_number is None:
-                await Deployment.update({Deployment.pr_number: number, **report_again()}).where(
-                    Deployment._meta.primary_key == existing.id
-                )
+            # Reopened before its teardown: it is live again (and tied to the pull request).
+            await Deployment.update(
+                {
+                    Deployment.pr_number: number,
+                    Deployment.retired: False,
+                    Deployment.teardown_at: None,
+                    **report_again(),
+                }
+            ).where(
+                (Deployment._meta.primary_key == existing.id)
+                & (Deployment.pr_number.is_null() | (Deployment.retired == True))  # noqa: E712 - SQL
+            )
             continue
         refused = None if not from_fork or project.allow_fork_builds else FORK_REFUSAL
         queued.append(
@@ -119,12 +130,17 @@ async def deploy_pull_request(
 
 
 async def retire_branch(
-    engine: AnyEngine, repository_id: int, branch: str, announce: AliasAnnouncer
+    engine: AnyEngine,
+    repository_id: int,
+    branch: str,
+    announce: AliasAnnouncer,
+    teardown_after: timedelta = timedelta(0),
 ) -> int:
     """The branch was deleted: drop its aliases, stop its builds, and mark its deployments
     retired (their GitHub deployments become `inactive`). Returns how many were retired.
 
-    Each deployment keeps its own URL: a link someone shared still works.
+    Each deployment keeps its own URL until its previews are torn down, `teardown_after`
+    from now (`app.retention`).
     """
     retired = 0
     moved = []
@@ -138,6 +154,7 @@ async def retire_branch(
                 .where(where & (Deployment.retired == False))  # noqa: E712 - SQL, not Python
                 .returning(Deployment._meta.primary_key)
             )
+            await schedule_teardown(where, teardown_after)
         moved.append(label)
         retired += len(rows)
         unfinished: list[object] = await (
@@ -157,11 +174,27 @@ async def retire_branch(
     return retired
 
 
-async def retire_pull_request(repository_id: int, number: int) -> int:
+async def schedule_teardown(where: Any, after: timedelta) -> None:
+    """The previews among `where` not yet due are torn down `after` from now."""
+    await Deployment.update({Deployment.teardown_at: datetime.now(UTC) + after}).where(
+        where
+        & (Deployment.target == Target.PREVIEW)
+        & Deployment.teardown_at.is_null()
+        & Deployment.pruned_at.is_null()
+    )
+
+
+async def retire_pull_request(
+    repository_id: int, number: int, teardown_after: timedelta = timedelta(0)
+) -> int:
     """The pull request was closed (merged or not): its previews' GitHub deployments become
-    `inactive`. Their URLs keep working; the merge itself deploys through the branch push."""
+    `inactive`, and they are torn down `teardown_after` from now (`app.retention`). The merge
+    itself deploys through the branch push."""
     retired = 0
     for project in await bound_projects(repository_id):
+        await schedule_teardown(
+            (Deployment.project == project.id) & (Deployment.pr_number == number), teardown_after
+        )
         rows = await (
             Deployment.update({Deployment.retired: True, **report_again()})
             .where(

@@ -62,6 +62,8 @@ class DeploymentView:
     """GitHub refused that report for good: it is not retried (until the next change)."""
     config: BuildConfig | None = None
     """The build's effective config, once ready (`app.deployments.build_config`)."""
+    pruned_at: datetime | None = None
+    """When its files were deleted (torn down, or past retention; `app.retention`)."""
 
     @property
     def short_id(self) -> str:
@@ -113,6 +115,7 @@ _COLUMNS = (
     Deployment.report_error,
     Deployment.report_failed_at,
     Deployment.config,
+    Deployment.pruned_at,
 )
 
 
@@ -244,4 +247,5 @@ class DeploymentViews:
             github_error=row["report_error"],
             github_refused=row["report_failed_at"] is not None,
             config=stored(row["config"]),
+            pruned_at=row["pruned_at"],
         )

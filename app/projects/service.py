@@ -309,13 +309,13 @@ class ProjectService:
         hostnames += await (
             Domain.select(Domain.name).where(Domain.project == project.id).output(as_list=True)
         )
-        deployments: list[Any] = await (
-            Deployment.select(Deployment._meta.primary_key)
-            .where(Deployment.project == project.id)
-            .output(as_list=True)
-        )
+        deployments = await delete_deployments(project.id)
         await Project.delete().where(Project._meta.primary_key == project.id)
         await self.announce(hostnames)
+        if len(deployments) > INLINE_FILE_DELETES:
+            # Bounded time: the storage sweeper (`app.retention`) deletes them in the background.
+            log.info("project files left to the sweeper", extra={"project_id": project.id})
+            return
         try:
             await self.storage.delete_prefix(project_prefix(project.id))
             await self.storage.delete(*(archive_key(str(key)) for key in deployments))
@@ -362,3 +362,25 @@ class ProjectService:
             return None
         found = await covered(project.github_repository)
         return GitHubStatus(installed=found is not None, install_url=url)
+
+
+DELETE_BATCH = 1000
+"""Deployment rows deleted per statement when a project goes: no giant transaction."""
+INLINE_FILE_DELETES = 200
+"""A project with more deployments than this leaves its files to the storage sweeper."""
+
+
+async def delete_deployments(project_id: int) -> list[Any]:
+    """Delete a project's deployments (and their aliases), `DELETE_BATCH` rows a statement;
+    return their ids."""
+    ids: list[Any] = await (
+        Deployment.select(Deployment._meta.primary_key)
+        .where(Deployment.project == project_id)
+        .output(as_list=True)
+    )
+    await Alias.delete().where(Alias.project == project_id)
+    for start in range(0, len(ids), DELETE_BATCH):
+        await Deployment.delete().where(
+            Deployment._meta.primary_key.is_in(ids[start : start + DELETE_BATCH])
+        )
+    return ids

@@ -20,6 +20,7 @@ from app.github.api import CommentGone, GitHubApi
 from app.projects.binding import bound_projects
 from app.reporting import diff_section
 from app.reporting.messages import badge
+from app.retention.wording import removed_row_text
 from app.tables import Deployment, PullRequestComment
 
 MARKER = "<!-- scalemesh:preview -->"
@@ -99,7 +100,9 @@ class PullRequestComments:
                 if view.state is DeploymentState.READY
                 else "—"
             )
-            if view.state is DeploymentState.READY:
+            if view.pruned_at is not None:
+                preview = removed_row_text()
+            elif view.state is DeploymentState.READY:
                 ready.append(view)
             updated = view.finished_at or view.created_at
             lines.append(

@@ -260,10 +260,11 @@ class Reporter:
                 description=text,
                 target_url=view.url if view.state is DeploymentState.READY else view.log_url,
             )
-            if view.pr_number is not None:
-                await self.comments.refresh(
-                    installation, repository, view.pr_number, repository_id=found.github_id
-                )
+        # A torn-down preview's row says so (`app.retention`): its comment is written again.
+        if view.pr_number is not None and (not view.retired or view.pruned_at is not None):
+            await self.comments.refresh(
+                installation, repository, view.pr_number, repository_id=found.github_id
+            )
         log.info(
             "github told",
             extra={"deployment_id": view.id, "project": view.slug, "phase": phase_of(view)},

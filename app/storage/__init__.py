@@ -76,8 +76,11 @@ class Storage(Protocol):
         symlink; `ObjectNotFound` when there is none. None when the store keeps objects
         elsewhere (nothing is asked of it then)."""
 
-    async def list(self, prefix: str) -> list[str]:
-        """Every key starting with `prefix` (`""` for all), sorted."""
+    async def list(
+        self, prefix: str, *, start_after: str = "", limit: int | None = None
+    ) -> list[str]:
+        """Every key starting with `prefix` (`""` for all), sorted; only those after
+        `start_after`, and the first `limit` of them when given (a page of a long listing)."""
 
     async def delete(self, *keys: str) -> None:
         """Delete the objects under `keys` (in batches where the store allows); a key with no

@@ -173,8 +173,12 @@ class LocalStorage:
         # The path it was found at is the real one: no symlink on the way to follow.
         return Path(self._real_root, key)
 
-    async def list(self, prefix: str) -> list[str]:
-        return await anyio.to_thread.run_sync(self._list, check_prefix(prefix))
+    async def list(
+        self, prefix: str, *, start_after: str = "", limit: int | None = None
+    ) -> list[str]:
+        keys = await anyio.to_thread.run_sync(self._list, check_prefix(prefix))
+        after = [key for key in keys if key > start_after]
+        return after if limit is None else after[:limit]
 
     def _list(self, prefix: str) -> builtins.list[str]:
         # Walk only the deepest directory the prefix names; the rest of the tree can't match.

@@ -156,15 +156,24 @@ class S3Storage:
     async def path_of(self, key: str) -> None:
         check_key(key)  # refused alike on every store
 
-    async def list(self, prefix: str) -> list[str]:
+    async def list(
+        self, prefix: str, *, start_after: str = "", limit: int | None = None
+    ) -> list[str]:
         full_prefix = self.prefix + check_prefix(prefix)
-        keys = await self._call(self._where(prefix), lambda: self._list(full_prefix))
+        after = self.prefix + start_after if start_after else ""
+        keys = await self._call(self._where(prefix), lambda: self._list(full_prefix, after, limit))
         # Keys go back out relative to our prefix: callers never see it.
         return sorted(key.removeprefix(self.prefix) for key in keys)
 
-    def _list(self, full_prefix: str) -> builtins.list[str]:
+    def _list(
+        self, full_prefix: str, start_after: str = "", limit: int | None = None
+    ) -> builtins.list[str]:
+        # S3 lists in key (UTF-8 byte) order, so StartAfter pages through it.
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=full_prefix
+            Bucket=self.bucket,
+            Prefix=full_prefix,
+            **({"StartAfter": start_after} if start_after else {}),
+            PaginationConfig={"MaxItems": limit} if limit is not None else {},
         )
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 

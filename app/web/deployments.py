@@ -1,4 +1,5 @@
-"""The dashboard's deployment page (with the live log viewer) and its Promote and Cancel forms."""
+"""The dashboard's deployment page (with the live log viewer) and its Promote, Cancel and
+Redeploy without cache forms."""
 
 from __future__ import annotations
 
@@ -126,7 +127,23 @@ def refused_page(
     )
 
 
-ROUTES = [deployment_page, promote_submit, unpin_submit, cancel_submit]
+@post(f"{UI}/deployments/{{deployment_id:str}}/redeploy", status_code=200)
+async def redeploy_submit(
+    request: Request[Any, Any, Any],
+    deployment_id: FromPath[str],
+    dashboard: NamedDependency[Dashboard],
+) -> Response[str] | Redirect:
+    """ "Redeploy without cache": the same commit again, its build cache not restored."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    view = await shown_deployment(request, dashboard, user, deployment_id)
+    try:
+        queued = await dashboard.deployments.redeploy_without_cache(user.id, view.id)
+    except UserError as exc:
+        return refused_page(request, dashboard, user, exc)
+    return Redirect(f"/deployments/{queued.id}", status_code=303)
+
+
+ROUTES = [deployment_page, promote_submit, unpin_submit, cancel_submit, redeploy_submit]
 
 
 def config_rows(config: BuildConfig | None) -> list[tuple[str, str, str]]:

@@ -66,6 +66,7 @@ def settings(spec: BuildSpec, config: SiteConfig, plan: Plan) -> dict[str, Setti
         "nodeVersion": pick(None, config.node_version),
         "ignoreCommand": pick(None, config.ignore_command),
         "watchPaths": pick(None, list(config.watch_paths) or None, default=[]),
+        "cache": pick(None, list(config.cache) or None, default=[]),
         "cleanUrls": pick(None, config.clean_urls, default=False),
         "trailingSlash": pick(None, config.trailing_slash),
         "previews": pick(
@@ -76,6 +77,7 @@ def settings(spec: BuildSpec, config: SiteConfig, plan: Plan) -> dict[str, Setti
                 "enabled": previews.enabled,
                 "include": list(previews.include),
                 "exclude": list(previews.exclude),
+                **({} if previews.ttl_days is None else {"ttlDays": previews.ttl_days}),
             },
             default={"enabled": True, "include": [], "exclude": []},
         ),

@@ -16,6 +16,8 @@ class Previews:
     """Branch globs (`fnmatch`); empty: every branch."""
     exclude: tuple[str, ...] = ()
     """Branch globs never previewed; they win over `include`."""
+    ttl_days: int | None = None
+    """A preview idle (no push) this many days is torn down (`previews.ttlDays`); None: never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class SiteConfig:
     ignore_command: str | None = None
     watch_paths: tuple[str, ...] = ()
     """Paths (relative to the repository) whose changes build a project with a root directory."""
+    cache: tuple[str, ...] = ()
+    """Paths (relative to the root directory) kept in the build cache (`builder.build_cache`)."""
     clean_urls: bool | None = None
     trailing_slash: bool | None = None
     rules: Mapping[str, Any] | None = None

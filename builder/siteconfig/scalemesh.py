@@ -23,6 +23,7 @@ FIELDS = (
     "nodeVersion",
     "ignoreCommand",
     "watchPaths",
+    "cache",
     "cleanUrls",
     "trailingSlash",
     "redirects",
@@ -33,6 +34,9 @@ FIELDS = (
 )
 MAX_LIST = 256
 """Entries of `watchPaths` and of each `previews` glob list."""
+MAX_TTL_DAYS = 3650
+"""`previews.ttlDays` at most (ten years)."""
+MAX_CACHE_PATHS = 32
 _FRAMEWORK = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 RESERVED_PREFIXES = ("SCALEMESH_", "AWS_")
@@ -56,6 +60,7 @@ def read(text: str, source: str, *, target: str, branch: str) -> SiteConfig:
     if framework is not None and not _FRAMEWORK.fullmatch(framework):
         fields["framework"].fail("must be a framework name: lower-case letters, digits, - or .")
     watch = fields["watchPaths"].items(most=MAX_LIST) if "watchPaths" in fields else []
+    cached = fields["cache"].items(most=MAX_CACHE_PATHS) if "cache" in fields else []
     rules = vercel_rules(fields, source, strict=True)
     env, scopes = environment(fields["env"], target, branch) if "env" in fields else ({}, {})
     return SiteConfig(
@@ -68,6 +73,7 @@ def read(text: str, source: str, *, target: str, branch: str) -> SiteConfig:
         node_version=text_of("nodeVersion", 64),
         ignore_command=text_of("ignoreCommand"),
         watch_paths=tuple(_relative(item, item.text()) for item in watch),
+        cache=tuple(_inside(item, item.text()) for item in cached),
         clean_urls=rules.clean_urls if "cleanUrls" in fields else None,
         trailing_slash=rules.trailing_slash,
         rules=None if rules.empty() else rules.to_json(),
@@ -104,6 +110,13 @@ def relative_path(node: Node) -> str | None:
 def _relative(node: Node, path: str) -> str:
     if path.startswith("/"):
         node.fail("must be a path relative to the repository, not an absolute one")
+    return path
+
+
+def _inside(node: Node, path: str) -> str:
+    """A path below the root directory: neither absolute nor with a `..` part."""
+    if path.startswith("/") or ".." in path.split("/"):
+        node.fail("must be a path inside the root directory: not absolute, no '..'")
     return path
 
 
@@ -154,7 +167,7 @@ def variables(node: Node) -> dict[str, str]:
 
 
 def previews(node: Node) -> Previews:
-    fields = node.fields(("enabled", "branches"), what="previews")
+    fields = node.fields(("enabled", "branches", "ttlDays"), what="previews")
     enabled = fields["enabled"].flag() if "enabled" in fields else True
     globs: Mapping[str, Node] = {}
     if "branches" in fields:
@@ -163,4 +176,9 @@ def previews(node: Node) -> Previews:
         globs[name].strings(most=MAX_LIST, length=255) if name in globs else ()
         for name in ("include", "exclude")
     )
-    return Previews(enabled=enabled, include=include, exclude=exclude)
+    ttl_days = None
+    if "ttlDays" in fields:
+        ttl_days = fields["ttlDays"].integer()
+        if not 1 <= ttl_days <= MAX_TTL_DAYS:
+            fields["ttlDays"].fail(f"must be between 1 and {MAX_TTL_DAYS} days")
+    return Previews(enabled=enabled, include=include, exclude=exclude, ttl_days=ttl_days)

@@ -81,9 +81,10 @@ class ScriptedGrants:
 
     failures: int = 0
     granted: list[tuple[int, str, int]] | None = None
+    cache_branches: list[str | None] | None = None
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int
+        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
     ) -> StorageCredentials | None:
         from app.builds.grants import UploadGrantError
 
@@ -91,6 +92,7 @@ class ScriptedGrants:
             self.failures -= 1
             raise UploadGrantError("STS would not grant upload credentials: Throttling: slow")
         self.granted = [*(self.granted or []), (project_id, deployment_id, seconds)]
+        self.cache_branches = [*(self.cache_branches or []), cache_branch]
         return CREDENTIALS
 
     async def aclose(self) -> None:

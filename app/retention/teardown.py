@@ -1,0 +1,82 @@
+"""Tearing deployments down: what closing a pull request, deleting a branch, an idle preview's
+time to live and the retention policy all end in.
+
+`prune` removes every alias pointing at the deployments except each one's own label (so its URL
+answers 410 Gone, not 404), tells the proxies, deletes their files and archived logs from
+storage, and stamps `pruned_at`, `retired` and a new report (GitHub's Deployment becomes
+`inactive` through `app.reporting`; the PR comment says the preview was removed). Storage goes
+before the stamp: when it fails, `StorageError` propagates and the rows are tried again later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app import hostnames
+from app.aliases import AliasAnnouncer
+from app.deployments.transitions import report_again
+from app.logs.archive import archive_key
+from app.storage import Storage
+from app.tables import Alias, Deployment
+from builder.spec import output_prefix
+
+
+@dataclass(frozen=True, slots=True)
+class Doomed:
+    """A deployment about to be pruned: what finding its files and own label takes."""
+
+    id: str
+    project_id: int
+    slug: str
+
+    COLUMNS = (
+        Deployment._meta.primary_key.as_alias("id"),
+        Deployment.project.as_alias("project_id"),
+        Deployment.project.slug.as_alias("slug"),
+    )
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Doomed:
+        return cls(str(row["id"]), int(row["project_id"]), str(row["slug"]))
+
+    @property
+    def label(self) -> str:
+        return hostnames.deployment_label(self.slug, self.id)
+
+
+async def prune(
+    storage: Storage, announce: AliasAnnouncer, doomed: Sequence[Doomed], now: datetime
+) -> int:
+    """Tear `doomed` down (see the module docstring); return how many were pruned."""
+    if not doomed:
+        return 0
+    ids = [deployment.id for deployment in doomed]
+    own = {deployment.label for deployment in doomed}
+    pointing: list[str] = await (
+        Alias.select(Alias.hostname).where(Alias.deployment.is_in(ids)).output(as_list=True)
+    )
+    moved = [name for name in pointing if name not in own]
+    if moved:
+        await Alias.delete().where(Alias.deployment.is_in(ids) & Alias.hostname.is_in(moved))
+        await announce(moved)
+    for deployment in doomed:
+        await storage.delete_prefix(output_prefix(deployment.project_id, deployment.id))
+    await storage.delete(*(archive_key(deployment_id) for deployment_id in ids))
+    rows = await (
+        Deployment.update(
+            {
+                Deployment.pruned_at: now,
+                Deployment.teardown_at: None,
+                Deployment.retired: True,
+                **report_again(),
+            }
+        )
+        .where(Deployment._meta.primary_key.is_in(ids) & Deployment.pruned_at.is_null())
+        .returning(Deployment._meta.primary_key)
+    )
+    # The own labels now serve a pruned deployment: proxies that cached them must look again.
+    await announce(sorted(own))
+    return len(rows)

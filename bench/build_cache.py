@@ -1,0 +1,132 @@
+"""Benchmark the build cache: a real Vite + React site built cold, then warm, several rounds.
+
+    .venv/bin/python bench/build_cache.py [--rounds 3]
+
+The site is tests/fixtures/sites/vite-react with its npm lockfile; its dependencies (react,
+react-dom, vite) come from the npm registry, with no offline flag. Each round starts from an
+empty storage directory and runs the real pipeline (clone, detect, install, build, upload;
+commands unconfined, as `SCALEMESH_UNSAFE_LOCAL_BUILDS=1` runs them) twice on one branch:
+  cold   no cache yet: npm ci downloads every package into a fresh HOME;
+  warm   the cache the cold build saved: ~/.npm (and node_modules) restored before npm ci.
+Every build has a fresh HOME and checkout, so nothing but the build cache carries over. The
+times are the manifest's `install` (restoring the cache included) and `build` steps. Prints a
+row per round, the median warm/cold ratio of the install alone, and of install + build (the
+exit status). Target: at most 40%. Vite keeps no build cache, so the build step costs the same
+warm and cold; the cache wins on the install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from builder import pipeline  # noqa: E402 - after the path tweak
+from builder.confine import Unconfined, given  # noqa: E402
+from builder.logsink import Masker, StdoutSink  # noqa: E402
+from builder.spec import MANIFEST, BuildLimits, BuildSpec, output_prefix  # noqa: E402
+from builder.upload import LocalStorage  # noqa: E402
+
+TARGET = 0.40
+SITE = ROOT / "tests" / "fixtures" / "sites" / "vite-react"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - a fixed argv
+        ["git", *args],  # noqa: S607 - git from PATH, as the builder finds it
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip()
+
+
+def make_repo(root: Path) -> tuple[Path, str]:
+    repo = root / "repo"
+    shutil.copytree(SITE, repo, ignore=shutil.ignore_patterns("locks"))
+    shutil.copy(SITE / "locks" / "package-lock.json", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "site")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+def one_build(repo: Path, sha: str, storage: Path, name: str) -> tuple[float, float, str]:
+    """(install s, build s, the cache's log line) of one build of `main`."""
+    spec = BuildSpec(
+        deployment_id=name,
+        project_id=1,
+        git_url=repo.as_uri(),
+        sha=sha,
+        storage_url=storage.as_uri(),
+        branch="main",
+        production_branch="main",
+        target="production",
+        timeout=600,
+    )
+    log = storage.parent / f"{name}.ndjson"
+    with log.open("w") as out:
+        ok = pipeline.run(
+            spec,
+            StdoutSink(Masker(()), out),
+            LocalStorage(storage),
+            path=os.environ["PATH"],
+            # No address-space limit: Vite's Rollup reserves WebAssembly memory far beyond it.
+            confine=given(Unconfined(BuildLimits(memory_mb=1 << 30))),
+        )
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    texts = [event.get("text", "") for event in events if event["type"] == "line"]
+    if not ok:
+        sys.exit(f"{name} failed:\n" + "\n".join(texts[-30:]))
+    manifest = json.loads((storage / output_prefix(1, name) / MANIFEST).read_text())
+    cache = next((text for text in texts if text.startswith("Build cache: hit")), "")
+    return manifest["steps"]["install"] / 1000, manifest["steps"]["build"] / 1000, cache
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ratios, installs = [], []
+    print(
+        f"{'round':>5}  {'cold install':>12} {'cold build':>10} {'cold total':>10}  "
+        f"{'warm install':>12} {'warm build':>10} {'warm total':>10}  {'install':>7} "
+        f"{'warm/cold':>9}"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
+        repo, sha = make_repo(Path(tmp))
+        for number in range(1, args.rounds + 1):
+            storage = Path(tmp) / f"round-{number}" / "storage"
+            storage.mkdir(parents=True)
+            cold = one_build(repo, sha, storage, f"cold-{number}")
+            warm = one_build(repo, sha, storage, f"warm-{number}")
+            if not warm[2]:
+                sys.exit(f"round {number}: the warm build did not hit the cache")
+            ratio = (warm[0] + warm[1]) / (cold[0] + cold[1])
+            ratios.append(ratio)
+            installs.append(warm[0] / cold[0])
+            print(
+                f"{number:>5}  {cold[0]:>11.2f}s {cold[1]:>9.2f}s {cold[0] + cold[1]:>9.2f}s  "
+                f"{warm[0]:>11.2f}s {warm[1]:>9.2f}s {warm[0] + warm[1]:>9.2f}s  "
+                f"{installs[-1]:>7.0%} {ratio:>9.0%}"
+            )
+        print(f"\nwarm cache line: {warm[2]}")
+    print(f"median warm/cold of the install step alone: {statistics.median(installs):.0%}")
+    median = statistics.median(ratios)
+    verdict = "PASS" if median <= TARGET else "FAIL"
+    print(f"median warm/cold (install + build): {median:.0%}, target <= {TARGET:.0%}: {verdict}")
+    return 0 if median <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

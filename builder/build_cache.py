@@ -1,0 +1,268 @@
+"""The build cache of a project's branch: restored before the install, saved after a successful
+build, kept in storage at `__cache/<project>/<branch key>.tar.zst` (`builder.spec.cache_key`).
+
+What it holds: the package managers' download caches in the build's home, `node_modules` (only
+restored when the lockfile key matches), the frameworks' own caches, and the `cache` paths of
+`scalemesh.json`. A branch without a cache of its own starts from the production branch's.
+
+Trust boundary: a cache is written by a build of arbitrary code, so it is hostile input to the
+next one. It only ever reaches builds of the same project, of the same branch, or of a new
+branch (or a fork's pull request) starting from the production branch's: code that could push
+to that branch could already run anything in those builds. A fork's build reads the cache and
+never writes it, so a stranger's pull request cannot poison what the project's own branches
+build with. The builder extracts it through `builder.cache_archive`, which refuses anything
+that would reach outside the build's two directories, and a cache that cannot be read is a
+warning, never a failed build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import stat
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from builder.buildlog import Log
+from builder.cache_archive import (
+    EXPAND_FACTOR,
+    FORMAT,
+    ArchiveError,
+    ArchiveTooLarge,
+    extract_archive,
+    write_archive,
+)
+from builder.confine import Confinement, ConfinementError
+from builder.detect import Plan
+from builder.siteconfig.records import SiteConfig
+from builder.spec import BuildSpec
+from builder.upload import Headers, Pending, Storage, StorageError
+
+HOME_CACHES = (
+    ".npm",  # npm's download cache (_cacache)
+    ".local/share/pnpm/store",  # pnpm's content-addressed store
+    ".cache/yarn",  # yarn 1
+    ".yarn/berry/cache",  # yarn 2+ global cache
+    ".bun/install/cache",
+    ".cache/node/corepack",  # the pnpm and yarn releases corepack fetched
+)
+"""Below the build's HOME."""
+FRAMEWORK_CACHES = (".next/cache", ".astro", "resources/_gen")
+"""Below the app's root directory: Next.js, Astro, Hugo."""
+MAX_LOCKFILE = 256 << 20
+PACKAGE = "package.json"
+_CONTENT_TYPE = "application/zstd"
+CACHE_ROOT = "__cache"
+
+
+def cache_prefix(project_id: int) -> str:
+    """Where a project's build caches live in storage, ending with a slash."""
+    return f"{CACHE_ROOT}/{project_id}/"
+
+
+def cache_key(project_id: int, branch: str) -> str:
+    """A branch's build cache; the name is hashed, so any branch name makes one safe key."""
+    return f"{cache_prefix(project_id)}{hashlib.sha256(branch.encode()).hexdigest()[:32]}.tar.zst"
+
+
+@runtime_checkable
+class CacheStorage(Protocol):
+    """A storage that can also read an object back (both of `builder.upload`'s can)."""
+
+    def put(self, key: str, source: Path, headers: Headers) -> Pending: ...
+
+    def get(self, key: str, target: Path) -> bool:
+        """Copy the object at `key` to `target`, streamed; False when there is none."""
+
+
+class Build(Protocol):
+    """What of `builder.pipeline.Build` the cache uses."""
+
+    spec: BuildSpec
+    log: Log
+    storage: Storage
+    checkout: Path
+    home: Path
+    scratch: Path
+    config: SiteConfig
+    confinement: Confinement
+
+
+def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
+    """The branches whose caches a build reads, in order: its own, then the production one."""
+    own = [] if from_fork or not spec_branch else [spec_branch]
+    fallback = [production] if production and production not in own else []
+    return own + fallback
+
+
+def restore(build: Build, plan: Plan) -> bool:
+    """Extract the best cache for this build into its home and checkout (before `hand_over`);
+    True when node_modules was restored for this very lockfile and package.json."""
+    spec, say = build.spec, build.log.line
+    storage = build.storage
+    if not isinstance(storage, CacheStorage):
+        return False
+    if spec.clear_cache:
+        say("Build cache: not restored (redeploy without cache); a fresh one is saved")
+        return False
+    started = time.monotonic()
+    archive = build.scratch / "cache-in.tar.zst"
+    branches = branches_read(spec.branch, spec.production_branch, from_fork=spec.from_fork)
+    for branch in branches:
+        key = cache_key(spec.project_id, branch)
+        try:
+            if storage.get(key, archive):
+                break
+        except StorageError as exc:
+            say(f"Warning: the build cache {key} could not be read: {exc}")
+    else:
+        names = " or ".join(f"branch {branch!r}" for branch in branches) or "a build of no branch"
+        say(f"Build cache: miss (none for {names})")
+        return False
+    size = archive.stat().st_size
+    lock = lockfile_key(plan)
+    roots = {"home": build.home, "repo": build.checkout}
+    bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
+
+    def choose(meta: Mapping[str, Any]) -> Callable[[str], bool]:
+        same = lock is not None and meta.get("lockfile") == lock
+        return lambda name: same or "node_modules" not in name.split("/")
+
+    try:
+        done = extract_archive(archive, roots, choose, max_bytes=bound)
+    except ArchiveError as exc:
+        say(f"Warning: the build cache {key} is unreadable ({exc}); building without it")
+        return False
+    finally:
+        archive.unlink(missing_ok=True)
+    for refusal in done.refused[:10]:
+        say(f"Warning: build cache entry refused: {refusal}")
+    if len(done.refused) > 10:
+        say(f"Warning: {len(done.refused) - 10} more build cache entries refused")
+    matched = lock is not None and done.meta.get("lockfile") == lock
+    modules = "matches: node_modules restored" if matched else "differs: node_modules not restored"
+    whose = "" if branch == spec.branch else f" (branch {branch!r}'s)"
+    say(
+        f"Build cache: hit {key}{whose}, {_size(size)}; lockfile key {_short(lock)} {modules}; "
+        f"{done.files} files ({_size(done.bytes)}) restored in {time.monotonic() - started:.1f} s"
+    )
+    return matched
+
+
+def install_argv(build: Build, install: tuple[str, ...], matched: bool) -> tuple[str, ...]:
+    """The install to run. `npm ci` deletes node_modules first, so over a node_modules restored
+    for this very package.json and lockfile (a build's `npm ci` made it) the detected `npm ci`
+    becomes `npm install`, which checks the tree against the lockfile and changes nothing."""
+    chosen = build.spec.install_command or build.config.install_command
+    if not matched or chosen is not None or install != ("npm", "ci"):
+        return install
+    build.log.line("Build cache: node_modules matches the lockfile: npm install checks it")
+    return ("npm", "install")
+
+
+def save(build: Build, plan: Plan) -> None:
+    """Archive this build's caches to its branch's key; a failure is a warning only."""
+    spec, say = build.spec, build.log.line
+    storage = build.storage
+    if not isinstance(storage, CacheStorage):
+        return
+    if spec.from_fork:
+        say("Build cache: not saved (a fork's pull request never writes the project's cache)")
+        return
+    if not spec.branch:
+        say("Build cache: not saved (a tag or commit has no branch to keep it for)")
+        return
+    try:
+        # Nothing of the build may run (and swap files) while its caches are read.
+        build.confinement.stop_all()
+    except ConfinementError as exc:
+        say(f"Warning: build cache not saved: {exc}")
+        return
+    trees = _trees(build, plan)
+    if not any(
+        _is_directory(root / path) for paths in trees.values() for path, root in paths.items()
+    ):
+        say("Build cache: nothing to save (no dependencies or framework caches)")
+        return
+    started = time.monotonic()
+    key = cache_key(spec.project_id, spec.branch)
+    lock = lockfile_key(plan)
+    target = build.scratch / "cache-out.tar.zst"
+    cap = spec.limits.cache_mb << 20
+    meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}
+    try:
+        size = write_archive(target, meta, trees, cap=cap, owner=build.checkout.stat().st_uid)
+    except ArchiveTooLarge:
+        target.unlink(missing_ok=True)
+        say(
+            f"Build cache: not saved: it is larger than {spec.limits.cache_mb} MB "
+            "(SCALEMESH_BUILD_CACHE_MB)"
+        )
+        return
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        say(f"Warning: build cache not saved: {exc}")
+        return
+    try:
+        storage.put(key, target, Headers(_CONTENT_TYPE, "no-store")).result()
+    except StorageError as exc:
+        say(f"Warning: build cache not saved: {exc}")
+        return
+    finally:
+        target.unlink(missing_ok=True)
+    say(
+        f"Build cache: saved {key}, {_size(size)}; lockfile key {_short(lock)}; "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+
+
+def _trees(build: Build, plan: Plan) -> dict[str, dict[str, Path]]:
+    checkout = build.checkout.resolve()
+    root = Path(os.path.relpath(plan.root, checkout))
+    paths = [root / name for name in (*FRAMEWORK_CACHES, *build.config.cache)]
+    for directory in {plan.root, plan.install_dir}:
+        paths.append(Path(os.path.relpath(directory, checkout)) / "node_modules")
+    return {
+        "home": dict.fromkeys(HOME_CACHES, build.home),
+        "repo": {path.as_posix(): checkout for path in sorted(set(paths))},
+    }
+
+
+def _is_directory(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def lockfile_key(plan: Plan) -> str | None:
+    """The hash of the machine, the package manager, its lockfile and the package.json files
+    beside it and in the root directory; None: no lockfile (or one that is not a plain file),
+    so node_modules is never restored."""
+    if plan.lockfile is None or plan.package_manager is None:
+        return None
+    digest = hashlib.sha256(f"{platform.machine()}\0{plan.package_manager}\0".encode())
+    for path in (plan.install_dir / plan.lockfile, plan.install_dir / PACKAGE, plan.root / PACKAGE):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return None
+        with os.fdopen(fd, "rb") as stream:
+            found = os.fstat(stream.fileno())
+            if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
+                return None
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _short(lock: str | None) -> str:
+    return "none (no lockfile)" if lock is None else lock[:16]
+
+
+def _size(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"

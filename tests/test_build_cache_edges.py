@@ -1,0 +1,287 @@
+"""The build cache's quieter paths through the pipeline (a static site: no install): nothing to
+save, a tag, a storage that cannot read back, read and write failures, many hostile entries at
+once; and both storages' `get`."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from builder import build_cache
+from builder.build_cache import branches_read, lockfile_key
+from builder.confine import ConfinementError, Unconfined
+from builder.detect import detect
+from builder.spec import BuildLimits
+from builder.upload import Headers, LocalStorage, Pending, S3Storage, StorageError
+from tests.support.build_cache import archive, cache_lines, stored
+from tests.support.builder import run as build
+from tests.support.builder import static_spec
+from tests.support.ports import refused_port
+from tests.support.s3_bucket import BUCKET, aws, bucket
+
+__all__ = ["aws", "bucket"]  # fixtures
+
+
+class WriteOnly:
+    """A storage as the builder's tests fake it: `put` only, no `get`."""
+
+    def __init__(self, root: Path) -> None:
+        self.inner = LocalStorage(root)
+
+    def put(self, key: str, source: Path, headers: Headers) -> Pending:
+        return self.inner.put(key, source, headers)
+
+    def close(self, *, cancel: bool = False) -> None:
+        self.inner.close(cancel=cancel)
+
+
+class Failing(LocalStorage):
+    """Reads fail, or a cache write fails; the deployment's own files are written."""
+
+    def __init__(self, root: Path, *, reads: bool = False, writes: bool = False) -> None:
+        super().__init__(root)
+        self.reads, self.writes = reads, writes
+
+    def get(self, key: str, target: Path) -> bool:
+        if self.reads:
+            raise StorageError(f"reading {key} failed: the disk is on fire")
+        return super().get(key, target)
+
+    def put(self, key: str, source: Path, headers: Headers) -> Pending:
+        if self.writes and key.startswith("__cache/"):
+            failed: Future[None] = Future()
+            failed.set_exception(StorageError(f"writing {key} failed: quota"))
+            return _Raising(failed)
+        return super().put(key, source, headers)
+
+
+class _Raising:
+    def __init__(self, future: Future[None]) -> None:
+        self._future = future
+
+    def result(self) -> object:
+        return self._future.result()
+
+    def cancel(self) -> object:
+        return self._future.cancel()
+
+
+class StopsOnce(Unconfined):
+    """Its first `stop_all` (the cache's) fails; the upload's succeeds."""
+
+    calls = 0
+
+    def stop_all(self) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            raise ConfinementError("a process survived")
+
+
+def test_branches_read_own_then_production() -> None:
+    assert branches_read("feature", "main", from_fork=False) == ["feature", "main"]
+    assert branches_read("main", "main", from_fork=False) == ["main"]
+    assert branches_read("feature", "main", from_fork=True) == ["main"]
+    assert branches_read("", "", from_fork=False) == []
+
+
+def test_a_static_site_has_nothing_to_save(tmp_path: Path) -> None:
+    ok, sink = build(static_spec(tmp_path, branch="main", production_branch="main"))
+
+    assert ok
+    assert cache_lines(sink) == [
+        "Build cache: miss (none for branch 'main')",
+        "Build cache: nothing to save (no dependencies or framework caches)",
+    ]
+    assert not (tmp_path / "storage" / "__cache").exists()
+
+
+def test_a_tag_reads_nothing_and_saves_nothing(tmp_path: Path) -> None:
+    ok, sink = build(static_spec(tmp_path))
+
+    assert ok
+    assert cache_lines(sink) == [
+        "Build cache: miss (none for a build of no branch)",
+        "Build cache: not saved (a tag or commit has no branch to keep it for)",
+    ]
+
+
+def test_a_storage_that_cannot_read_back_has_no_cache(tmp_path: Path) -> None:
+    spec = static_spec(tmp_path, branch="main", production_branch="main")
+
+    ok, sink = build(spec, WriteOnly(tmp_path / "storage"))
+
+    assert ok
+    assert cache_lines(sink) == []
+
+
+def test_a_failing_read_is_a_warning_and_a_miss(tmp_path: Path) -> None:
+    spec = static_spec(tmp_path, branch="feature", production_branch="main")
+
+    ok, sink = build(spec, Failing(tmp_path / "storage", reads=True))
+
+    assert ok
+    key = stored(tmp_path, "feature").relative_to(tmp_path / "storage")
+    assert cache_lines(sink)[0] == (
+        f"Warning: the build cache {key} could not be read: reading {key} failed: "
+        "the disk is on fire"
+    )
+    assert cache_lines(sink)[2] == "Build cache: miss (none for branch 'feature' or branch 'main')"
+
+
+BUILD_LEAVING_NODE_MODULES = (
+    '{"buildCommand": "sh -c \'mkdir -p node_modules/x dist && echo hi > dist/index.html\'"}'
+)
+
+
+def with_node_modules(tmp_path: Path, **overrides: Any) -> Any:
+    """A static site whose build command leaves a node_modules behind (something to save)."""
+    return static_spec(
+        tmp_path,
+        {"scalemesh.json": BUILD_LEAVING_NODE_MODULES},
+        branch="main",
+        production_branch="main",
+        **overrides,
+    )
+
+
+def test_a_failing_write_is_a_warning_and_the_build_deploys(tmp_path: Path) -> None:
+    ok, sink = build(with_node_modules(tmp_path), Failing(tmp_path / "storage", writes=True))
+
+    assert ok, sink.lines()
+    key = stored(tmp_path, "main").relative_to(tmp_path / "storage")
+    assert cache_lines(sink)[-1] == (f"Warning: build cache not saved: writing {key} failed: quota")
+
+
+def test_a_process_that_survives_stops_the_save_not_the_build(tmp_path: Path) -> None:
+    spec = with_node_modules(tmp_path)
+
+    ok, sink = build(spec, confinement=StopsOnce(BuildLimits()))
+
+    assert ok, sink.lines()
+    assert cache_lines(sink)[-1] == "Warning: build cache not saved: a process survived"
+    assert not stored(tmp_path, "main").exists()
+
+
+def test_an_archive_that_cannot_be_written_is_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build_cache, "write_archive", full)
+
+    ok, sink = build(with_node_modules(tmp_path))
+
+    assert ok, sink.lines()
+    assert cache_lines(sink)[-1] == (
+        "Warning: build cache not saved: [Errno 28] No space left on device"
+    )
+
+
+def test_many_hostile_entries_are_each_refused_and_counted(tmp_path: Path) -> None:
+    target = stored(tmp_path, "main")
+    target.parent.mkdir(parents=True)
+    archive(target, [("symlink", f"repo/evil{n}", "/etc") for n in range(13)])
+
+    ok, sink = build(static_spec(tmp_path, branch="main", production_branch="main"))
+
+    assert ok
+    lines = cache_lines(sink)
+    assert (
+        lines[0] == "Warning: build cache entry refused: 'repo/evil0': a symlink leaving its root"
+    )
+    assert lines[10] == "Warning: 3 more build cache entries refused"
+    assert lines[11].startswith("Build cache: hit")
+    assert (
+        "lockfile key none (no lockfile) differs: node_modules not restored; 0 files" in lines[11]
+    )
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lockfile_the_build_swapped_for_no_plain_file_has_no_key(
+    tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "package-lock.json").write_text("{}")
+    plan = detect(tmp_path)
+    # What a build could leave behind by the time its cache is saved.
+    (tmp_path / "package-lock.json").unlink()
+    if kind == "symlink":
+        (tmp_path / "package-lock.json").symlink_to("/etc/passwd")
+    else:
+        os.mkfifo(tmp_path / "package-lock.json")
+
+    assert lockfile_key(plan) is None
+
+
+def test_the_lockfile_key_covers_package_json_too(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"name": "x"}')
+    (tmp_path / "package-lock.json").write_text("{}")
+    before = lockfile_key(detect(tmp_path))
+    (tmp_path / "package.json").write_text('{"name": "x", "dependencies": {"y": "1"}}')
+
+    assert before is not None
+    assert lockfile_key(detect(tmp_path)) not in (None, before)
+
+
+def test_local_storage_reads_back_what_it_has(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    (tmp_path / "storage" / "__cache" / "7").mkdir(parents=True)
+    (tmp_path / "storage" / "__cache" / "7" / "a.tar.zst").write_bytes(b"abc")
+
+    assert storage.get("__cache/7/a.tar.zst", tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == b"abc"
+    assert not storage.get("__cache/7/missing.tar.zst", tmp_path / "none")
+    with pytest.raises(StorageError, match="reading __cache/7 from"):
+        storage.get("__cache/7", tmp_path / "dir")
+
+
+def test_s3_storage_downloads_a_cache_and_answers_false_when_there_is_none(
+    bucket: Any, tmp_path: Path
+) -> None:
+    bucket.put_object(Bucket=BUCKET, Key="prod/__cache/7/a.tar.zst", Body=b"zst")
+    storage = S3Storage(BUCKET, "prod/")
+    try:
+        found = storage.get("__cache/7/a.tar.zst", tmp_path / "a")
+        missing = storage.get("__cache/7/b.tar.zst", tmp_path / "b")
+    finally:
+        storage.close()
+
+    assert found
+    assert (tmp_path / "a").read_bytes() == b"zst"
+    assert not missing
+    assert not (tmp_path / "b").exists()
+
+
+def test_s3_storage_reports_other_failures(aws: None, tmp_path: Path) -> None:
+    storage = S3Storage(BUCKET, endpoint_url=f"http://127.0.0.1:{refused_port()}")
+    try:
+        with pytest.raises(StorageError, match=r"downloading __cache/7/a\.tar\.zst failed"):
+            storage.get("__cache/7/a.tar.zst", tmp_path / "a")
+    finally:
+        storage.close()
+
+
+def test_s3_storage_reports_an_error_answer(
+    bucket: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = S3Storage(BUCKET)
+    denied = ClientError({"Error": {"Code": "SlowDown", "Message": "slow"}}, "HeadObject")
+
+    class Transfer:
+        def result(self) -> None:
+            raise denied
+
+    monkeypatch.setattr(storage._manager, "download", lambda *args, **kwargs: Transfer())
+    try:
+        with pytest.raises(StorageError, match="SlowDown"):
+            storage.get("__cache/7/a.tar.zst", tmp_path / "a")
+    finally:
+        storage.close()
+    assert boto3  # the real client stays untouched
