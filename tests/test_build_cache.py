@@ -18,6 +18,7 @@ from tests.support.build_cache import (
     stored,
 )
 from tests.support.builder import PROJECT_ID
+from tests.support.toolchains import sandboxed
 
 OFFLINE = {"npm_config_offline": "true"}
 """npm may not reach the registry: an install that succeeds took every package from the cache."""
@@ -147,3 +148,18 @@ def test_a_redeploy_without_cache_restores_nothing_and_saves_a_fresh_cache(
     )
     assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 1</p>\n"  # .keep/ started empty
     assert cache_lines(sink)[1].startswith("Build cache: saved")
+
+
+def test_the_cache_works_in_the_sandbox_as_the_builds_own_user(tmp_path: Path) -> None:
+    repo, sha = cache_site(tmp_path)
+
+    first_ok, first = sandboxed(spec_of(tmp_path, repo, sha, 1))
+    second_ok, second = sandboxed(spec_of(tmp_path, repo, sha, 2))
+
+    assert first_ok, first.lines()
+    assert second_ok, second.lines()
+    assert any(line.startswith("Commands run in: bubblewrap sandbox") for line in second.lines())
+    assert cache_lines(first)[1].startswith("Build cache: saved")
+    assert "matches: node_modules restored" in cache_lines(second)[0]
+    assert "Running npm install" in second.lines()
+    assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"

@@ -234,6 +234,17 @@ def test_the_page_shows_the_diff_with_names_escaped(
     assert "<tr><td><code>assets/app.js</code></td><td>97.7 KiB</td><td>107.4 KiB</td>" in page
 
 
+def test_production_s_page_compares_it_with_itself(
+    client: Client, runner: FakeRunner, token: str
+) -> None:
+    production, _ = production_and_preview(client, runner, token)
+    signed_in_browser(client)
+    page = client.get(f"/deployments/{production}", headers=HTML).text
+    assert f"<code>{production[:8]}</code></a> (this one)." in page
+    assert "Same files." in page
+    assert 'id="changes-largest"' not in page
+
+
 def test_the_page_says_why_there_is_no_diff_and_shows_none_before_ready(
     client: Client, runner: FakeRunner, token: str
 ) -> None:
