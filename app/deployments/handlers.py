@@ -56,6 +56,28 @@ async def deploy_pushed_branch(context: HandlerContext, push: events.Push) -> st
     return f"queued {len(queued)} deployments"
 
 
+@router.on("delete", view=events.Delete)
+async def retire_deleted_branch(context: HandlerContext, event: events.Delete) -> str:
+    """See https://docs.github.com/en/webhooks/webhook-events-and-payloads#delete: the same as a
+    push deleting the branch (GitHub sends both; retiring twice changes nothing)."""
+    if event.ref_type != "branch":
+        return f"ignored: {event.ref} is a {event.ref_type}, not a branch"
+    await follow_rename(event.repository.id, event.repository.full_name)
+    if (
+        await ensure_covered(context.engine, context.settings, event.installation, event.repository)
+        is None
+    ):
+        return NOT_INSTALLED
+    count = await triggers.retire_branch(
+        context.engine,
+        event.repository.id,
+        event.ref,
+        context.announce,
+        context.settings.retention.ttl_after_close,
+    )
+    return f"branch {event.ref} deleted: {count} deployments retired"
+
+
 async def _still_head(context: HandlerContext, covered: Covered, branch: str, sha: str) -> bool:
     """Whether the branch still points at `sha` on GitHub. A push delivered late, or an old one
     replayed, must not build (and make production) a commit the branch has moved past. A

@@ -61,6 +61,15 @@ class Push(msgspec.Struct, frozen=True):
         return self.ref.removeprefix(BRANCH_PREFIX) if self.ref.startswith(BRANCH_PREFIX) else None
 
 
+class Delete(msgspec.Struct, frozen=True):
+    """A branch or tag deleted (`delete`): `ref` is its bare name, `ref_type` which it was."""
+
+    ref: str
+    ref_type: str
+    repository: Repository
+    installation: InstallationRef | None = None
+
+
 class PullRequestBranch(msgspec.Struct, frozen=True):
     ref: str
     sha: str

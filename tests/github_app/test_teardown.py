@@ -106,3 +106,43 @@ def test_an_idle_preview_past_its_ttl_is_torn_down(app: App, token: str) -> None
     assert row["retired"]
     [comment] = app.github.comments_on(REPO, 2)
     assert "push again to bring it back" in comment.body
+
+
+def delete_event(ref: str, ref_type: str = "branch") -> dict[str, object]:
+    opened = pr_event("opened")
+    return {
+        "ref": ref,
+        "ref_type": ref_type,
+        "repository": opened["repository"],
+        "installation": opened["installation"],
+    }
+
+
+def test_a_deleted_branch_is_torn_down_after_seven_days(app: App, token: str) -> None:
+    app.deliver("pull_request", pr_event("opened"))
+    tick(app.client)
+    [deployment] = app.deployments()
+    app.build(str(deployment["id"]))
+
+    tag = app.deliver("delete", delete_event("v1.0", "tag"))
+    app.deliver("delete", delete_event("changes"))
+    app.report()
+    now = datetime.now(UTC)
+    app.client.run(retention_at(app, now + timedelta(days=7, minutes=2)).run)
+
+    assert tag.status_code in (200, 202)
+    [row] = app.deployments()
+    assert row["retired"]
+    assert row["pruned_at"] is not None
+    assert not files_of(app, deployment)
+
+
+def test_a_delete_from_a_repository_without_the_app_changes_nothing(app: App, token: str) -> None:
+    event = delete_event("changes")
+    event.pop("installation")
+    event["repository"] = {**event["repository"], "id": 424242}  # type: ignore[dict-item]
+    app.deliver("pull_request", pr_event("opened"))
+
+    app.deliver("delete", event)
+
+    assert not any(row["retired"] for row in app.deployments())
