@@ -89,6 +89,8 @@ class Build(Protocol):
     scratch: Path
     config: SiteConfig
     confinement: Confinement
+    path: str
+    """The PATH its commands run with: it names the toolchain chosen for it."""
 
 
 def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
@@ -123,7 +125,7 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Build cache: miss (none for {names})")
         return False
     size = archive.stat().st_size
-    lock = lockfile_key(plan)
+    lock = lockfile_key(plan, build.path)
     roots = {"home": build.home, "repo": build.checkout}
     bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
 
@@ -189,7 +191,7 @@ def save(build: Build, plan: Plan) -> None:
         return
     started = time.monotonic()
     key = cache_key(spec.project_id, spec.branch)
-    lock = lockfile_key(plan)
+    lock = lockfile_key(plan, build.path)
     target = build.scratch / "cache-out.tar.zst"
     cap = spec.limits.cache_mb << 20
     meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}
@@ -238,13 +240,16 @@ def _is_directory(path: Path) -> bool:
         return False
 
 
-def lockfile_key(plan: Plan) -> str | None:
-    """The hash of the machine, the package manager, its lockfile and the package.json files
-    beside it and in the root directory; None: no lockfile (or one that is not a plain file),
-    so node_modules is never restored."""
+def lockfile_key(plan: Plan, toolchain: str = "") -> str | None:
+    """The hash of the machine, the toolchain (`toolchain`: the build's PATH, which names the
+    Node or bun version chosen for it), the package manager, its lockfile and the package.json
+    files beside it and in the root directory; None: no lockfile (or one that is not a plain
+    file), so node_modules is never restored. Native addons are built for one Node: a
+    node_modules built under another must not come back."""
     if plan.lockfile is None or plan.package_manager is None:
         return None
-    digest = hashlib.sha256(f"{platform.machine()}\0{plan.package_manager}\0".encode())
+    head = f"{platform.machine()}\0{toolchain}\0{plan.package_manager}\0"
+    digest = hashlib.sha256(head.encode())
     for path in (plan.install_dir / plan.lockfile, plan.install_dir / PACKAGE, plan.root / PACKAGE):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)

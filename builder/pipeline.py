@@ -246,13 +246,14 @@ class Build:
     def install(self, plan: Plan) -> None:
         # Install and build share one budget, spec.timeout, counted from here.
         self.deadline = time.monotonic() + self.spec.timeout
-        restored = build_cache.restore(self, plan)  # by the builder, before hand_over
-        self.confinement.hand_over([self.checkout, self.home])
         config = self.config
         self.path = prepare_toolchains(
             self.checkout, plan, config.node_version, config.source, self.toolchains, self.path,
             self.log.line,
         )  # fmt: skip
+        # After the toolchain is chosen (it is part of the cache's key), before hand_over.
+        restored = build_cache.restore(self, plan)
+        self.confinement.hand_over([self.checkout, self.home])
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return

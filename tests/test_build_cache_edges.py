@@ -285,3 +285,17 @@ def test_s3_storage_reports_an_error_answer(
     finally:
         storage.close()
     assert boto3  # the real client stays untouched
+
+
+def test_the_lockfile_key_covers_the_toolchain(tmp_path: Path) -> None:
+    """node_modules built under one Node (native addons) never comes back under another."""
+    (tmp_path / "package.json").write_text('{"name": "site"}')
+    (tmp_path / "package-lock.json").write_text("{}")
+    plan = detect(tmp_path)
+
+    node20 = lockfile_key(plan, "/usr/bin")
+    node22 = lockfile_key(plan, "/cache/node/22.11.0/bin:/usr/bin")
+
+    assert None not in (node20, node22)
+    assert node20 != node22
+    assert lockfile_key(plan, "/usr/bin") == node20
