@@ -215,6 +215,8 @@ def test_patch_changes_the_repository(client: Client, token: str) -> None:
         ({"env": {"CI": "false"}}, "reserved"),
         ({"allow_fork_builds": "yes"}, "Expected `bool"),
         ({"slug": "new"}, "unknown field `slug`"),
+        ({"preview_ttl_days": 0}, "Expected `int` >= 1"),
+        ({"preview_ttl_days": 3651}, "Expected `int` <= 3650"),
     ],
 )
 def test_patch_explains_bad_input_and_changes_nothing(
@@ -237,6 +239,21 @@ def test_patch_sets_fork_builds(client: Client, token: str) -> None:
     )
 
     assert response.json()["allow_fork_builds"] is True
+
+
+def test_a_previews_time_to_live_is_set_and_cleared(client: Client, token: str) -> None:
+    created = create(client, token, name="web", preview_ttl_days=14).json()
+
+    cleared = client.patch("/projects/web", json={"preview_ttl_days": None}, headers=bearer(token))
+    kept = client.patch("/projects/web", json={"name": "Web"}, headers=bearer(token))
+    again = client.patch("/projects/web", json={"preview_ttl_days": 3}, headers=bearer(token))
+
+    assert created["preview_ttl_days"] == 14
+    assert cleared.json()["preview_ttl_days"] is None
+    assert kept.json()["preview_ttl_days"] is None
+    assert again.json()["preview_ttl_days"] == 3
+    stored = client.run(lambda: Project.select(Project.preview_ttl_days))
+    assert stored == [{"preview_ttl_days": 3}]
 
 
 def test_delete_removes_the_project_and_everything_under_it(

@@ -28,6 +28,9 @@ class ProjectRecord:
     output_directory: str | None
     allow_fork_builds: bool
     protection: Protection
+    preview_ttl_days: int | None
+    """Days a preview may go without a push before it is torn down; None: the file's
+    `previews.ttlDays`, else never."""
     created_at: datetime
     updated_at: datetime
 
@@ -46,6 +49,7 @@ class ProjectRecord:
         Project.output_directory,
         Project.allow_fork_builds,
         Project.protection,
+        Project.preview_ttl_days,
         Project.created_at,
         Project.updated_at,
     )
@@ -69,6 +73,7 @@ class ProjectRecord:
             output_directory=row["output_directory"],
             allow_fork_builds=bool(row["allow_fork_builds"]),
             protection=Protection(row["protection"]),
+            preview_ttl_days=row["preview_ttl_days"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
         )

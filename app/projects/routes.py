@@ -47,6 +47,8 @@ Directory = Annotated[str, msgspec.Meta(max_length=255)]
 Command = Annotated[str, msgspec.Meta(max_length=1000)]
 EnvName = Annotated[str, msgspec.Meta(max_length=255)]
 EnvValue = Annotated[str, msgspec.Meta(max_length=envvars.MAX_VALUE)]
+TtlDays = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+"""A preview idle (no push) this many days is torn down; the same bounds as `previews.ttlDays`."""
 
 
 class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +64,9 @@ class ProjectIn(msgspec.Struct, forbid_unknown_fields=True):
     """Who may open deployments: default `previews` for a private repository, else `none`."""
     env: dict[EnvName, EnvValue] = {}
     """Each for production and preview (`PUT /projects/{slug}/env/{name}` scopes one)."""
+    preview_ttl_days: TtlDays | None = None
+    """Tear a preview down after this many days without a push; null: the repository's
+    `previews.ttlDays`, else never."""
 
     def new_project(self) -> NewProject:
         return NewProject(**msgspec.structs.asdict(self))
@@ -84,6 +89,7 @@ class ProjectPatch(msgspec.Struct, forbid_unknown_fields=True):
     allow_fork_builds: bool | msgspec.UnsetType = msgspec.UNSET
     protection: Protection | msgspec.UnsetType = msgspec.UNSET
     env: dict[EnvName, EnvValue | None] | msgspec.UnsetType = msgspec.UNSET
+    preview_ttl_days: TtlDays | msgspec.UnsetType | None = msgspec.UNSET
 
     def changes(self) -> ProjectChanges:
         given = {
@@ -123,6 +129,7 @@ class ProjectOut(msgspec.Struct):
     build_command: str | None
     output_directory: str | None
     allow_fork_builds: bool
+    preview_ttl_days: int | None
     protection: Protection
     """`previews`/`all`: those deployments open only for signed-in users who may see the project."""
     bound: bool
@@ -159,6 +166,7 @@ class ProjectOut(msgspec.Struct):
             build_command=project.build_command,
             output_directory=project.output_directory,
             allow_fork_builds=project.allow_fork_builds,
+            preview_ttl_days=project.preview_ttl_days,
             protection=project.protection,
             bound=project.github_repository_id is not None,
             role=details.role.name.lower(),

@@ -69,6 +69,7 @@ class NewProject:
     protection: Protection | None = None
     """None: `previews` for a private repository, else `none`."""
     env: Mapping[str, str] = field(default_factory=dict)
+    preview_ttl_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,7 @@ class ProjectChanges:
     allow_fork_builds: bool | Keep = KEEP
     protection: Protection | Keep = KEEP
     env: Mapping[str, str | None] = field(default_factory=dict)
+    preview_ttl_days: int | Keep | None = KEEP
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,7 @@ class ProjectService:
             "build_command": check_command("build_command", new.build_command),
             "output_directory": check_relative_dir("output_directory", new.output_directory),
             "allow_fork_builds": new.allow_fork_builds,
+            "preview_ttl_days": new.preview_ttl_days,
             "protection": new.protection or await _default_protection(source.github_repository),
         }
         envvars.check_changes(new.env)
@@ -254,6 +257,8 @@ class ProjectService:
             values[Project.allow_fork_builds] = changes.allow_fork_builds
         if not isinstance(changes.protection, Keep):
             values[Project.protection] = changes.protection
+        if not isinstance(changes.preview_ttl_days, Keep):
+            values[Project.preview_ttl_days] = changes.preview_ttl_days
         envvars.check_changes(changes.env)
         values[Project.updated_at] = datetime.now(UTC)
         async with write_transaction(self.engine):
