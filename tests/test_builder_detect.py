@@ -8,49 +8,9 @@ from typing import Any
 
 import pytest
 
-from builder.detect import Plan, detect
+from builder.detect import detect
 from builder.errors import BuildError
-
-NPM_LOCK = json.dumps({"lockfileVersion": 3, "packages": {}})
-
-
-def package(
-    *,
-    build: bool = True,
-    deps: dict[str, str] | None = None,
-    dev: dict[str, str] | None = None,
-    manager: str | None = None,
-) -> str:
-    data: dict[str, Any] = {"name": "site", "scripts": {"build": "x"} if build else {}}
-    if deps:
-        data["dependencies"] = deps
-    if dev:
-        data["devDependencies"] = dev
-    if manager:
-        data["packageManager"] = manager
-    return json.dumps(data)
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
-
-
-def summary(plan: Plan, repo: Path) -> dict[str, Any]:
-    return {
-        "framework": plan.framework,
-        "manager": plan.package_manager,
-        "install": " ".join(plan.install) if plan.install else None,
-        "build": " ".join(plan.build) if plan.build else None,
-        "output": plan.output_directory,
-        "output_path": plan.output_path,
-        "install_dir": plan.install_dir.relative_to(repo.resolve()).as_posix(),
-        "root": plan.root.relative_to(repo.resolve()).as_posix(),
-    }
-
+from tests.support.detection import NPM_LOCK, package, summary, write
 
 CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, Any]]] = [
     # (id, files, overrides, expected subset of the summary)

@@ -12,14 +12,21 @@ NPM_LOCK = json.dumps({"lockfileVersion": 3, "packages": {}})
 
 
 def package(
-    *, build: bool = True, deps: dict[str, str] | None = None, dev: dict[str, str] | None = None
+    *,
+    build: bool = True,
+    deps: dict[str, str] | None = None,
+    dev: dict[str, str] | None = None,
+    manager: str | None = None,
 ) -> str:
-    """A package.json, with a build script unless `build` is False."""
+    """A package.json, with a build script unless `build` is False (`manager`: its
+    `packageManager`)."""
     data: dict[str, Any] = {"name": "site", "scripts": {"build": "x"} if build else {}}
     if deps:
         data["dependencies"] = deps
     if dev:
         data["devDependencies"] = dev
+    if manager:
+        data["packageManager"] = manager
     return json.dumps(data)
 
 
