@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from app.deployments.lifecycle import DeploymentState, Target
-from app.deployments.publish import promote, publish
+from app.deployments.pinning import promote
+from app.deployments.publish import publish
 from app.errors import ErrorCode
 from app.hostnames import branch_label, deployment_label, production_label
 from app.tables import Alias, Deployment, Project

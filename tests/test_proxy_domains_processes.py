@@ -4,7 +4,7 @@ served once DNS proves it (nothing, and no certificate, while pending), followin
 a rollback of its project's production label, and gone from both once removed.
 
 The domain goes through `app.domains.service.DomainService` (the API's code path; its DNS is
-the in-process test server) and the label through `app.deployments.publish.promote` (the API's
+the in-process test server) and the label through `app.deployments.pinning.promote` (the API's
 promote and `scalemesh rollback`), both announcing on the default alias channel as the API does.
 """
 
@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from app import database
 from app.aliases import announcer
-from app.deployments.publish import promote
+from app.deployments.pinning import promote
 from app.domains.dns import DnsPythonLookup
 from app.domains.service import DomainService, NewDomain
 from app.projects.access import Access, Actor

@@ -21,7 +21,7 @@ from websockets.sync.client import connect
 
 from app.logs.archive import archive_key
 from tests.support.services import PostgresDatabases, postgres_url
-from tests.support.topology import Topology, topology
+from tests.support.topology import PROJECT, Topology, topology
 from tests.support.topology_site import tick_lines
 from tests.support.waiting import wait_until
 
@@ -203,6 +203,16 @@ def test_f_a_promote_through_the_other_replica_is_served_within_a_second(
     )
     took = time.monotonic() - since
     assert took < PROMOTE_WITHIN_S, f"served {took:.2f} s after the promote"
+    # Promoting the older one pinned production there (a rollback): unpinned, the next
+    # push goes live again.
+    unpinned = world.api_call(world.apis[0], "DELETE", f"/projects/{PROJECT}/production-pin")
+    assert unpinned.status_code == 200, unpinned.text
+    wait_until(
+        lambda: "promoted two" in world.proxy_get(production).text,
+        within=10,
+        interval=0.02,
+        what="production back on the newest",
+    )
 
 
 def test_g_the_proxy_serves_on_with_both_replicas_down(world: Topology) -> None:
