@@ -11,8 +11,9 @@ from typing import Any
 
 from builder.siteconfig.nodes import ConfigError, Node, Step, root
 from builder.siteconfig.records import SiteConfig
-from builder.siteconfig.rules import MAX_RULES, RuleSet, check_header_name, header_value
+from builder.siteconfig.rules import RuleSet, check_header_name, header_value
 from builder.siteconfig.scalemesh import relative_path, variables
+from builder.siterules import MAX_RULES
 
 NAME = "netlify.toml"
 SETTINGS = ("base", "publish", "command", "ignore", "environment")

@@ -10,11 +10,9 @@ from typing import Any
 
 from builder.siteconfig.nodes import ConfigError, Node
 from builder.siteconfig.records import SiteConfig
-from builder.siterules import RuleError, compile_rules
+from builder.siterules import MAX_RULES, RuleError, compile_rules
+from builder.siterules.files import REDIRECT_STATUSES
 
-MAX_RULES = 2048
-"""Rules of each kind (redirects, rewrites, headers) a site may have."""
-REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 CONDITION_TYPES = ("header", "cookie", "query", "host")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _REDIRECT = ("source", "destination", "permanent", "statusCode", "has", "missing")

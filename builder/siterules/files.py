@@ -37,10 +37,6 @@ class RedirectRule:
     force: bool
     pattern: re.Pattern[str]
 
-    @property
-    def is_redirect(self) -> bool:
-        return self.status in REDIRECT_STATUSES
-
 
 @dataclass(frozen=True, slots=True)
 class HeaderRule:
