@@ -45,6 +45,9 @@ def full_spec() -> BuildSpec:
         from_fork=True,
         previous_sha="9f" * 20,
         env_scopes={"API_KEY": "production", "EMPTY": "branch:main"},
+        production_branch="main",
+        base_branch="release/2.x",
+        clear_cache=True,
     )
 
 
@@ -115,6 +118,8 @@ def test_derived_names() -> None:
         ({"env_scopes": []}, "env_scopes must be a JSON object of strings"),
         ({"from_fork": "yes"}, "from_fork must be true or false"),
         ({"previous_sha": "HEAD"}, "previous_sha must be 40 hex characters"),
+        ({"base_branch": 7}, "base_branch must be a string"),
+        ({"base_branch": None}, "base_branch must be a string"),
     ],
 )
 def test_bad_values_name_the_problem(change: dict[str, Any], message: str) -> None:

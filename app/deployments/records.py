@@ -31,6 +31,8 @@ class BuildSource:
     output_directory: str | None
     production_branch: str
     clear_cache: bool
+    base_branch: str | None
+    """The branch its pull request merges into; None: built for no pull request."""
 
     COLUMNS = (
         Deployment.project,
@@ -48,6 +50,7 @@ class BuildSource:
         Deployment.project.output_directory,
         Deployment.project.production_branch,
         Deployment.clear_cache,
+        Deployment.base_branch,
     )
 
     @classmethod
@@ -72,6 +75,7 @@ class BuildSource:
             output_directory=row["project.output_directory"],
             production_branch=str(row["project.production_branch"]),
             clear_cache=bool(row["clear_cache"]),
+            base_branch=row["base_branch"],
         )
 
 
