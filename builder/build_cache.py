@@ -40,7 +40,7 @@ from builder.cache_archive import (
 from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan
 from builder.siteconfig.records import SiteConfig
-from builder.spec import BuildSpec
+from builder.spec import BuildSpec, cache_key
 from builder.upload import Headers, Pending, Storage, StorageError
 
 HOME_CACHES = (
@@ -57,17 +57,6 @@ FRAMEWORK_CACHES = (".next/cache", ".astro", "resources/_gen")
 MAX_LOCKFILE = 256 << 20
 PACKAGE = "package.json"
 _CONTENT_TYPE = "application/zstd"
-CACHE_ROOT = "__cache"
-
-
-def cache_prefix(project_id: int) -> str:
-    """Where a project's build caches live in storage, ending with a slash."""
-    return f"{CACHE_ROOT}/{project_id}/"
-
-
-def cache_key(project_id: int, branch: str) -> str:
-    """A branch's build cache; the name is hashed, so any branch name makes one safe key."""
-    return f"{cache_prefix(project_id)}{hashlib.sha256(branch.encode()).hexdigest()[:32]}.tar.zst"
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ from app.storage import StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
-from builder.spec import output_prefix
+from builder.spec import cache_key, output_prefix
 from tests.support.admins import make_admin
 from tests.support.api import Client, bearer, sign_up
 from tests.support.projects import create
@@ -262,6 +262,7 @@ def test_delete_removes_the_project_and_everything_under_it(
     project_id = create(client, token, name="web", env={"A": "1"}).json()["id"]
     storage = storage_from_settings(settings.storage)
     someone_elses = output_prefix(project_id + 1, "other") + "index.html"
+    someone_elses_cache = cache_key(project_id + 1, "main")
 
     async def add_deployment() -> None:
         rows = await Deployment.insert(Deployment(project=project_id, sha="a" * 40))
@@ -271,6 +272,9 @@ def test_delete_removes_the_project_and_everything_under_it(
         await storage.put(output_prefix(project_id, deployment_id) + "a/b.js", b"1")
         await storage.put(archive_key(deployment_id), b"{}\n")
         await storage.put(someone_elses, b"keep")
+        for branch in ("main", "feature/x"):
+            await storage.put(cache_key(project_id, branch), b"cache")
+        await storage.put(someone_elses_cache, b"keep")
 
     client.run(add_deployment)
 
@@ -280,8 +284,8 @@ def test_delete_removes_the_project_and_everything_under_it(
     assert client.get("/projects/web", headers=bearer(token)).status_code == 404
     for table in (Project, EnvVar, Deployment, Alias):
         assert client.run(lambda table=table: table.count()) == 0  # type: ignore[misc]
-    # Its files and build logs went with it; another project's stayed.
-    assert client.run(lambda: storage.list("")) == [someone_elses]
+    # Its files, build logs and build caches went with it; another project's stayed.
+    assert client.run(lambda: storage.list("")) == sorted([someone_elses_cache, someone_elses])
 
 
 def test_delete_succeeds_when_storage_cannot_delete_the_files(

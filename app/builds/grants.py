@@ -19,8 +19,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.settings import Settings
-from builder.build_cache import cache_key, cache_prefix
-from builder.spec import StorageCredentials, output_prefix
+from builder.spec import StorageCredentials, cache_key, cache_prefix, output_prefix
 
 MIN_SECONDS = 900
 """STS's shortest session."""

@@ -41,7 +41,7 @@ from app.projects.scopes import DEFAULT_SCOPES, Scope
 from app.settings import Settings
 from app.storage import Storage, StorageError
 from app.tables import Alias, Deployment, Domain, Project
-from builder.spec import project_prefix
+from builder.spec import cache_prefix, project_prefix
 
 log = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ class ProjectService:
 
     async def delete(self, user_id: int, slug: str) -> None:
         """Delete the project, its deployments, aliases and domains; tell the proxies once it is
-        done; then delete its deployments' files and build logs from storage.
+        done; then delete its deployments' files, build logs and build caches from storage.
 
         Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
         before the delete commits, they would read the rows again.
@@ -323,6 +323,7 @@ class ProjectService:
             return
         try:
             await self.storage.delete_prefix(project_prefix(project.id))
+            await self.storage.delete_prefix(cache_prefix(project.id))
             await self.storage.delete(*(archive_key(str(key)) for key in deployments))
         except StorageError as exc:
             # The project is gone already; files left behind cost space, not correctness.
