@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from builder import build_cache, shell, skipping
-from builder.buildlog import Log
+from builder.buildlog import Log, size_text
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
@@ -341,7 +341,7 @@ class Build:
         manifest = self.manifest(plan, uploaded.files, steps)
         write_manifest(self.storage, self.spec.output_prefix + MANIFEST, manifest, self.scratch)
         self.log.line(
-            f"Uploaded {len(uploaded.files)} files ({_size(uploaded.bytes)}) and "
+            f"Uploaded {len(uploaded.files)} files ({size_text(uploaded.bytes)}) and "
             f"{uploaded.siblings} compressed copies"
         )
 
@@ -378,7 +378,3 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:  # real-time signals have numbers, not names
         return f"signal {number}"
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
