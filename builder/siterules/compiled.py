@@ -93,15 +93,9 @@ class CompiledRules:
     redirects: tuple[Rule, ...] = ()
     rewrites: tuple[Rule, ...] = ()
     headers: tuple[Rule, ...] = ()
-
-    @property
-    def reads_headers(self) -> bool:
-        """Some rule looks at a request header or cookie: answers differ by more than the URL."""
-        return any(
-            condition.kind in READS_HEADERS
-            for rule in (*self.redirects, *self.rewrites, *self.headers)
-            for condition in (*rule.has, *rule.missing)
-        )
+    reads_headers: bool = False
+    """Some rule looks at a request header or cookie: answers differ by more than the URL
+    (found once by `compile_rules`; the proxy asks on every request)."""
 
     def match_redirect(self, request: RequestView, *, file_exists: bool = False) -> Matched | None:
         """The first redirect rule for `request`.
@@ -184,19 +178,27 @@ def compile_rules(raw: Mapping[str, Any]) -> CompiledRules:
                 kind, None, f"has {len(items):,} rules; at most {MAX_RULES:,} are allowed"
             )
         lists[kind] = items
+    redirects = tuple(
+        _redirect(item, index, str(semantics)) for index, item in enumerate(lists["redirects"])
+    )
+    rewrites = tuple(
+        _rewrite(item, index, str(semantics)) for index, item in enumerate(lists["rewrites"])
+    )
+    headers = tuple(
+        _headers(item, index, str(semantics)) for index, item in enumerate(lists["headers"])
+    )
     compiled = CompiledRules(
         semantics=str(semantics),
         source=str(raw.get("source") or ""),
         clean_urls=clean_urls,
         trailing_slash=trailing_slash,
-        redirects=tuple(
-            _redirect(item, index, str(semantics)) for index, item in enumerate(lists["redirects"])
-        ),
-        rewrites=tuple(
-            _rewrite(item, index, str(semantics)) for index, item in enumerate(lists["rewrites"])
-        ),
-        headers=tuple(
-            _headers(item, index, str(semantics)) for index, item in enumerate(lists["headers"])
+        redirects=redirects,
+        rewrites=rewrites,
+        headers=headers,
+        reads_headers=any(
+            condition.kind in READS_HEADERS
+            for rule in (*redirects, *rewrites, *headers)
+            for condition in (*rule.has, *rule.missing)
         ),
     )
     costly = [
