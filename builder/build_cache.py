@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from builder.buildlog import Log
+from builder.buildlog import Log, size_text
 from builder.cache_archive import (
     EXPAND_FACTOR,
     FORMAT,
@@ -82,6 +82,9 @@ class Build(Protocol):
     confinement: Confinement
     path: str
     """The PATH its commands run with: it names the toolchain chosen for it."""
+    lockfile: str | None
+    """`lockfile_key` of the checkout as the install found it: what the restored node_modules
+    must match, and what the saved one was installed from."""
 
 
 def branches_read(spec: BuildSpec) -> list[tuple[str, str]]:
@@ -125,7 +128,7 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Build cache: miss (none for {names})")
         return False
     size = archive.stat().st_size
-    lock = lockfile_key(plan, build.path)
+    lock = build.lockfile
     roots = {"home": build.home, "repo": build.checkout}
     bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
 
@@ -146,9 +149,10 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Warning: {len(done.refused) - 10} more build cache entries refused")
     matched = lock is not None and done.meta.get("lockfile") == lock
     modules = "matches: node_modules restored" if matched else "differs: node_modules not restored"
+    took = time.monotonic() - started
     say(
-        f"Build cache: hit {key} ({whose}), {_size(size)}; lockfile key {_short(lock)} {modules}; "
-        f"{done.files} files ({_size(done.bytes)}) restored in {time.monotonic() - started:.1f} s"
+        f"Build cache: hit {key} ({whose}), {size_text(size)}; lockfile key {_short(lock)} "
+        f"{modules}; {done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s"
     )
     return matched
 
@@ -190,7 +194,7 @@ def save(build: Build, plan: Plan) -> None:
         return
     started = time.monotonic()
     key = cache_key(spec.project_id, spec.branch)
-    lock = lockfile_key(plan, build.path)
+    lock = build.lockfile
     target = build.scratch / "cache-out.tar.zst"
     cap = spec.limits.cache_mb << 20
     meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}
@@ -215,7 +219,7 @@ def save(build: Build, plan: Plan) -> None:
     finally:
         target.unlink(missing_ok=True)
     say(
-        f"Build cache: saved {key}, {_size(size)}; lockfile key {_short(lock)}; "
+        f"Build cache: saved {key}, {size_text(size)}; lockfile key {_short(lock)}; "
         f"in {time.monotonic() - started:.1f} s"
     )
 
@@ -266,7 +270,3 @@ def lockfile_key(plan: Plan, toolchain: str = "") -> str | None:
 
 def _short(lock: str | None) -> str:
     return "none (no lockfile)" if lock is None else lock[:16]
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
