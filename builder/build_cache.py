@@ -1,5 +1,5 @@
 """The build cache of a project's branch: restored before the install, saved after a successful
-build, kept in storage at `__cache/<project>/<branch key>.tar.zst` (`builder.spec.cache_key`).
+build, kept in storage at `__cache/<project>/<branch key>.tar.zst` (`builder.cache_keys`).
 
 What it holds: the package managers' download caches in the build's home, `node_modules` (only
 restored when the lockfile key matches), the frameworks' own caches, and the `cache` paths of
@@ -37,10 +37,11 @@ from builder.cache_archive import (
     extract_archive,
     write_archive,
 )
+from builder.cache_keys import cache_key
 from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan
 from builder.siteconfig.records import SiteConfig
-from builder.spec import BuildSpec, cache_key
+from builder.spec import BuildSpec
 from builder.upload import Headers, Pending, Storage, StorageError
 
 HOME_CACHES = (

@@ -7,7 +7,6 @@ only, so the builder image needs nothing of the app.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from builder.events import LogEvent
 
 OUTPUTS_ROOT = "__outputs"
 LOGS_ROOT = "__logs"
-CACHE_ROOT = "__cache"
 RESERVED_DIR = ".scalemesh/"
 """Inside a deployment's prefix, ours: a site's own files there are not uploaded."""
 MANIFEST = RESERVED_DIR + "manifest.json"
@@ -40,18 +38,6 @@ def project_prefix(project_id: int) -> str:
 def output_prefix(project_id: int, deployment_id: str) -> str:
     """Where a deployment's files live in storage, ending with a slash."""
     return f"{project_prefix(project_id)}{deployment_id}/"
-
-
-def cache_prefix(project_id: int) -> str:
-    """Where a project's build caches live in storage, ending with a slash."""
-    return f"{CACHE_ROOT}/{project_id}/"
-
-
-def cache_key(project_id: int, branch: str) -> str:
-    """A branch's build cache (`builder.build_cache`); the name is hashed, so any branch name
-    makes one safe key. Here, not there, so the app (grants, teardown) names it without
-    importing the builder's cache machinery."""
-    return f"{cache_prefix(project_id)}{hashlib.sha256(branch.encode()).hexdigest()[:32]}.tar.zst"
 
 
 def log_stream(deployment_id: str) -> str:

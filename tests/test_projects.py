@@ -13,7 +13,8 @@ from app.storage import StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
-from builder.spec import cache_key, output_prefix
+from builder.cache_keys import cache_key
+from builder.spec import output_prefix
 from tests.support.admins import make_admin
 from tests.support.api import Client, bearer, sign_up
 from tests.support.projects import create

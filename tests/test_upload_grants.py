@@ -26,7 +26,8 @@ from app.builds.grants import (
     upload_grants_from_settings,
 )
 from app.settings import Settings
-from builder.spec import cache_key, output_prefix
+from builder.cache_keys import cache_key
+from builder.spec import output_prefix
 from tests.support.iam import allows, load, session_allows
 from tests.support.ports import refused_port
 

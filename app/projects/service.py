@@ -42,7 +42,8 @@ from app.projects.scopes import DEFAULT_SCOPES, Scope
 from app.settings import Settings
 from app.storage import Storage, StorageError
 from app.tables import Alias, Deployment, Domain, Project
-from builder.spec import cache_prefix, project_prefix
+from builder.cache_keys import cache_prefix
+from builder.spec import project_prefix
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from app.storage import Storage
 from app.tables import Deployment, Project
-from builder.spec import CACHE_ROOT, LOGS_ROOT, OUTPUTS_ROOT
+from builder.cache_keys import CACHE_ROOT
+from builder.spec import LOGS_ROOT, OUTPUTS_ROOT
 
 ROOTS = (f"{CACHE_ROOT}/", f"{LOGS_ROOT}/", f"{OUTPUTS_ROOT}/")
 """In key order, so a page walked root by root is too."""

@@ -8,7 +8,7 @@ storage, and stamps `pruned_at`, `retired` and a new report (GitHub's Deployment
 before the stamp: when it fails, `StorageError` propagates and the rows are tried again later.
 
 A branch whose every deployment is retired (deleted, its pull requests closed, idle) loses its
-build cache with them (`builder.spec.cache_key`): nothing builds that branch any more, and a
+build cache with them (`builder.cache_keys`): nothing builds that branch any more, and a
 branch pushed again starts from its base branch's or the production branch's cache, as a new
 one does. The production branch's cache is never deleted here.
 """
@@ -26,7 +26,8 @@ from app.deployments.transitions import report_again
 from app.logs.archive import archive_key
 from app.storage import Storage
 from app.tables import Alias, Deployment
-from builder.spec import cache_key, output_prefix
+from builder.cache_keys import cache_key
+from builder.spec import output_prefix
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from builder.spec import cache_key
+from builder.cache_keys import cache_key
 from tests.support.deployments import tick
 from tests.support.github_app import App, delete_event, retention_at
 from tests.support.webhooks import payload

@@ -13,7 +13,7 @@ from app.retention.teardown import Doomed, abandoned_caches, prune
 from app.settings import Settings
 from app.storage.choice import storage_from_settings
 from app.tables import Deployment, Project
-from builder.spec import cache_key
+from builder.cache_keys import cache_key
 from tests.support.lookup import World
 
 pytestmark = pytest.mark.anyio
