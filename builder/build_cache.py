@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from builder.buildlog import Log
+from builder.buildlog import Log, size_text
 from builder.cache_archive import (
     EXPAND_FACTOR,
     FORMAT,
@@ -147,9 +147,10 @@ def restore(build: Build, plan: Plan) -> bool:
     matched = lock is not None and done.meta.get("lockfile") == lock
     modules = "matches: node_modules restored" if matched else "differs: node_modules not restored"
     whose = "" if branch == spec.branch else f" (branch {branch!r}'s)"
+    took = time.monotonic() - started
     say(
-        f"Build cache: hit {key}{whose}, {_size(size)}; lockfile key {_short(lock)} {modules}; "
-        f"{done.files} files ({_size(done.bytes)}) restored in {time.monotonic() - started:.1f} s"
+        f"Build cache: hit {key}{whose}, {size_text(size)}; lockfile key {_short(lock)} {modules}; "
+        f"{done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s"
     )
     return matched
 
@@ -216,7 +217,7 @@ def save(build: Build, plan: Plan) -> None:
     finally:
         target.unlink(missing_ok=True)
     say(
-        f"Build cache: saved {key}, {_size(size)}; lockfile key {_short(lock)}; "
+        f"Build cache: saved {key}, {size_text(size)}; lockfile key {_short(lock)}; "
         f"in {time.monotonic() - started:.1f} s"
     )
 
@@ -267,7 +268,3 @@ def lockfile_key(plan: Plan, toolchain: str = "") -> str | None:
 
 def _short(lock: str | None) -> str:
     return "none (no lockfile)" if lock is None else lock[:16]
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"

@@ -12,6 +12,11 @@ from builder.logsink import LogSink
 from builder.upload import StorageError
 
 
+def size_text(count: int) -> str:
+    """A byte count as the log words it: `12.3 MB`, `4.5 kB`."""
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
+
+
 class LogTooLong(BuildError):
     """The build's commands printed more than the log limit allows."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from builder import build_cache, shell, skipping
-from builder.buildlog import Log
+from builder.buildlog import Log, size_text
 from builder.confine import BUILD_ROOT, Confine, Confinement, ConfinementError
 from builder.detect import Plan, detect
 from builder.errors import BuildError, Stopped
@@ -270,31 +270,43 @@ class Build:
         command = shlex.join(argv)
         self.log.line(f"Running {command}")
         try:
-            launch = self.confinement.launch(argv, cwd=cwd, env=self.build_env())
-        except ConfinementError as exc:
-            raise BuildError(f"{command} could not be started in its sandbox: {exc}") from None
-        try:
-            code = shell.run(
-                launch.argv,
-                cwd=launch.cwd,
-                env=launch.env,
-                on_line=self.log.output,
-                deadline=self.deadline,
-                popen=launch.popen,
-            )
+            code = self.run_confined(argv, cwd, self.build_env(), self.deadline)
         except shell.TimedOut:
             raise BuildError(
                 f"{command} timed out after {self.spec.timeout} s (install and build together)"
             ) from None
-        except shell.ShellError as exc:
-            raise BuildError(str(exc)) from None
-        # A sandbox reports a command killed by signal N as exit code 128 + N, as a shell does.
-        signum = -code if code < 0 else code - 128 if 128 < code < 128 + 65 else 0
+        signum = shell.killed_by(code)
         if signum:
             why = _limit_hint(signum, self.spec.limits)
-            raise BuildError(f"{command} was killed by {_signal_name(signum)}{why}")
+            raise BuildError(f"{command} was killed by {shell.signal_name(signum)}{why}")
         if code:
             raise BuildError(f"{command} exited with code {code}")
+
+    def run_confined(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float
+    ) -> int:
+        """Run one of the project's commands in the build's confinement; its exit code.
+
+        Raises `BuildError` when it cannot be started, `shell.TimedOut` past `deadline` (each
+        caller says which budget it ran out of)."""
+        try:
+            launch = self.confinement.launch(argv, cwd=cwd, env=env)
+        except ConfinementError as exc:
+            command = shlex.join(argv)
+            raise BuildError(f"{command} could not be started in its sandbox: {exc}") from None
+        try:
+            return shell.run(
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
+                on_line=self.log.output,
+                deadline=deadline,
+                popen=launch.popen,
+            )
+        except shell.TimedOut:
+            raise
+        except shell.ShellError as exc:
+            raise BuildError(str(exc)) from None
 
     def build_env(self) -> dict[str, str]:
         """The whole environment of install and build: nothing of the builder's own leaks in."""
@@ -341,7 +353,7 @@ class Build:
         manifest = self.manifest(plan, uploaded.files, steps)
         write_manifest(self.storage, self.spec.output_prefix + MANIFEST, manifest, self.scratch)
         self.log.line(
-            f"Uploaded {len(uploaded.files)} files ({_size(uploaded.bytes)}) and "
+            f"Uploaded {len(uploaded.files)} files ({size_text(uploaded.bytes)}) and "
             f"{uploaded.siblings} compressed copies"
         )
 
@@ -371,14 +383,3 @@ def _limit_hint(signum: int, limits: BuildLimits) -> str:
     if signum == signal.SIGXFSZ:
         return f": it wrote a file past {limits.max_file_mb} MB (SCALEMESH_BUILD_MAX_FILE_MB)"
     return ""
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:  # real-time signals have numbers, not names
-        return f"signal {number}"
-
-
-def _size(count: int) -> str:
-    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"

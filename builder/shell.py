@@ -25,6 +25,8 @@ to finish the job: its commands run in their own session, where a signal to its 
 reaches them."""
 LINGER = 2.0
 """Seconds to keep reading after the command exits while something it started holds the pipes."""
+MAX_SIGNAL = 64
+"""Linux's highest signal number (real-time ones included)."""
 _POLL = 0.25
 _READ_SIZE = 64 * 1024
 
@@ -95,6 +97,20 @@ def run(
     finally:
         os.close(out_read)
         os.close(err_read)
+
+
+def killed_by(code: int) -> int:
+    """The signal that ended a command with exit `code`, else 0: `run` answers -N for signal N,
+    and a sandbox reports a command killed by signal N as exit code 128 + N, as a shell does."""
+    return -code if code < 0 else code - 128 if 128 < code <= 128 + MAX_SIGNAL else 0
+
+
+def signal_name(number: int) -> str:
+    """`SIGKILL` for 9; real-time signals have numbers, not names."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _pump(

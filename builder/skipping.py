@@ -8,11 +8,9 @@ ends its log ok; the app then marks the deployment `skipped` and moves no alias.
 from __future__ import annotations
 
 import os
-import shlex
-import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -31,7 +29,6 @@ FETCH_TIMEOUT = 300
 DIFF_TIMEOUT = 120
 IGNORE_TIMEOUT = 300
 """Seconds the ignoreCommand may take (at most the project's build timeout)."""
-_MAX_SIGNAL = 64
 
 
 class Building(Protocol):
@@ -49,6 +46,10 @@ class Building(Protocol):
     def git_env(self) -> dict[str, str]: ...
 
     def build_env(self) -> dict[str, str]: ...
+
+    def run_confined(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], deadline: float
+    ) -> int: ...
 
 
 def skip_reason(build: Building, plan: Plan) -> str | None:
@@ -234,47 +235,22 @@ def ignore_reason(build: Building, command: str, cwd: Path) -> str | None:
     build.log.line(f"Running {command}{where} to decide whether to build")
     build.confinement.hand_over([build.checkout, build.home])
     timeout = min(IGNORE_TIMEOUT, spec.timeout)
-    code = _run_confined(build, ["sh", "-c", command], cwd, timeout)
+    argv, deadline = ["sh", "-c", command], time.monotonic() + timeout
+    try:
+        code = build.run_confined(argv, cwd, ignore_env(build), deadline)
+    except shell.TimedOut:
+        raise BuildError(f"the ignoreCommand timed out after {timeout} s") from None
     try:
         # Nothing it started may go on running while the builder reads the checkout again
         # (the install step's toolchain files): it could swap them between check and read.
         build.confinement.stop_all()
     except ConfinementError as exc:
         raise BuildError(f"the ignoreCommand's processes could not all be stopped: {exc}") from None
-    # A sandbox reports a command killed by signal N as exit code 128 + N, as a shell does.
-    signum = -code if code < 0 else code - 128 if 128 < code <= 128 + _MAX_SIGNAL else 0
+    signum = shell.killed_by(code)
     if signum:
-        raise BuildError(f"the ignoreCommand {command!r} was killed by {_signal_name(signum)}")
+        raise BuildError(f"the ignoreCommand {command!r} was killed by {shell.signal_name(signum)}")
     if code == 0:
         build.log.line("The ignoreCommand exited with code 0: skipping this build")
         return f"the ignoreCommand {command!r} exited with code 0"
     build.log.line(f"The ignoreCommand exited with code {code}: building")
     return None
-
-
-def _run_confined(build: Building, argv: Sequence[str], cwd: Path, timeout: int) -> int:
-    command = shlex.join(argv)
-    try:
-        launch = build.confinement.launch(argv, cwd=cwd, env=ignore_env(build))
-    except ConfinementError as exc:
-        raise BuildError(f"{command} could not be started in its sandbox: {exc}") from None
-    try:
-        return shell.run(
-            launch.argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            on_line=build.log.output,
-            deadline=time.monotonic() + timeout,
-            popen=launch.popen,
-        )
-    except shell.TimedOut:
-        raise BuildError(f"the ignoreCommand timed out after {timeout} s") from None
-    except shell.ShellError as exc:
-        raise BuildError(str(exc)) from None
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:  # real-time signals have numbers, not names
-        return f"signal {number}"

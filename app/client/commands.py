@@ -162,7 +162,11 @@ def _deploy(args: argparse.Namespace) -> int:
             cwd = Path.cwd()
             projects = api.answer(list[ProjectAnswer], "GET", "/projects")
             slug = choose_project(projects, local_repos(cwd), cwd)
-        body = {"project": slug} if args.ref is None else {"project": slug, "ref": args.ref}
+        body: dict[str, object] = {"project": slug}
+        if args.ref is not None:
+            body["ref"] = args.ref
+        if args.clear_cache:
+            body["clear_cache"] = True
         deployment = api.answer(DeploymentAnswer, "POST", "/deploy", body=body)
         where = deployment.branch or deployment.ref
         print(f"Deploying {slug} ({where} @ {deployment.sha[:7]}): {deployment.id}")
@@ -323,6 +327,11 @@ def add_commands(
     deploy.add_argument("--ref", help="a branch, tag or full sha (default: production branch)")
     deploy.add_argument(
         "--follow", action="store_true", help="stream the build log; fail if the build fails"
+    )
+    deploy.add_argument(
+        "--clear-cache",
+        action="store_true",
+        help="build without restoring the build cache (a fresh one is saved)",
     )
     deploy.set_defaults(handler=_deploy)
 

@@ -10,15 +10,17 @@ label, and so every custom domain following one).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from piccolo.columns.combination import WhereRaw
+
+from app import hostnames
 from app.deployments.lifecycle import DeploymentState, Target
 from app.retention.teardown import Doomed
 from app.settings_retention import RetentionSettings
-from app.tables import Alias, Deployment
+from app.tables import Deployment
 
 S = DeploymentState
 NEWEST_PRODUCTION_KEPT = 10
@@ -56,8 +58,40 @@ def _older_than(cutoff: datetime) -> Any:
     )
 
 
+# Raw SQL: Piccolo has no correlated subquery. The tables are named as in `app.tables`.
+_NOT_ALIASED = WhereRaw(
+    """NOT EXISTS (
+        SELECT 1 FROM scalemesh_alias kept
+        JOIN scalemesh_project owner ON owner.id = scalemesh_deployment.project
+        WHERE kept.deployment = scalemesh_deployment.id
+        AND kept.hostname <> owner.slug || '-'
+            || substr(replace(CAST(scalemesh_deployment.id AS TEXT), '-', ''), 1, {})
+    )""",
+    hostnames.SHORT_ID,
+)
+"""No alias but its own label (`hostnames.deployment_label`) points at it. Slugs are at most
+`MAX_SLUG` long, so that label is never cut short by `hostnames.fit`; were it ever, the label
+written here would differ from the real one and the deployment would be kept, never pruned."""
+
+_NOT_NEWEST_PRODUCTION = WhereRaw(
+    """scalemesh_deployment.created_at < (
+        SELECT newer.created_at FROM scalemesh_deployment newer
+        WHERE newer.project = scalemesh_deployment.project
+        AND newer.target = {} AND newer.state = {} AND newer.pruned_at IS NULL
+        ORDER BY newer.created_at DESC LIMIT 1 OFFSET {}
+    )""",
+    Target.PRODUCTION.value,
+    S.READY.value,
+    NEWEST_PRODUCTION_KEPT - 1,
+)
+"""Older than the project's 10th newest ready production deployment (fewer than 10: all kept)."""
+
+
 async def expired(settings: RetentionSettings, now: datetime, batch: int) -> list[Doomed]:
-    """Up to `batch` deployments past their class's age and not kept (module docstring)."""
+    """Up to `batch` deployments past their class's age and not kept (module docstring).
+
+    The kept ones are left out by the query itself: however many of them are the oldest,
+    they never take the places of younger expired ones."""
     found: list[Doomed] = []
     for policy in CLASSES:
         age = max_age(settings, policy)
@@ -67,56 +101,19 @@ async def expired(settings: RetentionSettings, now: datetime, batch: int) -> lis
             Deployment.state.is_in(list(policy.states))
             & Deployment.pruned_at.is_null()
             & _older_than(now - age)
+            & _NOT_ALIASED
         )
         if policy.target is not None:
             where &= Deployment.target == policy.target
-        # Looking past the kept ones, which stay old for ever: never more than a batch of
-        # them per project, plus its newest production ones.
+        if policy.target is Target.PRODUCTION:
+            where &= _NOT_NEWEST_PRODUCTION
         rows = await (
             Deployment.select(*Doomed.COLUMNS)
             .where(where)
             .order_by(Deployment.created_at)
-            .limit(batch * 4 + NEWEST_PRODUCTION_KEPT)
+            .limit(batch - len(found))
         )
-        candidates = [Doomed.of(row) for row in rows]
-        kept = await _aliased(candidates)
-        if policy.target is Target.PRODUCTION:
-            kept |= await _newest_production({c.project_id for c in candidates})
-        found += [c for c in candidates if c.id not in kept]
+        found += [Doomed.of(row) for row in rows]
         if len(found) >= batch:
             break
-    return found[:batch]
-
-
-async def _aliased(candidates: Iterable[Doomed]) -> set[str]:
-    """Those an alias other than their own label points at."""
-    by_id = {c.id: c for c in candidates}
-    if not by_id:
-        return set()
-    rows = await Alias.select(Alias.deployment, Alias.hostname).where(
-        Alias.deployment.is_in(list(by_id))
-    )
-    return {
-        str(row["deployment"])
-        for row in rows
-        if row["hostname"] != by_id[str(row["deployment"])].label
-    }
-
-
-async def _newest_production(project_ids: set[int]) -> set[str]:
-    kept: set[str] = set()
-    for project_id in sorted(project_ids):
-        ids = await (
-            Deployment.select(Deployment._meta.primary_key)
-            .where(
-                (Deployment.project == project_id)
-                & (Deployment.target == Target.PRODUCTION)
-                & (Deployment.state == S.READY)
-                & Deployment.pruned_at.is_null()
-            )
-            .order_by(Deployment.created_at, ascending=False)
-            .limit(NEWEST_PRODUCTION_KEPT)
-            .output(as_list=True)
-        )
-        kept.update(str(i) for i in ids)
-    return kept
+    return found

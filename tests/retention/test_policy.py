@@ -134,6 +134,48 @@ async def test_aliased_and_the_ten_newest_production_deployments_are_kept(
     assert await pruned_ids() == {production[10], old_preview}
 
 
+async def test_kept_old_previews_beyond_the_window_hold_no_younger_expired_one_back(
+    world: World, settings: Settings
+) -> None:
+    storage = storage_from_settings(settings.storage)
+    batch = 2
+    # More served-and-old previews than the old candidate window (batch * 4 + 10) held.
+    for i in range(batch * 4 + 12):
+        served = await aged(storage, world.project_id, "shop", NOW, days=400 + i)
+        await Alias.insert(
+            Alias(hostname=f"shop-git-b{i}", project=world.project_id, deployment=served)
+        )
+    younger = await aged(storage, world.project_id, "shop", NOW, days=200)
+    loop = Retention(storage, Announced(), RetentionSettings(), batch=batch, clock=FrozenClock(NOW))
+
+    await loop.run()
+
+    assert await pruned_ids() == {younger}
+
+
+async def test_kept_old_production_beyond_the_window_holds_no_younger_expired_one_back(
+    world: World, settings: Settings
+) -> None:
+    storage = storage_from_settings(settings.storage)
+    batch = 2
+    for i in range(batch * 4 + 12):
+        served = await aged(
+            storage, world.project_id, "shop", NOW, days=500 + i, target=Target.PRODUCTION
+        )
+        await Alias.insert(
+            Alias(hostname=f"www{i}.shop.example", project=world.project_id, deployment=served)
+        )
+    younger = await aged(storage, world.project_id, "shop", NOW, days=450, target=Target.PRODUCTION)
+    # The 10 newest, expired too but kept.
+    for i in range(10):
+        await aged(storage, world.project_id, "shop", NOW, days=370 + i, target=Target.PRODUCTION)
+    loop = Retention(storage, Announced(), RetentionSettings(), batch=batch, clock=FrozenClock(NOW))
+
+    await loop.run()
+
+    assert await pruned_ids() == {younger}
+
+
 async def test_zero_days_keeps_a_class_for_ever(world: World, settings: Settings) -> None:
     storage = storage_from_settings(settings.storage)
     ancient = await aged(storage, world.project_id, "shop", NOW, days=5000, state=S.FAILED)
