@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder import generators
+from builder import generators, repo_files
 from builder.errors import BuildError
 
 SUPPORTED = ("npm", "pnpm", "yarn", "bun")
@@ -42,7 +42,6 @@ _PACKAGE_MANAGER = re.compile(r"^(?P<name>[a-z0-9][\w.-]*)@(?P<major>\d+)?")
 _SHELL_SYNTAX = frozenset({"&&", "||", ";", "|", ">", ">>", "<", "&"})
 MAX_READ = 4 << 20
 """A package.json larger than this is refused: it is read into memory whole."""
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,9 @@ def detect(
 
     if package is None:
         if chosen in node:
-            raise BuildError(f"framework {framework} needs a package.json in {_label(repo, root)}")
+            raise BuildError(
+                f"framework {framework} needs a package.json in {repo_files.label(repo, root)}"
+            )
         found = generators.find(repo, root, chosen=chosen, static=build is None)
         site = found or _without_site(repo, root, build, output_directory)
         framework, output = site.framework, site.output
@@ -150,11 +151,6 @@ def _inside(repo: Path, base: Path, relative: str, setting: str) -> tuple[Path, 
     return path, PurePosixPath(os.path.relpath(path, base)).as_posix()
 
 
-def _label(repo: Path, directory: Path) -> str:
-    relative = directory.relative_to(repo).as_posix()
-    return "the repository root" if relative == "." else f"{relative}/"
-
-
 def _custom(setting: str, command: str | None) -> tuple[str, ...] | None:
     if not command:
         return None
@@ -172,33 +168,12 @@ def _custom(setting: str, command: str | None) -> tuple[str, ...] | None:
     return argv
 
 
-def _file(repo: Path, path: Path) -> Path | None:
-    """`path` with its symlinks resolved, if that is a regular file; None if there is none.
-
-    Detection runs as the builder's user (root on ECS) before any project command, on a checkout
-    that may hold symlinks: one that leaves the repository (`package.json -> /data/secret_key`)
-    is refused, whether it is read or only looked for.
-    """
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(repo):
-        raise BuildError(
-            f"{path.relative_to(repo).as_posix()} is a symlink to outside the repository; "
-            "only the repository's own files are read"
-        )
-    return real if real.is_file() else None
-
-
 def _read_package_json(repo: Path, directory: Path) -> dict[str, Any] | None:
     """The package.json in `directory`, or None; errors never quote it (it may be any file)."""
-    real = _file(repo, directory / "package.json")
-    if real is None:
+    data = repo_files.read_bytes(repo, directory / "package.json", MAX_READ)
+    if data is None:
         return None
     name = (directory / "package.json").relative_to(repo).as_posix()
-    # O_NOFOLLOW: `real` has no symlink left in it, and none is let in now.
-    with open(os.open(real, _READ), "rb") as stream:
-        data = stream.read(MAX_READ + 1)
-    if len(data) > MAX_READ:
-        raise BuildError(f"{name} is larger than {MAX_READ >> 20} MB")
     try:
         package = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -229,7 +204,7 @@ def _package_manager(
     declared = _declared(package)
     # Up to the repository root: a workspace keeps one lockfile at its top.
     for directory in [root, *(parent for parent in root.parents if parent.is_relative_to(repo))]:
-        present = [name for name in LOCKFILES if _file(repo, directory / name)]
+        present = [name for name in LOCKFILES if repo_files.regular_file(repo, directory / name)]
         if present:
             workspace = _read_package_json(repo, directory) if directory != root else package
             chosen = _declared(workspace or {}) or declared
@@ -255,7 +230,7 @@ def _install_argv(
     if manager == "pnpm":
         return ("corepack", "pnpm", "install", "--frozen-lockfile")
     declared = _declared(_read_package_json(repo, directory) or package)
-    berry = _file(repo, directory / ".yarnrc.yml") is not None or (
+    berry = repo_files.regular_file(repo, directory / ".yarnrc.yml") is not None or (
         declared is not None and declared[0] == "yarn" and (declared[1] or 1) >= 2
     )
     return ("corepack", "yarn", "install", "--immutable" if berry else "--frozen-lockfile")
@@ -277,7 +252,7 @@ def _without_site(
         why = f"no package.json and no build command: {output_directory} is deployed as it is"
         return generators.Site(STATIC, None, None, ".", why)
     raise BuildError(
-        f"found neither package.json nor index.html in {_label(repo, root)}; "
+        f"found neither package.json nor index.html in {repo_files.label(repo, root)}; "
         "set root_directory, or build_command and output_directory"
     )
 
