@@ -91,6 +91,9 @@ class Build(Protocol):
     confinement: Confinement
     path: str
     """The PATH its commands run with: it names the toolchain chosen for it."""
+    lockfile: str | None
+    """`lockfile_key` of the checkout as the install found it: what the restored node_modules
+    must match, and what the saved one was installed from."""
 
 
 def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
@@ -125,7 +128,7 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Build cache: miss (none for {names})")
         return False
     size = archive.stat().st_size
-    lock = lockfile_key(plan, build.path)
+    lock = build.lockfile
     roots = {"home": build.home, "repo": build.checkout}
     bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
 
@@ -192,7 +195,7 @@ def save(build: Build, plan: Plan) -> None:
         return
     started = time.monotonic()
     key = cache_key(spec.project_id, spec.branch)
-    lock = lockfile_key(plan, build.path)
+    lock = build.lockfile
     target = build.scratch / "cache-out.tar.zst"
     cap = spec.limits.cache_mb << 20
     meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}
