@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     INVALID_BRANCH = "invalid_branch"
     INVALID_PATH = "invalid_path"
     INVALID_COMMAND = "invalid_command"
+    INVALID_TTL = "invalid_ttl"
     INVALID_ENV = "invalid_env"
     INVALID_EMAIL = "invalid_email"
     INVALID_PASSWORD = "invalid_password"  # noqa: S105 - an error code, not a password
@@ -131,6 +132,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.INVALID_BRANCH: _K.INVALID,
         _C.INVALID_PATH: _K.INVALID,
         _C.INVALID_COMMAND: _K.INVALID,
+        _C.INVALID_TTL: _K.INVALID,
         _C.INVALID_ENV: _K.INVALID,
         _C.INVALID_EMAIL: _K.INVALID,
         _C.INVALID_PASSWORD: _K.INVALID,

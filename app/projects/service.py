@@ -35,6 +35,7 @@ from app.projects.rules import (
     check_branch,
     check_command,
     check_name,
+    check_preview_ttl_days,
     check_relative_dir,
     parse_repo,
 )
@@ -189,7 +190,7 @@ class ProjectService:
             "build_command": check_command("build_command", new.build_command),
             "output_directory": check_relative_dir("output_directory", new.output_directory),
             "allow_fork_builds": new.allow_fork_builds,
-            "preview_ttl_days": new.preview_ttl_days,
+            "preview_ttl_days": check_preview_ttl_days(new.preview_ttl_days),
             "protection": new.protection or await _default_protection(source.github_repository),
         }
         envvars.check_changes(new.env)
@@ -259,7 +260,7 @@ class ProjectService:
         if not isinstance(changes.protection, Keep):
             values[Project.protection] = changes.protection
         if not isinstance(changes.preview_ttl_days, Keep):
-            values[Project.preview_ttl_days] = changes.preview_ttl_days
+            values[Project.preview_ttl_days] = check_preview_ttl_days(changes.preview_ttl_days)
         envvars.check_changes(changes.env)
         values[Project.updated_at] = datetime.now(UTC)
         async with write_transaction(self.engine):
