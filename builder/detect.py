@@ -35,6 +35,7 @@ FRAMEWORKS: tuple[tuple[str, str, str], ...] = (
     ("@11ty/eleventy", "eleventy", "_site"),
     ("vite", "vite", "dist"),
 )
+NODE_FRAMEWORKS = tuple(framework for _, framework, _ in FRAMEWORKS)
 STATIC = "static"
 CUSTOM = "custom"
 CUSTOM_OUTPUT = "dist"
@@ -93,11 +94,10 @@ def detect(
     package = _read_package_json(repo, root)
     install = _custom("install_command", install_command)
     build = _custom("build_command", build_command)
-    node = tuple(name for _, name, _ in FRAMEWORKS)
-    chosen = generators.framework_name(framework, node) if framework else None
+    chosen = generators.framework_name(framework, NODE_FRAMEWORKS) if framework else None
 
     if package is None:
-        if chosen in node:
+        if chosen in NODE_FRAMEWORKS:
             raise BuildError(
                 f"framework {framework} needs a package.json in {repo_files.label(repo, root)}"
             )
