@@ -19,6 +19,7 @@ from builder.spec import MANIFEST, SKIPPED
 from tests.support.builder import TOKEN, deployed, make_repo, make_spec, run
 from tests.support.git import git
 from tests.support.skipping import decide, monorepo, prepared
+from tests.support.toolchains import sandboxed
 
 DOCS_ONLY = 'test "$SCALEMESH_PREVIOUS_SHA" = "$CACHED_COMMIT_REF" && git diff --quiet '
 DOCS_ONLY += '"$SCALEMESH_PREVIOUS_SHA" HEAD -- docs/'
@@ -203,3 +204,22 @@ def test_each_config_files_ignore_command_is_run(tmp_path: Path, name: str, text
     assert f"Running {command} (ignoreCommand of {name}) to decide whether to build" in (
         sink.lines("detect")
     )
+
+
+def test_the_ignore_command_runs_in_the_sandbox_not_on_the_builders_machine(
+    tmp_path: Path,
+) -> None:
+    # The repository's code, run before install and build: the same confinement as theirs.
+    outside = tmp_path / "escaped"
+    command = f"touch {outside}; exit 1"
+    files: dict[str, str | bytes] = {"scalemesh.json": json.dumps({"ignoreCommand": command})}
+    repo, first = make_repo(tmp_path / "repo", "static", files)
+    (repo / "index.html").write_text("<p>changed")
+    git(repo, "commit", "-qam", "change")
+    spec = make_spec(repo, git(repo, "rev-parse", "HEAD"), tmp_path / "storage", previous_sha=first)
+
+    ok, sink = sandboxed(spec)
+
+    assert ok, sink.lines()
+    assert "The ignoreCommand exited with code 1: building" in sink.lines()
+    assert not outside.exists()

@@ -37,8 +37,12 @@ ESCAPES = [
     f"/page.html/../../{OTHER}/secret.html",
     "/../../{other_project}/" + DEPLOYMENT + "/secret.html",
     "/%2e%2e/%2e%2e/{other_project}/" + DEPLOYMENT + "/secret.html",
+    "//other.localhost:8080/secret.html",
+    "/\\other.localhost/secret.html",
 ]
-"""Destinations reaching for the same project's other deployment, then another project's."""
+"""Destinations reaching for the same project's other deployment, another project's, another
+tenant's hostname (protocol-relative: a rewrite never fetches a URL; absolute ones do not
+compile)."""
 
 
 @pytest.fixture
