@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.deployments.lifecycle import DeploymentState, Target
 from app.errors import ErrorCode
 from app.tables import Deployment
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class BuildSource:
     output_directory: str | None
     production_branch: str
     clear_cache: bool
+    project_created: datetime
+    """When the project was made: its build caches are kept under it (`cache_generation`)."""
 
     COLUMNS = (
         Deployment.project,
@@ -48,6 +52,7 @@ class BuildSource:
         Deployment.project.output_directory,
         Deployment.project.production_branch,
         Deployment.clear_cache,
+        Deployment.project.created_at,
     )
 
     @classmethod
@@ -72,7 +77,14 @@ class BuildSource:
             output_directory=row["project.output_directory"],
             production_branch=str(row["project.production_branch"]),
             clear_cache=bool(row["clear_cache"]),
+            project_created=row["project.created_at"],
         )
+
+    @property
+    def cache_generation(self) -> str:
+        """The project's life its build caches belong to: its creation, in microseconds. SQLite
+        gives a deleted project's id to the next project made; this never repeats."""
+        return str((self.project_created - _EPOCH) // timedelta(microseconds=1))
 
 
 @dataclass(frozen=True, slots=True)
