@@ -119,6 +119,7 @@ class ErrorCode(StrEnum):
     DIFF_MANIFEST_UNREADABLE = "diff_manifest_unreadable"
     DIFF_STORAGE_UNAVAILABLE = "diff_storage_unavailable"
     CACHE_REDEPLOY_NO_BRANCH = "cache_redeploy_no_branch"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -200,6 +201,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.DIFF_MANIFEST_UNREADABLE: _K.CONFLICT,
         _C.DIFF_STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
         _C.CACHE_REDEPLOY_NO_BRANCH: _K.CONFLICT,
+        _C.STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
     }
 )
 """The kind of every code."""

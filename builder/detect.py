@@ -35,6 +35,7 @@ FRAMEWORKS: tuple[tuple[str, str, str], ...] = (
     ("@11ty/eleventy", "eleventy", "_site"),
     ("vite", "vite", "dist"),
 )
+NODE_FRAMEWORKS = tuple(framework for _, framework, _ in FRAMEWORKS)
 STATIC = "static"
 CUSTOM = "custom"
 CUSTOM_OUTPUT = "dist"
@@ -63,6 +64,9 @@ class Plan:
     """The output directory relative to the checkout, POSIX style (what `staging.stage` takes)."""
     reason: str
     """Why this framework, for the build log ("vite in devDependencies, package-lock.json")."""
+    declared_manager: str | None
+    """package.json's `packageManager` as written (`bun@1.1.38`): the one beside the lockfile
+    (a workspace root's), else the app's; None when neither names one."""
 
 
 def detect(
@@ -90,11 +94,10 @@ def detect(
     package = _read_package_json(repo, root)
     install = _custom("install_command", install_command)
     build = _custom("build_command", build_command)
-    node = tuple(name for _, name, _ in FRAMEWORKS)
-    chosen = generators.framework_name(framework, node) if framework else None
+    chosen = generators.framework_name(framework, NODE_FRAMEWORKS) if framework else None
 
     if package is None:
-        if chosen in node:
+        if chosen in NODE_FRAMEWORKS:
             raise BuildError(
                 f"framework {framework} needs a package.json in {repo_files.label(repo, root)}"
             )
@@ -103,12 +106,14 @@ def detect(
         framework, output = site.framework, site.output
         reason = f"{site.reason}, no package.json" if found else site.reason
         install, build = install or site.install, build or site.build
-        manager = lockfile = None
+        manager = lockfile = declared = None
         install_dir = root
     else:
-        install_dir, lockfile, manager = _package_manager(repo, root, package)
+        install_dir, lockfile, manager, workspace = _package_manager(repo, root, package)
+        found_field = (workspace or {}).get("packageManager") or package.get("packageManager")
+        declared = found_field if isinstance(found_field, str) else None
         if install is None:
-            install = _install_argv(repo, install_dir, lockfile, manager, package)
+            install = _install_argv(repo, install_dir, lockfile, manager, workspace or package)
         else:
             install_dir = root  # custom commands run in the root directory, like the build
         scripts = package.get("scripts")
@@ -135,6 +140,7 @@ def detect(
         output_directory=output,
         framework=framework,
         reason=reason,
+        declared_manager=declared,
         output_path=PurePosixPath(
             os.path.relpath(os.path.normpath(root / output), repo)
         ).as_posix(),
@@ -199,8 +205,9 @@ def _declared(package: dict[str, Any]) -> tuple[str, int | None] | None:
 
 def _package_manager(
     repo: Path, root: Path, package: dict[str, Any]
-) -> tuple[Path, str | None, str]:
-    """(install dir, lockfile, manager) from the nearest lockfile at or above `root`."""
+) -> tuple[Path, str | None, str, dict[str, Any] | None]:
+    """(install dir, lockfile, manager, the install dir's package.json) from the nearest
+    lockfile at or above `root`."""
     declared = _declared(package)
     # Up to the repository root: a workspace keeps one lockfile at its top.
     for directory in [root, *(parent for parent in root.parents if parent.is_relative_to(repo))]:
@@ -210,13 +217,14 @@ def _package_manager(
             chosen = _declared(workspace or {}) or declared
             preferred = [name for name in present if chosen and LOCKFILES[name] == chosen[0]]
             lockfile = (preferred or present)[0]
-            return directory, lockfile, LOCKFILES[lockfile]
-    return root, None, declared[0] if declared else "npm"
+            return directory, lockfile, LOCKFILES[lockfile], workspace
+    return root, None, declared[0] if declared else "npm", None
 
 
 def _install_argv(
     repo: Path, directory: Path, lockfile: str | None, manager: str, package: dict[str, Any]
 ) -> tuple[str, ...]:
+    """`package`: the package.json beside the lockfile (the app's when that has none)."""
     if manager not in SUPPORTED:
         found = f"found {lockfile}" if lockfile else "packageManager in package.json"
         raise BuildError(f"{manager} is not supported ({found}); use npm, pnpm, yarn or bun")
@@ -229,7 +237,7 @@ def _install_argv(
         return ("corepack", manager, "install")
     if manager == "pnpm":
         return ("corepack", "pnpm", "install", "--frozen-lockfile")
-    declared = _declared(_read_package_json(repo, directory) or package)
+    declared = _declared(package)
     berry = repo_files.regular_file(repo, directory / ".yarnrc.yml") is not None or (
         declared is not None and declared[0] == "yarn" and (declared[1] or 1) >= 2
     )

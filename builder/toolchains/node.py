@@ -21,7 +21,7 @@ from pathlib import Path
 from builder import repo_files
 from builder.errors import BuildError
 from builder.toolchains import semver
-from builder.toolchains.registry import MARKER, Registry
+from builder.toolchains.registry import Registry, installed
 
 CODENAMES = {
     "argon": 4,
@@ -196,13 +196,13 @@ def fetcher(
             )
         platform_name = name.removeprefix("node-")
         exact = semver.release(wanted.text) if wanted is not None else None
-        if exact is not None and (cache / _place(_text(exact), platform_name) / MARKER).is_file():
-            return _text(exact), cache / _place(_text(exact), platform_name) / "bin"
+        if exact is not None and (found := installed(cache, _place(_text(exact), platform_name))):
+            return _text(exact), found / "bin"
         document = registry.document(name)
         version = resolve(list(document["versions"]), wanted, lts, source)
         place = _place(version, platform_name)
-        installed = registry.install(cache, place, registry.dist(document, version), "bin/node")
-        return version, installed / "bin"
+        unpacked = registry.install(cache, place, registry.dist(document, version), "bin/node")
+        return version, unpacked / "bin"
 
     return fetch
 

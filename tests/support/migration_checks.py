@@ -328,6 +328,26 @@ def assert_rows_kept(before: Mapping[str, Mapping[str, Any]], after: Mapping[str
             assert {name: after[table][key][name] for name in row} == row
 
 
+def check_forward(
+    engine: AnyEngine, migration_id: str, probe: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`migration_id` applied to the fixture's database at the one before it, then `probe` (its
+    reads and writes of what the migration added): what `probe` found. Checked here: that
+    migration alone ran, and every row there before is still there, each column unchanged."""
+
+    async def scenario() -> dict[str, Any]:
+        await at_migration_before(engine, migration_id)
+        before = await dump(engine)
+        applied = await migrate_to(engine, migration_id)
+        found = await probe()
+        return {"before": before, "applied": applied, "after": await dump(engine), **found}
+
+    seen = run(scenario)
+    assert seen["applied"] == [migration_id]
+    assert_rows_kept(seen["before"], seen["after"])
+    return seen
+
+
 def check_round_trip(
     engine: AnyEngine,
     migration_id: str,
