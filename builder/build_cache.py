@@ -1,5 +1,6 @@
 """The build cache of a project's branch: restored before the install, saved after a successful
-build, kept in storage at `__cache/<project>/<branch key>.tar.zst` (`builder.cache_keys`).
+build, kept in storage at `__cache/<project>/<generation>/<branch key>.tar.zst`
+(`builder.cache_keys`).
 
 What it holds: the package managers' download caches in the build's home, `node_modules` (only
 restored when the lockfile key matches), the frameworks' own caches, and the `cache` paths of
@@ -118,7 +119,7 @@ def restore(build: Build, plan: Plan) -> bool:
     archive = build.scratch / "cache-in.tar.zst"
     branches = branches_read(spec)
     for branch, whose in branches:  # noqa: B007 - the one found is named in the log below
-        key = cache_key(spec.project_id, branch)
+        key = cache_key(spec.project_id, branch, spec.cache_generation)
         try:
             if storage.get(key, archive):
                 break
@@ -194,7 +195,7 @@ def save(build: Build, plan: Plan) -> None:
         say("Build cache: nothing to save (no dependencies or framework caches)")
         return
     started = time.monotonic()
-    key = cache_key(spec.project_id, spec.branch)
+    key = cache_key(spec.project_id, spec.branch, spec.cache_generation)
     lock = build.lockfile
     target = build.scratch / "cache-out.tar.zst"
     cap = spec.limits.cache_mb << 20

@@ -1,4 +1,4 @@
-"""Where build caches live in storage: `__cache/<project>/<branch hash>.tar.zst`.
+"""Where build caches live in storage: `__cache/<project>/<generation>/<branch hash>.tar.zst`.
 
 Standard library only: the builder (`builder.build_cache`) reads and writes these keys, and the
 app names them too (the upload grant's session policy, the teardown of a branch's previews, the
@@ -8,8 +8,10 @@ storage sweeper, a project's deletion) without importing the builder's cache mac
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 CACHE_ROOT = "__cache"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def cache_prefix(project_id: int) -> str:
@@ -17,6 +19,15 @@ def cache_prefix(project_id: int) -> str:
     return f"{CACHE_ROOT}/{project_id}/"
 
 
-def cache_key(project_id: int, branch: str) -> str:
-    """A branch's build cache; the name is hashed, so any branch name makes one safe key."""
-    return f"{cache_prefix(project_id)}{hashlib.sha256(branch.encode()).hexdigest()[:32]}.tar.zst"
+def cache_key(project_id: int, branch: str, generation: str = "") -> str:
+    """A branch's build cache; the name is hashed, so any branch name makes one safe key. It is
+    kept under the project's `generation` (`BuildSpec.cache_generation`): a project given a
+    deleted one's id never reads the deleted one's caches."""
+    name = hashlib.sha256(branch.encode()).hexdigest()[:32]
+    return f"{cache_prefix(project_id)}{generation}{'/' if generation else ''}{name}.tar.zst"
+
+
+def cache_generation(project_created: datetime) -> str:
+    """The project's life its build caches belong to: its creation, in microseconds. SQLite
+    gives a deleted project's id to the next project made; this never repeats."""
+    return str((project_created - _EPOCH) // timedelta(microseconds=1))

@@ -87,6 +87,7 @@ class SpecMaker:
             production_branch=source.production_branch,
             base_branch=source.base_branch or "",
             clear_cache=source.clear_cache,
+            cache_generation=source.cache_generation,
             previous_sha=await previous_sha(source.project_id, source.target, source.branch),
         )
 

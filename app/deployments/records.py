@@ -9,6 +9,7 @@ from typing import Any
 from app.deployments.lifecycle import DeploymentState, Target
 from app.errors import ErrorCode
 from app.tables import Deployment
+from builder.cache_keys import cache_generation as generation_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,8 @@ class BuildSource:
     clear_cache: bool
     base_branch: str | None
     """The branch its pull request merges into; None: built for no pull request."""
+    project_created: datetime
+    """When the project was made: its build caches are kept under it (`cache_generation`)."""
 
     COLUMNS = (
         Deployment.project,
@@ -51,6 +54,7 @@ class BuildSource:
         Deployment.project.production_branch,
         Deployment.clear_cache,
         Deployment.base_branch,
+        Deployment.project.created_at,
     )
 
     @classmethod
@@ -76,7 +80,13 @@ class BuildSource:
             production_branch=str(row["project.production_branch"]),
             clear_cache=bool(row["clear_cache"]),
             base_branch=row["base_branch"],
+            project_created=row["project.created_at"],
         )
+
+    @property
+    def cache_generation(self) -> str:
+        """The project's life its build caches belong to (`builder.cache_keys`)."""
+        return generation_of(self.project_created)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,10 @@ crashed build's upload, a deleted project's files, a pruned deployment's leftove
 Keys are walked in order from a cursor, `batch` orphans at a time (S3 deletes 1,000 keys a call),
 so a run is bounded and the next goes on where it stopped. A deployment's key is live while a
 row with its deployment id (and, under `__outputs/<project>/`, that project) has not been
-pruned; a build cache under `__cache/<project>/` while that project exists (a deleted branch's
-cache goes with its previews: `app.retention.teardown`). Anything else is never touched. With
+pruned; a build cache under `__cache/<project>/` while that project exists and, under
+`__cache/<project>/<generation>/`, was made in that project's life (a deleted project whose id
+SQLite gave to a new one left them; a deleted branch's cache goes with its previews:
+`app.retention.teardown`). Anything else is never touched. With
 `dry_run`, nothing is deleted: the orphans are named, by prefix.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 from app.storage import Storage
 from app.tables import Deployment, Project
-from builder.cache_keys import CACHE_ROOT
+from builder.cache_keys import CACHE_ROOT, cache_generation
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT
 
 ROOTS = (f"{CACHE_ROOT}/", f"{LOGS_ROOT}/", f"{OUTPUTS_ROOT}/")
@@ -64,24 +66,29 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-async def _live_projects(ids: set[int]) -> set[int]:
+async def _live_projects(ids: set[int]) -> dict[int, str]:
+    """Each of `ids` that is a project, with its build caches' generation."""
     asked = sorted(project for project in ids if project <= MAX_PROJECT_ID)
     if not asked:
-        return set()
-    rows: list[object] = await (
-        Project.select(Project._meta.primary_key)
-        .where(Project._meta.primary_key.is_in(asked))
-        .output(as_list=True)
+        return {}
+    rows = await Project.select(Project._meta.primary_key.as_alias("id"), Project.created_at).where(
+        Project._meta.primary_key.is_in(asked)
     )
-    return {int(str(row)) for row in rows}
+    return {int(row["id"]): cache_generation(row["created_at"]) for row in rows}
 
 
-def _orphan(key: str, live: set[tuple[int | None, str]], projects: set[int]) -> bool:
+def _orphan(key: str, live: set[tuple[int | None, str]], projects: dict[int, str]) -> bool:
     found = owner(key)
     if found is not None:
         return found not in live
     project = cache_owner(key)
-    return project is not None and project not in projects
+    if project is None:
+        return False
+    if project not in projects:
+        return True
+    parts = key.split("/")
+    # `__cache/<project>/<generation>/<key>`: another generation is a deleted project's.
+    return len(parts) == 4 and parts[2] != projects[project]
 
 
 async def _live(owners: set[tuple[int | None, str]]) -> set[tuple[int | None, str]]:
@@ -156,4 +163,6 @@ def _prefix(key: str) -> str:
     parts = key.split("/")
     if parts[0] == OUTPUTS_ROOT:
         return "/".join(parts[:3]) + "/"
-    return "/".join(parts[:2]) + "/" if parts[0] == CACHE_ROOT else key
+    if parts[0] == CACHE_ROOT:
+        return "/".join(parts[: 3 if len(parts) == 4 else 2]) + "/"
+    return key

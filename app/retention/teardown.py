@@ -26,7 +26,7 @@ from app.deployments.transitions import report_again
 from app.logs.archive import archive_key
 from app.storage import Storage
 from app.tables import Alias, Deployment
-from builder.cache_keys import cache_key
+from builder.cache_keys import cache_generation, cache_key
 from builder.spec import output_prefix
 
 
@@ -40,6 +40,8 @@ class Doomed:
     branch: str | None = None
     """Its branch; None for a fork's pull request (whose branch is the fork's) or a tag."""
     production_branch: str = ""
+    project_created: datetime | None = None
+    """When its project was made: the generation its build caches are kept under."""
 
     COLUMNS = (
         Deployment._meta.primary_key.as_alias("id"),
@@ -47,6 +49,7 @@ class Doomed:
         Deployment.project.slug.as_alias("slug"),
         Deployment.branch,
         Deployment.project.production_branch.as_alias("production_branch"),
+        Deployment.project.created_at.as_alias("project_created"),
     )
 
     @classmethod
@@ -57,7 +60,14 @@ class Doomed:
             str(row["slug"]),
             row["branch"],
             str(row["production_branch"]),
+            row["project_created"],
         )
+
+    @property
+    def generation(self) -> str:
+        """Its project's build cache generation ("": unknown, the keys of before generations)."""
+        created = self.project_created
+        return "" if created is None else cache_generation(created)
 
     @property
     def label(self) -> str:
@@ -106,7 +116,7 @@ async def abandoned_caches(doomed: Sequence[Doomed]) -> list[str]:
     """The build cache keys of the branches among `doomed` that no deployment builds any more
     (each one retired), never a production branch's."""
     branches = {
-        (deployment.project_id, deployment.branch)
+        (deployment.project_id, deployment.branch): deployment.generation
         for deployment in doomed
         if deployment.branch and deployment.branch != deployment.production_branch
     }
@@ -118,4 +128,7 @@ async def abandoned_caches(doomed: Sequence[Doomed]) -> list[str]:
         & (Deployment.retired == False)  # noqa: E712 - SQL, not Python
     )
     alive = {(int(row["project"]), str(row["branch"])) for row in rows}
-    return [cache_key(project, branch) for project, branch in sorted(branches - alive)]
+    return [
+        cache_key(project, branch, branches[project, branch])
+        for project, branch in sorted(branches.keys() - alive)
+    ]

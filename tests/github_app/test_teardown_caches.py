@@ -34,8 +34,12 @@ def test_a_deleted_branchs_cache_goes_with_its_previews(app: App, token: str) ->
     app.build(str(feature["id"]))
     app.build(str(other["id"]))
     project_id = int(feature["project"])
+    generation = app.runner.spec_of(str(feature["id"])).cache_generation
+    assert generation.isdigit()
     storage = app.services.reconciler.storage
-    keys = {branch: cache_key(project_id, branch) for branch in ("main", "feature", "other")}
+    keys = {
+        branch: cache_key(project_id, branch, generation) for branch in ("main", "feature", "other")
+    }
     for key in keys.values():
         app.client.run(lambda key=key: storage.put(key, b"cache"))
 

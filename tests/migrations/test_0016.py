@@ -1,42 +1,47 @@
-"""Migration 0016 (the base branch of a deployment's pull request), forward and backward, on a
-database at the one before it."""
+"""Migration 0016 (promotion reports), forward and backward, on a database at the one before it."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from app.database import AnyEngine
-from app.tables import Deployment
+from app.tables import Deployment, PromotionReport
 from tests.support.migration_checks import MIGRATION_0016, check_forward, check_round_trip, columns
 
 
-def test_forward_leaves_every_existing_deployment_without_a_base_branch(
+def test_forward_adds_an_empty_report_table_whose_rows_go_with_their_deployment(
     engine: AnyEngine,
 ) -> None:
     async def probe() -> dict[str, Any]:
-        bases = await Deployment.select(Deployment.base_branch).output(as_list=True)
-        some = (await Deployment.select(Deployment.id).first())["id"]  # type: ignore[index]
-        await Deployment.update({Deployment.base_branch: "release/2.x"}).where(
-            Deployment.id == some
+        empty = await PromotionReport.count()
+        project = (await Deployment.select(Deployment.project).first())["project"]  # type: ignore[index]
+        added = str(uuid.uuid4())
+        await Deployment.insert(Deployment(id=added, project=project))
+        await PromotionReport.insert(
+            PromotionReport(project=project, deployment=added, pinned=True)
         )
-        stored = (
-            await Deployment.select(Deployment.base_branch).where(Deployment.id == some).first()
-        )
+        stored = await PromotionReport.select(
+            PromotionReport.pinned,
+            PromotionReport.replaced,
+            PromotionReport.attempts,
+            PromotionReport.failed_at,
+        ).first()
+        await Deployment.delete().where(Deployment.id == added)
         return {
-            "bases": bases,
+            "empty": empty,
             "stored": stored,
-            "columns": await columns(engine, "scalemesh_deployment"),
+            "left": await PromotionReport.count(),
+            "columns": await columns(engine, "scalemesh_promotion_report"),
         }
 
     seen = check_forward(engine, MIGRATION_0016, probe)
 
-    assert seen["bases"]
-    assert set(seen["bases"]) == {None}
-    assert seen["stored"]["base_branch"] == "release/2.x"
-    assert list(seen["columns"])[-1] == "base_branch"
-    kind, nullable, _ = seen["columns"]["base_branch"]
-    assert kind.lower() in {"varchar(255)", "character varying(255)"}
-    assert nullable
+    assert seen["empty"] == 0
+    assert seen["stored"] == {"pinned": True, "replaced": None, "attempts": 0, "failed_at": None}
+    assert seen["left"] == 0  # the report went with its deployment
+    assert list(seen["columns"])[:4] == ["id", "project", "deployment", "replaced"]
+    assert not seen["columns"]["deployment"][1]  # NOT NULL
 
 
 def test_backward_restores_the_previous_schema_and_forward_runs_again(engine: AnyEngine) -> None:

@@ -13,7 +13,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 from app.migration_steps import Kind, Step, add_columns, drop_columns, raw_migration
 
-ID = "2026-12-03T10:00:00:000000"
+ID = "2026-12-03T11:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "deployment base_branch"
 
