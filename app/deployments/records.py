@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from app.deployments.lifecycle import DeploymentState, Target
 from app.errors import ErrorCode
+from app.projects.records import generation
 from app.tables import Deployment
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +81,8 @@ class BuildSource:
 
     @property
     def cache_generation(self) -> str:
-        """The project's life its build caches belong to: its creation, in microseconds. SQLite
-        gives a deleted project's id to the next project made; this never repeats."""
-        return str((self.project_created - _EPOCH) // timedelta(microseconds=1))
+        """The project's life its build caches belong to (`app.projects.records.generation`)."""
+        return generation(self.project_created)
 
 
 @dataclass(frozen=True, slots=True)
