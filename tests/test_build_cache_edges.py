@@ -112,6 +112,21 @@ def test_branch_names_that_differ_in_case_or_slashes_never_share_a_cache() -> No
     assert cache_key(7, "main") != cache_key(8, "main")
 
 
+def test_a_build_reads_only_its_project_generations_caches(tmp_path: Path) -> None:
+    # A cache of an earlier project that had this id (SQLite gives it again), and of this one.
+    earlier = stored(tmp_path, "main")
+    earlier.parent.mkdir(parents=True)
+    archive(earlier, [("file", "repo/earlier.txt", b"the deleted project's")])
+    spec = static_spec(tmp_path, branch="main", production_branch="main", cache_generation="2")
+
+    ok, sink = build(spec)
+
+    assert ok
+    assert cache_lines(sink)[0] == "Build cache: miss (none for branch 'main')"
+    assert cache_key(7, "main", "2") != cache_key(7, "main", "1") != cache_key(7, "main")
+    assert cache_key(7, "main", "2").startswith("__cache/7/2/")
+
+
 def test_a_cache_unpacking_past_its_bound_is_not_restored(tmp_path: Path) -> None:
     # An archive a build of this branch wrote: a few kB of zstd, tens of MB unpacked.
     target = stored(tmp_path, "main")
