@@ -8,10 +8,8 @@ storage sweeper, a project's deletion) without importing the builder's cache mac
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
 
 CACHE_ROOT = "__cache"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def cache_prefix(project_id: int) -> str:
@@ -21,13 +19,8 @@ def cache_prefix(project_id: int) -> str:
 
 def cache_key(project_id: int, branch: str, generation: str = "") -> str:
     """A branch's build cache; the name is hashed, so any branch name makes one safe key. It is
-    kept under the project's `generation` (`BuildSpec.cache_generation`): a project given a
-    deleted one's id never reads the deleted one's caches."""
+    kept under the project's `generation` (`BuildSpec.cache_generation`, from
+    `app.projects.records.generation`): a project given a deleted one's id never reads the
+    deleted one's caches."""
     name = hashlib.sha256(branch.encode()).hexdigest()[:32]
     return f"{cache_prefix(project_id)}{generation}{'/' if generation else ''}{name}.tar.zst"
-
-
-def cache_generation(project_created: datetime) -> str:
-    """The project's life its build caches belong to: its creation, in microseconds. SQLite
-    gives a deleted project's id to the next project made; this never repeats."""
-    return str((project_created - _EPOCH) // timedelta(microseconds=1))

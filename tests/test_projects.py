@@ -309,9 +309,8 @@ def test_delete_succeeds_when_storage_cannot_delete_the_files(
 def test_a_deleted_projects_build_caches_go_with_it_and_never_reach_the_next_project(
     client: Client, token: str, settings: Settings
 ) -> None:
-    # The cache is named by the project's id, which SQLite gives again to the next project
-    # once the newest one is deleted: another tenant's project would restore this one's
-    # node_modules and framework caches.
+    # Its dependencies (private packages too): nothing else deletes them, and SQLite gives the
+    # id to the next project made once the newest one is deleted.
     project_id = create(client, token, name="web").json()["id"]
     storage = storage_from_settings(settings.storage)
     others = cache_key(project_id + 10, "main")

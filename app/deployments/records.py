@@ -8,8 +8,8 @@ from typing import Any
 
 from app.deployments.lifecycle import DeploymentState, Target
 from app.errors import ErrorCode
+from app.projects.records import generation
 from app.tables import Deployment
-from builder.cache_keys import cache_generation as generation_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +85,8 @@ class BuildSource:
 
     @property
     def cache_generation(self) -> str:
-        """The project's life its build caches belong to (`builder.cache_keys`)."""
-        return generation_of(self.project_created)
+        """The project's life its build caches belong to (`app.projects.records.generation`)."""
+        return generation(self.project_created)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,10 @@ DELETE_BATCH = 1000
 async def delete_build_caches(storage: Storage, project_id: int) -> None:
     """Delete the project's build caches (a few keys: one per branch), before its rows.
 
-    They are named by the project's id, which SQLite gives again to the next project made
-    once the newest one is deleted: left behind, they would be restored into another
-    tenant's builds. So unlike its other files, they go first, or the project stays."""
+    They hold its dependencies (private packages too) and its frameworks' caches, and nothing
+    else ever deletes them: the storage sweeper leaves `__cache/` alone, and the next project
+    SQLite gives this id to keeps its own (`BuildSpec.cache_generation`). So unlike its other
+    files, they go first, or the project stays."""
     try:
         await storage.delete(*await storage.list(cache_prefix(project_id)))
     except StorageError as exc:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from app.projects.records import generation
 from app.storage import Storage
 from app.tables import Deployment, Project
-from builder.cache_keys import CACHE_ROOT, cache_generation
+from builder.cache_keys import CACHE_ROOT
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT
 
 ROOTS = (f"{CACHE_ROOT}/", f"{LOGS_ROOT}/", f"{OUTPUTS_ROOT}/")
@@ -74,7 +75,7 @@ async def _live_projects(ids: set[int]) -> dict[int, str]:
     rows = await Project.select(Project._meta.primary_key.as_alias("id"), Project.created_at).where(
         Project._meta.primary_key.is_in(asked)
     )
-    return {int(row["id"]): cache_generation(row["created_at"]) for row in rows}
+    return {int(row["id"]): generation(row["created_at"]) for row in rows}
 
 
 def _orphan(key: str, live: set[tuple[int | None, str]], projects: dict[int, str]) -> bool:

@@ -24,9 +24,10 @@ from app import hostnames
 from app.aliases import AliasAnnouncer
 from app.deployments.transitions import report_again
 from app.logs.archive import archive_key
+from app.projects.records import generation
 from app.storage import Storage
 from app.tables import Alias, Deployment
-from builder.cache_keys import cache_generation, cache_key
+from builder.cache_keys import cache_key
 from builder.spec import output_prefix
 
 
@@ -67,7 +68,7 @@ class Doomed:
     def generation(self) -> str:
         """Its project's build cache generation ("": unknown, the keys of before generations)."""
         created = self.project_created
-        return "" if created is None else cache_generation(created)
+        return "" if created is None else generation(created)
 
     @property
     def label(self) -> str:

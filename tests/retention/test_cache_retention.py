@@ -9,12 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.projects.records import generation
 from app.retention.sweeper import cache_owner, owner, sweep
 from app.retention.teardown import Doomed, abandoned_caches, prune
 from app.settings import Settings
 from app.storage.choice import storage_from_settings
 from app.tables import Deployment, Project
-from builder.cache_keys import cache_generation, cache_key
+from builder.cache_keys import cache_key
 from tests.support.lookup import World
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,7 @@ async def test_a_deleted_projects_caches_are_swept_and_a_live_ones_kept(
     storage = storage_from_settings(settings.storage)
     gone = await world.project("gone")
     made = await Project.select(Project.created_at).where(Project.id == world.project_id)
-    live = cache_generation(made[0]["created_at"])
+    live = generation(made[0]["created_at"])
     live_keys = [cache_key(world.project_id, branch, live) for branch in ("main", "feature/x")]
     live_keys.append(cache_key(world.project_id, "main"))  # from before generations: its own
     earlier = cache_key(world.project_id, "main", "1000")  # a deleted project's, same id
@@ -70,7 +71,7 @@ async def test_a_branch_loses_its_cache_once_nothing_of_it_is_live(
     storage = storage_from_settings(settings.storage)
     project = world.project_id
     made = datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC)
-    live = cache_generation(made)
+    live = generation(made)
     doomed = []
     for branch, retired in (("gone", True), ("back", True), ("main", True), (None, True)):
         deployment = await world.deployment(branch=branch, retired=retired)
