@@ -16,7 +16,8 @@ from piccolo.querystring import QueryString
 
 from app import database
 from app.database import AnyEngine
-from tests.support.migration_fixture import DEPLOYMENTS, build, deployment_id
+from tests.support.migration_fixture import DEPLOYMENTS, MIGRATION_0003, deployment_id
+from tests.support.migration_snapshots import reach
 
 T = TypeVar("T")
 
@@ -313,10 +314,11 @@ def is_not_null_violation(exc: BaseException | None) -> bool:
 
 
 async def at_migration_before(engine: AnyEngine, migration_id: str) -> None:
-    """The fixture's database, migrated up to the migration just before `migration_id`."""
-    await build(engine)
-    ordered = [MIGRATION_0004, *AFTER_0004]
-    await migrate_to(engine, ordered[ordered.index(migration_id) - 1])
+    """The fixture's database, migrated up to the migration just before `migration_id` (for
+    0004: as `build` leaves it), in the empty database of an `engine` fixture. Restored from
+    this process's snapshots (`tests.support.migration_snapshots`) where it can be."""
+    ordered = [MIGRATION_0003, MIGRATION_0004, *AFTER_0004]
+    await reach(engine, ordered[: ordered.index(migration_id)])
 
 
 def assert_rows_kept(before: Mapping[str, Mapping[str, Any]], after: Mapping[str, Any]) -> None:
