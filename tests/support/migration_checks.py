@@ -200,14 +200,15 @@ async def tables(engine: AnyEngine) -> list[str]:
 
 async def dump(engine: AnyEngine) -> dict[str, dict[str, dict[str, Any]]]:
     """Every row of every table but Piccolo's own, by table and id."""
-    return {
-        table: {
-            str(row["id"]): row
-            for row in await select(engine, f'SELECT * FROM "{table}"')  # noqa: S608
+    async with engine.transaction():  # one connection for every query (see `schema`)
+        return {
+            table: {
+                str(row["id"]): row
+                for row in await select(engine, f'SELECT * FROM "{table}"')  # noqa: S608
+            }
+            for table in await tables(engine)
+            if table != "migration"
         }
-        for table in await tables(engine)
-        if table != "migration"
-    }
 
 
 async def columns(engine: AnyEngine, table: str) -> dict[str, Column]:
@@ -236,12 +237,15 @@ async def columns(engine: AnyEngine, table: str) -> dict[str, Column]:
 async def schema(engine: AnyEngine) -> dict[str, dict[str, list[Any]]]:
     """Every table's columns, indexes and constraints, as the engine describes them."""
     described = {}
-    for table in await tables(engine):
-        described[table] = {
-            "columns": list((await columns(engine, table)).items()),
-            "indexes": await indexes(engine, table),
-            "constraints": await constraints(engine, table),
-        }
+    # Some 50 queries on one connection: outside a transaction, Piccolo's engine opens one per
+    # query, which took ~2.5 s of each PostgreSQL `schema` on a loaded machine.
+    async with engine.transaction():
+        for table in await tables(engine):
+            described[table] = {
+                "columns": list((await columns(engine, table)).items()),
+                "indexes": await indexes(engine, table),
+                "constraints": await constraints(engine, table),
+            }
     return described
 
 
