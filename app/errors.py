@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     INVALID_BRANCH = "invalid_branch"
     INVALID_PATH = "invalid_path"
     INVALID_COMMAND = "invalid_command"
+    INVALID_TTL = "invalid_ttl"
     INVALID_ENV = "invalid_env"
     INVALID_EMAIL = "invalid_email"
     INVALID_PASSWORD = "invalid_password"  # noqa: S105 - an error code, not a password
@@ -118,6 +119,7 @@ class ErrorCode(StrEnum):
     DIFF_MANIFEST_UNREADABLE = "diff_manifest_unreadable"
     DIFF_STORAGE_UNAVAILABLE = "diff_storage_unavailable"
     CACHE_REDEPLOY_NO_BRANCH = "cache_redeploy_no_branch"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 _C, _K = ErrorCode, ErrorKind
@@ -130,6 +132,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.INVALID_BRANCH: _K.INVALID,
         _C.INVALID_PATH: _K.INVALID,
         _C.INVALID_COMMAND: _K.INVALID,
+        _C.INVALID_TTL: _K.INVALID,
         _C.INVALID_ENV: _K.INVALID,
         _C.INVALID_EMAIL: _K.INVALID,
         _C.INVALID_PASSWORD: _K.INVALID,
@@ -198,6 +201,7 @@ KIND: Mapping[ErrorCode, ErrorKind] = MappingProxyType(
         _C.DIFF_MANIFEST_UNREADABLE: _K.CONFLICT,
         _C.DIFF_STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
         _C.CACHE_REDEPLOY_NO_BRANCH: _K.CONFLICT,
+        _C.STORAGE_UNAVAILABLE: _K.UNAVAILABLE,
     }
 )
 """The kind of every code."""

@@ -350,6 +350,26 @@ class Chore(Table, tablename="scalemesh_chore"):
     """Where a resumable chore (the storage sweep) goes on from; "" from the start."""
 
 
+class PromotionReport(Table, tablename="scalemesh_promotion_report"):
+    """A promote or rollback GitHub has not heard of yet, recorded with the move itself; the
+    reporter tells GitHub, each project's in order, and retries (`app.reporting.promotions`)."""
+
+    project = ForeignKey(references=Project, null=False, on_delete=OnDelete.cascade, index=True)
+    deployment = ForeignKey(references=Deployment, null=False, on_delete=OnDelete.cascade)
+    """What production serves now."""
+    replaced = UUID(null=True, default=None)
+    pinned = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+    attempts = Integer(default=0)
+    next_at = Timestamptz(null=True, default=None)
+    failed_at = Timestamptz(null=True, default=None)
+    """GitHub refused it (a 4xx): kept as a record, never retried."""
+    error = Text(null=True, default=None)
+    error_status = Integer(null=True, default=None)
+    claim = Varchar(length=32, null=True, default=None)
+    claimed_until = Timestamptz(null=True, default=None)
+
+
 TABLES: tuple[type[Table], ...] = (
     User,
     GitHubAccount,
@@ -369,5 +389,6 @@ TABLES: tuple[type[Table], ...] = (
     PullRequestComment,
     Replica,
     Chore,
+    PromotionReport,
 )
 """Every table, parents before children (the order they are created in)."""

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -30,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder import pipeline  # noqa: E402 - after the path tweak
+from bench.repos import commit_all  # noqa: E402 - after the path tweak
+from builder import pipeline  # noqa: E402
 from builder.confine import Unconfined, given  # noqa: E402
 from builder.logsink import Masker, StdoutSink  # noqa: E402
 from builder.spec import MANIFEST, BuildLimits, BuildSpec, output_prefix  # noqa: E402
@@ -40,25 +40,11 @@ TARGET = 0.40
 SITE = ROOT / "tests" / "fixtures" / "sites" / "vite-react"
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 - a fixed argv
-        ["git", *args],  # noqa: S607 - git from PATH, as the builder finds it
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def make_repo(root: Path) -> tuple[Path, str]:
     repo = root / "repo"
     shutil.copytree(SITE, repo, ignore=shutil.ignore_patterns("locks"))
     shutil.copy(SITE / "locks" / "package-lock.json", repo)
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "site")
-    return repo, git(repo, "rev-parse", "HEAD")
+    return repo, commit_all(repo)
 
 
 def one_build(repo: Path, sha: str, storage: Path, name: str) -> tuple[float, float, str]:

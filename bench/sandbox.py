@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from builder.confinement_choice import SANDBOX  # noqa: E402 - after the path tweak
+from bench.repos import commit_all  # noqa: E402 - after the path tweak
+from builder.confinement_choice import SANDBOX  # noqa: E402
 from builder.sandbox import find_bwrap  # noqa: E402
 from builder.spec import BuildSpec  # noqa: E402
 
@@ -36,25 +37,11 @@ TARGET_MS = 300.0
 BUILD = "sh -c 'mkdir -p dist && echo \"<h1>hi</h1>\" > dist/index.html'"
 
 
-def git(repo: Path, *args: str) -> str:
-    done = subprocess.run(  # noqa: S603 - a fixed argv
-        ["git", *args],  # noqa: S607 - git from PATH, as the builder finds it
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return done.stdout.strip()
-
-
 def make_repo(root: Path) -> tuple[Path, str]:
     repo = root / "repo"
     repo.mkdir()
     (repo / "README.md").write_text("a trivial site\n")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "site")
-    return repo, git(repo, "rev-parse", "HEAD")
+    return repo, commit_all(repo)
 
 
 def one_build(root: Path, repo: Path, sha: str, sandbox: str, n: int) -> float:

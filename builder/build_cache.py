@@ -1,5 +1,5 @@
 """The build cache of a project's branch: restored before the install, saved after a successful
-build, kept in storage at `__cache/<project>/<branch key>.tar.zst` (`builder.spec.cache_key`).
+build, kept in storage at `__cache/<project>/<generation>/<branch key>.tar.zst` (`cache_key`).
 
 What it holds: the package managers' download caches in the build's home, `node_modules` (only
 restored when the lockfile key matches), the frameworks' own caches, and the `cache` paths of
@@ -63,9 +63,12 @@ def cache_prefix(project_id: int) -> str:
     return f"{CACHE_ROOT}/{project_id}/"
 
 
-def cache_key(project_id: int, branch: str) -> str:
-    """A branch's build cache; the name is hashed, so any branch name makes one safe key."""
-    return f"{cache_prefix(project_id)}{hashlib.sha256(branch.encode()).hexdigest()[:32]}.tar.zst"
+def cache_key(project_id: int, branch: str, generation: str = "") -> str:
+    """A branch's build cache; the name is hashed, so any branch name makes one safe key. It is
+    kept under the project's `generation` (`BuildSpec.cache_generation`): a project given a
+    deleted one's id never reads the deleted one's caches."""
+    name = hashlib.sha256(branch.encode()).hexdigest()[:32]
+    return f"{cache_prefix(project_id)}{generation}{'/' if generation else ''}{name}.tar.zst"
 
 
 @runtime_checkable
@@ -91,6 +94,9 @@ class Build(Protocol):
     confinement: Confinement
     path: str
     """The PATH its commands run with: it names the toolchain chosen for it."""
+    lockfile: str | None
+    """`lockfile_key` of the checkout as the install found it: what the restored node_modules
+    must match, and what the saved one was installed from."""
 
 
 def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
@@ -114,7 +120,7 @@ def restore(build: Build, plan: Plan) -> bool:
     archive = build.scratch / "cache-in.tar.zst"
     branches = branches_read(spec.branch, spec.production_branch, from_fork=spec.from_fork)
     for branch in branches:
-        key = cache_key(spec.project_id, branch)
+        key = cache_key(spec.project_id, branch, spec.cache_generation)
         try:
             if storage.get(key, archive):
                 break
@@ -125,7 +131,7 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Build cache: miss (none for {names})")
         return False
     size = archive.stat().st_size
-    lock = lockfile_key(plan, build.path)
+    lock = build.lockfile
     roots = {"home": build.home, "repo": build.checkout}
     bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
 
@@ -191,8 +197,8 @@ def save(build: Build, plan: Plan) -> None:
         say("Build cache: nothing to save (no dependencies or framework caches)")
         return
     started = time.monotonic()
-    key = cache_key(spec.project_id, spec.branch)
-    lock = lockfile_key(plan, build.path)
+    key = cache_key(spec.project_id, spec.branch, spec.cache_generation)
+    lock = build.lockfile
     target = build.scratch / "cache-out.tar.zst"
     cap = spec.limits.cache_mb << 20
     meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}

@@ -113,16 +113,13 @@ def write_archive(
 
 def _add_tree(tar: tarfile.TarFile, name: str, root: Path, relative: str, owner: int) -> None:
     parts = [part for part in relative.split("/") if part not in ("", ".")]
-    fd = os.open(root, _DIRECTORY)  # the build's own directory: it is there
+    root_fd = os.open(root, _DIRECTORY)  # the build's own directory: it is there
     try:
-        for part in parts:
-            # A component that is a symlink (or missing) ends it: the tree is not stored.
-            child = os.open(part, _DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = child
+        fd = _descend(root_fd, parts, make=False)
     except OSError:
-        os.close(fd)
-        return
+        return  # a component that is a symlink (or missing) ends it: the tree is not stored
+    finally:
+        os.close(root_fd)
     prefix = "/".join([name, *parts])
     try:
         _add_directory(tar, fd, prefix, owner, prefix_len=len(name) + 1, depth=0)
@@ -252,7 +249,7 @@ def _extract(
         done.skipped += 1
         return
     try:
-        parent = _descend(fds[parts[0]], parts[1:-1])
+        parent = _descend(fds[parts[0]], parts[1:-1], make=True)
     except OSError:
         done.refused.append(f"{name!r}: a directory on its path is a symlink or not a directory")
         return
@@ -294,12 +291,14 @@ def _hostile(member: tarfile.TarInfo, parts: list[str], fds: Mapping[str, int]) 
     return None
 
 
-def _descend(fd: int, parts: list[str]) -> int:
-    """A new descriptor of the directory `parts` below `fd`, made as needed, never via symlinks."""
+def _descend(fd: int, parts: list[str], *, make: bool) -> int:
+    """A new descriptor of the directory `parts` below `fd`, never via symlinks; with `make`,
+    made as needed (extracting), else it must be there (writing)."""
     current = os.dup(fd)
     try:
         for part in parts:
-            _make_directory(current, part)
+            if make:
+                _make_directory(current, part)
             child = os.open(part, _DIRECTORY, dir_fd=current)
             os.close(current)
             current = child

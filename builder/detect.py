@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from builder import generators
+from builder import generators, repo_files
 from builder.errors import BuildError
 
 SUPPORTED = ("npm", "pnpm", "yarn", "bun")
@@ -35,6 +35,7 @@ FRAMEWORKS: tuple[tuple[str, str, str], ...] = (
     ("@11ty/eleventy", "eleventy", "_site"),
     ("vite", "vite", "dist"),
 )
+NODE_FRAMEWORKS = tuple(framework for _, framework, _ in FRAMEWORKS)
 STATIC = "static"
 CUSTOM = "custom"
 CUSTOM_OUTPUT = "dist"
@@ -42,7 +43,6 @@ _PACKAGE_MANAGER = re.compile(r"^(?P<name>[a-z0-9][\w.-]*)@(?P<major>\d+)?")
 _SHELL_SYNTAX = frozenset({"&&", "||", ";", "|", ">", ">>", "<", "&"})
 MAX_READ = 4 << 20
 """A package.json larger than this is refused: it is read into memory whole."""
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,9 @@ class Plan:
     """The output directory relative to the checkout, POSIX style (what `staging.stage` takes)."""
     reason: str
     """Why this framework, for the build log ("vite in devDependencies, package-lock.json")."""
+    declared_manager: str | None
+    """package.json's `packageManager` as written (`bun@1.1.38`): the one beside the lockfile
+    (a workspace root's), else the app's; None when neither names one."""
 
 
 def detect(
@@ -91,23 +94,26 @@ def detect(
     package = _read_package_json(repo, root)
     install = _custom("install_command", install_command)
     build = _custom("build_command", build_command)
-    node = tuple(name for _, name, _ in FRAMEWORKS)
-    chosen = generators.framework_name(framework, node) if framework else None
+    chosen = generators.framework_name(framework, NODE_FRAMEWORKS) if framework else None
 
     if package is None:
-        if chosen in node:
-            raise BuildError(f"framework {framework} needs a package.json in {_label(repo, root)}")
+        if chosen in NODE_FRAMEWORKS:
+            raise BuildError(
+                f"framework {framework} needs a package.json in {repo_files.label(repo, root)}"
+            )
         found = generators.find(repo, root, chosen=chosen, static=build is None)
         site = found or _without_site(repo, root, build, output_directory)
         framework, output = site.framework, site.output
         reason = f"{site.reason}, no package.json" if found else site.reason
         install, build = install or site.install, build or site.build
-        manager = lockfile = None
+        manager = lockfile = declared = None
         install_dir = root
     else:
-        install_dir, lockfile, manager = _package_manager(repo, root, package)
+        install_dir, lockfile, manager, workspace = _package_manager(repo, root, package)
+        found_field = (workspace or {}).get("packageManager") or package.get("packageManager")
+        declared = found_field if isinstance(found_field, str) else None
         if install is None:
-            install = _install_argv(repo, install_dir, lockfile, manager, package)
+            install = _install_argv(repo, install_dir, lockfile, manager, workspace or package)
         else:
             install_dir = root  # custom commands run in the root directory, like the build
         scripts = package.get("scripts")
@@ -134,6 +140,7 @@ def detect(
         output_directory=output,
         framework=framework,
         reason=reason,
+        declared_manager=declared,
         output_path=PurePosixPath(
             os.path.relpath(os.path.normpath(root / output), repo)
         ).as_posix(),
@@ -148,11 +155,6 @@ def _inside(repo: Path, base: Path, relative: str, setting: str) -> tuple[Path, 
         raise BuildError(f"{setting} must be a path inside the repository, not {relative!r}")
     # Relative to `base` may climb out of it: Nx writes `dist/apps/web` at the workspace root.
     return path, PurePosixPath(os.path.relpath(path, base)).as_posix()
-
-
-def _label(repo: Path, directory: Path) -> str:
-    relative = directory.relative_to(repo).as_posix()
-    return "the repository root" if relative == "." else f"{relative}/"
 
 
 def _custom(setting: str, command: str | None) -> tuple[str, ...] | None:
@@ -172,33 +174,12 @@ def _custom(setting: str, command: str | None) -> tuple[str, ...] | None:
     return argv
 
 
-def _file(repo: Path, path: Path) -> Path | None:
-    """`path` with its symlinks resolved, if that is a regular file; None if there is none.
-
-    Detection runs as the builder's user (root on ECS) before any project command, on a checkout
-    that may hold symlinks: one that leaves the repository (`package.json -> /data/secret_key`)
-    is refused, whether it is read or only looked for.
-    """
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(repo):
-        raise BuildError(
-            f"{path.relative_to(repo).as_posix()} is a symlink to outside the repository; "
-            "only the repository's own files are read"
-        )
-    return real if real.is_file() else None
-
-
 def _read_package_json(repo: Path, directory: Path) -> dict[str, Any] | None:
     """The package.json in `directory`, or None; errors never quote it (it may be any file)."""
-    real = _file(repo, directory / "package.json")
-    if real is None:
+    data = repo_files.read_bytes(repo, directory / "package.json", MAX_READ)
+    if data is None:
         return None
     name = (directory / "package.json").relative_to(repo).as_posix()
-    # O_NOFOLLOW: `real` has no symlink left in it, and none is let in now.
-    with open(os.open(real, _READ), "rb") as stream:
-        data = stream.read(MAX_READ + 1)
-    if len(data) > MAX_READ:
-        raise BuildError(f"{name} is larger than {MAX_READ >> 20} MB")
     try:
         package = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -224,24 +205,26 @@ def _declared(package: dict[str, Any]) -> tuple[str, int | None] | None:
 
 def _package_manager(
     repo: Path, root: Path, package: dict[str, Any]
-) -> tuple[Path, str | None, str]:
-    """(install dir, lockfile, manager) from the nearest lockfile at or above `root`."""
+) -> tuple[Path, str | None, str, dict[str, Any] | None]:
+    """(install dir, lockfile, manager, the install dir's package.json) from the nearest
+    lockfile at or above `root`."""
     declared = _declared(package)
     # Up to the repository root: a workspace keeps one lockfile at its top.
     for directory in [root, *(parent for parent in root.parents if parent.is_relative_to(repo))]:
-        present = [name for name in LOCKFILES if _file(repo, directory / name)]
+        present = [name for name in LOCKFILES if repo_files.regular_file(repo, directory / name)]
         if present:
             workspace = _read_package_json(repo, directory) if directory != root else package
             chosen = _declared(workspace or {}) or declared
             preferred = [name for name in present if chosen and LOCKFILES[name] == chosen[0]]
             lockfile = (preferred or present)[0]
-            return directory, lockfile, LOCKFILES[lockfile]
-    return root, None, declared[0] if declared else "npm"
+            return directory, lockfile, LOCKFILES[lockfile], workspace
+    return root, None, declared[0] if declared else "npm", None
 
 
 def _install_argv(
     repo: Path, directory: Path, lockfile: str | None, manager: str, package: dict[str, Any]
 ) -> tuple[str, ...]:
+    """`package`: the package.json beside the lockfile (the app's when that has none)."""
     if manager not in SUPPORTED:
         found = f"found {lockfile}" if lockfile else "packageManager in package.json"
         raise BuildError(f"{manager} is not supported ({found}); use npm, pnpm, yarn or bun")
@@ -254,8 +237,8 @@ def _install_argv(
         return ("corepack", manager, "install")
     if manager == "pnpm":
         return ("corepack", "pnpm", "install", "--frozen-lockfile")
-    declared = _declared(_read_package_json(repo, directory) or package)
-    berry = _file(repo, directory / ".yarnrc.yml") is not None or (
+    declared = _declared(package)
+    berry = repo_files.regular_file(repo, directory / ".yarnrc.yml") is not None or (
         declared is not None and declared[0] == "yarn" and (declared[1] or 1) >= 2
     )
     return ("corepack", "yarn", "install", "--immutable" if berry else "--frozen-lockfile")
@@ -277,7 +260,7 @@ def _without_site(
         why = f"no package.json and no build command: {output_directory} is deployed as it is"
         return generators.Site(STATIC, None, None, ".", why)
     raise BuildError(
-        f"found neither package.json nor index.html in {_label(repo, root)}; "
+        f"found neither package.json nor index.html in {repo_files.label(repo, root)}; "
         "set root_directory, or build_command and output_directory"
     )
 

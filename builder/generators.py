@@ -1,8 +1,9 @@
 """Sites built without Node (Hugo, MkDocs, folders of static files) and the `framework` names.
 
 `builder.detect` asks this module what a checkout holds when package.json does not name a
-framework, and to read the `framework` override. Every file is looked at through `repo_path`:
-a symlink out of the repository is refused, whether it would be read or only looked for.
+framework, and to read the `framework` override. Every file is looked at through
+`builder.repo_files`: a symlink out of the repository is refused, whether it would be read or
+only looked for.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from builder import repo_files
 from builder.errors import BuildError
 
 HUGO = "hugo"
@@ -42,7 +44,6 @@ MKDOCS_VENV = "$HOME/.scalemesh-mkdocs"
 MAX_CONFIG_READ = 1 << 20
 """How much of a legacy config file is looked through for Hugo's `baseURL`."""
 _BASEURL = re.compile(rb"""^\s*["']?baseurl["']?\s*[=:]""", re.IGNORECASE | re.MULTILINE)
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ def find(repo: Path, root: Path, *, chosen: str | None, static: bool) -> Site | 
 def folder(repo: Path, root: Path) -> Site | None:
     """A folder of static files: index.html at `root`, else in public/."""
     if _is(repo, root / "index.html", file=True):
-        return Site(STATIC, None, None, ".", f"index.html at {_label(repo, root)}")
+        return Site(STATIC, None, None, ".", f"index.html at {repo_files.label(repo, root)}")
     if _is(repo, root / PUBLIC / "index.html", file=True):
         return Site(STATIC, None, None, PUBLIC, f"{PUBLIC}/ has index.html")
     return None
@@ -108,8 +109,8 @@ def hugo_marker(repo: Path, root: Path) -> str | None:
             if _is(repo, base / name, file=True):
                 return f"found {(base / name).relative_to(root).as_posix()}"
     for name in HUGO_LEGACY:
-        if (real := repo_path(repo, root / name)).is_file():
-            if _BASEURL.search(_head(real)):
+        if (real := repo_files.regular_file(repo, root / name)) is not None:
+            if _BASEURL.search(repo_files.head(real, MAX_CONFIG_READ)):
                 return f"found {name} with baseURL"
             beside = [d for d in HUGO_DIRECTORIES if _is(repo, root / d, file=False)]
             if beside:
@@ -166,28 +167,6 @@ def tool_directories() -> list[Path]:
     return [directory] if directory else []
 
 
-def repo_path(repo: Path, path: Path) -> Path:
-    """`path` with its symlinks resolved; it must stay in `repo` (detection runs as the builder)."""
-    real = Path(os.path.realpath(path))
-    if not real.is_relative_to(repo):
-        raise BuildError(
-            f"{path.relative_to(repo).as_posix()} is a symlink to outside the repository; "
-            "only the repository's own files are read"
-        )
-    return real
-
-
 def _is(repo: Path, path: Path, *, file: bool) -> bool:
-    real = repo_path(repo, path)
+    real = repo_files.resolved(repo, path)
     return real.is_file() if file else real.is_dir()
-
-
-def _head(real: Path) -> bytes:
-    # O_NOFOLLOW: `real` has no symlink left in it, and none is let in now.
-    with open(os.open(real, _READ), "rb") as stream:
-        return stream.read(MAX_CONFIG_READ)
-
-
-def _label(repo: Path, directory: Path) -> str:
-    relative = directory.relative_to(repo).as_posix()
-    return "the repository root" if relative == "." else f"{relative}/"

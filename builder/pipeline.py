@@ -150,6 +150,8 @@ class Build:
         self.scratch.mkdir(mode=0o700)
         self.deadline = 0.0
         self.toolchains: Path | None = None
+        self.lockfile: str | None = None
+        """The build cache's lockfile key (`build_cache.lockfile_key`), taken before the install."""
         self.config = SiteConfig()
         """The repository's config file, read after the clone (`builder.siteconfig`)."""
         binds = [(self.checkout, f"{BUILD_ROOT}/repo"), (self.home, f"{BUILD_ROOT}/home")]
@@ -251,7 +253,9 @@ class Build:
             self.checkout, plan, config.node_version, config.source, self.toolchains, self.path,
             self.log.line,
         )  # fmt: skip
-        # After the toolchain is chosen (it is part of the cache's key), before hand_over.
+        # After the toolchain is chosen (it is part of the key), before hand_over: hashed once,
+        # before the install and build can change what it covers.
+        self.lockfile = build_cache.lockfile_key(plan, self.path)
         restored = build_cache.restore(self, plan)
         self.confinement.hand_over([self.checkout, self.home])
         if plan.install is None:

@@ -24,6 +24,7 @@ SKIPPED = RESERVED_DIR + "skipped.json"
 """Written instead of the manifest when the build decided not to deploy: `{"reason": "..."}`."""
 LOG_STREAM_PREFIX = "scalemesh:logs:"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_GENERATION = re.compile(r"[0-9]{1,24}")
 
 
 class SpecError(ValueError):
@@ -168,10 +169,15 @@ class BuildSpec:
     """Whose build cache a branch without one (or a fork's pull request) starts from."""
     clear_cache: bool = False
     """Build without restoring the cache ("Redeploy without cache"); a fresh one is saved."""
+    cache_generation: str = ""
+    """Digits naming this life of `project_id` (its creation time): SQLite gives a deleted
+    project's id to the next one, whose builds must not read the deleted one's caches."""
 
     def __post_init__(self) -> None:
         if not _SHA.match(self.sha):
             raise SpecError(f"sha must be 40 hex characters, not {self.sha!r}")
+        if self.cache_generation and not _GENERATION.fullmatch(self.cache_generation):
+            raise SpecError(f"cache_generation must be digits, not {self.cache_generation!r}")
         if "@" in self.git_url.split("://", 1)[-1].split("/", 1)[0]:
             raise SpecError("git_url must not carry credentials; pass the token separately")
 
@@ -210,6 +216,7 @@ class BuildSpec:
             "build_command": self.build_command,
             "output_directory": self.output_directory,
             "storage_endpoint_url": self.storage_endpoint_url,
+            "cache_generation": self.cache_generation,
             "storage_credentials": (
                 self.storage_credentials.to_json() if self.storage_credentials else None
             ),
@@ -281,6 +288,7 @@ class BuildSpec:
             env_scopes=scopes,
             production_branch=text("production_branch"),
             clear_cache=clear_cache,
+            cache_generation=text("cache_generation"),
         )
 
 

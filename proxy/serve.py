@@ -30,6 +30,7 @@ rewrites (only after a miss) → `404.html` → the single-page-app fallback →
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import quote
 
 from builder.content import REVALIDATE
@@ -75,7 +76,7 @@ footer{margin-top:2rem;color:#7d859c;font-size:.85rem}
 # --- requests and responses ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ProxyRequest:
     method: str
     key: str
@@ -96,9 +97,10 @@ class ProxyRequest:
         """The decoded path the rules match against."""
         return "/" + self.key
 
-    @property
+    @cached_property
     def view(self) -> RequestView:
-        """What a `has`/`missing` condition may look at."""
+        """What a `has`/`missing` condition may look at: built once per request, however many
+        steps of the rules ask."""
         return RequestView(self.path, self.query, self.host, dict(self.headers))
 
 

@@ -49,9 +49,15 @@ ROUTES = {
     "show deployment": Route("GET", "/deployments/{id}", Role.PULL, 200),
     "read log": Route("GET", "/deployments/{id}/logs", Role.PULL, 200),
     "deploy": Route("POST", "/deploy", Role.PUSH, 202, json={"project": "site"}),
+    "deploy without cache": Route(
+        "POST", "/deploy", Role.PUSH, 202, json={"project": "site", "clear_cache": True}
+    ),
+    # Still queued: nothing to compare, which is said only to those who may read it.
+    "diff": Route("GET", "/deployments/{id}/diff", Role.PULL, 409),
     "cancel": Route("POST", "/deployments/{id}/cancel", Role.PUSH, 200),
     # Still queued: not promotable, which is said only to those who may promote.
     "promote": Route("POST", "/deployments/{id}/promote", Role.PUSH, 409),
+    "unpin": Route("DELETE", "/projects/site/production-pin", Role.PUSH, 200),
     "write env": Route("PATCH", "/projects/site", Role.PUSH, 200, json={"env": {"A": "1"}}),
     "change settings": Route(
         "PATCH", "/projects/site", Role.ADMIN, 200, json={"build_command": "make"}
@@ -65,6 +71,7 @@ ROUTES = {
     ),
     # Nothing to delete: said only to those who may delete.
     "unset env": Route("DELETE", "/projects/site/env/A?scope=preview", Role.PUSH, 404),
+    "preview ttl": Route("PATCH", "/projects/site", Role.ADMIN, 200, json={"preview_ttl_days": 1}),
     "link": Route("POST", "/projects/site/link", Role.ADMIN, 200),
     "delete": Route("DELETE", "/projects/site", Role.ADMIN, 204),
     "project page": Route("GET", "/projects/site", Role.PULL, 200, page=True),
@@ -83,6 +90,10 @@ ROUTES = {
     "link form": Route("POST", "/ui/projects/site/link", Role.ADMIN, 303, form={}, page=True),
     "promote form": Route(
         "POST", "/ui/deployments/{id}/promote", Role.PUSH, 409, form={}, page=True
+    ),
+    "unpin form": Route("POST", "/ui/projects/site/unpin", Role.PUSH, 303, form={}, page=True),
+    "redeploy without cache form": Route(
+        "POST", "/ui/deployments/{id}/redeploy", Role.PUSH, 303, form={}, page=True
     ),
 }
 

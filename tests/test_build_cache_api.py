@@ -86,6 +86,27 @@ def test_the_grant_writes_the_branchs_cache_and_never_a_forks(settings: Settings
         assert grants.cache_branches == ["main", None, None]
 
 
+def test_a_project_given_a_deleted_ones_id_keeps_its_caches_apart(settings: Settings) -> None:
+    # SQLite gives the newest project's id to the next one made once it is deleted; its
+    # builds must not read (nor its credentials reach) the deleted project's caches.
+    grants = ScriptedGrants()
+    for builds in open_builds(make_roomy(settings), grants):
+        first = builds.building("main")
+        before = BuildSpec.from_json(builds.fetch_spec(first, builds.token_for(first)).json())
+        deleted = builds.client.delete("/projects/web", headers=bearer(builds.user_token))
+        made = builds.client.post(
+            "/project", json={"name": "web", "repo": "octo/web"}, headers=bearer(builds.user_token)
+        )
+        second = builds.building("main")
+        after = BuildSpec.from_json(builds.fetch_spec(second, builds.token_for(second)).json())
+
+        assert (deleted.status_code, made.status_code) == (204, 201)
+        assert before.cache_generation.isdigit()
+        assert after.cache_generation.isdigit()
+        assert after.cache_generation != before.cache_generation
+        assert grants.cache_generations == [before.cache_generation, after.cache_generation]
+
+
 def test_redeploy_without_cache_builds_the_same_commit_without_its_cache(client: Client) -> None:
     csrf = browser_signup(client)
     new_project(client, csrf)

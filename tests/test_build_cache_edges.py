@@ -5,6 +5,7 @@ once; and both storages' `get`."""
 from __future__ import annotations
 
 import os
+import re
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from app.storage import check_key
 from builder import build_cache
-from builder.build_cache import branches_read, lockfile_key
+from builder.build_cache import branches_read, cache_key, lockfile_key
+from builder.cache_archive import EXPAND_FACTOR
 from builder.confine import ConfinementError, Unconfined
 from builder.detect import detect
 from builder.spec import BuildLimits
@@ -88,6 +91,60 @@ def test_branches_read_own_then_production() -> None:
     assert branches_read("main", "main", from_fork=False) == ["main"]
     assert branches_read("feature", "main", from_fork=True) == ["main"]
     assert branches_read("", "", from_fork=False) == []
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ["../x", "../../8/main", "/etc/passwd", "a/../../b", "..", "%2e%2e/x", "a\\..\\b", "é/ü"],
+)
+def test_no_branch_name_leaves_its_projects_cache_prefix(branch: str) -> None:
+    # A branch name is whatever a push (or a fork's pull request) says it is.
+    key = cache_key(7, branch)
+
+    assert re.fullmatch(r"__cache/7/[0-9a-f]{32}\.tar\.zst", key), key
+    assert check_key(key) == key
+
+
+def test_branch_names_that_differ_in_case_or_slashes_never_share_a_cache() -> None:
+    names = ["main", "Main", "MAIN", "a/b", "a-b", "a_b", "a//b", "a/b/", "/a/b", "a\\b", "a.b"]
+
+    assert len({cache_key(7, name) for name in names}) == len(names)
+    assert cache_key(7, "main") != cache_key(8, "main")
+
+
+def test_a_build_reads_only_its_project_generations_caches(tmp_path: Path) -> None:
+    # A cache of an earlier project that had this id (SQLite gives it again), and of this one.
+    earlier = stored(tmp_path, "main")
+    earlier.parent.mkdir(parents=True)
+    archive(earlier, [("file", "repo/earlier.txt", b"the deleted project's")])
+    spec = static_spec(tmp_path, branch="main", production_branch="main", cache_generation="2")
+
+    ok, sink = build(spec)
+
+    assert ok
+    assert cache_lines(sink)[0] == "Build cache: miss (none for branch 'main')"
+    assert cache_key(7, "main", "2") != cache_key(7, "main", "1") != cache_key(7, "main")
+    assert cache_key(7, "main", "2").startswith("__cache/7/2/")
+
+
+def test_a_cache_unpacking_past_its_bound_is_not_restored(tmp_path: Path) -> None:
+    # An archive a build of this branch wrote: a few kB of zstd, tens of MB unpacked.
+    target = stored(tmp_path, "main")
+    target.parent.mkdir(parents=True)
+    half = b"\0" * ((EXPAND_FACTOR << 20) // 2 + 1)
+    archive(target, [("file", "repo/a.bin", half), ("file", "repo/b.bin", half)])
+    spec = static_spec(
+        tmp_path, branch="main", production_branch="main", limits=BuildLimits(cache_mb=1)
+    )
+
+    ok, sink = build(spec)
+
+    assert ok
+    key = target.relative_to(tmp_path / "storage")
+    assert cache_lines(sink)[0] == (
+        f"Warning: the build cache {key} is unreadable (it unpacks to more than "
+        f"{EXPAND_FACTOR << 20} bytes); building without it"
+    )
 
 
 def test_a_static_site_has_nothing_to_save(tmp_path: Path) -> None:

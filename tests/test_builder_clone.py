@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from builder import pipeline
-from builder.buildlog import Log
 from builder.confine import Unconfined, given
 from builder.logsink import Masker, basic_auth
-from builder.pipeline import Build
 from builder.spec import BuildLimits
 from builder.upload import LocalStorage
 from tests.support.builder import (
@@ -25,6 +23,7 @@ from tests.support.builder import (
     run,
     static_spec,
     steps,
+    unconfined_build,
 )
 from tests.support.git import GitHttp, git
 
@@ -41,16 +40,8 @@ def test_the_token_goes_only_through_gits_environment(tmp_path: Path) -> None:
     )
     spec = static_spec(tmp_path, token=TOKEN)
     sink = CapturingSink(Masker.for_spec(spec))
+    build = unconfined_build(tmp_path, spec, sink, path=path)
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    build = Build(
-        spec,
-        Log(sink),
-        LocalStorage(tmp_path / "storage"),
-        path=path,
-        workdir=workdir,
-        confine=given(Unconfined(spec.limits)),
-    )
 
     build.clone()
 

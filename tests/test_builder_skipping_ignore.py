@@ -13,11 +13,13 @@ import pytest
 from builder import skipping
 from builder.confine import ConfinementError, Launch, Unconfined
 from builder.errors import BuildError
+from builder.logsink import basic_auth
 from builder.siteconfig.records import SiteConfig
 from builder.spec import MANIFEST, SKIPPED
-from tests.support.builder import deployed, make_repo, make_spec, run
+from tests.support.builder import TOKEN, deployed, make_repo, make_spec, run
 from tests.support.git import git
 from tests.support.skipping import decide, monorepo, prepared
+from tests.support.toolchains import sandboxed
 
 DOCS_ONLY = 'test "$SCALEMESH_PREVIOUS_SHA" = "$CACHED_COMMIT_REF" && git diff --quiet '
 DOCS_ONLY += '"$SCALEMESH_PREVIOUS_SHA" HEAD -- docs/'
@@ -66,6 +68,31 @@ def test_the_ignore_command_sees_the_commits_under_every_name(tmp_path: Path) ->
         f"CACHED_COMMIT_REF={first} COMMIT_REF={second} BRANCH=main "
         f"PWD={tmp_path / 'work' / 'repo' / 'apps' / 'a'}"
     )
+
+
+def test_the_ignore_command_sees_no_token_nor_anything_of_the_builders_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It is the repository's code (a fork's pull request's, too), run before the build.
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "builder-aws-secret")
+    monkeypatch.setenv("SCALEMESH_BOOTSTRAP_TOKEN", "builder-bootstrap")
+    monkeypatch.setenv("BUILDER_ONLY", "builder-own")
+    seen = tmp_path / "seen.env"
+    config = SiteConfig(ignore_command=f"env > {seen}; exit 1")
+
+    reason, _ = decide(tmp_path, config, token=TOKEN, env={"API_URL": "https://api.example"})
+
+    assert reason is None
+    text = seen.read_text()
+    shown = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    assert TOKEN not in text
+    assert basic_auth(TOKEN) not in text
+    assert "builder-" not in text
+    assert not [name for name in shown if name.startswith(("GIT_", "AWS_"))]
+    assert sorted(name for name in shown if name.startswith("SCALEMESH_")) == [
+        "SCALEMESH_BRANCH", "SCALEMESH_PREVIOUS_SHA", "SCALEMESH_SHA", "SCALEMESH_TARGET",
+    ]  # fmt: skip
+    assert shown["API_URL"] == "https://api.example"  # the project's own, as the build's
 
 
 def test_without_a_previous_deployment_the_ignore_command_does_not_run(tmp_path: Path) -> None:
@@ -177,3 +204,22 @@ def test_each_config_files_ignore_command_is_run(tmp_path: Path, name: str, text
     assert f"Running {command} (ignoreCommand of {name}) to decide whether to build" in (
         sink.lines("detect")
     )
+
+
+def test_the_ignore_command_runs_in_the_sandbox_not_on_the_builders_machine(
+    tmp_path: Path,
+) -> None:
+    # The repository's code, run before install and build: the same confinement as theirs.
+    outside = tmp_path / "escaped"
+    command = f"touch {outside}; exit 1"
+    files: dict[str, str | bytes] = {"scalemesh.json": json.dumps({"ignoreCommand": command})}
+    repo, first = make_repo(tmp_path / "repo", "static", files)
+    (repo / "index.html").write_text("<p>changed")
+    git(repo, "commit", "-qam", "change")
+    spec = make_spec(repo, git(repo, "rev-parse", "HEAD"), tmp_path / "storage", previous_sha=first)
+
+    ok, sink = sandboxed(spec)
+
+    assert ok, sink.lines()
+    assert "The ignoreCommand exited with code 1: building" in sink.lines()
+    assert not outside.exists()

@@ -45,6 +45,7 @@ def full_spec() -> BuildSpec:
         from_fork=True,
         previous_sha="9f" * 20,
         env_scopes={"API_KEY": "production", "EMPTY": "branch:main"},
+        cache_generation="1764772800123456",
     )
 
 
@@ -115,6 +116,10 @@ def test_derived_names() -> None:
         ({"env_scopes": []}, "env_scopes must be a JSON object of strings"),
         ({"from_fork": "yes"}, "from_fork must be true or false"),
         ({"previous_sha": "HEAD"}, "previous_sha must be 40 hex characters"),
+        # It names a folder of the project's build caches.
+        ({"cache_generation": "../1"}, "cache_generation must be digits"),
+        ({"cache_generation": "\uff11\uff12"}, "cache_generation must be digits"),
+        ({"cache_generation": 1764772800}, "cache_generation must be a string"),
     ],
 )
 def test_bad_values_name_the_problem(change: dict[str, Any], message: str) -> None:

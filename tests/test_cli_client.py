@@ -45,6 +45,8 @@ account = cli_client.account
         ["projects"],
         ["project"],
         ["project", "create"],
+        ["project", "show"],
+        ["project", "set"],
         ["deploy"],
         ["logs"],
         ["rollback"],

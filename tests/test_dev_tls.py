@@ -6,62 +6,18 @@ target prints; a Ctrl-C (SIGINT to the terminal's process group) stops everythin
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
+from tests.support.make_targets import running_make, session_members
 from tests.support.ports import LOOPBACK, reserved_port
-from tests.support.processes import ROOT, as_from_a_shell, cli_env
 from tests.support.waiting import wait_until
 
 START_S = 90.0
 """`make` checks the install, migrates, then starts the API, the proxy and Caddy."""
 STOP_S = 30
-
-
-def session_members(session: int) -> list[int]:
-    """The processes of `session`: the target's own and those it started in groups of theirs."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            # The fields after the command's closing parenthesis: state, ppid, pgrp, session.
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
-            if int(fields[3]) == session:
-                found.append(int(entry.name))
-    return found
-
-
-@contextlib.contextmanager
-def make_dev_tls(
-    data_dir: Path, ports: dict[str, int], logs: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    variables = [f"{name}={port}" for name, port in ports.items()]
-    # `-o`: the install is what it is (the suite runs from it); never reinstall mid-test.
-    argv = ["make", "--no-print-directory", "-o", ".venv/.installed", "dev-tls", *variables]
-    with open(logs, "wb") as out:
-        process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=cli_env(data_dir),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            # A session of its own, as a terminal gives the command a user types.
-            start_new_session=True,
-            preexec_fn=as_from_a_shell,
-        )
-    try:
-        yield process
-    finally:
-        for pid in session_members(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        process.wait()
 
 
 def curl(host: str, port: int, path: str, root_cert: Path) -> subprocess.CompletedProcess[str]:
@@ -92,7 +48,7 @@ def test_make_dev_tls_serves_the_api_and_deployments_over_https_and_stops_on_ctr
     logs = tmp_path / "make.log"
     root_cert = data_dir / "caddy" / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
 
-    with make_dev_tls(data_dir, ports, logs) as make:
+    with running_make("dev-tls", data_dir, ports, logs) as make:
 
         def output() -> str:
             return logs.read_text(errors="replace")

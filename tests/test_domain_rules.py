@@ -75,18 +75,21 @@ def test_a_branch_is_checked_and_none_means_production() -> None:
     assert refused.value.code is ErrorCode.INVALID_BRANCH
 
 
-def test_a_token_is_bound_to_project_and_name_and_survives_a_key_rotation() -> None:
+def test_a_token_is_bound_to_project_generation_and_name_and_survives_a_key_rotation() -> None:
     old = parse_key_ring("SCALEMESH_SECRET_KEY", "k1:" + "a" * 32)
     rotated = parse_key_ring("SCALEMESH_SECRET_KEY", "k2:" + "b" * 32 + ",k1:" + "a" * 32)
 
-    token = challenge_token(old, 7, "www.example.com")
+    token = challenge_token(old, 7, "www.example.com", generation="1")
 
     assert len(token) == TOKEN_LENGTH
-    assert token == challenge_token(old, 7, "www.example.com")
-    assert token != challenge_token(old, 8, "www.example.com")
-    assert token != challenge_token(old, 7, "example.com")
-    assert challenge_token(rotated, 7, "www.example.com") != token  # new claims: the new key
-    assert token in proof_tokens(rotated, 7, "www.example.com")  # still proves it
+    assert token == challenge_token(old, 7, "www.example.com", generation="1")
+    assert token != challenge_token(old, 8, "www.example.com", generation="1")
+    assert token != challenge_token(old, 7, "example.com", generation="1")
+    # A project given a deleted one's id (SQLite) is another generation: another token.
+    assert token != challenge_token(old, 7, "www.example.com", generation="2")
+    new_claims = challenge_token(rotated, 7, "www.example.com", generation="1")
+    assert new_claims != token  # new claims: the new key
+    assert token in proof_tokens(rotated, 7, "www.example.com", generation="1")  # still proves it
 
 
 def test_display_names_keep_the_wildcard() -> None:

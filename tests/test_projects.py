@@ -13,6 +13,7 @@ from app.storage import StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
+from builder.build_cache import cache_key, cache_prefix
 from builder.spec import output_prefix
 from tests.support.admins import make_admin
 from tests.support.api import Client, bearer, sign_up
@@ -303,6 +304,52 @@ def test_delete_succeeds_when_storage_cannot_delete_the_files(
     assert client.get("/projects/web", headers=bearer(token)).status_code == 404
     [warning] = [r for r in caplog.records if r.getMessage() == "project files not deleted"]
     assert "permission denied" in warning.__dict__["error"]
+
+
+def test_a_deleted_projects_build_caches_go_with_it_and_never_reach_the_next_project(
+    client: Client, token: str, settings: Settings
+) -> None:
+    # Its dependencies (private packages too): nothing else deletes them, and SQLite gives the
+    # id to the next project made once the newest one is deleted.
+    project_id = create(client, token, name="web").json()["id"]
+    storage = storage_from_settings(settings.storage)
+    others = cache_key(project_id + 10, "main")
+
+    async def cache_builds() -> None:
+        for branch in ("main", "feature/x"):
+            await storage.put(cache_key(project_id, branch), b"private node_modules")
+        await storage.put(others, b"keep")
+
+    client.run(cache_builds)
+
+    deleted = client.delete("/projects/web", headers=bearer(token))
+    bob = sign_up(client, "bob@example.com")
+    next_id = create(client, bob, name="next").json()["id"]
+
+    assert deleted.status_code == 204
+    assert client.run(lambda: storage.list(cache_prefix(project_id))) == []
+    assert client.run(lambda: storage.list(cache_prefix(next_id))) == []
+    assert client.run(lambda: storage.get(others)) == b"keep"
+
+
+def test_a_project_whose_build_caches_cannot_be_deleted_stays(
+    client: Client, token: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_id = create(client, token, name="web").json()["id"]
+    storage = storage_from_settings(settings.storage)
+    client.run(lambda: storage.put(cache_key(project_id, "main"), b"cache"))
+
+    async def refuse(self: LocalStorage, *keys: str) -> None:
+        raise StorageError("cannot delete: permission denied")
+
+    monkeypatch.setattr(LocalStorage, "delete", refuse)
+
+    response = client.delete("/projects/web", headers=bearer(token))
+
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert client.get("/projects/web", headers=bearer(token)).status_code == 200
+    assert client.run(lambda: storage.list(cache_prefix(project_id))) != []
 
 
 def test_an_alias_name_is_not_available_as_a_slug(client: Client, token: str) -> None:

@@ -26,6 +26,7 @@ def plan(**overrides: Any) -> Plan:
         "framework": "vite",
         "output_path": "dist",
         "reason": "vite in package.json",
+        "declared_manager": None,
     }
     return Plan(**(values | overrides))
 

@@ -190,7 +190,7 @@ def test_a_file_that_cannot_be_opened_is_refused_by_name(
     def refuse(*args: object, **kwargs: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(files.os, "open", refuse)
+    monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(ConfigError) as caught:
         files.read_text(repo.resolve(), "scalemesh.json")
 

@@ -72,6 +72,27 @@ def test_conditions_on_headers_cookies_query_and_host() -> None:
     assert target("/host", host="web.localhost") is None
 
 
+def test_a_repeated_cookie_or_query_parameter_counts_by_its_first_value() -> None:
+    def rule(kind: str, destination: str) -> dict[str, Any]:
+        return {
+            "source": "/a",
+            "destination": destination,
+            "status": 307,
+            "has": [{"type": kind, "key": "v", "value": "1"}],
+        }
+
+    compiled = compile_rules(vercel(redirects=[rule("cookie", "/cookie"), rule("query", "/q")]))
+
+    def target(**fields: Any) -> str | None:
+        found = compiled.match_redirect(RequestView("/a", **fields))
+        return None if found is None else found.target
+
+    # One request, asked by both rules: its cookies and query are read once, the same way.
+    assert target(query="v=1&v=2", headers={"cookie": "v=2; v=1"}) == "/q"
+    assert target(query="v=2&v=1", headers={"cookie": "v=1; v=2"}) == "/cookie"
+    assert target(query="v=2", headers={"cookie": "v; v=2"}) is None
+
+
 def test_paths_longer_than_the_limit_match_no_rule() -> None:
     compiled = compile_rules(vercel(redirects=[{"source": "/(.*)", "destination": "/x"}]))
     assert compiled.match_redirect(RequestView("/" + "a" * MAX_MATCHED)) is None

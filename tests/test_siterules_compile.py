@@ -295,3 +295,31 @@ def test_netlify_header_paths_that_could_match_slowly(source: str, message: str)
     assert Rules.parse(headers_text=f"{source}\n  X-A: 1\n").errors == (
         f"_headers:1: the path {message}",
     )
+
+
+COOKIE_SPELLINGS = [
+    "Set-Cookie",
+    "set-cookie",
+    "SET-COOKIE",
+    "sEt-CoOkIe",
+    "Set-Cookie2",
+    "Clear-Site-Data",
+    "clear-site-data",
+    "CLEAR-SITE-DATA",
+]
+
+
+@pytest.mark.parametrize("name", COOKIE_SPELLINGS)
+def test_no_rule_of_any_file_sets_or_clears_cookies_in_any_spelling(name: str) -> None:
+    # Deployments share the root domain: a cookie would reach other tenants and the dashboard.
+    for rules in (
+        vercel(headers=[{"source": "/(.*)", "headers": [[name, "a=1; Domain=localhost"]]}]),
+        netlify(headers=[{"source": "/*", "headers": [[name, "a=1"]]}]),
+    ):
+        with pytest.raises(RuleError, match="may not set or clear cookies"):
+            compile_rules(rules)
+    parsed = Rules.parse(headers_text=f"/*\n  {name}: a=1\n  X-Kept: 1\n")
+    assert [rule.headers for rule in parsed.headers] == [(("X-Kept", "1"),)]
+    assert [error.split(": ", 1)[1] for error in parsed.errors] == [
+        f"{name} is refused: a deployment may not set or clear cookies"
+    ]

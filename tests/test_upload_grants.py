@@ -245,3 +245,20 @@ async def test_grants_are_made_only_for_ecs_builds_on_s3(
     assert isinstance(borrowing, StsUploadGrants)
     await borrowing.aclose()
     assert not client.closed
+
+
+def test_a_build_reaches_only_the_caches_of_its_projects_generation() -> None:
+    # An earlier project with this id (SQLite gives it again) kept its caches without one.
+    policy = session_policy("aws", "scalemesh-deployments", "", 7, DEPLOYMENT, "main", "2")
+
+    def may(action: str, key: str) -> bool:
+        arn = f"arn:aws:s3:::scalemesh-deployments/{key}"
+        return session_allows(UPLOAD_ROLE_POLICY, policy, action, arn)
+
+    own = cache_key(7, "main", "2")
+    assert may("s3:GetObject", own)
+    assert may("s3:PutObject", own)
+    assert may("s3:GetObject", cache_key(7, "feature/x", "2"))
+    for earlier in (cache_key(7, "main"), cache_key(7, "main", "1")):
+        assert not may("s3:GetObject", earlier), earlier
+        assert not may("s3:PutObject", earlier), earlier

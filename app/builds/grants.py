@@ -3,10 +3,10 @@ project's build caches and write its own branch's, nothing else.
 
 `StsUploadGrants` assumes the upload role (`SCALEMESH_ECS_UPLOAD_ROLE_ARN`) with an inline
 session policy naming only `<storage prefix>__outputs/<project>/<deployment>/*`, reads of
-`__cache/<project>/*` and writes of the one cache key of the build's branch (none for a fork's
-build or a tag: `builder.build_cache`): the session's rights are what both the role and that
-policy allow. boto3 is synchronous, so each call runs in a
-worker thread; botocore's errors stop here as `UploadGrantError`.
+`__cache/<project>/<generation>/*` (`BuildSpec.cache_generation`) and writes of the one cache
+key of the build's branch (none for a fork's build or a tag: `builder.build_cache`): the
+session's rights are what both the role and that policy allow. boto3 is synchronous, so each
+call runs in a worker thread; botocore's errors stop here as `UploadGrantError`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,16 @@ class UploadGrantError(RuntimeError):
 
 class UploadGrants(Protocol):
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
+        self,
+        project_id: int,
+        deployment_id: str,
+        seconds: int,
+        cache_branch: str | None = None,
+        cache_generation: str = "",
     ) -> StorageCredentials | None:
         """Credentials for one deployment's upload (and its branch's build cache, unless
-        `cache_branch` is None), or None: the builder uses its own."""
+        `cache_branch` is None), or None: the builder uses its own. The caches are those of the
+        project's `cache_generation` (`BuildSpec.cache_generation`)."""
 
     async def aclose(self) -> None: ...
 
@@ -49,7 +55,12 @@ class NoUploadGrants:
     """Local storage (or the local runner): the builder writes with what it has."""
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
+        self,
+        project_id: int,
+        deployment_id: str,
+        seconds: int,
+        cache_branch: str | None = None,
+        cache_generation: str = "",
     ) -> StorageCredentials | None:
         return None
 
@@ -72,10 +83,13 @@ def session_policy(
     project_id: int,
     deployment_id: str,
     cache_branch: str | None = None,
+    cache_generation: str = "",
 ) -> dict[str, Any]:
     """The inline policy that narrows the upload role to this deployment's own prefix, reads
-    of its project's build caches and, with a `cache_branch`, writes of that branch's cache."""
+    of its project's build caches (of its `cache_generation`) and, with a `cache_branch`,
+    writes of that branch's cache."""
     arn = f"arn:{partition}:s3:::{bucket}/{storage_prefix}"
+    caches = cache_prefix(project_id) + (f"{cache_generation}/" if cache_generation else "")
 
     def allow(sid: str, actions: tuple[str, ...], resource: str) -> dict[str, Any]:
         return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": arn + resource}
@@ -86,10 +100,10 @@ def session_policy(
             UPLOAD_ACTIONS,
             f"{output_prefix(project_id, deployment_id)}*",
         ),
-        allow("ReadThisProjectsBuildCaches", CACHE_READ_ACTIONS, f"{cache_prefix(project_id)}*"),
+        allow("ReadThisProjectsBuildCaches", CACHE_READ_ACTIONS, f"{caches}*"),
     ]
     if cache_branch is not None:
-        key = cache_key(project_id, cache_branch)
+        key = cache_key(project_id, cache_branch, cache_generation)
         statements.append(allow("WriteThisBranchsBuildCache", UPLOAD_ACTIONS, key))
     return {"Version": "2012-10-17", "Statement": statements}
 
@@ -118,7 +132,12 @@ class StsUploadGrants:
         self._owns_client = owns_client
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
+        self,
+        project_id: int,
+        deployment_id: str,
+        seconds: int,
+        cache_branch: str | None = None,
+        cache_generation: str = "",
     ) -> StorageCredentials | None:
         policy = session_policy(
             self._partition,
@@ -127,6 +146,7 @@ class StsUploadGrants:
             project_id,
             deployment_id,
             cache_branch,
+            cache_generation,
         )
         call = functools.partial(
             self._client.assume_role,

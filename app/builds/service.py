@@ -67,6 +67,7 @@ class BuildChannel:
                 int(self.grant_lifetime.total_seconds()),
                 # A fork's build (or a tag's) reads the project's caches, never writes one.
                 None if spec.from_fork or not spec.branch else spec.branch,
+                spec.cache_generation,
             )
         except UploadGrantError as exc:
             log.warning(

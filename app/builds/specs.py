@@ -86,6 +86,7 @@ class SpecMaker:
             from_fork=source.from_fork,
             production_branch=source.production_branch,
             clear_cache=source.clear_cache,
+            cache_generation=source.cache_generation,
             previous_sha=await previous_sha(source.project_id, source.target, source.branch),
         )
 

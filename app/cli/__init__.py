@@ -23,6 +23,7 @@ from app.client import ClientError
 from app.client.commands import add_commands
 from app.client.domains import add_domain_commands
 from app.client.envs import add_env_commands
+from app.client.projects import add_project_commands
 from app.errors import UserError
 from app.settings_parts import SettingsError
 
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         handler=admin.print_settings
     )
     add_commands(commands, _command)
+    add_project_commands(commands, _command)
     add_env_commands(commands, _command)
     add_domain_commands(commands, _command)
     add_storage_commands(commands)

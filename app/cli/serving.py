@@ -23,7 +23,9 @@ from granian.log import LogLevels
 from app import database, logconfig
 from app.asgi import create_app
 from app.cli.common import CommandError, require_migrated, run_coroutine, start_logging
-from app.settings import Settings
+from app.runners.api import RunnerError
+from app.runners.sandbox_choice import choose_sandbox
+from app.settings import Runner, Settings
 from proxy.asgi import create_proxy
 
 GRACEFUL_SHUTDOWN_S = 10
@@ -51,6 +53,7 @@ class StartupFailed(CommandError):
 def dev(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     settings.check_part("api")  # the API's keys cover the proxy's
+    refuse_without_sandbox(settings)
     start_logging(settings)
 
     async def run() -> int:
@@ -70,9 +73,11 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     # Before any worker starts: on PostgreSQL a missing key is a configuration error (exit 2).
     settings.check_part(args.part)
-    start_logging(settings)
     if args.part == "proxy":
+        start_logging(settings)
         return _serve_proxy(settings, args)
+    refuse_without_sandbox(settings)
+    start_logging(settings)
     if args.workers > 1:
         # Refuse in the parent, once, rather than in every worker as it starts.
         run_coroutine(require_migrated(settings))
@@ -96,6 +101,17 @@ def serve(args: argparse.Namespace) -> int:
         return 0
 
     return run_coroutine(run(), server.config)  # see `dev` on why nothing follows
+
+
+def refuse_without_sandbox(settings: Settings) -> None:
+    """Before the API starts: local builds with no sandbox here stop it with one line saying why
+    and what to do, not with the app's failed startup (a traceback in the log). The app chooses
+    its sandbox again as it starts; with SCALEMESH_UNSAFE_LOCAL_BUILDS=1 that cannot fail."""
+    if settings.runner is Runner.LOCAL and not settings.unsafe_local_builds:
+        try:
+            choose_sandbox(settings)
+        except RunnerError as exc:
+            raise CommandError(str(exc)) from None
 
 
 def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:

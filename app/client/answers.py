@@ -26,6 +26,8 @@ class ProjectAnswer(msgspec.Struct):
     git_url: str
     env: list[str]
     """Names only."""
+    preview_ttl_days: int | None = None
+    """Days a preview may go without a push; None: the repository's `previews.ttlDays`."""
     production_pin: PinAnswer | None = None
     """Set after a rollback: production stays on that deployment until a promote or unpin."""
 

@@ -143,18 +143,6 @@ def pinned_line(slug: str, pin: PinAnswer) -> str:
     )
 
 
-def _project_create(args: argparse.Namespace) -> int:
-    body = {"name": args.name, "repo": args.repo, "production_branch": args.branch}
-    for field in ("root_directory", "install_command", "build_command", "output_directory"):
-        if getattr(args, field) is not None:
-            body[field] = getattr(args, field)
-    with session() as api:
-        project = api.answer(ProjectAnswer, "POST", "/project", body=body)
-    print(f"Created {project.slug}: production at {project.production_url}")
-    print(f"Deploy it with: scalemesh deploy {project.slug}", file=sys.stderr)
-    return 0
-
-
 def _deploy(args: argparse.Namespace) -> int:
     with session() as api:
         slug = args.project
@@ -301,21 +289,6 @@ def add_commands(
     login.set_defaults(handler=_login)
 
     command(commands, "projects", "List your projects.").set_defaults(handler=_projects)
-
-    project = command(commands, "project", "Manage a project.")
-    actions = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
-    create = command(actions, "create", "Create a project that builds a git repository.")
-    create.add_argument("name", help="the project's name; its URL name (slug) comes from it")
-    create.add_argument("--repo", required=True, help="GitHub owner/name, or a git URL")
-    create.add_argument("--branch", default="main", help="production branch (%(default)s)")
-    for option, dest, metavar, what in (
-        ("--root-dir", "root_directory", "DIR", "the app's directory inside the repository"),
-        ("--install-command", "install_command", "COMMAND", "default: auto-detected"),
-        ("--build-command", "build_command", "COMMAND", "default: auto-detected"),
-        ("--output-dir", "output_directory", "DIR", "where the build writes the site"),
-    ):
-        create.add_argument(option, dest=dest, metavar=metavar, help=what)
-    create.set_defaults(handler=_project_create)
 
     deploy = command(commands, "deploy", "Deploy a project and print its URL.")
     deploy.add_argument(

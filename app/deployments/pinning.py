@@ -11,6 +11,10 @@ all of them, unpins. Unpinning promotes the newest ready production deployment.
 Every change of the pin, and every publish of a production build, first locks the project's row
 (`publish.locked_pin`) in the transaction that moves the production alias: two replicas, or a
 promote racing a publish, take their turns, and the second sees what the first committed.
+
+A promote that is to be told to GitHub is recorded in that same transaction (a
+`PromotionReport` row), so it is never lost; the reporter tells GitHub and retries
+(`app.reporting.promotions`). The promote itself never waits on GitHub.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from app.aliases import AliasAnnouncer
 from app.database import AnyEngine, write_transaction
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.publish import locked_pin, point_alias
-from app.tables import Alias, Deployment, Project
+from app.tables import Alias, Deployment, Project, PromotionReport
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +54,14 @@ async def promote(
     deployment_id: str | None,
     *,
     by: int | None = None,
+    report: bool = False,
 ) -> Promotion | None:
     """Point production at a ready deployment, pinning it there when it is a rollback.
 
     `deployment_id` None unpins: production goes to the newest ready production deployment,
     chosen under the lock so a build going ready meanwhile cannot pin it again. None when there
     is nowhere to go (the pin is cleared all the same) or another project owns the production
-    hostname (nothing changed).
+    hostname (nothing changed). `report`: record the move for GitHub (module docstring).
     """
     label = hostnames.production_label(slug)
     async with write_transaction(engine):
@@ -74,14 +79,24 @@ async def promote(
             )
             return None
         await _set_pin(project_id, target if pinned else None, by)
+        promotion = Promotion(
+            project_id=project_id,
+            deployment_id=target,
+            replaced_id=None if replaced == target else replaced,
+            pinned=pinned,
+        )
+        if report:
+            await PromotionReport.insert(
+                PromotionReport(
+                    project=project_id,
+                    deployment=target,
+                    replaced=promotion.replaced_id,
+                    pinned=pinned,
+                )
+            )
     await announce([label])
     log.info("deployment promoted", extra={"deployment_id": target, "pinned": pinned})
-    return Promotion(
-        project_id=project_id,
-        deployment_id=target,
-        replaced_id=None if replaced == target else replaced,
-        pinned=pinned,
-    )
+    return promotion
 
 
 async def _set_pin(project_id: int, deployment_id: str | None, by: int | None) -> None:

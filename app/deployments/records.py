@@ -8,6 +8,7 @@ from typing import Any
 
 from app.deployments.lifecycle import DeploymentState, Target
 from app.errors import ErrorCode
+from app.projects.records import generation
 from app.tables import Deployment
 
 
@@ -31,6 +32,8 @@ class BuildSource:
     output_directory: str | None
     production_branch: str
     clear_cache: bool
+    project_created: datetime
+    """When the project was made: its build caches are kept under it (`cache_generation`)."""
 
     COLUMNS = (
         Deployment.project,
@@ -48,6 +51,7 @@ class BuildSource:
         Deployment.project.output_directory,
         Deployment.project.production_branch,
         Deployment.clear_cache,
+        Deployment.project.created_at,
     )
 
     @classmethod
@@ -72,7 +76,13 @@ class BuildSource:
             output_directory=row["project.output_directory"],
             production_branch=str(row["project.production_branch"]),
             clear_cache=bool(row["clear_cache"]),
+            project_created=row["project.created_at"],
         )
+
+    @property
+    def cache_generation(self) -> str:
+        """The project's life its build caches belong to (`app.projects.records.generation`)."""
+        return generation(self.project_created)
 
 
 @dataclass(frozen=True, slots=True)

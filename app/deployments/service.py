@@ -9,7 +9,6 @@ deployment the user may not see answers as a missing one does. Inputs are typed 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 from app.aliases import AliasAnnouncer
 from app.database import AnyEngine
@@ -45,10 +44,7 @@ class DeploymentService:
         storage: Storage,
         access: Access,
         github: GitHubApi | None = None,
-        on_promoted: Callable[[pinning.Promotion], Awaitable[object]] | None = None,
     ) -> None:
-        self.on_promoted = on_promoted
-        """Told of each promote (GitHub's Deployment statuses, `app.reporting.promotions`)."""
         self.access = access
         self.github = github
         self.engine = engine
@@ -185,10 +181,14 @@ class DeploymentService:
                 ErrorCode.NOT_PROMOTABLE,
                 f"Only a ready deployment can be promoted; this one is {shown.state}.",
             )
-        await self._promoted(
-            await pinning.promote(
-                self.engine, self.announce, shown.slug, shown.project_id, shown.id, by=user_id
-            )
+        await pinning.promote(
+            self.engine,
+            self.announce,
+            shown.slug,
+            shown.project_id,
+            shown.id,
+            by=user_id,
+            report=self._reported,
         )
         return await self.get(user_id, deployment_id)
 
@@ -196,13 +196,16 @@ class DeploymentService:
         """Let production follow pushes again: serve the newest ready production deployment
         (None when there is none yet); needs push."""
         project = await self.access.project_for(user_id, slug, Role.PUSH)
-        moved = await pinning.promote(self.engine, self.announce, project.slug, project.id, None)
-        await self._promoted(moved)
+        moved = await pinning.promote(
+            self.engine, self.announce, project.slug, project.id, None, report=self._reported
+        )
         return None if moved is None else await self.get(user_id, moved.deployment_id)
 
-    async def _promoted(self, promotion: pinning.Promotion | None) -> None:
-        if promotion is not None and self.on_promoted is not None:
-            await self.on_promoted(promotion)
+    @property
+    def _reported(self) -> bool:
+        """Promotes are recorded for GitHub (`app.reporting.promotions`) while it is configured:
+        its reporter tells it. Without GitHub, nothing would ever take the records."""
+        return self.github is not None
 
     async def diff(self, user_id: int, deployment_id: str) -> ProductionDiff:
         """What the deployment changed against production (`app.deployments.diffs`)."""

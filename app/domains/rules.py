@@ -164,16 +164,21 @@ def check_branch(raw: str | None) -> str | None:
     return branch
 
 
-def _message(project_id: int, name: str) -> bytes:
-    return _TOKEN_PURPOSE + f"{project_id}\x00{name}".encode()
+def _message(project_id: int, generation: str, name: str) -> bytes:
+    # With the project's generation (`app.projects.records.generation`): SQLite gives a deleted
+    # project's id to the next project made, and the TXT record the deleted one's owner left in
+    # DNS must not prove that one's claim.
+    return _TOKEN_PURPOSE + f"{project_id}\x00{generation}\x00{name}".encode()
 
 
-def challenge_token(keys: KeyRing, project_id: int, name: str) -> str:
-    """What `_scalemesh-challenge.<name>` must hold for `project_id` to own `name`."""
-    return keys.primary.mac(_message(project_id, name))[:TOKEN_LENGTH]
+def challenge_token(keys: KeyRing, project_id: int, name: str, *, generation: str) -> str:
+    """What `_scalemesh-challenge.<name>` must hold for `project_id` (in its `generation`) to
+    own `name`."""
+    return keys.primary.mac(_message(project_id, generation, name))[:TOKEN_LENGTH]
 
 
-def proof_tokens(keys: KeyRing, project_id: int, name: str) -> frozenset[str]:
-    """Every token that proves `project_id` owns `name`: one per key of the ring, so a token
-    handed out before a key rotation still proves it."""
-    return frozenset(mac[:TOKEN_LENGTH] for mac in keys.macs(_message(project_id, name)))
+def proof_tokens(keys: KeyRing, project_id: int, name: str, *, generation: str) -> frozenset[str]:
+    """Every token that proves `project_id` (in its `generation`) owns `name`: one per key of
+    the ring, so a token handed out before a key rotation still proves it."""
+    message = _message(project_id, generation, name)
+    return frozenset(mac[:TOKEN_LENGTH] for mac in keys.macs(message))

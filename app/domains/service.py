@@ -199,14 +199,21 @@ class DomainService:
             "project": project.id,
             "redirect_to": redirect,
             "git_branch": branch,
-            "token": rules.challenge_token(keys, project.id, name.name),
+            "token": rules.challenge_token(
+                keys, project.id, name.name, generation=project.generation
+            ),
             "next_check_at": now,  # the next reconcile pass looks
             "created_at": now,
             "updated_at": now,
         }
 
     def _taken(self, project: ProjectRecord, name: DomainName) -> UserError:
-        token = rules.challenge_token(self.settings.require_secret_keys(), project.id, name.name)
+        token = rules.challenge_token(
+            self.settings.require_secret_keys(),
+            project.id,
+            name.name,
+            generation=project.generation,
+        )
         return UserError(
             ErrorCode.DOMAIN_TAKEN,
             f"{name.name} is a domain of another project. If it is yours, prove it: add a TXT "
@@ -223,8 +230,8 @@ class DomainService:
     ) -> DomainView:
         """The name is another project's: take it if DNS proves it is the claimant's."""
         keys = self.settings.require_secret_keys()
-        proofs = rules.proof_tokens(keys, project.id, name.name)
-        token = rules.challenge_token(keys, project.id, name.name)
+        proofs = rules.proof_tokens(keys, project.id, name.name, generation=project.generation)
+        token = rules.challenge_token(keys, project.id, name.name, generation=project.generation)
         owned, _ = await check_ownership(self.lookup, name.challenge, token, proofs)
         if not owned:
             raise self._taken(project, name)

@@ -21,6 +21,7 @@ from app.projects.service import (
 )
 from app.users.http import provide_user
 from app.users.records import CurrentUser
+from builder.siteconfig.scalemesh import MAX_TTL_DAYS
 
 # Patterns are documented in the OpenAPI schema only; the service's checks explain a mismatch
 # better.
@@ -47,7 +48,7 @@ Directory = Annotated[str, msgspec.Meta(max_length=255)]
 Command = Annotated[str, msgspec.Meta(max_length=1000)]
 EnvName = Annotated[str, msgspec.Meta(max_length=255)]
 EnvValue = Annotated[str, msgspec.Meta(max_length=envvars.MAX_VALUE)]
-TtlDays = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+TtlDays = Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_DAYS)]
 """A preview idle (no push) this many days is torn down; the same bounds as `previews.ttlDays`."""
 
 

@@ -1,4 +1,5 @@
-"""What a project may be: its name and slug, where its code lives, its branch, paths and commands.
+"""What a project may be: its name and slug, where its code lives, its branch, paths and commands,
+its previews' time to live.
 
 Each check takes the raw value a user gave and returns it cleaned, or raises `UserError` with a
 code naming the field's problem, so the API and the dashboard's form explain it the same way.
@@ -18,6 +19,7 @@ from app.errors import ErrorCode, UserError
 from app.installations.service import github_web_url
 from app.refs import is_ref_name
 from app.settings import Runner, Settings
+from builder.siteconfig.scalemesh import MAX_TTL_DAYS
 
 MAX_SLUG = 48
 
@@ -206,3 +208,27 @@ def check_command(field: str, raw: str | None) -> str | None:
             ErrorCode.INVALID_COMMAND, f"{field} cannot be split into arguments: {exc}."
         ) from None
     return value
+
+
+TTL_REFUSAL = (
+    f"The preview time to live must be a whole number of days from 1 to {MAX_TTL_DAYS}; "
+    "leave it empty to follow the repository's previews.ttlDays."
+)
+
+
+def check_preview_ttl_days(value: int | None) -> int | None:
+    """Days a preview may go without a push before it is torn down; the bounds of
+    `previews.ttlDays`. None: the repository's `previews.ttlDays`, else never."""
+    if value is not None and not 1 <= value <= MAX_TTL_DAYS:
+        raise UserError(ErrorCode.INVALID_TTL, TTL_REFUSAL)
+    return value
+
+
+def parse_preview_ttl_days(raw: str) -> int | None:
+    """`check_preview_ttl_days` of a form's text: empty is None."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9]{1,6}", text):
+        raise UserError(ErrorCode.INVALID_TTL, TTL_REFUSAL)
+    return check_preview_ttl_days(int(text))

@@ -27,6 +27,7 @@ from app.projects.envvars import Sealer
 from app.projects.linking import bound_id, check_source_allowed, link_id
 from app.projects.pins import ProductionPin, read_pin
 from app.projects.records import ProjectRecord
+from app.projects.removal import delete_build_caches, delete_deployments
 from app.projects.rules import (
     MAX_SLUG,
     RESERVED_SLUGS,
@@ -34,13 +35,14 @@ from app.projects.rules import (
     check_branch,
     check_command,
     check_name,
+    check_preview_ttl_days,
     check_relative_dir,
     parse_repo,
 )
 from app.projects.scopes import DEFAULT_SCOPES, Scope
 from app.settings import Settings
 from app.storage import Storage, StorageError
-from app.tables import Alias, Deployment, Domain, Project
+from app.tables import Alias, Domain, Project
 from builder.spec import project_prefix
 
 log = logging.getLogger(__name__)
@@ -188,7 +190,7 @@ class ProjectService:
             "build_command": check_command("build_command", new.build_command),
             "output_directory": check_relative_dir("output_directory", new.output_directory),
             "allow_fork_builds": new.allow_fork_builds,
-            "preview_ttl_days": new.preview_ttl_days,
+            "preview_ttl_days": check_preview_ttl_days(new.preview_ttl_days),
             "protection": new.protection or await _default_protection(source.github_repository),
         }
         envvars.check_changes(new.env)
@@ -258,7 +260,7 @@ class ProjectService:
         if not isinstance(changes.protection, Keep):
             values[Project.protection] = changes.protection
         if not isinstance(changes.preview_ttl_days, Keep):
-            values[Project.preview_ttl_days] = changes.preview_ttl_days
+            values[Project.preview_ttl_days] = check_preview_ttl_days(changes.preview_ttl_days)
         envvars.check_changes(changes.env)
         values[Project.updated_at] = datetime.now(UTC)
         async with write_transaction(self.engine):
@@ -300,13 +302,15 @@ class ProjectService:
         return await self._reread(actor.id, project.id)
 
     async def delete(self, user_id: int, slug: str) -> None:
-        """Delete the project, its deployments, aliases and domains; tell the proxies once it is
-        done; then delete its deployments' files and build logs from storage.
+        """Delete the project's build caches first (refused while storage cannot), then the
+        project, its deployments, aliases and domains; tell the proxies once it is done; then
+        delete its deployments' files and build logs from storage.
 
         Proxies listening on Redis do not poll, so they drop the hostnames only when told; told
         before the delete commits, they would read the rows again.
         """
         project = await self.access.project_for(user_id, slug, Role.ADMIN)
+        await delete_build_caches(self.storage, project.id)
         hostnames: list[str] = await (
             Alias.select(Alias.hostname).where(Alias.project == project.id).output(as_list=True)
         )
@@ -369,23 +373,5 @@ class ProjectService:
         return GitHubStatus(installed=found is not None, install_url=url)
 
 
-DELETE_BATCH = 1000
-"""Deployment rows deleted per statement when a project goes: no giant transaction."""
 INLINE_FILE_DELETES = 200
 """A project with more deployments than this leaves its files to the storage sweeper."""
-
-
-async def delete_deployments(project_id: int) -> list[Any]:
-    """Delete a project's deployments (and their aliases), `DELETE_BATCH` rows a statement;
-    return their ids."""
-    ids: list[Any] = await (
-        Deployment.select(Deployment._meta.primary_key)
-        .where(Deployment.project == project_id)
-        .output(as_list=True)
-    )
-    await Alias.delete().where(Alias.project == project_id)
-    for start in range(0, len(ids), DELETE_BATCH):
-        await Deployment.delete().where(
-            Deployment._meta.primary_key.is_in(ids[start : start + DELETE_BATCH])
-        )
-    return ids

@@ -8,11 +8,14 @@ the installation covering that id; the others are settled `unreported`.
 A failure is kept on the deployment's row (`report_error`, `report_error_status`) for the API and
 the dashboard to show. A transient one (network, 5xx, rate limit) is retried from
 `report_next_at`, 2 s later, then twice as long each time up to 5 minutes, or after the wait
-GitHub asked for if that is longer. A permanent one (GitHub refused the request itself: a 4xx
-such as 422) is recorded in `report_failed_at` and not retried; the next change of the
-deployment is a new report and is tried again. Each pass takes the due reports with the fewest
-failures first, so reports that keep failing never hold back the others. Reporting never blocks
-or fails a build, and a GitHub outage heals by itself.
+GitHub asked for if that is longer (`app.reporting.retries`). A permanent one (GitHub refused
+the request itself: a 4xx such as 422) is recorded in `report_failed_at` and not retried; the
+next change of the deployment is a new report and is tried again. Each pass takes the due
+reports with the fewest failures first, so reports that keep failing never hold back the others.
+Reporting never blocks or fails a build, and a GitHub outage heals by itself.
+
+The same pass then tells GitHub of recorded promotes and rollbacks, retried the same way
+(`app.reporting.promotions`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from app.deployments.diffs import ProductionDiffs
 from app.deployments.lifecycle import DeploymentState, Target
 from app.deployments.views import DeploymentView, DeploymentViews
 from app.github.api import GitHubApi, GitHubError
-from app.github.waits import retry_delay
 from app.installations.service import Covered, covered_id
 from app.reporting.comment import CommentBusy, PullRequestComments
 from app.reporting.environments import environment_url
@@ -40,7 +42,8 @@ from app.reporting.phases import (
     to_github_deployment_state,
     to_github_state,
 )
-from app.reporting.promotions import held_back
+from app.reporting.promotions import PromotionReports, held_back
+from app.reporting.retries import CLAIM_TTL, Failure
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import Deployment
@@ -48,15 +51,9 @@ from app.tables import Deployment
 log = logging.getLogger(__name__)
 
 BATCH = 50
-CLAIM_TTL = 120.0
-"""A claim older than this was left by a replica that died mid-report, and may be taken over."""
-FIRST_RETRY = 2.0
-MAX_RETRY = 300.0
-ERROR_LENGTH = 500
 _NOTHING_TO_VISIT = (DeploymentState.CANCELLED, DeploymentState.SKIPPED)
 """No GitHub Deployment is made for these when GitHub first hears of them already so; one
 made earlier becomes `inactive`."""
-"""Characters of a failure's text kept on the row."""
 
 
 def _utcnow() -> datetime:
@@ -82,6 +79,7 @@ class Reporter:
         self.views = DeploymentViews(settings)
         diffs = None if storage is None else ProductionDiffs(storage)  # the comment's diffs
         self.comments = PullRequestComments(github, self.views, diffs)
+        self.promotions = PromotionReports(settings, github)
 
     async def run(self) -> None:
         while True:
@@ -93,7 +91,11 @@ class Reporter:
             await asyncio.sleep(self.settings.reconcile_interval)
 
     async def tick(self) -> int:
-        """One pass; returns how many deployments GitHub was told about."""
+        """One pass; returns how many deployments and promotes GitHub was told about."""
+        told = await self._report_deployments()
+        return told + await self.promotions.tick(self.clock())
+
+    async def _report_deployments(self) -> int:
         due, failures = await self._due()
         told = 0
         for view in due:
@@ -194,21 +196,21 @@ class Reporter:
     ) -> None:
         """Record a failed report: retried later if it may pass, never if GitHub refused it."""
         now = self.clock()
-        github = exc if isinstance(exc, GitHubError) else None
+        failure = Failure.of(exc, failures, now)
         changes: dict[Any, Any] = {
             Deployment.report_claim: None,
             Deployment.report_claimed_until: None,
             Deployment.report_attempts: failures,
-            Deployment.report_error: (str(exc) or type(exc).__name__)[:ERROR_LENGTH],
-            Deployment.report_error_status: None if github is None else github.status,
+            Deployment.report_error: failure.error,
+            Deployment.report_error_status: failure.status,
+            Deployment.report_failed_at: failure.failed_at,
+            Deployment.report_next_at: failure.next_at,
         }
         context = {"deployment_id": view.id, "project": view.slug, "error": str(exc)}
-        if github is not None and github.permanent:
-            changes[Deployment.report_failed_at] = now
+        if failure.next_at is None:
             log.warning("github refused the report; not retried", extra=context)
         else:
-            delay = retry_delay(failures, FIRST_RETRY, MAX_RETRY, exc)
-            changes[Deployment.report_next_at] = now + timedelta(seconds=delay)
+            delay = (failure.next_at - now).total_seconds()
             log.warning("github report failed; will retry", extra=context | {"retry_in": delay})
         await Deployment.update(changes).where(
             (Deployment._meta.primary_key == view.id) & (Deployment.report_claim == claim)

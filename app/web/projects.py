@@ -98,9 +98,9 @@ class Dashboard:
         bypass_secret: str | None = None,
         domain_values: Mapping[str, str] | None = None,
     ) -> Response[str]:
-        """The project page; with what `form` (`deploy`, `env`, `protection` or `domains`) was
-        refused for, if it was, and the domain form as sent; with a new bypass secret, shown
-        this once."""
+        """The project page; with what `form` (`deploy`, `env`, `protection`, `previews` or
+        `domains`) was refused for, if it was, and the domain form as sent; with a new bypass
+        secret, shown this once."""
         try:
             details = await self.projects.get(user.id, slug)
         except UserError as exc:
@@ -131,6 +131,7 @@ class Dashboard:
             env_error=refused.detail if refused and form == "env" else None,
             env_name=env_name,
             protection_error=refused.detail if refused and form == "protection" else None,
+            previews_error=refused.detail if refused and form == "previews" else None,
             protections=[level.value for level in Protection],
             bypass_secret=bypass_secret,
             domains=await self.domains.list_for(user.id, slug),

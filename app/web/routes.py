@@ -6,7 +6,7 @@ from litestar import Router
 from litestar.static_files import create_static_files_router
 
 from app.http.csrf import FORM_ROUTES
-from app.web import accounts, deliveries, deployments, domains, projects
+from app.web import accounts, deliveries, deployments, domains, preview_ttl, projects
 from app.web.pages import APP_DIR, UI, Answered, answered
 
 ROUTES = [
@@ -19,6 +19,7 @@ ROUTES = [
             *accounts.ROUTES,
             *projects.ROUTES,
             *domains.ROUTES,
+            *preview_ttl.ROUTES,
             *deployments.ROUTES,
             *deliveries.ROUTES,
         ],

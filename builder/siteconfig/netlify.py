@@ -14,6 +14,7 @@ from builder.siteconfig.records import SiteConfig
 from builder.siteconfig.rules import RuleSet, check_header_name, header_value
 from builder.siteconfig.scalemesh import relative_path, variables
 from builder.siterules import MAX_RULES
+from builder.siterules.files import NOT_FOUND, REDIRECT_STATUSES, REWRITE
 
 NAME = "netlify.toml"
 SETTINGS = ("base", "publish", "command", "ignore", "environment")
@@ -27,7 +28,8 @@ UNSUPPORTED = {
     "processing": "(post processing) is not done; files are served as built",
     "images": "(image CDN) is not supported; images are served as they are",
 }
-REDIRECT_STATUSES = (200, 301, 302, 303, 307, 308, 404, 410, 451)
+STATUSES = tuple(sorted(REDIRECT_STATUSES | {REWRITE, NOT_FOUND}))
+"""A `[[redirects]]` status: what the proxy serves for Netlify's rules (`builder.siterules`)."""
 _CAPTURE = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
 _TABLE = re.compile(r"^\s*(\[\[?)([^\]]+)\]\]?\s*(?:#.*)?$")
 _KEY = re.compile(
@@ -149,8 +151,8 @@ def _redirect(item: Node, warnings: list[str]) -> dict[str, Any] | None:
         )
         return None
     status = fields["status"].integer() if "status" in fields else 301
-    if status not in REDIRECT_STATUSES:
-        fields["status"].fail("must be one of " + ", ".join(map(str, REDIRECT_STATUSES)))
+    if status not in STATUSES:
+        fields["status"].fail("must be one of " + ", ".join(map(str, STATUSES)))
     destination = fields["to"].text()
     if status == 200 and destination.startswith(("http://", "https://")):
         warnings.append(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from builder.detect import NODE_FRAMEWORKS
+from builder.errors import BuildError
+from builder.generators import framework_name
 from builder.siteconfig.nodes import Node
 from builder.siteconfig.records import SiteConfig
 from builder.siteconfig.rules import vercel_rules
@@ -39,20 +42,6 @@ UNSUPPORTED = {
     "devCommand": "is for `vercel dev` only; not used",
 }
 MIDDLEWARE = ("middleware.js", "middleware.ts", "middleware.mjs", "middleware.cjs")
-FRAMEWORKS = {
-    # Vercel's framework slugs → the names detection uses; the rest are left to detection.
-    "nextjs": "next",
-    "astro": "astro",
-    "sveltekit": "sveltekit",
-    "sveltekit-1": "sveltekit",
-    "docusaurus": "docusaurus",
-    "docusaurus-2": "docusaurus",
-    "create-react-app": "create-react-app",
-    "eleventy": "eleventy",
-    "vite": "vite",
-    "hugo": "hugo",
-    "other": "static",
-}
 
 
 def read(text: str, source: str, *, present: Callable[[str], bool]) -> SiteConfig:
@@ -101,7 +90,9 @@ def _framework(node: Node | None, warnings: list[str]) -> str | None:
     slug = None if node is None else node.optional_text(most=64)
     if slug is None or node is None:
         return None
-    if slug not in FRAMEWORKS:
+    try:
+        # Vercel's slugs are ours, or aliases of ours (nextjs, docusaurus-2, other, ...).
+        return framework_name(slug, NODE_FRAMEWORKS)
+    except BuildError:
         warnings.append(node.warning("is not one Scale Mesh builds by name; detection decides"))
         return None
-    return FRAMEWORKS[slug]

@@ -6,7 +6,8 @@ builder fails the build with it, the proxy serves the site without the rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -59,13 +60,13 @@ class Rule:
     headers: tuple[tuple[str, str], ...] = ()
     has: tuple[Condition, ...] = ()
     missing: tuple[Condition, ...] = ()
+    carried: tuple[str, ...] = ()
+    """A rewrite's source parameters that go along as its query: its destination uses none."""
 
-    def captures(self, request: RequestView) -> dict[str, str] | None:
-        if len(request.path) > MAX_MATCHED:
-            return None
-        values = self.pattern.match(request.path)
-        if values is None:
-            return None
+    def captures(self, found: re.Match[str], request: RequestView) -> dict[str, str] | None:
+        """What the rule captured of a path its pattern matched (`found`), or None: a `has` or
+        `missing` condition refuses `request`."""
+        values = self.pattern.captures(found)
         extra = holds(request, self.has, self.missing)
         return None if extra is None else {**values, **extra}
 
@@ -93,15 +94,12 @@ class CompiledRules:
     redirects: tuple[Rule, ...] = ()
     rewrites: tuple[Rule, ...] = ()
     headers: tuple[Rule, ...] = ()
-
-    @property
-    def reads_headers(self) -> bool:
-        """Some rule looks at a request header or cookie: answers differ by more than the URL."""
-        return any(
-            condition.kind in READS_HEADERS
-            for rule in (*self.redirects, *self.rewrites, *self.headers)
-            for condition in (*rule.has, *rule.missing)
-        )
+    forced: tuple[Rule, ...] = ()
+    """The redirects with `force`: the only ones that count when a file answers the path (so a
+    site's files, most requests, are not checked against every redirect)."""
+    reads_headers: bool = False
+    """Some rule looks at a request header or cookie: answers differ by more than the URL
+    (found once by `compile_rules`; the proxy asks on every request)."""
 
     def match_redirect(self, request: RequestView, *, file_exists: bool = False) -> Matched | None:
         """The first redirect rule for `request`.
@@ -109,12 +107,8 @@ class CompiledRules:
         Netlify's shadowing: when a file answers the path, only forced rules count (Vercel's
         redirects come before the filesystem: its caller passes `file_exists=False`).
         """
-        for rule in self.redirects:
-            if file_exists and not rule.force:
-                continue
-            values = rule.captures(request)
-            if values is not None:
-                return Matched(rule.status, self._fill(rule.destination, values), rule.force)
+        for rule, values in _matching(self.forced if file_exists else self.redirects, request):
+            return Matched(rule.status, self._fill(rule.destination, values), rule.force)
         return None
 
     def match_rewrite(self, request: RequestView) -> str | None:
@@ -123,14 +117,10 @@ class CompiledRules:
         As Vercel does, when the destination uses none of the source's parameters they go
         along as its query (`/old/:slug` → `/new` serves `/new?slug=...`).
         """
-        for rule in self.rewrites:
-            values = rule.captures(request)
-            if values is None:
-                continue
+        for rule, values in _matching(self.rewrites, request):
             target = substitute(rule.destination, values)
-            named = [name for name in rule.pattern.names if name]
-            if named and not parameters(rule.destination) & set(named):
-                query = "&".join(f"{name}={quote(values[name], safe='')}" for name in named)
+            if rule.carried:
+                query = "&".join(f"{name}={quote(values[name], safe='')}" for name in rule.carried)
                 target += ("&" if "?" in target else "?") + query
             return target
         return None
@@ -139,10 +129,7 @@ class CompiledRules:
         """The headers of every rule matching `request`: Vercel's later rules override a name,
         Netlify's repeats are comma-joined."""
         combined: dict[str, tuple[str, list[str]]] = {}
-        for rule in self.headers:
-            values = rule.captures(request)
-            if values is None:
-                continue
+        for rule, values in _matching(self.headers, request):
             for name, value in rule.headers:
                 if self.semantics == VERCEL:
                     combined[name.lower()] = (name, [substitute(value, values)])
@@ -157,6 +144,25 @@ class CompiledRules:
         target = filler(destination, values)
         # A capture of `//evil.example` must not turn a local path into another site's.
         return "/" + target.lstrip("/") if target.startswith("/") else target
+
+
+def _matching(
+    rules: tuple[Rule, ...], request: RequestView
+) -> Iterator[tuple[Rule, dict[str, str]]]:
+    """Each of `rules` that answers `request`, in order, with what it captured.
+
+    The path's length is checked once, and a rule whose pattern does not match costs one regex
+    call and nothing else: a site may have thousands of rules, asked on every request.
+    """
+    path = request.path
+    if len(path) > MAX_MATCHED:
+        return
+    for rule in rules:
+        found = rule.pattern.regex.fullmatch(path)
+        if found is not None:
+            values = rule.captures(found, request)
+            if values is not None:
+                yield rule, values
 
 
 def compile_rules(raw: Mapping[str, Any]) -> CompiledRules:
@@ -184,19 +190,28 @@ def compile_rules(raw: Mapping[str, Any]) -> CompiledRules:
                 kind, None, f"has {len(items):,} rules; at most {MAX_RULES:,} are allowed"
             )
         lists[kind] = items
+    redirects = tuple(
+        _redirect(item, index, str(semantics)) for index, item in enumerate(lists["redirects"])
+    )
+    rewrites = tuple(
+        _rewrite(item, index, str(semantics)) for index, item in enumerate(lists["rewrites"])
+    )
+    headers = tuple(
+        _headers(item, index, str(semantics)) for index, item in enumerate(lists["headers"])
+    )
     compiled = CompiledRules(
         semantics=str(semantics),
         source=str(raw.get("source") or ""),
         clean_urls=clean_urls,
         trailing_slash=trailing_slash,
-        redirects=tuple(
-            _redirect(item, index, str(semantics)) for index, item in enumerate(lists["redirects"])
-        ),
-        rewrites=tuple(
-            _rewrite(item, index, str(semantics)) for index, item in enumerate(lists["rewrites"])
-        ),
-        headers=tuple(
-            _headers(item, index, str(semantics)) for index, item in enumerate(lists["headers"])
+        redirects=redirects,
+        rewrites=rewrites,
+        headers=headers,
+        forced=tuple(rule for rule in redirects if rule.force),
+        reads_headers=any(
+            condition.kind in READS_HEADERS
+            for rule in (*redirects, *rewrites, *headers)
+            for condition in (*rule.has, *rule.missing)
         ),
     )
     costly = [
@@ -278,7 +293,12 @@ def _redirect(item: Any, index: int, semantics: str) -> Rule:
 
 def _rewrite(item: Any, index: int, semantics: str) -> Rule:
     base = _base("rewrites", index, item, semantics)
-    return Rule(destination=_destination("rewrites", index, item, external=False), **base)
+    destination = _destination("rewrites", index, item, external=False)
+    # As Vercel does: when the destination uses none of the source's parameters, they go along
+    # as its query. Found once here, not on every request the rule answers.
+    named = tuple(name for name in base["pattern"].names if name)
+    carried = () if parameters(destination) & set(named) else named
+    return Rule(destination=destination, carried=carried, **base)
 
 
 def _headers(item: Any, index: int, semantics: str) -> Rule:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,9 +20,10 @@ READS_HEADERS = frozenset({"header", "cookie"})
 """Condition types whose answer depends on more than the host, path and query."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RequestView:
-    """What a rule may look at in a request."""
+    """What a rule may look at in a request. Its cookies, query and hostname are parsed once,
+    when a condition first asks, however many rules ask after that."""
 
     path: str
     """Decoded, starting with `/`."""
@@ -35,15 +37,30 @@ class RequestView:
         if kind == "header":
             return self.headers.get(key.lower())
         if kind == "cookie":
-            # `name=value; name=value` (RFC 6265 §4.2), the first of a repeated name winning.
-            for pair in self.headers.get("cookie", "").split(";"):
-                name, equals, value = pair.strip().partition("=")
-                if equals and name == key:
-                    return value
-            return None
+            return self._cookies.get(key)
         if kind == "query":
-            pairs = parse_qsl(self.query, keep_blank_values=True)
-            return next((value for name, value in pairs if name == key), None)
+            return self._query_values.get(key)
+        return self._hostname
+
+    @cached_property
+    def _cookies(self) -> dict[str, str]:
+        # `name=value; name=value` (RFC 6265 §4.2), the first of a repeated name winning.
+        found: dict[str, str] = {}
+        for pair in self.headers.get("cookie", "").split(";"):
+            name, equals, value = pair.strip().partition("=")
+            if equals:
+                found.setdefault(name, value)
+        return found
+
+    @cached_property
+    def _query_values(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, value in parse_qsl(self.query, keep_blank_values=True):
+            found.setdefault(name, value)
+        return found
+
+    @cached_property
+    def _hostname(self) -> str:
         # The host, without a port: Vercel's `host` condition names a hostname.
         return self.host.partition(":")[0].lower()
 

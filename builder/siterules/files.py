@@ -51,6 +51,9 @@ class Rules:
     headers: tuple[HeaderRule, ...] = ()
     errors: tuple[str, ...] = ()
     """One line per skipped rule (`_redirects:3: ...`), for the deployment's log."""
+    forced: tuple[RedirectRule, ...] = ()
+    """The redirects with `!`: the only ones that count when a file answers the path (so a
+    site's files, most requests, are not checked against every redirect)."""
 
     @classmethod
     def parse(cls, redirects_text: str = "", headers_text: str = "") -> Rules:
@@ -68,16 +71,16 @@ class Rules:
         for name, rules in ((REDIRECTS_FILE, redirects), (HEADERS_FILE, headers)):
             if len(rules) > MAX_RULES:
                 errors.append(f"{name}: only the first {MAX_RULES:,} of {len(rules):,} rules count")
-        return cls(redirects[:MAX_RULES], headers[:MAX_RULES], tuple(errors))
+        redirects = redirects[:MAX_RULES]
+        forced = tuple(rule for rule in redirects if rule.force)
+        return cls(redirects, headers[:MAX_RULES], tuple(errors), forced)
 
     def match_redirect(self, path: str, *, file_exists: bool) -> tuple[RedirectRule, str] | None:
         """The first rule for `path` and its target with placeholders filled in.
 
         Netlify's shadowing: when a file answers the path, only forced (`!`) rules count.
         """
-        for rule in self.redirects:
-            if file_exists and not rule.force:
-                continue
+        for rule in self.forced if file_exists else self.redirects:
             found = rule.pattern.fullmatch(path)
             if found is not None:
                 return rule, fill(rule.target, found.groupdict(default=""))

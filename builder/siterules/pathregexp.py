@@ -42,8 +42,10 @@ class PathPattern:
     def match(self, path: str) -> dict[str, str] | None:
         """The captures for `path` by name and by `$n` (1-based), or None if it does not match."""
         found = self.regex.fullmatch(path)
-        if found is None:
-            return None
+        return None if found is None else self.captures(found)
+
+    def captures(self, found: re.Match[str]) -> dict[str, str]:
+        """What a match of `regex` captured, by name and by `$n` (1-based)."""
         values: dict[str, str] = {}
         for index, value in enumerate(found.groups(), 1):
             text = value or ""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.toolchains import semver
-from builder.toolchains.registry import MARKER, Registry
+from builder.toolchains.registry import Registry, installed
 
 _DECLARED = re.compile(r"bun@(?P<version>\d+\.\d+\.\d+)")
 _PACKAGES = {"x86_64": "linux-x64", "amd64": "linux-x64", "aarch64": "linux-aarch64"}
@@ -52,8 +52,8 @@ def install(
             "this builder has no toolchain cache to install bun into (SCALEMESH_BUILDER_TOOLCHAINS)"
         )
     place = f"bun/{version}-{package.removeprefix('@oven/bun-')}"
-    if version is not None and (cache / place / MARKER).is_file():
-        return version, cache / place / "bin"
+    if version is not None and (found := installed(cache, place)) is not None:
+        return version, found / "bin"
     document = registry.document(package)
     if version is None:
         tags = document.get("dist-tags")
@@ -64,5 +64,5 @@ def install(
         place = f"bun/{version}-{package.removeprefix('@oven/bun-')}"
     elif version not in document["versions"]:
         raise BuildError(f"bun {version} (packageManager in package.json) is not on the registry")
-    installed = registry.install(cache, place, registry.dist(document, version), "bin/bun")
-    return version, installed / "bin"
+    unpacked = registry.install(cache, place, registry.dist(document, version), "bin/bun")
+    return version, unpacked / "bin"

@@ -10,7 +10,6 @@ request; otherwise the newest matching release comes from the npm registry's `no
 from __future__ import annotations
 
 import json
-import os
 import platform
 import re
 import shutil
@@ -19,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder import repo_files
 from builder.errors import BuildError
 from builder.toolchains import semver
-from builder.toolchains.registry import MARKER, Registry
+from builder.toolchains.registry import Registry, installed
 
 CODENAMES = {
     "argon": 4,
@@ -44,7 +44,6 @@ MAX_FILE = 64 << 10
 MAX_PACKAGE = 4 << 20
 HOST_TIMEOUT = 30.0
 """Seconds `node --version` may take."""
-_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _ARCHES = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 _HOST_VERSION = re.compile(r"v(\d+\.\d+\.\d+)\s*$")
 
@@ -74,7 +73,7 @@ def requested(
         return Request(configured.strip(), f"{config_file or 'the config file'} nodeVersion")
     for directory in [root, *(parent for parent in root.parents if parent.is_relative_to(repo))]:
         for name in VERSION_FILES:
-            text = read_text(repo, directory / name, MAX_FILE)
+            text = repo_files.read_text(repo, directory / name, MAX_FILE)
             if text is None:
                 continue
             label = (directory / name).relative_to(repo).as_posix()
@@ -93,29 +92,11 @@ def requested(
 
 def package_field(repo: Path, directory: Path, name: str) -> object:
     """A top-level field of `directory`'s package.json; None when there is none."""
-    text = read_text(repo, directory / "package.json", MAX_PACKAGE)
+    text = repo_files.read_text(repo, directory / "package.json", MAX_PACKAGE)
     try:
         return json.loads(text).get(name) if text else None
     except (json.JSONDecodeError, AttributeError):
         return None  # detection has read it already, and said what is wrong with it
-
-
-def read_text(repo: Path, path: Path, limit: int) -> str | None:
-    """A small text file of the checkout, or None; a symlink out of the repository is refused."""
-    real = Path(os.path.realpath(path))
-    label = path.relative_to(repo).as_posix()
-    if not real.is_relative_to(repo):
-        raise BuildError(f"{label} is a symlink to outside the repository; it is not read")
-    if not real.is_file():
-        return None
-    with open(os.open(real, _READ), "rb") as stream:
-        data = stream.read(limit + 1)
-    if len(data) > limit:
-        raise BuildError(f"{label} is larger than {limit >> 10} kB")
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise BuildError(f"{label} is not UTF-8 text") from None
 
 
 def host_version(path: str) -> semver.Version | None:
@@ -215,13 +196,13 @@ def fetcher(
             )
         platform_name = name.removeprefix("node-")
         exact = semver.release(wanted.text) if wanted is not None else None
-        if exact is not None and (cache / _place(_text(exact), platform_name) / MARKER).is_file():
-            return _text(exact), cache / _place(_text(exact), platform_name) / "bin"
+        if exact is not None and (found := installed(cache, _place(_text(exact), platform_name))):
+            return _text(exact), found / "bin"
         document = registry.document(name)
         version = resolve(list(document["versions"]), wanted, lts, source)
         place = _place(version, platform_name)
-        installed = registry.install(cache, place, registry.dist(document, version), "bin/node")
-        return version, installed / "bin"
+        unpacked = registry.install(cache, place, registry.dist(document, version), "bin/node")
+        return version, unpacked / "bin"
 
     return fetch
 

@@ -111,7 +111,7 @@ class Registry:
 
         `program` (`bin/node`) must be in it. Returns the package's directory."""
         final = cache / place
-        if (final / MARKER).is_file():
+        if installed(cache, place) is not None:
             return final
         expected = _sha512(dist.integrity)
         data = self._get(dist.tarball, MAX_TARBALL)
@@ -134,11 +134,17 @@ class Registry:
             except OSError:
                 # Another build put it there first (or a broken copy is in the way): theirs wins
                 # if it is whole.
-                if not (final / MARKER).is_file():
+                if installed(cache, place) is None:
                     raise BuildError(f"could not put {place} into the toolchain cache") from None
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return final
+
+
+def installed(cache: Path, place: str) -> Path | None:
+    """The package at `cache/place` when it is there (renamed into place whole, marker and all)."""
+    final = cache / place
+    return final if (final / MARKER).is_file() else None
 
 
 def _sha512(integrity: str) -> bytes:

@@ -62,15 +62,9 @@ def prepare_toolchains(
     if choice.bin_dir is not None:
         path = f"{choice.bin_dir}:{path}"
     if plan.package_manager == "bun":
-        wanted = bun.declared(_package_manager(repo, plan))
+        wanted = bun.declared(plan.declared_manager)
         version, bin_dir = bun.install(registry, checked, wanted, bun.platform_package(machine))
         why = "packageManager in package.json" if wanted else "the newest"
         note(f"bun {version} ({why}), for {plan.lockfile or 'package.json'}")
         path = f"{bin_dir}:{path}"
     return path
-
-
-def _package_manager(repo: Path, plan: Plan) -> object:
-    """`packageManager` of the install directory's package.json, else the app's."""
-    declared = node.package_field(repo, plan.install_dir, "packageManager")
-    return declared or node.package_field(repo, plan.root, "packageManager")

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from app.reporting.comment import HOLD_TTL, MARKER, CommentBusy
-from app.reporting.reporter import FIRST_RETRY, Reporter
+from app.reporting.reporter import Reporter
+from app.reporting.retries import FIRST_RETRY
 from app.settings import Settings
 from app.tables import (
     PullRequestComment,

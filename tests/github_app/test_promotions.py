@@ -7,14 +7,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from app.deployments.pinning import Promotion
-from app.reporting.promotions import PromotionReports
-from app.settings import Settings
-from app.tables import Deployment, Project
+from app.tables import Deployment, Project, PromotionReport
 from tests.support.api import bearer
 from tests.support.github_app import App
 from tests.support.github_shapes import FakeDeployment
-from tests.support.webhooks import REPO, payload
+from tests.support.webhooks import payload
 
 PRODUCTION_URL = "http://web.localhost:8080"
 
@@ -44,8 +41,10 @@ def github_deployment(app: App, row: dict[str, Any]) -> FakeDeployment:
 
 
 def promote(app: App, token: str, row: dict[str, Any]) -> None:
+    """Promote through the API, then let the reporter tell GitHub."""
     response = app.client.post(f"/deployments/{row['id']}/promote", headers=bearer(token))
     assert response.status_code == 200, response.text
+    app.report()
 
 
 def test_a_rollback_and_a_promote_move_githubs_production(app: App, token: str) -> None:
@@ -86,6 +85,7 @@ def test_unpinning_is_told_as_a_promote(app: App, token: str) -> None:
     promote(app, token, first)
 
     response = app.client.delete("/projects/web/production-pin", headers=bearer(token))
+    app.report()
 
     assert response.status_code == 200
     assert github_deployment(app, second).statuses[-1]["state"] == "success"
@@ -142,11 +142,15 @@ def test_a_github_failure_does_not_undo_the_rollback(app: App, token: str) -> No
     assert str(pinned["production_pinned_to"]) == str(first["id"])
 
 
-def test_an_unbound_or_vanished_deployment_is_not_reported(
-    app: App, token: str, settings: Settings
-) -> None:
-    reports = PromotionReports(settings, app.services.github)
-    missing = Promotion(1, "00000000-0000-4000-8000-000000000009", None, pinned=False)
+def test_an_unbound_projects_promote_is_not_reported(app: App, token: str) -> None:
+    first = push(app, "a" * 40)
+    push(app, "b" * 40)
+    app.client.run(
+        lambda: Project.update({Project.github_repository_id: None}).where(Project.slug == "web")
+    )
+    before = len(app.github.calls)
 
-    assert app.client.run(lambda: reports.report(missing)) is False
-    assert app.github.calls_to("POST", f"/repos/{REPO}/deployments") == []
+    promote(app, token, first)
+
+    assert app.github.calls[before:] == []  # nobody to tell: the record is settled
+    assert app.client.run(PromotionReport.count) == 0

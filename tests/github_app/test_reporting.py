@@ -11,7 +11,8 @@ import pytest
 
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.transitions import move
-from app.reporting.reporter import CLAIM_TTL, Reporter
+from app.reporting.reporter import Reporter
+from app.reporting.retries import CLAIM_TTL
 from app.settings import Settings
 from tests.support.api import bearer, sign_up
 from tests.support.clock import FrozenClock

@@ -8,16 +8,7 @@ from typing import Any
 
 from app.database import AnyEngine
 from app.tables import Deployment
-from tests.support.migration_checks import (
-    MIGRATION_0012,
-    assert_rows_kept,
-    at_migration_before,
-    check_round_trip,
-    columns,
-    dump,
-    migrate_to,
-    run,
-)
+from tests.support.migration_checks import MIGRATION_0012, check_forward, check_round_trip, columns
 
 CONFIG = {
     "file": "scalemesh.json",
@@ -28,10 +19,7 @@ CONFIG = {
 
 
 def test_forward_adds_an_empty_config_to_every_deployment(engine: AnyEngine) -> None:
-    async def scenario() -> dict[str, Any]:
-        await at_migration_before(engine, MIGRATION_0012)
-        before = await dump(engine)
-        applied = await migrate_to(engine, MIGRATION_0012)
+    async def probe() -> dict[str, Any]:
         configs = await Deployment.select(Deployment.config).output(as_list=True)
         some = (await Deployment.select(Deployment.id).first())["id"]  # type: ignore[index]
         await Deployment.update({Deployment.config: json.dumps(CONFIG)}).where(
@@ -39,17 +27,13 @@ def test_forward_adds_an_empty_config_to_every_deployment(engine: AnyEngine) -> 
         )
         stored = await Deployment.select(Deployment.config).where(Deployment.id == some).first()
         return {
-            "before": before,
-            "after": await dump(engine),
-            "applied": applied,
             "configs": configs,
             "stored": stored,
             "columns": await columns(engine, "scalemesh_deployment"),
         }
 
-    seen = run(scenario)
+    seen = check_forward(engine, MIGRATION_0012, probe)
 
-    assert seen["applied"] == [MIGRATION_0012]
     assert seen["configs"]
     assert set(seen["configs"]) == {None}
     assert json.loads(seen["stored"]["config"]) == CONFIG
@@ -57,7 +41,6 @@ def test_forward_adds_an_empty_config_to_every_deployment(engine: AnyEngine) -> 
     kind, nullable, _ = seen["columns"]["config"]
     assert kind.lower() == "json"
     assert nullable
-    assert_rows_kept(seen["before"], seen["after"])
 
 
 def test_backward_restores_the_previous_schema_and_forward_runs_again(engine: AnyEngine) -> None:

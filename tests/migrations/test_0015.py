@@ -7,25 +7,13 @@ from typing import Any
 
 from app.database import AnyEngine
 from app.tables import Deployment
-from tests.support.migration_checks import (
-    MIGRATION_0015,
-    assert_rows_kept,
-    at_migration_before,
-    check_round_trip,
-    columns,
-    dump,
-    migrate_to,
-    run,
-)
+from tests.support.migration_checks import MIGRATION_0015, check_forward, check_round_trip, columns
 
 
 def test_forward_marks_every_existing_deployment_as_built_with_its_cache(
     engine: AnyEngine,
 ) -> None:
-    async def scenario() -> dict[str, Any]:
-        await at_migration_before(engine, MIGRATION_0015)
-        before = await dump(engine)
-        applied = await migrate_to(engine, MIGRATION_0015)
+    async def probe() -> dict[str, Any]:
         flags = await Deployment.select(Deployment.clear_cache).output(as_list=True)
         some = (await Deployment.select(Deployment.id).first())["id"]  # type: ignore[index]
         await Deployment.update({Deployment.clear_cache: True}).where(Deployment.id == some)
@@ -33,17 +21,13 @@ def test_forward_marks_every_existing_deployment_as_built_with_its_cache(
             await Deployment.select(Deployment.clear_cache).where(Deployment.id == some).first()
         )
         return {
-            "before": before,
-            "after": await dump(engine),
-            "applied": applied,
             "flags": flags,
             "stored": stored,
             "columns": await columns(engine, "scalemesh_deployment"),
         }
 
-    seen = run(scenario)
+    seen = check_forward(engine, MIGRATION_0015, probe)
 
-    assert seen["applied"] == [MIGRATION_0015]
     assert seen["flags"]
     assert set(seen["flags"]) == {False}
     assert seen["stored"]["clear_cache"] is True
@@ -51,7 +35,6 @@ def test_forward_marks_every_existing_deployment_as_built_with_its_cache(
     kind, nullable, _ = seen["columns"]["clear_cache"]
     assert kind.lower() == "boolean"
     assert not nullable
-    assert_rows_kept(seen["before"], seen["after"])
 
 
 def test_backward_restores_the_previous_schema_and_forward_runs_again(engine: AnyEngine) -> None:

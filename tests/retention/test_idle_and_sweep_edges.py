@@ -1,5 +1,5 @@
 """Edges: a config without `ttlDays`; idle previews marked a batch at a time; keys the sweeper
-does not own; ids that are not UUIDs."""
+does not own; ids that are not UUIDs; a teardown beside look-alike prefixes."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.logs.archive import archive_key
 from app.retention.idle import retire_idle, ttl_days
 from app.retention.sweeper import owner, sweep
+from app.retention.teardown import Doomed, prune
 from app.settings import Settings
 from app.storage.choice import storage_from_settings
 from app.tables import Deployment, Project
+from builder.spec import output_prefix
 from tests.support.lookup import World
 
 pytestmark = pytest.mark.anyio
@@ -86,3 +89,31 @@ async def test_a_run_over_keys_that_are_not_orphans_stops_after_its_pages(
     assert (found.examined, found.cursor) == (5, "__outputs/web/4/index.html")
     assert (rest.examined, rest.cursor) == (2, "")
     assert len(await storage.list("__outputs/")) == 7
+
+
+async def test_a_teardown_deletes_its_own_prefix_and_nothing_that_looks_like_it(
+    world: World, settings: Settings
+) -> None:
+    storage = storage_from_settings(settings.storage)
+    doomed, neighbour = await world.deployment(), await world.deployment()
+    project = world.project_id
+    own = [output_prefix(project, doomed) + "index.html", archive_key(doomed)]
+    kept = [
+        output_prefix(project, neighbour) + "index.html",
+        # Another project whose id starts with this one's, holding the same deployment id.
+        output_prefix(int(f"{project}1"), doomed) + "index.html",
+        f"__outputs/{project}/{doomed}-old/index.html",
+        f"__outputs/{project}{doomed}/index.html",
+        f"__cache/{project}/{doomed}.tar.zst",
+        archive_key(neighbour),
+    ]
+    for key in own + kept:
+        await storage.put(key, b"x")
+
+    async def announce(names: list[str]) -> None:
+        return None
+
+    pruned = await prune(storage, announce, [Doomed(doomed, project, "shop")], NOW)
+
+    assert pruned == 1
+    assert await storage.list("") == sorted(kept)

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from builder import pipeline
+from builder.buildlog import Log
 from builder.confine import Confine, Confinement, Unconfined, given
 from builder.logsink import Masker, StdoutSink
+from builder.pipeline import Build
 from builder.spec import BuildSpec
 from builder.upload import LocalStorage, Storage
 from tests.support.git import git
@@ -133,6 +135,23 @@ def run(
     finally:
         storage.close()
     return ok, sink
+
+
+def unconfined_build(
+    tmp_path: Path, spec: BuildSpec, sink: CapturingSink, *, path: str = PATH
+) -> Build:
+    """A `Build` of `spec` working in `tmp_path / "work"`, logging to `sink`, its commands
+    unconfined: for a test that runs its steps one by one."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    return Build(
+        spec,
+        Log(sink),
+        LocalStorage(tmp_path / "storage"),
+        path=path,
+        workdir=workdir,
+        confine=given(Unconfined(spec.limits)),
+    )
 
 
 def deployed(tmp_path: Path) -> Path:

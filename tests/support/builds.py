@@ -82,9 +82,15 @@ class ScriptedGrants:
     failures: int = 0
     granted: list[tuple[int, str, int]] | None = None
     cache_branches: list[str | None] | None = None
+    cache_generations: list[str] | None = None
 
     async def grant(
-        self, project_id: int, deployment_id: str, seconds: int, cache_branch: str | None = None
+        self,
+        project_id: int,
+        deployment_id: str,
+        seconds: int,
+        cache_branch: str | None = None,
+        cache_generation: str = "",
     ) -> StorageCredentials | None:
         from app.builds.grants import UploadGrantError
 
@@ -93,6 +99,7 @@ class ScriptedGrants:
             raise UploadGrantError("STS would not grant upload credentials: Throttling: slow")
         self.granted = [*(self.granted or []), (project_id, deployment_id, seconds)]
         self.cache_branches = [*(self.cache_branches or []), cache_branch]
+        self.cache_generations = [*(self.cache_generations or []), cache_generation]
         return CREDENTIALS
 
     async def aclose(self) -> None:

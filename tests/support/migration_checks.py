@@ -34,6 +34,7 @@ MIGRATION_0012 = "2026-12-03T06:00:00:000000"
 MIGRATION_0013 = "2026-12-03T07:00:00:000000"
 MIGRATION_0014 = "2026-12-03T08:00:00:000000"
 MIGRATION_0015 = "2026-12-03T09:00:00:000000"
+MIGRATION_0016 = "2026-12-03T10:00:00:000000"
 AFTER_0004 = [
     MIGRATION_0005,
     MIGRATION_0006,
@@ -46,6 +47,7 @@ AFTER_0004 = [
     MIGRATION_0013,
     MIGRATION_0014,
     MIGRATION_0015,
+    MIGRATION_0016,
 ]
 """The migrations that come after 0004, in order."""
 
@@ -330,6 +332,26 @@ def assert_rows_kept(before: Mapping[str, Mapping[str, Any]], after: Mapping[str
     for table, rows in before.items():
         for key, row in rows.items():
             assert {name: after[table][key][name] for name in row} == row
+
+
+def check_forward(
+    engine: AnyEngine, migration_id: str, probe: Callable[[], Awaitable[dict[str, Any]]]
+) -> dict[str, Any]:
+    """`migration_id` applied to the fixture's database at the one before it, then `probe` (its
+    reads and writes of what the migration added): what `probe` found. Checked here: that
+    migration alone ran, and every row there before is still there, each column unchanged."""
+
+    async def scenario() -> dict[str, Any]:
+        await at_migration_before(engine, migration_id)
+        before = await dump(engine)
+        applied = await migrate_to(engine, migration_id)
+        found = await probe()
+        return {"before": before, "applied": applied, "after": await dump(engine), **found}
+
+    seen = run(scenario)
+    assert seen["applied"] == [migration_id]
+    assert_rows_kept(seen["before"], seen["after"])
+    return seen
 
 
 def check_round_trip(

@@ -4,7 +4,6 @@ the GitHub fake, signed deliveries, and what GitHub and the API then say."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from tests.support.api import Client, bearer, sign_up
 from tests.support.binding import bind
 from tests.support.git import git, head
 from tests.support.github_fake import FakeGitHubApi
+from tests.support.waiting import wait_until
 from tests.support.webhooks import REPO, REPO_ID, payload, signature
 
 DEADLINE = 90.0
@@ -84,13 +84,12 @@ class PushedRepo:
 
     def told(self, sha: str, slug: str) -> dict[str, Any]:
         """The last commit status of `slug` for `sha`, once it is no longer pending."""
-        deadline = time.monotonic() + DEADLINE
-        while True:
+
+        def settled() -> dict[str, Any]:
             told = self.statuses(sha, slug)
-            if told and told[-1]["state"] != "pending":
-                return told[-1]
-            assert time.monotonic() < deadline, f"timed out waiting for {slug}'s status"
-            time.sleep(0.2)
+            return told[-1] if told and told[-1]["state"] != "pending" else {}
+
+        return wait_until(settled, within=DEADLINE, interval=0.2, what=f"{slug}'s status")
 
     def deployments(self, slug: str) -> list[dict[str, Any]]:
         response = self.client.get(f"/projects/{slug}/deployments", headers=bearer(self.user_token))
@@ -125,6 +124,16 @@ def pushed_repo(
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-qm", "first")
+    with on_the_app(make_settings, database_url, path) as found:
+        yield found
+
+
+@contextmanager
+def on_the_app(
+    make_settings: Callable[..., Settings], database_url: str, path: Path
+) -> Iterator[PushedRepo]:
+    """The repository at `path` (committed already) on the App: installed, a user signed up,
+    the API running its loops with real local builds."""
     with FakeGitHubApi() as github:
         settings = make_settings(
             SCALEMESH_DATABASE_URL=database_url,

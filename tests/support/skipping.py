@@ -7,14 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from builder import skipping
-from builder.buildlog import Log
-from builder.confine import Unconfined, given
 from builder.detect import Plan
 from builder.pipeline import Build
 from builder.siteconfig.records import SiteConfig
 from builder.spec import BuildSpec
-from builder.upload import LocalStorage
-from tests.support.builder import PATH, CapturingSink, make_repo, make_spec
+from tests.support.builder import PATH, CapturingSink, make_repo, make_spec, unconfined_build
 from tests.support.git import git
 
 
@@ -40,16 +37,7 @@ def prepared(
 ) -> tuple[Build, Plan, CapturingSink]:
     """A build cloned and detected, as the skip decision finds it."""
     sink = CapturingSink()
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    build = Build(
-        spec,
-        Log(sink),
-        LocalStorage(tmp_path / "storage"),
-        path=path,
-        workdir=workdir,
-        confine=given(Unconfined(spec.limits)),
-    )
+    build = unconfined_build(tmp_path, spec, sink, path=path)
     build.clone()
     plan = build.detect()
     # After detection, which reads the repository's own file (none here) into it.
