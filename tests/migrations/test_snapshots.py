@@ -9,8 +9,7 @@ from typing import Any
 from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
-    MIGRATION_0014,
-    MIGRATION_0015,
+    AFTER_0004,
     at_migration_before,
     dump,
     migrate_to,
@@ -37,17 +36,18 @@ def test_a_restored_database_is_the_one_build_and_the_migrations_leave(
     engine: AnyEngine, more_engines: Callable[[], AnyEngine]
 ) -> None:
     fresh, first = more_engines(), more_engines()
+    *_, next_to_last, last = AFTER_0004  # the longest way, through every migration but the last
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         await build(fresh)
-        await migrate_to(fresh, MIGRATION_0014)
+        await migrate_to(fresh, next_to_last)
         built = await _state(fresh)
-        await at_migration_before(first, MIGRATION_0015)  # keeps its snapshots, if none yet
-        await at_migration_before(engine, MIGRATION_0015)  # so this one is restored
+        await at_migration_before(first, last)  # keeps its snapshots, if none yet
+        await at_migration_before(engine, last)  # so this one is restored
         return built, await _state(engine)
 
     built, restored = run(scenario)
 
-    assert [row["name"] for row in restored["migrations"]][-1] == MIGRATION_0014
-    assert restored["pending"] == [MIGRATION_0015]
+    assert [row["name"] for row in restored["migrations"]][-1] == next_to_last
+    assert restored["pending"] == [last]
     assert restored == built
