@@ -91,14 +91,13 @@ class DeploymentService:
     async def redeploy_without_cache(self, user_id: int, deployment_id: str) -> DeploymentView:
         """Build the deployment's commit on its branch again, without restoring the build cache
         (a fresh one is saved); needs push. A fork's or a tag's deployment has no branch cache."""
-        shown = await self.get(user_id, deployment_id, Role.PUSH)
+        shown, project = await self._with_project(user_id, deployment_id, Role.PUSH)
         if shown.branch is None:
             raise UserError(
                 ErrorCode.CACHE_REDEPLOY_NO_BRANCH,
                 "Only a branch's deployment can be redeployed without cache; this one was built "
                 f"from {shown.ref!r}.",
             )
-        project = await self.access.project_by_id(user_id, shown.project_id, Role.PUSH)
         await _refuse_unbound_on_the_app(project)
         deployment_id = await queue_commit(
             self.engine,
@@ -123,16 +122,22 @@ class DeploymentService:
 
     async def get(self, user_id: int, deployment_id: str, need: Role = Role.PULL) -> DeploymentView:
         """The deployment, if the user's role on its project allows `need`."""
+        return (await self._with_project(user_id, deployment_id, need))[0]
+
+    async def _with_project(
+        self, user_id: int, deployment_id: str, need: Role
+    ) -> tuple[DeploymentView, ProjectRecord]:
+        """The deployment and its project (read once), if the user's role on it allows `need`."""
         found = await self.views.one(Deployment._meta.primary_key == _valid_id(deployment_id))
         if found is None:
             raise _not_found(deployment_id)
         try:
-            await self.access.project_by_id(user_id, found.project_id, need)
+            project = await self.access.project_by_id(user_id, found.project_id, need)
         except UserError as exc:
             if exc.code is ErrorCode.PROJECT_NOT_FOUND:
                 raise _not_found(deployment_id) from None
             raise
-        return found
+        return found, project
 
     async def role(self, user_id: int, view: DeploymentView) -> Role:
         """The user's role on the deployment's project (for what a page offers)."""

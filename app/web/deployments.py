@@ -83,19 +83,6 @@ async def promote_submit(
     return Redirect(f"/projects/{view.slug}", status_code=303)
 
 
-@post(f"{UI}/projects/{{slug:str}}/unpin", status_code=200)
-async def unpin_submit(
-    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
-) -> Response[str] | Redirect:
-    """The pinned banner's button: production serves the newest ready deployment again."""
-    user, _ = await form_user(request, dashboard.settings, dashboard.users)
-    try:
-        await dashboard.deployments.unpin(user.id, slug)
-    except UserError as exc:  # a project not found is shown as such by its page
-        return await dashboard.project_page(request, user, slug, refused=exc)
-    return Redirect(f"/projects/{slug}", status_code=303)
-
-
 @post(f"{UI}/deployments/{{deployment_id:str}}/cancel", status_code=200)
 async def cancel_submit(
     request: Request[Any, Any, Any],
@@ -143,7 +130,7 @@ async def redeploy_submit(
     return Redirect(f"/deployments/{queued.id}", status_code=303)
 
 
-ROUTES = [deployment_page, promote_submit, unpin_submit, cancel_submit, redeploy_submit]
+ROUTES = [deployment_page, promote_submit, cancel_submit, redeploy_submit]
 
 
 def config_rows(config: BuildConfig | None) -> list[tuple[str, str, str]]:

@@ -276,6 +276,19 @@ async def deploy_submit(
     return Redirect(f"/deployments/{queued.id}", status_code=303)
 
 
+@post(f"{UI}/projects/{{slug:str}}/unpin", status_code=200)
+async def unpin_submit(
+    request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
+) -> Response[str] | Redirect:
+    """The pinned banner's button: production serves the newest ready deployment again."""
+    user, _ = await form_user(request, dashboard.settings, dashboard.users)
+    try:
+        await dashboard.deployments.unpin(user.id, slug)
+    except UserError as exc:
+        return await _refused(request, dashboard, user, slug, exc)
+    return Redirect(f"/projects/{slug}", status_code=303)
+
+
 @post(f"{UI}/projects/{{slug:str}}/env", status_code=200)
 async def env_submit(
     request: Request[Any, Any, Any], slug: FromPath[str], dashboard: NamedDependency[Dashboard]
@@ -366,6 +379,7 @@ ROUTES = [
     project_page,
     deployments_fragment,
     deploy_submit,
+    unpin_submit,
     env_submit,
     protection_submit,
     bypass_submit,
