@@ -231,6 +231,9 @@ class Deployment(Table, tablename="scalemesh_deployment"):
     """Its files were deleted then (torn down or past retention): its URL answers 410."""
     clear_cache = Boolean(default=False)
     """Built without restoring the build cache ("Redeploy without cache")."""
+    base_branch = Varchar(length=255, null=True, default=None)
+    """The branch its pull request merges into (`pull_request.base.ref`): a build of a branch
+    with no cache yet, or a fork's, starts from that branch's cache. None: no pull request."""
 
 
 class BuildToken(Table, tablename="scalemesh_build_token"):

@@ -1,18 +1,21 @@
 """The build cache of a project's branch: restored before the install, saved after a successful
-build, kept in storage at `__cache/<project>/<generation>/<branch key>.tar.zst` (`cache_key`).
+build, kept in storage at `__cache/<project>/<generation>/<branch key>.tar.zst`
+(`builder.cache_keys`).
 
 What it holds: the package managers' download caches in the build's home, `node_modules` (only
 restored when the lockfile key matches), the frameworks' own caches, and the `cache` paths of
-`scalemesh.json`. A branch without a cache of its own starts from the production branch's.
+`scalemesh.json`. A branch without a cache of its own starts from its pull request's base
+branch's, else from the production branch's (as Vercel's new branches do); a fork's pull
+request reads those two and never its own.
 
 Trust boundary: a cache is written by a build of arbitrary code, so it is hostile input to the
 next one. It only ever reaches builds of the same project, of the same branch, or of a new
-branch (or a fork's pull request) starting from the production branch's: code that could push
-to that branch could already run anything in those builds. A fork's build reads the cache and
-never writes it, so a stranger's pull request cannot poison what the project's own branches
-build with. The builder extracts it through `builder.cache_archive`, which refuses anything
-that would reach outside the build's two directories, and a cache that cannot be read is a
-warning, never a failed build.
+branch (or a fork's pull request) starting from its base branch's or the production branch's:
+code that could push to that branch could already run anything in those builds. A fork's
+build reads the cache and never writes it, so a stranger's pull request cannot poison what the
+project's own branches build with. The builder extracts it through `builder.cache_archive`,
+which refuses anything that would reach outside the build's two directories, and a cache that
+cannot be read is a warning, never a failed build.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from builder.cache_archive import (
     extract_archive,
     write_archive,
 )
+from builder.cache_keys import cache_key
 from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan
 from builder.siteconfig.records import SiteConfig
@@ -55,20 +59,6 @@ FRAMEWORK_CACHES = (".next/cache", ".astro", "resources/_gen")
 MAX_LOCKFILE = 256 << 20
 PACKAGE = "package.json"
 _CONTENT_TYPE = "application/zstd"
-CACHE_ROOT = "__cache"
-
-
-def cache_prefix(project_id: int) -> str:
-    """Where a project's build caches live in storage, ending with a slash."""
-    return f"{CACHE_ROOT}/{project_id}/"
-
-
-def cache_key(project_id: int, branch: str, generation: str = "") -> str:
-    """A branch's build cache; the name is hashed, so any branch name makes one safe key. It is
-    kept under the project's `generation` (`BuildSpec.cache_generation`): a project given a
-    deleted one's id never reads the deleted one's caches."""
-    name = hashlib.sha256(branch.encode()).hexdigest()[:32]
-    return f"{cache_prefix(project_id)}{generation}{'/' if generation else ''}{name}.tar.zst"
 
 
 @runtime_checkable
@@ -99,11 +89,20 @@ class Build(Protocol):
     must match, and what the saved one was installed from."""
 
 
-def branches_read(spec_branch: str, production: str, *, from_fork: bool) -> list[str]:
-    """The branches whose caches a build reads, in order: its own, then the production one."""
-    own = [] if from_fork or not spec_branch else [spec_branch]
-    fallback = [production] if production and production not in own else []
-    return own + fallback
+def branches_read(spec: BuildSpec) -> list[tuple[str, str]]:
+    """The branches whose caches a build reads, in order, each with whose cache it is for the
+    log: its own (never a fork's: that name is the fork's), its pull request's base branch, the
+    production branch; each once."""
+    own = "" if spec.from_fork else spec.branch
+    read: dict[str, str] = {}
+    for branch, whose in (
+        (own, "{}'s own"),
+        (spec.base_branch, "{}'s, the pull request's base branch"),
+        (spec.production_branch, "{}'s, the production branch"),
+    ):
+        if branch:
+            read.setdefault(branch, whose.format(f"branch {branch!r}"))
+    return list(read.items())
 
 
 def restore(build: Build, plan: Plan) -> bool:
@@ -118,8 +117,8 @@ def restore(build: Build, plan: Plan) -> bool:
         return False
     started = time.monotonic()
     archive = build.scratch / "cache-in.tar.zst"
-    branches = branches_read(spec.branch, spec.production_branch, from_fork=spec.from_fork)
-    for branch in branches:
+    branches = branches_read(spec)
+    for branch, whose in branches:  # noqa: B007 - the one found is named in the log below
         key = cache_key(spec.project_id, branch, spec.cache_generation)
         try:
             if storage.get(key, archive):
@@ -127,7 +126,7 @@ def restore(build: Build, plan: Plan) -> bool:
         except StorageError as exc:
             say(f"Warning: the build cache {key} could not be read: {exc}")
     else:
-        names = " or ".join(f"branch {branch!r}" for branch in branches) or "a build of no branch"
+        names = " or ".join(f"branch {name!r}" for name, _ in branches) or "a build of no branch"
         say(f"Build cache: miss (none for {names})")
         return False
     size = archive.stat().st_size
@@ -152,11 +151,10 @@ def restore(build: Build, plan: Plan) -> bool:
         say(f"Warning: {len(done.refused) - 10} more build cache entries refused")
     matched = lock is not None and done.meta.get("lockfile") == lock
     modules = "matches: node_modules restored" if matched else "differs: node_modules not restored"
-    whose = "" if branch == spec.branch else f" (branch {branch!r}'s)"
     took = time.monotonic() - started
     say(
-        f"Build cache: hit {key}{whose}, {size_text(size)}; lockfile key {_short(lock)} {modules}; "
-        f"{done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s"
+        f"Build cache: hit {key} ({whose}), {size_text(size)}; lockfile key {_short(lock)} "
+        f"{modules}; {done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s"
     )
     return matched
 

@@ -166,7 +166,10 @@ class BuildSpec:
     env_scopes: Mapping[str, str] = field(default_factory=dict)
     """For each name in `env`, the scope it came from (`production`, `preview`, `branch:x`)."""
     production_branch: str = ""
-    """Whose build cache a branch without one (or a fork's pull request) starts from."""
+    """Whose build cache a branch without one (or a fork's pull request) starts from last."""
+    base_branch: str = ""
+    """The branch its pull request merges into ("": none): whose build cache a branch without
+    one (or a fork's pull request) starts from before the production branch's."""
     clear_cache: bool = False
     """Build without restoring the cache ("Redeploy without cache"); a fresh one is saved."""
     cache_generation: str = ""
@@ -207,6 +210,7 @@ class BuildSpec:
             "previous_sha": self.previous_sha,
             "env_scopes": dict(sorted(self.env_scopes.items())),
             "production_branch": self.production_branch,
+            "base_branch": self.base_branch,
             "clear_cache": self.clear_cache,
         }
         optional: dict[str, Any] = {
@@ -287,6 +291,7 @@ class BuildSpec:
             previous_sha=previous,
             env_scopes=scopes,
             production_branch=text("production_branch"),
+            base_branch=text("base_branch"),
             clear_cache=clear_cache,
             cache_generation=text("cache_generation"),
         )

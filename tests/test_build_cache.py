@@ -87,17 +87,55 @@ def test_a_fork_and_a_new_branch_start_from_production_and_only_the_branch_saves
     branch_ok, branch = build(spec_of(tmp_path, repo, sha, 3, branch="feature/x", env=OFFLINE))
 
     assert fork_ok, fork.lines()
-    assert "(branch 'main''s)" in cache_lines(fork)[0]
+    assert "(branch 'main''s, the production branch)" in cache_lines(fork)[0]
     assert cache_lines(fork)[-1] == (
         "Build cache: not saved (a fork's pull request never writes the project's cache)"
     )
     assert branch_ok, branch.lines()
-    assert "(branch 'main''s)" in cache_lines(branch)[0]
+    assert "(branch 'main''s, the production branch)" in cache_lines(branch)[0]
     assert stored(tmp_path, "main").read_bytes() == production
     assert sorted(path.name for path in stored(tmp_path, "main").parent.iterdir()) == sorted(
         [stored(tmp_path, "main").name, stored(tmp_path, "feature/x").name]
     )
     assert members(stored(tmp_path, "feature/x"))["meta"]["branch"] == "feature/x"
+
+
+def test_a_pull_request_starts_from_its_base_branchs_cache_before_productions(
+    tmp_path: Path,
+) -> None:
+    repo, sha = cache_site(tmp_path)
+    build(spec_of(tmp_path, repo, sha, 1))
+    build(spec_of(tmp_path, repo, sha, 2, branch="develop", env=OFFLINE))
+    base = stored(tmp_path, "develop").read_bytes()
+    key = stored(tmp_path, "develop").relative_to(tmp_path / "storage")
+
+    fork_ok, fork = build(
+        spec_of(
+            tmp_path, repo, sha, 3, branch="", from_fork=True, base_branch="develop", env=OFFLINE
+        )
+    )
+    branch_ok, branch = build(
+        spec_of(tmp_path, repo, sha, 4, branch="feature/y", base_branch="develop", env=OFFLINE)
+    )
+    own_ok, own = build(
+        spec_of(tmp_path, repo, sha, 5, branch="feature/y", base_branch="develop", env=OFFLINE)
+    )
+
+    whose = "(branch 'develop''s, the pull request's base branch)"
+    assert fork_ok, fork.lines()
+    assert cache_lines(fork)[0].startswith(f"Build cache: hit {key} {whose}, ")
+    assert cache_lines(fork)[-1] == (
+        "Build cache: not saved (a fork's pull request never writes the project's cache)"
+    )
+    assert branch_ok, branch.lines()
+    assert cache_lines(branch)[0].startswith(f"Build cache: hit {key} {whose}, ")
+    assert stored(tmp_path, "develop").read_bytes() == base
+    assert members(stored(tmp_path, "feature/y"))["meta"]["branch"] == "feature/y"
+    assert own_ok, own.lines()
+    own_key = stored(tmp_path, "feature/y").relative_to(tmp_path / "storage")
+    assert cache_lines(own)[0].startswith(
+        f"Build cache: hit {own_key} (branch 'feature/y''s own), "
+    )
 
 
 def test_a_cache_over_the_cap_is_not_saved_and_the_build_still_deploys(tmp_path: Path) -> None:

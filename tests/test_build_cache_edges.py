@@ -16,11 +16,12 @@ from botocore.exceptions import ClientError
 
 from app.storage import check_key
 from builder import build_cache
-from builder.build_cache import branches_read, cache_key, lockfile_key
+from builder.build_cache import branches_read, lockfile_key
 from builder.cache_archive import EXPAND_FACTOR
+from builder.cache_keys import cache_key
 from builder.confine import ConfinementError, Unconfined
 from builder.detect import detect
-from builder.spec import BuildLimits
+from builder.spec import BuildLimits, BuildSpec
 from builder.upload import Headers, LocalStorage, Pending, S3Storage, StorageError
 from tests.support.build_cache import archive, cache_lines, stored
 from tests.support.builder import run as build
@@ -86,11 +87,39 @@ class StopsOnce(Unconfined):
             raise ConfinementError("a process survived")
 
 
+def read_order(
+    branch: str, production: str, *, from_fork: bool = False, base: str = ""
+) -> list[str]:
+    spec = BuildSpec(
+        deployment_id="d",
+        project_id=1,
+        git_url="file:///r",
+        sha="0" * 40,
+        storage_url="file:///s",
+        branch=branch,
+        production_branch=production,
+        from_fork=from_fork,
+        base_branch=base,
+    )
+    return [branch for branch, _ in branches_read(spec)]
+
+
 def test_branches_read_own_then_production() -> None:
-    assert branches_read("feature", "main", from_fork=False) == ["feature", "main"]
-    assert branches_read("main", "main", from_fork=False) == ["main"]
-    assert branches_read("feature", "main", from_fork=True) == ["main"]
-    assert branches_read("", "", from_fork=False) == []
+    assert read_order("feature", "main") == ["feature", "main"]
+    assert read_order("main", "main") == ["main"]
+    assert read_order("feature", "main", from_fork=True) == ["main"]
+    assert read_order("", "") == []
+
+
+def test_branches_read_own_then_the_pull_requests_base_then_production() -> None:
+    assert read_order("feature", "main", base="develop") == ["feature", "develop", "main"]
+    assert read_order("feature", "main", base="main") == ["feature", "main"]
+    assert read_order("feature", "main", base="feature") == ["feature", "main"]
+    # A fork's branch name is the fork's own: never read, even when it names one of ours.
+    assert read_order("develop", "main", from_fork=True, base="develop") == ["develop", "main"]
+    assert read_order("feature", "main", from_fork=True, base="develop") == ["develop", "main"]
+    assert read_order("", "main", from_fork=True, base="") == ["main"]
+    assert read_order("", "", base="develop") == ["develop"]
 
 
 @pytest.mark.parametrize(

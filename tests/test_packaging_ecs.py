@@ -21,7 +21,7 @@ from moto import mock_aws
 
 from app.runners.ecs import EcsRunner
 from app.settings import Settings
-from builder.build_cache import CACHE_ROOT
+from builder.cache_keys import CACHE_ROOT
 from builder.remote import API_URL_VARIABLE, TOKEN_VARIABLE
 from builder.spec import LOGS_ROOT, OUTPUTS_ROOT, BuildSpec
 from tests.support.ecs import TTL, FakeTokens

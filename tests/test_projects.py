@@ -13,7 +13,7 @@ from app.storage import StorageError
 from app.storage.choice import storage_from_settings
 from app.storage.local import LocalStorage
 from app.tables import Alias, Deployment, EnvVar, Project
-from builder.build_cache import cache_key, cache_prefix
+from builder.cache_keys import cache_key, cache_prefix
 from builder.spec import output_prefix
 from tests.support.admins import make_admin
 from tests.support.api import Client, bearer, sign_up

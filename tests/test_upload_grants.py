@@ -26,7 +26,7 @@ from app.builds.grants import (
     upload_grants_from_settings,
 )
 from app.settings import Settings
-from builder.build_cache import cache_key
+from builder.cache_keys import cache_key
 from builder.spec import output_prefix
 from tests.support.iam import allows, load, session_allows
 from tests.support.ports import refused_port
@@ -146,6 +146,7 @@ def test_a_forks_build_reads_the_projects_caches_and_writes_none() -> None:
         return session_allows(UPLOAD_ROLE_POLICY, policy, action, resource)
 
     assert may("s3:GetObject", cache_arn(7, "main"))
+    assert may("s3:GetObject", cache_arn(7, "release/2.x"))  # its pull request's base branch
     for branch in ("main", "feature/x", ""):
         assert not may("s3:PutObject", cache_arn(7, branch))
         assert not may("s3:AbortMultipartUpload", cache_arn(7, branch))

@@ -19,7 +19,7 @@ import anyio.to_thread
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.settings import Settings
-from builder.build_cache import cache_key, cache_prefix
+from builder.cache_keys import cache_key, cache_prefix
 from builder.spec import StorageCredentials, output_prefix
 
 MIN_SECONDS = 900

@@ -85,6 +85,7 @@ class SpecMaker:
             branch=source.branch or "",
             from_fork=source.from_fork,
             production_branch=source.production_branch,
+            base_branch=source.base_branch or "",
             clear_cache=source.clear_cache,
             cache_generation=source.cache_generation,
             previous_sha=await previous_sha(source.project_id, source.target, source.branch),

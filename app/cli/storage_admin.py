@@ -45,7 +45,8 @@ def add_storage_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     actions = storage.add_subparsers(dest="storage_command", required=True, metavar="ACTION")
     summary = (
         "Delete files under __outputs/ and __logs/ that no live deployment references "
-        "(crash leftovers, deleted projects); never __cache/."
+        "(crash leftovers, deleted projects), and the build caches under __cache/ of deleted "
+        "projects."
     )
     run = actions.add_parser("sweep", help=summary, description=summary)
     run.add_argument("--dry-run", action="store_true", help="name what would go; delete nothing")

@@ -105,6 +105,7 @@ async def deploy_pull_request_preview(context: HandlerContext, event: events.Pul
         head.sha,
         event.pull_request.title,
         from_fork=event.from_fork,
+        base=event.pull_request.base.ref,
     )
     if queued:
         context.pipeline.wake()

@@ -38,13 +38,15 @@ async def queue_commit(
     from_fork: bool = False,
     refused: Refusal | None = None,
     clear_cache: bool = False,
+    base_branch: str | None = None,
 ) -> str:
     """Queue a build of commit `sha` of the project; return the new deployment's id.
 
     Production when `branch` is the production branch. Older unfinished deployments of the same
     branch are cancelled: they would be out of date before they were done. A `refused` commit is
     recorded as cancelled with its reason, so the commit and the pull request still say why.
-    `clear_cache`: build without restoring the build cache.
+    `clear_cache`: build without restoring the build cache. `base_branch`: the branch its pull
+    request merges into, whose build cache it starts from when its own has none.
     """
     target = Target.PRODUCTION if branch == project.production_branch else Target.PREVIEW
     if from_fork:
@@ -63,6 +65,7 @@ async def queue_commit(
                 target=target,
                 from_fork=from_fork,
                 clear_cache=clear_cache,
+                base_branch=base_branch,
                 state=DeploymentState.QUEUED if refused is None else DeploymentState.CANCELLED,
                 error=None if refused is None else refused.reason,
                 error_code=None if refused is None else refused.code,

@@ -32,6 +32,8 @@ class BuildSource:
     output_directory: str | None
     production_branch: str
     clear_cache: bool
+    base_branch: str | None
+    """The branch its pull request merges into; None: built for no pull request."""
     project_created: datetime
     """When the project was made: its build caches are kept under it (`cache_generation`)."""
 
@@ -51,6 +53,7 @@ class BuildSource:
         Deployment.project.output_directory,
         Deployment.project.production_branch,
         Deployment.clear_cache,
+        Deployment.base_branch,
         Deployment.project.created_at,
     )
 
@@ -76,6 +79,7 @@ class BuildSource:
             output_directory=row["project.output_directory"],
             production_branch=str(row["project.production_branch"]),
             clear_cache=bool(row["clear_cache"]),
+            base_branch=row["base_branch"],
             project_created=row["project.created_at"],
         )
 

@@ -74,9 +74,35 @@ async def deploy_branch(
         if await _existing(project.id, sha, branch) is not None:
             continue
         queued.append(
-            await queue_commit(engine, project, sha=sha, ref=branch, branch=branch, message=message)
+            await queue_commit(
+                engine,
+                project,
+                sha=sha,
+                ref=branch,
+                branch=branch,
+                message=message,
+                base_branch=await _open_base(project.id, branch),
+            )
         )
     return queued
+
+
+async def _open_base(project_id: int, branch: str) -> str | None:
+    """The base branch of the open pull request of `branch`, as its newest deployment recorded
+    it: a push to that branch builds for that pull request too (its cache falls back alike)."""
+    row = await (
+        Deployment.select(Deployment.base_branch)
+        .where(
+            (Deployment.project == project_id)
+            & (Deployment.branch == branch)
+            & Deployment.pr_number.is_not_null()
+            & Deployment.base_branch.is_not_null()
+            & (Deployment.retired == False)  # noqa: E712 - SQL, not Python
+        )
+        .order_by(Deployment.created_at, ascending=False)
+        .first()
+    )
+    return None if row is None else str(row["base_branch"])
 
 
 async def deploy_pull_request(
@@ -88,12 +114,14 @@ async def deploy_pull_request(
     title: str,
     *,
     from_fork: bool,
+    base: str,
 ) -> list[str]:
     """Queue a preview of the pull request's head for every bound project; return their ids.
 
     A commit already deployed by its branch push is not built again; that deployment is tied to
-    the pull request instead, so the pull request's comment shows it. A fork's pull request is
-    recorded as refused (with the reason) unless the project allows fork builds.
+    the pull request instead (and to its `base` branch), so the pull request's comment shows it.
+    A fork's pull request is recorded as refused (with the reason) unless the project allows
+    fork builds.
     """
     queued = []
     for project in await bound_projects(repository_id):
@@ -103,6 +131,7 @@ async def deploy_pull_request(
             await Deployment.update(
                 {
                     Deployment.pr_number: number,
+                    Deployment.base_branch: base,
                     Deployment.retired: False,
                     Deployment.teardown_at: None,
                     **report_again(),
@@ -124,6 +153,7 @@ async def deploy_pull_request(
                 message=title,
                 from_fork=from_fork,
                 refused=refused,
+                base_branch=base,
             )
         )
     return queued

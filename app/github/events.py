@@ -79,6 +79,8 @@ class PullRequestBranch(msgspec.Struct, frozen=True):
 
 class PullRequestBody(msgspec.Struct, frozen=True):
     head: PullRequestBranch
+    base: PullRequestBranch
+    """The branch it merges into, always of the event's repository."""
     title: str = ""
     merged: bool | None = None
 

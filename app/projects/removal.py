@@ -8,7 +8,7 @@ from typing import Any
 from app.errors import ErrorCode, UserError
 from app.storage import Storage, StorageError
 from app.tables import Alias, Deployment
-from builder.build_cache import cache_prefix
+from builder.cache_keys import cache_prefix
 
 DELETE_BATCH = 1000
 """Deployment rows deleted per statement when a project goes: no giant transaction."""

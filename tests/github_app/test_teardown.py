@@ -9,19 +9,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from app.reporting.comment import MARKER
-from app.retention.chore_loop import Retention
 from app.retention.wording import removed_row_text
 from app.tables import Alias, Deployment
 from builder.spec import output_prefix
 from tests.support.deployments import tick
-from tests.support.github_app import App, pr_event
+from tests.support.github_app import App, delete_event, pr_event, retention_at
 from tests.support.webhooks import REPO, payload
-
-
-def retention_at(app: App, when: datetime) -> Retention:
-    loop: Retention = app.services.reconciler.retention
-    loop.clock = lambda: when
-    return loop
 
 
 def files_of(app: App, deployment: dict[str, object]) -> list[str]:
@@ -106,16 +99,6 @@ def test_an_idle_preview_past_its_ttl_is_torn_down(app: App, token: str) -> None
     assert row["retired"]
     [comment] = app.github.comments_on(REPO, 2)
     assert "push again to bring it back" in comment.body
-
-
-def delete_event(ref: str, ref_type: str = "branch") -> dict[str, object]:
-    opened = pr_event("opened")
-    return {
-        "ref": ref,
-        "ref_type": ref_type,
-        "repository": opened["repository"],
-        "installation": opened["installation"],
-    }
 
 
 def test_a_deleted_branch_is_torn_down_after_seven_days(app: App, token: str) -> None:

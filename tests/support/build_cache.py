@@ -13,8 +13,8 @@ from typing import Any
 
 import zstandard
 
-from builder.build_cache import cache_key
 from builder.cache_archive import FORMAT, META
+from builder.cache_keys import cache_key
 from builder.spec import BuildSpec
 from tests.support.builder import PROJECT_ID, SITES, CapturingSink, make_repo, make_spec, run
 from tests.support.git import git

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.hostnames import deployment_label
 from app.reporting.reporter import Reporter
+from app.retention.chore_loop import Retention
 from app.tables import (
     Deployment,
     Installation,
@@ -154,3 +155,21 @@ def claim_elsewhere(app: App, until: datetime) -> None:
             force=True,
         )
     )
+
+
+def retention_at(app: App, when: datetime) -> Retention:
+    """The app's retention pass, its clock stopped at `when`."""
+    loop: Retention = app.services.reconciler.retention
+    loop.clock = lambda: when
+    return loop
+
+
+def delete_event(ref: str, ref_type: str = "branch") -> dict[str, object]:
+    """A `delete` delivery of `ref` in the fixtures' repository."""
+    opened = pr_event("opened")
+    return {
+        "ref": ref,
+        "ref_type": ref_type,
+        "repository": opened["repository"],
+        "installation": opened["installation"],
+    }
