@@ -146,7 +146,7 @@ async def respond(request: ProxyRequest, site: Site) -> ProxyResponse:
         response = await _not_found(request, site, allow_spa=False)
     else:
         response = await _route(request, site)
-    _apply_custom_headers(site.headers_for(request.view), response.headers)
+    _apply_custom_headers(site.headers_for(request), response.headers)
     if response.header("x-content-type-options") is None:
         response.headers.append(("x-content-type-options", "nosniff"))
     if request.method == "HEAD":

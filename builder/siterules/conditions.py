@@ -31,18 +31,22 @@ class RequestView:
     host: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Lower-case names."""
-    _parsed: dict[str, dict[str, str]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _parsed: dict[str, dict[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
     )
-    """`cookie` and `query` → their values by name, once parsed."""
+    """`cookie` and `query` → their values by name, once parsed (None until a rule asks)."""
 
     def lookup(self, kind: str, key: str) -> str | None:
         if kind == "header":
             return self.headers.get(key.lower())
         if kind in ("cookie", "query"):
-            values = self._parsed.get(kind)
+            parsed = self._parsed
+            if parsed is None:
+                parsed = {}
+                object.__setattr__(self, "_parsed", parsed)
+            values = parsed.get(kind)
             if values is None:
-                values = self._parsed[kind] = self._parse(kind)
+                values = parsed[kind] = self._parse(kind)
             return values.get(key)
         # The host, without a port: Vercel's `host` condition names a hostname.
         return self.host.partition(":")[0].lower()
