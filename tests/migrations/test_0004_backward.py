@@ -16,6 +16,7 @@ from tests.support.migration_checks import (
     CLAIMED,
     MIGRATION_0004,
     REPORTING,
+    at_migration_before,
     backward,
     comments,
     deployments,
@@ -24,14 +25,14 @@ from tests.support.migration_checks import (
     run,
     schema,
 )
-from tests.support.migration_fixture import build, deployment_id
+from tests.support.migration_fixture import deployment_id
 
 
 def test_backward_restores_the_previous_schema_and_rows_and_forward_runs_again(
     engine: AnyEngine,
 ) -> None:
     async def scenario() -> dict[str, Any]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         seen: dict[str, Any] = {
             "schema 0003": await schema(engine),
             "rows 0003": await dump(engine),
@@ -60,7 +61,7 @@ def test_backward_restores_the_previous_schema_and_rows_and_forward_runs_again(
 
 def test_backward_translates_what_the_new_columns_say(engine: AnyEngine) -> None:
     async def scenario() -> tuple[dict[str, dict[str, Any]], dict[tuple[str, int], Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         for label, pending, phase, claim in (
             ("queued-unreported", False, "queued", None),
@@ -110,7 +111,7 @@ def test_backward_translates_what_the_new_columns_say(engine: AnyEngine) -> None
 
 def test_a_forward_that_fails_midway_leaves_0003_as_it_was(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, Any]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         # Someone's reporting view: both engines refuse to drop a column a view reads, so the
         # migration fails after it has added and filled the new columns. (Unquoted: SQLite would
         # take a double-quoted name that no longer resolves for a string, and drop the column.)

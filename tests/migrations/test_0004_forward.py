@@ -18,6 +18,7 @@ from tests.support.migration_checks import (
     NEW_DEPLOYMENT_COLUMNS,
     REPORTING,
     Column,
+    at_migration_before,
     columns,
     comments,
     deployments,
@@ -28,12 +29,12 @@ from tests.support.migration_checks import (
     run,
     select,
 )
-from tests.support.migration_fixture import NOW, build, deployment_id
+from tests.support.migration_fixture import NOW, deployment_id
 
 
 def test_the_fixture_stops_at_0003_and_forward_applies_0004_alone(engine: AnyEngine) -> None:
     async def scenario() -> tuple[list[str], list[str], list[str]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         pending = await database.pending_migrations(engine)
         applied = await migrate_to_0004(engine)
         return pending, applied, await database.pending_migrations(engine)
@@ -47,7 +48,7 @@ def test_the_fixture_stops_at_0003_and_forward_applies_0004_alone(engine: AnyEng
 
 def test_github_reported_becomes_report_pending_and_reported_phase(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         return await deployments(engine)
 
@@ -66,7 +67,7 @@ def test_github_reported_becomes_report_pending_and_reported_phase(engine: AnyEn
 
 def test_the_error_code_is_read_off_the_old_error_text(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         return await deployments(engine)
 
@@ -77,7 +78,7 @@ def test_the_error_code_is_read_off_the_old_error_text(engine: AnyEngine) -> Non
 
 def test_every_other_stored_value_is_kept(engine: AnyEngine) -> None:
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         before = await dump(engine)
         await migrate_to_0004(engine)
         return before, await dump(engine)
@@ -101,7 +102,7 @@ def test_every_other_stored_value_is_kept(engine: AnyEngine) -> None:
 
 def test_a_comment_being_written_gets_state_writing_and_no_id(engine: AnyEngine) -> None:
     async def scenario() -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         before = await comments(engine)
         await migrate_to_0004(engine)
         return before, await comments(engine)
@@ -121,7 +122,7 @@ def test_a_comment_being_written_gets_state_writing_and_no_id(engine: AnyEngine)
 
 def test_the_new_columns_have_their_types_nullability_and_defaults(engine: AnyEngine) -> None:
     async def scenario() -> dict[str, dict[str, Column]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         return {
             table: await columns(engine, table)
@@ -147,7 +148,7 @@ def test_rows_written_without_the_new_columns_get_their_defaults(engine: AnyEngi
     new_id = uuid.UUID("0d15ea5e-0000-4000-8000-000000000001")
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         [project] = await select(engine, "SELECT id FROM \"scalemesh_project\" WHERE slug = 'site'")
         await engine.run_querystring(
@@ -208,7 +209,7 @@ def test_rows_written_without_the_new_columns_get_their_defaults(engine: AnyEngi
 
 def test_the_not_null_columns_refuse_null(engine: AnyEngine) -> None:
     async def scenario() -> list[BaseException | None]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         return [
             await refusal(
@@ -228,7 +229,7 @@ def test_the_not_null_columns_refuse_null(engine: AnyEngine) -> None:
 
 def test_one_comment_per_pull_request_still(engine: AnyEngine) -> None:
     async def scenario() -> tuple[BaseException | None, BaseException | None]:
-        await build(engine)
+        await at_migration_before(engine, MIGRATION_0004)
         await migrate_to_0004(engine)
         clash_with_old = await refusal(
             engine,

@@ -11,16 +11,15 @@ from app import database
 from app.database import AnyEngine
 from tests.support.migration_checks import (
     MIGRATION_0005,
+    at_migration_before,
     columns,
     dump,
     migrate_to,
-    migrate_to_0004,
     run,
     schema,
     select,
     tables,
 )
-from tests.support.migration_fixture import build
 
 NEW_TABLES = {"scalemesh_github_account", "scalemesh_oauth_state"}
 
@@ -28,8 +27,7 @@ NEW_TABLES = {"scalemesh_github_account", "scalemesh_oauth_state"}
 async def at_0004(engine: AnyEngine) -> None:
     """The fixture at 0004, with the App installed on `acme/site` (private; stored in another
     spelling, as GitHub's names are case-insensitive) and `acme/public`, and a third project."""
-    await build(engine)
-    await migrate_to_0004(engine)
+    await at_migration_before(engine, MIGRATION_0005)
     for sql in (
         "INSERT INTO scalemesh_installation (installation_id, account_login, account_type, "
         "suspended, created_at, updated_at) VALUES (7, 'acme', 'Organization', false, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -22,6 +23,11 @@ from tests.support.api import TEST_SECRET_KEY
 
 POSTGRES_URL = os.environ.get("SCALEMESH_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("SCALEMESH_TEST_REDIS_URL", "")
+DROPS_AT_ONCE = 24
+"""At most this many connections per test process drop databases at the end (the server
+allows 100 in all)."""
+DROPS_IN_BACKGROUND = 2
+"""Databases `discard` drops at once while tests run."""
 
 
 def postgres_url() -> str:
@@ -39,6 +45,14 @@ def redis_url() -> str:
 def unique_name(prefix: str) -> str:
     """`prefix` plus a random suffix: a Redis channel or key no other test (or worker) uses."""
     return f"{prefix}:test-{secrets.token_hex(8)}"
+
+
+def _database(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+async def _drop(url: str, name: str) -> None:
+    await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _admin(url: str, sql: str) -> None:
@@ -59,24 +73,71 @@ class PostgresDatabases:
     def __init__(self, url: str) -> None:
         self.url = url
         self.created: list[str] = []
+        self._dropper: ThreadPoolExecutor | None = None
+        self._dropping: list[Future[None]] = []
 
     def new(self) -> str:
-        name = f"scalemesh_test_{secrets.token_hex(4)}"
+        name = self._name()
         asyncio.run(_admin(self.url, f'CREATE DATABASE "{name}"'))
+        return self._url(name)
+
+    async def copy(self, url: str) -> str:
+        """A new database holding what the database at `url` holds; it must have no open
+        connection (PostgreSQL copies a template only when nobody is connected to it)."""
+        name = self._name()
+        await _admin(self.url, f'CREATE DATABASE "{name}" TEMPLATE "{_database(url)}"')
+        return self._url(name)
+
+    async def replace(self, url: str, template: str) -> str:
+        """Make the database at `url` a copy of the database at `template`, under its own name
+        (an engine holds only the URL); return the URL the replaced one now has. Neither may
+        have an open connection."""
+        name, set_aside = _database(url), self._name()
+        connection = await asyncpg.connect(self.url)
+        try:
+            # Renamed, not dropped: DROP DATABASE waits for a checkpoint (~1 s under load).
+            await connection.execute(f'ALTER DATABASE "{name}" RENAME TO "{set_aside}"')
+            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_database(template)}"')
+        finally:
+            await connection.close()
+        return self._url(set_aside)
+
+    def _name(self) -> str:
+        name = f"scalemesh_test_{secrets.token_hex(4)}"
         self.created.append(name)
+        return name
+
+    def _url(self, name: str) -> str:
         return urlunsplit(urlsplit(self.url)._replace(path=f"/{name}"))
 
-    def drop_all(self) -> None:
-        # Together: each DROP DATABASE waits for a checkpoint, which concurrent drops share.
-        async def drop() -> None:
-            await asyncio.gather(
-                *(
-                    _admin(self.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                    for name in self.created
-                )
-            )
+    def discard(self, url: str) -> None:
+        """Drop the database at `url` in the background, now that nothing uses it, so that
+        `drop_all` has fewer left: each DROP DATABASE waits for a checkpoint (seconds on a
+        loaded machine), a wait the tests still running need not share."""
+        name = _database(url)
+        self.created.remove(name)
+        if self._dropper is None:
+            self._dropper = ThreadPoolExecutor(DROPS_IN_BACKGROUND, "drop-database")
+        self._dropping.append(self._dropper.submit(asyncio.run, _drop(self.url, name)))
 
-        asyncio.run(drop())
+    def drop_all(self) -> None:
+        if self._dropper is not None:
+            self._dropper.shutdown()
+            for dropped in self._dropping:
+                dropped.result()
+        # Together: each DROP DATABASE waits for a checkpoint, which concurrent drops share.
+        # Not all at once, though: a connection each can reach max_connections (100) when
+        # xdist workers end together.
+        at_once = asyncio.Semaphore(DROPS_AT_ONCE)
+
+        async def drop(name: str) -> None:
+            async with at_once:
+                await _drop(self.url, name)
+
+        async def drop_them() -> None:
+            await asyncio.gather(*(drop(name) for name in self.created))
+
+        asyncio.run(drop_them())
 
 
 def migrate(url: str) -> None:
