@@ -14,7 +14,6 @@ from typing import Any
 import boto3
 import brotli
 import pytest
-from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from builder import upload
@@ -31,6 +30,7 @@ from builder.upload import (
     upload_output,
     write_manifest,
 )
+from tests.support.s3_bucket import fake_aws
 
 PREFIX = "__outputs/7/dpl/"
 SCRIPT = ("export const greet = (name) => `hello, ${name}`;\n" * 60).encode()
@@ -241,7 +241,7 @@ def test_a_failed_upload_stops_everything(tmp_path: Path) -> None:
 
 @pytest.fixture
 def s3() -> Iterator[Any]:
-    with mock_aws():
+    with fake_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="sites")
         yield client

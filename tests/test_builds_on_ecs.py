@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from app.asgi import build_token_ttl, create_app
 from app.builds.tokens import BuildTokens
@@ -22,6 +21,7 @@ from tests.support.api import Client, bearer, sign_up
 from tests.support.deploying import deploy
 from tests.support.deployments import FakeResolver, tick
 from tests.support.ecs import Accepting, builds_cluster
+from tests.support.s3_bucket import fake_aws
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/scalemesh-build-upload"
@@ -55,7 +55,7 @@ class Recording(Accepting):
 def aws_settings(
     make_settings: Callable[..., Settings], database_url: str
 ) -> Iterator[tuple[Settings, Recording]]:
-    with mock_aws():
+    with fake_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket="deployments")
         ecs, subnet, group = builds_cluster(REGION)
         settings = make_settings(

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from app.runners.ecs import EcsRunner
 from app.settings import Settings
@@ -28,6 +27,7 @@ from tests.support.ecs import TTL, FakeTokens
 from tests.support.iam import load
 from tests.support.k8s import configmap
 from tests.support.k8s import load as load_k8s
+from tests.support.s3_bucket import fake_aws
 
 ROOT = Path(__file__).resolve().parent.parent
 ECS = ROOT / "deploy" / "ecs"
@@ -94,7 +94,7 @@ class RecordingClient:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    with mock_aws():
+    with fake_aws():
         yield
 
 

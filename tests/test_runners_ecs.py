@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from moto import mock_aws
 from moto.moto_api import state_manager
 
 from app.asgi import build_token_ttl, runner_from_settings
@@ -27,6 +26,7 @@ from tests.support.ecs import (
     builds_cluster,
     make_spec,
 )
+from tests.support.s3_bucket import fake_aws
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +47,7 @@ def ecs_runner(client: Any, settings: EcsSettings) -> EcsRunner:
 
 @pytest.fixture
 def moto_ecs() -> Iterator[tuple[Any, EcsSettings]]:
-    with mock_aws():
+    with fake_aws():
         ecs, subnet, group = builds_cluster()
         yield (
             ecs,

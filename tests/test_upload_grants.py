@@ -16,7 +16,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from app.builds.grants import (
     NoUploadGrants,
@@ -30,6 +29,7 @@ from builder.cache_keys import cache_key
 from builder.spec import output_prefix
 from tests.support.iam import allows, load, session_allows
 from tests.support.ports import refused_port
+from tests.support.s3_bucket import fake_aws
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +62,7 @@ class Recording:
 
 @pytest.fixture
 def sts() -> Iterator[Recording]:
-    with mock_aws():
+    with fake_aws():
         iam = boto3.client("iam", region_name="us-east-1")
         trust = load("upload-role-trust-policy.json")
         iam.create_role(

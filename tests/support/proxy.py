@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import httpx
-from moto import mock_aws
 
 from app import database
 from app.settings import Settings
@@ -25,6 +24,7 @@ from app.storage.choice import storage_from_settings
 from app.tables import Alias, Deployment, Domain, Project, User
 from builder.spec import MANIFEST, output_prefix
 from proxy.asgi import Proxy, ProxyApp
+from tests.support.s3_bucket import fake_aws
 
 DEPLOYMENT = "0f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
 OTHER = "1f8e2c1a-9b7d-4e6f-8a5b-3c2d1e0f9a8b"
@@ -114,7 +114,7 @@ def on_storage(
     if kind == "local":
         yield settings
         return
-    with mock_aws():
+    with fake_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="deployments")
         yield make_settings(
             SCALEMESH_DATABASE_URL=settings.database.url.reveal(),
