@@ -16,6 +16,7 @@ PASSWORD = "correct horse battery"
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 env = cli_env.env
 db_env = cli_env.db_env
+migrated_env = cli_env.migrated_env
 
 
 # migrate, user create -----------------------------------------------------------------------
@@ -65,11 +66,9 @@ def test_user_create_makes_an_account_once(db_env: dict[str, str]) -> None:
     ],
 )
 def test_user_create_explains_bad_input(
-    env: dict[str, str], email: str, password: str, problem: str
+    migrated_env: dict[str, str], email: str, password: str, problem: str
 ) -> None:
-    assert run_cli("migrate", env=env).returncode == 0
-
-    result = run_cli("user", "create", email, "--password-stdin", env=env, stdin=password)
+    result = run_cli("user", "create", email, "--password-stdin", env=migrated_env, stdin=password)
 
     assert result.returncode == 1
     assert result.stderr.startswith("scalemesh: ")
@@ -98,11 +97,9 @@ def test_user_create_asks_for_migrations_first(env: dict[str, str]) -> None:
     ids=["same twice", "different", "nothing"],
 )
 def test_user_create_prompts_twice_for_the_password(
-    env: dict[str, str], typed: str, exit_code: int, said: str
+    migrated_env: dict[str, str], typed: str, exit_code: int, said: str
 ) -> None:
-    assert run_cli("migrate", env=env).returncode == 0
-
-    result = run_cli("user", "create", "ada@example.com", env=env, stdin=typed)
+    result = run_cli("user", "create", "ada@example.com", env=migrated_env, stdin=typed)
 
     assert result.returncode == exit_code, result.stderr
     assert said in result.stdout + result.stderr
@@ -111,12 +108,11 @@ def test_user_create_prompts_twice_for_the_password(
 
 
 def test_ctrl_c_at_the_password_prompt_exits_130_quietly(
-    env: dict[str, str], tmp_path: Path
+    migrated_env: dict[str, str], tmp_path: Path
 ) -> None:
-    assert run_cli("migrate", env=env).returncode == 0
     args = ["user", "create", "ada@example.com"]
 
-    with running(*args, env=env, logs=tmp_path / "logs", stdin=subprocess.PIPE) as create:
+    with running(*args, env=migrated_env, logs=tmp_path / "logs", stdin=subprocess.PIPE) as create:
         create.wait_for_stderr("Password: ")
         exit_code = create.stop(signal.SIGINT)
 

@@ -17,6 +17,7 @@ from tests.support.waiting import wait_until
 
 # The shared fixtures, bound here: pytest finds a fixture by its name in the test's module.
 env = cli_env.env
+migrated_env = cli_env.migrated_env
 
 
 # dev and serve ------------------------------------------------------------------------------
@@ -87,13 +88,15 @@ def test_serve_proxy_reports_a_port_in_use(env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(("part", "health_path"), [("proxy", HEALTH_PATH), ("api", "/health")])
 def test_serve_answers_until_sigterm(
-    env: dict[str, str], tmp_path: Path, part: str, health_path: str
+    migrated_env: dict[str, str], tmp_path: Path, part: str, health_path: str
 ) -> None:
-    assert run_cli("migrate", env=env).returncode == 0
     port = reserved_port()
     args = ["serve", part, "--host", "127.0.0.1", "--port", str(port)]
 
-    with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
+    with (
+        running(*args, env=migrated_env, logs=tmp_path / "logs") as served,
+        http_client() as client,
+    ):
         health = served.wait_until_ok(client, f"http://127.0.0.1:{port}{health_path}")
         client.close()
         exit_code = served.stop(signal.SIGTERM)
@@ -111,13 +114,15 @@ def test_serve_answers_until_sigterm(
     ],
 )
 def test_serve_with_workers_logs_json_and_stops_on_sigterm(
-    env: dict[str, str], tmp_path: Path, part: str, health_path: str, started: str
+    migrated_env: dict[str, str], tmp_path: Path, part: str, health_path: str, started: str
 ) -> None:
-    assert run_cli("migrate", env=env).returncode == 0
     port = reserved_port()
     args = ["serve", part, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
 
-    with running(*args, env=env, logs=tmp_path / "logs") as served, http_client() as client:
+    with (
+        running(*args, env=migrated_env, logs=tmp_path / "logs") as served,
+        http_client() as client,
+    ):
         health = served.wait_until_ok(client, f"http://127.0.0.1:{port}{health_path}")
         client.close()
         # One worker answering is not both up: a SIGTERM while granian is still spawning the

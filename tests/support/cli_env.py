@@ -1,8 +1,10 @@
-"""The environment a `scalemesh` command test runs in: the `env` and `db_env` fixtures."""
+"""The environment a `scalemesh` command test runs in: the `env`, `db_env` and `migrated_env`
+fixtures."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -27,4 +29,15 @@ def db_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str
         # On PostgreSQL the keys are required, as in production (README "Production").
         env["SCALEMESH_SECRET_KEY"] = PG_SECRET_KEY
         env["SCALEMESH_PREVIEW_KEY"] = PG_PREVIEW_KEY
+    return env
+
+
+@pytest.fixture
+def migrated_env(env: dict[str, str], sqlite_template: Path) -> dict[str, str]:
+    """`env` with its SQLite database migrated, as `scalemesh migrate` leaves it: a copy of the
+    session's migrated file (the same `database.migrate`), for the tests of other commands; each
+    `migrate` run would cost a process start and every migration (seconds on a busy machine)."""
+    data = Path(env["SCALEMESH_DATA_DIR"])
+    data.mkdir(parents=True)
+    shutil.copyfile(sqlite_template, data / "scalemesh.sqlite3")
     return env
