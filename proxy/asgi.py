@@ -59,9 +59,10 @@ log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_scalemesh/health"
 MAX_SITES = 512
+"""Parsed manifests and rules kept per process, by deployment id (each is small; the files are
+in the cache)."""
 FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 """The hops whose X-Forwarded-* headers count: the variable uvicorn reads for the API."""
-"""Parsed manifests and rules kept per process (each is small; the files are in the cache)."""
 _READ_METHODS = frozenset({"GET", "HEAD"})
 MAX_REPLAYS = 8192
 """Remembered answers per process (headers and a cache key each, no bodies of files)."""

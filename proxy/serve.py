@@ -29,8 +29,7 @@ rewrites (only after a miss) → `404.html` → the single-page-app fallback →
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from builder.content import REVALIDATE
@@ -76,7 +75,7 @@ footer{margin-top:2rem;color:#7d859c;font-size:.85rem}
 # --- requests and responses ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ProxyRequest:
     method: str
     key: str
@@ -91,17 +90,23 @@ class ProxyRequest:
     host: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     """Lower-case names; given only when the site's rules read them (`Site.reads_headers`)."""
+    _view: RequestView | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> str:
         """The decoded path the rules match against."""
         return "/" + self.key
 
-    @cached_property
+    @property
     def view(self) -> RequestView:
         """What a `has`/`missing` condition may look at: built once per request, however many
-        steps of the rules ask."""
-        return RequestView(self.path, self.query, self.host, dict(self.headers))
+        steps of the rules ask (kept by hand: `cached_property` needs a `__dict__`, and takes a
+        lock on Python 3.11)."""
+        view = self._view
+        if view is None:
+            view = RequestView(self.path, self.query, self.host, dict(self.headers))
+            object.__setattr__(self, "_view", view)
+        return view
 
 
 @dataclass(slots=True)
@@ -141,7 +146,7 @@ async def respond(request: ProxyRequest, site: Site) -> ProxyResponse:
         response = await _not_found(request, site, allow_spa=False)
     else:
         response = await _route(request, site)
-    _apply_custom_headers(site.headers_for(request.view), response.headers)
+    _apply_custom_headers(site.headers_for(request), response.headers)
     if response.header("x-content-type-options") is None:
         response.headers.append(("x-content-type-options", "nosniff"))
     if request.method == "HEAD":

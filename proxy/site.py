@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from builder.content import REVALIDATE, is_compressible
 from builder.siterules import CompiledRules, RequestView, RuleError, compile_rules
@@ -46,6 +46,18 @@ def is_hidden(key: str) -> bool:
     return key in (REDIRECTS_FILE, HEADERS_FILE) or (key + "/").startswith(RESERVED_DIR)
 
 
+class Asked(Protocol):
+    """A request as the header rules read it (`proxy.serve.ProxyRequest`)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def view(self) -> RequestView:
+        """Built only when asked: a site without config rules never needs it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Site:
     """One deployment as the proxy sees it: its servable files, its rules and how to read."""
@@ -65,14 +77,14 @@ class Site:
         """Answers depend on request headers or cookies (a `has`/`missing` rule reads them)."""
         return self.config is not None and self.config.reads_headers
 
-    def headers_for(self, request: RequestView) -> Headers:
+    def headers_for(self, request: Asked) -> Headers:
         """`_headers`, then the config file's header rules: Vercel's replace a name, Netlify's
         join it."""
         found = self.rules.headers_for(request.path)
         if self.config is None:
             return found
         combined = {name.lower(): (name, value) for name, value in found}
-        for name, value in self.config.headers_for(request):
+        for name, value in self.config.headers_for(request.view):
             earlier = combined.get(name.lower())
             if earlier is not None and self.config.semantics != VERCEL:
                 value = f"{earlier[1]}, {value}"

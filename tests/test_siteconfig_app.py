@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from app.deployments import build_config
+from app.deployments import build_config, manifests
 from app.deployments.build_config import BuildConfig, ConfigField, encoded, of_manifest, stored
 from app.storage.local import LocalStorage
 from app.tables import Deployment
@@ -154,7 +154,7 @@ def test_a_missing_or_huge_manifest_is_logged_and_skipped(
     deployment_id = _deployment(client)
     storage = LocalStorage(tmp_path / "storage")
     _manifest(storage, "big/", json.dumps({"config": CONFIG}).encode())
-    monkeypatch.setattr(build_config, "MAX_MANIFEST_BYTES", 10)
+    monkeypatch.setattr(manifests, "MAX_MANIFEST_BYTES", 10)
 
     with caplog.at_level(logging.WARNING, logger="app.deployments.build_config"):
         client.run(lambda: build_config.record_config(storage, "missing/", deployment_id))

@@ -14,14 +14,12 @@ from typing import Any
 
 import msgspec
 
+from app.deployments.manifests import ManifestTooLarge, read_manifest
 from app.storage import Storage
 from app.tables import Deployment
-from builder.spec import MANIFEST
 
 log = logging.getLogger(__name__)
 
-MAX_MANIFEST_BYTES = 64 << 20
-"""A manifest larger than this is not read for its config (20,000 files take about 6 MB)."""
 MAX_CONFIG_BYTES = 64 << 10
 """The stored config, encoded; a larger one (thousands of warnings) is stored without them."""
 MAX_TEXT = 4096
@@ -54,14 +52,11 @@ class _Manifest(msgspec.Struct):
 async def record_config(storage: Storage, prefix: str, deployment_id: str) -> None:
     """Copy the manifest's config at `prefix` into the deployment; on any trouble, log it and
     store nothing (it is what the build said of itself, not what makes it ready)."""
-    key = prefix + MANIFEST
     try:
-        if await storage.size(key) > MAX_MANIFEST_BYTES:
-            log.warning(
-                "manifest too large to read its config", extra={"deployment_id": deployment_id}
-            )
-            return
-        config = of_manifest(await storage.get(key))
+        config = of_manifest(await read_manifest(storage, prefix))
+    except ManifestTooLarge:
+        log.warning("manifest too large to read its config", extra={"deployment_id": deployment_id})
+        return
     except Exception as exc:  # storage trouble: the deployment is ready all the same
         log.warning(
             "could not read the build config",

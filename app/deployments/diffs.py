@@ -9,21 +9,19 @@ at every report, and the page ask again without reading storage again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from app import hostnames
 from app.deployments.diff import ManifestDiff, ManifestError, diff
 from app.deployments.lifecycle import DeploymentState
+from app.deployments.manifests import MAX_MANIFEST_BYTES, ManifestTooLarge, read_manifest
 from app.deployments.views import DeploymentView
 from app.errors import ErrorCode, UserError
 from app.storage import ObjectNotFound, Storage, StorageError
 from app.tables import Alias
-from builder.spec import MANIFEST, output_prefix
+from builder.spec import output_prefix
 
-MAX_MANIFEST_BYTES = 64 << 20
-"""A larger manifest is not read (20,000 files take about 6 MB)."""
 REMEMBERED = 256
 """Diffs kept in memory (each a few kB: counts and at most ~70 names)."""
 
@@ -85,17 +83,9 @@ class ProductionDiffs:
             ) from None
 
     async def _manifest(self, project_id: int, deployment_id: str, whose: str) -> bytes:
-        """The manifest's bytes, read once and never more than `MAX_MANIFEST_BYTES`."""
-        key = output_prefix(project_id, deployment_id) + MANIFEST
-        pieces: list[bytes] = []
-        taken = 0
+        """The manifest's bytes (`app.deployments.manifests`), its troubles as `diff_*` refusals."""
         try:
-            async with contextlib.aclosing(
-                self.storage.stream(key, 0, MAX_MANIFEST_BYTES + 1)
-            ) as stream:
-                async for piece in stream:
-                    pieces.append(piece)
-                    taken += len(piece)
+            return await read_manifest(self.storage, output_prefix(project_id, deployment_id))
         except ObjectNotFound:
             raise UserError(
                 ErrorCode.DIFF_MANIFEST_GONE,
@@ -107,12 +97,11 @@ class ProductionDiffs:
                 ErrorCode.DIFF_STORAGE_UNAVAILABLE,
                 f"Storage did not answer while reading {whose} manifest; try again shortly.",
             ) from exc
-        if taken > MAX_MANIFEST_BYTES:
+        except ManifestTooLarge:
             raise UserError(
                 ErrorCode.DIFF_MANIFEST_UNREADABLE,
                 f"{whose.capitalize()} manifest is larger than {MAX_MANIFEST_BYTES >> 20} MiB.",
-            )
-        return b"".join(pieces)
+            ) from None
 
 
 async def _production_of(slug: str, project_id: int) -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -20,10 +19,10 @@ READS_HEADERS = frozenset({"header", "cookie"})
 """Condition types whose answer depends on more than the host, path and query."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestView:
-    """What a rule may look at in a request. Its cookies, query and hostname are parsed once,
-    when a condition first asks, however many rules ask after that."""
+    """What a rule may look at in a request. Its cookies and query are parsed once, when a
+    condition first asks, however many rules ask after that."""
 
     path: str
     """Decoded, starting with `/`."""
@@ -32,37 +31,39 @@ class RequestView:
     host: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Lower-case names."""
+    _parsed: dict[str, dict[str, str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """`cookie` and `query` → their values by name, once parsed (None until a rule asks)."""
 
     def lookup(self, kind: str, key: str) -> str | None:
         if kind == "header":
             return self.headers.get(key.lower())
-        if kind == "cookie":
-            return self._cookies.get(key)
-        if kind == "query":
-            return self._query_values.get(key)
-        return self._hostname
-
-    @cached_property
-    def _cookies(self) -> dict[str, str]:
-        # `name=value; name=value` (RFC 6265 §4.2), the first of a repeated name winning.
-        found: dict[str, str] = {}
-        for pair in self.headers.get("cookie", "").split(";"):
-            name, equals, value = pair.strip().partition("=")
-            if equals:
-                found.setdefault(name, value)
-        return found
-
-    @cached_property
-    def _query_values(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name, value in parse_qsl(self.query, keep_blank_values=True):
-            found.setdefault(name, value)
-        return found
-
-    @cached_property
-    def _hostname(self) -> str:
+        if kind in ("cookie", "query"):
+            parsed = self._parsed
+            if parsed is None:
+                parsed = {}
+                object.__setattr__(self, "_parsed", parsed)
+            values = parsed.get(kind)
+            if values is None:
+                values = parsed[kind] = self._parse(kind)
+            return values.get(key)
         # The host, without a port: Vercel's `host` condition names a hostname.
         return self.host.partition(":")[0].lower()
+
+    def _parse(self, kind: str) -> dict[str, str]:
+        """The request's cookies or query parameters by name, the first of a repeat winning."""
+        found: dict[str, str] = {}
+        if kind == "cookie":
+            # `name=value; name=value` (RFC 6265 §4.2).
+            for pair in self.headers.get("cookie", "").split(";"):
+                name, equals, value = pair.strip().partition("=")
+                if equals:
+                    found.setdefault(name, value)
+        else:
+            for name, value in parse_qsl(self.query, keep_blank_values=True):
+                found.setdefault(name, value)
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.deployments import diffs
+from app.deployments import manifests
 from app.storage import StorageError
 from builder.spec import MANIFEST
 from tests.support.api import PASSWORD, Client, bearer
@@ -173,7 +173,7 @@ def test_a_manifest_too_large_is_not_read_whole(
     client: Client, runner: FakeRunner, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, preview = production_and_preview(client, runner, token)
-    monkeypatch.setattr(diffs, "MAX_MANIFEST_BYTES", 100)
+    monkeypatch.setattr(manifests, "MAX_MANIFEST_BYTES", 100)
     counting = counted(client)
     answer = asked(client, token, preview)
     assert (answer.status_code, answer.json()["error"]) == (409, "conflict")
