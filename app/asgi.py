@@ -47,6 +47,7 @@ from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
 from app.logs.redis_bus import RedisLogBus
 from app.metrics import ApiMetrics
+from app.migration_errors import NotMigrated
 from app.previews import routes as preview_routes
 from app.previews.service import PreviewService
 from app.projects.access import Access
@@ -80,10 +81,6 @@ if TYPE_CHECKING:
 
 MAX_BODY_BYTES = 1024 * 1024
 VERSION = "0.1.0"
-
-
-class NotMigrated(RuntimeError):
-    """The database schema is behind the code."""
 
 
 def webhook_router() -> Router[HandlerContext]:

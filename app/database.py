@@ -25,6 +25,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 from piccolo.table import Table
 
 from app import piccolo_conf
+from app.migration_errors import MigrationError, NotMigrated
 from app.settings_parts import DatabaseSettings
 from app.sqlite_engine import PooledSQLiteEngine, exclusive_writer
 from app.tables import TABLES
@@ -37,10 +38,6 @@ SQLITE_BUSY_TIMEOUT_S = 30
 
 
 AnyEngine = Engine[Any]
-
-
-class MigrationError(RuntimeError):
-    """Migrations could not be applied; the message says which and why."""
 
 
 _engines: dict[str, AnyEngine] = {}
@@ -106,6 +103,15 @@ async def pending_migrations(engine: AnyEngine) -> list[str]:
     known = manager.get_migration_ids(modules)
     applied = set(await _applied(engine))
     return [name for name in known if name not in applied]
+
+
+async def require_migrated(engine: AnyEngine) -> None:
+    """Refuse to go on (`NotMigrated`) when migrations in the code are not applied yet."""
+    pending = await pending_migrations(engine)
+    if pending:
+        raise NotMigrated(
+            f"the database is missing {len(pending)} migration(s); run `scalemesh migrate` first"
+        )
 
 
 async def _applied(engine: AnyEngine) -> list[str]:

@@ -4,27 +4,29 @@ Results go to stdout, JSON logs and human hints to stderr. Exit codes: 0 done, 1
 failed (message on stderr), 2 bad usage or configuration, 130 interrupted at a prompt.
 
 This module is the parser and the entry point; the commands are in `app.cli.serving` (dev,
-serve), `app.cli.admin` (migrate, user create, settings), `app.client.commands` (the client)
-and `app.client.domains` (custom domains).
+serve), `app.cli.admin` (migrate, user create, settings), `app.cli.storage_admin` (storage
+sweep), `app.client.commands` (the client) and `app.client.domains` (custom domains).
+
+The server and admin commands are named here as `module:function` and imported only when they
+run: the API and the proxy take seconds to import, and a client command or `user create`
+needs neither (the CLI tests start the command hundreds of times).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from app import database
-from app.asgi import NotMigrated
-from app.cli import admin, serving
 from app.cli.common import CommandError
-from app.cli.storage_admin import add_storage_commands
 from app.client import ClientError
 from app.client.commands import add_commands
 from app.client.domains import add_domain_commands
 from app.client.envs import add_env_commands
 from app.client.projects import add_project_commands
 from app.errors import UserError
+from app.migration_errors import MigrationError, NotMigrated
 from app.settings_parts import SettingsError
 
 API_PORT = 8000
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--proxy-port", type=_port, default=PROXY_PORT, help="proxy port (%(default)s)"
     )
-    dev.set_defaults(handler=serving.dev)
+    dev.set_defaults(handler="app.cli.serving:dev")
 
     serve = _command(commands, "serve", "Serve one part, for production.")
     parts = serve.add_subparsers(dest="part", required=True, metavar="PART")
@@ -65,10 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         served.add_argument(
             "--workers", type=_positive, default=1, help="worker processes (%(default)s)"
         )
-        served.set_defaults(handler=serving.serve)
+        served.set_defaults(handler="app.cli.serving:serve")
 
     _command(commands, "migrate", "Apply database migrations not applied yet.").set_defaults(
-        handler=admin.migrate
+        handler="app.cli.admin:migrate"
     )
 
     user = _command(commands, "user", "Manage user accounts.")
@@ -86,17 +88,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="make the account an admin (the first account always is); works whatever "
         "SCALEMESH_SIGNUP says",
     )
-    create.set_defaults(handler=admin.user_create)
+    create.set_defaults(handler="app.cli.admin:user_create")
 
     _command(commands, "settings", "Print every setting, secrets masked.").set_defaults(
-        handler=admin.print_settings
+        handler="app.cli.admin:print_settings"
     )
     add_commands(commands, _command)
     add_project_commands(commands, _command)
     add_env_commands(commands, _command)
     add_domain_commands(commands, _command)
-    add_storage_commands(commands)
+    _add_storage_commands(commands)
     return parser
+
+
+def _add_storage_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    storage = _command(commands, "storage", "Operator commands on storage.")
+    actions = storage.add_subparsers(dest="storage_command", required=True, metavar="ACTION")
+    summary = (
+        "Delete files under __outputs/ and __logs/ that no live deployment references "
+        "(crash leftovers, deleted projects), and the build caches under __cache/ of deleted "
+        "projects."
+    )
+    run = _command(actions, "sweep", summary)
+    run.add_argument("--dry-run", action="store_true", help="name what would go; delete nothing")
+    run.add_argument("--all", action="store_true", help="go on until the end, batch by batch")
+    run.add_argument("--batch", type=int, default=1000, help="objects per batch (%(default)s)")
+    run.set_defaults(handler="app.cli.storage_admin:storage_sweep")
 
 
 def _command(
@@ -132,15 +149,14 @@ def _number(raw: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
     try:
-        return handler(args)
+        return _handler(args.handler)(args)
     except SettingsError as exc:
         return _fail(f"configuration error: {exc}", status=2)
     except (
         CommandError,
         NotMigrated,
-        database.MigrationError,
+        MigrationError,
         UserError,
         ClientError,
     ) as exc:
@@ -152,6 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Ctrl-C at a prompt or before the servers run: end the line, stay quiet otherwise.
         print(file=sys.stderr)
         return 130
+
+
+def _handler(named: Handler | str) -> Handler:
+    # The client's commands are functions; the others are `module:function`, imported now.
+    if callable(named):
+        return named
+    module, _, name = named.partition(":")
+    handler: Handler = getattr(importlib.import_module(module), name)
+    return handler
 
 
 def _fail(message: str, status: int = 1) -> int:

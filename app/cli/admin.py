@@ -1,4 +1,8 @@
-"""The admin commands: `scalemesh migrate`, `scalemesh user create` and `scalemesh settings`."""
+"""The admin commands: `scalemesh migrate`, `scalemesh user create` and `scalemesh settings`.
+
+Each imports what it needs as it runs: `settings` needs no database driver, and `migrate` no
+accounts service, so none waits for the others' imports (the CLI tests start many of them).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,13 @@ import argparse
 import getpass
 import sys
 
-from app import database
-from app.cli.common import CommandError, require_migrated, run_coroutine, start_logging
+from app.cli.common import CommandError, run_coroutine, start_logging
 from app.settings import VARIABLES, Settings
-from app.users.service import UserService, normalise_email
 
 
 def migrate(_: argparse.Namespace) -> int:
+    from app import database
+
     settings = Settings.from_env()
     start_logging(settings, admin=True)
     applied = run_coroutine(database.migrate(database.make_engine(settings.database)))
@@ -24,9 +28,12 @@ def migrate(_: argparse.Namespace) -> int:
 
 
 def user_create(args: argparse.Namespace) -> int:
+    from app import database
+    from app.users.service import UserService, normalise_email
+
     settings = Settings.from_env()
     start_logging(settings, admin=True)
-    run_coroutine(require_migrated(settings))
+    run_coroutine(database.require_migrated(database.make_engine(settings.database)))
     # Check the email before asking for a password the command would then throw away.
     email = normalise_email(args.email)
     password = _password_from_stdin() if args.password_stdin else _password_from_prompt()

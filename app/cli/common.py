@@ -1,19 +1,21 @@
-"""What the server and admin commands share: `CommandError`, logging, the event loop, migrations.
+"""What the server and admin commands share: `CommandError`, logging, the event loop.
 
-`app.cli` turns a `CommandError` into one line on stderr and exit code 1.
+`app.cli` turns a `CommandError` into one line on stderr and exit code 1. This module stays
+light (no database, no server at run time): the entry point imports it for every command.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import uvicorn
+from app import logconfig
 
-from app import database, logconfig
-from app.asgi import NotMigrated
-from app.settings import Settings
+if TYPE_CHECKING:
+    import uvicorn
+
+    from app.settings import Settings
 
 _T = TypeVar("_T")
 
@@ -28,16 +30,6 @@ def start_logging(settings: Settings, *, admin: bool = False) -> None:
         # An admin command's results are its output; info logs would only repeat them.
         level = "WARNING"
     logconfig.configure(level)
-
-
-async def require_migrated(settings: Settings) -> None:
-    engine = database.make_engine(settings.database)
-    database.bind(engine)
-    pending = await database.pending_migrations(engine)
-    if pending:
-        raise NotMigrated(
-            f"the database is missing {len(pending)} migration(s); run `scalemesh migrate` first"
-        )
 
 
 def run_coroutine(coroutine: Coroutine[Any, Any, _T], config: uvicorn.Config | None = None) -> _T:

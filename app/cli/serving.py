@@ -21,12 +21,10 @@ from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
 from app import database, logconfig
-from app.asgi import create_app
-from app.cli.common import CommandError, require_migrated, run_coroutine, start_logging
+from app.cli.common import CommandError, run_coroutine, start_logging
 from app.runners.api import RunnerError
 from app.runners.sandbox_choice import choose_sandbox
 from app.settings import Runner, Settings
-from proxy.asgi import create_proxy
 
 GRACEFUL_SHUTDOWN_S = 10
 """How long a stopping server waits for open requests (a log stream, say) before cutting them."""
@@ -56,6 +54,11 @@ def dev(args: argparse.Namespace) -> int:
     refuse_without_sandbox(settings)
     start_logging(settings)
 
+    # Imported here, not at the top: `serve proxy` builds neither app in this process (granian's
+    # workers build the proxy from `FACTORIES`), and `serve api` no proxy; each takes a second.
+    from app.asgi import create_app
+    from proxy.asgi import create_proxy
+
     async def run() -> int:
         await database.migrate(database.make_engine(settings.database))
         # Built after migrating: the app binds the tables to its own engine.
@@ -80,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
     start_logging(settings)
     if args.workers > 1:
         # Refuse in the parent, once, rather than in every worker as it starts.
-        run_coroutine(require_migrated(settings))
+        run_coroutine(database.require_migrated(database.make_engine(settings.database)))
         uvicorn.run(
             FACTORIES["api"],
             factory=True,
@@ -93,10 +96,12 @@ def serve(args: argparse.Namespace) -> int:
             log_config=logconfig.dict_config(settings.log_level),
         )
         return 0
+    from app.asgi import create_app  # see `dev` on why here
+
     server = _server(PART_NAMES["api"], create_app(settings), args.host, args.port)
 
     async def run() -> int:
-        await require_migrated(settings)
+        await database.require_migrated(database.make_engine(settings.database))
         await _serve_together([server])
         return 0
 

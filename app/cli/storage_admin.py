@@ -1,11 +1,12 @@
 """The operator's storage command: `scalemesh storage sweep [--dry-run] [--all]`, which talks to
-storage and the database directly (`app.retention.sweeper`)."""
+storage and the database directly (`app.retention.sweeper`). Its arguments are in `app.cli`."""
 
 from __future__ import annotations
 
 import argparse
 
-from app.cli.common import require_migrated, run_coroutine, start_logging
+from app import database
+from app.cli.common import run_coroutine, start_logging
 from app.retention.sweeper import Sweep, sweep
 from app.settings import Settings
 from app.storage.choice import storage_from_settings
@@ -17,7 +18,7 @@ def storage_sweep(args: argparse.Namespace) -> int:
     storage = storage_from_settings(settings.storage)
 
     async def runs() -> list[Sweep]:
-        await require_migrated(settings)
+        await database.require_migrated(database.make_engine(settings.database))
         done: list[Sweep] = []
         cursor = ""
         while True:
@@ -37,19 +38,3 @@ def storage_sweep(args: argparse.Namespace) -> int:
     if found[-1].cursor:
         print(f"stopped at {found[-1].cursor}; run again (or with --all) to go on")
     return 0
-
-
-def add_storage_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    summary = "Operator commands on storage."
-    storage = commands.add_parser("storage", help=summary, description=summary)
-    actions = storage.add_subparsers(dest="storage_command", required=True, metavar="ACTION")
-    summary = (
-        "Delete files under __outputs/ and __logs/ that no live deployment references "
-        "(crash leftovers, deleted projects), and the build caches under __cache/ of deleted "
-        "projects."
-    )
-    run = actions.add_parser("sweep", help=summary, description=summary)
-    run.add_argument("--dry-run", action="store_true", help="name what would go; delete nothing")
-    run.add_argument("--all", action="store_true", help="go on until the end, batch by batch")
-    run.add_argument("--batch", type=int, default=1000, help="objects per batch (%(default)s)")
-    run.set_defaults(handler=storage_sweep)
