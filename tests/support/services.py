@@ -23,10 +23,10 @@ from tests.support.api import TEST_SECRET_KEY
 
 POSTGRES_URL = os.environ.get("SCALEMESH_TEST_POSTGRES_URL", "")
 REDIS_URL = os.environ.get("SCALEMESH_TEST_REDIS_URL", "")
-DROPS_AT_ONCE = 24
-"""At most this many connections per test process drop databases at the end (the server
-allows 100 in all)."""
-DROPS_IN_BACKGROUND = 2
+DROPS_AT_ONCE = 20
+"""At most this many connections per test process drop databases at the end, with those of
+`DROPS_IN_BACKGROUND` (the server allows 100 in all)."""
+DROPS_IN_BACKGROUND = 4
 """Databases `discard` drops at once while tests run."""
 
 
@@ -55,6 +55,10 @@ async def _drop(url: str, name: str) -> None:
     await _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _drop_now(url: str, name: str) -> None:
+    asyncio.run(_drop(url, name))
+
+
 async def _admin(url: str, sql: str) -> None:
     connection = await asyncpg.connect(url)
     try:
@@ -74,7 +78,7 @@ class PostgresDatabases:
         self.url = url
         self.created: list[str] = []
         self._dropper: ThreadPoolExecutor | None = None
-        self._dropping: list[Future[None]] = []
+        self._dropping: dict[str, Future[None]] = {}
 
     def new(self) -> str:
         name = self._name()
@@ -114,17 +118,17 @@ class PostgresDatabases:
         """Drop the database at `url` in the background, now that nothing uses it, so that
         `drop_all` has fewer left: each DROP DATABASE waits for a checkpoint (seconds on a
         loaded machine), a wait the tests still running need not share."""
-        name = _database(url)
-        self.created.remove(name)
         if self._dropper is None:
             self._dropper = ThreadPoolExecutor(DROPS_IN_BACKGROUND, "drop-database")
-        self._dropping.append(self._dropper.submit(asyncio.run, _drop(self.url, name)))
+        name = _database(url)
+        self._dropping[name] = self._dropper.submit(_drop_now, self.url, name)
 
     def drop_all(self) -> None:
+        dropping = self._dropping
         if self._dropper is not None:
-            self._dropper.shutdown()
-            for dropped in self._dropping:
-                dropped.result()
+            # Those not started yet join the last drops below rather than wait their turn.
+            self._dropper.shutdown(wait=False, cancel_futures=True)
+        left = [name for name in self.created if name not in dropping or dropping[name].cancelled()]
         # Together: each DROP DATABASE waits for a checkpoint, which concurrent drops share.
         # Not all at once, though: a connection each can reach max_connections (100) when
         # xdist workers end together.
@@ -135,9 +139,12 @@ class PostgresDatabases:
                 await _drop(self.url, name)
 
         async def drop_them() -> None:
-            await asyncio.gather(*(drop(name) for name in self.created))
+            await asyncio.gather(*(drop(name) for name in left))
 
         asyncio.run(drop_them())
+        for started in dropping.values():
+            if not started.cancelled():
+                started.result()
 
 
 def migrate(url: str) -> None:
