@@ -116,8 +116,10 @@ def test_caddy_runs_as_this_user_in_its_own_directories_and_stops_cleanly(
             tmp_path / "caddy", root_domain=ROOT_DOMAIN, proxy_address=f"127.0.0.1:{nothing}"
         )
         caddy.start()
-        served = caddy.served_names(f"web.{ROOT_DOMAIN}")
-        code = caddy.stop()
+        try:
+            served = caddy.served_names(f"web.{ROOT_DOMAIN}")
+        finally:
+            code = caddy.stop()
 
     assert served == [f"*.{ROOT_DOMAIN}"]
     assert caddy.root_cert.is_file()

@@ -86,12 +86,22 @@ class Caddy:
 
     def start(self) -> Caddy:
         self.service.start()
-        # The wildcard certificate is issued in the background once Caddy runs.
+        # The wildcard certificate is issued in the background once Caddy runs, and served a
+        # moment after its files appear in storage: wait for a handshake that presents it.
         wait_until(
-            lambda: self.certificate_names() >= {f"*.{self.root_domain}"},
-            what=lambda: f"the wildcard certificate issued:\n{self.service.output()}",
+            self._serves_wildcard,
+            what=lambda: f"the wildcard certificate served:\n{self.service.output()}",
         )
         return self
+
+    def _serves_wildcard(self) -> bool:
+        wildcard = f"*.{self.root_domain}"
+        if wildcard not in self.certificate_names():
+            return False
+        try:
+            return wildcard in self.served_names(f"ready.{self.root_domain}")
+        except OSError:  # ssl.SSLError too: no certificate for the name yet
+            return False
 
     def stop(self) -> int:
         """SIGTERM, as a service manager stops it: Caddy's exit code (0: a clean stop)."""
