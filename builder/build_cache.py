@@ -20,6 +20,7 @@ cannot be read is a warning, never a failed build.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import os
 import platform
@@ -29,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from builder import repo_files
 from builder.buildlog import Log, size_text
 from builder.cache_archive import (
     EXPAND_FACTOR,
@@ -58,6 +60,9 @@ FRAMEWORK_CACHES = (".next/cache", ".astro", "resources/_gen")
 """Below the app's root directory: Next.js, Astro, Hugo."""
 MAX_LOCKFILE = 256 << 20
 PACKAGE = "package.json"
+HIDDEN_LOCKFILE = "node_modules/.package-lock.json"
+CARRY = "cache-carry.tar.zst"
+"""In the scratch directory: the restored archive, when its download caches were left unread."""
 _CONTENT_TYPE = "application/zstd"
 
 
@@ -105,16 +110,28 @@ def branches_read(spec: BuildSpec) -> list[tuple[str, str]]:
     return list(read.items())
 
 
-def restore(build: Build, plan: Plan) -> bool:
+class Restored(enum.Enum):
+    """What a restore brought back, for the install."""
+
+    NO_NODE_MODULES = "no node_modules"
+    """No cache, or one of another lockfile key: the detected install runs as it is."""
+    NODE_MODULES = "node_modules"
+    """node_modules for this very lockfile key: npm checks it (`npm install`)."""
+    INSTALLED = "installed"
+    """node_modules as npm made it for this key, and npm would run nothing over it: no
+    install runs, and the download caches were left in the archive (`CARRY`), unread."""
+
+
+def restore(build: Build, plan: Plan) -> Restored:
     """Extract the best cache for this build into its home and checkout (before `hand_over`);
-    True when node_modules was restored for this very lockfile and package.json."""
+    say whether node_modules came back for this very lockfile and package.json."""
     spec, say = build.spec, build.log.line
     storage = build.storage
     if not isinstance(storage, CacheStorage):
-        return False
+        return Restored.NO_NODE_MODULES
     if spec.clear_cache:
         say("Build cache: not restored (redeploy without cache); a fresh one is saved")
-        return False
+        return Restored.NO_NODE_MODULES
     started = time.monotonic()
     archive = build.scratch / "cache-in.tar.zst"
     branches = branches_read(spec)
@@ -128,46 +145,82 @@ def restore(build: Build, plan: Plan) -> bool:
     else:
         names = " or ".join(f"branch {name!r}" for name, _ in branches) or "a build of no branch"
         say(f"Build cache: miss (none for {names})")
-        return False
+        return Restored.NO_NODE_MODULES
     size = archive.stat().st_size
     lock = build.lockfile
     roots = {"home": build.home, "repo": build.checkout}
     bound = spec.limits.cache_mb * EXPAND_FACTOR << 20
+    matched = False
 
     def choose(meta: Mapping[str, Any]) -> Callable[[str], bool]:
-        same = lock is not None and meta.get("lockfile") == lock
-        return lambda name: same or "node_modules" not in name.split("/")
+        nonlocal matched
+        matched = lock is not None and meta.get("lockfile") == lock
+        return lambda name: matched or "node_modules" not in name.split("/")
+
+    decided: list[bool] = []
+
+    def until(name: str) -> bool:
+        # Archives store the checkout's trees first: at the first download cache member,
+        # node_modules is complete, and when no install will run, nothing more is needed.
+        if not decided and name.startswith("home/"):
+            decided.append(
+                matched and plan.install_is_quiet and _npm_made(build.checkout, plan.install_dir)
+            )
+        return bool(decided) and decided[0]
 
     try:
-        done = extract_archive(archive, roots, choose, max_bytes=bound)
+        done = extract_archive(archive, roots, choose, max_bytes=bound, until=until)
     except ArchiveError as exc:
-        say(f"Warning: the build cache {key} is unreadable ({exc}); building without it")
-        return False
-    finally:
         archive.unlink(missing_ok=True)
+        say(f"Warning: the build cache {key} is unreadable ({exc}); building without it")
+        return Restored.NO_NODE_MODULES
+    if done.stopped:
+        archive.rename(build.scratch / CARRY)
+    else:
+        archive.unlink()
     for refusal in done.refused[:10]:
         say(f"Warning: build cache entry refused: {refusal}")
     if len(done.refused) > 10:
         say(f"Warning: {len(done.refused) - 10} more build cache entries refused")
-    matched = lock is not None and done.meta.get("lockfile") == lock
     modules = "matches: node_modules restored" if matched else "differs: node_modules not restored"
+    kept = "; the download caches are kept for the next save, unread" if done.stopped else ""
     took = time.monotonic() - started
     say(
         f"Build cache: hit {key} ({whose}), {size_text(size)}; lockfile key {_short(lock)} "
-        f"{modules}; {done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s"
+        f"{modules}; {done.files} files ({size_text(done.bytes)}) restored in {took:.1f} s{kept}"
     )
-    return matched
+    if done.stopped:
+        return Restored.INSTALLED
+    return Restored.NODE_MODULES if matched else Restored.NO_NODE_MODULES
 
 
-def install_argv(build: Build, install: tuple[str, ...], matched: bool) -> tuple[str, ...]:
-    """The install to run. `npm ci` deletes node_modules first, so over a node_modules restored
-    for this very package.json and lockfile (a build's `npm ci` made it) the detected `npm ci`
-    becomes `npm install`, which checks the tree against the lockfile and changes nothing."""
+def install_argv(
+    build: Build, install: tuple[str, ...], restored: Restored
+) -> tuple[str, ...] | None:
+    """The install to run; None: none. `npm ci` deletes node_modules first, so over a
+    node_modules restored for this very package.json and lockfile (a build's `npm ci` made it)
+    the detected `npm ci` becomes `npm install`, which checks the tree against the lockfile and
+    changes nothing; and when the package has no install scripts of its own (npm runs those
+    even then) and npm's record of that tree came back with it, nothing runs at all."""
     chosen = build.spec.install_command or build.config.install_command
-    if not matched or chosen is not None or install != ("npm", "ci"):
+    if restored is Restored.NO_NODE_MODULES or chosen is not None or install != ("npm", "ci"):
         return install
+    if restored is Restored.INSTALLED:
+        build.log.line(
+            "Build cache: node_modules is npm's own for this lockfile and package.json has no "
+            "install scripts: nothing to install"
+        )
+        return None
     build.log.line("Build cache: node_modules matches the lockfile: npm install checks it")
     return ("npm", "install")
+
+
+def _npm_made(checkout: Path, directory: Path) -> bool:
+    """node_modules holds npm's own record of the tree it installed (npm 7 and later)."""
+    try:
+        return repo_files.regular_file(checkout, directory / HIDDEN_LOCKFILE) is not None
+    except (repo_files.RepoFileError, OSError):
+        return False
 
 
 def save(build: Build, plan: Plan) -> None:
@@ -198,10 +251,14 @@ def save(build: Build, plan: Plan) -> None:
     key = cache_key(spec.project_id, spec.branch, spec.cache_generation)
     lock = build.lockfile
     target = build.scratch / "cache-out.tar.zst"
+    carry = build.scratch / CARRY
     cap = spec.limits.cache_mb << 20
     meta = {"format": FORMAT, "lockfile": lock, "branch": spec.branch, "sha": spec.sha}
     try:
-        size = write_archive(target, meta, trees, cap=cap, owner=build.checkout.stat().st_uid)
+        size = write_archive(
+            target, meta, trees, cap=cap, owner=build.checkout.stat().st_uid,
+            carry=carry if carry.is_file() else None, carry_roots=("home",),
+        )  # fmt: skip
     except ArchiveTooLarge:
         target.unlink(missing_ok=True)
         say(
@@ -209,10 +266,12 @@ def save(build: Build, plan: Plan) -> None:
             "(SCALEMESH_BUILD_CACHE_MB)"
         )
         return
-    except OSError as exc:
+    except (OSError, ArchiveError) as exc:
         target.unlink(missing_ok=True)
         say(f"Warning: build cache not saved: {exc}")
         return
+    finally:
+        carry.unlink(missing_ok=True)
     try:
         storage.put(key, target, Headers(_CONTENT_TYPE, "no-store")).result()
     except StorageError as exc:
@@ -232,9 +291,10 @@ def _trees(build: Build, plan: Plan) -> dict[str, dict[str, Path]]:
     paths = [root / name for name in (*FRAMEWORK_CACHES, *build.config.cache)]
     for directory in {plan.root, plan.install_dir}:
         paths.append(Path(os.path.relpath(directory, checkout)) / "node_modules")
+    # The checkout's trees first: a restore that needs only them stops before the rest.
     return {
-        "home": dict.fromkeys(HOME_CACHES, build.home),
         "repo": {path.as_posix(): checkout for path in sorted(set(paths))},
+        "home": dict.fromkeys(HOME_CACHES, build.home),
     }
 
 

@@ -20,7 +20,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -62,6 +62,8 @@ class Extracted:
     """Members left out on purpose (node_modules of another lockfile, paths that exist)."""
     refused: list[str] = field(default_factory=list)
     """Hostile members, each with why."""
+    stopped: str | None = None
+    """The member extraction stopped at (`until`), None when it read the whole archive."""
 
 
 class _Capped:
@@ -89,12 +91,17 @@ def write_archive(
     *,
     cap: int,
     owner: int,
+    carry: Path | None = None,
+    carry_roots: Collection[str] = (),
 ) -> int:
     """Write `trees` to `target`; return the archive's size in bytes.
 
     `trees`: for each root name, the root directory and the trees below it to store (root
-    name -> {relative path: root}). Files not owned by uid `owner` are left out. Raises
-    `ArchiveTooLarge` past `cap` bytes (the partial file is left for the caller to delete).
+    name -> {relative path: root}), in that order. Files not owned by uid `owner` are left out.
+    `carry`: an earlier archive whose members below `carry_roots` are copied over, as they
+    are, where the trees did not store that name (what a build did not extract, it keeps).
+    Raises `ArchiveTooLarge` past `cap` bytes (the partial file is left for the caller to
+    delete), `ArchiveError` when `carry` cannot be read.
     """
     with target.open("wb") as raw:
         capped = _Capped(raw, cap)
@@ -108,14 +115,49 @@ def write_archive(
             for name, paths in trees.items():
                 for relative, root in paths.items():
                     _add_tree(tar, name, root, relative, owner)
+            if carry is not None:
+                _carry(tar, carry, frozenset(carry_roots), cap * EXPAND_FACTOR)
         return capped.written
+
+
+def _carry(tar: tarfile.TarFile, source: Path, roots: frozenset[str], bound: int) -> None:
+    """Copy `source`'s members below `roots` into `tar`, but for names it already holds; each
+    one checked as extracting checks it, and written afresh (no owner, no set-id bits). Past
+    `bound` bytes carried (a zstd bomb compresses below any cap), `ArchiveTooLarge`."""
+    stored = set(tar.getnames())
+    carried = 0
+    try:
+        with source.open("rb") as raw:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            with tarfile.open(fileobj=reader, mode="r|") as old:
+                members = iter(old)
+                _meta(old, members)
+                for member in members:
+                    name = member.name
+                    if name in stored or _hostile(member, name.split("/"), roots) is not None:
+                        continue
+                    info = tarfile.TarInfo(name)
+                    info.type, info.mtime = member.type, member.mtime
+                    info.mode = stat.S_IMODE(member.mode) & 0o755
+                    if member.issym():
+                        info.linkname = member.linkname
+                    if member.isreg():
+                        carried += member.size
+                        if carried > bound:
+                            raise ArchiveTooLarge(f"carrying past {bound} bytes")
+                        info.size = member.size
+                        tar.addfile(info, old.extractfile(member))
+                    else:
+                        tar.addfile(info)
+    except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+        raise ArchiveError(str(exc) or type(exc).__name__) from None
 
 
 def _add_tree(tar: tarfile.TarFile, name: str, root: Path, relative: str, owner: int) -> None:
     parts = [part for part in relative.split("/") if part not in ("", ".")]
     root_fd = os.open(root, _DIRECTORY)  # the build's own directory: it is there
     try:
-        fd = _descend(root_fd, parts, make=False)
+        fd = _descend(root_fd, parts)
     except OSError:
         return  # a component that is a symlink (or missing) ends it: the tree is not stored
     finally:
@@ -190,12 +232,14 @@ def extract_archive(
     choose: Callable[[Mapping[str, Any]], Callable[[str], bool]],
     *,
     max_bytes: int,
+    until: Callable[[str], bool] | None = None,
 ) -> Extracted:
     """Extract `source` below `roots` (root name -> directory); return what it did.
 
     `choose` gets the archive's meta and answers which members (by name) to extract. Hostile
     members are refused one by one (`Extracted.refused`); a corrupt or overlong archive raises
-    `ArchiveError`, leaving what was extracted before it.
+    `ArchiveError`, leaving what was extracted before it. `until`: extraction ends, unread, at
+    the first member it answers True for (`Extracted.stopped`).
     """
     done = Extracted()
     fds = {name: os.open(root, _DIRECTORY) for name, root in roots.items()}
@@ -206,8 +250,12 @@ def extract_archive(
                 members = iter(tar)
                 done.meta = _meta(tar, members)
                 wanted = choose(done.meta)
+                made: set[str] = set()
                 for member in members:
-                    _extract(tar, member, fds, wanted, done, max_bytes)
+                    if until is not None and until(member.name):
+                        done.stopped = member.name
+                        break
+                    _extract(tar, member, fds, wanted, done, max_bytes, made)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
         raise ArchiveError(str(exc) or type(exc).__name__) from None
     finally:
@@ -238,7 +286,9 @@ def _extract(
     wanted: Callable[[str], bool],
     done: Extracted,
     max_bytes: int,
+    made: set[str],
 ) -> None:
+    """`made`: the directories this extraction has made (or found) already, by member name."""
     name = member.name
     parts = name.split("/")
     why = _hostile(member, parts, fds)
@@ -249,13 +299,15 @@ def _extract(
         done.skipped += 1
         return
     try:
-        parent = _descend(fds[parts[0]], parts[1:-1], make=True)
+        parent = _descend(fds[parts[0]], parts[1:-1], made, parts[0])
     except OSError:
         done.refused.append(f"{name!r}: a directory on its path is a symlink or not a directory")
         return
     try:
         if member.isdir():
-            _make_directory(parent, parts[-1])
+            if name not in made:
+                _make_directory(parent, parts[-1])
+                made.add(name)
         elif member.issym():
             try:
                 os.symlink(member.linkname, parts[-1], dir_fd=parent)
@@ -270,14 +322,14 @@ def _extract(
         os.close(parent)
 
 
-def _hostile(member: tarfile.TarInfo, parts: list[str], fds: Mapping[str, int]) -> str | None:
-    """Why a member must not be extracted, or None."""
+def _hostile(member: tarfile.TarInfo, parts: list[str], roots: Collection[str]) -> str | None:
+    """Why a member must not be extracted (below one of `roots`), or None."""
     if member.name.startswith("/") or "\0" in member.name:
         return "an absolute path"
     if any(part in ("", ".", "..") for part in parts) or len(parts) > MAX_DEPTH + 8:
         return "a path with '..', '.' or empty parts"
-    if parts[0] not in fds or len(parts) < 2:
-        return f"outside {', '.join(sorted(fds))}"
+    if parts[0] not in roots or len(parts) < 2:
+        return f"outside {', '.join(sorted(roots))}"
     if member.islnk():
         return "a hard link"
     if member.issym():
@@ -291,14 +343,17 @@ def _hostile(member: tarfile.TarInfo, parts: list[str], fds: Mapping[str, int]) 
     return None
 
 
-def _descend(fd: int, parts: list[str], *, make: bool) -> int:
-    """A new descriptor of the directory `parts` below `fd`, never via symlinks; with `make`,
-    made as needed (extracting), else it must be there (writing)."""
+def _descend(fd: int, parts: list[str], made: set[str] | None = None, at: str = "") -> int:
+    """A new descriptor of the directory `parts` below `fd`, never via symlinks. With `made`
+    (extracting), made as needed, `made` holding the directories known to be there already,
+    by their path from `at` (the name of `fd`); without (writing), it must be there."""
     current = os.dup(fd)
     try:
         for part in parts:
-            if make:
+            at = f"{at}/{part}"
+            if made is not None and at not in made:
                 _make_directory(current, part)
+                made.add(at)
             child = os.open(part, _DIRECTORY, dir_fd=current)
             os.close(current)
             current = child

@@ -43,6 +43,10 @@ _PACKAGE_MANAGER = re.compile(r"^(?P<name>[a-z0-9][\w.-]*)@(?P<major>\d+)?")
 _SHELL_SYNTAX = frozenset({"&&", "||", ";", "|", ">", ">>", "<", "&"})
 MAX_READ = 4 << 20
 """A package.json larger than this is refused: it is read into memory whole."""
+INSTALL_SCRIPTS = frozenset(
+    {"preinstall", "install", "postinstall", "prepublish", "preprepare", "prepare", "postprepare"}
+)
+"""The root package's lifecycle scripts npm runs on every install, even one that changes nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,9 @@ class Plan:
     declared_manager: str | None
     """package.json's `packageManager` as written (`bun@1.1.38`): the one beside the lockfile
     (a workspace root's), else the app's; None when neither names one."""
+    install_is_quiet: bool = False
+    """The detected install is `npm ci` of a package with no workspaces and none of
+    `INSTALL_SCRIPTS`: over a node_modules npm made for this very lockfile it would do nothing."""
 
 
 def detect(
@@ -108,12 +115,15 @@ def detect(
         install, build = install or site.install, build or site.build
         manager = lockfile = declared = None
         install_dir = root
+        quiet = False
     else:
         install_dir, lockfile, manager, workspace = _package_manager(repo, root, package)
         found_field = (workspace or {}).get("packageManager") or package.get("packageManager")
         declared = found_field if isinstance(found_field, str) else None
+        quiet = False
         if install is None:
             install = _install_argv(repo, install_dir, lockfile, manager, workspace or package)
+            quiet = install == ("npm", "ci") and install_dir == root and _quiet(package)
         else:
             install_dir = root  # custom commands run in the root directory, like the build
         scripts = package.get("scripts")
@@ -127,7 +137,7 @@ def detect(
                 reason = beside.reason if chosen else f"{beside.reason}, package.json has no build"
                 build = _custom("build_command", build_command) or beside.build
                 if beside.install and not install_command:
-                    install, install_dir = beside.install, root
+                    install, install_dir, quiet = beside.install, root, False
     if output_directory:
         _, output = _inside(repo, root, output_directory, "output_directory")
     return Plan(
@@ -141,6 +151,7 @@ def detect(
         framework=framework,
         reason=reason,
         declared_manager=declared,
+        install_is_quiet=quiet,
         output_path=PurePosixPath(
             os.path.relpath(os.path.normpath(root / output), repo)
         ).as_posix(),
@@ -242,6 +253,12 @@ def _install_argv(
         declared is not None and declared[0] == "yarn" and (declared[1] or 1) >= 2
     )
     return ("corepack", "yarn", "install", "--immutable" if berry else "--frozen-lockfile")
+
+
+def _quiet(package: dict[str, Any]) -> bool:
+    scripts = package.get("scripts")
+    names = scripts.keys() if isinstance(scripts, dict) else ()
+    return "workspaces" not in package and INSTALL_SCRIPTS.isdisjoint(names)
 
 
 def _runner(manager: str) -> tuple[str, ...]:

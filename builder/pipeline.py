@@ -261,7 +261,9 @@ class Build:
         if plan.install is None:
             self.log.line("No install step: there is no package.json")
             return
-        self._command(build_cache.install_argv(self, plan.install, restored), plan.install_dir)
+        install = build_cache.install_argv(self, plan.install, restored)
+        if install is not None:
+            self._command(install, plan.install_dir)
 
     def build(self, plan: Plan) -> None:
         if plan.build is None:

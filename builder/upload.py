@@ -86,9 +86,15 @@ class LocalStorage:
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
     def get(self, key: str, target: Path) -> bool:
-        """Copy the file at `key` to `target`; False when there is none."""
+        """Copy the file at `key` to `target`; False when there is none. A hard link where both
+        are on one file system: an object is never written in place (`put` renames a new file
+        over it), so the link stays the copy it was."""
+        source = self._root / key
+        with contextlib.suppress(OSError):  # another file system, or links not allowed: copied
+            os.link(source, target)
+            return True
         try:
-            shutil.copyfile(self._root / key, target)
+            shutil.copyfile(source, target)
         except FileNotFoundError:
             return False
         except OSError as exc:

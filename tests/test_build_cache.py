@@ -4,7 +4,9 @@ corrupt archive and a redeploy without cache."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from builder.spec import BuildLimits
 from tests.support.build_cache import (
@@ -18,10 +20,15 @@ from tests.support.build_cache import (
     stored,
 )
 from tests.support.builder import PROJECT_ID
+from tests.support.git import git
 from tests.support.toolchains import sandboxed
 
 OFFLINE = {"npm_config_offline": "true"}
 """npm may not reach the registry: an install that succeeds took every package from the cache."""
+NOTHING_TO_INSTALL = (
+    "Build cache: node_modules is npm's own for this lockfile and package.json has no install "
+    "scripts: nothing to install"
+)
 
 
 def test_the_second_build_restores_the_cache_and_installs_without_the_registry(
@@ -43,7 +50,6 @@ def test_the_second_build_restores_the_cache_and_installs_without_the_registry(
     assert any(name.startswith("home/.npm/_cacache/") for name in archive["names"])
     assert archive["meta"]["branch"] == "main"
     assert len(archive["meta"]["lockfile"]) == 64
-    # npm may not reach the registry, yet npm ci succeeds: every package came from the cache.
     assert second_ok, second.lines()
     (hit,) = [line for line in cache_lines(second) if line.startswith("Build cache: hit")]
     assert hit.startswith(
@@ -51,10 +57,57 @@ def test_the_second_build_restores_the_cache_and_installs_without_the_registry(
     )
     assert f"lockfile key {archive['meta']['lockfile'][:16]} matches: node_modules restored" in hit
     assert "Running npm ci" in first.lines()
-    # npm ci would delete the restored node_modules: npm install checks it instead.
+    # node_modules is npm's own for this lockfile and nothing of the package runs on install.
+    assert NOTHING_TO_INSTALL in second.lines()
+    assert "Running npm install" not in second.lines()
+    assert "Running npm ci" not in second.lines()
+    assert hit.endswith("the download caches are kept for the next save, unread")
+    assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"
+    # What the second build did not unpack, it saved again: the next lockfile change finds it.
+    again = members(stored(tmp_path, "main"))
+    assert _home(again, "home/.npm/_cacache/") == _home(archive, "home/.npm/_cacache/")
+    assert set(_home(archive, "home/")) <= set(_home(again, "home/"))  # npm run adds a log
+    assert "repo/node_modules/is-number/package.json" in again["names"]
+    assert again["names"].index("repo/node_modules") < again["names"].index("home/.npm")
+    # A changed package.json (a new key): npm ci runs, offline, from the download cache carried.
+    package = json.loads((repo / "package.json").read_text())
+    (repo / "package.json").write_text(json.dumps(package | {"description": "changed"}))
+    git(repo, "commit", "-q", "-am", "a new key")
+    third_ok, third = build(
+        spec_of(tmp_path, repo, git(repo, "rev-parse", "HEAD"), 3, env=offline.env | OFFLINE)
+    )
+    assert third_ok, third.lines()
+    assert "Running npm ci" in third.lines()
+    assert served(tmp_path, 3) == "<p>is-number 7.0.0, build 3</p>\n"
+
+
+def test_a_package_with_install_scripts_has_npm_install_check_the_restored_tree(
+    tmp_path: Path,
+) -> None:
+    repo, _ = cache_site(tmp_path)
+    package = json.loads((repo / "package.json").read_text())
+    # npm runs the package's own install scripts on every install, even one with nothing to do.
+    package["scripts"]["postinstall"] = "node -e \"require('fs').writeFileSync('ran', 'yes')\""
+    (repo / "package.json").write_text(json.dumps(package))
+    git(repo, "commit", "-q", "-am", "a postinstall script")
+    sha = git(repo, "rev-parse", "HEAD")
+    build(spec_of(tmp_path, repo, sha, 1))
+
+    ok, second = build(spec_of(tmp_path, repo, sha, 2))
+
+    assert ok, second.lines()
+    (hit,) = [line for line in cache_lines(second) if line.startswith("Build cache: hit")]
+    assert "matches: node_modules restored" in hit
+    assert not hit.endswith("unread")  # the download caches came back: npm may need them
     assert "Build cache: node_modules matches the lockfile: npm install checks it" in second.lines()
     assert "Running npm install" in second.lines()
+    assert NOTHING_TO_INSTALL not in second.lines()
+    assert "> cache-site@1.0.0 postinstall" in "\n".join(second.lines())
     assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"
+
+
+def _home(archive: dict[str, Any], prefix: str) -> list[str]:
+    return sorted(name for name in archive["names"] if name.startswith(prefix))
 
 
 def test_a_changed_lockfile_restores_the_download_cache_but_not_node_modules(
@@ -199,5 +252,5 @@ def test_the_cache_works_in_the_sandbox_as_the_builds_own_user(tmp_path: Path) -
     assert any(line.startswith("Commands run in: bubblewrap sandbox") for line in second.lines())
     assert cache_lines(first)[1].startswith("Build cache: saved")
     assert "matches: node_modules restored" in cache_lines(second)[0]
-    assert "Running npm install" in second.lines()
+    assert NOTHING_TO_INSTALL in second.lines()
     assert served(tmp_path, 2) == "<p>is-number 7.0.0, build 2</p>\n"

@@ -328,6 +328,40 @@ def test_local_storage_reads_back_what_it_has(tmp_path: Path) -> None:
         storage.get("__cache/7", tmp_path / "dir")
 
 
+def test_local_storage_links_a_cache_and_a_later_put_leaves_the_link_as_it_was(
+    tmp_path: Path,
+) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    source = tmp_path / "new.tar.zst"
+    source.write_bytes(b"first")
+    storage.put("__cache/7/a.tar.zst", source, Headers("application/zstd", "no-store")).result()
+
+    assert storage.get("__cache/7/a.tar.zst", tmp_path / "read")
+    stored = tmp_path / "storage" / "__cache" / "7" / "a.tar.zst"
+    assert (tmp_path / "read").stat().st_ino == stored.stat().st_ino  # no bytes copied
+    source.write_bytes(b"second")
+    storage.put("__cache/7/a.tar.zst", source, Headers("application/zstd", "no-store")).result()
+    assert (tmp_path / "read").read_bytes() == b"first"
+    assert stored.read_bytes() == b"second"
+
+
+def test_local_storage_copies_a_cache_where_it_cannot_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = LocalStorage(tmp_path / "storage")
+    (tmp_path / "storage" / "__cache").mkdir(parents=True)
+    (tmp_path / "storage" / "__cache" / "a.tar.zst").write_bytes(b"abc")
+
+    def cross_device(source: object, target: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+
+    assert storage.get("__cache/a.tar.zst", tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == b"abc"
+    assert not storage.get("__cache/missing.tar.zst", tmp_path / "none")
+
+
 def test_s3_storage_downloads_a_cache_and_answers_false_when_there_is_none(
     bucket: Any, tmp_path: Path
 ) -> None:
@@ -385,3 +419,19 @@ def test_the_lockfile_key_covers_the_toolchain(tmp_path: Path) -> None:
     assert None not in (node20, node22)
     assert node20 != node22
     assert lockfile_key(plan, "/usr/bin") == node20
+
+
+def test_npms_record_counts_only_as_a_regular_file_inside_the_checkout(tmp_path: Path) -> None:
+    checkout, outside = tmp_path / "checkout", tmp_path / "outside"
+    (outside / "node_modules").mkdir(parents=True)
+    (outside / "node_modules" / ".package-lock.json").write_text("{}")
+    checkout.mkdir()
+    assert not build_cache._npm_made(checkout, checkout)  # no node_modules
+    (checkout / "node_modules").symlink_to(outside / "node_modules")
+    assert not build_cache._npm_made(checkout, checkout)  # a symlink out: never trusted
+    (checkout / "node_modules").unlink()
+    (checkout / "node_modules" / ".package-lock.json").mkdir(parents=True)
+    assert not build_cache._npm_made(checkout, checkout)  # not a regular file
+    (checkout / "node_modules" / ".package-lock.json").rmdir()
+    (checkout / "node_modules" / ".package-lock.json").write_text("{}")
+    assert build_cache._npm_made(checkout, checkout)

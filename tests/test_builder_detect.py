@@ -343,3 +343,40 @@ def test_a_symlinked_root_directory_may_not_leave_the_repository(tmp_path: Path)
 
     with pytest.raises(BuildError, match="root_directory must be a path inside"):
         detect(repo, root_directory="web")
+
+
+def _scripts(**scripts: str) -> str:
+    return json.dumps({"name": "site", "scripts": {"build": "x", **scripts}})
+
+
+def _npm(package: str, **more: str) -> dict[str, str]:
+    return {"package.json": package, "package-lock.json": NPM_LOCK, **more}
+
+
+SCRIPTS = ("preinstall", "install", "postinstall", "prepare", "prepublish", "preprepare")
+QUIET: list[tuple[str, dict[str, str], dict[str, str], bool]] = [
+    ("npm ci, no install scripts", _npm(_scripts()), {}, True),
+    *((f"a {name} script", _npm(_scripts(**{name: "x"})), {}, False) for name in SCRIPTS),
+    ("a postprepare script", _npm(_scripts(postprepare="x")), {}, False),
+    ("npm workspaces", _npm(json.dumps({"name": "w", "workspaces": ["a"]})), {}, False),
+    (
+        "an app inside a workspace (the lockfile above it)",
+        _npm(json.dumps({"name": "w"}), **{"apps/a/package.json": _scripts()}),
+        {"root_directory": "apps/a"},
+        False,
+    ),
+    ("no lockfile (npm install)", {"package.json": _scripts()}, {}, False),
+    ("pnpm", {"package.json": _scripts(), "pnpm-lock.yaml": "lockfileVersion: '9.0'\n"}, {}, False),
+    ("a custom install", _npm(_scripts()), {"install_command": "npm ci"}, False),
+    ("no package.json", {"index.html": ""}, {}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("files", "overrides", "quiet"), [case[1:] for case in QUIET], ids=[case[0] for case in QUIET]
+)
+def test_an_install_is_quiet_only_for_npm_ci_of_a_package_without_install_scripts(
+    tmp_path: Path, files: dict[str, str], overrides: dict[str, str], quiet: bool
+) -> None:
+    # Quiet: over a node_modules npm made for this lockfile, the build cache runs no install.
+    assert detect(write(tmp_path, files), **overrides).install_is_quiet is quiet
