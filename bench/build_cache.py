@@ -130,11 +130,11 @@ def main() -> int:
         median = statistics.median(ratios[name])
         print(
             f"{name}: median warm/cold of the install step alone "
-            f"{statistics.median(installs[name]):.0%}, of install + build {median:.0%}"
+            f"{statistics.median(installs[name]):.0%}, of install + build {median:.1%}"
         )
     decided = statistics.median(ratios[next(iter(SITES))])
     verdict = "PASS" if decided <= TARGET else "FAIL"
-    print(f"target (template, install + build) <= {TARGET:.0%}: {decided:.0%} {verdict}")
+    print(f"target (template, install + build) <= {TARGET:.0%}: {decided:.1%} {verdict}")
     return 0 if decided <= TARGET else 1
 
 
