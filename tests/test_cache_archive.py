@@ -384,3 +384,16 @@ def test_carrying_stops_at_the_unpacked_bound(tmp_path: Path) -> None:
     with pytest.raises(ArchiveTooLarge):
         _carry_only(tmp_path, bomb, 1 << 10)
     assert _carry_only(tmp_path, bomb, 8 << 10) > 0  # within 16 times its cap: carried
+
+
+def test_a_directory_member_after_its_files_is_made_once(
+    tmp_path: Path, roots: dict[str, Path]
+) -> None:
+    done = extract(
+        tmp_path,
+        roots,
+        [("file", "repo/a/b.js", b"1"), ("dir", "repo/a", b""), ("dir", "repo/a", b"")],
+    )
+
+    assert (roots["repo"] / "a" / "b.js").read_text() == "1"
+    assert done.refused == []
