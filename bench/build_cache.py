@@ -1,6 +1,6 @@
 """Benchmark the build cache: a real Vite + React site built cold, then warm, several rounds.
 
-    .venv/bin/python bench/build_cache.py [--rounds 3]
+    .venv/bin/python bench/build_cache.py [--rounds 5]
 
 Two sites, each with its npm lockfile, their dependencies from the npm registry (no offline
 flag):
@@ -93,7 +93,7 @@ def one_build(repo: Path, sha: str, storage: Path, name: str) -> tuple[float, fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     ratios: dict[str, list[float]] = {name: [] for name in SITES}
     installs: dict[str, list[float]] = {name: [] for name in SITES}
