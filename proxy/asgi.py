@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -34,6 +34,7 @@ from proxy.cache import ObjectCache
 from proxy.custom_domains import TLS_ALLOWED_PATH, tls_allowed
 from proxy.custom_domains import redirect as domain_redirect
 from proxy.lookup import MISSING, Lookup
+from proxy.memo_keys import MemoKey, memo_key_of, request_of
 from proxy.protection import Gate, private, redirect
 from proxy.readiness import PROBE_PATHS, Checks, Readiness, probe, read_checks
 from proxy.routing import BadPath, path_to_key
@@ -50,7 +51,7 @@ from proxy.sending import (
     send_file,
     storage_failed,
 )
-from proxy.serve import ProxyRequest, ProxyResponse, respond
+from proxy.serve import ProxyResponse, respond
 from proxy.site import Site
 from proxy.subscriber import AliasSubscriber
 from proxy.target import Redirect, Target
@@ -68,10 +69,6 @@ MAX_REPLAYS = 8192
 """Remembered answers per process (headers and a cache key each, no bodies of files)."""
 MAX_REPLAY_KEY = 1024
 """Requests whose path, query and read headers are longer are answered but not remembered."""
-_MemoKey = tuple[bytes, str, bytes, bytes, bytes, bytes, bytes, bytes]
-"""Host, method, raw path, query, Accept-Encoding, If-None-Match, Range, If-Range."""
-_KEY_HEADERS = {b"host": 0, b"accept-encoding": 1, b"if-none-match": 2, b"range": 3, b"if-range": 4}
-"""Where each request header `memo_key_of` reads goes in `found` (ASGI names are lower-case)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +98,11 @@ class Proxy:
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
-        self._memo: OrderedDict[_MemoKey, _Replay] = OrderedDict()
+        self._memo: OrderedDict[MemoKey, _Replay] = OrderedDict()
         self.sent = metrics.Sent()
         self.registry = metrics.registry_for(self.cache, self.sent)
 
-    def replay(self, memo_key: _MemoKey, scope: Scope) -> tuple[Message, Message] | None:
+    def replay(self, memo_key: MemoKey, scope: Scope) -> tuple[Message, Message] | None:
         """The messages of a remembered answer to this request, or None: `handle` it then.
 
         Not a coroutine, and the app sends what it returns: the hot path of a busy site
@@ -129,7 +126,7 @@ class Proxy:
         self.sent.answered(replay.start["status"], len(body))
         return replay.start, {"type": "http.response.body", "body": body}
 
-    async def handle(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
+    async def handle(self, scope: Scope, send: Send, memo_key: MemoKey) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
         method = memo_key[1]
         host = memo_key[0].decode("latin-1")
@@ -185,7 +182,7 @@ class Proxy:
             site = await self._site(target)
             # Rules that read headers or cookies get them, and their answers are not replayed.
             headers = scope["headers"] if site.reads_headers else ()
-            response = await respond(_request(key, memo_key, headers), site)
+            response = await respond(request_of(key, memo_key, headers), site)
             if target.protected:
                 response = private(response)
         except (ObjectNotFound, StorageError) as exc:
@@ -198,7 +195,7 @@ class Proxy:
         else:
             await send_answer(send, method, response)
 
-    async def _hand_off(self, scope: Scope, send: Send, memo_key: _MemoKey) -> None:
+    async def _hand_off(self, scope: Scope, send: Send, memo_key: MemoKey) -> None:
         """`/_scalemesh/auth`: the API vouched for this browser; set the cookie (`Gate`)."""
         host, method = memo_key[0].decode("latin-1"), memo_key[1]
         target = await self.lookup.resolve(host)
@@ -227,7 +224,7 @@ class Proxy:
     # runs each time, so a moved alias is still honoured at once.
 
     def _remember(
-        self, memo_key: _MemoKey, target: Target, method: str, response: ProxyResponse
+        self, memo_key: MemoKey, target: Target, method: str, response: ProxyResponse
     ) -> None:
         if response.source and method != "HEAD":
             source, body = target.prefix + response.source, b""
@@ -366,45 +363,3 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
         yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
-
-
-def _request(
-    key: str, memo_key: _MemoKey, headers: Iterable[tuple[bytes, bytes]] = ()
-) -> ProxyRequest:
-    """What `respond` reads, from the very values the answer will be remembered under (and the
-    raw `headers` when the site's rules read them: such answers are never remembered)."""
-    host, method, _, query, accept_encoding, if_none_match, range_, if_range = memo_key
-    # Latin-1 never fails to decode; escaping happens where a value is rendered.
-    return ProxyRequest(
-        method=method,
-        key=key,
-        query=query.decode("latin-1"),
-        accept_encoding=accept_encoding.decode("latin-1"),
-        if_none_match=if_none_match.decode("latin-1"),
-        range=range_.decode("latin-1"),
-        if_range=if_range.decode("latin-1"),
-        host=host.decode("latin-1"),
-        headers=tuple((name.decode("latin-1"), value.decode("latin-1")) for name, value in headers),
-    )
-
-
-def memo_key_of(scope: Scope) -> _MemoKey:
-    """Everything that decides an answer: the host, and all that `respond` reads."""
-    found = [b"", b"", b"", b"", b""]
-    slot = _KEY_HEADERS.get
-    # One pass over the raw headers, the last of a repeated one winning: cheaper than
-    # building a dict of them all and then asking it five times.
-    for name, value in scope["headers"]:
-        index = slot(name)
-        if index is not None:
-            found[index] = value
-    return (
-        found[0],
-        scope["method"],
-        scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""),
-        found[1],
-        found[2],
-        found[3],
-        found[4],
-    )
