@@ -12,9 +12,10 @@ import hashlib
 CACHE_ROOT = "__cache"
 
 
-def cache_prefix(project_id: int) -> str:
-    """Where a project's build caches live in storage, ending with a slash."""
-    return f"{CACHE_ROOT}/{project_id}/"
+def cache_prefix(project_id: int, generation: str = "") -> str:
+    """Where a project's build caches live in storage (those of its `generation` with one),
+    ending with a slash."""
+    return f"{CACHE_ROOT}/{project_id}/" + (f"{generation}/" if generation else "")
 
 
 def cache_key(project_id: int, branch: str, generation: str = "") -> str:
@@ -23,4 +24,4 @@ def cache_key(project_id: int, branch: str, generation: str = "") -> str:
     `app.projects.records.generation`): a project given a deleted one's id never reads the
     deleted one's caches."""
     name = hashlib.sha256(branch.encode()).hexdigest()[:32]
-    return f"{cache_prefix(project_id)}{generation}{'/' if generation else ''}{name}.tar.zst"
+    return f"{cache_prefix(project_id, generation)}{name}.tar.zst"

@@ -89,7 +89,7 @@ def session_policy(
     of its project's build caches (of its `cache_generation`) and, with a `cache_branch`,
     writes of that branch's cache."""
     arn = f"arn:{partition}:s3:::{bucket}/{storage_prefix}"
-    caches = cache_prefix(project_id) + (f"{cache_generation}/" if cache_generation else "")
+    caches = cache_prefix(project_id, cache_generation)
 
     def allow(sid: str, actions: tuple[str, ...], resource: str) -> dict[str, Any]:
         return {"Sid": sid, "Effect": "Allow", "Action": list(actions), "Resource": arn + resource}
