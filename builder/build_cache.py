@@ -157,16 +157,15 @@ def restore(build: Build, plan: Plan) -> Restored:
         matched = lock is not None and meta.get("lockfile") == lock
         return lambda name: matched or "node_modules" not in name.split("/")
 
-    decided: list[bool] = []
+    stop: bool | None = None
 
     def until(name: str) -> bool:
         # Archives store the checkout's trees first: at the first download cache member,
         # node_modules is complete, and when no install will run, nothing more is needed.
-        if not decided and name.startswith("home/"):
-            decided.append(
-                matched and plan.install_is_quiet and _npm_made(build.checkout, plan.install_dir)
-            )
-        return bool(decided) and decided[0]
+        nonlocal stop
+        if stop is None and name.startswith("home/"):
+            stop = matched and plan.install_is_quiet and _npm_made(build.checkout, plan.install_dir)
+        return bool(stop)
 
     try:
         done = extract_archive(archive, roots, choose, max_bytes=bound, until=until)

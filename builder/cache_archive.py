@@ -126,31 +126,24 @@ def _carry(tar: tarfile.TarFile, source: Path, roots: frozenset[str], bound: int
     `bound` bytes carried (a zstd bomb compresses below any cap), `ArchiveTooLarge`."""
     stored = set(tar.getnames())
     carried = 0
-    try:
-        with source.open("rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=reader, mode="r|") as old:
-                members = iter(old)
-                _meta(old, members)
-                for member in members:
-                    name = member.name
-                    if name in stored or _hostile(member, name.split("/"), roots) is not None:
-                        continue
-                    info = tarfile.TarInfo(name)
-                    info.type, info.mtime = member.type, member.mtime
-                    info.mode = stat.S_IMODE(member.mode) & 0o755
-                    if member.issym():
-                        info.linkname = member.linkname
-                    if member.isreg():
-                        carried += member.size
-                        if carried > bound:
-                            raise ArchiveTooLarge(f"carrying past {bound} bytes")
-                        info.size = member.size
-                        tar.addfile(info, old.extractfile(member))
-                    else:
-                        tar.addfile(info)
-    except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
-        raise ArchiveError(str(exc) or type(exc).__name__) from None
+    with _reading(source) as (old, _, members):
+        for member in members:
+            name = member.name
+            if name in stored or _hostile(member, name.split("/"), roots) is not None:
+                continue
+            info = tarfile.TarInfo(name)
+            info.type, info.mtime = member.type, member.mtime
+            info.mode = stat.S_IMODE(member.mode) & 0o755
+            if member.issym():
+                info.linkname = member.linkname
+            if member.isreg():
+                carried += member.size
+                if carried > bound:
+                    raise ArchiveTooLarge(f"carrying past {bound} bytes")
+                info.size = member.size
+                tar.addfile(info, old.extractfile(member))
+            else:
+                tar.addfile(info)
 
 
 def _add_tree(tar: tarfile.TarFile, name: str, root: Path, relative: str, owner: int) -> None:
@@ -244,24 +237,37 @@ def extract_archive(
     done = Extracted()
     fds = {name: os.open(root, _DIRECTORY) for name, root in roots.items()}
     try:
-        with source.open("rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
-                members = iter(tar)
-                done.meta = _meta(tar, members)
-                wanted = choose(done.meta)
-                made: set[str] = set()
-                for member in members:
-                    if until is not None and until(member.name):
-                        done.stopped = member.name
-                        break
-                    _extract(tar, member, fds, wanted, done, max_bytes, made)
-    except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
+        with _reading(source) as (tar, meta, members):
+            done.meta = meta
+            wanted = choose(meta)
+            made: set[str] = set()
+            for member in members:
+                if until is not None and until(member.name):
+                    done.stopped = member.name
+                    break
+                _extract(tar, member, fds, wanted, done, max_bytes, made)
+    except OSError as exc:
         raise ArchiveError(str(exc) or type(exc).__name__) from None
     finally:
         for fd in fds.values():
             os.close(fd)
     return done
+
+
+@contextlib.contextmanager
+def _reading(
+    source: Path,
+) -> Iterator[tuple[tarfile.TarFile, dict[str, Any], Iterator[tarfile.TarInfo]]]:
+    """`source` as a tar stream: the tar, its meta, and the members after the meta, read as
+    they are iterated; a corrupt, truncated or foreign archive raises `ArchiveError`."""
+    try:
+        with source.open("rb") as raw:
+            reader = zstandard.ZstdDecompressor().stream_reader(raw)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                members = iter(tar)
+                yield tar, _meta(tar, members), members
+    except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+        raise ArchiveError(str(exc) or type(exc).__name__) from None
 
 
 def _meta(tar: tarfile.TarFile, members: Iterator[tarfile.TarInfo]) -> dict[str, Any]:

@@ -397,3 +397,10 @@ def test_a_directory_member_after_its_files_is_made_once(
 
     assert (roots["repo"] / "a" / "b.js").read_text() == "1"
     assert done.refused == []
+
+
+def test_an_archive_that_cannot_be_opened_is_an_archive_error(
+    tmp_path: Path, roots: dict[str, Path]
+) -> None:
+    with pytest.raises(ArchiveError, match="No such file"):
+        extract_archive(tmp_path / "gone.tar.zst", roots, everything, max_bytes=1 << 20)
