@@ -67,6 +67,8 @@ FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 _READ_METHODS = frozenset({"GET", "HEAD"})
 MAX_REPLAYS = 8192
 """Remembered answers per process (headers and a cache key each, no bodies of files)."""
+_MEMO_KEY = "scalemesh.memo_key"
+"""The scope extension carrying a missed request's `MemoKey` to `handle`: computed once."""
 MAX_REPLAY_KEY = 1024
 """Requests whose path, query and read headers are longer are answered but not remembered."""
 
@@ -301,8 +303,10 @@ class ProxyApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            replayed = self.proxy.replay(memo_key_of(scope), scope)
+            memo_key = memo_key_of(scope)
+            replayed = self.proxy.replay(memo_key, scope)
             if replayed is None:
+                scope[_MEMO_KEY] = memo_key  # for `_handle_request`, past the forwarding wrapper
                 await self._handle(scope, receive, send)
             else:
                 # A replayed answer reads neither the scheme nor the client (`Proxy.replay`),
@@ -318,7 +322,7 @@ class ProxyApp:
             await send({"type": "websocket.close", "code": 1008})
 
     async def _handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.proxy.handle(scope, send, memo_key_of(scope))
+        await self.proxy.handle(scope, send, scope[_MEMO_KEY])
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         await receive()
