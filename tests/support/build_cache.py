@@ -7,7 +7,7 @@ import io
 import json
 import shutil
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,11 @@ from tests.support.builder import PROJECT_ID, SITES, CapturingSink, make_repo, m
 from tests.support.git import git
 
 SITE = SITES / "cache-npm"
+
+
+def everything(meta: Mapping[str, Any]) -> Callable[[str], bool]:
+    """An extraction chooser that takes every member."""
+    return lambda name: True
 
 
 def cache_site(tmp_path: Path) -> tuple[Path, str]:
