@@ -43,6 +43,7 @@ from builder.cache_archive import (
 from builder.cache_keys import cache_key
 from builder.confine import Confinement, ConfinementError
 from builder.detect import Plan
+from builder.install_settings import CONFIG_FILES, tree_settings
 from builder.siteconfig.records import SiteConfig
 from builder.spec import BuildSpec
 from builder.upload import Headers, Pending, Storage, StorageError
@@ -304,28 +305,43 @@ def _is_directory(path: Path) -> bool:
         return False
 
 
-def lockfile_key(plan: Plan, toolchain: str = "") -> str | None:
+def lockfile_key(
+    plan: Plan, toolchain: str = "", env: Mapping[str, str] | None = None
+) -> str | None:
     """The hash of the machine, the toolchain (`toolchain`: the build's PATH, which names the
     Node or bun version chosen for it), the package manager, its lockfile and the package.json
-    files beside it and in the root directory; None: no lockfile (or one that is not a plain
-    file), so node_modules is never restored. Native addons are built for one Node: a
-    node_modules built under another must not come back."""
+    files beside it and in the root directory, their `.npmrc` files, and the settings of `env`
+    (the build's variables) that shape the installed tree (`install_settings`); None: no
+    lockfile (or one of those files is not a plain file), so node_modules is never restored.
+    Native addons are built for one Node: a node_modules built under another must not come
+    back."""
     if plan.lockfile is None or plan.package_manager is None:
         return None
     head = f"{platform.machine()}\0{toolchain}\0{plan.package_manager}\0"
     digest = hashlib.sha256(head.encode())
-    for path in (plan.install_dir / plan.lockfile, plan.install_dir / PACKAGE, plan.root / PACKAGE):
+    files = [plan.install_dir / plan.lockfile, plan.install_dir / PACKAGE, plan.root / PACKAGE]
+    for directory in dict.fromkeys((plan.install_dir, plan.root)):
+        files += [directory / name for name in CONFIG_FILES]
+    for path in files:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            if path.name in CONFIG_FILES:
+                digest.update(b"-\0")  # none: the defaults (a file's length is a number)
+                continue
+            return None
         except OSError:
             return None
         with os.fdopen(fd, "rb") as stream:
             found = os.fstat(stream.fileno())
             if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
                 return None
+            digest.update(f"{found.st_size}\0".encode())
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
         digest.update(b"\0")
+    for name, value in tree_settings(env or {}):
+        digest.update(f"{name}={value}\0".encode())
     return digest.hexdigest()
 
 

@@ -254,8 +254,9 @@ class Build:
             self.log.line,
         )  # fmt: skip
         # After the toolchain is chosen (it is part of the key), before hand_over: hashed once,
-        # before the install and build can change what it covers.
-        self.lockfile = build_cache.lockfile_key(plan, self.path)
+        # before the install and build can change what it covers; with the variables the
+        # install runs with, which may change what it installs.
+        self.lockfile = build_cache.lockfile_key(plan, self.path, self.build_env())
         restored = build_cache.restore(self, plan)
         self.confinement.hand_over([self.checkout, self.home])
         if plan.install is None:
