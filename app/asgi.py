@@ -41,7 +41,7 @@ from app.health import UNSAFE_BUILDS, HealthChecks
 from app.http import config_schema
 from app.http import metrics as metrics_route
 from app.http.csrf import CrossSiteGuard
-from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters
+from app.http.errors import EXCEPTION_HANDLERS, refuse_nul_characters, refuse_undecodable_json
 from app.http.openapi import StrictStructSchemaPlugin, openapi_config
 from app.installations import handlers as installation_events
 from app.logs.bus import LogBus, MemoryLogBus
@@ -358,7 +358,9 @@ def create_app(
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[metrics_route.request_counter(api_metrics)],
-        before_request=_guards(CrossSiteGuard(settings.public_url), refuse_nul_characters),
+        before_request=_guards(
+            CrossSiteGuard(settings.public_url), refuse_nul_characters, refuse_undecodable_json
+        ),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi_config(VERSION),
         plugins=[StrictStructSchemaPlugin()],

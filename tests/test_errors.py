@@ -169,6 +169,26 @@ def test_nul_characters_are_refused_at_the_door(client: Client) -> None:
     assert client.run(lambda: User.count()) == 0
 
 
+def test_a_json_body_that_is_not_utf8_is_refused_with_a_400(client: Client) -> None:
+    json_type = {"Content-Type": "application/json"}
+    # msgspec raises UnicodeDecodeError for these, which would have been a 500.
+    bare = client.post("/user/signup", content=b'"\x80"', headers=json_type)
+    inside = client.post(
+        "/user/signup",
+        content=b'{"email": "\xa3@example.com", "password": "correct horse"}',
+        headers=json_type,
+    )
+
+    assert bare.status_code == 400
+    assert bare.json() == {
+        "error": "invalid_request",
+        "detail": "The request body is not valid JSON: byte 1 is not UTF-8.",
+    }
+    assert inside.status_code == 400
+    assert inside.json()["detail"] == "The request body is not valid JSON: byte 11 is not UTF-8."
+    assert client.run(lambda: User.count()) == 0
+
+
 def test_every_code_has_a_kind_with_a_status_and_codes_are_unique() -> None:
     assert set(KIND) == set(ErrorCode)
     assert set(STATUS) == set(ErrorKind)

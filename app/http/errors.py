@@ -26,6 +26,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
 from app.errors import STATUS, ErrorCode, UserError
+from app.http.csrf import takes_json
 from app.logs.bus import LogBusError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,23 @@ async def refuse_nul_characters(request: Request[Any, Any, Any]) -> None:
         raise UserError(
             ErrorCode.NUL_CHARACTER, "The request body contains a NUL character (\\u0000)."
         )
+
+
+async def refuse_undecodable_json(request: Request[Any, Any, Any]) -> None:
+    """Refuse a JSON body that is not UTF-8 text, which is all JSON may be (RFC 8259).
+
+    msgspec raises `UnicodeDecodeError` for invalid UTF-8 inside a JSON string, not the
+    `DecodeError` Litestar turns into a 400, so the handler's decoding would end in a 500.
+    """
+    if request.method not in ("POST", "PUT", "PATCH") or not takes_json(request):
+        return
+    try:
+        (await request.body()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            ErrorCode.INVALID_REQUEST,
+            f"The request body is not valid JSON: byte {exc.start} is not UTF-8.",
+        ) from None
 
 
 def _log_unavailable(request: Request[Any, Any, Any], exc: LogBusError) -> Response[dict[str, str]]:
