@@ -4,6 +4,7 @@ for the token's own build while it runs, and nothing once the build has finished
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -163,6 +164,21 @@ def test_a_body_that_is_not_json_lines_is_refused(builds: Builds) -> None:
     detail = refusal(builds.send_raw(deployment_id, token, b"hello\n"), 400, "invalid_request")
     assert detail.startswith("Log event 1: JSON is malformed")
     assert builds.send_raw(deployment_id, token, b"\n\n").json() == {"events": 0}
+
+
+def test_a_line_that_is_not_utf8_is_refused_and_nothing_is_kept(builds: Builds) -> None:
+    deployment_id = builds.building()
+    token = builds.token_for(deployment_id)
+    before = builds.log(deployment_id)
+    fine = json.dumps(line("fine")).encode()
+    # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string, not DecodeError.
+    bad = b'{"type": "line", "ts": 1.0, "stream": "stdout", "text": "caf\xe9", "step": "build"}'
+    body = fine + b"\n" + bad + b"\n"
+
+    detail = refusal(builds.send_raw(deployment_id, token, body), 400, "invalid_request")
+    assert detail.startswith("Log event 2: ")
+    assert "UTF-8" in detail
+    assert builds.log(deployment_id) == before
 
 
 def test_a_batch_larger_than_a_mebibyte_is_refused(builds: Builds) -> None:

@@ -60,6 +60,12 @@ def parse_batch(body: bytes) -> list[LogEvent]:
                 ErrorCode.BAD_LOG_EVENT,
                 f"Log event {number}: {exc}. A build sends only line, step and end events.",
             ) from None
+        except UnicodeDecodeError as exc:
+            # What msgspec raises for invalid UTF-8 inside a string, not a DecodeError.
+            raise UserError(
+                ErrorCode.BAD_LOG_EVENT,
+                f"Log event {number}: byte {exc.start} is not UTF-8. JSON is UTF-8 text.",
+            ) from None
         plain: LogEvent = msgspec.to_builtins(event)  # the tag comes back as `type`
         events.append(plain)
     return events

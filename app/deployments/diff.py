@@ -114,7 +114,7 @@ def parse(data: bytes) -> dict[str, _File]:
     """The files of a manifest, checked; `ManifestError` when it is malformed."""
     try:
         return dict(msgspec.json.decode(data, type=_Manifest).files)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ManifestError(f"the manifest is malformed: {exc}") from None
 
 

@@ -161,9 +161,18 @@ def test_a_manifest_gone_from_storage(client: Client, runner: FakeRunner, token:
     assert "Production's files are gone" in answer.json()["detail"]
 
 
-def test_a_malformed_manifest(client: Client, runner: FakeRunner, token: str) -> None:
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        b'{"files": {"a": {"size": -3}}}',
+        b'{"files": {"caf\xe9.html": {"size": 3}}}',  # msgspec: UnicodeDecodeError, not DecodeError
+    ],
+)
+def test_a_malformed_manifest(
+    client: Client, runner: FakeRunner, token: str, manifest: bytes
+) -> None:
     _, preview = production_and_preview(client, runner, token)
-    write_manifest(client, runner, preview, b'{"files": {"a": {"size": -3}}}')
+    write_manifest(client, runner, preview, manifest)
     answer = asked(client, token, preview)
     assert (answer.status_code, answer.json()["error"]) == (409, "conflict")
     assert "malformed" in answer.json()["detail"]
