@@ -205,6 +205,14 @@ class _Inode:
     paths: set[Real] = field(default_factory=set)
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Stager:
     def __init__(
         self,
@@ -254,6 +262,11 @@ class _Stager:
             found = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(found.st_mode):
                 shown = f"{path}/"
+            if not _utf8(entry.name):
+                # Python hands such a name over with surrogates, which no URL, storage key or
+                # JSON log line can carry: the log shows its bytes escaped.
+                shown = shown.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise _Skip("its name is not UTF-8 text, which URLs and storage keys need")
             if entry.name.startswith(".") and (frame.real, entry.name) != ((), WELL_KNOWN):
                 reserved = (frame.real, entry.name) == ((), _RESERVED)
                 raise _Skip(

@@ -202,6 +202,25 @@ def test_dotfiles_are_skipped_but_well_known(out: Output) -> None:
     ]
 
 
+def test_names_that_are_not_utf8_are_skipped_and_named_escaped(out: Output) -> None:
+    out.write({"index.html": "home"})
+    dist = os.fsencode(out.checkout / "dist")
+    with open(dist + b"/caf\xe9.html", "wb") as page:
+        page.write(b"x")
+    os.mkdir(dist + b"/\xff")
+    with open(dist + b"/\xff/inside.html", "wb") as page:
+        page.write(b"x")
+
+    files = out.stage()
+
+    assert sorted(files) == ["index.html"]
+    why = "its name is not UTF-8 text, which URLs and storage keys need"
+    assert sorted(out.notes) == [
+        f"Skipped dist/\\xff/: {why}",
+        f"Skipped dist/caf\\xe9.html: {why}",
+    ]
+
+
 # --- the output directory itself --------------------------------------------------------------
 
 
