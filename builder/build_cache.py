@@ -332,11 +332,13 @@ def lockfile_key(
             return None
         except OSError:
             return None
+        # Checked on the descriptor, before fdopen: that raises for a directory's.
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
+            os.close(fd)
+            return None
+        digest.update(f"{found.st_size}\0".encode())
         with os.fdopen(fd, "rb") as stream:
-            found = os.fstat(stream.fileno())
-            if not stat.S_ISREG(found.st_mode) or found.st_size > MAX_LOCKFILE:
-                return None
-            digest.update(f"{found.st_size}\0".encode())
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
         digest.update(b"\0")

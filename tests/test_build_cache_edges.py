@@ -283,7 +283,7 @@ def test_many_hostile_entries_are_each_refused_and_counted(tmp_path: Path) -> No
     )
 
 
-@pytest.mark.parametrize("kind", ["symlink", "fifo", "gone"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "directory", "gone"])
 def test_a_lockfile_the_build_swapped_for_no_plain_file_has_no_key(
     tmp_path: Path, kind: str
 ) -> None:
@@ -296,6 +296,8 @@ def test_a_lockfile_the_build_swapped_for_no_plain_file_has_no_key(
         (tmp_path / "package-lock.json").symlink_to("/etc/passwd")
     elif kind == "fifo":
         os.mkfifo(tmp_path / "package-lock.json")
+    elif kind == "directory":
+        (tmp_path / "package-lock.json").mkdir()
 
     assert lockfile_key(plan) is None
 

@@ -4,6 +4,7 @@ credentials."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,17 @@ def test_an_app_in_a_subdirectory_is_keyed_by_its_own_npmrc(tmp_path: Path) -> N
     assert lockfile_key(plan) not in (None, before)
 
 
-def test_an_npmrc_that_is_no_plain_file_means_no_key(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["symlink to a host file", "fifo", "directory"])
+def test_an_npmrc_that_is_no_plain_file_means_no_key(tmp_path: Path, kind: str) -> None:
+    """A repository cannot have the builder read a host file into its key, nor hang it on a
+    FIFO no one writes to: the key is refused, and node_modules is never restored."""
     plan = detect(_site(tmp_path))
-    (tmp_path / ".npmrc").symlink_to("/etc/passwd")
+    if kind == "fifo":
+        os.mkfifo(tmp_path / ".npmrc")
+    elif kind == "directory":
+        (tmp_path / ".npmrc").mkdir()
+    else:
+        (tmp_path / ".npmrc").symlink_to("/etc/passwd")
 
     assert lockfile_key(plan) is None
 
