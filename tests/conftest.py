@@ -199,6 +199,26 @@ TOGETHER = ("tests/test_topology.py",)
 run on one worker, in order, instead of each worker that gets one of them starting its own."""
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """As root, stop at once when builds' uids cannot reach the sandbox in `.venv` (a checkout
+    in a mode-0700 directory): every test that starts the app would fail on it, hundreds of
+    them; the product's own check says which directory to open."""
+    from builder.confine import ConfinementError
+    from builder.confinement_choice import build_uid
+    from builder.sandbox import find_bwrap
+    from builder.sandbox_host import host_user
+
+    uid = build_uid()
+    if uid is None:
+        return
+    try:
+        why = host_user(uid).unreachable(find_bwrap())
+    except ConfinementError:
+        return  # no bwrap at all: the sandbox's own tests say so
+    if why is not None:
+        pytest.exit(f"the sandbox cannot run from this checkout: {why}", returncode=2)
+
+
 CHUNK = 4
 """Other tests go out in runs of this many from one module. One test per unit of work cost the
 controller a round trip and a scan of all work given so far per test (3,000 empty tests under
