@@ -13,9 +13,9 @@ with `-t2` (`--threads`), one server at a time, all on 127.0.0.1:
   (b) the proxy on local storage (`file://`);
   (c) the proxy on S3 (a moto server in its own process);
   (d) a naive ASGI app under uvicorn: one boto3 `get_object` per request, same moto and keys.
-(b) and (c) run once per ASGI server in `--servers` (uvicorn with uvloop and httptools, granian),
-one worker each like nginx; the server `scalemesh serve proxy` uses is started through that
-command, the others directly with the same app factory. The targets are checked on the rows
+(b) and (c) run once per server in `--servers` (uvicorn, granian), one worker each like nginx;
+the server `scalemesh serve proxy` uses (uvicorn, with the proxy's `ReplayingProtocol`) is
+started through that command, granian directly with the same app factory. The targets are checked on the rows
 of the server `scalemesh serve proxy` uses; the others are there to compare.
 All servers start first and stay up (idle but for their own turn); each of `--rounds` rounds
 measures a file on every server back to back, then the next file. The table shows each
@@ -30,11 +30,11 @@ decided by the -t1 runs); exits 1 when a target fails, 2 when a tool is missing.
 With `--baselines` two more servers run in every round, to show where the gap to nginx lies
 (not targets; ratios per pair and file, in req/s and in CPU per answer):
   (e) nginx as (a) but with `sendfile off`: it then copies the body through user space, as
-      every ASGI server does (granian copies the bytes object into Rust, then into the socket);
-  (f) a bare ASGI app under granian, started as `scalemesh serve proxy` starts it, that sends
-      (b)'s own answers (status, headers and bytes) from memory and does nothing else.
-(f)/(a) is the most any app can reach under our server; (b)/(f) is what the proxy's own work
-costs; (b)/(e) compares the proxy with nginx when both copy the body.
+      every Python server does;
+  (f) a bare ASGI app under uvicorn, with the protocol `scalemesh serve proxy` uses, that
+      sends (b)'s own answers (status, headers and bytes) from memory and does nothing else.
+(f)/(a) is the most an answer that goes through ASGI reaches under our server; (b)/(f) shows
+what replaying without ASGI gains; (b)/(e) compares the proxy with nginx when both copy the body.
 
 With `--large` it measures memory instead (`proxy_large.py`): the proxy's RSS growth while 8
 clients download a 1 GB file at once, on local storage and on S3 (moto); that needs only curl.

@@ -2,7 +2,7 @@
 
 Seeds a deployment with a large file (`--large-mb`, 1 GB by default; on the moto S3 server
 `--large-s3-mb`, smaller, because moto copies the whole object for every ranged GET), starts
-`scalemesh serve proxy` (granian, one worker) on local storage and then on S3, and has
+`scalemesh serve proxy` (one worker) on local storage and then on S3, and has
 `--clients` curl processes download the file at once. The proxy's RSS (its main process and
 workers together) is sampled every 20 ms; the growth over the idle, warmed-up proxy is what
 counts: below `RSS_GROWTH_LIMIT_MB`, whatever the file's size.
@@ -87,7 +87,7 @@ def ship_large(
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of `pid` and all its descendants (granian's workers are children)."""
+    """Resident bytes of `pid` and all its descendants (a server's workers are children)."""
     total, pending = 0, [pid]
     while pending:
         current = pending.pop()
@@ -106,8 +106,8 @@ def tree_rss(pid: int) -> int:
 def download_all(port: int, size: int, clients: int, ranged: bool) -> tuple[float, list[str]]:
     """`clients` curls fetching the large file at once; seconds taken and any failures.
 
-    `ranged` asks each for all but the first byte: a range is streamed by the proxy itself,
-    where a whole local file goes to granian by path.
+    `ranged` asks each for all but the first byte: a range is streamed a piece at a time,
+    where a whole local file would go to a server with ASGI pathsend by its path.
     """
     curl = shutil.which("curl") or "curl"
     argv = [

@@ -70,7 +70,7 @@ def wrk(
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and its descendants (nginx's and granian's workers)."""
+    """User + system CPU seconds of `pid` and its descendants (nginx's and the servers' workers)."""
     total, pending = 0.0, [pid]
     ticks = os.sysconf("SC_CLK_TCK")
     while pending:

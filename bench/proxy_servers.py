@@ -13,7 +13,7 @@ import pwd
 from collections.abc import Mapping
 from pathlib import Path
 
-from app.cli.serving import FACTORIES, PROXY_SERVER
+from app.cli.serving import FACTORIES, PROXY_PROTOCOL, PROXY_SERVER
 from bench.proxy_measure import url_path
 from bench.proxy_processes import fetch
 
@@ -97,7 +97,7 @@ async def app(scope, receive, send):
 '''
 
 SERVER_HEADERS = frozenset({"server", "date"})
-"""Headers the server adds itself (granian's own), left out of the bare app's answers."""
+"""Headers the server adds itself (uvicorn's own), left out of the bare app's answers."""
 
 
 def nginx_argv(
@@ -161,7 +161,8 @@ def proxy_env(work: Path, storage_url: str, endpoint: str | None) -> dict[str, s
 
 
 def proxy_argv(server: str, port: int) -> list[str]:
-    """How to start the proxy under `server`: our own command for the one it uses."""
+    """How to start the proxy under `server`: our own command for the one it uses, granian
+    with the same factory for the other."""
     if server == PROXY_SERVER:
         return [
             PYTHON,
@@ -176,18 +177,16 @@ def proxy_argv(server: str, port: int) -> list[str]:
         ]
     where = ["--host", "127.0.0.1", "--port", str(port)]
     quiet = ["--log-level", "warning"]
-    if server == "uvicorn":
-        options = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on"]
-        return [PYTHON, "-m", "uvicorn", "--factory", FACTORIES["proxy"], *where, *options, *quiet]
     options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws"]
     return [PYTHON, "-m", "granian", "--factory", *options, *where, *quiet, FACTORIES["proxy"]]
 
 
 def bare_argv(app_dir: Path) -> list[str]:
-    """The bare app under granian, with the options `scalemesh serve proxy` gives it."""
-    options = ["--interface", "asgi", "--loop", "uvloop", "--no-ws", "--working-dir", str(app_dir)]
+    """The bare app under uvicorn, with the protocol `scalemesh serve proxy` gives it (which
+    hands every request of an app that is not the proxy to uvicorn's ASGI path)."""
+    options = ["--http", PROXY_PROTOCOL, "--no-access-log", "--no-proxy-headers"]
     where = ["--host", "127.0.0.1", "--port", "0", "--log-level", "warning"]
-    return [PYTHON, "-m", "granian", *options, *where, "bare_asgi:app"]
+    return [PYTHON, "-m", "uvicorn", *options, "--app-dir", str(app_dir), *where, "bare_asgi:app"]
 
 
 def bare_env(port: int, site: Path, files: Mapping[str, bytes]) -> dict[str, str]:

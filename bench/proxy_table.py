@@ -17,7 +17,7 @@ P99_LIMIT_MS = 10.0
 
 # The rows `--baselines` adds (not targets): they show how much of the gap is the server's.
 NGINX_COPYING = "(e) nginx, sendfile off"
-BARE_APP_ROW = "(f) bare ASGI app, granian"
+BARE_APP_ROW = "(f) bare ASGI app, uvicorn"
 
 
 def print_table(
@@ -47,7 +47,7 @@ def print_table(
             f"| {row.p99_ms:8.2f} | {row.errors:6d} | {row.cpu_us:10.1f} |"
         )
 
-    # Keyed by (a)…(d) plus the server name after the comma, e.g. ("(b)", "granian").
+    # Keyed by (a)…(d) plus the server name after the comma, e.g. ("(b)", "uvicorn").
     by = {(row.server[:3], row.server.rpartition(", ")[2], row.file): row for row in results}
     named = {(row.server[:3], row.server.rpartition(", ")[2]): row.server for row in results}
     nginx = results[0].server.rpartition(", ")[2]
@@ -134,8 +134,8 @@ def print_baselines(rounds: list[Result], ours: str, nginx: str) -> None:
     if not {NGINX_COPYING, BARE_APP_ROW} <= {row.server for row in rounds}:
         return
     pairs = (
-        (BARE_APP_ROW, nginx, "the most an app reaches under the server we ship"),
-        (ours, BARE_APP_ROW, "the proxy's own work, under the same server"),
+        (BARE_APP_ROW, nginx, "the most an answer through ASGI reaches under our server"),
+        (ours, BARE_APP_ROW, "the proxy, whose replays skip ASGI, against that"),
         (NGINX_COPYING, nginx, "what sendfile (the body never copied) is worth to nginx"),
         (ours, NGINX_COPYING, "the proxy against nginx when both copy the body"),
     )

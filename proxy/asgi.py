@@ -15,11 +15,11 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from granian.utils.proxies import wrap_asgi_with_proxy_headers
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import database
 from app.local_paths import local_path
@@ -55,6 +55,7 @@ from proxy.serve import ProxyResponse, respond
 from proxy.site import Site
 from proxy.subscriber import AliasSubscriber
 from proxy.target import Redirect, Target
+from proxy.wire import header_block
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ class _Replay:
     source: str
     """Storage key of the file the body is, to be found in the object cache."""
     span: tuple[int, int] | None
+    head: bytes | None
+    """`start`'s headers as HTTP/1.1 lines (`proxy.wire`); None: only the app sends it."""
 
 
 class Proxy:
@@ -111,13 +114,34 @@ class Proxy:
         costs no coroutine of its own. It reads the memo key and the protection cookie only,
         never the scheme or the client: `ProxyApp` applies forwarded headers after a miss.
         """
+        found = self._replayed(memo_key, scope["headers"], wire=False)
+        if found is None:
+            return None
+        return found[0].start, {"type": "http.response.body", "body": found[1]}
+
+    def replay_wire(
+        self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes, bytes] | None:
+        """`replay` for `ReplayingProtocol`: the status, the header lines and the body, or
+        None (the request then goes to the app as any other)."""
+        found = self._replayed(memo_key, headers, wire=True)
+        if found is None:
+            return None
+        replay, body = found
+        return replay.start["status"], replay.head or b"", body
+
+    def _replayed(
+        self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]], *, wire: bool
+    ) -> tuple[_Replay, bytes] | None:
         replay = self._memo.get(memo_key)
         # The alias lookup runs on every request, so a moved alias is honoured at once: a
         # remembered answer is only good while the host still names the same `Target`.
         # (Latin-1 never fails; `Lookup` strips, folds case and drops the port itself.)
         if replay is None or self.lookup.peek(memo_key[0].decode("latin-1")) is not replay.target:
             return None
-        if replay.target.protected and not self.gate.cookie_ok(scope["headers"], replay.target):
+        if wire and replay.head is None:
+            return None
+        if replay.target.protected and not self.gate.cookie_ok(headers, replay.target):
             return None  # `handle` redirects, or takes the bypass secret
         body = replay.body if not replay.source else self.cache.get(replay.source)
         if body is None:
@@ -126,7 +150,7 @@ class Proxy:
         if replay.span is not None:
             body = body[replay.span[0] : replay.span[1]]
         self.sent.answered(replay.start["status"], len(body))
-        return replay.start, {"type": "http.response.body", "body": body}
+        return replay, body
 
     async def handle(self, scope: Scope, send: Send, memo_key: MemoKey) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
@@ -233,12 +257,10 @@ class Proxy:
         else:
             # Not a file (a redirect, a 304, the branded 404) or HEAD: the body is small.
             source, body = "", response.body if method != "HEAD" else b""
-        start = {
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(name.encode(), value.encode()) for name, value in response.headers],
-        }
-        self._memo[memo_key] = _Replay(target, start, body, source, response.span)
+        headers = [(name.encode(), value.encode()) for name, value in response.headers]
+        start = {"type": "http.response.start", "status": response.status, "headers": headers}
+        head = header_block(response.status, headers)
+        self._memo[memo_key] = _Replay(target, start, body, source, response.span, head)
         if len(self._memo) > MAX_REPLAYS:
             self._memo.popitem(last=False)
 
@@ -291,14 +313,16 @@ class ProxyApp:
     def __init__(
         self, settings: Settings, proxy: Proxy | None = None, *, trusted_hops: str | None = None
     ) -> None:
-        """`trusted_hops`: the addresses whose X-Forwarded-Proto and -For count (granian's
-        `wrap_asgi_with_proxy_headers`); None: the server already applied them (uvicorn)."""
+        """`trusted_hops`: the addresses whose X-Forwarded-Proto and -For count (uvicorn's
+        `ProxyHeadersMiddleware`, applied here, after a replay misses); None: the server
+        applies them (`scalemesh dev`)."""
         self.settings = settings
         if proxy is not None:
             self.proxy = proxy
         self._handle: ASGIApp = self._handle_request
         if trusted_hops is not None:
-            self._handle = wrap_asgi_with_proxy_headers(self._handle, trusted_hosts=trusted_hops)
+            forwarded = ProxyHeadersMiddleware(self._handle, trusted_hops)  # type: ignore[arg-type]  # uvicorn types the app by its TypedDict scopes, ours are mappings
+            self._handle = forwarded  # type: ignore[assignment]  # the same ASGI callable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -321,6 +345,12 @@ class ProxyApp:
             await receive()
             await send({"type": "websocket.close", "code": 1008})
 
+    def replay_wire(
+        self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes, bytes] | None:
+        """`Proxy.replay_wire`, for `ReplayingProtocol`, which finds the app, not the proxy."""
+        return self.proxy.replay_wire(memo_key, headers)
+
     async def _handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.proxy.handle(scope, send, scope[_MEMO_KEY])
 
@@ -341,7 +371,7 @@ def create_proxy(settings: Settings, *, trusted_hops: str | None = None) -> ASGI
 
 
 def create_proxy_from_env() -> ASGIApp:
-    """The factory granian runs (`--factory`): settings are read when each worker starts.
+    """The factory `scalemesh serve proxy` runs: settings are read when each worker starts.
 
     Behind Caddy or an Ingress the scheme a visitor used arrives as `X-Forwarded-Proto`: a
     custom domain's 308 and the protection hand-off must keep it (`https`, not the `http` hop).

@@ -36,21 +36,22 @@ def request_of(
 
 def memo_key_of(scope: Scope) -> MemoKey:
     """Everything that decides an answer: the host, and all that `respond` reads."""
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    return memo_key_from(
+        scope["headers"], scope["method"], raw_path, scope.get("query_string", b"")
+    )
+
+
+def memo_key_from(
+    headers: Iterable[tuple[bytes, bytes]], method: str, raw_path: bytes, query: bytes
+) -> MemoKey:
+    """`memo_key_of` from the request's parts (lower-case header names, as ASGI has them)."""
     found = [b"", b"", b"", b"", b""]
     slot = _KEY_HEADERS.get
     # One pass over the raw headers, the last of a repeated one winning: cheaper than
     # building a dict of them all and then asking it five times.
-    for name, value in scope["headers"]:
+    for name, value in headers:
         index = slot(name)
         if index is not None:
             found[index] = value
-    return (
-        found[0],
-        scope["method"],
-        scope.get("raw_path") or scope["path"].encode(),
-        scope.get("query_string", b""),
-        found[1],
-        found[2],
-        found[3],
-        found[4],
-    )
+    return (found[0], method, raw_path, query, found[1], found[2], found[3], found[4])

@@ -1,7 +1,7 @@
 """End to end: a typical `netlify.toml` site and a typical `vercel.json` site, moved over
 unchanged. One push through the GitHub App builds both (two projects on one repository, each
 with its root directory) in the local runner's sandbox, and the real proxy
-(`scalemesh serve proxy`, granian) serves them from storage with their own rules. What the
+(`scalemesh serve proxy`) serves them from storage with their own rules. What the
 files ask for and Scale Mesh does not do is named in each build's log.
 """
 

@@ -218,7 +218,7 @@ def test_the_api_and_the_proxy_share_one_database_engine(settings: Settings) -> 
 def test_the_server_factory_reads_its_settings_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`scalemesh serve proxy` hands granian this factory; each worker calls it on start."""
+    """`scalemesh serve proxy` hands uvicorn this factory; each worker calls it on start."""
     import os
 
     from app.database import make_engine, migrate

@@ -91,7 +91,7 @@ async def deploy(settings: Settings) -> None:
 def test_a_browser_opens_a_deployment_through_the_proxy(
     site_env: dict[str, str], browser: Browser, tmp_path: Path
 ) -> None:
-    port = reserved_port()  # granian binds it in its main process, with SO_REUSEADDR
+    port = reserved_port()  # uvicorn binds it, with SO_REUSEADDR
     site = f"http://web.localhost:{port}"
     args = ["serve", "proxy", "--host", "127.0.0.1", "--port", str(port)]
 

@@ -1,4 +1,4 @@
-"""A custom domain on two real proxy processes (`scalemesh serve proxy`, granian) sharing
+"""A custom domain on two real proxy processes (`scalemesh serve proxy`) sharing
 PostgreSQL and Redis, from its claim to its removal, each step seen by both within a second:
 served once DNS proves it (nothing, and no certificate, while pending), following a promote and
 a rollback of its project's production label, and gone from both once removed.

@@ -180,7 +180,7 @@ async def test_only_reads_get_metrics(served: Served) -> None:
 
 
 async def test_a_file_the_server_sends_itself_counts_its_size(tmp_path: Path) -> None:
-    """ASGI pathsend (granian sends a large local file itself): its size is what was sent."""
+    """ASGI pathsend (a server that sends a large local file itself): its size is what was sent."""
     big = tmp_path / "video.mp4"
     big.write_bytes(b"v" * 123_456)
     sent, messages = Sent(), []

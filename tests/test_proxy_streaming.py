@@ -201,7 +201,7 @@ async def test_a_large_file_missing_from_storage_is_a_502(streaming: Streaming) 
 
 
 async def call(app: ProxyApp, path: str, **headers: str) -> list[dict[str, Any]]:
-    """One request as a server with ASGI pathsend (granian) makes it; the messages sent."""
+    """One request as a server with ASGI pathsend makes it; the messages sent."""
     scope = {
         "type": "http",
         "method": "GET",

@@ -133,7 +133,7 @@ def test_an_apex_domain_answers_its_308_to_www_over_https_keeping_path_and_query
     assert status.startswith("HTTP/2 308")
     # Served on the apex's own certificate, answered by the proxy (not Caddy's HTTP side).
     assert front.caddy.served_names(APEX) == [APEX]
-    assert headers["server"] == "granian"
+    assert headers["server"] == "uvicorn"
     # Host, path and query kept, and the visitor's scheme: Caddy's hop is plain HTTP, but the
     # proxy believes its X-Forwarded-Proto (Caddy runs on a trusted address, 127.0.0.1).
     assert headers["location"] == f"https://{VERIFIED}/docs/a%20b?x=1&y=2"

@@ -1,6 +1,6 @@
 """The production topology as one system, end to end and under faults (issue 16, point 1).
 
-Two `scalemesh serve api` replicas and a granian proxy on PostgreSQL, a Redis and a moto S3 of
+Two `scalemesh serve api` replicas and a proxy on PostgreSQL, a Redis and a moto S3 of
 their own, with the GitHub fake over HTTP (`tests.support.topology`): a signed push is built
 once and served, pushes spread over both replicas each build once, a replica killed mid-build
 or Redis stopped mid-build still ends `ready` with the whole log, the log replays from S3, a

@@ -1,4 +1,4 @@
-"""`scalemesh dev` and `scalemesh serve`: the API and the proxy under uvicorn or granian.
+"""`scalemesh dev` and `scalemesh serve`: the API and the proxy under uvicorn.
 
 `dev` runs both in one process and one event loop; `serve` runs one part, with worker
 processes if asked. Every server stops on SIGINT or SIGTERM, the others with it.
@@ -16,9 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
-from granian import Granian
-from granian.constants import Interfaces, Loops
-from granian.log import LogLevels
 
 from app import database, logconfig
 from app.cli.common import CommandError, run_coroutine, start_logging
@@ -35,11 +32,12 @@ FACTORIES = {
     "api": "app.asgi:create_app_from_env",
     "proxy": "proxy.asgi:create_proxy_from_env",
 }
-PROXY_SERVER = "granian"
-"""The ASGI server `scalemesh serve proxy` runs, chosen by `bench/proxy.py`: granian's
-HTTP layer (Rust) leaves more of a core to the proxy's Python than uvicorn's, for more req/s and
-a lower p99. `scalemesh dev` keeps uvicorn: it runs the API and the proxy in one process and loop,
-which granian does not offer outside an experimental API, and speed does not matter there."""
+PROXY_SERVER = "uvicorn"
+"""The server `scalemesh serve proxy` runs, chosen by `bench/proxy.py` (granian beside it)."""
+PROXY_PROTOCOL = "proxy.replaying_protocol:ReplayingProtocol"
+"""uvicorn's HTTP/1.1 protocol with the proxy's remembered answers written without a task:
+with it uvicorn serves more req/s than granian, whose ASGI bridge costs more per request than
+the proxy's whole replay (`bench/proxy.py`)."""
 PART_NAMES = {"api": "API", "proxy": "proxy"}
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - compared to, not bound
 
@@ -54,8 +52,8 @@ def dev(args: argparse.Namespace) -> int:
     refuse_without_sandbox(settings)
     start_logging(settings)
 
-    # Imported here, not at the top: `serve proxy` builds neither app in this process (granian's
-    # workers build the proxy from `FACTORIES`), and `serve api` no proxy; each takes a second.
+    # Imported here, not at the top: `serve proxy` builds no API, `serve api` no proxy, and
+    # uvicorn's workers build theirs from `FACTORIES`; each takes a second.
     from app.asgi import create_app
     from proxy.asgi import create_proxy
 
@@ -120,36 +118,44 @@ def refuse_without_sandbox(settings: Settings) -> None:
 
 
 def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:
-    """The proxy under granian (see `PROXY_SERVER`): workers are processes, one per core helps.
+    """The proxy under uvicorn with `PROXY_PROTOCOL`; workers are processes, one per core helps.
 
-    Granian's main process binds the port, watches the workers and turns SIGINT/SIGTERM into
-    a graceful stop; each worker builds the app from the environment, as uvicorn's would.
+    The app applies forwarded headers itself (`create_proxy_from_env`), after a replay misses,
+    so uvicorn is told not to. There is no access log: each line would cost more than a
+    replayed answer, and the protocol leaves every request to uvicorn when one is kept.
     """
-    server = Granian(
-        FACTORIES["proxy"],
-        factory=True,
-        address=args.host,
-        port=args.port,
-        interface=Interfaces.ASGI,
-        workers=args.workers,
-        loop=Loops.uvloop,
-        # Deployments are static files; the app refuses a websocket anyway.
-        websockets=False,
-        # Ours replaces granian's handlers, so its own lines come out as JSON on stderr too.
-        log_dictconfig=logconfig.dict_config(settings.log_level),
-        log_level=LogLevels(settings.log_level.lower()),
-        workers_kill_timeout=GRACEFUL_SHUTDOWN_S,
-    )
-    try:
-        server.serve()
-    except RuntimeError as exc:
-        # Granian's Rust side reports a port in use (and other socket errors) this way, with a
-        # Rust backtrace after the first line.
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise StartupFailed(
-            f"could not start the proxy on {args.host}:{args.port}: {reason}"
-        ) from None
-    return 0
+    options: dict[str, Any] = {
+        "http": PROXY_PROTOCOL,
+        "proxy_headers": False,
+        "access_log": False,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    if args.workers > 1:
+        try:
+            uvicorn.run(
+                FACTORIES["proxy"],
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=args.workers,
+                log_config=logconfig.dict_config(settings.log_level),
+                **options,
+            )
+        except SystemExit:
+            # uvicorn has logged why (a port in use, say) and exits; say it once, plainly.
+            raise StartupFailed(
+                f"could not start the proxy on {args.host}:{args.port}; see the log above"
+            ) from None
+        return 0
+    from proxy.asgi import create_proxy_from_env  # see `dev` on why here
+
+    server = _server("proxy", create_proxy_from_env(), args.host, args.port, **options)
+
+    async def run() -> int:
+        await _serve_together([server])
+        return 0
+
+    return run_coroutine(run(), server.config)  # see `dev` on why nothing follows
 
 
 class _Server(uvicorn.Server):
@@ -178,20 +184,15 @@ class _Server(uvicorn.Server):
                 await asyncio.wait_for(self.lifespan.shutdown(), FORCED_APP_SHUTDOWN_S)
 
 
-def _server(name: str, app: Any, host: str, port: int) -> _Server:
-    return _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            proxy_headers=True,
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            # None keeps the JSON logging `logconfig.configure` installed.
-            log_config=None,
-        ),
-        name,
-    )
+def _server(name: str, app: Any, host: str, port: int, **options: Any) -> _Server:
+    settings: dict[str, Any] = {
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        **options,
+    }
+    # None keeps the JSON logging `logconfig.configure` installed.
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, **settings)
+    return _Server(config, name)
 
 
 async def _serve_together(

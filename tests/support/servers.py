@@ -45,11 +45,13 @@ class Serving:
 
 
 @contextlib.contextmanager
-def uvicorn_in_thread(app: Any, listener: socket.socket | None = None) -> Iterator[Serving]:
+def uvicorn_in_thread(
+    app: Any, listener: socket.socket | None = None, **options: Any
+) -> Iterator[Serving]:
     """Serve `app` (lifespan on) until the block ends, on `listener` when given (bound
-    beforehand, when the app must know its own URL)."""
+    beforehand, when the app must know its own URL), with uvicorn's other `options`."""
     listener = listener or bound_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", **options))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(
         target=loop.run_until_complete, args=(server.serve(sockets=[listener]),), daemon=True

@@ -2,7 +2,7 @@
 
 PostgreSQL (a fresh database), a `redis-server` of its own (the test stops it), moto's S3
 server, the GitHub fake over HTTP, two `scalemesh serve api` replicas and one
-`scalemesh serve proxy` (granian): every piece a separate process but the fake, configured the
+`scalemesh serve proxy`: every piece a separate process but the fake, configured the
 way README's "Production" section says (the secret key and the preview key set explicitly,
 the proxy on a read-only database role), with the local runner in its sandbox.
 
