@@ -15,8 +15,8 @@ with `-t2` (`--threads`), one server at a time, all on 127.0.0.1:
   (d) a naive ASGI app under uvicorn: one boto3 `get_object` per request, same moto and keys.
 (b) and (c) run once per server in `--servers` (uvicorn, granian), one worker each like nginx;
 the server `scalemesh serve proxy` uses (uvicorn, with the proxy's `ReplayingProtocol`) is
-started through that command, granian directly with the same app factory. The targets are checked on the rows
-of the server `scalemesh serve proxy` uses; the others are there to compare.
+started through that command, granian directly with the same app factory. The targets are
+checked on the rows of the server `scalemesh serve proxy` uses; the others are there to compare.
 All servers start first and stay up (idle but for their own turn); each of `--rounds` rounds
 measures a file on every server back to back, then the next file. The table shows each
 server's median req/s and p99; a ratio is the median of the rounds' own ratios, each from
