@@ -390,6 +390,7 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(database.connection_pool(engine))
         lookup = Lookup(settings.root_domain)
+        stack.push_async_callback(lookup.aclose)
         storage, redis = storage_from_settings(settings.storage), None
         if settings.redis_url is not None:
             redis = redis_client(settings.redis_url.reveal())

@@ -115,6 +115,7 @@ class Lookup:
         self._next_poll = 0.0
         self._poll_lock = asyncio.Lock()
         self._push_active = False
+        self._checking: asyncio.Task[None] | None = None
         self._hits = self._misses = self._queries = self._version_checks = self._flushes = 0
 
     # --- resolving ------------------------------------------------------------------------
@@ -138,11 +139,16 @@ class Lookup:
         """`resolve`'s answer when it is at hand without waiting, else `MISSING`.
 
         The proxy's hot path: no coroutine, no lock. `MISSING` when the answer is not cached
-        or has expired, or when a version check is due (only `resolve` runs those).
+        or has expired, or before the first version check. When a later check is due, it
+        starts one beside the request and answers from the cache meanwhile: requests do not
+        queue behind the query, and a change it finds flushes the cache when it ends (so a
+        moved alias is still honoured within the poll interval plus one query).
         """
         now = self._clock()
         if self.poll_interval is not None and not self._push_active and now >= self._next_poll:
-            return MISSING
+            if self._version is None:
+                return MISSING
+            self._check_beside()
         name = self._name(host)
         if name is None:
             return None
@@ -290,6 +296,20 @@ class Lookup:
         self._next_poll = 0.0
         self.invalidate()
 
+    def _check_beside(self) -> None:
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(
+                self._check_version(), name="lookup:version"
+            )
+            self._checking.add_done_callback(_log_failed_check)
+
+    async def aclose(self) -> None:
+        """Stop a version check `peek` started (the proxy is stopping)."""
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._checking
+
     async def _check_version(self) -> None:
         if self.poll_interval is None or self._push_active or self._clock() < self._next_poll:
             return
@@ -316,6 +336,12 @@ class Lookup:
             flushes=self._flushes,
             entries=len(self._entries),
         )
+
+
+def _log_failed_check(task: asyncio.Task[None]) -> None:
+    # Nobody awaits a check `peek` started: say why it failed (the next request retries it).
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("alias version check failed", extra={"error": str(exc)})
 
 
 def _consume_exception(task: asyncio.Task[_Entry]) -> None:

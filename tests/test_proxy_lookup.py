@@ -126,11 +126,73 @@ async def test_peek_answers_only_from_the_cache(world: World) -> None:
     assert lookup.peek("bad host") is None  # never an alias: no need to ask
     queries = len(world.queries)
     clock.now += 0.6
-    assert lookup.peek("shop.example.test") is MISSING  # a version check is due: resolve runs it
+    assert lookup.peek("shop.example.test") == target  # a version check is due: it runs beside
     await lookup.resolve("shop.example.test")
     clock.now += 30
     assert lookup.peek("shop.example.test") is MISSING  # expired
     assert len(world.queries) == queries + 1, "peeking never queries"
+    await lookup.aclose()
+
+
+async def test_a_due_version_check_runs_beside_the_requests_the_cache_answers(
+    world: World,
+) -> None:
+    """Requests do not wait for the poll's query; a move it finds is honoured when it ends."""
+    first = await world.deployment()
+    await point_alias("shop", world.project_id, first)
+    clock = FakeClock()
+    lookup = Lookup(ROOT, ttl=30, poll_interval=0.5, clock=clock)
+    target = await lookup.resolve("shop.example.test")
+    second = await world.deployment()
+    await point_alias("shop", world.project_id, second)
+    clock.now += 0.6
+
+    answers = [lookup.peek("shop.example.test") for _ in range(3)]
+    for _ in range(500):
+        if lookup.peek("shop.example.test") is MISSING:
+            break
+        await asyncio.sleep(0.01)
+    moved = await lookup.resolve("shop.example.test")
+
+    assert answers == [target] * 3
+    assert lookup.stats.version_checks == 2  # one check for the three, and the first one
+    assert moved is not None
+    assert moved.deployment_id == second
+    await lookup.aclose()
+
+
+async def test_a_failed_version_check_is_logged_and_tried_again(
+    world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployment_id = await world.deployment()
+    await point_alias("shop", world.project_id, deployment_id)
+    clock = FakeClock()
+    lookup = Lookup(ROOT, ttl=30, poll_interval=0.5, clock=clock)
+    target = await lookup.resolve("shop.example.test")
+    clock.now += 0.6
+    real = queries.version
+
+    async def unreachable() -> Any:
+        raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(queries, "version", unreachable)
+    during = lookup.peek("shop.example.test")
+    for _ in range(500):
+        if "alias version check failed" in caplog.text:
+            break
+        await asyncio.sleep(0.01)
+    monkeypatch.setattr(queries, "version", real)
+    after = lookup.peek("shop.example.test")
+    for _ in range(500):
+        if lookup.stats.version_checks == 3:
+            break
+        await asyncio.sleep(0.01)
+    await lookup.aclose()
+
+    assert during == after == target
+    failures = [r for r in caplog.records if r.getMessage() == "alias version check failed"]
+    assert [getattr(record, "error", None) for record in failures] == ["database unreachable"]
+    assert lookup.stats.version_checks == 3  # the first, the failed one, and the retry
 
 
 async def test_a_refreshed_entry_keeps_its_object_while_the_answer_is_the_same(
