@@ -18,6 +18,7 @@ from proxy import queries
 from proxy.lookup import MISSING, Lookup
 from proxy.target import Target
 from tests.support.lookup import ROOT, FakeClock, World
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -148,10 +149,7 @@ async def test_a_due_version_check_runs_beside_the_requests_the_cache_answers(
     clock.now += 0.6
 
     answers = [lookup.peek("shop.example.test") for _ in range(3)]
-    for _ in range(500):
-        if lookup.peek("shop.example.test") is MISSING:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: lookup.peek("shop.example.test") is MISSING, what="the flush")
     moved = await lookup.resolve("shop.example.test")
 
     assert answers == [target] * 3
@@ -177,16 +175,10 @@ async def test_a_failed_version_check_is_logged_and_tried_again(
 
     monkeypatch.setattr(queries, "version", unreachable)
     during = lookup.peek("shop.example.test")
-    for _ in range(500):
-        if "alias version check failed" in caplog.text:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: "alias version check failed" in caplog.text, what="the failure")
     monkeypatch.setattr(queries, "version", real)
     after = lookup.peek("shop.example.test")
-    for _ in range(500):
-        if lookup.stats.version_checks == 3:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: lookup.stats.version_checks == 3, what="the retry")
     await lookup.aclose()
 
     assert during == after == target

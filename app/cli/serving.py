@@ -82,17 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Refuse in the parent, once, rather than in every worker as it starts.
         run_coroutine(database.require_migrated(database.make_engine(settings.database)))
-        uvicorn.run(
-            FACTORIES["api"],
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            proxy_headers=True,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            # Workers are fresh processes: give them the same JSON logging as this one.
-            log_config=logconfig.dict_config(settings.log_level),
-        )
+        _run_workers("api", settings, args, proxy_headers=True)
         return 0
     from app.asgi import create_app  # see `dev` on why here
 
@@ -104,6 +94,21 @@ def serve(args: argparse.Namespace) -> int:
         return 0
 
     return run_coroutine(run(), server.config)  # see `dev` on why nothing follows
+
+
+def _run_workers(part: str, settings: Settings, args: argparse.Namespace, **options: Any) -> None:
+    """`part` in `args.workers` uvicorn worker processes, each building it from `FACTORIES`."""
+    uvicorn.run(
+        FACTORIES[part],
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        # Workers are fresh processes: give them the same JSON logging as this one.
+        log_config=logconfig.dict_config(settings.log_level),
+        **options,
+    )
 
 
 def refuse_without_sandbox(settings: Settings) -> None:
@@ -124,23 +129,10 @@ def _serve_proxy(settings: Settings, args: argparse.Namespace) -> int:
     so uvicorn is told not to. There is no access log: each line would cost more than a
     replayed answer, and the protocol leaves every request to uvicorn when one is kept.
     """
-    options: dict[str, Any] = {
-        "http": PROXY_PROTOCOL,
-        "proxy_headers": False,
-        "access_log": False,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
-    }
+    options: dict[str, Any] = {"http": PROXY_PROTOCOL, "proxy_headers": False, "access_log": False}
     if args.workers > 1:
         try:
-            uvicorn.run(
-                FACTORIES["proxy"],
-                factory=True,
-                host=args.host,
-                port=args.port,
-                workers=args.workers,
-                log_config=logconfig.dict_config(settings.log_level),
-                **options,
-            )
+            _run_workers("proxy", settings, args, **options)
         except SystemExit:
             # uvicorn has logged why (a port in use, say) and exits; say it once, plainly.
             raise StartupFailed(
