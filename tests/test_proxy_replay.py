@@ -6,6 +6,7 @@ without routing again. These tests send a corpus covering every rule twice and c
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -206,3 +207,30 @@ async def test_a_replay_is_only_for_the_host_it_was_decided_for(rich: Served) ->
     other = await rich.http.get("/", headers={"host": "other.localhost", "accept-encoding": ""})
 
     assert other.content == b"<h1>Other</h1>"
+
+
+async def test_an_answer_uvicorn_must_frame_itself_is_replayed_through_the_app_only(
+    rich: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `ProxyResponse` promises a Content-Length; should an answer ever lack one, uvicorn
+    # chunks it, so `ReplayingProtocol` must not write it as it is.
+    original = proxy.asgi.respond
+    calls = []
+
+    async def unsized(request: ProxyRequest, site: Site) -> ProxyResponse:
+        calls.append(request.key)
+        response = await original(request, site)
+        headers = [(name, value) for name, value in response.headers if name != "content-length"]
+        return dataclasses.replace(response, headers=headers)
+
+    monkeypatch.setattr(proxy.asgi, "respond", unsized)
+    first = await send(rich, "GET", "/about", {})
+    (memo_key,) = rich.proxy._memo
+
+    wire = rich.proxy.replay_wire(memo_key, [])
+    again = await send(rich, "GET", "/about", {})
+
+    assert wire is None
+    assert again == first
+    assert first[2] == FILES["about.html"][0]
+    assert len(calls) == 1, "the ASGI path still replays it"
