@@ -50,6 +50,8 @@ PENDING_TTL = 1.0
 """A deployment still queued or building becomes ready without its alias moving: look again soon."""
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_MAX_ENTRIES = 10_000
+CLOSE_WAIT_S = 5.0
+"""How long `aclose` waits for a version check under way (one small query) before stopping it."""
 
 
 class _Missing(Enum):
@@ -304,8 +306,11 @@ class Lookup:
             self._checking.add_done_callback(_log_failed_check)
 
     async def aclose(self) -> None:
-        """Stop a version check `peek` started (the proxy is stopping)."""
+        """Let a version check `peek` started end, or stop it after `CLOSE_WAIT_S` (the proxy
+        is stopping). A query cancelled midway leaves its connection for the collector, so
+        one that is answering is waited for."""
         if self._checking is not None:
+            await asyncio.wait({self._checking}, timeout=CLOSE_WAIT_S)
             self._checking.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._checking

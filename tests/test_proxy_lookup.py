@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+import proxy.lookup
 from app.deployments.lifecycle import DeploymentState
 from app.deployments.publish import point_alias
 from app.tables import Deployment
@@ -185,6 +186,39 @@ async def test_a_failed_version_check_is_logged_and_tried_again(
     failures = [r for r in caplog.records if r.getMessage() == "alias version check failed"]
     assert [getattr(record, "error", None) for record in failures] == ["database unreachable"]
     assert lookup.stats.version_checks == 3  # the first, the failed one, and the retry
+
+
+async def test_closing_lets_a_check_under_way_end_and_stops_one_that_hangs(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A query cancelled midway leaves its database connection open until the collector finds
+    # it; a check that hangs must still not hold the proxy's shutdown.
+    deployment_id = await world.deployment()
+    await point_alias("shop", world.project_id, deployment_id)
+    ended: list[str] = []
+    real = queries.version
+
+    async def answering() -> Any:
+        await asyncio.sleep(0.05)
+        version = await real()
+        ended.append("answered")
+        return version
+
+    async def hanging() -> Any:
+        await asyncio.Event().wait()
+
+    for check in (answering, hanging):
+        clock = FakeClock()
+        lookup = Lookup(ROOT, ttl=30, poll_interval=0.5, clock=clock)
+        await lookup.resolve("shop.example.test")
+        monkeypatch.setattr(queries, "version", check)
+        clock.now += 0.6
+        lookup.peek("shop.example.test")
+        monkeypatch.setattr(proxy.lookup, "CLOSE_WAIT_S", 0.1)
+        await asyncio.wait_for(lookup.aclose(), timeout=5)
+        monkeypatch.setattr(queries, "version", real)
+
+    assert ended == ["answered"]
 
 
 async def test_a_refreshed_entry_keeps_its_object_while_the_answer_is_the_same(
