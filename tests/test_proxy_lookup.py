@@ -207,6 +207,8 @@ async def test_closing_lets_a_check_under_way_end_and_stops_one_that_hangs(
     async def hanging() -> Any:
         await asyncio.Event().wait()
 
+    monkeypatch.setattr(proxy.lookup, "CLOSE_WAIT_S", 0.1)
+    checks = []
     for check in (answering, hanging):
         clock = FakeClock()
         lookup = Lookup(ROOT, ttl=30, poll_interval=0.5, clock=clock)
@@ -214,11 +216,12 @@ async def test_closing_lets_a_check_under_way_end_and_stops_one_that_hangs(
         monkeypatch.setattr(queries, "version", check)
         clock.now += 0.6
         lookup.peek("shop.example.test")
-        monkeypatch.setattr(proxy.lookup, "CLOSE_WAIT_S", 0.1)
+        checks.append(lookup._checking)
         await asyncio.wait_for(lookup.aclose(), timeout=5)
         monkeypatch.setattr(queries, "version", real)
 
     assert ended == ["answered"]
+    assert [task is not None and task.cancelled() for task in checks] == [False, True]
 
 
 async def test_a_refreshed_entry_keeps_its_object_while_the_answer_is_the_same(

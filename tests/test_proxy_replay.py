@@ -215,15 +215,14 @@ async def test_an_answer_uvicorn_must_frame_itself_is_replayed_through_the_app_o
     # `ProxyResponse` promises a Content-Length; should an answer ever lack one, uvicorn
     # chunks it, so `ReplayingProtocol` must not write it as it is.
     original = proxy.asgi.respond
-    calls = []
 
     async def unsized(request: ProxyRequest, site: Site) -> ProxyResponse:
-        calls.append(request.key)
         response = await original(request, site)
         headers = [(name, value) for name, value in response.headers if name != "content-length"]
         return dataclasses.replace(response, headers=headers)
 
     monkeypatch.setattr(proxy.asgi, "respond", unsized)
+    counting = Counting(monkeypatch)
     first = await send(rich, "GET", "/about", {})
     (memo_key,) = rich.proxy._memo
 
@@ -233,4 +232,4 @@ async def test_an_answer_uvicorn_must_frame_itself_is_replayed_through_the_app_o
     assert wire is None
     assert again == first
     assert first[2] == FILES["about.html"][0]
-    assert len(calls) == 1, "the ASGI path still replays it"
+    assert counting.calls == 1, "the ASGI path still replays it"
