@@ -16,7 +16,6 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -35,8 +34,10 @@ from proxy.custom_domains import TLS_ALLOWED_PATH, tls_allowed
 from proxy.custom_domains import redirect as domain_redirect
 from proxy.lookup import MISSING, Lookup
 from proxy.memo_keys import MemoKey, memo_key_of, request_of
+from proxy.open_files import OpenFiles
 from proxy.protection import Gate, private, redirect
 from proxy.readiness import PROBE_PATHS, Checks, Readiness, probe, read_checks
+from proxy.replays import Replays, WireAnswer
 from proxy.routing import BadPath, path_to_key
 from proxy.sending import (
     ASGIApp,
@@ -51,11 +52,10 @@ from proxy.sending import (
     send_file,
     storage_failed,
 )
-from proxy.serve import ProxyResponse, respond
+from proxy.serve import respond
 from proxy.site import Site
 from proxy.subscriber import AliasSubscriber
 from proxy.target import Redirect, Target
-from proxy.wire import header_block
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +66,8 @@ in the cache)."""
 FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 """The hops whose X-Forwarded-* headers count: the variable uvicorn reads for the API."""
 _READ_METHODS = frozenset({"GET", "HEAD"})
-MAX_REPLAYS = 8192
-"""Remembered answers per process (headers and a cache key each, no bodies of files)."""
 _MEMO_KEY = "scalemesh.memo_key"
 """The scope extension carrying a missed request's `MemoKey` to `handle`: computed once."""
-MAX_REPLAY_KEY = 1024
-"""Requests whose path, query and read headers are longer are answered but not remembered."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Replay:
-    target: Target
-    """What the host named when the answer was decided (`Lookup` keeps one object per alias)."""
-    start: Message
-    """The `http.response.start` message, built once: ASGI servers read it, never change it."""
-    body: bytes
-    """The body itself when it is not a file (`source` is then `""`)."""
-    source: str
-    """Storage key of the file the body is, to be found in the object cache."""
-    span: tuple[int, int] | None
-    head: bytes | None
-    """`start`'s headers as HTTP/1.1 lines (`proxy.wire`); None: only the app sends it."""
 
 
 class Proxy:
@@ -103,8 +84,10 @@ class Proxy:
         self.cache = ObjectCache.from_settings(settings)
         self.gate = Gate(settings)
         self._sites: OrderedDict[str, Site] = OrderedDict()
-        self._memo: OrderedDict[MemoKey, _Replay] = OrderedDict()
         self.sent = metrics.Sent()
+        self.files = OpenFiles(storage, self.cache)
+        """Large cached files kept open for sendfile; `running` closes them."""
+        self.replays = Replays(lookup, self.gate, self.cache, self.sent, self.files)
         self.registry = metrics.registry_for(self.cache, self.sent)
 
     def replay(self, memo_key: MemoKey, scope: Scope) -> tuple[Message, Message] | None:
@@ -114,43 +97,17 @@ class Proxy:
         costs no coroutine of its own. It reads the memo key and the protection cookie only,
         never the scheme or the client: `ProxyApp` applies forwarded headers after a miss.
         """
-        found = self._replayed(memo_key, scope["headers"], wire=False)
+        found = self.replays.find(memo_key, scope["headers"], wire=False)
         if found is None:
             return None
         return found[0].start, {"type": "http.response.body", "body": found[1]}
 
     def replay_wire(
         self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]]
-    ) -> tuple[int, bytes, bytes] | None:
-        """`replay` for `ReplayingProtocol`: the status, the header lines and the body, or
-        None (the request then goes to the app as any other)."""
-        found = self._replayed(memo_key, headers, wire=True)
-        if found is None:
-            return None
-        replay, body = found
-        return replay.start["status"], replay.head or b"", body
-
-    def _replayed(
-        self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]], *, wire: bool
-    ) -> tuple[_Replay, bytes] | None:
-        replay = self._memo.get(memo_key)
-        # The alias lookup runs on every request, so a moved alias is honoured at once: a
-        # remembered answer is only good while the host still names the same `Target`.
-        # (Latin-1 never fails; `Lookup` strips, folds case and drops the port itself.)
-        if replay is None or self.lookup.peek(memo_key[0].decode("latin-1")) is not replay.target:
-            return None
-        if wire and replay.head is None:
-            return None
-        if replay.target.protected and not self.gate.cookie_ok(headers, replay.target):
-            return None  # `handle` redirects, or takes the bypass secret
-        body = replay.body if not replay.source else self.cache.get(replay.source)
-        if body is None:
-            return None
-        self._memo.move_to_end(memo_key)
-        if replay.span is not None:
-            body = body[replay.span[0] : replay.span[1]]
-        self.sent.answered(replay.start["status"], len(body))
-        return replay, body
+    ) -> WireAnswer | None:
+        """`replay` for `ReplayingProtocol` (`Replays.wire`), or None: the request then goes
+        to the app as any other."""
+        return self.replays.wire(memo_key, headers)
 
     async def handle(self, scope: Scope, send: Send, memo_key: MemoKey) -> None:
         """Answer a request `replay` could not, and remember the answer for next time."""
@@ -214,12 +171,15 @@ class Proxy:
         except (ObjectNotFound, StorageError) as exc:
             await storage_failed(send, method, target, exc)
             return
-        if sum(map(len, memo_key)) <= MAX_REPLAY_KEY and not site.reads_headers:
-            self._remember(memo_key, target, method, response)
+        opening = ""
+        if not site.reads_headers:
+            opening = self.replays.remember(memo_key, target, method, response)
         if response.streamed:
             await send_file(self.storage, self.cache, scope, send, target, response)
         else:
             await send_answer(send, method, response)
+        if opening:
+            await self.files.add(opening)
 
     async def _hand_off(self, scope: Scope, send: Send, memo_key: MemoKey) -> None:
         """`/_scalemesh/auth`: the API vouched for this browser; set the cookie (`Gate`)."""
@@ -240,29 +200,6 @@ class Proxy:
         else:
             answer = self.gate.hand_off(scope.get("scheme", "http"), memo_key[3], target)
             await send_answer(send, method, answer)
-
-    # --- replaying answers ----------------------------------------------------------------
-    #
-    # A deployment never changes, so the answer to one request (host, method, path, query and
-    # the headers `respond` reads) is the same for as long as the host names that deployment.
-    # The first answer is kept as its encoded headers plus where its body lives in the object
-    # cache; a repeat skips routing, the rules and header building. Only the alias lookup
-    # runs each time, so a moved alias is still honoured at once.
-
-    def _remember(
-        self, memo_key: MemoKey, target: Target, method: str, response: ProxyResponse
-    ) -> None:
-        if response.source and method != "HEAD":
-            source, body = target.prefix + response.source, b""
-        else:
-            # Not a file (a redirect, a 304, the branded 404) or HEAD: the body is small.
-            source, body = "", response.body if method != "HEAD" else b""
-        headers = [(name.encode(), value.encode()) for name, value in response.headers]
-        start = {"type": "http.response.start", "status": response.status, "headers": headers}
-        head = header_block(response.status, headers)
-        self._memo[memo_key] = _Replay(target, start, body, source, response.span, head)
-        if len(self._memo) > MAX_REPLAYS:
-            self._memo.popitem(last=False)
 
     async def _site(self, target: Target) -> Site:
         site = self._sites.get(target.deployment_id)
@@ -347,7 +284,7 @@ class ProxyApp:
 
     def replay_wire(
         self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]]
-    ) -> tuple[int, bytes, bytes] | None:
+    ) -> WireAnswer | None:
         """`Proxy.replay_wire`, for `ReplayingProtocol`, which finds the app, not the proxy."""
         return self.proxy.replay_wire(memo_key, headers)
 
@@ -397,4 +334,6 @@ async def running(settings: Settings) -> AsyncIterator[Proxy]:
             stack.push_async_callback(redis.aclose)
             subscriber = AliasSubscriber(redis, lookup, channel=settings.alias_channel)
             await stack.enter_async_context(subscriber)
-        yield Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
+        proxy = Proxy(settings, storage, lookup, read_checks(storage, engine, redis))
+        stack.callback(proxy.files.close)
+        yield proxy

@@ -9,11 +9,17 @@ writes it itself: status line, uvicorn's own headers (date, server), the answer,
 `connection: close` where uvicorn would add it. Anything else, or any request while an
 earlier one on the connection is still being answered, goes to uvicorn untouched, so
 keep-alive, pipelining, timeouts, flow control and shutdown stay uvicorn's.
+
+A large body of a file kept open (`proxy.open_files`) leaves by sendfile(2): the kernel sends
+the file's cached pages, not a copy of the bytes made through the socket. What the socket does
+not take at once is queued on the transport from memory, so backpressure stays uvicorn's too.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
@@ -21,6 +27,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from proxy.memo_keys import MemoKey, memo_key_from
+from proxy.replays import WireAnswer
 
 _READS = {b"GET": "GET", b"HEAD": "HEAD"}
 """The methods an answer is ever remembered for (`Proxy.handle`), as ASGI spells them."""
@@ -36,7 +43,7 @@ class Replayer(Protocol):
 
     def replay_wire(
         self, memo_key: MemoKey, headers: Iterable[tuple[bytes, bytes]]
-    ) -> tuple[int, bytes, bytes] | None: ...
+    ) -> WireAnswer | None: ...
 
 
 def find_replayer(app: object) -> Replayer | None:
@@ -82,6 +89,15 @@ class ReplayingProtocol(HttpToolsProtocol):
         logs = self.access_log and self.access_logger.isEnabledFor(logging.INFO)
         plain = not logs and self.limit_concurrency is None and not self.root_path
         self._replayer = find_replayer(self.app) if plain else None
+        self._file_socket: socket.socket | None = None
+        """This connection's own descriptor, for sendfile: made at the first, closed with it."""
+        self._sends_files = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self._file_socket is not None:
+            self._file_socket.close()
+            self._file_socket = None
 
     def on_headers_complete(self) -> None:
         if not self._replayed():
@@ -106,7 +122,7 @@ class ReplayingProtocol(HttpToolsProtocol):
         answer = self._replayer.replay_wire(key, self.headers)
         if answer is None:
             return False
-        status, head, body = answer
+        status, head, body, fd = answer
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         parts = [STATUS_LINE[status], self._default_head(), head]
         if not keep_alive:
@@ -118,12 +134,55 @@ class ReplayingProtocol(HttpToolsProtocol):
             parts.append(body)
             self.transport.write(b"".join(parts))
         else:
-            self.transport.writelines((b"".join(parts), body))
+            lines = b"".join(parts)
+            if fd is None or not self._sent_from_file(lines, body, fd):
+                self.transport.writelines((lines, body))
         self.cycle = _ANSWERED  # type: ignore[assignment]  # see `_Answered`
         if not keep_alive:
             self.transport.close()
         self.on_response_complete()
         return True
+
+    def _sent_from_file(self, head: bytes, body: bytes, fd: int) -> bool:
+        """Send `head`, then `body` from the file `fd` (its first `len(body)` bytes, the same
+        bytes); what the socket does not take now is queued on the transport from memory.
+
+        False, having sent nothing, when this would jump the transport's queue or cannot be
+        done on this connection: the caller writes it all then."""
+        transport = self.transport
+        if transport.get_write_buffer_size():
+            return False
+        sock = self._file_socket or self._socket_for_files()
+        if sock is None:
+            return False
+        try:
+            # MSG_MORE: the headers wait for the body's first pages, one packet, not two.
+            sent = sock.send(head, socket.MSG_MORE)
+        except OSError:
+            # Full (EAGAIN), or broken: the transport's own write waits or reports it.
+            return False
+        if sent < len(head):
+            transport.writelines((memoryview(head)[sent:], body))
+            return True
+        try:
+            done = os.sendfile(sock.fileno(), fd, 0, len(body))
+        except OSError:
+            done = 0  # as above: the rest goes through the transport
+        if done < len(body):
+            transport.write(memoryview(body)[done:])
+        return True
+
+    def _socket_for_files(self) -> socket.socket | None:
+        raw = self.transport.get_extra_info("socket")
+        # A TLS transport encrypts what it writes: a file sent past it would be plain text.
+        if not self._sends_files or raw is None or self.transport.get_extra_info("sslcontext"):
+            self._sends_files = False
+            return None
+        # asyncio lends a wrapper that may not send; this descriptor is the protocol's own.
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        sock.setblocking(False)
+        self._file_socket = sock
+        return sock
 
     def _default_head(self) -> bytes:
         current = self.server_state.default_headers

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import proxy.asgi
+import proxy.replays
 from app.settings import Settings
 from app.storage.choice import storage_from_settings
 from builder.spec import MANIFEST, output_prefix
@@ -144,23 +145,23 @@ async def test_a_body_gone_from_the_object_cache_is_read_again(
 
 
 async def test_long_requests_are_answered_but_not_remembered(rich: Served) -> None:
-    long_query = "/?q=" + "x" * proxy.asgi.MAX_REPLAY_KEY
+    long_query = "/?q=" + "x" * proxy.replays.MAX_REPLAY_KEY
 
     response = await send(rich, "GET", long_query, {})
 
     assert response[0] == 200
     assert response[2] == FILES["index.html"][0]
-    assert rich.proxy._memo == {}
+    assert list(rich.proxy.replays) == []
 
 
 async def test_remembered_answers_are_bounded(
     rich: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(proxy.asgi, "MAX_REPLAYS", 2)
+    monkeypatch.setattr(proxy.replays, "MAX_REPLAYS", 2)
     for path in ("/", "/about", "/docs/"):
         await send(rich, "GET", path, {})
 
-    remembered = [key[2] for key in rich.proxy._memo]
+    remembered = [key[2] for key in rich.proxy.replays]
 
     assert remembered == [b"/about", b"/docs/"]
 
@@ -224,7 +225,7 @@ async def test_an_answer_uvicorn_must_frame_itself_is_replayed_through_the_app_o
     monkeypatch.setattr(proxy.asgi, "respond", unsized)
     counting = Counting(monkeypatch)
     first = await send(rich, "GET", "/about", {})
-    (memo_key,) = rich.proxy._memo
+    (memo_key,) = rich.proxy.replays
 
     wire = rich.proxy.replay_wire(memo_key, [])
     again = await send(rich, "GET", "/about", {})

@@ -1,0 +1,178 @@
+"""`OpenFiles`: which large files the proxy keeps open for sendfile, and when it lets them go.
+
+A descriptor is opened only for a file the object cache holds, from storage on this machine,
+reached through no symlink; it is given only for the size it was opened at; and descriptors
+are bounded, closed when the cache lets their bytes go, and all closed when the proxy stops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from app.storage import Storage
+from app.storage.local import LocalStorage
+from app.storage.s3 import S3Storage, s3_client
+from proxy.asgi import running
+from proxy.cache import ObjectCache
+from proxy.open_files import OpenFiles
+from tests.support import s3_bucket
+from tests.support.s3_bucket import BUCKET
+
+pytestmark = pytest.mark.anyio
+
+aws = s3_bucket.aws
+bucket = s3_bucket.bucket
+
+BODY = bytes(range(256)) * 300
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "store")
+
+
+@pytest.fixture
+def cache() -> ObjectCache:
+    return ObjectCache(64 * 1024 * 1024, max_object_fraction=1)
+
+
+@pytest.fixture
+def files(local: LocalStorage, cache: ObjectCache) -> Iterator[OpenFiles]:
+    opened = OpenFiles(local, cache, limit=2)
+    yield opened
+    opened.close()
+
+
+async def cached(storage: Storage, cache: ObjectCache, key: str, body: bytes = BODY) -> None:
+    await storage.put(key, body)
+    await cache.get_or_load(key, lambda: storage.get(key))
+
+
+def read_all(fd: int, size: int) -> bytes:
+    return os.pread(fd, size + 1, 0)
+
+
+async def test_a_cached_local_file_is_opened_and_given_for_its_own_size(
+    local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    await cached(local, cache, "p/d/big.bin")
+
+    await files.add("p/d/big.bin")
+
+    fd = files.get("p/d/big.bin", len(BODY))
+    assert fd is not None
+    assert read_all(fd, len(BODY)) == BODY
+    # Bytes of another length are not what this file holds: they are written from memory.
+    assert files.get("p/d/big.bin", len(BODY) - 1) is None
+    assert files.get("p/d/other.bin", len(BODY)) is None
+
+
+async def test_a_file_the_cache_does_not_hold_is_not_opened(
+    local: LocalStorage, files: OpenFiles
+) -> None:
+    await local.put("p/d/big.bin", BODY)
+
+    await files.add("p/d/big.bin")
+
+    assert len(files) == 0
+
+
+async def test_a_symlink_in_the_store_is_not_followed(
+    tmp_path: Path, local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"another tenant's bytes")
+    await cached(local, cache, "p/d/big.bin")
+    await cached(local, cache, "p/e/big.bin")
+    (local.root / "p/d/big.bin").unlink()
+    (local.root / "p/d/big.bin").symlink_to(secret)
+    (local.root / "p/e").rename(local.root / "p/e-real")
+    (local.root / "p/e").symlink_to(local.root / "p/e-real")
+
+    await files.add("p/d/big.bin")
+    await files.add("p/e/big.bin")
+
+    assert len(files) == 0
+
+
+async def test_storage_elsewhere_opens_nothing(bucket: Any, cache: ObjectCache) -> None:
+    storage = S3Storage(s3_client(), BUCKET, "p")
+    await cached(storage, cache, "d/big.bin")
+    files = OpenFiles(storage, cache)
+
+    await files.add("d/big.bin")
+
+    assert len(files) == 0
+    assert files.get("d/big.bin", len(BODY)) is None
+
+
+async def test_descriptors_are_bounded_least_recently_sent_first(
+    local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    for name in ("a", "b", "c"):
+        await cached(local, cache, f"p/d/{name}.bin")
+    await files.add("p/d/a.bin")
+    await files.add("p/d/b.bin")
+    assert files.get("p/d/a.bin", len(BODY)) is not None  # a is now the most recent
+
+    await files.add("p/d/c.bin")
+
+    assert len(files) == 2
+    assert files.get("p/d/b.bin", len(BODY)) is None
+    assert files.get("p/d/a.bin", len(BODY)) is not None
+    assert files.get("p/d/c.bin", len(BODY)) is not None
+
+
+async def test_a_file_the_cache_let_go_is_closed_at_the_next_open(
+    local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    await cached(local, cache, "p/d/a.bin")
+    await files.add("p/d/a.bin")
+    fd = files.get("p/d/a.bin", len(BODY))
+    assert fd is not None
+    cache.discard("p/d/a.bin")
+    # Retention deleted it: the open descriptor is all that still holds its disk space.
+    (local.root / "p/d/a.bin").unlink()
+    await cached(local, cache, "p/d/b.bin")
+
+    await files.add("p/d/b.bin")
+
+    assert files.get("p/d/a.bin", len(BODY)) is None
+    assert len(files) == 1
+    fd_b = files.get("p/d/b.bin", len(BODY))
+    assert fd_b is not None
+    assert read_all(fd_b, len(BODY)) == BODY
+
+
+async def test_stopping_the_proxy_closes_every_descriptor(settings: Settings) -> None:
+    async with running(settings) as proxy:
+        await cached(proxy.storage, proxy.cache, "p/d/big.bin")
+        await proxy.files.add("p/d/big.bin")
+        fd = proxy.files.get("p/d/big.bin", len(BODY))
+        assert fd is not None
+        target = os.readlink(f"/proc/self/fd/{fd}")
+
+    assert len(proxy.files) == 0
+    assert not _open_anywhere(target)
+
+
+def _open_anywhere(path: str) -> bool:
+    """Whether this process holds a descriptor of the file at `path`."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == path:
+                return True
+        except OSError:
+            continue
+    return False

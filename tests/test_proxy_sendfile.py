@@ -1,0 +1,206 @@
+"""Large replayed answers leave by sendfile(2), and come out exactly as written from memory.
+
+`ReplayingProtocol` sends the headers, then asks the kernel to send the file's bytes; what the
+socket does not take follows from memory through the transport. The tests spy on
+`os.sendfile` and on socket sends, to make the kernel take less than asked, and check each
+answer byte for byte on a raw socket: partial sends, a full socket, an answer still queued,
+HTTP/1.0, and TLS, where sendfile would bypass the encryption and must never be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings
+from proxy.asgi import ProxyApp
+from tests.support import replaying
+from tests.support.ports import LOOPBACK
+from tests.support.proxy import INDEX
+from tests.support.replaying import (
+    LARGE,
+    OPTIONS,
+    Answer,
+    Counting,
+    ask,
+    connection,
+    read_answer,
+    request,
+    seed_with_large,
+    without_date,
+)
+from tests.support.servers import Serving, uvicorn_in_thread
+from tests.support.tls import client_context, self_signed
+from tests.support.waiting import wait_until
+
+served = replaying.served
+
+
+class Sendfiles:
+    """`os.sendfile`, recording each call's count and what it sent (None: it raised).
+
+    `take`: the share of each count the kernel is let take; none: the socket is full."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, take: float = 1.0) -> None:
+        self.calls: list[tuple[int, int | None]] = []
+        self._real = os.sendfile
+        self._take = take
+        monkeypatch.setattr(os, "sendfile", self)
+
+    def __call__(self, out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        if not self._take:
+            self.calls.append((count, None))
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        sent = self._real(out_fd, in_fd, offset, int(count * self._take))
+        self.calls.append((count, sent))
+        return sent
+
+
+def short_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every socket send on this process takes at most 100 bytes (a full socket's share): the
+    headers of a large answer (more than 200 bytes) are sent only partly."""
+    real_send = socket.socket.send
+
+    def short_send(sock: socket.socket, data: bytes, flags: int = 0) -> int:
+        return real_send(sock, data[:100], flags)
+
+    monkeypatch.setattr(socket.socket, "send", short_send)
+
+
+def opened(counting: Counting) -> None:
+    """Ask for data.bin once, then wait until the proxy has its file open (after answering)."""
+    proxy = counting.app.proxy
+    wait_until(lambda: len(proxy.files) == 1, what="data.bin opened for sendfile")
+
+
+def test_a_large_file_is_replayed_by_sendfile_byte_for_byte(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, counting = served
+    (first,) = ask(serving, request("/data.bin"))
+    ask(serving, request("/data.bin", "HEAD"), methods=("HEAD",))
+    opened(counting)
+    sendfiles = Sendfiles(monkeypatch)
+
+    alone = ask(serving, request("/data.bin"))
+    again = ask(
+        serving,
+        request("/data.bin"),
+        request("/data.bin", "HEAD"),
+        request("/data.bin"),
+        methods=("GET", "HEAD", "GET"),
+    )
+
+    assert counting.requests == ["/data.bin"] * 2  # the first GET and the first HEAD
+    replayed = [*alone, *again[::2]]
+    assert [without_date(answer) for answer in replayed] == [without_date(first)] * 3
+    assert first[2] == LARGE
+    assert again[1][2] == b""  # HEAD: no body, so the next answer parsed whole
+    # A connection's first answer goes by sendfile; a later one too, unless the answer before
+    # it is still queued (then from memory, behind it).
+    assert 2 <= len(sendfiles.calls) <= 3
+    assert all(count == len(LARGE) and sent for count, sent in sendfiles.calls)
+
+
+@pytest.mark.parametrize("take", [0.3, 0.0], ids=["partly", "not-at-all"])
+def test_what_sendfile_does_not_take_follows_from_memory(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch, take: float
+) -> None:
+    serving, counting = served
+    ask(serving, request("/data.bin"))
+    opened(counting)
+    sendfiles = Sendfiles(monkeypatch, take)
+
+    answers = ask(serving, *[request("/data.bin"), request("/")] * 3)
+
+    assert [(status, body) for status, _, body in answers] == [(200, LARGE), (200, INDEX)] * 3
+    assert sendfiles.calls  # the kernel was asked, and the answers still came out whole
+    assert all(sent is None or sent < count for count, sent in sendfiles.calls)
+
+
+def test_headers_the_socket_takes_only_partly_are_followed_by_the_rest(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, counting = served
+    ask(serving, request("/data.bin"))
+    opened(counting)
+    short_sends(monkeypatch)
+    sendfiles = Sendfiles(monkeypatch)
+
+    answers = ask(serving, request("/data.bin"), request("/data.bin"))
+
+    assert [(status, body) for status, _, body in answers] == [(200, LARGE)] * 2
+    assert sendfiles.calls == []  # the body went after the rest of the headers, in order
+
+
+def test_a_large_file_waits_behind_an_answer_still_queued(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, counting = served
+    ask(serving, request("/"))
+    ask(serving, request("/data.bin"))
+    opened(counting)
+    # The transport's writes are short too: "/"'s answer is still queued (below the
+    # high-water mark, so writing is not paused) when data.bin's is due.
+    short_sends(monkeypatch)
+    sendfiles = Sendfiles(monkeypatch)
+
+    answers = ask(serving, request("/"), request("/data.bin"))
+
+    assert [(status, body) for status, _, body in answers] == [(200, INDEX), (200, LARGE)]
+    assert counting.requests == ["/", "/data.bin"]  # both replayed, in order
+    assert sendfiles.calls == []
+
+
+def test_an_http_10_large_replay_is_sent_whole_and_then_closed(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, counting = served
+    ask(serving, request("/data.bin"))
+    opened(counting)
+    sendfiles = Sendfiles(monkeypatch)
+
+    with connection(serving) as (sock, stream):
+        sock.sendall(request("/data.bin", version="1.0"))
+        status, headers, body = read_answer(stream)
+        rest = stream.read()
+
+    assert (status, body, rest) == (200, LARGE, b"")
+    assert headers[b"connection"] == b"close"
+    assert [sent for _, sent in sendfiles.calls] == [len(LARGE)]
+
+
+def test_over_tls_a_large_file_goes_through_the_transport_never_past_it(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sendfile would put the file's plain bytes inside the TLS stream.
+    asyncio.run(seed_with_large(settings))
+    cert, key = self_signed(tmp_path)
+    counting = Counting(ProxyApp(settings))
+    tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    context = client_context(cert)
+
+    with uvicorn_in_thread(counting, **OPTIONS, **tls) as serving:
+
+        def ask_tls(times: int) -> list[Answer]:
+            with (
+                socket.create_connection((LOOPBACK, serving.port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=LOOPBACK) as sock,
+                sock.makefile("rb") as stream,
+            ):
+                sock.sendall(request("/data.bin") * times)
+                return [read_answer(stream) for _ in range(times)]
+
+        ask_tls(1)
+        opened(counting)
+        sendfiles = Sendfiles(monkeypatch)
+        answers = ask_tls(2)
+
+    assert [(status, body) for status, _, body in answers] == [(200, LARGE)] * 2
+    assert counting.requests == ["/data.bin"]  # replayed, through the TLS transport
+    assert sendfiles.calls == []
