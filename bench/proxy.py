@@ -30,11 +30,11 @@ decided by the -t1 runs); exits 1 when a target fails, 2 when a tool is missing.
 With `--baselines` two more servers run in every round, to show where the gap to nginx lies
 (not targets; ratios per pair and file, in req/s and in CPU per answer):
   (e) nginx as (a) but with `sendfile off`: it then copies the body through user space, as
-      every Python server does;
+      (f) does, and the proxy for a body under 64 KiB (a larger one it sends by sendfile too);
   (f) a bare ASGI app under uvicorn, with the protocol `scalemesh serve proxy` uses, that
       sends (b)'s own answers (status, headers and bytes) from memory and does nothing else.
 (f)/(a) is the most an answer that goes through ASGI reaches under our server; (b)/(f) shows
-what replaying without ASGI gains; (b)/(e) compares the proxy with nginx when both copy the body.
+what replaying without ASGI gains; (b)/(e) compares the proxy with nginx when nginx copies.
 
 With `--large` it measures memory instead (`proxy_large.py`): the proxy's RSS growth while 8
 clients download a 1 GB file at once, on local storage and on S3 (moto); that needs only curl.

@@ -137,7 +137,7 @@ def print_baselines(rounds: list[Result], ours: str, nginx: str) -> None:
         (BARE_APP_ROW, nginx, "the most an answer through ASGI reaches under our server"),
         (ours, BARE_APP_ROW, "the proxy, whose replays skip ASGI, against that"),
         (NGINX_COPYING, nginx, "what sendfile (the body never copied) is worth to nginx"),
-        (ours, NGINX_COPYING, "the proxy against nginx when both copy the body"),
+        (ours, NGINX_COPYING, "the proxy (sendfile from 64 KiB) against nginx copying"),
     )
     cpu = {(row.server, row.file, row.round): row.cpu_us for row in rounds}
     numbers = sorted({row.round for row in rounds})

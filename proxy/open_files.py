@@ -18,6 +18,7 @@ import stat
 from collections import OrderedDict
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 
 from app.storage import Storage, StorageError
@@ -73,7 +74,9 @@ class OpenFiles:
             return
         if path is None:
             return
-        opened = await anyio.to_thread.run_sync(_open_regular, path)
+        # Shielded: a cancelled wait would lose the descriptor the thread still opens.
+        with anyio.CancelScope(shield=True):
+            opened = await anyio.to_thread.run_sync(_open_regular, path)
         if opened is None:
             return
         if key in self._open:  # opened meanwhile by another request

@@ -139,7 +139,8 @@ def test_baselines_split_the_gap_between_the_server_and_sendfile(
         == f"    {LARGE}: req/s 0.95 (0.95 0.95 0.95), CPU 0.80 (0.80 0.80 0.80)"
     )
     copying = lines.index(
-        f"  {LOCAL} over {bench.NGINX_COPYING}: the proxy against nginx when both copy the body"
+        f"  {LOCAL} over {bench.NGINX_COPYING}: "
+        "the proxy (sendfile from 64 KiB) against nginx copying"
     )
     assert lines[copying + 2].startswith(f"    {LARGE}: req/s 1.20 (1.20 1.20 1.20)")
     assert passed

@@ -63,15 +63,20 @@ def read_all(fd: int, size: int) -> bytes:
     return os.pread(fd, size + 1, 0)
 
 
+async def open_one(local: LocalStorage, cache: ObjectCache, files: OpenFiles, key: str) -> int:
+    """Put `BODY` under `key`, cache it, open it; its descriptor."""
+    await cached(local, cache, key)
+    await files.add(key)
+    fd = files.get(key, len(BODY))
+    assert fd is not None
+    return fd
+
+
 async def test_a_cached_local_file_is_opened_and_given_for_its_own_size(
     local: LocalStorage, cache: ObjectCache, files: OpenFiles
 ) -> None:
-    await cached(local, cache, "p/d/big.bin")
+    fd = await open_one(local, cache, files, "p/d/big.bin")
 
-    await files.add("p/d/big.bin")
-
-    fd = files.get("p/d/big.bin", len(BODY))
-    assert fd is not None
     assert read_all(fd, len(BODY)) == BODY
     # Bytes of another length are not what this file holds: they are written from memory.
     assert files.get("p/d/big.bin", len(BODY) - 1) is None
@@ -137,21 +142,15 @@ async def test_descriptors_are_bounded_least_recently_sent_first(
 async def test_a_file_the_cache_let_go_is_closed_at_the_next_open(
     local: LocalStorage, cache: ObjectCache, files: OpenFiles
 ) -> None:
-    await cached(local, cache, "p/d/a.bin")
-    await files.add("p/d/a.bin")
-    fd = files.get("p/d/a.bin", len(BODY))
-    assert fd is not None
+    await open_one(local, cache, files, "p/d/a.bin")
     cache.discard("p/d/a.bin")
     # Retention deleted it: the open descriptor is all that still holds its disk space.
     (local.root / "p/d/a.bin").unlink()
-    await cached(local, cache, "p/d/b.bin")
 
-    await files.add("p/d/b.bin")
+    fd_b = await open_one(local, cache, files, "p/d/b.bin")
 
     assert files.get("p/d/a.bin", len(BODY)) is None
     assert len(files) == 1
-    fd_b = files.get("p/d/b.bin", len(BODY))
-    assert fd_b is not None
     assert read_all(fd_b, len(BODY)) == BODY
 
 

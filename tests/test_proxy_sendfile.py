@@ -72,19 +72,25 @@ def short_sends(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "send", short_send)
 
 
-def opened(counting: Counting) -> None:
-    """Ask for data.bin once, then wait until the proxy has its file open (after answering)."""
+def wait_open(counting: Counting) -> None:
+    """Wait until the proxy has data.bin's file open (it opens it after answering)."""
     proxy = counting.app.proxy
     wait_until(lambda: len(proxy.files) == 1, what="data.bin opened for sendfile")
+
+
+def opened(serving: Serving, counting: Counting) -> Answer:
+    """Ask for data.bin once and `wait_open`; the answer the app gave."""
+    (answer,) = ask(serving, request("/data.bin"))
+    wait_open(counting)
+    return answer
 
 
 def test_a_large_file_is_replayed_by_sendfile_byte_for_byte(
     served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serving, counting = served
-    (first,) = ask(serving, request("/data.bin"))
+    first = opened(serving, counting)
     ask(serving, request("/data.bin", "HEAD"), methods=("HEAD",))
-    opened(counting)
     sendfiles = Sendfiles(monkeypatch)
 
     alone = ask(serving, request("/data.bin"))
@@ -112,8 +118,7 @@ def test_what_sendfile_does_not_take_follows_from_memory(
     served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch, take: float
 ) -> None:
     serving, counting = served
-    ask(serving, request("/data.bin"))
-    opened(counting)
+    opened(serving, counting)
     sendfiles = Sendfiles(monkeypatch, take)
 
     answers = ask(serving, *[request("/data.bin"), request("/")] * 3)
@@ -127,8 +132,7 @@ def test_headers_the_socket_takes_only_partly_are_followed_by_the_rest(
     served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serving, counting = served
-    ask(serving, request("/data.bin"))
-    opened(counting)
+    opened(serving, counting)
     short_sends(monkeypatch)
     sendfiles = Sendfiles(monkeypatch)
 
@@ -143,8 +147,7 @@ def test_a_large_file_waits_behind_an_answer_still_queued(
 ) -> None:
     serving, counting = served
     ask(serving, request("/"))
-    ask(serving, request("/data.bin"))
-    opened(counting)
+    opened(serving, counting)
     # The transport's writes are short too: "/"'s answer is still queued (below the
     # high-water mark, so writing is not paused) when data.bin's is due.
     short_sends(monkeypatch)
@@ -161,8 +164,7 @@ def test_an_http_10_large_replay_is_sent_whole_and_then_closed(
     served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     serving, counting = served
-    ask(serving, request("/data.bin"))
-    opened(counting)
+    opened(serving, counting)
     sendfiles = Sendfiles(monkeypatch)
 
     with connection(serving) as (sock, stream):
@@ -197,7 +199,7 @@ def test_over_tls_a_large_file_goes_through_the_transport_never_past_it(
                 return [read_answer(stream) for _ in range(times)]
 
         ask_tls(1)
-        opened(counting)
+        wait_open(counting)
         sendfiles = Sendfiles(monkeypatch)
         answers = ask_tls(2)
 
