@@ -7,8 +7,10 @@ are bounded, closed when the cache lets their bytes go, and all closed when the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,51 @@ async def test_a_symlink_in_the_store_is_not_followed(
     assert len(files) == 0
 
 
+class Changing(LocalStorage):
+    """A store whose file changes between `path_of`'s check and the open: `change` runs on
+    the path `path_of` found."""
+
+    def __init__(self, root: Path, change: Callable[[Path], None]) -> None:
+        super().__init__(root)
+        self._change = change
+
+    async def path_of(self, key: str) -> Path | None:
+        path = await super().path_of(key)
+        assert path is not None
+        self._change(path)
+        return path
+
+
+def _to_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+@pytest.mark.parametrize("change", [Path.unlink, _to_directory], ids=["deleted", "directory"])
+async def test_a_file_that_changes_before_the_open_is_not_opened(
+    tmp_path: Path, cache: ObjectCache, change: Callable[[Path], None]
+) -> None:
+    storage = Changing(tmp_path / "store", change)
+    await cached(storage, cache, "p/d/big.bin")
+    files = OpenFiles(storage, cache)
+
+    await files.add("p/d/big.bin")
+
+    assert len(files) == 0
+    assert not _open_anywhere(str(tmp_path / "store/p/d/big.bin"))
+
+
+async def test_requests_opening_one_file_at_once_keep_one_descriptor(
+    local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    await cached(local, cache, "p/d/big.bin")
+
+    await asyncio.gather(*[files.add("p/d/big.bin") for _ in range(4)])
+
+    assert len(files) == 1
+    assert _descriptors_of(str(local.root / "p/d/big.bin")) == 1
+
+
 async def test_storage_elsewhere_opens_nothing(bucket: Any, cache: ObjectCache) -> None:
     storage = S3Storage(s3_client(), BUCKET, "p")
     await cached(storage, cache, "d/big.bin")
@@ -168,10 +215,13 @@ async def test_stopping_the_proxy_closes_every_descriptor(settings: Settings) ->
 
 def _open_anywhere(path: str) -> bool:
     """Whether this process holds a descriptor of the file at `path`."""
+    return _descriptors_of(path) > 0
+
+
+def _descriptors_of(path: str) -> int:
+    """How many descriptors this process holds of the file at `path`."""
+    found = 0
     for name in os.listdir("/proc/self/fd"):
-        try:
-            if os.readlink(f"/proc/self/fd/{name}") == path:
-                return True
-        except OSError:
-            continue
-    return False
+        with contextlib.suppress(OSError):  # closed since it was listed
+            found += os.readlink(f"/proc/self/fd/{name}") == path
+    return found

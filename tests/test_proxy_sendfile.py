@@ -142,6 +142,28 @@ def test_headers_the_socket_takes_only_partly_are_followed_by_the_rest(
     assert sendfiles.calls == []  # the body went after the rest of the headers, in order
 
 
+def test_headers_the_socket_refuses_are_written_through_the_transport(
+    served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving, counting = served
+    opened(serving, counting)
+    real_send = socket.socket.send
+
+    def full_for_headers(sock: socket.socket, data: bytes, flags: int = 0) -> int:
+        if flags & socket.MSG_MORE:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return real_send(sock, data, flags)
+
+    monkeypatch.setattr(socket.socket, "send", full_for_headers)
+    sendfiles = Sendfiles(monkeypatch)
+
+    answers = ask(serving, request("/data.bin"), request("/data.bin"))
+
+    assert [(status, body) for status, _, body in answers] == [(200, LARGE)] * 2
+    assert counting.requests == ["/data.bin"]
+    assert sendfiles.calls == []
+
+
 def test_a_large_file_waits_behind_an_answer_still_queued(
     served: tuple[Serving, Counting], monkeypatch: pytest.MonkeyPatch
 ) -> None:
