@@ -34,7 +34,7 @@ from proxy.custom_domains import TLS_ALLOWED_PATH, tls_allowed
 from proxy.custom_domains import redirect as domain_redirect
 from proxy.lookup import MISSING, Lookup
 from proxy.memo_keys import MemoKey, memo_key_of, request_of
-from proxy.open_files import OpenFiles
+from proxy.open_files import OpenFiles, raise_descriptor_limit
 from proxy.protection import Gate, private, redirect
 from proxy.readiness import PROBE_PATHS, Checks, Readiness, probe, read_checks
 from proxy.replays import Replays, WireAnswer
@@ -314,7 +314,9 @@ def create_proxy_from_env() -> ASGIApp:
     custom domain's 308 and the protection hand-off must keep it (`https`, not the `http` hop).
     It is believed only from the hops uvicorn believes for the API (`FORWARDED_ALLOW_IPS`,
     127.0.0.1 unless set), so a visitor cannot claim a scheme by sending the header itself.
+    Each worker also raises its descriptor limit (`raise_descriptor_limit`).
     """
+    raise_descriptor_limit()
     trusted = os.environ.get(FORWARDED_ALLOW_IPS, "127.0.0.1")
     return create_proxy(Settings.from_env(), trusted_hops=trusted)
 

@@ -13,7 +13,9 @@ at most `MAX_OPEN_FILES` of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import stat
 from collections import OrderedDict
 from pathlib import Path
@@ -28,6 +30,20 @@ SENDFILE_MIN_BYTES = 64 * 1024
 """Smaller bodies go out with their headers in one write: a second system call costs more."""
 MAX_OPEN_FILES = 256
 """Descriptors per process; well below the usual limit of 1024 and leaving room for sockets."""
+
+
+def raise_descriptor_limit() -> int:
+    """Raise this process's soft limit on open descriptors to its hard limit, as Go does for
+    every program and nginx with `worker_rlimit_nofile`; the new soft limit.
+
+    A connection that was sent a file holds two descriptors (`ReplayingProtocol`'s own copy),
+    and up to `MAX_OPEN_FILES` files stay open: under the usual soft limit of 1024 a worker
+    would run out at a few hundred connections, though the hard limit is far higher."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard and hard != resource.RLIM_INFINITY:
+        with contextlib.suppress(ValueError, OSError):  # a container may refuse: keep `soft`
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _open_regular(path: Path) -> tuple[int, int] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,9 @@ from app.settings import Settings
 from app.storage import Storage
 from app.storage.local import LocalStorage
 from app.storage.s3 import S3Storage, s3_client
-from proxy.asgi import running
+from proxy.asgi import create_proxy_from_env, running
 from proxy.cache import ObjectCache
-from proxy.open_files import OpenFiles
+from proxy.open_files import OpenFiles, raise_descriptor_limit
 from tests.support import s3_bucket
 from tests.support.s3_bucket import BUCKET
 
@@ -225,3 +226,29 @@ def _descriptors_of(path: str) -> int:
         with contextlib.suppress(OSError):  # closed since it was listed
             found += os.readlink(f"/proc/self/fd/{name}") == path
     return found
+
+
+@pytest.fixture
+def lowered_soft_limit() -> Iterator[tuple[int, int]]:
+    """This process's descriptor limit with its soft part lowered by one, restored after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+    try:
+        yield soft - 1, hard
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_each_proxy_worker_raises_its_descriptor_limit_to_the_hard_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lowered_soft_limit: tuple[int, int]
+) -> None:
+    soft, hard = lowered_soft_limit
+    for name in [name for name in os.environ if name.startswith("SCALEMESH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SCALEMESH_DATA_DIR", str(tmp_path / "data"))
+    expected = soft if hard == resource.RLIM_INFINITY else hard
+
+    create_proxy_from_env()  # what each `scalemesh serve proxy` worker calls first
+
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == (expected, hard)
+    assert raise_descriptor_limit() == expected  # already raised: left as it is
