@@ -16,12 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import stat
 from collections import OrderedDict
-from pathlib import Path
 
 import anyio
-import anyio.to_thread
 
 from app.storage import Storage, StorageError
 from proxy.cache import ObjectCache
@@ -46,19 +43,6 @@ def raise_descriptor_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _open_regular(path: Path) -> tuple[int, int] | None:
-    """A read-only descriptor of the regular file at `path` and its size, or None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(fd)
-        return None
-    return fd, info.st_size
-
-
 class OpenFiles:
     """Descriptors of cached files by storage key, least recently sent closed first."""
 
@@ -79,26 +63,24 @@ class OpenFiles:
         return found[0]
 
     async def add(self, key: str) -> None:
-        """Open `key`'s file if the object cache holds it and storage keeps it on this machine.
+        """Open `key`'s file if the object cache holds it and storage keeps it on this machine
+        (`Storage.open_file`: inside the store, reached through no symlink, a regular file).
 
         Never raises: without a descriptor the body is written from memory, as before."""
         if key in self._open or key not in self._cache:
             return
         try:
-            path = await self._storage.path_of(key)
+            # Shielded: a cancelled wait would lose the descriptor the thread still opens.
+            with anyio.CancelScope(shield=True):
+                fd = await self._storage.open_file(key)
         except StorageError:  # also `ObjectNotFound`: deleted since it was read
             return
-        if path is None:
-            return
-        # Shielded: a cancelled wait would lose the descriptor the thread still opens.
-        with anyio.CancelScope(shield=True):
-            opened = await anyio.to_thread.run_sync(_open_regular, path)
-        if opened is None:
+        if fd is None:
             return
         if key in self._open:  # opened meanwhile by another request
-            os.close(opened[0])
+            os.close(fd)
             return
-        self._open[key] = opened
+        self._open[key] = (fd, os.fstat(fd).st_size)
         self._prune()
 
     def _prune(self) -> None:

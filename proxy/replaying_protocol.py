@@ -17,6 +17,7 @@ not take at once is queued on the transport from memory, so backpressure stays u
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -91,7 +92,13 @@ class ReplayingProtocol(HttpToolsProtocol):
         self._replayer = find_replayer(self.app) if plain else None
         self._file_socket: socket.socket | None = None
         """This connection's own descriptor, for sendfile: made at the first, closed with it."""
-        self._sends_files = True
+        self._sends_files = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn types it as the base Transport, as asyncio does
+        super().connection_made(transport)
+        # A TLS transport encrypts what it writes: a file sent past it would be plain text.
+        tls = transport.get_extra_info("sslcontext") is not None
+        self._sends_files = not tls and transport.get_extra_info("socket") is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -150,11 +157,9 @@ class ReplayingProtocol(HttpToolsProtocol):
         False, having sent nothing, when this would jump the transport's queue or cannot be
         done on this connection: the caller writes it all then."""
         transport = self.transport
-        if transport.get_write_buffer_size():
+        if not self._sends_files or transport.get_write_buffer_size():
             return False
         sock = self._file_socket or self._socket_for_files()
-        if sock is None:
-            return False
         try:
             # MSG_MORE: the headers wait for the body's first pages, one packet, not two.
             sent = sock.send(head, socket.MSG_MORE)
@@ -172,13 +177,9 @@ class ReplayingProtocol(HttpToolsProtocol):
             transport.write(memoryview(body)[done:])
         return True
 
-    def _socket_for_files(self) -> socket.socket | None:
-        raw = self.transport.get_extra_info("socket")
-        # A TLS transport encrypts what it writes: a file sent past it would be plain text.
-        if not self._sends_files or raw is None or self.transport.get_extra_info("sslcontext"):
-            self._sends_files = False
-            return None
+    def _socket_for_files(self) -> socket.socket:
         # asyncio lends a wrapper that may not send; this descriptor is the protocol's own.
+        raw = self.transport.get_extra_info("socket")
         sock = socket.socket(fileno=os.dup(raw.fileno()))
         sock.setblocking(False)
         self._file_socket = sock

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import resource
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,40 +112,6 @@ async def test_a_symlink_in_the_store_is_not_followed(
     await files.add("p/e/big.bin")
 
     assert len(files) == 0
-
-
-class Changing(LocalStorage):
-    """A store whose file changes between `path_of`'s check and the open: `change` runs on
-    the path `path_of` found."""
-
-    def __init__(self, root: Path, change: Callable[[Path], None]) -> None:
-        super().__init__(root)
-        self._change = change
-
-    async def path_of(self, key: str) -> Path | None:
-        path = await super().path_of(key)
-        assert path is not None
-        self._change(path)
-        return path
-
-
-def _to_directory(path: Path) -> None:
-    path.unlink()
-    path.mkdir()
-
-
-@pytest.mark.parametrize("change", [Path.unlink, _to_directory], ids=["deleted", "directory"])
-async def test_a_file_that_changes_before_the_open_is_not_opened(
-    tmp_path: Path, cache: ObjectCache, change: Callable[[Path], None]
-) -> None:
-    storage = Changing(tmp_path / "store", change)
-    await cached(storage, cache, "p/d/big.bin")
-    files = OpenFiles(storage, cache)
-
-    await files.add("p/d/big.bin")
-
-    assert len(files) == 0
-    assert not _open_anywhere(str(tmp_path / "store/p/d/big.bin"))
 
 
 async def test_requests_opening_one_file_at_once_keep_one_descriptor(

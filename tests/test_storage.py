@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -204,6 +205,25 @@ async def test_path_of_is_the_file_only_where_there_is_one(storage: Storage) -> 
         assert path is None
 
 
+async def test_open_file_is_the_file_only_where_there_is_one(storage: Storage) -> None:
+    await storage.put("site/index.html", b"<h1>hi</h1>")
+
+    fd = await storage.open_file("site/index.html")
+
+    if isinstance(storage, LocalStorage):
+        assert fd is not None
+        try:
+            assert os.pread(fd, 100, 0) == b"<h1>hi</h1>"
+            with pytest.raises(OSError, match="Bad file descriptor"):
+                os.write(fd, b"x")  # read-only
+        finally:
+            os.close(fd)
+        with pytest.raises(ObjectNotFound):
+            await storage.open_file("site/missing.html")
+    else:
+        assert fd is None
+
+
 async def test_local_storage_follows_no_symlink_out_of_its_root(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -218,7 +238,8 @@ async def test_local_storage_follows_no_symlink_out_of_its_root(tmp_path: Path) 
 
     for key in ("site/leak", "linked/secret", "site/alias", "site"):
         assert not await storage.exists(key)
-        for read in (storage.get, storage.size, storage.path_of, lambda k: collect(storage, k)):
+        reads = (storage.get, storage.size, storage.path_of, storage.open_file)
+        for read in (*reads, lambda k: collect(storage, k)):
             with pytest.raises(ObjectNotFound):
                 await read(key)
     assert await storage.path_of("site/index.html") == tmp_path / "store" / "site" / "index.html"
@@ -254,6 +275,8 @@ async def test_invalid_keys_are_refused(storage: Storage, key: str) -> None:
         await collect(storage, key)
     with pytest.raises(ValueError, match="storage key"):
         await storage.path_of(key)
+    with pytest.raises(ValueError, match="storage key"):
+        await storage.open_file(key)
 
 
 @pytest.mark.parametrize("prefix", ["/abs/", "a//", "../", "a/../b/", "a\\b/"])

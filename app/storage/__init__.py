@@ -76,6 +76,11 @@ class Storage(Protocol):
         symlink; `ObjectNotFound` when there is none. None when the store keeps objects
         elsewhere (nothing is asked of it then)."""
 
+    async def open_file(self, key: str) -> int | None:
+        """A read-only descriptor of the file `path_of` names, opened through the same checks,
+        for sending it with `sendfile`; the caller closes it. `ObjectNotFound` when there is
+        none; None when the store keeps objects elsewhere (nothing is asked of it then)."""
+
     async def list(
         self, prefix: str, *, start_after: str = "", limit: int | None = None
     ) -> list[str]:

@@ -173,6 +173,9 @@ class LocalStorage:
         # The path it was found at is the real one: no symlink on the way to follow.
         return Path(self._real_root, key)
 
+    async def open_file(self, key: str) -> int:
+        return await self._found(key, "open")
+
     async def list(
         self, prefix: str, *, start_after: str = "", limit: int | None = None
     ) -> list[str]:

@@ -156,6 +156,9 @@ class S3Storage:
     async def path_of(self, key: str) -> None:
         check_key(key)  # refused alike on every store
 
+    async def open_file(self, key: str) -> None:
+        check_key(key)
+
     async def list(
         self, prefix: str, *, start_after: str = "", limit: int | None = None
     ) -> list[str]:
