@@ -125,6 +125,23 @@ async def test_requests_opening_one_file_at_once_keep_one_descriptor(
     assert _descriptors_of(str(local.root / "p/d/big.bin")) == 1
 
 
+async def test_a_link_to_another_tenants_file_in_the_store_is_not_opened(
+    local: LocalStorage, cache: ObjectCache, files: OpenFiles
+) -> None:
+    # Both inside the store: a check of "inside the root" alone would follow this link.
+    theirs = bytes(reversed(BODY))
+    await local.put("__outputs/2/d2/big.bin", theirs)
+    await cached(local, cache, "__outputs/1/d1/big.bin")
+    mine = local.root / "__outputs/1/d1/big.bin"
+    mine.unlink()
+    mine.symlink_to(local.root / "__outputs/2/d2/big.bin")
+
+    await files.add("__outputs/1/d1/big.bin")
+
+    assert len(files) == 0
+    assert files.get("__outputs/1/d1/big.bin", len(theirs)) is None
+
+
 async def test_storage_elsewhere_opens_nothing(bucket: Any, cache: ObjectCache) -> None:
     storage = S3Storage(s3_client(), BUCKET, "p")
     await cached(storage, cache, "d/big.bin")

@@ -9,8 +9,8 @@ HTTP/1.0, and TLS, where sendfile would bypass the encryption and must never be 
 
 from __future__ import annotations
 
-import asyncio
 import errno
+import functools
 import os
 import socket
 from pathlib import Path
@@ -18,23 +18,27 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from proxy.asgi import ProxyApp
 from tests.support import replaying
 from tests.support.ports import LOOPBACK
+from tests.support.protection import BRANCH_HOST, cookie, protect
 from tests.support.proxy import INDEX
 from tests.support.replaying import (
+    HOST,
     LARGE,
-    OPTIONS,
+    RIVAL_HOST,
+    RIVAL_LARGE,
     Answer,
     Counting,
     ask,
     connection,
     read_answer,
     request,
+    seed_rival,
     seed_with_large,
+    serving_after,
     without_date,
 )
-from tests.support.servers import Serving, uvicorn_in_thread
+from tests.support.servers import Serving
 from tests.support.tls import client_context, self_signed
 from tests.support.waiting import wait_until
 
@@ -203,13 +207,12 @@ def test_over_tls_a_large_file_goes_through_the_transport_never_past_it(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # sendfile would put the file's plain bytes inside the TLS stream.
-    asyncio.run(seed_with_large(settings))
     cert, key = self_signed(tmp_path)
-    counting = Counting(ProxyApp(settings))
     tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
     context = client_context(cert)
+    prepare = functools.partial(seed_with_large, settings)
 
-    with uvicorn_in_thread(counting, **OPTIONS, **tls) as serving:
+    with serving_after(settings, prepare, **tls) as (serving, counting):
 
         def ask_tls(times: int) -> list[Answer]:
             with (
@@ -228,3 +231,55 @@ def test_over_tls_a_large_file_goes_through_the_transport_never_past_it(
     assert [(status, body) for status, _, body in answers] == [(200, LARGE)] * 2
     assert counting.requests == ["/data.bin"]  # replayed, through the TLS transport
     assert sendfiles.calls == []
+
+
+# --- what one tenant can reach through another's files ----------------------------------
+
+
+async def _with_a_rival(settings: Settings) -> None:
+    await seed_with_large(settings)
+    await seed_rival(settings)
+
+
+def test_each_tenant_is_sent_its_own_file_however_alike_their_paths(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Same path, same size, other bytes: a descriptor found by path or size alone would
+    # send one tenant's file to the other's visitors.
+    hosts = (HOST.decode(), RIVAL_HOST)
+    with serving_after(settings, functools.partial(_with_a_rival, settings)) as (serving, counting):
+        first = [ask(serving, request("/data.bin", host=host))[0] for host in hosts]
+        proxy = counting.app.proxy
+        wait_until(lambda: len(proxy.files) == 2, what="both files opened for sendfile")
+        sendfiles = Sendfiles(monkeypatch)
+        # In both orders: whichever was sent last, each host still gets its own.
+        both_orders = (*hosts, *reversed(hosts))
+        again = [ask(serving, request("/data.bin", host=host))[0] for host in both_orders]
+
+    assert [body for _, _, body in first] == [LARGE, RIVAL_LARGE]
+    expected = [without_date(answer) for answer in (*first, *reversed(first))]
+    assert [without_date(answer) for answer in again] == expected
+    assert counting.requests == ["/data.bin"] * 2
+    assert len(sendfiles.calls) == 4
+
+
+async def _protected(settings: Settings) -> None:
+    await protect(await seed_with_large(settings), "previews")
+
+
+def test_a_protected_file_is_never_sent_without_its_cookie(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed = request("/data.bin", host=BRANCH_HOST, cookie=cookie())
+    anonymous = request("/data.bin", host=BRANCH_HOST)
+    with serving_after(settings, functools.partial(_protected, settings)) as (serving, counting):
+        (opened_with_cookie,) = ask(serving, signed)
+        wait_open(counting)
+        sendfiles = Sendfiles(monkeypatch)
+        refused = ask(serving, anonymous, anonymous)
+        (again,) = ask(serving, signed)
+
+    assert (opened_with_cookie[0], opened_with_cookie[2]) == (200, LARGE)
+    assert [(status, LARGE in body) for status, _, body in refused] == [(302, False)] * 2
+    assert (again[0], again[2]) == (200, LARGE)
+    assert [count for count, _ in sendfiles.calls] == [len(LARGE)]  # the signed one alone
